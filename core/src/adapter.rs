@@ -1,0 +1,312 @@
+//! [`ContextAdapter`]: a facade for protocol layers, with TTL, capacity and active trackers.
+
+use crate::{
+    ContextError, ContextManager, ContextState, ContextTracker, CreateOptions, Result, Scoped,
+    TrackerConfig, UpdateOptions,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Settings of a [`ContextAdapter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AdapterConfig {
+    /// Most live contexts in the wrapped manager (the smaller of this and its own limit wins).
+    pub max_contexts: usize,
+    /// TTL of contexts created or updated through the adapter (`None`: the manager's default).
+    pub ttl_ms: Option<u64>,
+    /// Sweep expired contexts during adapter calls, at most every `cleanup_interval_ms`.
+    pub auto_cleanup: bool,
+    /// Least time between automatic sweeps (also the JS timer's period).
+    pub cleanup_interval_ms: u64,
+    /// Most trackers active at once.
+    pub max_active_contexts: usize,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        Self {
+            max_contexts: 10_000,
+            ttl_ms: None,
+            auto_cleanup: true,
+            cleanup_interval_ms: 60_000,
+            max_active_contexts: 100,
+        }
+    }
+}
+
+impl AdapterConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(ContextError::invalid(m));
+        if self.max_contexts == 0 {
+            return bad("maxContexts must be at least 1");
+        }
+        if self.max_active_contexts == 0 {
+            return bad("maxActiveContexts must be at least 1");
+        }
+        if self.cleanup_interval_ms == 0 {
+            return bad("cleanupIntervalMs must be at least 1");
+        }
+        crate::validate::ttl(self.ttl_ms)
+    }
+}
+
+struct Shared {
+    manager: ContextManager,
+    config: Scoped<AdapterConfig>,
+    /// Mirror of `config.max_active_contexts`, readable inside the registry's section.
+    max_active: AtomicUsize,
+    trackers: Scoped<HashMap<String, ContextTracker>>,
+    tracker_config: TrackerConfig,
+    last_cleanup_ms: AtomicU64,
+}
+
+/// A facade over a [`ContextManager`] with a TTL, a capacity and a registry of
+/// active [`ContextTracker`]s. Cheap to clone; clones share everything.
+///
+/// ```
+/// use contextkit_core::{AdapterConfig, ContextAdapter, ContextManager, ManagerConfig};
+/// use serde_json::json;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// let a = ContextAdapter::new(m, AdapterConfig { ttl_ms: Some(60_000), ..Default::default() });
+/// a.create_context("s1", json!({ "user": "ada" })).await?;
+/// let t = a.activate_context("s1").await?;
+/// assert!(t.same_as(&a.activate_context("s1").await?));
+/// assert_eq!(a.list_active_context_ids().await, vec!["s1".to_string()]);
+/// # Ok::<(), contextkit_core::ContextError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ContextAdapter {
+    shared: Arc<Shared>,
+}
+
+impl ContextAdapter {
+    /// Wraps `manager`; the adapter's `max_contexts` caps the manager from now on.
+    /// The config is taken as given; [`try_new`](Self::try_new) checks it first.
+    pub fn new(manager: ContextManager, config: AdapterConfig) -> Self {
+        Self::with_trackers(manager, config, TrackerConfig::default())
+    }
+
+    /// [`new`](Self::new), but `INVALID_ARGUMENT` for zero limits, a zero TTL
+    /// or a zero cleanup interval.
+    pub fn try_new(manager: ContextManager, config: AdapterConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self::new(manager, config))
+    }
+
+    /// [`new`](Self::new) with the settings of the trackers it hands out.
+    pub fn with_trackers(
+        manager: ContextManager,
+        config: AdapterConfig,
+        tracker_config: TrackerConfig,
+    ) -> Self {
+        manager.set_capacity_limit(config.max_contexts);
+        let now = manager.inner.now();
+        Self {
+            shared: Arc::new(Shared {
+                manager,
+                max_active: AtomicUsize::new(config.max_active_contexts),
+                config: Scoped::new(config),
+                trackers: Scoped::default(),
+                tracker_config,
+                last_cleanup_ms: AtomicU64::new(now),
+            }),
+        }
+    }
+
+    /// The wrapped manager.
+    pub fn manager(&self) -> &ContextManager {
+        &self.shared.manager
+    }
+
+    async fn config(&self) -> AdapterConfig {
+        self.shared.config.read(|c| *c).await
+    }
+
+    /// Sweeps if `auto_cleanup` is on and the interval has passed; one caller wins the sweep.
+    async fn maybe_cleanup(&self, cfg: &AdapterConfig) {
+        if !cfg.auto_cleanup {
+            return;
+        }
+        let now = self.shared.manager.inner.now();
+        let last = self.shared.last_cleanup_ms.load(Ordering::SeqCst);
+        if now.saturating_sub(last) >= cfg.cleanup_interval_ms
+            && self
+                .shared
+                .last_cleanup_ms
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.shared.manager.cleanup_expired().await;
+        }
+    }
+
+    /// Creates `id` with the adapter's TTL.
+    pub async fn create_context(&self, id: &str, data: Value) -> Result<Arc<ContextState>> {
+        let cfg = self.config().await;
+        self.maybe_cleanup(&cfg).await;
+        let opts = CreateOptions {
+            ttl_ms: cfg.ttl_ms,
+            ..CreateOptions::default()
+        };
+        self.shared
+            .manager
+            .create_context_with(id, data, opts)
+            .await
+    }
+
+    /// The live context `id`.
+    pub async fn get_context(&self, id: &str) -> Result<Arc<ContextState>> {
+        let cfg = self.config().await;
+        self.maybe_cleanup(&cfg).await;
+        self.shared.manager.get_context(id).await
+    }
+
+    /// Replaces the data of `id` and restarts its expiry with the adapter's TTL.
+    pub async fn update_context(
+        &self,
+        id: &str,
+        data: Value,
+        expected_version: Option<u64>,
+    ) -> Result<Arc<ContextState>> {
+        let cfg = self.config().await;
+        self.maybe_cleanup(&cfg).await;
+        let opts = UpdateOptions {
+            expected_version,
+            ttl_ms: cfg.ttl_ms,
+        };
+        self.shared
+            .manager
+            .update_context_with(id, data, opts)
+            .await
+    }
+
+    /// Deletes `id` and its recovery points.
+    pub async fn delete_context(&self, id: &str) -> Result<()> {
+        self.shared.manager.delete_context(id).await
+    }
+
+    /// The live contexts, sorted by id.
+    pub async fn list_contexts(&self) -> Vec<Arc<ContextState>> {
+        let cfg = self.config().await;
+        self.maybe_cleanup(&cfg).await;
+        self.shared.manager.list_contexts().await
+    }
+
+    /// Removes expired contexts now; returns how many.
+    pub async fn cleanup_expired_contexts(&self) -> usize {
+        let now = self.shared.manager.inner.now();
+        self.shared.last_cleanup_ms.store(now, Ordering::SeqCst);
+        self.shared.manager.cleanup_expired().await
+    }
+
+    /// The current settings.
+    pub async fn get_config(&self) -> AdapterConfig {
+        self.config().await
+    }
+
+    /// Replaces the settings and returns how many contexts were evicted.
+    /// Lowering `max_contexts` evicts the least recently updated contexts
+    /// (an `Evicted` event each) until the new limit holds; creates are refused
+    /// from the moment it is set. Lowering `max_active_contexts` keeps active
+    /// trackers but refuses new ones until fewer are active.
+    pub async fn update_config(&self, config: AdapterConfig) -> Result<usize> {
+        config.validate()?;
+        let shared = &*self.shared;
+        shared
+            .config
+            .write(|c| {
+                *c = config;
+                shared.manager.set_capacity_limit(config.max_contexts);
+                shared
+                    .max_active
+                    .store(config.max_active_contexts, Ordering::SeqCst);
+            })
+            .await;
+        Ok(shared.manager.evict_to_capacity().await)
+    }
+
+    /// The tracker of `id`, activating it if needed: activating an active id
+    /// returns the same tracker. `CAPACITY_EXCEEDED` past `max_active_contexts`.
+    pub async fn activate_context(&self, id: &str) -> Result<ContextTracker> {
+        let shared = &*self.shared;
+        let existing = shared
+            .trackers
+            .read(|m| m.get(id).filter(|t| !t.is_released()).cloned())
+            .await;
+        if let Some(t) = existing {
+            return Ok(t);
+        }
+        let state = shared.manager.get_context(id).await?;
+        let fresh = ContextTracker::pinned(shared.manager.clone(), shared.tracker_config, state);
+        shared
+            .trackers
+            .write(|m| {
+                m.retain(|_, t| !t.is_released());
+                if let Some(t) = m.get(id) {
+                    return Ok(t.clone());
+                }
+                let max = shared.max_active.load(Ordering::SeqCst);
+                if m.len() >= max {
+                    return Err(ContextError::capacity("active contexts", max));
+                }
+                m.insert(id.to_owned(), fresh.clone());
+                Ok(fresh)
+            })
+            .await
+    }
+
+    /// Deactivates the tracker of `id`. `NOT_ACTIVE` if there is none,
+    /// `UNSYNCED_CHANGES` if it is dirty (it then stays active).
+    pub async fn deactivate_context(&self, id: &str) -> Result<()> {
+        let shared = &*self.shared;
+        let tracker = shared
+            .trackers
+            .read(|m| m.get(id).filter(|t| !t.is_released()).cloned())
+            .await
+            .ok_or_else(|| ContextError::NotActive(format!(" for '{id}'")))?;
+        tracker.deactivate_context().await?;
+        // Released trackers are ignored everywhere, so this only frees memory early.
+        shared
+            .trackers
+            .write(|m| {
+                if m.get(id).is_some_and(|t| t.same_as(&tracker)) {
+                    m.remove(id);
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Ids with an active tracker, sorted.
+    pub async fn list_active_context_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .shared
+            .trackers
+            .read(|m| {
+                m.iter()
+                    .filter(|(_, t)| !t.is_released())
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .await;
+        ids.sort_unstable();
+        ids
+    }
+}
+
+impl fmt::Debug for ContextAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextAdapter")
+            .field("manager", &self.shared.manager)
+            .field("config", &self.shared.config)
+            .field("tracker_config", &self.shared.tracker_config)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,244 @@
+//! Change events: a bounded broadcast log that never blocks writers.
+
+use event_listener::{Event, EventListener};
+use futures_core::Stream;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+/// A committed change, as seen by [`ContextManager::subscribe`](crate::ContextManager::subscribe).
+///
+/// Serialized with a `type` tag: `{"type":"updated","id":"a","version":2}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ContextEvent {
+    /// A context was created (version 1).
+    Created {
+        /// Context id.
+        id: String,
+        /// New version.
+        version: u64,
+    },
+    /// A context's data was replaced.
+    Updated {
+        /// Context id.
+        id: String,
+        /// New version.
+        version: u64,
+    },
+    /// A context was deleted.
+    Deleted {
+        /// Context id.
+        id: String,
+        /// The last version it had.
+        version: u64,
+    },
+    /// A context's data was restored from a recovery point.
+    Restored {
+        /// Context id.
+        id: String,
+        /// New version.
+        version: u64,
+    },
+    /// A context was removed because it expired.
+    Expired {
+        /// Context id.
+        id: String,
+        /// The last version it had.
+        version: u64,
+    },
+    /// A context was removed to honour a lowered capacity.
+    Evicted {
+        /// Context id.
+        id: String,
+        /// The last version it had.
+        version: u64,
+    },
+    /// This subscriber fell behind and `missed` events were dropped for it.
+    Lagged {
+        /// How many events it missed.
+        missed: u64,
+    },
+}
+
+impl ContextEvent {
+    /// The context id, or `None` for `Lagged`.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Self::Created { id, .. }
+            | Self::Updated { id, .. }
+            | Self::Deleted { id, .. }
+            | Self::Restored { id, .. }
+            | Self::Expired { id, .. }
+            | Self::Evicted { id, .. } => Some(id),
+            Self::Lagged { .. } => None,
+        }
+    }
+
+    /// The version carried by the event, or `None` for `Lagged`.
+    pub fn version(&self) -> Option<u64> {
+        match self {
+            Self::Created { version, .. }
+            | Self::Updated { version, .. }
+            | Self::Deleted { version, .. }
+            | Self::Restored { version, .. }
+            | Self::Expired { version, .. }
+            | Self::Evicted { version, .. } => Some(*version),
+            Self::Lagged { .. } => None,
+        }
+    }
+}
+
+/// Events each subscriber may fall behind by before it sees `Lagged`.
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+#[derive(Debug)]
+struct Ring {
+    /// Sequence number of `buf[0]`.
+    head: u64,
+    buf: VecDeque<ContextEvent>,
+}
+
+impl Ring {
+    fn tail(&self) -> u64 {
+        self.head + self.buf.len() as u64
+    }
+}
+
+/// The shared log. Publishing happens inside the writer's critical section, so
+/// the log order is the commit order.
+#[derive(Debug)]
+pub(crate) struct EventLog {
+    ring: Mutex<Ring>,
+    capacity: usize,
+    subscribers: AtomicUsize,
+    closed: AtomicBool,
+    ready: Event,
+}
+
+impl EventLog {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            ring: Mutex::new(Ring {
+                head: 0,
+                buf: VecDeque::new(),
+            }),
+            capacity: capacity.max(1),
+            subscribers: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            ready: Event::new(),
+        }
+    }
+
+    fn ring(&self) -> MutexGuard<'_, Ring> {
+        // The ring is consistent after every statement; a poisoned lock is still usable.
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether anyone listens; writers skip building events when not.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.subscribers.load(Ordering::SeqCst) > 0
+    }
+
+    pub(crate) fn publish(&self, event: ContextEvent) {
+        if !self.has_subscribers() {
+            return;
+        }
+        {
+            let mut ring = self.ring();
+            if ring.buf.len() == self.capacity {
+                ring.buf.pop_front();
+                ring.head += 1;
+            }
+            ring.buf.push_back(event);
+        }
+        self.ready.notify(usize::MAX);
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.ready.notify(usize::MAX);
+    }
+
+    pub(crate) fn subscribe(self: &Arc<Self>) -> Subscription {
+        self.subscribers.fetch_add(1, Ordering::SeqCst);
+        let next = self.ring().tail();
+        Subscription {
+            log: Arc::clone(self),
+            next,
+            listener: None,
+        }
+    }
+}
+
+/// A stream of [`ContextEvent`]s, from [`ContextManager::subscribe`](crate::ContextManager::subscribe).
+///
+/// It starts at the first change committed after it was created, yields every
+/// change in commit order, and ends once the manager (all its clones) is dropped
+/// and the remaining events are read. A subscriber more than the log capacity
+/// behind gets one `Lagged { missed }` and continues with the oldest event kept.
+#[derive(Debug)]
+pub struct Subscription {
+    log: Arc<EventLog>,
+    next: u64,
+    listener: Option<EventListener>,
+}
+
+impl Subscription {
+    /// The next event if one is ready, without waiting.
+    pub fn try_next(&mut self) -> Option<ContextEvent> {
+        let ring = self.log.ring();
+        if self.next < ring.head {
+            let missed = ring.head - self.next;
+            self.next = ring.head;
+            return Some(ContextEvent::Lagged { missed });
+        }
+        let idx = usize::try_from(self.next - ring.head).ok()?;
+        let event = ring.buf.get(idx)?.clone();
+        self.next += 1;
+        Some(event)
+    }
+}
+
+impl Stream for Subscription {
+    type Item = ContextEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ContextEvent>> {
+        loop {
+            if let Some(event) = self.try_next() {
+                self.listener = None;
+                return Poll::Ready(Some(event));
+            }
+            if self.log.closed.load(Ordering::SeqCst) {
+                return Poll::Ready(None);
+            }
+            match self.listener.as_mut() {
+                // Register first, then re-check: no notification can slip between.
+                None => self.listener = Some(self.log.ready.listen()),
+                Some(listener) => {
+                    if Pin::new(listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.log.subscribers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let mut ring = self.log.ring();
+            if !self.log.has_subscribers() {
+                // Nobody reads these; keep the sequence numbers, free the memory.
+                ring.head += ring.buf.len() as u64;
+                ring.buf.clear();
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Expiry and eviction: lazy invisibility, sweeps, and shrinking to a lowered capacity.
+
+use crate::store::Removal;
+use crate::ContextManager;
+use std::sync::atomic::Ordering;
+
+impl ContextManager {
+    /// Removes every expired context (with an `Expired` event each) and returns
+    /// how many. Each context is re-checked inside its shard's write section, so
+    /// a context refreshed by a concurrent update survives. Shards with nothing
+    /// due are skipped without locking.
+    ///
+    /// ```
+    /// use contextkit_core::{ContextManager, CreateOptions, ManagerConfig, ManualClock};
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(0);
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(clock.clone()).build();
+    /// let opts = CreateOptions { ttl_ms: Some(10), ..Default::default() };
+    /// m.create_context_with("a", serde_json::json!({}), opts).await.unwrap();
+    /// clock.advance(10);
+    /// assert_eq!(m.get_context("a").await.unwrap_err().code(), "NOT_FOUND");
+    /// assert_eq!(m.cleanup_expired().await, 1);
+    /// # });
+    /// ```
+    pub async fn cleanup_expired(&self) -> usize {
+        let now = self.inner.now();
+        self.sweep_expired(now).await
+    }
+
+    pub(crate) fn may_have_expired(&self, now: u64) -> bool {
+        self.inner.shards.iter().any(|s| s.may_have_expired(now))
+    }
+
+    pub(crate) async fn sweep_expired(&self, now: u64) -> usize {
+        let inner = &*self.inner;
+        let mut removed = 0;
+        for shard in inner.shards.iter().filter(|s| s.may_have_expired(now)) {
+            removed += shard
+                .map
+                .write(|map| {
+                    let expired: Vec<String> = map
+                        .iter()
+                        .filter(|(_, e)| e.state.is_expired_at(now))
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for id in &expired {
+                        inner.remove(map, id, Removal::Expired);
+                    }
+                    // Exact again: every write to this shard happens under this lock.
+                    let earliest = map.values().filter_map(|e| e.state.expires_at_ms).min();
+                    shard
+                        .earliest_expiry
+                        .store(earliest.unwrap_or(u64::MAX), Ordering::SeqCst);
+                    expired.len()
+                })
+                .await;
+        }
+        removed
+    }
+
+    /// Sets the capacity an adapter imposes (the smaller of it and the config wins).
+    pub(crate) fn set_capacity_limit(&self, limit: usize) {
+        let limit = limit.min(self.inner.cfg.max_contexts);
+        self.inner.limit.store(limit, Ordering::SeqCst);
+    }
+
+    /// Evicts least recently written contexts until at most the capacity in
+    /// force remain; expired ones are swept first and do not count.
+    pub(crate) async fn evict_to_capacity(&self) -> usize {
+        let inner = &*self.inner;
+        let mut evicted = 0;
+        loop {
+            let now = inner.now();
+            self.sweep_expired(now).await;
+            let over = |c: usize| c.saturating_sub(inner.limit.load(Ordering::SeqCst));
+            let excess = over(inner.count.load(Ordering::SeqCst));
+            if excess == 0 {
+                return evicted;
+            }
+            let mut candidates: Vec<(u64, String)> = Vec::new();
+            for shard in inner.shards.iter() {
+                shard
+                    .map
+                    .read(|map| {
+                        candidates.extend(map.iter().map(|(id, e)| (e.touched, id.clone())));
+                    })
+                    .await;
+            }
+            if excess < candidates.len() {
+                candidates.select_nth_unstable(excess - 1);
+                candidates.truncate(excess);
+            }
+            candidates.sort_unstable();
+            for (touched, id) in candidates {
+                if over(inner.count.load(Ordering::SeqCst)) == 0 {
+                    break;
+                }
+                // Evict only if nobody wrote it since it was picked.
+                let gone = inner
+                    .shard(&id)
+                    .map
+                    .write(|map| {
+                        map.get(&id).is_some_and(|e| e.touched == touched)
+                            && inner.remove(map, &id, Removal::Evicted).is_some()
+                    })
+                    .await;
+                evicted += usize::from(gone);
+            }
+        }
+    }
+}

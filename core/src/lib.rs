@@ -1,0 +1,48 @@
+//! The executor-agnostic core of contextkit: keyed, versioned JSON contexts
+//! with recovery points, expiry and change events.
+//!
+//! Three objects: [`ContextManager`] (the store), [`ContextTracker`] (a working
+//! copy of one active context that syncs back) and [`ContextAdapter`] (a facade
+//! with TTL, capacity and active trackers).
+//!
+//! The core names no executor, spawns nothing and reads time only through a
+//! [`Clock`]. All shared state sits behind [`Scoped`] locks whose guards live only
+//! inside synchronous closures, so no guard is held across an `.await` and every
+//! check-then-act is one critical section.
+//!
+//! ```
+//! use contextkit_core::{ContextManager, ManagerConfig};
+//! use serde_json::json;
+//! # futures::executor::block_on(async {
+//! let m = ContextManager::new(ManagerConfig::default());
+//! m.create_context("a", json!({ "x": 1 })).await?;
+//! assert_eq!(m.create_context("a", json!({})).await.unwrap_err().code(), "ALREADY_EXISTS");
+//! assert_eq!(m.get_context("a").await?.data["x"], 1);
+//! # Ok::<(), contextkit_core::ContextError>(())
+//! # }).unwrap();
+//! ```
+
+mod adapter;
+mod clock;
+mod error;
+mod events;
+mod expiry;
+mod manager;
+mod recovery;
+mod scoped;
+mod state;
+mod store;
+mod tracker;
+mod validate;
+
+pub use adapter::{AdapterConfig, ContextAdapter};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{ContextError, Result};
+pub use events::{ContextEvent, Subscription, DEFAULT_EVENT_CAPACITY};
+pub use manager::{ContextManager, ManagerBuilder};
+pub use scoped::Scoped;
+pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
+pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
+pub use validate::MAX_DEPTH;
+
+pub use serde_json::{json, Value};

@@ -1,0 +1,453 @@
+//! [`ContextManager`]: the store.
+
+use crate::events::{Subscription, DEFAULT_EVENT_CAPACITY};
+use crate::store::{Entry, Inner, Removal, Shard};
+use crate::{
+    validate, Clock, ContextError, ContextEvent, ContextState, CreateOptions, ManagerConfig,
+    Result, Stats, SystemClock, UpdateOptions,
+};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The context store: keyed, versioned JSON contexts.
+///
+/// Cloning is cheap and every clone shares one store. Every check-then-act
+/// (exists? full? version matches? expired?) runs in one critical section of
+/// the context's shard, so concurrent calls behave as if they ran one at a time.
+///
+/// ```
+/// use contextkit_core::{ContextManager, ManagerConfig};
+/// use serde_json::json;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// let s = m.create_context("a", json!({ "x": 1 })).await?;
+/// assert_eq!(s.version, 1);
+/// let s = m.update_context("a", json!({ "x": 2 }), Some(1)).await?;
+/// assert_eq!(s.version, 2);
+/// let err = m.update_context("a", json!({ "x": 3 }), Some(1)).await.unwrap_err();
+/// assert_eq!(err.code(), "VERSION_CONFLICT");
+/// # Ok::<(), contextkit_core::ContextError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ContextManager {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Builds a [`ContextManager`] with a chosen clock, hash seed, shard count or
+/// event capacity.
+///
+/// ```
+/// use contextkit_core::{ContextManager, ManagerConfig, ManualClock};
+/// let clock = ManualClock::new(0);
+/// let m = ContextManager::builder(ManagerConfig::default()).clock(clock.clone()).build();
+/// # let _ = m;
+/// ```
+#[derive(Debug)]
+pub struct ManagerBuilder {
+    config: ManagerConfig,
+    clock: Arc<dyn Clock>,
+    seed: Option<[u64; 4]>,
+    shards: usize,
+    event_capacity: usize,
+}
+
+impl ManagerBuilder {
+    /// The time source (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Keys of the id hash. Natively the default comes from the operating
+    /// system's randomness; hosts without it (wasm) pass random keys here.
+    pub fn hash_seed(mut self, seed: [u64; 4]) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Number of independently locked shards, rounded up to a power of two (default 32).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// Events a subscriber may fall behind by before it lags (default and minimum 1,024).
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(DEFAULT_EVENT_CAPACITY);
+        self
+    }
+
+    /// The manager.
+    pub fn build(self) -> ContextManager {
+        let seed = self.seed.unwrap_or_else(random_seed);
+        ContextManager {
+            inner: Arc::new(Inner::new(
+                self.config,
+                self.clock,
+                seed,
+                self.shards,
+                self.event_capacity,
+            )),
+        }
+    }
+}
+
+/// Process-random keys from the standard library's hasher seeding.
+fn random_seed() -> [u64; 4] {
+    let s = std::collections::hash_map::RandomState::new();
+    [0_u8, 1, 2, 3].map(|i| s.hash_one(i))
+}
+
+impl ContextManager {
+    /// An in-memory manager on the system clock.
+    pub fn new(config: ManagerConfig) -> Self {
+        Self::builder(config).build()
+    }
+
+    /// A builder for a manager with another clock, seed or shard count.
+    pub fn builder(config: ManagerConfig) -> ManagerBuilder {
+        ManagerBuilder {
+            config,
+            clock: Arc::new(SystemClock),
+            seed: None,
+            shards: 32,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+        }
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.cfg
+    }
+
+    /// The manager's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The capacity in force: the config's `max_contexts`, or an adapter's if smaller.
+    pub fn max_contexts(&self) -> usize {
+        self.inner.limit.load(Ordering::SeqCst)
+    }
+
+    /// Whether two handles share one store.
+    pub fn same_store(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Creates `id` at version 1. `ALREADY_EXISTS` if a live context has the id
+    /// (never overwrites); `CAPACITY_EXCEEDED` when `max_contexts` live contexts exist.
+    pub async fn create_context(&self, id: &str, data: Value) -> Result<Arc<ContextState>> {
+        self.create_context_with(id, data, CreateOptions::default())
+            .await
+    }
+
+    /// [`create_context`](Self::create_context) with a TTL and metadata.
+    ///
+    /// ```
+    /// use contextkit_core::{ContextManager, CreateOptions, ManagerConfig};
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let opts = CreateOptions { ttl_ms: Some(60_000), ..Default::default() };
+    /// let s = m.create_context_with("a", serde_json::json!({}), opts).await.unwrap();
+    /// assert_eq!(s.expires_at_ms, Some(s.created_at_ms + 60_000));
+    /// # });
+    /// ```
+    pub async fn create_context_with(
+        &self,
+        id: &str,
+        data: Value,
+        opts: CreateOptions,
+    ) -> Result<Arc<ContextState>> {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        validate::data(&inner.cfg, &data)?;
+        validate::metadata(&inner.cfg, &opts.metadata)?;
+        let ttl_ms = opts.ttl_ms.or(inner.cfg.default_ttl_ms);
+        validate::ttl(ttl_ms)?;
+        let now = inner.now();
+        let state = Arc::new(ContextState {
+            id: id.to_owned(),
+            version: 1,
+            created_at_ms: now,
+            updated_at_ms: now,
+            expires_at_ms: Inner::expires_at(now, ttl_ms),
+            data,
+            metadata: opts.metadata,
+        });
+        let shard = inner.shard(id);
+        loop {
+            let attempt = shard
+                .map
+                .write(|map| {
+                    if inner.live_mut(map, id, now).is_some() {
+                        return Err(Some(ContextError::AlreadyExists { id: id.to_owned() }));
+                    }
+                    if !inner.reserve_slot() {
+                        return Err(None);
+                    }
+                    let entry = Entry {
+                        state: Arc::clone(&state),
+                        ttl_ms,
+                        touched: inner.next_touch(),
+                        points: VecDeque::new(),
+                    };
+                    map.insert(id.to_owned(), entry);
+                    shard.note_expiry(state.expires_at_ms);
+                    inner.counters.creates.fetch_add(1, Ordering::Relaxed);
+                    inner.publish(|| ContextEvent::Created {
+                        id: id.to_owned(),
+                        version: 1,
+                    });
+                    Ok(())
+                })
+                .await;
+            match attempt {
+                Ok(()) => return Ok(state),
+                Err(Some(e)) => return Err(e),
+                // Full: expired contexts do not count, so drop them and try again.
+                Err(None) if self.may_have_expired(now) => {
+                    self.sweep_expired(now).await;
+                }
+                Err(None) => {
+                    return Err(ContextError::capacity("contexts", self.max_contexts()));
+                }
+            }
+        }
+    }
+
+    /// The live context `id`, shared (never copied). `NOT_FOUND` if absent or expired.
+    pub async fn get_context(&self, id: &str) -> Result<Arc<ContextState>> {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        let shard = inner.shard(id);
+        let now = inner.now();
+        let found = shard
+            .map
+            .read(|map| {
+                map.get(id)
+                    .filter(|e| !e.state.is_expired_at(now))
+                    .map(|e| Arc::clone(&e.state))
+            })
+            .await;
+        let counter = if found.is_some() {
+            &shard.hits
+        } else {
+            &shard.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found.ok_or_else(|| ContextError::context_not_found(id))
+    }
+
+    /// Replaces the data of `id`: version + 1, expiry restarted.
+    /// `VERSION_CONFLICT` if `expected_version` is given and differs;
+    /// `NOT_FOUND` if absent or expired (an update never creates).
+    pub async fn update_context(
+        &self,
+        id: &str,
+        data: Value,
+        expected_version: Option<u64>,
+    ) -> Result<Arc<ContextState>> {
+        let opts = UpdateOptions {
+            expected_version,
+            ttl_ms: None,
+        };
+        self.update_context_with(id, data, opts).await
+    }
+
+    /// [`update_context`](Self::update_context) that can also replace the TTL.
+    pub async fn update_context_with(
+        &self,
+        id: &str,
+        data: Value,
+        opts: UpdateOptions,
+    ) -> Result<Arc<ContextState>> {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        validate::data(&inner.cfg, &data)?;
+        validate::ttl(opts.ttl_ms)?;
+        let now = inner.now();
+        let shard = inner.shard(id);
+        shard
+            .map
+            .write(|map| {
+                let entry = inner
+                    .live_mut(map, id, now)
+                    .ok_or_else(|| ContextError::context_not_found(id))?;
+                inner.check_version(entry, id, opts.expected_version)?;
+                if opts.ttl_ms.is_some() {
+                    entry.ttl_ms = opts.ttl_ms;
+                }
+                let state = inner.commit(shard, entry, data, now);
+                inner.counters.updates.fetch_add(1, Ordering::Relaxed);
+                inner.publish(|| ContextEvent::Updated {
+                    id: id.to_owned(),
+                    version: state.version,
+                });
+                Ok(state)
+            })
+            .await
+    }
+
+    /// Deletes `id` and its recovery points together. `NOT_FOUND` if absent or expired.
+    pub async fn delete_context(&self, id: &str) -> Result<()> {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        let now = inner.now();
+        inner
+            .shard(id)
+            .map
+            .write(|map| {
+                inner
+                    .live_mut(map, id, now)
+                    .ok_or_else(|| ContextError::context_not_found(id))?;
+                inner.remove(map, id, Removal::Deleted);
+                Ok(())
+            })
+            .await
+    }
+
+    /// Ids of the live contexts, sorted. Each shard is read atomically; under
+    /// concurrent writes the list is as of some moment per shard.
+    pub async fn list_context_ids(&self) -> Vec<String> {
+        let now = self.inner.now();
+        let mut ids = Vec::new();
+        for shard in self.inner.shards.iter() {
+            shard
+                .map
+                .read(|map| {
+                    ids.extend(
+                        map.iter()
+                            .filter(|(_, e)| !e.state.is_expired_at(now))
+                            .map(|(id, _)| id.clone()),
+                    );
+                })
+                .await;
+        }
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The live contexts, sorted by id (shared, not copied).
+    pub async fn list_contexts(&self) -> Vec<Arc<ContextState>> {
+        let now = self.inner.now();
+        let mut states = Vec::new();
+        for shard in self.inner.shards.iter() {
+            shard
+                .map
+                .read(|map| {
+                    states.extend(
+                        map.values()
+                            .filter(|e| !e.state.is_expired_at(now))
+                            .map(|e| Arc::clone(&e.state)),
+                    );
+                })
+                .await;
+        }
+        states.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        states
+    }
+
+    /// Number of live contexts.
+    pub async fn len(&self) -> usize {
+        let now = self.inner.now();
+        if !self.may_have_expired(now) {
+            return self.inner.count.load(Ordering::SeqCst);
+        }
+        let mut n = 0;
+        for shard in self.inner.shards.iter() {
+            n += shard
+                .map
+                .read(|map| map.values().filter(|e| !e.state.is_expired_at(now)).count())
+                .await;
+        }
+        n
+    }
+
+    /// Whether there are no live contexts.
+    pub async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+
+    /// A stream of every committed change, in commit order, starting now.
+    /// A slow subscriber never blocks writers; see [`Subscription`].
+    ///
+    /// ```
+    /// use contextkit_core::{ContextEvent, ContextManager, ManagerConfig};
+    /// use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let mut events = m.subscribe();
+    /// m.create_context("a", serde_json::json!({})).await.unwrap();
+    /// assert_eq!(events.next().await, Some(ContextEvent::Created { id: "a".into(), version: 1 }));
+    /// # });
+    /// ```
+    pub fn subscribe(&self) -> Subscription {
+        self.inner.events.subscribe()
+    }
+
+    /// Counters since the manager was built.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+}
+
+impl Inner {
+    pub(crate) fn check_version(
+        &self,
+        entry: &Entry,
+        id: &str,
+        expected: Option<u64>,
+    ) -> Result<()> {
+        match expected {
+            Some(expected) if expected != entry.state.version => {
+                self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                Err(ContextError::VersionConflict {
+                    id: id.to_owned(),
+                    expected,
+                    actual: entry.state.version,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Installs the next version of `entry` with `data`, restarting its expiry.
+    pub(crate) fn commit(
+        &self,
+        shard: &Shard,
+        entry: &mut Entry,
+        data: Value,
+        now: u64,
+    ) -> Arc<ContextState> {
+        let prev = &entry.state;
+        let state = Arc::new(ContextState {
+            id: prev.id.clone(),
+            version: prev.version + 1,
+            created_at_ms: prev.created_at_ms,
+            updated_at_ms: now.max(prev.updated_at_ms),
+            expires_at_ms: Self::expires_at(now, entry.ttl_ms),
+            data,
+            metadata: prev.metadata.clone(),
+        });
+        shard.note_expiry(state.expires_at_ms);
+        entry.touched = self.next_touch();
+        entry.state = Arc::clone(&state);
+        state
+    }
+}
+
+impl fmt::Debug for ContextManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextManager")
+            .field("config", &self.inner.cfg)
+            .field("contexts", &self.inner.count.load(Ordering::Relaxed))
+            .field("shards", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,146 @@
+//! Recovery points: snapshots of a context that can be restored.
+
+use crate::store::Point;
+use crate::{validate, ContextError, ContextEvent, ContextManager, ContextState, Result, Snapshot};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+fn snapshot(point_id: u64, created_at_ms: u64, state: &ContextState) -> Snapshot {
+    Snapshot {
+        id: point_id,
+        context_id: state.id.clone(),
+        version: state.version,
+        created_at_ms,
+        data: state.data.clone(),
+    }
+}
+
+fn point_not_found(id: &str, snapshot_id: u64) -> ContextError {
+    ContextError::NotFound {
+        what: format!("recovery point {snapshot_id} of context '{id}'"),
+    }
+}
+
+impl ContextManager {
+    /// Snapshots the current version of `id`. Only the newest
+    /// `max_recovery_points` are kept; `CAPACITY_EXCEEDED` when that is 0.
+    ///
+    /// ```
+    /// use contextkit_core::{ContextManager, ManagerConfig};
+    /// use serde_json::json;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "step": 1 })).await?;
+    /// let point = m.create_recovery_point("a").await?;
+    /// m.update_context("a", json!({ "step": 2 }), None).await?;
+    /// let s = m.restore_recovery_point("a", point.id).await?;
+    /// assert_eq!((s.version, s.data.clone()), (3, json!({ "step": 1 })));
+    /// # Ok::<(), contextkit_core::ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn create_recovery_point(&self, id: &str) -> Result<Snapshot> {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        let max = inner.cfg.max_recovery_points;
+        if max == 0 {
+            return Err(ContextError::capacity("recovery points per context", 0));
+        }
+        let now = inner.now();
+        let (point_id, state) = inner
+            .shard(id)
+            .map
+            .write(|map| {
+                let entry = inner
+                    .live_mut(map, id, now)
+                    .ok_or_else(|| ContextError::context_not_found(id))?;
+                // Taken inside the section: ids grow in commit order per context.
+                let point_id = inner.next_snapshot.fetch_add(1, Ordering::SeqCst);
+                let state = Arc::clone(&entry.state);
+                entry.points.push_back(Point {
+                    id: point_id,
+                    created_at_ms: now,
+                    state: Arc::clone(&state),
+                });
+                while entry.points.len() > max {
+                    entry.points.pop_front();
+                }
+                Ok((point_id, state))
+            })
+            .await?;
+        Ok(snapshot(point_id, now, &state))
+    }
+
+    /// The recovery points of `id`, oldest first. `NOT_FOUND` if `id` is absent or expired.
+    pub async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        let now = inner.now();
+        let points = inner
+            .shard(id)
+            .map
+            .read(|map| {
+                let entry = map
+                    .get(id)
+                    .filter(|e| !e.state.is_expired_at(now))
+                    .ok_or_else(|| ContextError::context_not_found(id))?;
+                Ok::<_, ContextError>(
+                    entry
+                        .points
+                        .iter()
+                        .map(|p| (p.id, p.created_at_ms, Arc::clone(&p.state)))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await?;
+        Ok(points
+            .iter()
+            .map(|(pid, at, state)| snapshot(*pid, *at, state))
+            .collect())
+    }
+
+    /// Makes the data of recovery point `snapshot_id` the next version of `id`
+    /// (version = current + 1, a `Restored` event). `NOT_FOUND` if either is gone.
+    pub async fn restore_recovery_point(
+        &self,
+        id: &str,
+        snapshot_id: u64,
+    ) -> Result<Arc<ContextState>> {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        let shard = inner.shard(id);
+        let now = inner.now();
+        let source = shard
+            .map
+            .read(|map| {
+                map.get(id)
+                    .filter(|e| !e.state.is_expired_at(now))
+                    .ok_or_else(|| ContextError::context_not_found(id))?
+                    .points
+                    .iter()
+                    .find(|p| p.id == snapshot_id)
+                    .map(|p| Arc::clone(&p.state))
+                    .ok_or_else(|| point_not_found(id, snapshot_id))
+            })
+            .await?;
+        // Copy outside the lock; the write below re-checks that the point is still there.
+        let data = source.data.clone();
+        shard
+            .map
+            .write(|map| {
+                let entry = inner
+                    .live_mut(map, id, now)
+                    .ok_or_else(|| ContextError::context_not_found(id))?;
+                if !entry.points.iter().any(|p| p.id == snapshot_id) {
+                    return Err(point_not_found(id, snapshot_id));
+                }
+                let state = inner.commit(shard, entry, data, now);
+                inner.counters.updates.fetch_add(1, Ordering::Relaxed);
+                inner.publish(|| ContextEvent::Restored {
+                    id: id.to_owned(),
+                    version: state.version,
+                });
+                Ok(state)
+            })
+            .await
+    }
+}

@@ -1,0 +1,128 @@
+//! The plain data types: states, snapshots, options, configuration and statistics.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// One version of one context. Shared as `Arc<ContextState>`: reads never copy data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextState {
+    /// The context id.
+    pub id: String,
+    /// Starts at 1 and grows by one with every committed change.
+    pub version: u64,
+    /// When the context was created (ms since the epoch).
+    pub created_at_ms: u64,
+    /// When this version was committed.
+    pub updated_at_ms: u64,
+    /// When the context expires, if it has a TTL.
+    pub expires_at_ms: Option<u64>,
+    /// The context's JSON object.
+    pub data: Value,
+    /// Free-form string metadata set at creation.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl ContextState {
+    /// Whether this state has expired at `now_ms`.
+    pub fn is_expired_at(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// A recovery point: a copy of a context's data at one version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Per-manager sequence number, strictly increasing.
+    pub id: u64,
+    /// The context it belongs to.
+    pub context_id: String,
+    /// The context's version when the snapshot was taken.
+    pub version: u64,
+    /// When the snapshot was taken.
+    pub created_at_ms: u64,
+    /// The data at that version.
+    pub data: Value,
+}
+
+/// Options of [`ContextManager::create_context_with`](crate::ContextManager::create_context_with).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CreateOptions {
+    /// Time to live in ms; each update restarts it. `None` uses the manager's default.
+    pub ttl_ms: Option<u64>,
+    /// String metadata stored with the context.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Options of [`ContextManager::update_context_with`](crate::ContextManager::update_context_with).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UpdateOptions {
+    /// Commit only if the stored version equals this one.
+    pub expected_version: Option<u64>,
+    /// Replace the context's TTL; `None` keeps (and restarts) the current one.
+    pub ttl_ms: Option<u64>,
+}
+
+/// Limits of a [`ContextManager`](crate::ContextManager).
+///
+/// ```
+/// use contextkit_core::ManagerConfig;
+/// let cfg = ManagerConfig { max_contexts: 100, ..ManagerConfig::default() };
+/// assert_eq!(cfg.max_recovery_points, 10);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ManagerConfig {
+    /// Most live contexts at once (default 10,000).
+    pub max_contexts: usize,
+    /// Recovery points kept per context, newest first (default 10; 0 disables them).
+    pub max_recovery_points: usize,
+    /// TTL of contexts created without one (default none).
+    pub default_ttl_ms: Option<u64>,
+    /// Longest id in UTF-8 bytes (default 256).
+    pub max_id_bytes: usize,
+    /// Largest serialized JSON data in bytes (default 1 MiB).
+    pub max_data_bytes: usize,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            max_contexts: 10_000,
+            max_recovery_points: 10,
+            default_ttl_ms: None,
+            max_id_bytes: 256,
+            max_data_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Counters of a manager since it was built. See [`ContextManager::stats`](crate::ContextManager::stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Contexts held now (expired ones not yet swept included).
+    pub contexts: usize,
+    /// `get_context` calls.
+    pub reads: usize,
+    /// Reads that found a live context.
+    pub hits: usize,
+    /// Reads that did not.
+    pub misses: usize,
+    /// Successful creates.
+    pub creates: usize,
+    /// Successful updates and restores.
+    pub updates: usize,
+    /// Updates refused with `VERSION_CONFLICT`.
+    pub conflicts: usize,
+    /// Successful deletes.
+    pub deletes: usize,
+    /// Contexts removed because they expired.
+    pub expirations: usize,
+    /// Contexts evicted to honour a lowered capacity.
+    pub evictions: usize,
+}

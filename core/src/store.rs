@@ -1,0 +1,224 @@
+//! The sharded map behind a manager and the helpers its critical sections share.
+
+use crate::events::EventLog;
+use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A recovery point as stored: it shares the state it was taken from.
+#[derive(Debug)]
+pub(crate) struct Point {
+    pub id: u64,
+    pub created_at_ms: u64,
+    pub state: Arc<ContextState>,
+}
+
+/// One stored context with its recovery points: they live and die together.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub state: Arc<ContextState>,
+    /// The TTL that each write restarts.
+    pub ttl_ms: Option<u64>,
+    /// Global write sequence number of the last write; orders eviction.
+    pub touched: u64,
+    pub points: VecDeque<Point>,
+}
+
+pub(crate) type Map = HashMap<String, Entry, ahash::RandomState>;
+
+/// Read counters live per shard, so concurrent readers of different shards
+/// never share a cache line.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct Shard {
+    pub map: Scoped<Map>,
+    /// No context in this shard expires before this instant (`u64::MAX`: none).
+    /// A lower bound, only ever changed inside the shard's write closures.
+    pub earliest_expiry: AtomicU64,
+    pub hits: AtomicUsize,
+    pub misses: AtomicUsize,
+}
+
+impl Shard {
+    fn new(hasher: ahash::RandomState) -> Self {
+        Self {
+            map: Scoped::new(Map::with_hasher(hasher)),
+            earliest_expiry: AtomicU64::new(u64::MAX),
+            hits: AtomicUsize::new(0),
+            misses: AtomicUsize::new(0),
+        }
+    }
+
+    /// Called inside the critical section that stores `expires_at`.
+    pub(crate) fn note_expiry(&self, expires_at: Option<u64>) {
+        if let Some(at) = expires_at {
+            self.earliest_expiry.fetch_min(at, Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn may_have_expired(&self, now: u64) -> bool {
+        self.earliest_expiry.load(Ordering::SeqCst) <= now
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub creates: AtomicUsize,
+    pub updates: AtomicUsize,
+    pub conflicts: AtomicUsize,
+    pub deletes: AtomicUsize,
+    pub expirations: AtomicUsize,
+    pub evictions: AtomicUsize,
+}
+
+/// Why a context left the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    Deleted,
+    Expired,
+    Evicted,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub cfg: ManagerConfig,
+    pub clock: Arc<dyn Clock>,
+    pub shards: Box<[Shard]>,
+    shard_hasher: ahash::RandomState,
+    /// Contexts in the maps, expired-but-unswept included.
+    pub count: AtomicUsize,
+    /// Effective capacity: the smaller of the config's and an adapter's.
+    pub limit: AtomicUsize,
+    pub next_snapshot: AtomicU64,
+    touch: AtomicU64,
+    pub events: Arc<EventLog>,
+    pub counters: Counters,
+}
+
+impl Inner {
+    pub(crate) fn new(
+        cfg: ManagerConfig,
+        clock: Arc<dyn Clock>,
+        seed: [u64; 4],
+        shards: usize,
+        event_capacity: usize,
+    ) -> Self {
+        let shards = shards.clamp(1, 1024).next_power_of_two();
+        let map_hasher = ahash::RandomState::with_seeds(seed[0], seed[1], seed[2], seed[3]);
+        let shard_hasher = ahash::RandomState::with_seeds(seed[3], seed[2], seed[1], seed[0]);
+        Self {
+            limit: AtomicUsize::new(cfg.max_contexts),
+            cfg,
+            clock,
+            shards: (0..shards)
+                .map(|_| Shard::new(map_hasher.clone()))
+                .collect(),
+            shard_hasher,
+            count: AtomicUsize::new(0),
+            next_snapshot: AtomicU64::new(1),
+            touch: AtomicU64::new(0),
+            events: Arc::new(EventLog::new(event_capacity)),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn shard(&self, id: &str) -> &Shard {
+        let h = self.shard_hasher.hash_one(id);
+        // High bits: the map inside the shard indexes by the low ones of its own hash.
+        let idx = (h >> 32) as usize & (self.shards.len() - 1);
+        &self.shards[idx]
+    }
+
+    pub(crate) fn next_touch(&self) -> u64 {
+        self.touch.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn expires_at(now: u64, ttl_ms: Option<u64>) -> Option<u64> {
+        ttl_ms.map(|t| now.saturating_add(t))
+    }
+
+    /// Takes one slot of capacity, or says the store is full. Inside a shard's
+    /// critical section, so the count can never pass the limit.
+    pub(crate) fn reserve_slot(&self) -> bool {
+        let limit = self.limit.load(Ordering::SeqCst);
+        self.count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                (c < limit).then_some(c + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn publish(&self, make: impl FnOnce() -> ContextEvent) {
+        if self.events.has_subscribers() {
+            self.events.publish(make());
+        }
+    }
+
+    /// Removes `id` from `map` (inside its shard's critical section), keeping
+    /// the count, the counters and the event log in step.
+    pub(crate) fn remove(&self, map: &mut Map, id: &str, why: Removal) -> Option<Entry> {
+        let entry = map.remove(id)?;
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        let version = entry.state.version;
+        let (counter, event): (_, fn(String, u64) -> ContextEvent) = match why {
+            Removal::Deleted => (&self.counters.deletes, |id, version| {
+                ContextEvent::Deleted { id, version }
+            }),
+            Removal::Expired => (&self.counters.expirations, |id, version| {
+                ContextEvent::Expired { id, version }
+            }),
+            Removal::Evicted => (&self.counters.evictions, |id, version| {
+                ContextEvent::Evicted { id, version }
+            }),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.publish(|| event(id.to_owned(), version));
+        Some(entry)
+    }
+
+    /// The live entry for `id`, removing it first if it has expired.
+    pub(crate) fn live_mut<'m>(
+        &self,
+        map: &'m mut Map,
+        id: &str,
+        now: u64,
+    ) -> Option<&'m mut Entry> {
+        if map.get(id)?.state.is_expired_at(now) {
+            self.remove(map, id, Removal::Expired);
+            return None;
+        }
+        map.get_mut(id)
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        let (hits, misses) = self
+            .shards
+            .iter()
+            .fold((0, 0), |(h, m), s| (h + load(&s.hits), m + load(&s.misses)));
+        Stats {
+            contexts: load(&self.count),
+            reads: hits + misses,
+            hits,
+            misses,
+            creates: load(&c.creates),
+            updates: load(&c.updates),
+            conflicts: load(&c.conflicts),
+            deletes: load(&c.deletes),
+            expirations: load(&c.expirations),
+            evictions: load(&c.evictions),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.events.close();
+    }
+}

@@ -1,0 +1,312 @@
+//! [`ContextTracker`]: a working copy of one active context that syncs back.
+
+use crate::{validate, ContextError, ContextManager, ContextState, Result, Scoped};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What [`ContextTracker::sync_state`] does when the stored version moved on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConflictPolicy {
+    /// Fail with `VERSION_CONFLICT` and keep the local edits.
+    #[default]
+    Reject,
+    /// Write the local data over the newer stored version.
+    Overwrite,
+    /// Drop the local edits and adopt the stored version.
+    KeepRemote,
+}
+
+/// Settings of a [`ContextTracker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TrackerConfig {
+    /// Least time between automatic syncs (default 1,000 ms).
+    pub sync_interval_ms: u64,
+    /// Make a recovery point after each successful sync (default off).
+    pub auto_recovery: bool,
+    /// What a sync does on a version conflict (default `Reject`).
+    pub conflict: ConflictPolicy,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            sync_interval_ms: 1_000,
+            auto_recovery: false,
+            conflict: ConflictPolicy::Reject,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Active {
+    /// The stored version the copy is based on.
+    base: Arc<ContextState>,
+    /// Local data over `base`, while dirty.
+    local: Option<Arc<ContextState>>,
+    /// Local edits so far; tells a finished sync whether more came meanwhile.
+    edits: u64,
+    last_sync_ms: u64,
+    /// Which activation this is, so late results never touch a newer one.
+    generation: u64,
+}
+
+impl Active {
+    fn copy(&self) -> &Arc<ContextState> {
+        self.local.as_ref().unwrap_or(&self.base)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Working {
+    active: Option<Active>,
+    generations: u64,
+}
+
+impl Working {
+    fn active(&mut self) -> Result<&mut Active> {
+        self.active
+            .as_mut()
+            .ok_or_else(|| ContextError::NotActive(String::new()))
+    }
+
+    fn activate(&mut self, state: Arc<ContextState>, now: u64) {
+        self.generations += 1;
+        self.active = Some(Active {
+            base: state,
+            local: None,
+            edits: 0,
+            last_sync_ms: now,
+            generation: self.generations,
+        });
+    }
+}
+
+struct Shared {
+    manager: ContextManager,
+    config: TrackerConfig,
+    work: Scoped<Working>,
+    /// Bound to one id for life by a [`ContextAdapter`](crate::ContextAdapter).
+    pinned: bool,
+    /// A pinned tracker that was deactivated; it never becomes active again.
+    released: AtomicBool,
+}
+
+/// A working copy of one active context: edit locally, then sync back.
+///
+/// Cheap to clone; clones share the working copy.
+///
+/// ```
+/// use contextkit_core::{ContextManager, ContextTracker, ManagerConfig, TrackerConfig};
+/// use serde_json::json;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// m.create_context("doc", json!({ "title": "draft" })).await?;
+/// let t = ContextTracker::new(m.clone(), TrackerConfig::default());
+/// t.activate_context("doc").await?;
+/// t.update_state(json!({ "title": "final" })).await?;
+/// assert!(t.is_dirty().await);
+/// let s = t.sync_state().await?;
+/// assert_eq!((s.version, m.get_context("doc").await?.data.clone()), (2, json!({ "title": "final" })));
+/// # Ok::<(), contextkit_core::ContextError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ContextTracker {
+    shared: Arc<Shared>,
+}
+
+impl ContextTracker {
+    /// A tracker over `manager` with nothing active.
+    pub fn new(manager: ContextManager, config: TrackerConfig) -> Self {
+        Self::build(manager, config, false, Working::default())
+    }
+
+    /// A tracker bound to `state`'s id for life, as handed out by an adapter.
+    pub(crate) fn pinned(
+        manager: ContextManager,
+        config: TrackerConfig,
+        state: Arc<ContextState>,
+    ) -> Self {
+        let mut work = Working::default();
+        work.activate(state, manager.inner.now());
+        Self::build(manager, config, true, work)
+    }
+
+    fn build(manager: ContextManager, config: TrackerConfig, pinned: bool, work: Working) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                manager,
+                config,
+                work: Scoped::new(work),
+                pinned,
+                released: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.shared.config
+    }
+
+    /// The manager it syncs to.
+    pub fn manager(&self) -> &ContextManager {
+        &self.shared.manager
+    }
+
+    /// Whether `other` is this tracker (or a clone of it).
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    pub(crate) fn is_released(&self) -> bool {
+        self.shared.released.load(Ordering::SeqCst)
+    }
+
+    fn now(&self) -> u64 {
+        self.shared.manager.inner.now()
+    }
+
+    /// Loads `id` and makes it the active context, id and state together.
+    /// `UNSYNCED_CHANGES` if the current copy is dirty; `NOT_FOUND` if `id` is absent.
+    pub async fn activate_context(&self, id: &str) -> Result<Arc<ContextState>> {
+        if self.shared.pinned {
+            return Err(ContextError::invalid(
+                "this tracker belongs to a ContextAdapter; activate through the adapter",
+            ));
+        }
+        let state = self.shared.manager.get_context(id).await?;
+        let now = self.now();
+        self.shared
+            .work
+            .write(|w| {
+                if let Some(a) = w.active.as_ref().filter(|a| a.local.is_some()) {
+                    return Err(ContextError::UnsyncedChanges {
+                        id: a.base.id.clone(),
+                    });
+                }
+                w.activate(Arc::clone(&state), now);
+                Ok(state)
+            })
+            .await
+    }
+
+    /// Deactivates the active context. `UNSYNCED_CHANGES` if dirty, `NOT_ACTIVE` if none.
+    pub async fn deactivate_context(&self) -> Result<()> {
+        self.shared
+            .work
+            .write(|w| {
+                let a = w.active()?;
+                if a.local.is_some() {
+                    return Err(ContextError::UnsyncedChanges {
+                        id: a.base.id.clone(),
+                    });
+                }
+                w.active = None;
+                if self.shared.pinned {
+                    self.shared.released.store(true, Ordering::SeqCst);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Drops local edits; the copy is the stored version it was based on again.
+    pub async fn discard_changes(&self) -> Result<Arc<ContextState>> {
+        self.shared
+            .work
+            .write(|w| {
+                let a = w.active()?;
+                a.local = None;
+                Ok(Arc::clone(&a.base))
+            })
+            .await
+    }
+
+    /// The active context's id, if any.
+    pub async fn active_context_id(&self) -> Option<String> {
+        self.shared
+            .work
+            .read(|w| w.active.as_ref().map(|a| a.base.id.clone()))
+            .await
+    }
+
+    /// The working copy: local data with the version it was based on.
+    /// `NOT_ACTIVE` when nothing is active.
+    pub async fn get_state(&self) -> Result<Arc<ContextState>> {
+        self.shared
+            .work
+            .read(|w| w.active.as_ref().map(|a| Arc::clone(a.copy())))
+            .await
+            .ok_or_else(|| ContextError::NotActive(String::new()))
+    }
+
+    /// Whether the copy has local edits (false when nothing is active).
+    pub async fn is_dirty(&self) -> bool {
+        self.shared
+            .work
+            .read(|w| w.active.as_ref().is_some_and(|a| a.local.is_some()))
+            .await
+    }
+
+    /// Replaces the local data and marks the copy dirty. Data is validated now,
+    /// with the manager's limits, so a later sync does not fail on it.
+    pub async fn update_state(&self, data: Value) -> Result<Arc<ContextState>> {
+        validate::data(self.shared.manager.config(), &data)?;
+        self.shared
+            .work
+            .write(|w| {
+                let a = w.active()?;
+                let b = &a.base;
+                let local = Arc::new(ContextState {
+                    id: b.id.clone(),
+                    version: b.version,
+                    created_at_ms: b.created_at_ms,
+                    updated_at_ms: b.updated_at_ms,
+                    expires_at_ms: b.expires_at_ms,
+                    data,
+                    metadata: b.metadata.clone(),
+                });
+                a.local = Some(Arc::clone(&local));
+                a.edits += 1;
+                Ok(local)
+            })
+            .await
+    }
+
+    /// Adopts `state` if it is a strictly newer version of the active context
+    /// and the copy is clean; returns whether it did. Never goes back a version.
+    pub async fn apply_remote(&self, state: Arc<ContextState>) -> bool {
+        self.shared
+            .work
+            .write(|w| match w.active.as_mut() {
+                Some(a)
+                    if a.local.is_none()
+                        && a.base.id == state.id
+                        && state.version > a.base.version =>
+                {
+                    a.base = state;
+                    true
+                }
+                _ => false,
+            })
+            .await
+    }
+}
+
+impl fmt::Debug for ContextTracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextTracker")
+            .field("config", &self.shared.config)
+            .field("pinned", &self.shared.pinned)
+            .field("work", &self.shared.work)
+            .finish()
+    }
+}
+
+mod sync;

@@ -1,0 +1,164 @@
+//! Pushing a tracker's working copy back to the store.
+
+use super::ContextTracker;
+use crate::{ConflictPolicy, ContextError, ContextState, Result, Snapshot};
+use std::sync::Arc;
+
+/// What a sync read from the working copy before pushing it.
+struct Pending {
+    id: String,
+    base_version: u64,
+    local: Arc<ContextState>,
+    edits: u64,
+    generation: u64,
+}
+
+impl ContextTracker {
+    /// Pushes local edits with `expected_version` = the version they were based
+    /// on. On a conflict it applies the [`ConflictPolicy`]; with `auto_recovery`
+    /// it makes a recovery point after each successful push. A clean copy
+    /// returns its state without writing. Edits made while a sync is in flight
+    /// stay dirty, rebased on the pushed version.
+    pub async fn sync_state(&self) -> Result<Arc<ContextState>> {
+        let manager = &self.shared.manager;
+        let mut expected_from_base = true;
+        loop {
+            let pending = self
+                .shared
+                .work
+                .read(|w| {
+                    let a = w
+                        .active
+                        .as_ref()
+                        .ok_or_else(|| ContextError::NotActive(String::new()))?;
+                    Ok::<_, ContextError>(match &a.local {
+                        None => Err(Arc::clone(&a.base)),
+                        Some(local) => Ok(Pending {
+                            id: a.base.id.clone(),
+                            base_version: a.base.version,
+                            local: Arc::clone(local),
+                            edits: a.edits,
+                            generation: a.generation,
+                        }),
+                    })
+                })
+                .await?;
+            let p = match pending {
+                Ok(p) => p,
+                Err(clean) => return Ok(clean),
+            };
+            let expected = expected_from_base.then_some(p.base_version);
+            match manager
+                .update_context(&p.id, p.local.data.clone(), expected)
+                .await
+            {
+                Ok(state) => {
+                    self.settle(&p, &state).await;
+                    if self.shared.config.auto_recovery {
+                        manager.create_recovery_point(&p.id).await?;
+                    }
+                    return Ok(state);
+                }
+                Err(conflict @ ContextError::VersionConflict { .. }) => {
+                    if self.base_moved(&p).await {
+                        // A concurrent sync of this tracker pushed first: retry on its result.
+                        continue;
+                    }
+                    match self.shared.config.conflict {
+                        ConflictPolicy::Reject => return Err(conflict),
+                        ConflictPolicy::Overwrite => expected_from_base = false,
+                        ConflictPolicy::KeepRemote => return self.adopt_remote(&p).await,
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Records a successful push of `p` that produced `state`.
+    async fn settle(&self, p: &Pending, state: &Arc<ContextState>) {
+        let now = self.now();
+        self.shared
+            .work
+            .write(|w| {
+                let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation) else {
+                    return;
+                };
+                if state.version <= a.base.version {
+                    return;
+                }
+                a.base = Arc::clone(state);
+                a.last_sync_ms = now;
+                if a.edits == p.edits {
+                    a.local = None;
+                } else if let Some(local) = a.local.as_mut() {
+                    // Newer edits stay dirty, now based on the pushed version.
+                    let mut rebased = ContextState::clone(local);
+                    rebased.version = state.version;
+                    *local = Arc::new(rebased);
+                }
+            })
+            .await;
+    }
+
+    async fn base_moved(&self, p: &Pending) -> bool {
+        self.shared
+            .work
+            .read(|w| {
+                w.active.as_ref().is_some_and(|a| {
+                    a.generation == p.generation && a.base.version != p.base_version
+                })
+            })
+            .await
+    }
+
+    async fn adopt_remote(&self, p: &Pending) -> Result<Arc<ContextState>> {
+        let remote = self.shared.manager.get_context(&p.id).await?;
+        let now = self.now();
+        self.shared
+            .work
+            .write(|w| {
+                if let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation) {
+                    if remote.version >= a.base.version {
+                        a.base = Arc::clone(&remote);
+                        a.local = None;
+                        a.last_sync_ms = now;
+                    }
+                }
+            })
+            .await;
+        Ok(remote)
+    }
+
+    /// Whether the copy is dirty and `sync_interval_ms` passed since the last sync.
+    pub async fn is_sync_needed(&self) -> bool {
+        let now = self.now();
+        let interval = self.shared.config.sync_interval_ms;
+        self.shared
+            .work
+            .read(|w| {
+                w.active.as_ref().is_some_and(|a| {
+                    a.local.is_some() && now.saturating_sub(a.last_sync_ms) >= interval
+                })
+            })
+            .await
+    }
+
+    /// Syncs if [`is_sync_needed`](Self::is_sync_needed); returns the new state if it synced.
+    pub async fn sync_if_needed(&self) -> Result<Option<Arc<ContextState>>> {
+        if self.is_sync_needed().await {
+            self.sync_state().await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A recovery point of the active context as stored (local edits are not in it).
+    pub async fn create_recovery_point(&self) -> Result<Snapshot> {
+        let id = self
+            .active_context_id()
+            .await
+            .ok_or_else(|| ContextError::NotActive(String::new()))?;
+        self.shared.manager.create_recovery_point(&id).await
+    }
+}

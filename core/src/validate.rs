@@ -1,0 +1,167 @@
+//! Checks of user input: ids, data, metadata and TTLs.
+
+use crate::{ContextError, ManagerConfig, Result};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io;
+
+/// Deepest nesting of arrays and objects accepted in data (as `serde_json` parses).
+pub const MAX_DEPTH: usize = 128;
+
+pub(crate) fn id(cfg: &ManagerConfig, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(ContextError::invalid("context id must not be empty"));
+    }
+    if id.len() > cfg.max_id_bytes {
+        return Err(ContextError::invalid(format!(
+            "context id is {} bytes, the limit is {}",
+            id.len(),
+            cfg.max_id_bytes
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(ContextError::invalid(
+            "context id must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Data must be a JSON object of at most `max_data_bytes` serialized bytes and
+/// at most [`MAX_DEPTH`] levels deep.
+pub(crate) fn data(cfg: &ManagerConfig, data: &Value) -> Result<()> {
+    if !data.is_object() {
+        return Err(ContextError::invalid(format!(
+            "context data must be a JSON object, got {}",
+            kind(data)
+        )));
+    }
+    check_depth(data)?;
+    let len = serialized_len(data, cfg.max_data_bytes)?;
+    if len > cfg.max_data_bytes {
+        return Err(ContextError::invalid(format!(
+            "context data is larger than {} bytes",
+            cfg.max_data_bytes
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn metadata(cfg: &ManagerConfig, meta: &BTreeMap<String, String>) -> Result<()> {
+    let bytes: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > cfg.max_data_bytes {
+        return Err(ContextError::invalid(format!(
+            "metadata is {bytes} bytes, the limit is {}",
+            cfg.max_data_bytes
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn ttl(ttl_ms: Option<u64>) -> Result<()> {
+    match ttl_ms {
+        Some(0) => Err(ContextError::invalid("ttl must be at least 1 ms")),
+        _ => Ok(()),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Iterative, so hostile nesting cannot overflow the stack here.
+fn check_depth(root: &Value) -> Result<()> {
+    let mut stack: Vec<(&Value, usize)> = vec![(root, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        if depth > MAX_DEPTH {
+            return Err(ContextError::invalid(format!(
+                "context data is nested deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
+/// Serialized length, stopping early once past `limit` (no allocation).
+fn serialized_len(v: &Value, limit: usize) -> Result<usize> {
+    struct Counter {
+        n: usize,
+        limit: usize,
+    }
+    impl io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.n += buf.len();
+            if self.n > self.limit {
+                return Err(io::Error::other("over limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Counter { n: 0, limit };
+    // An error here can only be our own "over limit" signal.
+    let _ = serde_json::to_writer(&mut c, v);
+    Ok(c.n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn data_limit_is_inclusive() {
+        let body = json!({ "k": "x".repeat(100) });
+        let exact = serde_json::to_vec(&body).unwrap().len();
+        let cfg = ManagerConfig {
+            max_data_bytes: exact,
+            ..ManagerConfig::default()
+        };
+        assert!(data(&cfg, &body).is_ok());
+        let cfg = ManagerConfig {
+            max_data_bytes: exact - 1,
+            ..ManagerConfig::default()
+        };
+        assert_eq!(data(&cfg, &body).unwrap_err().code(), "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn depth_limit_counts_levels() {
+        let mut v = json!({});
+        for _ in 0..MAX_DEPTH - 1 {
+            v = json!({ "a": v });
+        }
+        assert!(data(&ManagerConfig::default(), &v).is_ok());
+        let v = json!({ "a": v });
+        assert!(data(&ManagerConfig::default(), &v).is_err());
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        let cfg = ManagerConfig {
+            max_id_bytes: 4,
+            ..ManagerConfig::default()
+        };
+        assert!(id(&cfg, "abcd").is_ok());
+        assert!(id(&cfg, "é").is_ok());
+        assert!(id(&cfg, "").is_err());
+        assert!(id(&cfg, "abcde").is_err());
+        assert!(id(&cfg, "a\nb").is_err());
+        assert!(id(&cfg, "a\u{7f}").is_err());
+    }
+}
