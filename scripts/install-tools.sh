@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the test suites need, skipping whatever is already present:
+# the wasm target, wasm-bindgen-cli at the version in Cargo.lock, wasm-pack,
+# Chromium with its driver, and the npm packages of js-tests/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '== %s\n' "$*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $want" ]; then
+  step "installing wasm-bindgen-cli $want"
+  # Not --locked: the registry lacks a few of the CLI's pinned dependency versions.
+  cargo install wasm-bindgen-cli --version "$want" --force
+fi
+
+if ! command -v wasm-pack >/dev/null; then
+  step "installing wasm-pack"
+  cargo install wasm-pack
+fi
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  step "installing chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if [ -f js-tests/package-lock.json ]; then
+  stamp=js-tests/node_modules/.package-lock.json
+  if [ ! -f "$stamp" ] || [ js-tests/package-lock.json -nt "$stamp" ]; then
+    step "installing js-tests npm packages"
+    (cd js-tests && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
