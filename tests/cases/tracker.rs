@@ -1,0 +1,222 @@
+//! Cases for the tracker: a working copy that syncs back.
+
+use super::{code, manual};
+use contextkit_core::{
+    json, ConflictPolicy, ContextError, ContextManager, ContextTracker, ManagerConfig,
+    TrackerConfig,
+};
+
+fn tracker(m: &ContextManager, conflict: ConflictPolicy) -> ContextTracker {
+    let cfg = TrackerConfig {
+        conflict,
+        ..TrackerConfig::default()
+    };
+    ContextTracker::new(m.clone(), cfg)
+}
+
+pub async fn tracker_edits_locally_and_syncs_back() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("doc", json!({ "title": "draft" }))
+        .await
+        .unwrap();
+    let t = tracker(&m, ConflictPolicy::Reject);
+    let s = t.activate_context("doc").await.unwrap();
+    assert_eq!(
+        (t.active_context_id().await.as_deref(), s.version),
+        (Some("doc"), 1)
+    );
+    assert!(!t.is_dirty().await);
+    let local = t.update_state(json!({ "title": "final" })).await.unwrap();
+    assert_eq!(
+        (local.version, local.data.clone()),
+        (1, json!({ "title": "final" }))
+    );
+    assert!(t.is_dirty().await);
+    // The store does not see local edits before a sync.
+    assert_eq!(
+        m.get_context("doc").await.unwrap().data,
+        json!({ "title": "draft" })
+    );
+    let synced = t.sync_state().await.unwrap();
+    assert_eq!(synced.version, 2);
+    assert!(!t.is_dirty().await);
+    assert_eq!(
+        m.get_context("doc").await.unwrap().data,
+        json!({ "title": "final" })
+    );
+    // A clean sync writes nothing.
+    assert_eq!(t.sync_state().await.unwrap().version, 2);
+    assert_eq!(m.get_context("doc").await.unwrap().version, 2);
+    t.deactivate_context().await.unwrap();
+    assert_eq!(t.active_context_id().await, None);
+}
+
+pub async fn tracker_without_active_context() {
+    let (m, _) = manual(ManagerConfig::default());
+    let t = tracker(&m, ConflictPolicy::Reject);
+    assert_eq!(code(t.get_state().await), "NOT_ACTIVE");
+    assert_eq!(code(t.update_state(json!({})).await), "NOT_ACTIVE");
+    assert_eq!(code(t.sync_state().await), "NOT_ACTIVE");
+    assert_eq!(code(t.discard_changes().await), "NOT_ACTIVE");
+    assert_eq!(code(t.deactivate_context().await), "NOT_ACTIVE");
+    assert_eq!(code(t.create_recovery_point().await), "NOT_ACTIVE");
+    assert!(!t.is_dirty().await);
+    assert!(!t.is_sync_needed().await);
+    assert_eq!(t.sync_if_needed().await.unwrap(), None);
+    assert_eq!(code(t.activate_context("missing").await), "NOT_FOUND");
+    assert_eq!(t.active_context_id().await, None);
+}
+
+pub async fn tracker_refuses_to_drop_unsynced_changes() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    m.create_context("b", json!({})).await.unwrap();
+    let t = tracker(&m, ConflictPolicy::Reject);
+    t.activate_context("a").await.unwrap();
+    t.update_state(json!({ "n": 2 })).await.unwrap();
+    let err = t.activate_context("b").await.unwrap_err();
+    assert_eq!(err, ContextError::UnsyncedChanges { id: "a".into() });
+    assert_eq!(code(t.deactivate_context().await), "UNSYNCED_CHANGES");
+    assert_eq!(t.active_context_id().await.as_deref(), Some("a"));
+    assert_eq!(t.get_state().await.unwrap().data, json!({ "n": 2 }));
+    let base = t.discard_changes().await.unwrap();
+    assert_eq!((base.version, base.data.clone()), (1, json!({ "n": 1 })));
+    assert!(!t.is_dirty().await);
+    assert_eq!(t.activate_context("b").await.unwrap().id, "b");
+}
+
+pub async fn tracker_conflict_reject_keeps_local_edits() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    let t = tracker(&m, ConflictPolicy::Reject);
+    t.activate_context("a").await.unwrap();
+    m.update_context("a", json!({ "n": "remote" }), None)
+        .await
+        .unwrap();
+    t.update_state(json!({ "n": "local" })).await.unwrap();
+    let err = t.sync_state().await.unwrap_err();
+    assert_eq!(
+        err,
+        ContextError::VersionConflict {
+            id: "a".into(),
+            expected: 1,
+            actual: 2
+        }
+    );
+    assert!(t.is_dirty().await);
+    assert_eq!(t.get_state().await.unwrap().data, json!({ "n": "local" }));
+    assert_eq!(
+        m.get_context("a").await.unwrap().data,
+        json!({ "n": "remote" })
+    );
+}
+
+pub async fn tracker_conflict_overwrite_wins() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    let t = tracker(&m, ConflictPolicy::Overwrite);
+    t.activate_context("a").await.unwrap();
+    m.update_context("a", json!({ "n": "remote" }), None)
+        .await
+        .unwrap();
+    t.update_state(json!({ "n": "local" })).await.unwrap();
+    let s = t.sync_state().await.unwrap();
+    assert_eq!((s.version, s.data.clone()), (3, json!({ "n": "local" })));
+    assert!(!t.is_dirty().await);
+    assert_eq!(t.get_state().await.unwrap().version, 3);
+}
+
+pub async fn tracker_conflict_keep_remote_adopts_stored() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    let t = tracker(&m, ConflictPolicy::KeepRemote);
+    t.activate_context("a").await.unwrap();
+    m.update_context("a", json!({ "n": "remote" }), None)
+        .await
+        .unwrap();
+    t.update_state(json!({ "n": "local" })).await.unwrap();
+    let s = t.sync_state().await.unwrap();
+    assert_eq!((s.version, s.data.clone()), (2, json!({ "n": "remote" })));
+    assert!(!t.is_dirty().await);
+    assert_eq!(t.get_state().await.unwrap().data, json!({ "n": "remote" }));
+    assert_eq!(m.get_context("a").await.unwrap().version, 2);
+}
+
+pub async fn tracker_apply_remote_only_moves_forward() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    let other = m.create_context("b", json!({})).await.unwrap();
+    let t = tracker(&m, ConflictPolicy::Reject);
+    t.activate_context("a").await.unwrap();
+    let v2 = m
+        .update_context("a", json!({ "n": 2 }), None)
+        .await
+        .unwrap();
+    let v3 = m
+        .update_context("a", json!({ "n": 3 }), None)
+        .await
+        .unwrap();
+    assert!(t.apply_remote(v3.clone()).await);
+    assert!(!t.apply_remote(v2).await, "older version adopted");
+    assert!(!t.apply_remote(v3).await, "same version adopted twice");
+    assert!(!t.apply_remote(other).await, "another context adopted");
+    assert_eq!(t.get_state().await.unwrap().version, 3);
+    t.update_state(json!({ "n": "local" })).await.unwrap();
+    let v4 = m
+        .update_context("a", json!({ "n": 4 }), None)
+        .await
+        .unwrap();
+    assert!(!t.apply_remote(v4).await, "dirty copy overwritten");
+    assert_eq!(t.get_state().await.unwrap().data, json!({ "n": "local" }));
+}
+
+pub async fn tracker_sync_interval_follows_the_clock() {
+    let (m, clock) = manual(ManagerConfig::default());
+    m.create_context("a", json!({})).await.unwrap();
+    let cfg = TrackerConfig {
+        sync_interval_ms: 100,
+        ..TrackerConfig::default()
+    };
+    let t = ContextTracker::new(m.clone(), cfg);
+    t.activate_context("a").await.unwrap();
+    assert!(!t.is_sync_needed().await, "clean copies never need a sync");
+    t.update_state(json!({ "n": 1 })).await.unwrap();
+    clock.advance(99);
+    assert!(!t.is_sync_needed().await);
+    assert_eq!(t.sync_if_needed().await.unwrap(), None);
+    clock.advance(1);
+    assert!(t.is_sync_needed().await);
+    assert_eq!(
+        t.sync_if_needed().await.unwrap().map(|s| s.version),
+        Some(2)
+    );
+    assert!(!t.is_sync_needed().await);
+    t.update_state(json!({ "n": 2 })).await.unwrap();
+    clock.advance(50);
+    assert!(
+        !t.is_sync_needed().await,
+        "interval counts from the last sync"
+    );
+    clock.advance(50);
+    assert!(t.is_sync_needed().await);
+}
+
+pub async fn tracker_auto_recovery_snapshots_each_sync() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("a", json!({ "n": 0 })).await.unwrap();
+    let cfg = TrackerConfig {
+        auto_recovery: true,
+        ..TrackerConfig::default()
+    };
+    let t = ContextTracker::new(m.clone(), cfg);
+    t.activate_context("a").await.unwrap();
+    for n in 1..=2 {
+        t.update_state(json!({ "n": n })).await.unwrap();
+        t.sync_state().await.unwrap();
+    }
+    let points = m.recovery_points("a").await.unwrap();
+    assert_eq!(points.iter().map(|p| p.version).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(points[1].data, json!({ "n": 2 }));
+    let manual_point = t.create_recovery_point().await.unwrap();
+    assert_eq!(manual_point.version, 3);
+}

@@ -1,3 +1,0 @@
-//! Placeholder until the conformance suite lands.
-#[test]
-fn builds() {}
