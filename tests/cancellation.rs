@@ -75,7 +75,7 @@ fn operations_dropped_mid_flight_leave_the_store_consistent() {
                 let (m, adapter, dropped) = (m.clone(), adapter.clone(), Arc::clone(&dropped));
                 tokio::spawn(async move {
                     let tracker = ContextTracker::new(m.clone(), TrackerConfig::default());
-                    let mut rng = 0x51_7cc1_b727_220a_u64 ^ (w as u64 + 1) * 0x9e37_79b9;
+                    let mut rng = 0x51_7cc1_b727_220a_u64 ^ ((w as u64 + 1) * 0x9e37_79b9);
                     for _ in 0..4_000 {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
@@ -125,7 +125,7 @@ fn operations_dropped_mid_flight_leave_the_store_consistent() {
                         if fut.now_or_never().is_none() {
                             dropped.fetch_add(1, Ordering::Relaxed);
                         }
-                        if rng % 3 == 0 {
+                        if (rng >> 7) & 3 == 0 {
                             tokio::task::yield_now().await;
                         }
                     }
