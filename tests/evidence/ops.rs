@@ -1,0 +1,233 @@
+//! The operations of the model-based test and their proptest strategies.
+
+use contextkit::{AdapterConfig, ConflictPolicy, ManagerConfig, TrackerConfig};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// JSON data of an operation: valid, too large, or not an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Data {
+    Small(u8),
+    Big,
+    NotObject(u8),
+}
+
+impl Data {
+    pub fn json(self) -> Value {
+        match self {
+            Self::Small(n) => json!({ "v": n }),
+            Self::Big => json!({ "s": "x".repeat(64) }),
+            Self::NotObject(n) => json!([n]),
+        }
+    }
+}
+
+/// Configuration of one case.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub manager: ManagerConfig,
+    pub shards: usize,
+    pub tracker: TrackerConfig,
+    pub adapter: AdapterConfig,
+}
+
+/// One call on the manager, the tracker (`T…`), the adapter (`A…`) or the
+/// tracker the adapter handed out for an id (`At…`).
+#[derive(Debug, Clone)]
+pub enum Op {
+    Advance(u64),
+    Create {
+        id: String,
+        data: Data,
+        ttl: Option<u64>,
+        meta: bool,
+    },
+    Get(String),
+    Update {
+        id: String,
+        data: Data,
+        expected: Option<u64>,
+        ttl: Option<u64>,
+    },
+    Delete(String),
+    ListIds,
+    Len,
+    CreatePoint(String),
+    Points(String),
+    Restore(String, u64),
+    Cleanup,
+    TActivate(String),
+    TDeactivate,
+    TDiscard,
+    TActiveId,
+    TGetState,
+    TIsDirty,
+    TUpdate(Data),
+    TApplyRemote(String),
+    TSync,
+    TSyncIfNeeded,
+    TIsSyncNeeded,
+    TPoint,
+    ACreate(String, Data),
+    AGet(String),
+    AUpdate(String, Data, Option<u64>),
+    ADelete(String),
+    AList,
+    ACleanup,
+    AGetConfig,
+    AUpdateConfig(AdapterConfig),
+    AActivate(String),
+    ADeactivate(String),
+    AListActive,
+    AtUpdate(String, Data),
+    AtSync(String),
+    AtGetState(String),
+    AtActivate(String),
+}
+
+pub fn metadata(on: bool) -> BTreeMap<String, String> {
+    if on {
+        BTreeMap::from([("owner".to_owned(), "ada".to_owned())])
+    } else {
+        BTreeMap::new()
+    }
+}
+
+/// Mostly a few valid ids, sometimes an invalid one (empty, too long, control character).
+fn id() -> impl Strategy<Value = String> {
+    prop_oneof![
+        12 => prop::sample::select(vec!["a", "b", "c", "d"]).prop_map(String::from),
+        1 => prop::sample::select(vec!["", "toolong", "a\nb", "é\u{7}"]).prop_map(String::from),
+    ]
+}
+
+fn data() -> impl Strategy<Value = Data> {
+    prop_oneof![
+        10 => (0_u8..8).prop_map(Data::Small),
+        1 => Just(Data::Big),
+        1 => (0_u8..3).prop_map(Data::NotObject),
+    ]
+}
+
+fn ttl() -> impl Strategy<Value = Option<u64>> {
+    prop_oneof![3 => Just(None), 3 => (1_u64..60).prop_map(Some), 1 => Just(Some(0))]
+}
+
+fn version() -> impl Strategy<Value = Option<u64>> {
+    prop_oneof![1 => Just(None), 2 => (0_u64..6).prop_map(Some)]
+}
+
+fn adapter_config() -> impl Strategy<Value = AdapterConfig> {
+    (
+        0_usize..5,
+        prop::option::of(0_u64..60),
+        any::<bool>(),
+        0_u64..40,
+        0_usize..3,
+    )
+        .prop_map(
+            |(max_contexts, ttl_ms, auto_cleanup, cleanup_interval_ms, max_active_contexts)| {
+                AdapterConfig {
+                    max_contexts,
+                    ttl_ms,
+                    auto_cleanup,
+                    cleanup_interval_ms,
+                    max_active_contexts,
+                }
+            },
+        )
+}
+
+/// A valid starting configuration: small limits so every edge is reached.
+pub fn setup() -> impl Strategy<Value = Setup> {
+    let manager = (1_usize..5, 0_usize..4, prop::option::of(5_u64..80)).prop_map(
+        |(max_contexts, max_recovery_points, default_ttl_ms)| ManagerConfig {
+            max_contexts,
+            max_recovery_points,
+            default_ttl_ms,
+            max_id_bytes: 4,
+            max_data_bytes: 40,
+        },
+    );
+    let policy = prop::sample::select(vec![
+        ConflictPolicy::Reject,
+        ConflictPolicy::Overwrite,
+        ConflictPolicy::KeepRemote,
+    ]);
+    let tracker = (0_u64..30, any::<bool>(), policy).prop_map(
+        |(sync_interval_ms, auto_recovery, conflict)| TrackerConfig {
+            sync_interval_ms,
+            auto_recovery,
+            conflict,
+        },
+    );
+    let adapter = adapter_config().prop_map(|c| AdapterConfig {
+        max_contexts: c.max_contexts.max(1) + 1,
+        ttl_ms: c.ttl_ms.map(|t| t.max(1)),
+        cleanup_interval_ms: c.cleanup_interval_ms.max(1),
+        max_active_contexts: c.max_active_contexts.max(1),
+        ..c
+    });
+    (
+        manager,
+        prop::sample::select(vec![1_usize, 2, 32]),
+        tracker,
+        adapter,
+    )
+        .prop_map(|(manager, shards, tracker, adapter)| Setup {
+            manager,
+            shards,
+            tracker,
+            adapter,
+        })
+}
+
+pub fn op() -> impl Strategy<Value = Op> {
+    let manager = prop_oneof![
+        4 => (0_u64..40).prop_map(Op::Advance),
+        6 => (id(), data(), ttl(), any::<bool>()).prop_map(|(id, data, ttl, meta)| Op::Create { id, data, ttl, meta }),
+        4 => id().prop_map(Op::Get),
+        6 => (id(), data(), version(), prop_oneof![4 => Just(None), 1 => ttl()])
+            .prop_map(|(id, data, expected, ttl)| Op::Update { id, data, expected, ttl }),
+        3 => id().prop_map(Op::Delete),
+        1 => Just(Op::ListIds),
+        1 => Just(Op::Len),
+        3 => id().prop_map(Op::CreatePoint),
+        2 => id().prop_map(Op::Points),
+        3 => (id(), 1_u64..8).prop_map(|(id, p)| Op::Restore(id, p)),
+        2 => Just(Op::Cleanup),
+    ];
+    let tracker = prop_oneof![
+        3 => id().prop_map(Op::TActivate),
+        1 => Just(Op::TDeactivate),
+        1 => Just(Op::TDiscard),
+        1 => Just(Op::TActiveId),
+        1 => Just(Op::TGetState),
+        1 => Just(Op::TIsDirty),
+        3 => data().prop_map(Op::TUpdate),
+        1 => id().prop_map(Op::TApplyRemote),
+        3 => Just(Op::TSync),
+        1 => Just(Op::TSyncIfNeeded),
+        1 => Just(Op::TIsSyncNeeded),
+        1 => Just(Op::TPoint),
+    ];
+    let adapter = prop_oneof![
+        3 => (id(), data()).prop_map(|(id, d)| Op::ACreate(id, d)),
+        2 => id().prop_map(Op::AGet),
+        3 => (id(), data(), version()).prop_map(|(id, d, v)| Op::AUpdate(id, d, v)),
+        1 => id().prop_map(Op::ADelete),
+        1 => Just(Op::AList),
+        1 => Just(Op::ACleanup),
+        1 => Just(Op::AGetConfig),
+        1 => adapter_config().prop_map(Op::AUpdateConfig),
+        2 => id().prop_map(Op::AActivate),
+        2 => id().prop_map(Op::ADeactivate),
+        1 => Just(Op::AListActive),
+        2 => (id(), data()).prop_map(|(id, d)| Op::AtUpdate(id, d)),
+        2 => id().prop_map(Op::AtSync),
+        1 => id().prop_map(Op::AtGetState),
+        1 => id().prop_map(Op::AtActivate),
+    ];
+    prop_oneof![5 => manager, 3 => tracker, 3 => adapter]
+}
