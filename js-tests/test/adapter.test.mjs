@@ -1,0 +1,121 @@
+// ContextAdapter: TTL, capacity and the registry of active trackers.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ContextAdapter, ContextManager, ContextTracker, collect, rejectsWith, sleep } from './helpers.mjs';
+
+test('contexts through the adapter carry its TTL, and updates refresh it', async () => {
+  const m = new ContextManager();
+  const a = new ContextAdapter(m, { ttlMs: 60_000, autoCleanup: false });
+  const s = await a.createContext('s1', { user: 'ada' });
+  assert.equal(s.expiresAtMs, s.createdAtMs + 60_000);
+  const u = await a.updateContext('s1', { user: 'grace' }, { expectedVersion: 1 });
+  assert.equal(u.version, 2);
+  assert.equal(u.expiresAtMs, u.updatedAtMs + 60_000);
+  await rejectsWith(a.updateContext('s1', {}, { expectedVersion: 1 }), 'VERSION_CONFLICT');
+  assert.deepEqual((await a.getContext('s1')).data, { user: 'grace' });
+  assert.deepEqual((await a.listContexts()).map((c) => c.id), ['s1']);
+  await a.deleteContext('s1');
+  await rejectsWith(a.getContext('s1'), 'NOT_FOUND');
+  await rejectsWith(a.deleteContext('s1'), 'NOT_FOUND');
+  await rejectsWith(a.updateContext('s1', {}), 'NOT_FOUND');
+});
+
+test('expired contexts are invisible and swept by cleanupExpiredContexts', async () => {
+  const a = new ContextAdapter(new ContextManager(), { ttlMs: 20, autoCleanup: false });
+  const s = await a.createContext('gone', {});
+  await a.createContext('also', {});
+  while (Date.now() <= s.expiresAtMs + 1) await sleep(5);
+  await rejectsWith(a.getContext('gone'), 'NOT_FOUND');
+  assert.deepEqual(await a.listContexts(), []);
+  assert.equal(await a.cleanupExpiredContexts(), 2);
+  assert.equal(await a.cleanupExpiredContexts(), 0);
+});
+
+test("the adapter's maxContexts caps the manager; the smaller limit wins", async () => {
+  const m = new ContextManager({ maxContexts: 10 });
+  const a = new ContextAdapter(m, { maxContexts: 2 });
+  await a.createContext('a', {});
+  await m.createContext('b', {});
+  await rejectsWith(a.createContext('c', {}), 'CAPACITY_EXCEEDED');
+  await rejectsWith(m.createContext('c', {}), 'CAPACITY_EXCEEDED');
+});
+
+test('getConfig and updateConfig; lowering maxContexts evicts the least recently updated', async () => {
+  const m = new ContextManager();
+  const a = new ContextAdapter(m, { maxContexts: 5, cleanupIntervalMs: 1000 });
+  assert.deepEqual(await a.getConfig(), {
+    maxContexts: 5,
+    ttlMs: null,
+    autoCleanup: true,
+    cleanupIntervalMs: 1000,
+    maxActiveContexts: 100,
+  });
+  const events = collect(m);
+  for (const id of ['a', 'b', 'c', 'd']) await a.createContext(id, {});
+  await a.updateContext('a', { touched: true });
+  assert.equal(await a.updateConfig({ maxContexts: 2 }), 2);
+  assert.deepEqual(await m.listContextIds(), ['a', 'd']);
+  const cfg = await a.getConfig();
+  assert.equal(cfg.maxContexts, 2);
+  assert.equal(cfg.cleanupIntervalMs, 1000);
+  const seen = await events.until(7);
+  assert.deepEqual(seen.slice(5).map((e) => [e.type, e.id]), [['evicted', 'b'], ['evicted', 'c']]);
+  assert.equal(m.stats().evictions, 2);
+  events.off();
+  await rejectsWith(a.updateConfig({ maxContexts: 0 }), 'INVALID_ARGUMENT');
+  await rejectsWith(a.updateConfig({ ttlMs: 0 }), 'INVALID_ARGUMENT');
+  await rejectsWith(a.updateConfig({ bogus: 1 }), 'INVALID_ARGUMENT');
+  assert.equal((await a.getConfig()).maxContexts, 2);
+});
+
+test('a bad config throws INVALID_ARGUMENT from the constructor', async () => {
+  const m = new ContextManager();
+  for (const bad of [{ maxContexts: 0 }, { maxActiveContexts: 0 }, { cleanupIntervalMs: 0 }, { ttlMs: 0 }, { ttlMs: '5' }, 'x']) {
+    await rejectsWith(() => new ContextAdapter(m, bad), 'INVALID_ARGUMENT');
+  }
+});
+
+test('activateContext returns the same tracker for an active id', async () => {
+  const m = new ContextManager();
+  const a = new ContextAdapter(m, { maxActiveContexts: 2 });
+  for (const id of ['x', 'y', 'z']) await a.createContext(id, { id });
+  const t1 = await a.activateContext('x');
+  assert.ok(t1 instanceof ContextTracker);
+  assert.equal(await a.activateContext('x'), t1);
+  const [p, q] = await Promise.all([a.activateContext('y'), a.activateContext('y')]);
+  assert.equal(p, q);
+  assert.deepEqual(await a.listActiveContextIds(), ['x', 'y']);
+  await rejectsWith(a.activateContext('z'), 'CAPACITY_EXCEEDED');
+  await rejectsWith(a.activateContext('missing'), 'NOT_FOUND');
+
+  assert.equal(await t1.activeContextId(), 'x');
+  await t1.updateState({ id: 'x', edited: true });
+  await rejectsWith(a.deactivateContext('x'), 'UNSYNCED_CHANGES');
+  assert.deepEqual(await a.listActiveContextIds(), ['x', 'y']);
+  await t1.syncState();
+  assert.deepEqual((await a.getContext('x')).data, { id: 'x', edited: true });
+  await a.deactivateContext('x');
+  await rejectsWith(a.deactivateContext('x'), 'NOT_ACTIVE');
+  assert.deepEqual(await a.listActiveContextIds(), ['y']);
+  // An adapter's tracker is bound to its id.
+  await rejectsWith(q.activateContext('z'), 'INVALID_ARGUMENT');
+
+  const t2 = await a.activateContext('x');
+  assert.notEqual(t2, t1);
+  await a.activateContext('z').catch((e) => assert.equal(e.code, 'CAPACITY_EXCEEDED'));
+  // Deactivating through the tracker releases the id too.
+  await q.deactivateContext();
+  assert.deepEqual(await a.listActiveContextIds(), ['x']);
+  const z = await a.activateContext('z');
+  assert.equal(await z.activeContextId(), 'z');
+});
+
+test('a freed tracker is never handed out again', async () => {
+  const a = new ContextAdapter(new ContextManager());
+  await a.createContext('x', {});
+  const t = await a.activateContext('x');
+  t.free();
+  const again = await a.activateContext('x');
+  assert.notEqual(again, t);
+  assert.equal(await again.activeContextId(), 'x');
+});

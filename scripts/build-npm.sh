@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds the npm package `contextkit` into wasm/pkg/: a size-tuned release
+# .wasm, wasm-bindgen glue for Node (CommonJS) and for browsers (ES module),
+# wasm-opt -Oz from the npm package `binaryen`, and the hand-written entry
+# points and types of wasm/npm/ (see wasm/npm/HACKING.md).
+#
+# Usage: scripts/build-npm.sh        (prints the path of the package directory last)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '== %s\n' "$*" >&2; }
+
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+
+step "cargo build (wasm32, profile wasm-release)"
+cargo build -p contextkit-wasm --target wasm32-unknown-unknown --profile wasm-release >&2
+wasm="$target_dir/wasm32-unknown-unknown/wasm-release/contextkit_wasm.wasm"
+
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null || true)
+if [ "$have" != "wasm-bindgen $want" ]; then
+  echo "wasm-bindgen $want is needed (found: ${have:-none}); run scripts/install-tools.sh" >&2
+  exit 1
+fi
+
+wasm_opt="$root/js-tests/node_modules/.bin/wasm-opt"
+if [ ! -x "$wasm_opt" ]; then
+  echo "wasm-opt (npm package binaryen) is missing: run (cd js-tests && npm ci)" >&2
+  exit 1
+fi
+
+pkg="$root/wasm/pkg"
+stage="$pkg.tmp"
+rm -rf "$stage"
+mkdir -p "$stage"
+
+step "wasm-bindgen (nodejs, web)"
+for target in nodejs web; do
+  dir=$([ "$target" = nodejs ] && echo node || echo web)
+  wasm-bindgen --target "$target" --out-dir "$stage/$dir" --no-typescript \
+    --remove-name-section --remove-producers-section "$wasm"
+done
+
+step "wasm-opt -Oz"
+features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-reference-types --enable-multivalue --enable-mutable-globals)
+if cmp -s "$stage/node/contextkit_wasm_bg.wasm" "$stage/web/contextkit_wasm_bg.wasm"; then
+  "$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
+    "$stage/web/contextkit_wasm_bg.wasm" -o "$stage/web/contextkit_wasm_bg.wasm"
+  cp "$stage/web/contextkit_wasm_bg.wasm" "$stage/node/contextkit_wasm_bg.wasm"
+else
+  for dir in node web; do
+    "$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
+      "$stage/$dir/contextkit_wasm_bg.wasm" -o "$stage/$dir/contextkit_wasm_bg.wasm"
+  done
+fi
+
+step "entry points and types"
+src="$root/wasm/npm"
+cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,error.mjs,index.d.ts} "$stage/"
+cp "$src/index.d.ts" "$stage/index.d.mts"
+# error.cjs: the same class for CommonJS.
+{
+  sed -e 's/^export class ContextError/class ContextError/' "$src/error.mjs"
+  printf '\nmodule.exports = { ContextError };\n'
+} > "$stage/error.cjs"
+printf '{ "type": "module" }\n' > "$stage/web/package.json"
+# The tools' own .gitignore files are not part of the package.
+rm -f "$stage"/node/.gitignore "$stage"/web/.gitignore
+
+rm -rf "$pkg"
+mv "$stage" "$pkg"
+echo "$pkg"

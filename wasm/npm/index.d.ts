@@ -1,0 +1,240 @@
+// Types of the npm package `contextkit`.
+
+/** A JSON value. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
+
+/** A JSON object; properties that are `undefined` are left out, as in `JSON.stringify`. */
+export interface JsonObject {
+  [key: string]: JsonValue | undefined;
+}
+
+/** One version of one context. Times are milliseconds since the Unix epoch. */
+export interface ContextState<T extends JsonObject = JsonObject> {
+  id: string;
+  /** Starts at 1 and grows by one with every committed change. */
+  version: number;
+  createdAtMs: number;
+  updatedAtMs: number;
+  /** When the context expires, or null without a TTL. */
+  expiresAtMs: number | null;
+  data: T;
+  metadata: Record<string, string>;
+}
+
+/** A recovery point: a copy of a context's data at one version. */
+export interface Snapshot<T extends JsonObject = JsonObject> {
+  /** Per-manager sequence number, strictly increasing. */
+  id: number;
+  contextId: string;
+  version: number;
+  createdAtMs: number;
+  data: T;
+}
+
+/** A committed change, or notice that this subscriber fell behind and missed events. */
+export type ContextEvent =
+  | {
+      type: 'created' | 'updated' | 'deleted' | 'restored' | 'expired' | 'evicted';
+      id: string;
+      /** The new version, or for deleted/expired/evicted the last version it had. */
+      version: number;
+    }
+  | { type: 'lagged'; missed: number };
+
+export type ContextEventType = ContextEvent['type'];
+
+/** Limits of a ContextManager; every field is optional and has a default. */
+export interface ManagerConfig {
+  /** Most live contexts at once (default 10,000). */
+  maxContexts?: number;
+  /** Recovery points kept per context (default 10; 0 disables them). */
+  maxRecoveryPoints?: number;
+  /** TTL of contexts created without one (default none). */
+  defaultTtlMs?: number | null;
+  /** Longest id in UTF-8 bytes (default 256). */
+  maxIdBytes?: number;
+  /** Largest data as JSON text in bytes (default 1 MiB). */
+  maxDataBytes?: number;
+}
+
+/** The configuration a manager runs with, defaults filled in. */
+export type ResolvedManagerConfig = Required<Omit<ManagerConfig, 'defaultTtlMs'>> & {
+  defaultTtlMs: number | null;
+};
+
+export interface CreateOptions {
+  /** Time to live in ms; each update restarts it. */
+  ttlMs?: number | null;
+  /** String metadata stored with the context. */
+  metadata?: Record<string, string>;
+}
+
+export interface UpdateOptions {
+  /** Commit only if the stored version equals this one (else VERSION_CONFLICT). */
+  expectedVersion?: number | null;
+}
+
+/** Counters of a manager since it was created. */
+export interface Stats {
+  contexts: number;
+  reads: number;
+  hits: number;
+  misses: number;
+  creates: number;
+  updates: number;
+  conflicts: number;
+  deletes: number;
+  expirations: number;
+  evictions: number;
+}
+
+export type ConflictPolicy = 'reject' | 'overwrite' | 'keepRemote';
+
+export interface TrackerConfig {
+  /** Least time between automatic syncs (default 1,000 ms). */
+  syncIntervalMs?: number;
+  /** Make a recovery point after each successful sync (default false). */
+  autoRecovery?: boolean;
+  /** What a sync does on a version conflict (default 'reject'). */
+  conflict?: ConflictPolicy;
+}
+
+export type ResolvedTrackerConfig = Required<TrackerConfig>;
+
+export interface AdapterConfig {
+  /** Most live contexts in the wrapped manager; the smaller limit wins (default 10,000). */
+  maxContexts?: number;
+  /** TTL of contexts created or updated through the adapter (default none). */
+  ttlMs?: number | null;
+  /** Sweep expired contexts during adapter calls (default true). */
+  autoCleanup?: boolean;
+  /** Least time between sweeps, and the period of startAutoCleanup() (default 60,000 ms). */
+  cleanupIntervalMs?: number;
+  /** Most trackers active at once (default 100). */
+  maxActiveContexts?: number;
+}
+
+export type ResolvedAdapterConfig = Required<Omit<AdapterConfig, 'ttlMs'>> & {
+  ttlMs: number | null;
+};
+
+export type ContextErrorCode =
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'CAPACITY_EXCEEDED'
+  | 'VERSION_CONFLICT'
+  | 'INVALID_ARGUMENT'
+  | 'NOT_ACTIVE'
+  | 'UNSYNCED_CHANGES'
+  | 'STORAGE';
+
+/** The error every contextkit operation fails with. */
+export declare class ContextError extends Error {
+  constructor(code: ContextErrorCode, message: string);
+  readonly name: 'ContextError';
+  code: ContextErrorCode;
+  /** VERSION_CONFLICT only: the version the caller expected. */
+  expected?: number;
+  /** VERSION_CONFLICT only: the version that is stored. */
+  actual?: number;
+  static readonly CODES: readonly ContextErrorCode[];
+}
+
+/** The context store. */
+export declare class ContextManager {
+  constructor(config?: ManagerConfig);
+  /** Creates `id` at version 1. ALREADY_EXISTS if present; CAPACITY_EXCEEDED when full. */
+  createContext<T extends JsonObject>(id: string, data: T, options?: CreateOptions): Promise<ContextState<T>>;
+  /** The live context `id`. NOT_FOUND if absent or expired. */
+  getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
+  /** Replaces the data: version + 1, expiry restarted. NOT_FOUND, VERSION_CONFLICT. */
+  updateContext<T extends JsonObject>(id: string, data: T, options?: UpdateOptions): Promise<ContextState<T>>;
+  /** Deletes `id` and its recovery points. NOT_FOUND. */
+  deleteContext(id: string): Promise<void>;
+  /** Ids of the live contexts, sorted. */
+  listContextIds(): Promise<string[]>;
+  /** Number of live contexts. */
+  len(): Promise<number>;
+  /** Snapshots the current version of `id`; keeps the newest maxRecoveryPoints. */
+  createRecoveryPoint<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>>;
+  /** The recovery points of `id`, oldest first. */
+  recoveryPoints<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>[]>;
+  /** Makes a recovery point's data the next version of `id`. */
+  restoreRecoveryPoint<T extends JsonObject = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
+  /** Removes expired contexts; resolves to how many. */
+  cleanupExpired(): Promise<number>;
+  /**
+   * Calls `callback` for every committed change, in commit order, always
+   * asynchronously. Returns a function that unsubscribes. A callback that
+   * throws is reported as an unhandled rejection; delivery continues.
+   */
+  subscribe(callback: (event: ContextEvent) => void): () => void;
+  /** Counters since the manager was created. */
+  stats(): Stats;
+  /** The configuration in force. */
+  readonly config: ResolvedManagerConfig;
+  /** Releases the manager's memory now instead of at garbage collection. */
+  free(): void;
+}
+
+/** A working copy of one active context that syncs back to its manager. */
+export declare class ContextTracker {
+  constructor(manager: ContextManager, config?: TrackerConfig);
+  /** Loads `id` and makes it active. UNSYNCED_CHANGES if the current copy is dirty. */
+  activateContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
+  /** UNSYNCED_CHANGES if dirty, NOT_ACTIVE if nothing is active. */
+  deactivateContext(): Promise<void>;
+  /** Drops local edits; resolves to the stored version they were based on. */
+  discardChanges<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  activeContextId(): Promise<string | null>;
+  /** The working copy: local data with the version it was based on. NOT_ACTIVE. */
+  getState<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  isDirty(): Promise<boolean>;
+  /** Replaces the local data and marks the copy dirty. */
+  updateState<T extends JsonObject>(data: T): Promise<ContextState<T>>;
+  /** Adopts a strictly newer version of the active context when clean; resolves to whether it did. */
+  applyRemote(state: ContextState): Promise<boolean>;
+  /** Pushes local edits with expectedVersion = their base version, applying the conflict policy. */
+  syncState<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  /** Dirty and syncIntervalMs elapsed since the last sync. */
+  isSyncNeeded(): Promise<boolean>;
+  /** Syncs if needed; resolves to the new state, or null if it did not sync. */
+  syncIfNeeded<T extends JsonObject = JsonObject>(): Promise<ContextState<T> | null>;
+  /** A recovery point of the active context as stored. */
+  createRecoveryPoint<T extends JsonObject = JsonObject>(): Promise<Snapshot<T>>;
+  /** Calls syncIfNeeded() every syncIntervalMs until stopAutoSync() or free(); failures go to onError. */
+  startAutoSync(onError?: (error: ContextError) => void): void;
+  stopAutoSync(): void;
+  readonly config: ResolvedTrackerConfig;
+  free(): void;
+}
+
+/** A facade over a ContextManager with a TTL, a capacity and active trackers. */
+export declare class ContextAdapter {
+  /** INVALID_ARGUMENT for zero limits, a zero TTL or a zero cleanup interval. */
+  constructor(manager: ContextManager, config?: AdapterConfig);
+  createContext<T extends JsonObject>(id: string, data: T): Promise<ContextState<T>>;
+  getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
+  /** Replaces the data and restarts the expiry with the adapter's TTL. */
+  updateContext<T extends JsonObject>(id: string, data: T, options?: UpdateOptions): Promise<ContextState<T>>;
+  deleteContext(id: string): Promise<void>;
+  /** The live contexts, sorted by id. */
+  listContexts(): Promise<ContextState[]>;
+  /** Removes expired contexts now; resolves to how many. */
+  cleanupExpiredContexts(): Promise<number>;
+  getConfig(): Promise<ResolvedAdapterConfig>;
+  /**
+   * Changes the settings given; the others keep their values. Resolves to how
+   * many contexts a lowered maxContexts evicted (least recently updated first).
+   */
+  updateConfig(changes: AdapterConfig): Promise<number>;
+  /** The tracker of `id`, activating it if needed; the same object while it stays active. */
+  activateContext(id: string): Promise<ContextTracker>;
+  /** NOT_ACTIVE if `id` has no tracker, UNSYNCED_CHANGES if it is dirty. */
+  deactivateContext(id: string): Promise<void>;
+  listActiveContextIds(): Promise<string[]>;
+  /** Sweeps expired contexts every cleanupIntervalMs until stopAutoCleanup() or free(). */
+  startAutoCleanup(): void;
+  stopAutoCleanup(): void;
+  free(): void;
+}

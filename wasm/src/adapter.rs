@@ -1,0 +1,252 @@
+//! `ContextAdapter` for JavaScript.
+
+use crate::convert::to_js;
+use crate::manager::{Manager, data_arg, id_arg};
+use crate::options;
+use crate::promise::{reject, run};
+use crate::timer::Interval;
+use crate::tracker::Tracker;
+use contextkit_core::{AdapterConfig, ContextAdapter, ContextError, ContextTracker};
+use js_sys::{Function, Promise};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+/// The JavaScript object handed out for an active id, so that activating it
+/// again returns the very same object.
+struct Handed {
+    tracker: ContextTracker,
+    alive: Rc<Cell<bool>>,
+    object: JsValue,
+}
+
+#[derive(Default)]
+struct AutoCleanup {
+    timer: Option<Interval>,
+    every_ms: u64,
+}
+
+impl AutoCleanup {
+    fn start(&mut self, adapter: &ContextAdapter) {
+        let adapter = adapter.clone();
+        self.timer = Some(Interval::start(self.every_ms, move || {
+            let adapter = adapter.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                adapter.cleanup_expired_contexts().await;
+            });
+        }));
+    }
+}
+
+/// A facade over a `ContextManager` with a TTL, a capacity and active trackers.
+#[wasm_bindgen(js_name = ContextAdapter)]
+pub struct Adapter {
+    inner: ContextAdapter,
+    handed: Rc<RefCell<HashMap<String, Handed>>>,
+    auto: Rc<RefCell<AutoCleanup>>,
+}
+
+/// `undefined`/`null` or a function.
+pub(crate) fn optional_callback(v: &JsValue, method: &str) -> Result<Option<Function>, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.dyn_ref::<Function>() {
+        Some(f) => Ok(Some(f.clone())),
+        None => Err(crate::error::to_js(&crate::error::invalid(format!(
+            "{method} expects a function or nothing, got {}",
+            crate::error::kind(v)
+        )))),
+    }
+}
+
+#[wasm_bindgen(js_class = ContextAdapter)]
+impl Adapter {
+    /// `new ContextAdapter(manager, { maxContexts, ttlMs, autoCleanup, cleanupIntervalMs, maxActiveContexts })`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(manager: &Manager, config: JsValue) -> Result<Adapter, JsValue> {
+        let cfg =
+            options::adapter_config(&config, "ContextAdapter config", AdapterConfig::default())
+                .map_err(crate::error::js)?;
+        let inner =
+            ContextAdapter::try_new(manager.inner.clone(), cfg).map_err(crate::error::js)?;
+        Ok(Adapter {
+            inner,
+            handed: Rc::default(),
+            auto: Rc::new(RefCell::new(AutoCleanup {
+                timer: None,
+                every_ms: cfg.cleanup_interval_ms,
+            })),
+        })
+    }
+
+    /// Creates `id` with the adapter's TTL.
+    #[wasm_bindgen(js_name = createContext)]
+    pub fn create_context(&self, id: JsValue, data: JsValue) -> Promise {
+        let a = self.inner.clone();
+        let cfg = a.manager().config();
+        let args = id_arg(&id, cfg).and_then(|id| Ok((id, data_arg(&data, cfg)?)));
+        let (id, data) = match args {
+            Ok(a) => a,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*a.create_context(&id, data).await?)) })
+    }
+
+    /// The live context `id`.
+    #[wasm_bindgen(js_name = getContext)]
+    pub fn get_context(&self, id: JsValue) -> Promise {
+        let a = self.inner.clone();
+        let id = match id_arg(&id, a.manager().config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*a.get_context(&id).await?)) })
+    }
+
+    /// Replaces the data of `id` and restarts its expiry.
+    #[wasm_bindgen(js_name = updateContext)]
+    pub fn update_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
+        let a = self.inner.clone();
+        let cfg = a.manager().config();
+        let args = (|| {
+            Ok::<_, ContextError>((
+                id_arg(&id, cfg)?,
+                data_arg(&data, cfg)?,
+                options::expected_version(&options)?,
+            ))
+        })();
+        let (id, data, expected) = match args {
+            Ok(a) => a,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*a.update_context(&id, data, expected).await?)) })
+    }
+
+    /// Deletes `id` and its recovery points.
+    #[wasm_bindgen(js_name = deleteContext)]
+    pub fn delete_context(&self, id: JsValue) -> Promise {
+        let a = self.inner.clone();
+        let id = match id_arg(&id, a.manager().config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move {
+            a.delete_context(&id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The live contexts, sorted by id.
+    #[wasm_bindgen(js_name = listContexts)]
+    pub fn list_contexts(&self) -> Promise {
+        let a = self.inner.clone();
+        run(async move { Ok(to_js(&a.list_contexts().await)) })
+    }
+
+    /// Removes expired contexts now; resolves to how many.
+    #[wasm_bindgen(js_name = cleanupExpiredContexts)]
+    pub fn cleanup_expired_contexts(&self) -> Promise {
+        let a = self.inner.clone();
+        run(async move { Ok(JsValue::from(a.cleanup_expired_contexts().await as f64)) })
+    }
+
+    /// The current settings.
+    #[wasm_bindgen(js_name = getConfig)]
+    pub fn get_config(&self) -> Promise {
+        let a = self.inner.clone();
+        run(async move { Ok(to_js(&a.get_config().await)) })
+    }
+
+    /// Changes the settings given (the others keep their values); resolves to
+    /// how many contexts a lowered `maxContexts` evicted.
+    #[wasm_bindgen(js_name = updateConfig)]
+    pub fn update_config(&self, changes: JsValue) -> Promise {
+        let a = self.inner.clone();
+        let auto = Rc::clone(&self.auto);
+        run(async move {
+            let current = a.get_config().await;
+            let cfg = options::adapter_config(&changes, "updateConfig changes", current)?;
+            let evicted = a.update_config(cfg).await?;
+            let mut auto = auto.borrow_mut();
+            if auto.every_ms != cfg.cleanup_interval_ms {
+                auto.every_ms = cfg.cleanup_interval_ms;
+                if auto.timer.is_some() {
+                    auto.start(&a);
+                }
+            }
+            Ok(JsValue::from(evicted as f64))
+        })
+    }
+
+    /// The `ContextTracker` of `id`, activating it if needed; an active id
+    /// resolves to the same object every time.
+    #[wasm_bindgen(js_name = activateContext)]
+    pub fn activate_context(&self, id: JsValue) -> Promise {
+        let a = self.inner.clone();
+        let handed = Rc::clone(&self.handed);
+        let id = match id_arg(&id, a.manager().config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move {
+            let tracker = a.activate_context(&id).await?;
+            let active = a.list_active_context_ids().await;
+            let mut handed = handed.borrow_mut();
+            handed.retain(|k, h| h.alive.get() && active.binary_search(k).is_ok());
+            if let Some(h) = handed.get(&id).filter(|h| h.tracker.same_as(&tracker)) {
+                return Ok(h.object.clone());
+            }
+            let wrapper = Tracker::wrap(tracker.clone());
+            let alive = Rc::clone(&wrapper.alive);
+            let object = JsValue::from(wrapper);
+            handed.insert(
+                id,
+                Handed {
+                    tracker,
+                    alive,
+                    object: object.clone(),
+                },
+            );
+            Ok(object)
+        })
+    }
+
+    /// Deactivates the tracker of `id` (`NOT_ACTIVE`, `UNSYNCED_CHANGES`).
+    #[wasm_bindgen(js_name = deactivateContext)]
+    pub fn deactivate_context(&self, id: JsValue) -> Promise {
+        let a = self.inner.clone();
+        let handed = Rc::clone(&self.handed);
+        let id = match id_arg(&id, a.manager().config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move {
+            a.deactivate_context(&id).await?;
+            handed.borrow_mut().remove(&id);
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Ids with an active tracker, sorted.
+    #[wasm_bindgen(js_name = listActiveContextIds)]
+    pub fn list_active_context_ids(&self) -> Promise {
+        let a = self.inner.clone();
+        run(async move { Ok(to_js(&a.list_active_context_ids().await)) })
+    }
+
+    /// Sweeps expired contexts every `cleanupIntervalMs` on a JavaScript timer
+    /// until `stopAutoCleanup()` or `free()`.
+    #[wasm_bindgen(js_name = startAutoCleanup)]
+    pub fn start_auto_cleanup(&self) {
+        self.auto.borrow_mut().start(&self.inner);
+    }
+
+    /// Stops the automatic sweeps.
+    #[wasm_bindgen(js_name = stopAutoCleanup)]
+    pub fn stop_auto_cleanup(&self) {
+        self.auto.borrow_mut().timer = None;
+    }
+}

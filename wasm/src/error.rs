@@ -1,0 +1,77 @@
+//! Errors as JavaScript sees them: instances of the package's `ContextError` class.
+
+use contextkit_core::ContextError;
+use js_sys::{Array, Function, Reflect};
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+
+thread_local! {
+    /// The `ContextError` class of the JavaScript entry point, once it registered it.
+    static CLASS: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
+
+/// Registers the class errors are made of: `new Class(code, message)`.
+pub(crate) fn set_class(class: Function) {
+    CLASS.with(|c| *c.borrow_mut() = Some(class));
+}
+
+/// A JavaScript error for `err`: a `ContextError` with `code` and, for a
+/// version conflict, `expected` and `actual`.
+pub(crate) fn to_js(err: &ContextError) -> JsValue {
+    let js = make(err.code(), &err.to_string());
+    if let ContextError::VersionConflict {
+        expected, actual, ..
+    } = err
+    {
+        // Setting plain data properties on a fresh error cannot fail.
+        let _ = Reflect::set(&js, &"expected".into(), &(*expected as f64).into());
+        let _ = Reflect::set(&js, &"actual".into(), &(*actual as f64).into());
+    }
+    js
+}
+
+/// `to_js` for an owned error, handy in `map_err`.
+pub(crate) fn js(err: ContextError) -> JsValue {
+    to_js(&err)
+}
+
+fn make(code: &str, message: &str) -> JsValue {
+    let class = CLASS.with(|c| c.borrow().clone());
+    if let Some(class) = class {
+        let args = Array::of2(&code.into(), &message.into());
+        if let Ok(err) = Reflect::construct(&class, &args) {
+            return err;
+        }
+    }
+    // No class registered (the crate's own tests): a plain Error with the same fields.
+    let err = js_sys::Error::new(message);
+    err.set_name("ContextError");
+    let _ = Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
+}
+
+/// `INVALID_ARGUMENT` with `msg`.
+pub(crate) fn invalid(msg: impl Into<String>) -> ContextError {
+    ContextError::InvalidArgument(msg.into())
+}
+
+/// A short description of a JavaScript value's type for messages.
+pub(crate) fn kind(v: &JsValue) -> String {
+    if v.is_null() {
+        return "null".into();
+    }
+    if crate::host::is_array(v).unwrap_or(false) {
+        return "an array".into();
+    }
+    match v.js_typeof().as_string().as_deref() {
+        Some("object") => "an object".into(),
+        Some("undefined") => "undefined".into(),
+        Some("number") if v.as_f64().is_some_and(|n| !n.is_finite()) => {
+            format!("{}", v.as_f64().unwrap_or_default())
+        }
+        Some(t @ ("number" | "string" | "boolean" | "function" | "symbol" | "bigint")) => {
+            format!("a {t}")
+        }
+        _ => "an unsupported value".into(),
+    }
+}

@@ -1,0 +1,206 @@
+//! `ContextManager` for JavaScript.
+
+use crate::convert::{object_from_js, string_arg, to_js};
+use crate::error::invalid;
+use crate::options;
+use crate::promise::{reject, run};
+use contextkit_core::{ContextError, ContextManager, ManagerConfig};
+use js_sys::{Function, Promise};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+/// The context store. Every method except `subscribe` and `stats` returns a Promise.
+#[wasm_bindgen(js_name = ContextManager)]
+pub struct Manager {
+    pub(crate) inner: ContextManager,
+}
+
+/// Random keys for the id hash from `crypto.getRandomValues`.
+fn hash_seed() -> [u64; 4] {
+    let mut bytes = [0_u8; 32];
+    if crate::host::get_random_values(&mut bytes).is_err() {
+        // No Web Crypto: fall back to Math.random, still unknown to callers.
+        for b in &mut bytes {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    let mut seed = [0_u64; 4];
+    for (word, chunk) in seed.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0_u8; 8];
+        b.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(b);
+    }
+    seed
+}
+
+pub(crate) fn id_arg(id: &JsValue, cfg: &ManagerConfig) -> Result<String, ContextError> {
+    string_arg(id, "context id", cfg.max_id_bytes)
+}
+
+pub(crate) fn data_arg(
+    data: &JsValue,
+    cfg: &ManagerConfig,
+) -> Result<serde_json::Value, ContextError> {
+    object_from_js(data, "context data", cfg.max_data_bytes)
+}
+
+fn snapshot_arg(v: &JsValue) -> Result<u64, ContextError> {
+    options::int_value(v, 0).ok_or_else(|| {
+        invalid(format!(
+            "recovery point id must be a non-negative integer, got {}",
+            crate::error::kind(v)
+        ))
+    })
+}
+
+#[wasm_bindgen(js_class = ContextManager)]
+impl Manager {
+    /// `new ContextManager({ maxContexts, maxRecoveryPoints, defaultTtlMs, maxIdBytes, maxDataBytes })`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(config: JsValue) -> Result<Manager, JsValue> {
+        let cfg = options::manager_config(&config).map_err(crate::error::js)?;
+        let inner = ContextManager::builder(cfg).hash_seed(hash_seed()).build();
+        Ok(Manager { inner })
+    }
+
+    /// Creates `id` at version 1 with `data` and optional `{ ttlMs, metadata }`.
+    #[wasm_bindgen(js_name = createContext)]
+    pub fn create_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let cfg = m.config();
+        let args = (|| {
+            Ok::<_, ContextError>((
+                id_arg(&id, cfg)?,
+                data_arg(&data, cfg)?,
+                options::create_options(&options, cfg.max_data_bytes)?,
+            ))
+        })();
+        let (id, data, opts) = match args {
+            Ok(a) => a,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*m.create_context_with(&id, data, opts).await?)) })
+    }
+
+    /// The live context `id`.
+    #[wasm_bindgen(js_name = getContext)]
+    pub fn get_context(&self, id: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let id = match id_arg(&id, m.config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*m.get_context(&id).await?)) })
+    }
+
+    /// Replaces the data of `id`; `{ expectedVersion }` makes it a compare-and-set.
+    #[wasm_bindgen(js_name = updateContext)]
+    pub fn update_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let cfg = m.config();
+        let args = (|| {
+            Ok::<_, ContextError>((
+                id_arg(&id, cfg)?,
+                data_arg(&data, cfg)?,
+                options::expected_version(&options)?,
+            ))
+        })();
+        let (id, data, expected) = match args {
+            Ok(a) => a,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*m.update_context(&id, data, expected).await?)) })
+    }
+
+    /// Deletes `id` and its recovery points.
+    #[wasm_bindgen(js_name = deleteContext)]
+    pub fn delete_context(&self, id: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let id = match id_arg(&id, m.config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move {
+            m.delete_context(&id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Ids of the live contexts, sorted.
+    #[wasm_bindgen(js_name = listContextIds)]
+    pub fn list_context_ids(&self) -> Promise {
+        let m = self.inner.clone();
+        run(async move { Ok(to_js(&m.list_context_ids().await)) })
+    }
+
+    /// Number of live contexts.
+    pub fn len(&self) -> Promise {
+        let m = self.inner.clone();
+        run(async move { Ok(JsValue::from(m.len().await as f64)) })
+    }
+
+    /// Snapshots the current version of `id`.
+    #[wasm_bindgen(js_name = createRecoveryPoint)]
+    pub fn create_recovery_point(&self, id: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let id = match id_arg(&id, m.config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&m.create_recovery_point(&id).await?)) })
+    }
+
+    /// The recovery points of `id`, oldest first.
+    #[wasm_bindgen(js_name = recoveryPoints)]
+    pub fn recovery_points(&self, id: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let id = match id_arg(&id, m.config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&m.recovery_points(&id).await?)) })
+    }
+
+    /// Makes recovery point `snapshotId`'s data the next version of `id`.
+    #[wasm_bindgen(js_name = restoreRecoveryPoint)]
+    pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let args = id_arg(&id, m.config()).and_then(|id| Ok((id, snapshot_arg(&snapshot_id)?)));
+        let (id, point) = match args {
+            Ok(a) => a,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*m.restore_recovery_point(&id, point).await?)) })
+    }
+
+    /// Removes expired contexts; resolves to how many.
+    #[wasm_bindgen(js_name = cleanupExpired)]
+    pub fn cleanup_expired(&self) -> Promise {
+        let m = self.inner.clone();
+        run(async move { Ok(JsValue::from(m.cleanup_expired().await as f64)) })
+    }
+
+    /// Calls `callback(event)` for every committed change, asynchronously and
+    /// in commit order. Returns a function that unsubscribes.
+    pub fn subscribe(&self, callback: JsValue) -> Result<Function, JsValue> {
+        let Some(callback) = callback.dyn_ref::<Function>() else {
+            return Err(crate::error::to_js(&invalid(format!(
+                "subscribe expects a function, got {}",
+                crate::error::kind(&callback)
+            ))));
+        };
+        let off = crate::events::deliver(self.inner.subscribe(), callback.clone());
+        Ok(off.unchecked_into())
+    }
+
+    /// Counters since the manager was created.
+    pub fn stats(&self) -> JsValue {
+        to_js(&self.inner.stats())
+    }
+
+    /// The configuration in force, defaults filled in.
+    #[wasm_bindgen(getter)]
+    pub fn config(&self) -> JsValue {
+        to_js(self.inner.config())
+    }
+}

@@ -1,0 +1,36 @@
+//! Turning the core's futures into JavaScript Promises.
+
+use contextkit_core::ContextError;
+use js_sys::Promise;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+use wasm_bindgen::prelude::*;
+
+/// A Promise of `fut`'s result; errors become `ContextError`s.
+///
+/// The future owns everything it uses (callers clone the core handle into it),
+/// so the JavaScript object it came from is not borrowed while the Promise is
+/// pending. Most operations finish without waiting for a lock, so the future
+/// is polled once right away and an already settled Promise is returned;
+/// otherwise it continues on the microtask queue.
+pub(crate) fn run<F>(fut: F) -> Promise
+where
+    F: Future<Output = Result<JsValue, ContextError>> + 'static,
+{
+    let mut fut = Box::pin(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(v)) => Promise::resolve(&v),
+        Poll::Ready(Err(e)) => Promise::reject(&crate::error::to_js(&e)),
+        Poll::Pending => {
+            wasm_bindgen_futures::future_to_promise(
+                async move { fut.await.map_err(crate::error::js) },
+            )
+        }
+    }
+}
+
+/// A Promise rejected with `err`, for arguments refused before any work.
+pub(crate) fn reject(err: ContextError) -> Promise {
+    Promise::reject(&crate::error::to_js(&err))
+}

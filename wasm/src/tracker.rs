@@ -1,0 +1,204 @@
+//! `ContextTracker` for JavaScript.
+
+use crate::convert::to_js;
+use crate::manager::{Manager, data_arg, id_arg};
+use crate::options;
+use crate::promise::{reject, run};
+use crate::timer::Interval;
+use contextkit_core::{ContextError, ContextState, ContextTracker};
+use js_sys::{Function, Promise};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+
+/// A working copy of one active context that syncs back to its manager.
+#[wasm_bindgen(js_name = ContextTracker)]
+pub struct Tracker {
+    pub(crate) inner: ContextTracker,
+    auto_sync: RefCell<Option<Interval>>,
+    /// Cleared when this object is freed, so an adapter never hands it out again.
+    pub(crate) alive: Rc<Cell<bool>>,
+}
+
+impl Tracker {
+    pub(crate) fn wrap(inner: ContextTracker) -> Self {
+        Self {
+            inner,
+            auto_sync: RefCell::new(None),
+            alive: Rc::new(Cell::new(true)),
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.alive.set(false);
+    }
+}
+
+/// A `ContextState` passed back from JavaScript (to `applyRemote`).
+fn state_arg(v: &JsValue, tracker: &ContextTracker) -> Result<Arc<ContextState>, ContextError> {
+    let max = tracker.manager().config().max_data_bytes;
+    let budget = max.saturating_mul(2).saturating_add(4096);
+    let value = crate::convert::object_from_js(v, "state", budget)?;
+    serde_json::from_value::<ContextState>(value)
+        .map(Arc::new)
+        .map_err(|e| crate::error::invalid(format!("state is not a context state: {e}")))
+}
+
+#[wasm_bindgen(js_class = ContextTracker)]
+impl Tracker {
+    /// `new ContextTracker(manager, { syncIntervalMs, autoRecovery, conflict })`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(manager: &Manager, config: JsValue) -> Result<Tracker, JsValue> {
+        let cfg = options::tracker_config(&config).map_err(crate::error::js)?;
+        Ok(Self::wrap(ContextTracker::new(manager.inner.clone(), cfg)))
+    }
+
+    /// Loads `id` and makes it the active context.
+    #[wasm_bindgen(js_name = activateContext)]
+    pub fn activate_context(&self, id: JsValue) -> Promise {
+        let t = self.inner.clone();
+        let id = match id_arg(&id, t.manager().config()) {
+            Ok(id) => id,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*t.activate_context(&id).await?)) })
+    }
+
+    /// Deactivates the active context (`UNSYNCED_CHANGES` if dirty).
+    #[wasm_bindgen(js_name = deactivateContext)]
+    pub fn deactivate_context(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move {
+            t.deactivate_context().await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Drops local edits; resolves to the stored version they were based on.
+    #[wasm_bindgen(js_name = discardChanges)]
+    pub fn discard_changes(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move { Ok(to_js(&*t.discard_changes().await?)) })
+    }
+
+    /// The active context's id, or null.
+    #[wasm_bindgen(js_name = activeContextId)]
+    pub fn active_context_id(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move { Ok(to_js(&t.active_context_id().await)) })
+    }
+
+    /// The working copy (`NOT_ACTIVE` when nothing is active).
+    #[wasm_bindgen(js_name = getState)]
+    pub fn get_state(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move { Ok(to_js(&*t.get_state().await?)) })
+    }
+
+    /// Whether the working copy has local edits.
+    #[wasm_bindgen(js_name = isDirty)]
+    pub fn is_dirty(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move { Ok(JsValue::from(t.is_dirty().await)) })
+    }
+
+    /// Replaces the local data and marks the copy dirty.
+    #[wasm_bindgen(js_name = updateState)]
+    pub fn update_state(&self, data: JsValue) -> Promise {
+        let t = self.inner.clone();
+        let data = match data_arg(&data, t.manager().config()) {
+            Ok(d) => d,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(to_js(&*t.update_state(data).await?)) })
+    }
+
+    /// Adopts `state` if it is a newer version of the active context and the copy is clean.
+    #[wasm_bindgen(js_name = applyRemote)]
+    pub fn apply_remote(&self, state: JsValue) -> Promise {
+        let t = self.inner.clone();
+        let state = match state_arg(&state, &t) {
+            Ok(s) => s,
+            Err(e) => return reject(e),
+        };
+        run(async move { Ok(JsValue::from(t.apply_remote(state).await)) })
+    }
+
+    /// Pushes local edits to the manager, applying the conflict policy.
+    #[wasm_bindgen(js_name = syncState)]
+    pub fn sync_state(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move { Ok(to_js(&*t.sync_state().await?)) })
+    }
+
+    /// Whether the copy is dirty and `syncIntervalMs` passed since the last sync.
+    #[wasm_bindgen(js_name = isSyncNeeded)]
+    pub fn is_sync_needed(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move { Ok(JsValue::from(t.is_sync_needed().await)) })
+    }
+
+    /// Syncs if needed; resolves to the new state, or null if it did not sync.
+    #[wasm_bindgen(js_name = syncIfNeeded)]
+    pub fn sync_if_needed(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move {
+            Ok(match t.sync_if_needed().await? {
+                Some(s) => to_js(&*s),
+                None => JsValue::NULL,
+            })
+        })
+    }
+
+    /// A recovery point of the active context as stored.
+    #[wasm_bindgen(js_name = createRecoveryPoint)]
+    pub fn create_recovery_point(&self) -> Promise {
+        let t = self.inner.clone();
+        run(async move { Ok(to_js(&t.create_recovery_point().await?)) })
+    }
+
+    /// Syncs when needed every `syncIntervalMs` on a JavaScript timer until
+    /// `stopAutoSync()` or `free()`. A failed background sync is passed to
+    /// `onError` if given (the local edits stay, so the next tick retries).
+    #[wasm_bindgen(js_name = startAutoSync)]
+    pub fn start_auto_sync(&self, on_error: JsValue) -> Result<(), JsValue> {
+        let on_error = crate::adapter::optional_callback(&on_error, "startAutoSync")?;
+        let t = self.inner.clone();
+        let timer = Interval::start(t.config().sync_interval_ms, move || {
+            let t = t.clone();
+            let on_error = on_error.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = t.sync_if_needed().await {
+                    report(on_error.as_ref(), &e);
+                }
+            });
+        });
+        *self.auto_sync.borrow_mut() = Some(timer);
+        Ok(())
+    }
+
+    /// Stops automatic syncing.
+    #[wasm_bindgen(js_name = stopAutoSync)]
+    pub fn stop_auto_sync(&self) {
+        self.auto_sync.borrow_mut().take();
+    }
+
+    /// Its settings.
+    #[wasm_bindgen(getter)]
+    pub fn config(&self) -> JsValue {
+        to_js(self.inner.config())
+    }
+}
+
+/// Hands a background failure to `on_error`; without one it is dropped (the
+/// state it concerns stays observable: a tracker stays dirty).
+pub(crate) fn report(on_error: Option<&Function>, e: &ContextError) {
+    if let Some(f) = on_error {
+        if let Err(thrown) = f.call1(&JsValue::UNDEFINED, &crate::error::to_js(e)) {
+            let _ = js_sys::Promise::reject(&thrown);
+        }
+    }
+}
