@@ -1,4 +1,7 @@
-//! Helpers shared by the evidence suites (model-based and linearizability tests).
+//! Helpers shared by the evidence suites: the reference model, the operations
+//! of the model-based test and the driver that runs them on both sides.
 #![allow(dead_code)]
 
+pub mod driver;
+pub mod ops;
 pub mod refmodel;
