@@ -1,0 +1,368 @@
+//! A linearizability checker (Wing & Gong's search with Lowe's memoization)
+//! and the sequential specification of the manager it checks histories against.
+//!
+//! A history is a list of completed calls, each with its invocation and
+//! response order and the clock values seen just before and just after it.
+//! The checker searches for an order of the calls that respects real time
+//! (a call that returned before another began comes first) and in which each
+//! call, applied to the specification, gives the result it really gave.
+//!
+//! Time: the manager reads its clock once per call, before entering the
+//! critical section. [`Time::Observed`] lets a call use any clock value seen
+//! during the call; [`Time::AtCommit`] demands the clock value at the moment
+//! the call takes effect (clock advances are calls in the history too).
+
+use std::collections::HashSet;
+
+/// Ids are small numbers; the store sees them as `"k0"`, `"k1"`, …
+pub const IDS: usize = 3;
+/// `max_contexts` of the store under test.
+pub const CAPACITY: usize = 2;
+/// `max_recovery_points` of the store under test.
+pub const POINTS: usize = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create {
+        id: u8,
+        ttl: Option<u64>,
+        tag: u32,
+    },
+    Get(u8),
+    Update {
+        id: u8,
+        tag: u32,
+        expected: Option<u64>,
+    },
+    Delete(u8),
+    Point(u8),
+    Restore(u8, u64),
+    Cleanup,
+    /// The clock was set to this value.
+    Advance(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Out {
+    State {
+        version: u64,
+        tag: u32,
+        expires: Option<u64>,
+    },
+    Point {
+        id: u64,
+        version: u64,
+    },
+    Unit,
+    Count(usize),
+    Conflict(u64),
+    Err(&'static str),
+}
+
+/// One completed call.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub op: Op,
+    pub out: Out,
+    /// Position of the invocation and of the response in one global order.
+    pub inv: u64,
+    pub resp: u64,
+    /// The clock just before the call and just after it returned.
+    pub clock_inv: u64,
+    pub clock_resp: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Time {
+    /// Each call uses some clock value it could have read during the call.
+    Observed,
+    /// Each call uses the clock value at its linearization point.
+    AtCommit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Entry {
+    version: u64,
+    tag: u32,
+    expires: Option<u64>,
+    ttl: Option<u64>,
+    /// (point id, tag of the data it holds), oldest first.
+    points: Vec<(u64, u32)>,
+}
+
+impl Entry {
+    fn expired(&self, now: u64) -> bool {
+        self.expires.is_some_and(|at| at <= now)
+    }
+}
+
+/// The specification's state: stored contexts (expired-but-unswept ones too),
+/// the next recovery point id and, for [`Time::AtCommit`], the clock.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Spec {
+    entries: [Option<Entry>; IDS],
+    next_point: u64,
+    clock: u64,
+}
+
+impl Spec {
+    pub fn new(clock: u64) -> Self {
+        Self {
+            entries: Default::default(),
+            next_point: 1,
+            clock,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.entries.iter().flatten().count()
+    }
+
+    fn sweep(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        for slot in &mut self.entries {
+            if slot.as_ref().is_some_and(|e| e.expired(now)) {
+                *slot = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The live entry, after removing it if it has expired (what writes do).
+    fn live_for_write(&mut self, id: u8, now: u64) -> Option<&mut Entry> {
+        let slot = &mut self.entries[usize::from(id)];
+        if slot.as_ref().is_some_and(|e| e.expired(now)) {
+            *slot = None;
+        }
+        slot.as_mut()
+    }
+
+    fn next_version(e: &mut Entry, tag: u32, now: u64) -> Out {
+        e.version += 1;
+        e.tag = tag;
+        e.expires = e.ttl.map(|t| now + t);
+        Out::State {
+            version: e.version,
+            tag,
+            expires: e.expires,
+        }
+    }
+
+    /// Every (state, result) the call can lead to at time `now`.
+    fn apply(&self, op: Op, now: u64) -> Vec<(Spec, Out)> {
+        let mut s = self.clone();
+        let nf = Out::Err("NOT_FOUND");
+        let out = match op {
+            Op::Create { id, ttl, tag } => {
+                if s.live_for_write(id, now).is_some() {
+                    Out::Err("ALREADY_EXISTS")
+                } else if s.count() >= CAPACITY && {
+                    s.sweep(now);
+                    s.count() >= CAPACITY
+                } {
+                    Out::Err("CAPACITY_EXCEEDED")
+                } else {
+                    let expires = ttl.map(|t| now + t);
+                    s.entries[usize::from(id)] = Some(Entry {
+                        version: 1,
+                        tag,
+                        expires,
+                        ttl,
+                        points: Vec::new(),
+                    });
+                    Out::State {
+                        version: 1,
+                        tag,
+                        expires,
+                    }
+                }
+            }
+            Op::Get(id) => match &s.entries[usize::from(id)] {
+                Some(e) if !e.expired(now) => Out::State {
+                    version: e.version,
+                    tag: e.tag,
+                    expires: e.expires,
+                },
+                _ => nf,
+            },
+            Op::Update { id, tag, expected } => match s.live_for_write(id, now) {
+                None => nf,
+                Some(e) if expected.is_some_and(|v| v != e.version) => Out::Conflict(e.version),
+                Some(e) => Self::next_version(e, tag, now),
+            },
+            Op::Delete(id) => match s.live_for_write(id, now) {
+                None => nf,
+                Some(_) => {
+                    s.entries[usize::from(id)] = None;
+                    Out::Unit
+                }
+            },
+            Op::Point(id) => {
+                let pid = s.next_point;
+                match s.live_for_write(id, now) {
+                    None => nf,
+                    Some(e) => {
+                        e.points.push((pid, e.tag));
+                        if e.points.len() > POINTS {
+                            e.points.remove(0);
+                        }
+                        let version = e.version;
+                        s.next_point += 1;
+                        Out::Point { id: pid, version }
+                    }
+                }
+            }
+            Op::Restore(id, pid) => {
+                let slot = &self.entries[usize::from(id)];
+                if slot.as_ref().is_some_and(|e| e.expired(now)) {
+                    // Found expired by the read (nothing removed) or by the write (removed).
+                    let mut swept = self.clone();
+                    swept.entries[usize::from(id)] = None;
+                    return vec![(self.clone(), nf), (swept, nf)];
+                }
+                match s.entries[usize::from(id)].as_mut() {
+                    None => nf,
+                    Some(e) => match e.points.iter().find(|p| p.0 == pid) {
+                        None => nf,
+                        Some(&(_, tag)) => Self::next_version(e, tag, now),
+                    },
+                }
+            }
+            Op::Cleanup => Out::Count(s.sweep(now)),
+            Op::Advance(to) => {
+                s.clock = to;
+                Out::Unit
+            }
+        };
+        vec![(s, out)]
+    }
+
+    /// The states after `rec` that give its real result, under `time`.
+    fn step(&self, rec: &Rec, time: Time, clocks: &[u64]) -> Vec<Spec> {
+        let within = |c: &u64| (rec.clock_inv..=rec.clock_resp).contains(c);
+        let nows: Vec<u64> = match (time, rec.op) {
+            (_, Op::Advance(_)) => vec![self.clock],
+            (Time::AtCommit, _) => Some(self.clock).filter(within).into_iter().collect(),
+            (Time::Observed, _) => clocks.iter().copied().filter(within).collect(),
+        };
+        let mut next: Vec<Spec> = Vec::new();
+        for now in nows {
+            for (s, out) in self.apply(rec.op, now) {
+                let s = if time == Time::Observed {
+                    Spec { clock: 0, ..s }
+                } else {
+                    s
+                };
+                if out == rec.out && !next.contains(&s) {
+                    next.push(s);
+                }
+            }
+        }
+        next
+    }
+}
+
+/// Why a history was not accepted.
+#[derive(Debug)]
+pub enum Verdict {
+    Linearizable,
+    Violation(String),
+    /// The search gave up after this many states (never seen at the sizes used).
+    TooHard(usize),
+}
+
+const BUDGET: usize = 5_000_000;
+
+/// Searches for a linearization of `history` (at most 128 calls).
+pub fn check(history: &[Rec], start_clock: u64, time: Time) -> Verdict {
+    assert!(history.len() <= 128, "the checker takes at most 128 calls");
+    let mut clocks: Vec<u64> = history
+        .iter()
+        .flat_map(|r| [r.clock_inv, r.clock_resp])
+        .collect();
+    clocks.extend(history.iter().filter_map(|r| match r.op {
+        Op::Advance(to) => Some(to),
+        _ => None,
+    }));
+    clocks.sort_unstable();
+    clocks.dedup();
+    let init = Spec::new(if time == Time::AtCommit {
+        start_clock
+    } else {
+        0
+    });
+    let mut search = Search {
+        history,
+        time,
+        clocks,
+        seen: HashSet::new(),
+        deepest: 0,
+    };
+    let all = if history.len() == 128 {
+        u128::MAX
+    } else {
+        (1_u128 << history.len()) - 1
+    };
+    match search.dfs(0, init, all) {
+        Some(true) => Verdict::Linearizable,
+        Some(false) => Verdict::Violation(describe(history, search.deepest)),
+        None => Verdict::TooHard(search.seen.len()),
+    }
+}
+
+struct Search<'h> {
+    history: &'h [Rec],
+    time: Time,
+    clocks: Vec<u64>,
+    seen: HashSet<(u128, Spec)>,
+    deepest: u32,
+}
+
+impl Search<'_> {
+    /// `Some(found)`, or `None` when over budget.
+    fn dfs(&mut self, done: u128, state: Spec, all: u128) -> Option<bool> {
+        if done == all {
+            return Some(true);
+        }
+        self.deepest = self.deepest.max(done.count_ones());
+        if self.seen.len() > BUDGET {
+            return None;
+        }
+        if !self.seen.insert((done, state.clone())) {
+            return Some(false);
+        }
+        let pending = || (0..self.history.len()).filter(move |i| done & (1 << i) == 0);
+        let first_resp = pending()
+            .map(|i| self.history[i].resp)
+            .min()
+            .unwrap_or(u64::MAX);
+        let ready: Vec<usize> = pending()
+            .filter(|&i| self.history[i].inv < first_resp)
+            .collect();
+        for i in ready {
+            for next in state.step(&self.history[i], self.time, &self.clocks) {
+                if self.dfs(done | (1 << i), next, all)? {
+                    return Some(true);
+                }
+            }
+        }
+        Some(false)
+    }
+}
+
+fn describe(history: &[Rec], deepest: u32) -> String {
+    let mut calls: Vec<&Rec> = history.iter().collect();
+    calls.sort_by_key(|r| r.inv);
+    let mut s = format!(
+        "no linearization of {} calls (longest prefix {deepest}):\n",
+        history.len()
+    );
+    for r in calls {
+        s += &format!(
+            "  [{:>3}..{:>3}] clock {}..{}  {:?} -> {:?}\n",
+            r.inv, r.resp, r.clock_inv, r.clock_resp, r.op, r.out
+        );
+    }
+    s
+}
