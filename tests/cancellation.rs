@@ -2,13 +2,13 @@
 //! consistent, with no stuck lock and no half-applied change.
 
 use contextkit::{
-    json, AdapterConfig, ContextAdapter, ContextEvent, ContextManager, ContextTracker,
-    ManagerConfig, Scoped, TrackerConfig,
+    AdapterConfig, ContextAdapter, ContextEvent, ContextManager, ContextTracker, ManagerConfig,
+    Scoped, TrackerConfig, json,
 };
 use futures::FutureExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -38,10 +38,12 @@ fn dropped_waiting_write_applies_nothing_and_frees_the_lock() {
     };
     entered_rx.recv().unwrap();
     // The lock is held: both first polls are pending, and both futures are dropped.
-    assert!(scoped
-        .write(|v| v.push("cancelled writer"))
-        .now_or_never()
-        .is_none());
+    assert!(
+        scoped
+            .write(|v| v.push("cancelled writer"))
+            .now_or_never()
+            .is_none()
+    );
     assert!(scoped.read(|v| v.len()).now_or_never().is_none());
     release_tx.send(()).unwrap();
     holder.join().unwrap();

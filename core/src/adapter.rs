@@ -8,10 +8,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Settings of a [`ContextAdapter`].
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let cfg = AdapterConfig { ttl_ms: Some(30_000), max_active_contexts: 8, ..AdapterConfig::default() };
+/// assert_eq!(cfg.max_contexts, 10_000);
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AdapterConfig {
@@ -89,18 +98,50 @@ pub struct ContextAdapter {
 impl ContextAdapter {
     /// Wraps `manager`; the adapter's `max_contexts` caps the manager from now on.
     /// The config is taken as given; [`try_new`](Self::try_new) checks it first.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig { ttl_ms: Some(30_000), ..AdapterConfig::default() });
+    /// assert_eq!(a.get_config().await.ttl_ms, Some(30_000));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn new(manager: ContextManager, config: AdapterConfig) -> Self {
         Self::with_trackers(manager, config, TrackerConfig::default())
     }
 
     /// [`new`](Self::new), but `INVALID_ARGUMENT` for zero limits, a zero TTL
     /// or a zero cleanup interval.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let bad = AdapterConfig { max_contexts: 0, ..AdapterConfig::default() };
+    /// assert_eq!(ContextAdapter::try_new(m, bad).unwrap_err().code(), "INVALID_ARGUMENT");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn try_new(manager: ContextManager, config: AdapterConfig) -> Result<Self> {
         config.validate()?;
         Ok(Self::new(manager, config))
     }
 
     /// [`new`](Self::new) with the settings of the trackers it hands out.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let trackers = TrackerConfig { auto_recovery: true, ..TrackerConfig::default() };
+    /// let a = ContextAdapter::with_trackers(m, AdapterConfig::default(), trackers);
+    /// a.create_context("a", json!({})).await?;
+    /// assert!(a.activate_context("a").await?.config().auto_recovery);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn with_trackers(
         manager: ContextManager,
         config: AdapterConfig,
@@ -121,6 +162,16 @@ impl ContextAdapter {
     }
 
     /// The wrapped manager.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m.clone(), AdapterConfig::default());
+    /// assert!(a.manager().same_store(&m));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn manager(&self) -> &ContextManager {
         &self.shared.manager
     }
@@ -148,6 +199,17 @@ impl ContextAdapter {
     }
 
     /// Creates `id` with the adapter's TTL.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig { ttl_ms: Some(1_000), ..AdapterConfig::default() });
+    /// let s = a.create_context("a", json!({})).await?;
+    /// assert_eq!(s.expires_at_ms, Some(s.created_at_ms + 1_000));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn create_context(&self, id: &str, data: Value) -> Result<Arc<ContextState>> {
         let cfg = self.config().await;
         self.maybe_cleanup(&cfg).await;
@@ -162,6 +224,17 @@ impl ContextAdapter {
     }
 
     /// The live context `id`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig::default());
+    /// a.create_context("a", json!({ "n": 1 })).await?;
+    /// assert_eq!(a.get_context("a").await?.data["n"], 1);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn get_context(&self, id: &str) -> Result<Arc<ContextState>> {
         let cfg = self.config().await;
         self.maybe_cleanup(&cfg).await;
@@ -169,6 +242,19 @@ impl ContextAdapter {
     }
 
     /// Replaces the data of `id` and restarts its expiry with the adapter's TTL.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(0);
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(clock.clone()).build();
+    /// let a = ContextAdapter::new(m, AdapterConfig { ttl_ms: Some(100), ..AdapterConfig::default() });
+    /// a.create_context("a", json!({})).await?;
+    /// clock.advance(60);
+    /// assert_eq!(a.update_context("a", json!({ "n": 1 }), None).await?.expires_at_ms, Some(160));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn update_context(
         &self,
         id: &str,
@@ -188,11 +274,36 @@ impl ContextAdapter {
     }
 
     /// Deletes `id` and its recovery points.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig::default());
+    /// a.create_context("a", json!({})).await?;
+    /// a.delete_context("a").await?;
+    /// assert!(a.list_contexts().await.is_empty());
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn delete_context(&self, id: &str) -> Result<()> {
         self.shared.manager.delete_context(id).await
     }
 
     /// The live contexts, sorted by id.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig::default());
+    /// a.create_context("b", json!({})).await?;
+    /// a.create_context("a", json!({})).await?;
+    /// let ids: Vec<_> = a.list_contexts().await.iter().map(|s| s.id.clone()).collect();
+    /// assert_eq!(ids, ["a", "b"]);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn list_contexts(&self) -> Vec<Arc<ContextState>> {
         let cfg = self.config().await;
         self.maybe_cleanup(&cfg).await;
@@ -200,6 +311,19 @@ impl ContextAdapter {
     }
 
     /// Removes expired contexts now; returns how many.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(0);
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(clock.clone()).build();
+    /// let a = ContextAdapter::new(m, AdapterConfig { ttl_ms: Some(10), ..AdapterConfig::default() });
+    /// a.create_context("a", json!({})).await?;
+    /// clock.advance(10);
+    /// assert_eq!(a.cleanup_expired_contexts().await, 1);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn cleanup_expired_contexts(&self) -> usize {
         let now = self.shared.manager.inner.now();
         self.shared.last_cleanup_ms.store(now, Ordering::SeqCst);
@@ -207,6 +331,16 @@ impl ContextAdapter {
     }
 
     /// The current settings.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig::default());
+    /// assert_eq!(a.get_config().await, AdapterConfig::default());
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn get_config(&self) -> AdapterConfig {
         self.config().await
     }
@@ -216,6 +350,21 @@ impl ContextAdapter {
     /// (an `Evicted` event each) until the new limit holds; creates are refused
     /// from the moment it is set. Lowering `max_active_contexts` keeps active
     /// trackers but refuses new ones until fewer are active.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m.clone(), AdapterConfig::default());
+    /// for id in ["old", "new"] {
+    ///     a.create_context(id, json!({})).await?;
+    /// }
+    /// let cfg = AdapterConfig { max_contexts: 1, ..a.get_config().await };
+    /// assert_eq!(a.update_config(cfg).await?, 1);
+    /// assert_eq!(m.list_context_ids().await, ["new"]);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn update_config(&self, config: AdapterConfig) -> Result<usize> {
         config.validate()?;
         let shared = &*self.shared;
@@ -234,6 +383,20 @@ impl ContextAdapter {
 
     /// The tracker of `id`, activating it if needed: activating an active id
     /// returns the same tracker. `CAPACITY_EXCEEDED` past `max_active_contexts`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig { max_active_contexts: 1, ..AdapterConfig::default() });
+    /// a.create_context("a", json!({})).await?;
+    /// a.create_context("b", json!({})).await?;
+    /// let t = a.activate_context("a").await?;
+    /// assert!(t.same_as(&a.activate_context("a").await?));
+    /// assert_eq!(a.activate_context("b").await.unwrap_err().code(), "CAPACITY_EXCEEDED");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn activate_context(&self, id: &str) -> Result<ContextTracker> {
         let shared = &*self.shared;
         let existing = shared
@@ -264,6 +427,19 @@ impl ContextAdapter {
 
     /// Deactivates the tracker of `id`. `NOT_ACTIVE` if there is none,
     /// `UNSYNCED_CHANGES` if it is dirty (it then stays active).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig::default());
+    /// a.create_context("a", json!({})).await?;
+    /// a.activate_context("a").await?;
+    /// a.deactivate_context("a").await?;
+    /// assert_eq!(a.deactivate_context("a").await.unwrap_err().code(), "NOT_ACTIVE");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn deactivate_context(&self, id: &str) -> Result<()> {
         let shared = &*self.shared;
         let tracker = shared
@@ -285,6 +461,18 @@ impl ContextAdapter {
     }
 
     /// Ids with an active tracker, sorted.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig::default());
+    /// a.create_context("a", json!({})).await?;
+    /// a.activate_context("a").await?;
+    /// assert_eq!(a.list_active_context_ids().await, ["a"]);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn list_active_context_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .shared

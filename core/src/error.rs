@@ -1,6 +1,18 @@
 //! The one error type of contextkit and its stable codes.
 
 /// Shorthand for `Result<T, ContextError>`.
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// async fn version_of(m: &ContextManager, id: &str) -> contextkit_core::Result<u64> {
+///     Ok(m.get_context(id).await?.version)
+/// }
+/// let m = ContextManager::new(ManagerConfig::default());
+/// assert_eq!(version_of(&m, "a").await.unwrap_err().code(), "NOT_FOUND");
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 pub type Result<T, E = ContextError> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in contextkit.
@@ -69,6 +81,16 @@ pub enum ContextError {
 
 impl ContextError {
     /// The stable, upper-case code of this error, e.g. `"VERSION_CONFLICT"`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let e = ContextError::VersionConflict { id: "a".into(), expected: 1, actual: 2 };
+    /// assert_eq!(e.code(), "VERSION_CONFLICT");
+    /// assert!(ContextError::CODES.contains(&e.code()));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "NOT_FOUND",

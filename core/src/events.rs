@@ -13,6 +13,15 @@ use std::task::{Context, Poll};
 /// A committed change, as seen by [`ContextManager::subscribe`](crate::ContextManager::subscribe).
 ///
 /// Serialized with a `type` tag: `{"type":"updated","id":"a","version":2}`.
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let e = ContextEvent::Updated { id: "a".into(), version: 2 };
+/// assert_eq!(serde_json::to_value(&e).unwrap(), json!({ "type": "updated", "id": "a", "version": 2 }));
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ContextEvent {
@@ -67,6 +76,16 @@ pub enum ContextEvent {
 
 impl ContextEvent {
     /// The context id, or `None` for `Lagged`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let e = ContextEvent::Updated { id: "a".into(), version: 2 };
+    /// assert_eq!((e.id(), e.version()), (Some("a"), Some(2)));
+    /// assert_eq!(ContextEvent::Lagged { missed: 3 }.id(), None);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn id(&self) -> Option<&str> {
         match self {
             Self::Created { id, .. }
@@ -80,6 +99,14 @@ impl ContextEvent {
     }
 
     /// The version carried by the event, or `None` for `Lagged`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// assert_eq!(ContextEvent::Deleted { id: "a".into(), version: 7 }.version(), Some(7));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn version(&self) -> Option<u64> {
         match self {
             Self::Created { version, .. }
@@ -94,6 +121,15 @@ impl ContextEvent {
 }
 
 /// Events each subscriber may fall behind by before it sees `Lagged`.
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::builder(ManagerConfig::default()).event_capacity(DEFAULT_EVENT_CAPACITY * 4).build();
+/// let _events = m.subscribe();
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
 #[derive(Debug)]
@@ -181,6 +217,20 @@ impl EventLog {
 /// change in commit order, and ends once the manager (all its clones) is dropped
 /// and the remaining events are read. A subscriber more than the log capacity
 /// behind gets one `Lagged { missed }` and continues with the oldest event kept.
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// use futures::StreamExt;
+/// let m = ContextManager::new(ManagerConfig::default());
+/// let mut events = m.subscribe();
+/// m.create_context("a", json!({})).await?;
+/// m.delete_context("a").await?;
+/// let seen: Vec<_> = events.by_ref().take(2).collect().await;
+/// assert_eq!(seen[1], ContextEvent::Deleted { id: "a".into(), version: 1 });
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct Subscription {
     log: Arc<EventLog>,
@@ -190,6 +240,18 @@ pub struct Subscription {
 
 impl Subscription {
     /// The next event if one is ready, without waiting.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let mut events = m.subscribe();
+    /// assert_eq!(events.try_next(), None);
+    /// m.create_context("a", json!({})).await?;
+    /// assert_eq!(events.try_next(), Some(ContextEvent::Created { id: "a".into(), version: 1 }));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn try_next(&mut self) -> Option<ContextEvent> {
         let ring = self.log.ring();
         if self.next < ring.head {

@@ -1,7 +1,7 @@
 //! Expiry and eviction: lazy invisibility, sweeps, and shrinking to a lowered capacity.
 
-use crate::store::Removal;
 use crate::ContextManager;
+use crate::store::Removal;
 use std::sync::atomic::Ordering;
 
 impl ContextManager {

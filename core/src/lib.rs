@@ -38,11 +38,11 @@ mod validate;
 pub use adapter::{AdapterConfig, ContextAdapter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ContextError, Result};
-pub use events::{ContextEvent, Subscription, DEFAULT_EVENT_CAPACITY};
+pub use events::{ContextEvent, DEFAULT_EVENT_CAPACITY, Subscription};
 pub use manager::{ContextManager, ManagerBuilder};
 pub use scoped::Scoped;
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
 pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
 pub use validate::MAX_DEPTH;
 
-pub use serde_json::{json, Value};
+pub use serde_json::{Value, json};

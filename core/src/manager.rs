@@ -1,17 +1,17 @@
 //! [`ContextManager`]: the store.
 
-use crate::events::{Subscription, DEFAULT_EVENT_CAPACITY};
+use crate::events::{DEFAULT_EVENT_CAPACITY, Subscription};
 use crate::store::{Entry, Inner, Removal, Shard};
 use crate::{
-    validate, Clock, ContextError, ContextEvent, ContextState, CreateOptions, ManagerConfig,
-    Result, Stats, SystemClock, UpdateOptions,
+    Clock, ContextError, ContextEvent, ContextState, CreateOptions, ManagerConfig, Result, Stats,
+    SystemClock, UpdateOptions, validate,
 };
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// The context store: keyed, versioned JSON contexts.
 ///
@@ -58,6 +58,16 @@ pub struct ManagerBuilder {
 
 impl ManagerBuilder {
     /// The time source (default: [`SystemClock`]).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(5_000);
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(clock.clone()).build();
+    /// assert_eq!(m.create_context("a", json!({})).await?.created_at_ms, 5_000);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -65,24 +75,60 @@ impl ManagerBuilder {
 
     /// Keys of the id hash. Natively the default comes from the operating
     /// system's randomness; hosts without it (wasm) pass random keys here.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::builder(ManagerConfig::default()).hash_seed([1, 2, 3, 4]).build();
+    /// m.create_context("a", json!({})).await?;
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn hash_seed(mut self, seed: [u64; 4]) -> Self {
         self.seed = Some(seed);
         self
     }
 
     /// Number of independently locked shards, rounded up to a power of two (default 32).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::builder(ManagerConfig::default()).shards(4).build();
+    /// m.create_context("a", json!({})).await?;
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = shards;
         self
     }
 
     /// Events a subscriber may fall behind by before it lags (default and minimum 1,024).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::builder(ManagerConfig::default()).event_capacity(4096).build();
+    /// let _events = m.subscribe();
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity.max(DEFAULT_EVENT_CAPACITY);
         self
     }
 
     /// The manager.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::builder(ManagerConfig::default()).build();
+    /// assert!(m.is_empty().await);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn build(self) -> ContextManager {
         let seed = self.seed.unwrap_or_else(random_seed);
         ContextManager {
@@ -105,11 +151,29 @@ fn random_seed() -> [u64; 4] {
 
 impl ContextManager {
     /// An in-memory manager on the system clock.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig { max_contexts: 100, ..ManagerConfig::default() });
+    /// assert_eq!(m.max_contexts(), 100);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn new(config: ManagerConfig) -> Self {
         Self::builder(config).build()
     }
 
     /// A builder for a manager with another clock, seed or shard count.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(ManualClock::new(0)).build();
+    /// assert_eq!(m.clock().now_ms(), 0);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn builder(config: ManagerConfig) -> ManagerBuilder {
         ManagerBuilder {
             config,
@@ -121,27 +185,78 @@ impl ContextManager {
     }
 
     /// The configuration it was built with.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// assert_eq!(m.config().max_recovery_points, 10);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn config(&self) -> &ManagerConfig {
         &self.inner.cfg
     }
 
     /// The manager's clock.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(42);
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(clock).build();
+    /// assert_eq!(m.clock().now_ms(), 42);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
 
     /// The capacity in force: the config's `max_contexts`, or an adapter's if smaller.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig { max_contexts: 50, ..ManagerConfig::default() });
+    /// let _adapter = ContextAdapter::new(m.clone(), AdapterConfig { max_contexts: 20, ..AdapterConfig::default() });
+    /// assert_eq!(m.max_contexts(), 20);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn max_contexts(&self) -> usize {
         self.inner.limit.load(Ordering::SeqCst)
     }
 
     /// Whether two handles share one store.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// assert!(m.same_store(&m.clone()));
+    /// assert!(!m.same_store(&ContextManager::new(ManagerConfig::default())));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn same_store(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Creates `id` at version 1. `ALREADY_EXISTS` if a live context has the id
     /// (never overwrites); `CAPACITY_EXCEEDED` when `max_contexts` live contexts exist.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let s = m.create_context("a", json!({ "x": 1 })).await?;
+    /// assert_eq!(s.version, 1);
+    /// let err = m.create_context("a", json!({ "x": 2 })).await.unwrap_err();
+    /// assert_eq!(err.code(), "ALREADY_EXISTS");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn create_context(&self, id: &str, data: Value) -> Result<Arc<ContextState>> {
         self.create_context_with(id, data, CreateOptions::default())
             .await
@@ -222,6 +337,17 @@ impl ContextManager {
     }
 
     /// The live context `id`, shared (never copied). `NOT_FOUND` if absent or expired.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "x": 1 })).await?;
+    /// assert_eq!(m.get_context("a").await?.data["x"], 1);
+    /// assert_eq!(m.get_context("b").await.unwrap_err().code(), "NOT_FOUND");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn get_context(&self, id: &str) -> Result<Arc<ContextState>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
@@ -247,6 +373,18 @@ impl ContextManager {
     /// Replaces the data of `id`: version + 1, expiry restarted.
     /// `VERSION_CONFLICT` if `expected_version` is given and differs;
     /// `NOT_FOUND` if absent or expired (an update never creates).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "n": 1 })).await?;
+    /// assert_eq!(m.update_context("a", json!({ "n": 2 }), Some(1)).await?.version, 2);
+    /// let err = m.update_context("a", json!({ "n": 3 }), Some(1)).await.unwrap_err();
+    /// assert_eq!(err.code(), "VERSION_CONFLICT");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn update_context(
         &self,
         id: &str,
@@ -261,6 +399,18 @@ impl ContextManager {
     }
 
     /// [`update_context`](Self::update_context) that can also replace the TTL.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let opts = UpdateOptions { expected_version: Some(1), ttl_ms: Some(60_000) };
+    /// let s = m.update_context_with("a", json!({ "n": 1 }), opts).await?;
+    /// assert_eq!(s.expires_at_ms, Some(s.updated_at_ms + 60_000));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn update_context_with(
         &self,
         id: &str,
@@ -295,6 +445,17 @@ impl ContextManager {
     }
 
     /// Deletes `id` and its recovery points together. `NOT_FOUND` if absent or expired.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// m.delete_context("a").await?;
+    /// assert_eq!(m.delete_context("a").await.unwrap_err().code(), "NOT_FOUND");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn delete_context(&self, id: &str) -> Result<()> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
@@ -314,6 +475,18 @@ impl ContextManager {
 
     /// Ids of the live contexts, sorted. Each shard is read atomically; under
     /// concurrent writes the list is as of some moment per shard.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// for id in ["b", "a"] {
+    ///     m.create_context(id, json!({})).await?;
+    /// }
+    /// assert_eq!(m.list_context_ids().await, ["a", "b"]);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn list_context_ids(&self) -> Vec<String> {
         let now = self.inner.now();
         let mut ids = Vec::new();
@@ -334,6 +507,16 @@ impl ContextManager {
     }
 
     /// The live contexts, sorted by id (shared, not copied).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "x": 1 })).await?;
+    /// assert_eq!(m.list_contexts().await[0].data["x"], 1);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn list_contexts(&self) -> Vec<Arc<ContextState>> {
         let now = self.inner.now();
         let mut states = Vec::new();
@@ -354,6 +537,16 @@ impl ContextManager {
     }
 
     /// Number of live contexts.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// assert_eq!(m.len().await, 1);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn len(&self) -> usize {
         let now = self.inner.now();
         if !self.may_have_expired(now) {
@@ -370,6 +563,15 @@ impl ContextManager {
     }
 
     /// Whether there are no live contexts.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// assert!(m.is_empty().await);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn is_empty(&self) -> bool {
         self.len().await == 0
     }
@@ -392,6 +594,18 @@ impl ContextManager {
     }
 
     /// Counters since the manager was built.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let _ = m.get_context("missing").await;
+    /// let stats = m.stats();
+    /// assert_eq!((stats.contexts, stats.creates, stats.misses), (1, 1, 1));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn stats(&self) -> Stats {
         self.inner.stats()
     }

@@ -1,9 +1,9 @@
 //! Recovery points: snapshots of a context that can be restored.
 
 use crate::store::Point;
-use crate::{validate, ContextError, ContextEvent, ContextManager, ContextState, Result, Snapshot};
-use std::sync::atomic::Ordering;
+use crate::{ContextError, ContextEvent, ContextManager, ContextState, Result, Snapshot, validate};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 fn snapshot(point_id: u64, created_at_ms: u64, state: &ContextState) -> Snapshot {
     Snapshot {
@@ -71,6 +71,17 @@ impl ContextManager {
     }
 
     /// The recovery points of `id`, oldest first. `NOT_FOUND` if `id` is absent or expired.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let p = m.create_recovery_point("a").await?;
+    /// assert_eq!(m.recovery_points("a").await?, vec![p]);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
@@ -100,6 +111,19 @@ impl ContextManager {
 
     /// Makes the data of recovery point `snapshot_id` the next version of `id`
     /// (version = current + 1, a `Restored` event). `NOT_FOUND` if either is gone.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "v": "good" })).await?;
+    /// let p = m.create_recovery_point("a").await?;
+    /// m.update_context("a", json!({ "v": "bad" }), None).await?;
+    /// let s = m.restore_recovery_point("a", p.id).await?;
+    /// assert_eq!((s.version, &s.data["v"]), (3, &json!("good")));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn restore_recovery_point(
         &self,
         id: &str,

@@ -26,6 +26,15 @@ pub struct Scoped<T: ?Sized> {
 
 impl<T> Scoped<T> {
     /// Wraps `value`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let s = Scoped::new(vec![1, 2]);
+    /// assert_eq!(s.read(|v| v.len()).await, 2);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub const fn new(value: T) -> Self {
         Self {
             lock: async_lock::RwLock::new(value),
@@ -33,6 +42,16 @@ impl<T> Scoped<T> {
     }
 
     /// Unwraps the value.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let s = Scoped::new(5);
+    /// s.write(|n| *n += 1).await;
+    /// assert_eq!(s.into_inner(), 6);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn into_inner(self) -> T {
         self.lock.into_inner()
     }
@@ -40,23 +59,61 @@ impl<T> Scoped<T> {
 
 impl<T: ?Sized> Scoped<T> {
     /// Runs `f` with shared access; many readers may run at once.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let s = Scoped::new(String::from("hi"));
+    /// assert_eq!(s.read(|v| v.to_uppercase()).await, "HI");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         let guard = self.lock.read().await;
         f(&guard)
     }
 
     /// Runs `f` with exclusive access.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let s = Scoped::new(Vec::new());
+    /// let len = s.write(|v| { v.push(1); v.len() }).await;
+    /// assert_eq!(len, 1);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn write<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut guard = self.lock.write().await;
         f(&mut guard)
     }
 
     /// Runs `f` with shared access if no writer holds or waits for the lock.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let s = Scoped::new(3);
+    /// assert_eq!(s.try_read(|n| *n), Some(3));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn try_read<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
         self.lock.try_read().map(|guard| f(&guard))
     }
 
     /// Exclusive access without waiting, through `&mut self`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let mut s = Scoped::new(1);
+    /// *s.get_mut() = 2;
+    /// assert_eq!(s.read(|n| *n).await, 2);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.lock.get_mut()
     }

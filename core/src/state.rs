@@ -5,6 +5,16 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// One version of one context. Shared as `Arc<ContextState>`: reads never copy data.
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// let s = m.create_context("a", json!({ "x": 1 })).await?;
+/// assert_eq!(serde_json::to_value(&*s).unwrap()["createdAtMs"], json!(s.created_at_ms));
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContextState {
@@ -26,12 +36,34 @@ pub struct ContextState {
 
 impl ContextState {
     /// Whether this state has expired at `now_ms`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(ManualClock::new(0)).build();
+    /// let opts = CreateOptions { ttl_ms: Some(10), ..CreateOptions::default() };
+    /// let s = m.create_context_with("a", json!({}), opts).await?;
+    /// assert!(!s.is_expired_at(9) && s.is_expired_at(10));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn is_expired_at(&self, now_ms: u64) -> bool {
         self.expires_at_ms.is_some_and(|at| at <= now_ms)
     }
 }
 
 /// A recovery point: a copy of a context's data at one version.
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// m.create_context("a", json!({ "x": 1 })).await?;
+/// let p = m.create_recovery_point("a").await?;
+/// assert_eq!((p.context_id.as_str(), p.version, &p.data), ("a", 1, &json!({ "x": 1 })));
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
@@ -48,6 +80,19 @@ pub struct Snapshot {
 }
 
 /// Options of [`ContextManager::create_context_with`](crate::ContextManager::create_context_with).
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let opts = CreateOptions {
+///     ttl_ms: Some(60_000),
+///     metadata: [("owner".to_string(), "ada".to_string())].into(),
+/// };
+/// let m = ContextManager::new(ManagerConfig::default());
+/// assert_eq!(m.create_context_with("a", json!({}), opts).await?.metadata["owner"], "ada");
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct CreateOptions {
@@ -58,6 +103,17 @@ pub struct CreateOptions {
 }
 
 /// Options of [`ContextManager::update_context_with`](crate::ContextManager::update_context_with).
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// m.create_context("a", json!({})).await?;
+/// let opts = UpdateOptions { expected_version: Some(1), ..UpdateOptions::default() };
+/// assert_eq!(m.update_context_with("a", json!({ "n": 1 }), opts).await?.version, 2);
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct UpdateOptions {
@@ -102,6 +158,17 @@ impl Default for ManagerConfig {
 }
 
 /// Counters of a manager since it was built. See [`ContextManager::stats`](crate::ContextManager::stats).
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// m.create_context("a", json!({})).await?;
+/// m.get_context("a").await?;
+/// assert_eq!((m.stats().reads, m.stats().hits), (1, 1));
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {

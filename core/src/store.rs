@@ -3,8 +3,8 @@
 use crate::events::EventLog;
 use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A recovery point as stored: it shares the state it was taken from.
 #[derive(Debug)]

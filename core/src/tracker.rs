@@ -1,13 +1,28 @@
 //! [`ContextTracker`]: a working copy of one active context that syncs back.
 
-use crate::{validate, ContextError, ContextManager, ContextState, Result, Scoped};
+use crate::{ContextError, ContextManager, ContextState, Result, Scoped, validate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What [`ContextTracker::sync_state`] does when the stored version moved on.
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// m.create_context("a", json!({ "n": 0 })).await?;
+/// let cfg = TrackerConfig { conflict: ConflictPolicy::Overwrite, ..TrackerConfig::default() };
+/// let t = ContextTracker::new(m.clone(), cfg);
+/// t.activate_context("a").await?;
+/// m.update_context("a", json!({ "n": "remote" }), None).await?;
+/// t.update_state(json!({ "n": "local" })).await?;
+/// assert_eq!(t.sync_state().await?.data["n"], "local");
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ConflictPolicy {
@@ -21,6 +36,15 @@ pub enum ConflictPolicy {
 }
 
 /// Settings of a [`ContextTracker`].
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let cfg = TrackerConfig { sync_interval_ms: 250, auto_recovery: true, ..TrackerConfig::default() };
+/// assert_eq!(cfg.conflict, ConflictPolicy::Reject);
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct TrackerConfig {
@@ -122,6 +146,16 @@ pub struct ContextTracker {
 
 impl ContextTracker {
     /// A tracker over `manager` with nothing active.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let t = ContextTracker::new(m, TrackerConfig { conflict: ConflictPolicy::KeepRemote, ..TrackerConfig::default() });
+    /// assert_eq!(t.active_context_id().await, None);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn new(manager: ContextManager, config: TrackerConfig) -> Self {
         Self::build(manager, config, false, Working::default())
     }
@@ -150,16 +184,47 @@ impl ContextTracker {
     }
 
     /// Its settings.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let t = ContextTracker::new(m, TrackerConfig::default());
+    /// assert_eq!(t.config().conflict, ConflictPolicy::Reject);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn config(&self) -> &TrackerConfig {
         &self.shared.config
     }
 
     /// The manager it syncs to.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let t = ContextTracker::new(m.clone(), TrackerConfig::default());
+    /// assert!(t.manager().same_store(&m));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn manager(&self) -> &ContextManager {
         &self.shared.manager
     }
 
     /// Whether `other` is this tracker (or a clone of it).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let t = ContextTracker::new(m.clone(), TrackerConfig::default());
+    /// assert!(t.same_as(&t.clone()));
+    /// assert!(!t.same_as(&ContextTracker::new(m, TrackerConfig::default())));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn same_as(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
@@ -174,6 +239,18 @@ impl ContextTracker {
 
     /// Loads `id` and makes it the active context, id and state together.
     /// `UNSYNCED_CHANGES` if the current copy is dirty; `NOT_FOUND` if `id` is absent.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "n": 1 })).await?;
+    /// let t = ContextTracker::new(m, TrackerConfig::default());
+    /// assert_eq!(t.activate_context("a").await?.data["n"], 1);
+    /// assert_eq!(t.activate_context("zz").await.unwrap_err().code(), "NOT_FOUND");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn activate_context(&self, id: &str) -> Result<Arc<ContextState>> {
         if self.shared.pinned {
             return Err(ContextError::invalid(
@@ -197,6 +274,21 @@ impl ContextTracker {
     }
 
     /// Deactivates the active context. `UNSYNCED_CHANGES` if dirty, `NOT_ACTIVE` if none.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let t = ContextTracker::new(m, TrackerConfig::default());
+    /// t.activate_context("a").await?;
+    /// t.update_state(json!({ "n": 1 })).await?;
+    /// assert_eq!(t.deactivate_context().await.unwrap_err().code(), "UNSYNCED_CHANGES");
+    /// t.sync_state().await?;
+    /// t.deactivate_context().await?;
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn deactivate_context(&self) -> Result<()> {
         self.shared
             .work
@@ -217,6 +309,20 @@ impl ContextTracker {
     }
 
     /// Drops local edits; the copy is the stored version it was based on again.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "n": 1 })).await?;
+    /// let t = ContextTracker::new(m, TrackerConfig::default());
+    /// t.activate_context("a").await?;
+    /// t.update_state(json!({ "n": 2 })).await?;
+    /// assert_eq!(t.discard_changes().await?.data["n"], 1);
+    /// assert!(!t.is_dirty().await);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn discard_changes(&self) -> Result<Arc<ContextState>> {
         self.shared
             .work
@@ -229,6 +335,18 @@ impl ContextTracker {
     }
 
     /// The active context's id, if any.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let t = ContextTracker::new(m, TrackerConfig::default());
+    /// t.activate_context("a").await?;
+    /// assert_eq!(t.active_context_id().await.as_deref(), Some("a"));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn active_context_id(&self) -> Option<String> {
         self.shared
             .work
@@ -238,6 +356,21 @@ impl ContextTracker {
 
     /// The working copy: local data with the version it was based on.
     /// `NOT_ACTIVE` when nothing is active.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "n": 1 })).await?;
+    /// let t = ContextTracker::new(m, TrackerConfig::default());
+    /// assert_eq!(t.get_state().await.unwrap_err().code(), "NOT_ACTIVE");
+    /// t.activate_context("a").await?;
+    /// t.update_state(json!({ "n": 2 })).await?;
+    /// let copy = t.get_state().await?;
+    /// assert_eq!((copy.version, &copy.data["n"]), (1, &json!(2)));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn get_state(&self) -> Result<Arc<ContextState>> {
         self.shared
             .work
@@ -247,6 +380,20 @@ impl ContextTracker {
     }
 
     /// Whether the copy has local edits (false when nothing is active).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let t = ContextTracker::new(m, TrackerConfig::default());
+    /// t.activate_context("a").await?;
+    /// assert!(!t.is_dirty().await);
+    /// t.update_state(json!({ "n": 1 })).await?;
+    /// assert!(t.is_dirty().await);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn is_dirty(&self) -> bool {
         self.shared
             .work
@@ -256,6 +403,19 @@ impl ContextTracker {
 
     /// Replaces the local data and marks the copy dirty. Data is validated now,
     /// with the manager's limits, so a later sync does not fail on it.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let t = ContextTracker::new(m.clone(), TrackerConfig::default());
+    /// t.activate_context("a").await?;
+    /// t.update_state(json!({ "draft": true })).await?;
+    /// assert_eq!(m.get_context("a").await?.version, 1); // not synced yet
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn update_state(&self, data: Value) -> Result<Arc<ContextState>> {
         validate::data(self.shared.manager.config(), &data)?;
         self.shared
@@ -281,6 +441,20 @@ impl ContextTracker {
 
     /// Adopts `state` if it is a strictly newer version of the active context
     /// and the copy is clean; returns whether it did. Never goes back a version.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "n": 1 })).await?;
+    /// let t = ContextTracker::new(m.clone(), TrackerConfig::default());
+    /// t.activate_context("a").await?;
+    /// let newer = m.update_context("a", json!({ "n": 2 }), None).await?;
+    /// assert!(t.apply_remote(newer.clone()).await);
+    /// assert!(!t.apply_remote(newer).await); // not strictly newer any more
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn apply_remote(&self, state: Arc<ContextState>) -> bool {
         self.shared
             .work

@@ -6,6 +6,19 @@ use std::collections::BTreeMap;
 use std::io;
 
 /// Deepest nesting of arrays and objects accepted in data (as `serde_json` parses).
+///
+/// ```
+/// # use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// let mut deep = json!({});
+/// for _ in 0..MAX_DEPTH {
+///     deep = json!({ "d": deep });
+/// }
+/// assert_eq!(m.create_context("a", deep).await.unwrap_err().code(), "INVALID_ARGUMENT");
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
 pub const MAX_DEPTH: usize = 128;
 
 pub(crate) fn id(cfg: &ManagerConfig, id: &str) -> Result<()> {

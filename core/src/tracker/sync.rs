@@ -19,6 +19,20 @@ impl ContextTracker {
     /// it makes a recovery point after each successful push. A clean copy
     /// returns its state without writing. Edits made while a sync is in flight
     /// stay dirty, rebased on the pushed version.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({ "n": 1 })).await?;
+    /// let t = ContextTracker::new(m.clone(), TrackerConfig::default());
+    /// t.activate_context("a").await?;
+    /// t.update_state(json!({ "n": 2 })).await?;
+    /// assert_eq!(t.sync_state().await?.version, 2);
+    /// assert_eq!(m.get_context("a").await?.data["n"], 2);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn sync_state(&self) -> Result<Arc<ContextState>> {
         let manager = &self.shared.manager;
         let mut expected_from_base = true;
@@ -131,6 +145,22 @@ impl ContextTracker {
     }
 
     /// Whether the copy is dirty and `sync_interval_ms` passed since the last sync.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(0);
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(clock.clone()).build();
+    /// m.create_context("a", json!({})).await?;
+    /// let t = ContextTracker::new(m, TrackerConfig { sync_interval_ms: 100, ..TrackerConfig::default() });
+    /// t.activate_context("a").await?;
+    /// t.update_state(json!({ "n": 1 })).await?;
+    /// assert!(!t.is_sync_needed().await);
+    /// clock.advance(100);
+    /// assert!(t.is_sync_needed().await);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn is_sync_needed(&self) -> bool {
         let now = self.now();
         let interval = self.shared.config.sync_interval_ms;
@@ -145,6 +175,20 @@ impl ContextTracker {
     }
 
     /// Syncs if [`is_sync_needed`](Self::is_sync_needed); returns the new state if it synced.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let t = ContextTracker::new(m, TrackerConfig { sync_interval_ms: 0, ..TrackerConfig::default() });
+    /// t.activate_context("a").await?;
+    /// assert_eq!(t.sync_if_needed().await?, None); // clean
+    /// t.update_state(json!({ "n": 1 })).await?;
+    /// assert_eq!(t.sync_if_needed().await?.map(|s| s.version), Some(2));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn sync_if_needed(&self) -> Result<Option<Arc<ContextState>>> {
         if self.is_sync_needed().await {
             self.sync_state().await.map(Some)
@@ -154,6 +198,19 @@ impl ContextTracker {
     }
 
     /// A recovery point of the active context as stored (local edits are not in it).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let t = ContextTracker::new(m.clone(), TrackerConfig::default());
+    /// t.activate_context("a").await?;
+    /// let p = t.create_recovery_point().await?;
+    /// assert_eq!(m.recovery_points("a").await?, vec![p]);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn create_recovery_point(&self) -> Result<Snapshot> {
         let id = self
             .active_context_id()
