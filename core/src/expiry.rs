@@ -23,21 +23,24 @@ impl ContextManager {
     /// # });
     /// ```
     pub async fn cleanup_expired(&self) -> usize {
-        let now = self.inner.now();
-        self.sweep_expired(now).await
+        self.sweep_expired().await
     }
 
     pub(crate) fn may_have_expired(&self, now: u64) -> bool {
         self.inner.shards.iter().any(|s| s.may_have_expired(now))
     }
 
-    pub(crate) async fn sweep_expired(&self, now: u64) -> usize {
+    /// Each shard is swept at the time it is locked; shards with nothing due
+    /// when the sweep starts are skipped.
+    pub(crate) async fn sweep_expired(&self) -> usize {
         let inner = &*self.inner;
+        let start = inner.now();
         let mut removed = 0;
-        for shard in inner.shards.iter().filter(|s| s.may_have_expired(now)) {
+        for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
             removed += shard
                 .map
                 .write(|map| {
+                    let now = inner.now();
                     let expired: Vec<String> = map
                         .iter()
                         .filter(|(_, e)| e.state.is_expired_at(now))
@@ -70,8 +73,7 @@ impl ContextManager {
         let inner = &*self.inner;
         let mut evicted = 0;
         loop {
-            let now = inner.now();
-            self.sweep_expired(now).await;
+            self.sweep_expired().await;
             let over = |c: usize| c.saturating_sub(inner.limit.load(Ordering::SeqCst));
             let excess = over(inner.count.load(Ordering::SeqCst));
             if excess == 0 {

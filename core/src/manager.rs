@@ -285,13 +285,13 @@ impl ContextManager {
         validate::metadata(&inner.cfg, &opts.metadata)?;
         let ttl_ms = opts.ttl_ms.or(inner.cfg.default_ttl_ms);
         validate::ttl(ttl_ms)?;
-        let now = inner.now();
-        let state = Arc::new(ContextState {
+        // Timestamps are set inside the critical section, where the call takes effect.
+        let mut pending = Some(ContextState {
             id: id.to_owned(),
             version: 1,
-            created_at_ms: now,
-            updated_at_ms: now,
-            expires_at_ms: Inner::expires_at(now, ttl_ms),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            expires_at_ms: None,
             data,
             metadata: opts.metadata,
         });
@@ -300,12 +300,18 @@ impl ContextManager {
             let attempt = shard
                 .map
                 .write(|map| {
+                    let now = inner.now();
                     if inner.live_mut(map, id, now).is_some() {
                         return Err(Some(ContextError::AlreadyExists { id: id.to_owned() }));
                     }
                     if !inner.reserve_slot() {
                         return Err(None);
                     }
+                    let mut state = pending.take().expect("a create inserts at most once");
+                    state.created_at_ms = now;
+                    state.updated_at_ms = now;
+                    state.expires_at_ms = Inner::expires_at(now, ttl_ms);
+                    let state = Arc::new(state);
                     let entry = Entry {
                         state: Arc::clone(&state),
                         ttl_ms,
@@ -319,15 +325,15 @@ impl ContextManager {
                         id: id.to_owned(),
                         version: 1,
                     });
-                    Ok(())
+                    Ok(state)
                 })
                 .await;
             match attempt {
-                Ok(()) => return Ok(state),
+                Ok(state) => return Ok(state),
                 Err(Some(e)) => return Err(e),
                 // Full: expired contexts do not count, so drop them and try again.
-                Err(None) if self.may_have_expired(now) => {
-                    self.sweep_expired(now).await;
+                Err(None) if self.may_have_expired(inner.now()) => {
+                    self.sweep_expired().await;
                 }
                 Err(None) => {
                     return Err(ContextError::capacity("contexts", self.max_contexts()));
@@ -352,10 +358,10 @@ impl ContextManager {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
         let shard = inner.shard(id);
-        let now = inner.now();
         let found = shard
             .map
             .read(|map| {
+                let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
                     .map(|e| Arc::clone(&e.state))
@@ -421,11 +427,11 @@ impl ContextManager {
         validate::id(&inner.cfg, id)?;
         validate::data(&inner.cfg, &data)?;
         validate::ttl(opts.ttl_ms)?;
-        let now = inner.now();
         let shard = inner.shard(id);
         shard
             .map
             .write(|map| {
+                let now = inner.now();
                 let entry = inner
                     .live_mut(map, id, now)
                     .ok_or_else(|| ContextError::context_not_found(id))?;
@@ -459,11 +465,11 @@ impl ContextManager {
     pub async fn delete_context(&self, id: &str) -> Result<()> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        let now = inner.now();
         inner
             .shard(id)
             .map
             .write(|map| {
+                let now = inner.now();
                 inner
                     .live_mut(map, id, now)
                     .ok_or_else(|| ContextError::context_not_found(id))?;
@@ -488,12 +494,12 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn list_context_ids(&self) -> Vec<String> {
-        let now = self.inner.now();
         let mut ids = Vec::new();
         for shard in self.inner.shards.iter() {
             shard
                 .map
                 .read(|map| {
+                    let now = self.inner.now();
                     ids.extend(
                         map.iter()
                             .filter(|(_, e)| !e.state.is_expired_at(now))
@@ -518,12 +524,12 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn list_contexts(&self) -> Vec<Arc<ContextState>> {
-        let now = self.inner.now();
         let mut states = Vec::new();
         for shard in self.inner.shards.iter() {
             shard
                 .map
                 .read(|map| {
+                    let now = self.inner.now();
                     states.extend(
                         map.values()
                             .filter(|e| !e.state.is_expired_at(now))
@@ -548,15 +554,17 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn len(&self) -> usize {
-        let now = self.inner.now();
-        if !self.may_have_expired(now) {
+        if !self.may_have_expired(self.inner.now()) {
             return self.inner.count.load(Ordering::SeqCst);
         }
         let mut n = 0;
         for shard in self.inner.shards.iter() {
             n += shard
                 .map
-                .read(|map| map.values().filter(|e| !e.state.is_expired_at(now)).count())
+                .read(|map| {
+                    let now = self.inner.now();
+                    map.values().filter(|e| !e.state.is_expired_at(now)).count()
+                })
                 .await;
         }
         n

@@ -45,11 +45,11 @@ impl ContextManager {
         if max == 0 {
             return Err(ContextError::capacity("recovery points per context", 0));
         }
-        let now = inner.now();
-        let (point_id, state) = inner
+        let (point_id, state, now) = inner
             .shard(id)
             .map
             .write(|map| {
+                let now = inner.now();
                 let entry = inner
                     .live_mut(map, id, now)
                     .ok_or_else(|| ContextError::context_not_found(id))?;
@@ -64,7 +64,7 @@ impl ContextManager {
                 while entry.points.len() > max {
                     entry.points.pop_front();
                 }
-                Ok((point_id, state))
+                Ok((point_id, state, now))
             })
             .await?;
         Ok(snapshot(point_id, now, &state))
@@ -85,11 +85,11 @@ impl ContextManager {
     pub async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        let now = inner.now();
         let points = inner
             .shard(id)
             .map
             .read(|map| {
+                let now = inner.now();
                 let entry = map
                     .get(id)
                     .filter(|e| !e.state.is_expired_at(now))
@@ -132,10 +132,10 @@ impl ContextManager {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
         let shard = inner.shard(id);
-        let now = inner.now();
         let source = shard
             .map
             .read(|map| {
+                let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
                     .ok_or_else(|| ContextError::context_not_found(id))?
@@ -151,6 +151,7 @@ impl ContextManager {
         shard
             .map
             .write(|map| {
+                let now = inner.now();
                 let entry = inner
                     .live_mut(map, id, now)
                     .ok_or_else(|| ContextError::context_not_found(id))?;

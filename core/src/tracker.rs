@@ -258,10 +258,10 @@ impl ContextTracker {
             ));
         }
         let state = self.shared.manager.get_context(id).await?;
-        let now = self.now();
         self.shared
             .work
             .write(|w| {
+                let now = self.now();
                 if let Some(a) = w.active.as_ref().filter(|a| a.local.is_some()) {
                     return Err(ContextError::UnsyncedChanges {
                         id: a.base.id.clone(),

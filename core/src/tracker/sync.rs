@@ -91,10 +91,10 @@ impl ContextTracker {
 
     /// Records a successful push of `p` that produced `state`.
     async fn settle(&self, p: &Pending, state: &Arc<ContextState>) {
-        let now = self.now();
         self.shared
             .work
             .write(|w| {
+                let now = self.now();
                 let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation) else {
                     return;
                 };
@@ -128,10 +128,10 @@ impl ContextTracker {
 
     async fn adopt_remote(&self, p: &Pending) -> Result<Arc<ContextState>> {
         let remote = self.shared.manager.get_context(&p.id).await?;
-        let now = self.now();
         self.shared
             .work
             .write(|w| {
+                let now = self.now();
                 if let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation) {
                     if remote.version >= a.base.version {
                         a.base = Arc::clone(&remote);
@@ -162,11 +162,11 @@ impl ContextTracker {
     /// # }).unwrap();
     /// ```
     pub async fn is_sync_needed(&self) -> bool {
-        let now = self.now();
         let interval = self.shared.config.sync_interval_ms;
         self.shared
             .work
             .read(|w| {
+                let now = self.now();
                 w.active.as_ref().is_some_and(|a| {
                     a.local.is_some() && now.saturating_sub(a.last_sync_ms) >= interval
                 })
