@@ -101,10 +101,10 @@ fn operations_dropped_mid_flight_leave_the_store_consistent() {
                                     let m = m.clone();
                                     let id = id.clone();
                                     async move {
-                                        if let Ok(points) = m.recovery_points(&id).await {
-                                            if let Some(p) = points.first() {
-                                                let _ = m.restore_recovery_point(&id, p.id).await;
-                                            }
+                                        if let Ok(points) = m.recovery_points(&id).await
+                                            && let Some(p) = points.first()
+                                        {
+                                            let _ = m.restore_recovery_point(&id, p.id).await;
                                         }
                                     }
                                 }),

@@ -2,8 +2,8 @@
 //! runtime race on one store, and each test asserts precisely what must result.
 
 use contextkit::{
-    json, ContextError, ContextEvent, ContextManager, ContextTracker, CreateOptions, ManagerConfig,
-    ManualClock, TrackerConfig,
+    ContextError, ContextEvent, ContextManager, ContextTracker, CreateOptions, ManagerConfig,
+    ManualClock, TrackerConfig, json,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! Run it with `cargo run -p contextkit --example quickstart`.
 
 use contextkit::{
-    json, spawn_cleanup, AdapterConfig, ConflictPolicy, ContextAdapter, ContextManager,
-    ContextTracker, CreateOptions, ManagerConfig, TrackerConfig,
+    AdapterConfig, ConflictPolicy, ContextAdapter, ContextManager, ContextTracker, CreateOptions,
+    ManagerConfig, TrackerConfig, json, spawn_cleanup,
 };
 use std::time::Duration;
 

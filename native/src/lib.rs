@@ -19,4 +19,4 @@
 mod tasks;
 
 pub use contextkit_core::*;
-pub use tasks::{spawn_auto_sync, spawn_auto_sync_with, spawn_cleanup, Cleanup, TaskHandle};
+pub use tasks::{Cleanup, TaskHandle, spawn_auto_sync, spawn_auto_sync_with, spawn_cleanup};

@@ -2,8 +2,8 @@
 //! store and tokio's paused clock for the timers.
 
 use contextkit::{
-    json, spawn_auto_sync, spawn_auto_sync_with, spawn_cleanup, AdapterConfig, ContextAdapter,
-    ContextManager, ContextTracker, CreateOptions, ManagerConfig, ManualClock, TrackerConfig,
+    AdapterConfig, ContextAdapter, ContextManager, ContextTracker, CreateOptions, ManagerConfig,
+    ManualClock, TrackerConfig, json, spawn_auto_sync, spawn_auto_sync_with, spawn_cleanup,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Cases for the adapter: TTL, capacity, eviction and active trackers.
 
 use super::{code, drain, ev, manual};
-use contextkit_core::{json, AdapterConfig, ContextAdapter, ContextError, ManagerConfig};
+use contextkit_core::{AdapterConfig, ContextAdapter, ContextError, ManagerConfig, json};
 
 fn config(max_contexts: usize, ttl_ms: Option<u64>) -> AdapterConfig {
     AdapterConfig {

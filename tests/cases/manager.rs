@@ -2,8 +2,8 @@
 
 use super::{code, drain, ev, manual};
 use contextkit_core::{
-    json, ContextError, ContextEvent, ContextManager, CreateOptions, ManagerConfig, Stats,
-    MAX_DEPTH,
+    ContextError, ContextEvent, ContextManager, CreateOptions, MAX_DEPTH, ManagerConfig, Stats,
+    json,
 };
 use futures::StreamExt;
 use std::collections::BTreeMap;

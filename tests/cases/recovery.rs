@@ -1,7 +1,7 @@
 //! Cases for recovery points.
 
 use super::{code, manual};
-use contextkit_core::{json, ManagerConfig};
+use contextkit_core::{ManagerConfig, json};
 
 fn keep(n: usize) -> ManagerConfig {
     ManagerConfig {

@@ -2,8 +2,8 @@
 
 use super::{code, manual};
 use contextkit_core::{
-    json, ConflictPolicy, ContextError, ContextManager, ContextTracker, ManagerConfig,
-    TrackerConfig,
+    ConflictPolicy, ContextError, ContextManager, ContextTracker, ManagerConfig, TrackerConfig,
+    json,
 };
 
 fn tracker(m: &ContextManager, conflict: ConflictPolicy) -> ContextTracker {
