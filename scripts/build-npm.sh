@@ -60,13 +60,14 @@ fi
 
 step "entry points and types"
 src="$root/wasm/npm"
-cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,error.mjs,index.d.ts} "$stage/"
+cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,support.mjs,index.d.ts} "$stage/"
 cp "$src/index.d.ts" "$stage/index.d.mts"
-# error.cjs: the same class for CommonJS.
+# support.cjs: the same code for CommonJS.
 {
-  sed -e 's/^export class ContextError/class ContextError/' "$src/error.mjs"
-  printf '\nmodule.exports = { ContextError };\n'
-} > "$stage/error.cjs"
+  printf "'use strict';\n"
+  sed -e 's/^export class /class /' -e 's/^export function /function /' "$src/support.mjs"
+  printf '\nmodule.exports = { ContextError, toJson, makeState };\n'
+} > "$stage/support.cjs"
 printf '{ "type": "module" }\n' > "$stage/web/package.json"
 # The tools' own .gitignore files are not part of the package.
 rm -f "$stage"/node/.gitignore "$stage"/web/.gitignore

@@ -4,11 +4,12 @@ import init, {
   ContextManager,
   ContextTracker,
   ContextAdapter,
-  __setErrorClass,
+  __init,
 } from './web/contextkit_wasm.js';
-import { ContextError } from './error.mjs';
+import * as support from './support.mjs';
 
 await init({ module_or_path: new URL('./web/contextkit_wasm_bg.wasm', import.meta.url) });
-__setErrorClass(ContextError);
+__init(support);
 
-export { ContextManager, ContextTracker, ContextAdapter, ContextError };
+export const { ContextError } = support;
+export { ContextManager, ContextTracker, ContextAdapter };

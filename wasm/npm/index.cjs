@@ -1,13 +1,13 @@
 'use strict';
 // Node, require(): the wasm-bindgen build for Node loads the module synchronously.
 const wasm = require('./node/contextkit_wasm.js');
-const { ContextError } = require('./error.cjs');
+const support = require('./support.cjs');
 
-wasm.__setErrorClass(ContextError);
+wasm.__init(support);
 
 module.exports = {
   ContextManager: wasm.ContextManager,
   ContextTracker: wasm.ContextTracker,
   ContextAdapter: wasm.ContextAdapter,
-  ContextError,
+  ContextError: support.ContextError,
 };

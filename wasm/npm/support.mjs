@@ -1,3 +1,6 @@
+// The JavaScript half of contextkit, registered with the wasm module by the
+// entry points: the error class, and the conversion of arguments to JSON text.
+
 /**
  * The error every contextkit operation fails with. `code` says which failure
  * it is; a version conflict also carries `expected` and `actual`.
@@ -30,3 +33,181 @@ ContextError.CODES = Object.freeze([
   'UNSYNCED_CHANGES',
   'STORAGE',
 ]);
+
+/** Deepest nesting of objects and arrays (contextkit_core::MAX_DEPTH). */
+const MAX_DEPTH = 128;
+const objectPrototype = Object.prototype;
+const wellFormed = typeof ''.isWellFormed === 'function' ? (s) => s.isWellFormed() : () => true;
+
+/** Why a value was refused, and where (keys collected while unwinding). */
+class Refusal {
+  constructor(problem, located = true) {
+    this.problem = problem;
+    this.located = located;
+    this.path = '';
+  }
+}
+
+function describe(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  switch (typeof v) {
+    case 'undefined':
+      return 'undefined';
+    case 'number':
+      return Number.isFinite(v) ? 'a number' : String(v);
+    case 'object':
+      return 'an object';
+    default:
+      return `a ${typeof v}`;
+  }
+}
+
+/** Another realm's Object.prototype (a `vm` context, an iframe). */
+function isForeignObjectPrototype(p) {
+  return Object.getPrototypeOf(p) === null && typeof p.constructor === 'function' && p.constructor.name === 'Object';
+}
+
+class Copier {
+  constructor(maxBytes) {
+    this.max = maxBytes;
+    /** A lower bound of the JSON text's length so far. */
+    this.used = 0;
+    this.ancestors = [];
+  }
+
+  spend(n) {
+    this.used += n;
+    if (this.used > this.max) throw new Refusal(`is larger than ${this.max} bytes`, false);
+  }
+
+  string(s) {
+    // A UTF-16 code unit never takes fewer bytes in UTF-8.
+    this.spend(s.length + 2);
+    if (!wellFormed(s)) throw new Refusal('contains a lone surrogate, which is not valid Unicode');
+    return s;
+  }
+
+  value(v) {
+    switch (typeof v) {
+      case 'string':
+        return this.string(v);
+      case 'number':
+        if (!Number.isFinite(v)) throw new Refusal(`is ${v}, not a finite number`);
+        this.spend(1);
+        return v === 0 ? 0 : v; // -0 is 0 in JSON
+      case 'boolean':
+        this.spend(4);
+        return v;
+      case 'object':
+        if (v === null) {
+          this.spend(4);
+          return null;
+        }
+        return this.container(v);
+      default:
+        throw new Refusal(`is ${describe(v)}, which is not a JSON value`);
+    }
+  }
+
+  container(v) {
+    if (this.ancestors.length >= MAX_DEPTH) {
+      throw new Refusal(this.ancestors.includes(v) ? 'contains a cycle' : `is nested too deeply (the limit is ${MAX_DEPTH} levels)`);
+    }
+    // The opening bracket; each child then adds its comma or the closing one.
+    this.spend(1);
+    this.ancestors.push(v);
+    const before = this.used;
+    const out = Array.isArray(v) ? this.array(v) : this.object(v);
+    if (this.used === before) this.spend(1);
+    this.ancestors.pop();
+    return out;
+  }
+
+  array(v) {
+    const n = v.length;
+    if (n > this.max - this.used) throw new Refusal(`is larger than ${this.max} bytes`, false);
+    const out = [];
+    for (let i = 0; i < n; i++) {
+      try {
+        const item = v[i];
+        if (item === undefined) throw new Refusal('is undefined, which is not a JSON value');
+        this.spend(1);
+        out.push(this.value(item));
+      } catch (e) {
+        throw locate(e, `[${i}]`);
+      }
+    }
+    return out;
+  }
+
+  object(v) {
+    const proto = Object.getPrototypeOf(v);
+    if (proto !== objectPrototype && proto !== null && !isForeignObjectPrototype(proto)) {
+      throw new Refusal('is not a plain object or array (class instances, Dates, Maps and the like are not JSON)');
+    }
+    const out = {};
+    for (const key of Object.keys(v)) {
+      try {
+        const item = v[key];
+        if (item === undefined) continue;
+        // The key, its colon, and the comma or closing brace after the value.
+        this.string(key);
+        this.spend(2);
+        const copy = this.value(item);
+        if (key === '__proto__') {
+          Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+        } else {
+          out[key] = copy;
+        }
+      } catch (e) {
+        throw locate(e, `.${key}`);
+      }
+    }
+    return out;
+  }
+}
+
+/** Turns anything thrown below `segment` into a Refusal located there. */
+function locate(e, segment) {
+  const refusal = e instanceof Refusal ? e : new Refusal(`could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  if (refusal.located) refusal.path = segment + refusal.path;
+  return refusal;
+}
+
+/**
+ * `[jsonText, copy]` of `value`, which must be a plain object of JSON values
+ * taking at most `maxBytes` bytes as JSON; `copy` is a fresh plain object with
+ * the same content. Each property is read once. On refusal it throws an Error
+ * whose message continues the phrase "<what>…", e.g.
+ * " at .a[2] is NaN, not a finite number".
+ */
+export function toJson(value, maxBytes) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error(` must be a JSON object, got ${describe(value)}`);
+  }
+  let copy;
+  try {
+    copy = new Copier(maxBytes).container(value);
+  } catch (e) {
+    const refusal = locate(e, '');
+    throw new Error(`${refusal.path ? ` at ${refusal.path}` : ''} ${refusal.problem}`);
+  }
+  return [JSON.stringify(copy), copy];
+}
+
+/**
+ * A context state from its fields. `data` is JSON text, or an object made by
+ * toJson for this very call; `metadata` is JSON text or undefined for none.
+ */
+export function makeState(id, version, createdAtMs, updatedAtMs, expiresAtMs, metadata, data) {
+  return {
+    id,
+    version,
+    createdAtMs,
+    updatedAtMs,
+    expiresAtMs: expiresAtMs ?? null,
+    data: typeof data === 'string' ? JSON.parse(data) : data,
+    metadata: metadata === undefined ? {} : JSON.parse(metadata),
+  };
+}

@@ -1,6 +1,6 @@
 //! `ContextAdapter` for JavaScript.
 
-use crate::convert::to_js;
+use crate::convert::{state_to_js, to_js};
 use crate::manager::{Manager, data_arg, id_arg};
 use crate::options;
 use crate::promise::{reject, run};
@@ -88,22 +88,25 @@ impl Adapter {
         let a = self.inner.clone();
         let cfg = a.manager().config();
         let args = id_arg(&id, cfg).and_then(|id| Ok((id, data_arg(&data, cfg)?)));
-        let (id, data) = match args {
+        let (key, data) = match args {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*a.create_context(&id, data).await?)) })
+        run(async move {
+            let s = a.create_context(&key, data.value).await?;
+            Ok(state_to_js(&s, Some(&id), Some(data.copy)))
+        })
     }
 
     /// The live context `id`.
     #[wasm_bindgen(js_name = getContext)]
     pub fn get_context(&self, id: JsValue) -> Promise {
         let a = self.inner.clone();
-        let id = match id_arg(&id, a.manager().config()) {
-            Ok(id) => id,
+        let key = match id_arg(&id, a.manager().config()) {
+            Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*a.get_context(&id).await?)) })
+        run(async move { Ok(state_to_js(&*a.get_context(&key).await?, Some(&id), None)) })
     }
 
     /// Replaces the data of `id` and restarts its expiry.
@@ -118,11 +121,14 @@ impl Adapter {
                 options::expected_version(&options)?,
             ))
         })();
-        let (id, data, expected) = match args {
+        let (key, data, expected) = match args {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*a.update_context(&id, data, expected).await?)) })
+        run(async move {
+            let s = a.update_context(&key, data.value, expected).await?;
+            Ok(state_to_js(&s, Some(&id), Some(data.copy)))
+        })
     }
 
     /// Deletes `id` and its recovery points.
@@ -143,7 +149,14 @@ impl Adapter {
     #[wasm_bindgen(js_name = listContexts)]
     pub fn list_contexts(&self) -> Promise {
         let a = self.inner.clone();
-        run(async move { Ok(to_js(&a.list_contexts().await)) })
+        run(async move {
+            let states = a.list_contexts().await;
+            let out = js_sys::Array::new_with_length(states.len() as u32);
+            for (i, s) in states.iter().enumerate() {
+                out.set(i as u32, state_to_js(s, None, None));
+            }
+            Ok(out.into())
+        })
     }
 
     /// Removes expired contexts now; resolves to how many.

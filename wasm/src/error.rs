@@ -66,10 +66,13 @@ pub(crate) fn kind(v: &JsValue) -> String {
     match v.js_typeof().as_string().as_deref() {
         Some("object") => "an object".into(),
         Some("undefined") => "undefined".into(),
-        Some("number") if v.as_f64().is_some_and(|n| !n.is_finite()) => {
-            format!("{}", v.as_f64().unwrap_or_default())
-        }
-        Some(t @ ("number" | "string" | "boolean" | "function" | "symbol" | "bigint")) => {
+        Some("number") => match v.as_f64() {
+            Some(n) if n.is_nan() => "NaN".into(),
+            Some(n) if n == f64::INFINITY => "Infinity".into(),
+            Some(n) if n == f64::NEG_INFINITY => "-Infinity".into(),
+            _ => "a number".into(),
+        },
+        Some(t @ ("string" | "boolean" | "function" | "symbol" | "bigint")) => {
             format!("a {t}")
         }
         _ => "an unsupported value".into(),

@@ -10,20 +10,11 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
     pub(crate) fn object_keys(obj: &JsValue) -> Result<Array, JsValue>;
 
-    #[wasm_bindgen(catch, js_namespace = Object, js_name = getPrototypeOf)]
-    pub(crate) fn prototype_of(obj: &JsValue) -> Result<JsValue, JsValue>;
-
     #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
     pub(crate) fn is_array(v: &JsValue) -> Result<bool, JsValue>;
 
     #[wasm_bindgen(catch, js_namespace = Reflect, js_name = get)]
-    pub(crate) fn get(obj: &JsValue, key: &JsValue) -> Result<JsValue, JsValue>;
-
-    #[wasm_bindgen(catch, js_namespace = Reflect, js_name = get)]
     pub(crate) fn get_str(obj: &JsValue, key: &str) -> Result<JsValue, JsValue>;
-
-    #[wasm_bindgen(catch, js_namespace = Reflect, js_name = get)]
-    pub(crate) fn get_index(obj: &JsValue, index: u32) -> Result<JsValue, JsValue>;
 
     #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
     pub(crate) fn get_random_values(buf: &mut [u8]) -> Result<JsValue, JsValue>;
@@ -33,12 +24,4 @@ extern "C" {
 
     #[wasm_bindgen(js_name = clearInterval)]
     pub(crate) fn clear_interval(id: &JsValue);
-}
-
-/// `Object.prototype` of this realm, looked up once.
-pub(crate) fn object_prototype() -> JsValue {
-    thread_local! {
-        static PROTO: JsValue = prototype_of(&js_sys::Object::new()).unwrap_or(JsValue::NULL);
-    }
-    PROTO.with(Clone::clone)
 }

@@ -4,15 +4,15 @@
 //! `ContextAdapter` with camelCase methods returning Promises, and errors that
 //! are instances of the package's `ContextError` class. Every method clones the
 //! core handle into its future, so calls may overlap freely on one object.
-//! Values cross as JSON (see [`convert`]), events are delivered from a task
-//! (see [`events`]), and background work runs on JavaScript timers.
+//! Values cross as JSON text (see `convert.rs`), events are delivered from a task
+//! (see `events.rs`), and background work runs on JavaScript timers.
 
 pub use contextkit_core as core;
 
 mod adapter;
-pub mod convert;
+mod convert;
 mod error;
-pub mod events;
+mod events;
 mod host;
 mod manager;
 mod options;
@@ -21,16 +21,19 @@ mod timer;
 mod tracker;
 
 pub use adapter::Adapter;
+pub use convert::Support;
 pub use manager::Manager;
 pub use tracker::Tracker;
 
 use wasm_bindgen::prelude::*;
 
-/// Registers the `ContextError` class of the package's entry point; errors are
-/// created with `new ContextError(code, message)` from then on.
-#[wasm_bindgen(js_name = "__setErrorClass", skip_typescript)]
-pub fn set_error_class(class: js_sys::Function) {
-    error::set_class(class);
+/// Called once by the package's entry point with the JavaScript half of
+/// contextkit (wasm/npm/support.mjs): its `ContextError` class, which every
+/// error is an instance of, and the converters `toJson` and `makeState`.
+#[wasm_bindgen(js_name = "__init", skip_typescript)]
+pub fn init(support: convert::Support) {
+    error::set_class(support.context_error());
+    convert::set_support(support);
 }
 
 /// Current size of the module's linear memory in bytes (for leak tests).

@@ -1,6 +1,6 @@
 //! `ContextManager` for JavaScript.
 
-use crate::convert::{object_from_js, string_arg, to_js};
+use crate::convert::{JsonArg, object_from_js, state_to_js, string_arg, to_js};
 use crate::error::invalid;
 use crate::options;
 use crate::promise::{reject, run};
@@ -37,10 +37,7 @@ pub(crate) fn id_arg(id: &JsValue, cfg: &ManagerConfig) -> Result<String, Contex
     string_arg(id, "context id", cfg.max_id_bytes)
 }
 
-pub(crate) fn data_arg(
-    data: &JsValue,
-    cfg: &ManagerConfig,
-) -> Result<serde_json::Value, ContextError> {
+pub(crate) fn data_arg(data: &JsValue, cfg: &ManagerConfig) -> Result<JsonArg, ContextError> {
     object_from_js(data, "context data", cfg.max_data_bytes)
 }
 
@@ -75,22 +72,25 @@ impl Manager {
                 options::create_options(&options, cfg.max_data_bytes)?,
             ))
         })();
-        let (id, data, opts) = match args {
+        let (key, data, opts) = match args {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*m.create_context_with(&id, data, opts).await?)) })
+        run(async move {
+            let s = m.create_context_with(&key, data.value, opts).await?;
+            Ok(state_to_js(&s, Some(&id), Some(data.copy)))
+        })
     }
 
     /// The live context `id`.
     #[wasm_bindgen(js_name = getContext)]
     pub fn get_context(&self, id: JsValue) -> Promise {
         let m = self.inner.clone();
-        let id = match id_arg(&id, m.config()) {
-            Ok(id) => id,
+        let key = match id_arg(&id, m.config()) {
+            Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*m.get_context(&id).await?)) })
+        run(async move { Ok(state_to_js(&*m.get_context(&key).await?, Some(&id), None)) })
     }
 
     /// Replaces the data of `id`; `{ expectedVersion }` makes it a compare-and-set.
@@ -105,11 +105,14 @@ impl Manager {
                 options::expected_version(&options)?,
             ))
         })();
-        let (id, data, expected) = match args {
+        let (key, data, expected) = match args {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*m.update_context(&id, data, expected).await?)) })
+        run(async move {
+            let s = m.update_context(&key, data.value, expected).await?;
+            Ok(state_to_js(&s, Some(&id), Some(data.copy)))
+        })
     }
 
     /// Deletes `id` and its recovery points.
@@ -166,11 +169,14 @@ impl Manager {
     pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
         let m = self.inner.clone();
         let args = id_arg(&id, m.config()).and_then(|id| Ok((id, snapshot_arg(&snapshot_id)?)));
-        let (id, point) = match args {
+        let (key, point) = match args {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*m.restore_recovery_point(&id, point).await?)) })
+        run(async move {
+            let s = m.restore_recovery_point(&key, point).await?;
+            Ok(state_to_js(&s, Some(&id), None))
+        })
     }
 
     /// Removes expired contexts; resolves to how many.

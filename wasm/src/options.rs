@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
 
 /// Largest integer a JavaScript number holds exactly.
-const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+const MAX_SAFE: u64 = 9_007_199_254_740_991;
 
 /// A validated options object.
 pub(crate) struct Options<'a> {
@@ -109,17 +109,18 @@ impl<'a> Options<'a> {
     }
 }
 
+/// `kind`, but integers in range are shown as themselves.
 fn describe(v: &JsValue) -> String {
     match v.as_f64() {
-        Some(n) => n.to_string(),
-        None => kind(v),
+        Some(n) if n.fract() == 0.0 && n.abs() <= MAX_SAFE as f64 => (n as i64).to_string(),
+        _ => kind(v),
     }
 }
 
 /// `v` as an integer in `min..=MAX_SAFE`.
 pub(crate) fn int_value(v: &JsValue, min: u64) -> Option<u64> {
     let n = v.as_f64()?;
-    (n.fract() == 0.0 && n >= min as f64 && n <= MAX_SAFE).then_some(n as u64)
+    (n.fract() == 0.0 && n >= min as f64 && n <= MAX_SAFE as f64).then_some(n as u64)
 }
 
 fn usize_of(n: u64) -> usize {
@@ -233,11 +234,24 @@ pub(crate) fn create_options(v: &JsValue, max_bytes: usize) -> Result<CreateOpti
     };
     if o.has("metadata")? {
         let meta = o.get("metadata")?;
-        let value = crate::convert::object_from_js(&meta, "metadata", max_bytes)?;
-        opts.metadata = serde_json::from_value::<BTreeMap<String, String>>(value)
-            .map_err(|_| invalid("metadata values must be strings"))?;
+        let value = crate::convert::object_from_js(&meta, "metadata", max_bytes)?.value;
+        opts.metadata =
+            string_map(value).ok_or_else(|| invalid("metadata values must be strings"))?;
     }
     Ok(opts)
+}
+
+/// A JSON object whose values are all strings, as a map.
+pub(crate) fn string_map(v: serde_json::Value) -> Option<BTreeMap<String, String>> {
+    let serde_json::Value::Object(map) = v else {
+        return None;
+    };
+    map.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `updateContext(id, data, { expectedVersion })`.

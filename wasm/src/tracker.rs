@@ -1,13 +1,16 @@
 //! `ContextTracker` for JavaScript.
 
-use crate::convert::to_js;
+use crate::convert::{state_to_js, to_js};
+use crate::error::invalid;
 use crate::manager::{Manager, data_arg, id_arg};
 use crate::options;
 use crate::promise::{reject, run};
 use crate::timer::Interval;
 use contextkit_core::{ContextError, ContextState, ContextTracker};
 use js_sys::{Function, Promise};
+use serde_json::Value;
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
@@ -41,10 +44,41 @@ impl Drop for Tracker {
 fn state_arg(v: &JsValue, tracker: &ContextTracker) -> Result<Arc<ContextState>, ContextError> {
     let max = tracker.manager().config().max_data_bytes;
     let budget = max.saturating_mul(2).saturating_add(4096);
-    let value = crate::convert::object_from_js(v, "state", budget)?;
-    serde_json::from_value::<ContextState>(value)
-        .map(Arc::new)
-        .map_err(|e| crate::error::invalid(format!("state is not a context state: {e}")))
+    let value = crate::convert::object_from_js(v, "state", budget)?.value;
+    let Value::Object(mut fields) = value else {
+        return Err(invalid("state must be an object"));
+    };
+    let mut take = |key: &str| fields.remove(key).unwrap_or(Value::Null);
+    let bad = |key: &str, what: &str| invalid(format!("state.{key} must be {what}"));
+    let int = |v: Value, key: &str| v.as_u64().ok_or_else(|| bad(key, "a non-negative integer"));
+    let id = match take("id") {
+        Value::String(s) => s,
+        _ => return Err(bad("id", "a string")),
+    };
+    let version = int(take("version"), "version")?;
+    let created_at_ms = int(take("createdAtMs"), "createdAtMs")?;
+    let updated_at_ms = int(take("updatedAtMs"), "updatedAtMs")?;
+    let expires_at_ms = match take("expiresAtMs") {
+        Value::Null => None,
+        v => Some(int(v, "expiresAtMs")?),
+    };
+    let data = take("data");
+    if !data.is_object() {
+        return Err(bad("data", "an object"));
+    }
+    let metadata = match take("metadata") {
+        Value::Null => BTreeMap::new(),
+        v => options::string_map(v).ok_or_else(|| bad("metadata", "an object of strings"))?,
+    };
+    Ok(Arc::new(ContextState {
+        id,
+        version,
+        created_at_ms,
+        updated_at_ms,
+        expires_at_ms,
+        data,
+        metadata,
+    }))
 }
 
 #[wasm_bindgen(js_class = ContextTracker)]
@@ -60,11 +94,17 @@ impl Tracker {
     #[wasm_bindgen(js_name = activateContext)]
     pub fn activate_context(&self, id: JsValue) -> Promise {
         let t = self.inner.clone();
-        let id = match id_arg(&id, t.manager().config()) {
-            Ok(id) => id,
+        let key = match id_arg(&id, t.manager().config()) {
+            Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*t.activate_context(&id).await?)) })
+        run(async move {
+            Ok(state_to_js(
+                &*t.activate_context(&key).await?,
+                Some(&id),
+                None,
+            ))
+        })
     }
 
     /// Deactivates the active context (`UNSYNCED_CHANGES` if dirty).
@@ -81,7 +121,7 @@ impl Tracker {
     #[wasm_bindgen(js_name = discardChanges)]
     pub fn discard_changes(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(to_js(&*t.discard_changes().await?)) })
+        run(async move { Ok(state_to_js(&*t.discard_changes().await?, None, None)) })
     }
 
     /// The active context's id, or null.
@@ -95,7 +135,7 @@ impl Tracker {
     #[wasm_bindgen(js_name = getState)]
     pub fn get_state(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(to_js(&*t.get_state().await?)) })
+        run(async move { Ok(state_to_js(&*t.get_state().await?, None, None)) })
     }
 
     /// Whether the working copy has local edits.
@@ -113,7 +153,10 @@ impl Tracker {
             Ok(d) => d,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&*t.update_state(data).await?)) })
+        run(async move {
+            let s = t.update_state(data.value).await?;
+            Ok(state_to_js(&s, None, Some(data.copy)))
+        })
     }
 
     /// Adopts `state` if it is a newer version of the active context and the copy is clean.
@@ -131,7 +174,7 @@ impl Tracker {
     #[wasm_bindgen(js_name = syncState)]
     pub fn sync_state(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(to_js(&*t.sync_state().await?)) })
+        run(async move { Ok(state_to_js(&*t.sync_state().await?, None, None)) })
     }
 
     /// Whether the copy is dirty and `syncIntervalMs` passed since the last sync.
@@ -147,7 +190,7 @@ impl Tracker {
         let t = self.inner.clone();
         run(async move {
             Ok(match t.sync_if_needed().await? {
-                Some(s) => to_js(&*s),
+                Some(s) => state_to_js(&s, None, None),
                 None => JsValue::NULL,
             })
         })

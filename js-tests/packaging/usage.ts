@@ -1,0 +1,78 @@
+// Typed usage of contextkit, checked with tsc --strict. Each @ts-expect-error
+// line must be an error, so the types are checked to be precise, not `any`.
+export async function usage(): Promise<void> {
+  const m = new ContextManager({ maxContexts: 100, defaultTtlMs: null });
+  const s: ContextState<{ title: string; tags: string[] }> = await m.createContext('doc', { title: 't', tags: ['a'] }, { ttlMs: 1000, metadata: { owner: 'ada' } });
+  const title: string = s.data.title;
+  const version: number = s.version;
+  const expires: number | null = s.expiresAtMs;
+  await m.updateContext('doc', { title: title + '!', tags: [] }, { expectedVersion: version });
+  const got = await m.getContext<{ title: string }>('doc');
+  got.data.title.toUpperCase();
+  const ids: string[] = await m.listContextIds();
+  const n: number = await m.len();
+  const p: Snapshot = await m.createRecoveryPoint('doc');
+  const points: Snapshot[] = await m.recoveryPoints('doc');
+  await m.restoreRecoveryPoint('doc', p.id);
+  const removed: number = await m.cleanupExpired();
+  const stats: Stats = m.stats();
+  const off: () => void = m.subscribe((ev: ContextEvent) => {
+    if (ev.type === 'lagged') {
+      const missed: number = ev.missed;
+      void missed;
+    } else {
+      const id: string = ev.id;
+      void id;
+    }
+  });
+  off();
+
+  const t = new ContextTracker(m, { syncIntervalMs: 500, autoRecovery: true, conflict: 'keepRemote' });
+  await t.activateContext('doc');
+  await t.updateState({ title: 'local' });
+  const dirty: boolean = await t.isDirty();
+  const synced: ContextState | null = await t.syncIfNeeded();
+  await t.syncState();
+  const active: string | null = await t.activeContextId();
+  await t.applyRemote(await m.getContext('doc'));
+  t.startAutoSync((e: ContextError) => e.code);
+  t.stopAutoSync();
+
+  const a = new ContextAdapter(m, { ttlMs: 60_000, maxActiveContexts: 5 });
+  const cfg: ResolvedAdapterConfig = await a.getConfig();
+  const evicted: number = await a.updateConfig({ maxContexts: 50 });
+  const tracker: ContextTracker = await a.activateContext('doc');
+  const all: ContextState[] = await a.listContexts();
+  a.startAutoCleanup();
+  a.stopAutoCleanup();
+
+  try {
+    await m.getContext('missing');
+  } catch (e) {
+    if (e instanceof ContextError && e.code === 'VERSION_CONFLICT') {
+      const expected: number | undefined = e.expected;
+      void expected;
+    }
+  }
+
+  // @ts-expect-error ids are strings
+  await m.getContext(1);
+  // @ts-expect-error data must be a JSON object
+  await m.createContext('x', 'text');
+  // @ts-expect-error functions are not JSON
+  await m.createContext('x', { f: () => 1 });
+  // @ts-expect-error bigint is not JSON
+  await m.createContext('x', { n: 1n });
+  // @ts-expect-error unknown config key
+  new ContextManager({ maxContext: 1 });
+  // @ts-expect-error conflict policies are a closed set
+  new ContextTracker(m, { conflict: 'merge' });
+  // @ts-expect-error states are not any
+  const wrong: string = s.version;
+  // @ts-expect-error events are a discriminated union
+  m.subscribe((ev) => ev.missed.toFixed());
+  // @ts-expect-error error codes are a closed set
+  const code: ContextError['code'] = 'OOPS';
+
+  void [s, expires, ids, n, points, removed, stats, dirty, synced, active, cfg, evicted, tracker, all, wrong, code];
+}
