@@ -8,13 +8,13 @@
 //! A deliberately broken store (create checks under a read lock and inserts
 //! under a later write lock) must be caught by the same checker.
 //!
-//! `LIN_SEEDS` sets the number of histories per configuration (default 150).
+//! `LIN_SEEDS` sets the number of histories per configuration (default 400).
 
 #[path = "evidence/lin.rs"]
 mod lin;
 
 use contextkit::{ContextError, ContextManager, CreateOptions, ManagerConfig, ManualClock, Scoped};
-use lin::{CAPACITY, IDS, Op, Out, POINTS, Rec, Time, Verdict};
+use lin::{CAPACITY, IDS, Op, Out, POINTS, Rec, Verdict};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const START_MS: u64 = 1_000;
 const TASKS: usize = 6;
-const CALLS_PER_TASK: usize = 14;
+const CALLS_PER_TASK: usize = 18;
 const ADVANCES: usize = 8;
 
 /// Something the recorded workload can run against.
@@ -288,7 +288,7 @@ fn seeds() -> u64 {
     std::env::var("LIN_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(150)
+        .unwrap_or(400)
 }
 
 fn real_store(shards: usize, clock: &ManualClock) -> Arc<Real> {
@@ -306,12 +306,12 @@ fn real_store(shards: usize, clock: &ManualClock) -> Arc<Real> {
 }
 
 /// Records and checks `seeds()` histories; returns the first violation found.
-fn run_real(shards: usize, time: Time) -> Result<(), String> {
+fn run_real(shards: usize) -> Result<(), String> {
     let with_cleanup = shards == 1;
     for seed in 0..seeds() {
         let clock = ManualClock::new(START_MS);
         let history = record(real_store(shards, &clock), clock, seed, with_cleanup, true);
-        match lin::check(&history, START_MS, time) {
+        match lin::check(&history, START_MS) {
             Verdict::Linearizable => {}
             Verdict::Violation(why) => {
                 return Err(format!("seed {seed}, {shards} shard(s): {why}"));
@@ -326,14 +326,14 @@ fn run_real(shards: usize, time: Time) -> Result<(), String> {
 /// is checked exactly; many shards run calls on different ids in parallel.
 #[test]
 fn histories_on_one_shard_are_linearizable() {
-    run_real(1, Time::Observed).unwrap();
+    run_real(1).unwrap();
 }
 
 /// `cleanup_expired` sweeps shard by shard (atomic per shard only), so it is
 /// left out of the multi-shard workload.
 #[test]
 fn histories_on_many_shards_are_linearizable() {
-    run_real(8, Time::Observed).unwrap();
+    run_real(8).unwrap();
 }
 
 fn check_mini(split: bool, seeds: u64) -> Option<(u64, String)> {
@@ -343,7 +343,7 @@ fn check_mini(split: bool, seeds: u64) -> Option<(u64, String)> {
             ..MiniStore::default()
         });
         let history = record(store, ManualClock::new(START_MS), seed, false, false);
-        match lin::check(&history, START_MS, Time::Observed) {
+        match lin::check(&history, START_MS) {
             Verdict::Linearizable => {}
             Verdict::Violation(why) => return Some((seed, why)),
             Verdict::TooHard(n) => panic!("seed {seed}: search gave up after {n} states"),
@@ -366,14 +366,6 @@ fn the_same_store_without_the_split_passes() {
     if let Some((seed, why)) = check_mini(false, 60) {
         panic!("seed {seed}: {why}");
     }
-}
-
-/// The stricter reading of time: each call uses the clock at the moment it
-/// takes effect. The manager reads its clock inside the shard's critical
-/// section, so a call that waited for the lock never commits with a past time.
-#[test]
-fn histories_are_linearizable_with_time_read_at_commit() {
-    run_real(1, Time::AtCommit).unwrap();
 }
 
 /// A clock that runs a hook once, on the first read after it is armed,

@@ -30,7 +30,9 @@ proptest! {
     }
 }
 
-/// Named regressions: sequences that once exposed a difference, kept readable.
+/// Named edge-case sequences that random search reaches only rarely, kept
+/// readable. Shrunk failures of the random search are saved by proptest in
+/// `tests/model.proptest-regressions` and replayed before new cases.
 mod regressions {
     use super::*;
 

@@ -7,10 +7,18 @@
 //! (a call that returned before another began comes first) and in which each
 //! call, applied to the specification, gives the result it really gave.
 //!
-//! Time: the manager reads its clock once per call, before entering the
-//! critical section. [`Time::Observed`] lets a call use any clock value seen
-//! during the call; [`Time::AtCommit`] demands the clock value at the moment
-//! the call takes effect (clock advances are calls in the history too).
+//! Time: clock advances are calls in the history too, and each call must use
+//! the clock value at the moment it takes effect (which lies between the
+//! values seen just before and just after the call). A store that read its
+//! clock before waiting for a lock could commit with a time already passed.
+//!
+//! Expired contexts are invisible, yet they stay stored until a write meets
+//! them or a sweep removes them, and `cleanup_expired` counts what it removes.
+//! A create that finds the store full drops expired contexts before its final
+//! attempt: its own id's on a failed attempt, or all of them in a sweep. The
+//! search lets a create that is in progress take those steps at any moment
+//! before it takes effect (no other call can observe them except through
+//! cleanup's count).
 
 use std::collections::HashSet;
 
@@ -72,14 +80,6 @@ pub struct Rec {
     pub clock_resp: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Time {
-    /// Each call uses some clock value it could have read during the call.
-    Observed,
-    /// Each call uses the clock value at its linearization point.
-    AtCommit,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Entry {
     version: u64,
@@ -97,7 +97,7 @@ impl Entry {
 }
 
 /// The specification's state: stored contexts (expired-but-unswept ones too),
-/// the next recovery point id and, for [`Time::AtCommit`], the clock.
+/// the next recovery point id and the clock.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Spec {
     entries: [Option<Entry>; IDS],
@@ -238,25 +238,27 @@ impl Spec {
         vec![(s, out)]
     }
 
-    /// The states after `rec` that give its real result, under `time`.
-    fn step(&self, rec: &Rec, time: Time, clocks: &[u64]) -> Vec<Spec> {
-        let within = |c: &u64| (rec.clock_inv..=rec.clock_resp).contains(c);
-        let nows: Vec<u64> = match (time, rec.op) {
-            (_, Op::Advance(_)) => vec![self.clock],
-            (Time::AtCommit, _) => Some(self.clock).filter(within).into_iter().collect(),
-            (Time::Observed, _) => clocks.iter().copied().filter(within).collect(),
-        };
+    /// What a create of `id` still in progress may already have done at the
+    /// current clock: drop its own id's expired context, or sweep them all.
+    fn create_side_steps(&self, id: u8) -> Vec<Spec> {
+        let now = self.clock;
+        let mut own = self.clone();
+        own.live_for_write(id, now);
+        let mut all = self.clone();
+        all.sweep(now);
+        [own, all].into_iter().filter(|s| s != self).collect()
+    }
+
+    /// The states after `rec` that give its real result.
+    fn step(&self, rec: &Rec) -> Vec<Spec> {
+        let now = self.clock;
+        if !matches!(rec.op, Op::Advance(_)) && !(rec.clock_inv..=rec.clock_resp).contains(&now) {
+            return Vec::new();
+        }
         let mut next: Vec<Spec> = Vec::new();
-        for now in nows {
-            for (s, out) in self.apply(rec.op, now) {
-                let s = if time == Time::Observed {
-                    Spec { clock: 0, ..s }
-                } else {
-                    s
-                };
-                if out == rec.out && !next.contains(&s) {
-                    next.push(s);
-                }
+        for (s, out) in self.apply(rec.op, now) {
+            if out == rec.out && !next.contains(&s) {
+                next.push(s);
             }
         }
         next
@@ -275,27 +277,10 @@ pub enum Verdict {
 const BUDGET: usize = 5_000_000;
 
 /// Searches for a linearization of `history` (at most 128 calls).
-pub fn check(history: &[Rec], start_clock: u64, time: Time) -> Verdict {
+pub fn check(history: &[Rec], start_clock: u64) -> Verdict {
     assert!(history.len() <= 128, "the checker takes at most 128 calls");
-    let mut clocks: Vec<u64> = history
-        .iter()
-        .flat_map(|r| [r.clock_inv, r.clock_resp])
-        .collect();
-    clocks.extend(history.iter().filter_map(|r| match r.op {
-        Op::Advance(to) => Some(to),
-        _ => None,
-    }));
-    clocks.sort_unstable();
-    clocks.dedup();
-    let init = Spec::new(if time == Time::AtCommit {
-        start_clock
-    } else {
-        0
-    });
     let mut search = Search {
         history,
-        time,
-        clocks,
         seen: HashSet::new(),
         deepest: 0,
     };
@@ -304,7 +289,7 @@ pub fn check(history: &[Rec], start_clock: u64, time: Time) -> Verdict {
     } else {
         (1_u128 << history.len()) - 1
     };
-    match search.dfs(0, init, all) {
+    match search.dfs(0, Spec::new(start_clock), all) {
         Some(true) => Verdict::Linearizable,
         Some(false) => Verdict::Violation(describe(history, search.deepest)),
         None => Verdict::TooHard(search.seen.len()),
@@ -313,8 +298,6 @@ pub fn check(history: &[Rec], start_clock: u64, time: Time) -> Verdict {
 
 struct Search<'h> {
     history: &'h [Rec],
-    time: Time,
-    clocks: Vec<u64>,
     seen: HashSet<(u128, Spec)>,
     deepest: u32,
 }
@@ -340,8 +323,19 @@ impl Search<'_> {
         let ready: Vec<usize> = pending()
             .filter(|&i| self.history[i].inv < first_resp)
             .collect();
+        for &i in &ready {
+            let rec = &self.history[i];
+            let in_progress = (rec.clock_inv..=rec.clock_resp).contains(&state.clock);
+            if let (Op::Create { id, .. }, true) = (rec.op, in_progress) {
+                for next in state.create_side_steps(id) {
+                    if self.dfs(done, next, all)? {
+                        return Some(true);
+                    }
+                }
+            }
+        }
         for i in ready {
-            for next in state.step(&self.history[i], self.time, &self.clocks) {
+            for next in state.step(&self.history[i]) {
                 if self.dfs(done | (1 << i), next, all)? {
                     return Some(true);
                 }
