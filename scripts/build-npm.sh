@@ -60,12 +60,14 @@ fi
 
 step "entry points and types"
 src="$root/wasm/npm"
-cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,support.mjs,index.d.ts} "$stage/"
+cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,index.d.ts} "$stage/"
+# support.js is an ES module; in the package it is .mjs (the package is not "type": "module").
+cp "$src/support.js" "$stage/support.mjs"
 cp "$src/index.d.ts" "$stage/index.d.mts"
 # support.cjs: the same code for CommonJS.
 {
   printf "'use strict';\n"
-  sed -e 's/^export class /class /' -e 's/^export function /function /' "$src/support.mjs"
+  sed -e 's/^export class /class /' -e 's/^export function /function /' "$src/support.js"
   printf '\nmodule.exports = { ContextError, toJson, makeState };\n'
 } > "$stage/support.cjs"
 printf '{ "type": "module" }\n' > "$stage/web/package.json"

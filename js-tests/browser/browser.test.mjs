@@ -21,6 +21,7 @@ const TYPES = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/ja
 const page = `<!doctype html>
 <meta charset="utf-8">
 <title>contextkit in a browser</title>
+<link rel="icon" href="data:,">
 <script type="importmap">{ "imports": { "contextkit": "/node_modules/contextkit/browser.mjs" } }</script>
 <script type="module">
   import { ContextManager, ContextAdapter, ContextError } from 'contextkit';

@@ -13,7 +13,7 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen(module = "/npm/support.mjs")]
+#[wasm_bindgen(module = "/npm/support.js")]
 extern "C" {
     #[wasm_bindgen(thread_local_v2, js_name = ContextError)]
     static CONTEXT_ERROR: Function;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the npm package `contextkit` and runs every JavaScript-side test:
+# the size budget, the Node test suites (API, events, overlapping calls,
+# timers, hostile input, model-based sequences), wasm memory under repeated
+# create/drop, the packed tarball with require/import/tsc, the package in
+# headless Chromium through playwright-core, and the wasm-side tests with
+# wasm-pack in headless Chrome. Exits non-zero on the first failure.
+#
+# Needs what scripts/install-tools.sh installs (wasm target, wasm-bindgen-cli,
+# wasm-pack, chromium + chromedriver, js-tests/node_modules).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n== %s\n' "$*"; }
+
+if [ ! -d js-tests/node_modules ]; then
+  step "npm ci (js-tests)"
+  (cd js-tests && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "build the npm package"
+scripts/build-npm.sh >/dev/null
+
+step "wasm size"
+node js-tests/size/size.mjs
+
+rm -rf js-tests/.tmp
+
+step "Node: API, events, overlapping calls, timers, hostile input, model"
+node --test js-tests/test/*.test.mjs
+
+step "Node: wasm memory after 10,000 managers (with and without free())"
+node --expose-gc --test js-tests/memory/*.test.mjs
+
+step "packed tarball: require, import, tsc --strict"
+node --test js-tests/packaging/*.test.mjs
+
+step "headless Chromium (playwright-core)"
+node --test js-tests/browser/*.test.mjs
+
+step "wasm-pack test --headless --chrome"
+(cd wasm && wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)")
+
+rm -rf js-tests/.tmp
+step "all JavaScript tests passed"
