@@ -1,0 +1,169 @@
+// Microseconds per operation: the built npm package contextkit against keyv's
+// default in-memory store and a plain Map, in one run of one Node process.
+//
+//   node bench.mjs            full run
+//   node bench.mjs --smoke    a few iterations of everything (no timing claims)
+//
+// The package is loaded from ../wasm/pkg (what scripts/build-npm.sh builds), or
+// from the directory in CONTEXTKIT_PKG. Every operation is awaited before the
+// next one starts, as a request handler would; the Map is called synchronously.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Keyv from 'keyv';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const smoke = process.argv.includes('--smoke') || !!process.env.CONTEXTKIT_BENCH_SMOKE;
+const pkgDir = process.env.CONTEXTKIT_PKG ?? path.resolve(here, '../wasm/pkg');
+const require = createRequire(import.meta.url);
+const { ContextManager } = require(pkgDir);
+
+/** Contexts present before get and update are measured. */
+const CONTEXTS = smoke ? 50 : 1_000;
+/** Operations per timed round, per payload size. */
+const ITERS = smoke ? { small: 20, large: 5 } : { small: 50_000, large: 5_000 };
+/** Timed rounds after one warm-up round; the median round is reported. */
+const ROUNDS = smoke ? 1 : 7;
+
+/** 10 string fields: 8 characters each (small) or 1,000 each (10 KB). */
+function payload(fieldLen, salt) {
+  const o = {};
+  for (let i = 0; i < 10; i++) {
+    o[`field${i}`] = String.fromCharCode(97 + ((i + salt) % 26)).repeat(fieldLen);
+  }
+  return o;
+}
+
+const PAYLOADS = {
+  small: { name: '10 fields', make: (salt) => payload(8, salt) },
+  large: { name: '10 KB', make: (salt) => payload(1_000, salt) },
+};
+
+/** The three stores behind one interface; each call returns a Promise except Map's. */
+function stores() {
+  const ck = new ContextManager({ maxContexts: 10_000_000, maxRecoveryPoints: 10 });
+  const kv = new Keyv();
+  const map = new Map();
+  return [
+    {
+      name: 'contextkit',
+      get: (id) => ck.getContext(id),
+      create: (id, data) => ck.createContext(id, data),
+      update: (id, data) => ck.updateContext(id, data),
+      delete: (id) => ck.deleteContext(id),
+      free: () => ck.free?.(),
+    },
+    {
+      name: 'keyv (memory)',
+      get: (id) => kv.get(id),
+      create: (id, data) => kv.set(id, data),
+      update: (id, data) => kv.set(id, data),
+      delete: (id) => kv.delete(id),
+      free: () => kv.clear(),
+    },
+    {
+      name: 'Map',
+      sync: true,
+      get: (id) => map.get(id),
+      create: (id, data) => map.set(id, data),
+      update: (id, data) => map.set(id, data),
+      delete: (id) => map.delete(id),
+      free: () => map.clear(),
+    },
+  ];
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function check(ok, what) {
+  if (!ok) throw new Error(`benchmark operation failed: ${what}`);
+}
+
+/** Runs `n` operations `op(i)` and returns µs per operation. */
+async function timed(store, n, op) {
+  const start = process.hrtime.bigint();
+  if (store.sync) {
+    for (let i = 0; i < n; i++) op(i);
+  } else {
+    for (let i = 0; i < n; i++) await op(i);
+  }
+  return Number(process.hrtime.bigint() - start) / 1e3 / n;
+}
+
+async function measure(store, size) {
+  const { make } = PAYLOADS[size];
+  const n = ITERS[size];
+  const ids = Array.from({ length: CONTEXTS }, (_, i) => `context-${String(i).padStart(6, '0')}`);
+  const data = make(0);
+  const other = make(1);
+  for (const id of ids) await store.create(id, data);
+  const got = await store.get(ids[0]);
+  check(got && (got.data ?? got).field0 === data.field0, `${store.name} get`);
+
+  const results = { get: [], create: [], update: [] };
+  let fresh = 0;
+  for (let round = 0; round <= ROUNDS; round++) {
+    let x = round * 7919;
+    const pick = () => ids[(x = (x * 1103515245 + 12345) >>> 0) % ids.length];
+    const get = await timed(store, n, () => store.get(pick()));
+    const update = await timed(store, n, (i) => store.update(pick(), i % 2 ? data : other));
+    const base = fresh;
+    const create = await timed(store, n, (i) => store.create(`new-${base + i}`, data));
+    for (let i = 0; i < n; i++) await store.delete(`new-${base + i}`);
+    fresh += n;
+    if (round > 0) {
+      results.get.push(get);
+      results.create.push(create);
+      results.update.push(update);
+    }
+  }
+  const last = await store.get(ids[1]);
+  check(last && (last.data ?? last).field0 !== undefined, `${store.name} get after updates`);
+  return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
+}
+
+const fmt = (us) => (us < 10 ? us.toFixed(2) : us.toFixed(1));
+
+async function main() {
+  const rows = [];
+  for (const size of ['small', 'large']) {
+    const list = stores();
+    const r = {};
+    for (const store of list) {
+      r[store.name] = await measure(store, size);
+      await store.free();
+    }
+    for (const op of ['get', 'create', 'update']) rows.push({ size, op, r });
+  }
+  const names = ['contextkit', 'keyv (memory)', 'Map'];
+  const opName = { get: 'get', create: 'set / create', update: 'update' };
+  const out = [];
+  out.push(`\n## Node: µs per operation (lower is better; ${smoke ? 'SMOKE MODE, not a measurement' : `median of ${ROUNDS} rounds`})\n`);
+  out.push(`Node ${process.version}, ${CONTEXTS} contexts present; rounds of ${ITERS.small} (10 fields) / ${ITERS.large} (10 KB) operations.\n`);
+  out.push('| operation | payload | contextkit | keyv (memory) | Map | keyv / contextkit |');
+  out.push('|---|---|---:|---:|---:|---:|');
+  const targets = [];
+  for (const { size, op, r } of rows) {
+    const ck = r.contextkit[op];
+    const kv = r['keyv (memory)'][op];
+    const cells = names.map((n) => fmt(r[n][op]));
+    out.push(`| ${opName[op]} | ${PAYLOADS[size].name} | ${cells.join(' | ')} | ${(kv / ck).toFixed(2)}× |`);
+    if (op !== 'update') {
+      const met = ck <= kv ? 'yes' : '**no**';
+      targets.push(`| contextkit ${opName[op]} (${PAYLOADS[size].name}) at least matches keyv | ${(kv / ck).toFixed(2)}× | ${met} |`);
+    }
+  }
+  out.push('\n### Target: contextkit at least matches keyv on get and set (keyv time / contextkit time ≥ 1)\n');
+  out.push('| target | keyv / contextkit | met |');
+  out.push('|---|---:|:---:|');
+  out.push(...targets);
+  console.log(out.join('\n'));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
