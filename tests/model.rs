@@ -4,7 +4,7 @@
 //! in `evidence/refmodel.rs`. Every result (error codes included), the stats,
 //! the event stream after each step and the final state must agree.
 //!
-//! `PROPTEST_CASES` sets the number of cases (default 400). Shrunk failures
+//! `PROPTEST_CASES` sets the number of cases (default 1000). Shrunk failures
 //! are kept in `tests/model.proptest-regressions` and replayed first.
 
 mod evidence;
@@ -17,7 +17,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400)
+        .unwrap_or(1000)
 }
 
 proptest! {
@@ -192,5 +192,72 @@ mod regressions {
             Op::TUpdate(Data::Big),
         ];
         check(&setup(), &ops).unwrap();
+    }
+}
+
+/// The known core bug behind `KNOWN_BUG_STALE_BASE`, checked on the real
+/// objects directly (the model copies the bug until it is fixed).
+mod recreated_context {
+    use contextkit::{
+        AdapterConfig, ConflictPolicy, ContextAdapter, ContextManager, ContextTracker,
+        ManagerConfig, TrackerConfig,
+    };
+    use futures::executor::block_on;
+    use serde_json::json;
+
+    /// A tracker based on version 2 of "b", with a local edit, after "b" was
+    /// deleted and created again (version 1 of a new context).
+    fn tracker_on_recreated(conflict: ConflictPolicy) -> (ContextManager, ContextTracker) {
+        let m = ContextManager::new(ManagerConfig::default());
+        let cfg = TrackerConfig {
+            conflict,
+            ..TrackerConfig::default()
+        };
+        let t = ContextTracker::new(m.clone(), cfg);
+        let a = ContextAdapter::new(m.clone(), AdapterConfig::default());
+        block_on(async {
+            m.create_context("b", json!({ "v": 0 })).await.unwrap();
+            t.activate_context("b").await.unwrap();
+            t.update_state(json!({ "v": 1 })).await.unwrap();
+            assert_eq!(t.sync_state().await.unwrap().version, 2);
+            m.delete_context("b").await.unwrap();
+            t.update_state(json!({ "v": 2 })).await.unwrap();
+            a.create_context("b", json!({ "v": 3 })).await.unwrap();
+        });
+        (m, t)
+    }
+
+    /// `Overwrite` pushes version 2 of the new "b": the copy must then be clean
+    /// and based on what it pushed, or the next sync pushes the edit again.
+    #[test]
+    #[ignore = "core bug: settle ignores a successful push whose version is not above the tracker's stale base"]
+    fn overwrite_sync_into_a_recreated_context_leaves_the_copy_clean() {
+        let (m, t) = tracker_on_recreated(ConflictPolicy::Overwrite);
+        block_on(async {
+            let pushed = t.sync_state().await.unwrap();
+            assert_eq!((pushed.version, &pushed.data), (2, &json!({ "v": 2 })));
+            assert!(!t.is_dirty().await, "the pushed edit is still pending");
+            assert_eq!(*t.get_state().await.unwrap(), *pushed);
+            t.sync_state().await.unwrap();
+            assert_eq!(
+                m.get_context("b").await.unwrap().version,
+                2,
+                "the edit was pushed twice"
+            );
+        });
+    }
+
+    /// `KeepRemote` returns version 1 of the new "b": the copy must adopt it
+    /// and drop the local edit, as the policy says.
+    #[test]
+    #[ignore = "core bug: adopt_remote refuses a stored version below the tracker's stale base"]
+    fn keep_remote_sync_of_a_recreated_context_adopts_it() {
+        let (_m, t) = tracker_on_recreated(ConflictPolicy::KeepRemote);
+        block_on(async {
+            let remote = t.sync_state().await.unwrap();
+            assert_eq!((remote.version, &remote.data), (1, &json!({ "v": 3 })));
+            assert!(!t.is_dirty().await, "the local edit was kept");
+            assert_eq!(*t.get_state().await.unwrap(), *remote);
+        });
     }
 }
