@@ -45,10 +45,19 @@ fuzz_target!(|input: (&str, &[u8])| {
     let _ = serde_json::from_slice::<CreateOptions>(bytes);
     let _ = serde_json::from_slice::<ContextEvent>(bytes);
     let _ = serde_json::from_slice::<ContextState>(bytes);
-    let Ok(value) = serde_json::from_slice::<Value>(bytes) else { return };
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return;
+    };
 
-    let cfg = ManagerConfig { max_id_bytes: MAX_ID, max_data_bytes: MAX_DATA, max_contexts: 4, ..ManagerConfig::default() };
-    let m = ContextManager::builder(cfg).clock(ManualClock::new(0)).build();
+    let cfg = ManagerConfig {
+        max_id_bytes: MAX_ID,
+        max_data_bytes: MAX_DATA,
+        max_contexts: 4,
+        ..ManagerConfig::default()
+    };
+    let m = ContextManager::builder(cfg)
+        .clock(ManualClock::new(0))
+        .build();
     let (id_ok, data_ok) = (valid_id(id), valid_data(&value));
     block_on(async {
         let created = m.create_context(id, value.clone()).await;
@@ -78,7 +87,10 @@ fuzz_target!(|input: (&str, &[u8])| {
         let json = serde_json::to_string(&*s).unwrap();
         assert_eq!(serde_json::from_str::<ContextState>(&json).unwrap(), *s);
         let point = m.create_recovery_point(id).await.unwrap();
-        let s2 = m.update_context(id, serde_json::json!({ "other": true }), Some(1)).await.unwrap();
+        let s2 = m
+            .update_context(id, serde_json::json!({ "other": true }), Some(1))
+            .await
+            .unwrap();
         assert_eq!(s2.version, 2);
         let restored = m.restore_recovery_point(id, point.id).await.unwrap();
         assert_eq!((restored.version, &restored.data), (3, &value));
@@ -88,7 +100,16 @@ fuzz_target!(|input: (&str, &[u8])| {
         t.update_state(value.clone()).await.unwrap();
         assert_eq!(t.sync_state().await.unwrap().version, 4);
         let a = ContextAdapter::new(m.clone(), AdapterConfig::default());
-        assert_eq!(a.activate_context(id).await.unwrap().get_state().await.unwrap().data, value);
+        assert_eq!(
+            a.activate_context(id)
+                .await
+                .unwrap()
+                .get_state()
+                .await
+                .unwrap()
+                .data,
+            value
+        );
         m.delete_context(id).await.unwrap();
         assert_eq!(m.get_context(id).await.unwrap_err().code(), "NOT_FOUND");
     });

@@ -32,7 +32,10 @@ fn data(u: &mut Unstructured) -> Result<Data> {
     })
 }
 
-fn opt<T>(u: &mut Unstructured, f: impl FnOnce(&mut Unstructured) -> Result<T>) -> Result<Option<T>> {
+fn opt<T>(
+    u: &mut Unstructured,
+    f: impl FnOnce(&mut Unstructured) -> Result<T>,
+) -> Result<Option<T>> {
     Ok(if u.arbitrary()? { Some(f(u)?) } else { None })
 }
 
@@ -54,8 +57,16 @@ fn setup(u: &mut Unstructured) -> Result<Setup> {
         max_id_bytes: 4,
         max_data_bytes: 40,
     };
-    let conflict = *u.choose(&[ConflictPolicy::Reject, ConflictPolicy::Overwrite, ConflictPolicy::KeepRemote])?;
-    let tracker = TrackerConfig { sync_interval_ms: u.int_in_range(0..=30)?, auto_recovery: u.arbitrary()?, conflict };
+    let conflict = *u.choose(&[
+        ConflictPolicy::Reject,
+        ConflictPolicy::Overwrite,
+        ConflictPolicy::KeepRemote,
+    ])?;
+    let tracker = TrackerConfig {
+        sync_interval_ms: u.int_in_range(0..=30)?,
+        auto_recovery: u.arbitrary()?,
+        conflict,
+    };
     let a = adapter_config(u)?;
     let adapter = AdapterConfig {
         max_contexts: a.max_contexts.max(1),
@@ -64,7 +75,12 @@ fn setup(u: &mut Unstructured) -> Result<Setup> {
         max_active_contexts: a.max_active_contexts.max(1),
         ..a
     };
-    Ok(Setup { manager, shards: *u.choose(&[1, 2, 32])?, tracker, adapter })
+    Ok(Setup {
+        manager,
+        shards: *u.choose(&[1, 2, 32])?,
+        tracker,
+        adapter,
+    })
 }
 
 fn version(u: &mut Unstructured) -> Result<Option<u64>> {
@@ -74,9 +90,19 @@ fn version(u: &mut Unstructured) -> Result<Option<u64>> {
 fn op(u: &mut Unstructured) -> Result<Op> {
     Ok(match u.choose_index(38)? {
         0 => Op::Advance(u.int_in_range(0..=40)?),
-        1 => Op::Create { id: id(u)?, data: data(u)?, ttl: opt(u, |u| u.int_in_range(0..=60))?, meta: u.arbitrary()? },
+        1 => Op::Create {
+            id: id(u)?,
+            data: data(u)?,
+            ttl: opt(u, |u| u.int_in_range(0..=60))?,
+            meta: u.arbitrary()?,
+        },
         2 => Op::Get(id(u)?),
-        3 => Op::Update { id: id(u)?, data: data(u)?, expected: version(u)?, ttl: opt(u, |u| u.int_in_range(0..=60))? },
+        3 => Op::Update {
+            id: id(u)?,
+            data: data(u)?,
+            expected: version(u)?,
+            ttl: opt(u, |u| u.int_in_range(0..=60))?,
+        },
         4 => Op::Delete(id(u)?),
         5 => Op::ListIds,
         6 => Op::Len,
