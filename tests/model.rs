@@ -195,8 +195,8 @@ mod regressions {
     }
 }
 
-/// The known core bug behind `KNOWN_BUG_STALE_BASE`, checked on the real
-/// objects directly (the model copies the bug until it is fixed).
+/// Regression tests, on the real objects, for a tracker whose context was
+/// deleted and created again while it held local edits (versions start over).
 mod recreated_context {
     use contextkit::{
         AdapterConfig, ConflictPolicy, ContextAdapter, ContextManager, ContextTracker,
@@ -230,7 +230,6 @@ mod recreated_context {
     /// `Overwrite` pushes version 2 of the new "b": the copy must then be clean
     /// and based on what it pushed, or the next sync pushes the edit again.
     #[test]
-    #[ignore = "core bug: settle ignores a successful push whose version is not above the tracker's stale base"]
     fn overwrite_sync_into_a_recreated_context_leaves_the_copy_clean() {
         let (m, t) = tracker_on_recreated(ConflictPolicy::Overwrite);
         block_on(async {
@@ -250,7 +249,6 @@ mod recreated_context {
     /// `KeepRemote` returns version 1 of the new "b": the copy must adopt it
     /// and drop the local edit, as the policy says.
     #[test]
-    #[ignore = "core bug: adopt_remote refuses a stored version below the tracker's stale base"]
     fn keep_remote_sync_of_a_recreated_context_adopts_it() {
         let (_m, t) = tracker_on_recreated(ConflictPolicy::KeepRemote);
         block_on(async {

@@ -355,14 +355,6 @@ impl Store {
     }
 }
 
-/// Whether the model copies a known core bug instead of the specification:
-/// a tracker ignores a successful push, or a `KeepRemote` adoption, whose
-/// version is not above the base it holds. That base can be stale when the
-/// context was deleted and created again (versions start over), so the copy
-/// stays dirty on a dead base. `tests/model.rs` pins the bug down in two
-/// ignored tests; set this to `false` once the core is fixed.
-pub const KNOWN_BUG_STALE_BASE: bool = true;
-
 /// A tracker's working copy.
 #[derive(Debug, Clone)]
 pub struct Active {
@@ -461,11 +453,9 @@ impl Tracker {
                     let remote = store.get(&id)?;
                     let now = store.now;
                     let a = self.active()?;
-                    if !KNOWN_BUG_STALE_BASE || remote.version >= a.base.version {
-                        a.base = remote.clone();
-                        a.local = None;
-                        a.last_sync = now;
-                    }
+                    a.base = remote.clone();
+                    a.local = None;
+                    a.last_sync = now;
                     return Ok(remote);
                 }
             },
@@ -473,11 +463,11 @@ impl Tracker {
         };
         let now = store.now;
         let a = self.active()?;
-        if !KNOWN_BUG_STALE_BASE || pushed.version > a.base.version {
-            a.base = pushed.clone();
-            a.local = None;
-            a.last_sync = now;
-        }
+        // What it pushed is its new base, whatever the version (a context
+        // deleted and created again starts over at version 1).
+        a.base = pushed.clone();
+        a.local = None;
+        a.last_sync = now;
         if self.cfg.auto_recovery {
             store.create_point(&id)?;
         }

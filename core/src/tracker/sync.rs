@@ -7,6 +7,8 @@ use std::sync::Arc;
 /// What a sync read from the working copy before pushing it.
 struct Pending {
     id: String,
+    /// The stored state the pushed copy was based on.
+    base: Arc<ContextState>,
     base_version: u64,
     local: Arc<ContextState>,
     edits: u64,
@@ -49,6 +51,7 @@ impl ContextTracker {
                         None => Err(Arc::clone(&a.base)),
                         Some(local) => Ok(Pending {
                             id: a.base.id.clone(),
+                            base: Arc::clone(&a.base),
                             base_version: a.base.version,
                             local: Arc::clone(local),
                             edits: a.edits,
@@ -98,7 +101,10 @@ impl ContextTracker {
                 let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation) else {
                     return;
                 };
-                if state.version <= a.base.version {
+                // A base moved on by a concurrent sync of this tracker is only
+                // replaced by a newer version; an untouched base always is (the
+                // context may have been deleted and created again, restarting versions).
+                if !Arc::ptr_eq(&a.base, &p.base) && state.version <= a.base.version {
                     return;
                 }
                 a.base = Arc::clone(state);
@@ -133,7 +139,7 @@ impl ContextTracker {
             .write(|w| {
                 let now = self.now();
                 if let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation) {
-                    if remote.version >= a.base.version {
+                    if Arc::ptr_eq(&a.base, &p.base) || remote.version >= a.base.version {
                         a.base = Arc::clone(&remote);
                         a.local = None;
                         a.last_sync_ms = now;
