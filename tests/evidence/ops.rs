@@ -2,7 +2,7 @@
 
 use contextkit::{AdapterConfig, ConflictPolicy, ManagerConfig, TrackerConfig};
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// JSON data of an operation: valid, too large, or not an object.
