@@ -1,7 +1,9 @@
 //! Expiry and eviction: lazy invisibility, sweeps, and shrinking to a lowered capacity.
 
+use crate::ContextError;
 use crate::ContextManager;
 use crate::store::Removal;
+use crate::write::Patch;
 use std::sync::atomic::Ordering;
 
 impl ContextManager {
@@ -33,6 +35,9 @@ impl ContextManager {
     /// Each shard is swept at the time it is locked; shards with nothing due
     /// when the sweep starts are skipped.
     pub(crate) async fn sweep_expired(&self) -> usize {
+        if self.inner.storage.is_some() {
+            return self.sweep_expired_through_storage().await;
+        }
         let inner = &*self.inner;
         let start = inner.now();
         let mut removed = 0;
@@ -93,21 +98,59 @@ impl ContextManager {
                 candidates.truncate(excess);
             }
             candidates.sort_unstable();
+            let before = evicted;
             for (touched, id) in candidates {
                 if over(inner.count.load(Ordering::SeqCst)) == 0 {
                     break;
                 }
                 // Evict only if nobody wrote it since it was picked.
-                let gone = inner
-                    .shard(&id)
-                    .map
-                    .write(|map| {
-                        map.get(&id).is_some_and(|e| e.touched == touched)
-                            && inner.remove(map, &id, Removal::Evicted).is_some()
+                let gone = self
+                    .write_through(&id, |_, _, map| match map.get(&id) {
+                        Some(e) if e.touched == touched => {
+                            Ok((Patch::Remove(Removal::Evicted), ()))
+                        }
+                        _ => Err(ContextError::context_not_found(&id)),
                     })
-                    .await;
+                    .await
+                    .is_ok();
                 evicted += usize::from(gone);
             }
+            if evicted == before && over(inner.count.load(Ordering::SeqCst)) > 0 {
+                // Nothing could be evicted this round (storage failing): stop here.
+                return evicted;
+            }
         }
+    }
+
+    /// With a storage, each expired context is deleted from it before it leaves memory.
+    async fn sweep_expired_through_storage(&self) -> usize {
+        let inner = &*self.inner;
+        let start = inner.now();
+        let mut removed = 0;
+        for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
+            let due: Vec<String> = shard
+                .map
+                .read(|map| {
+                    let now = inner.now();
+                    map.iter()
+                        .filter(|(_, e)| e.state.is_expired_at(now))
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                })
+                .await;
+            for id in due {
+                let expired = self
+                    .write_through(&id, |inner, _, map| match map.get(&id) {
+                        Some(e) if e.state.is_expired_at(inner.now()) => {
+                            Ok((Patch::Remove(Removal::Expired), ()))
+                        }
+                        _ => Err(ContextError::context_not_found(&id)),
+                    })
+                    .await
+                    .is_ok();
+                removed += usize::from(expired);
+            }
+        }
+        removed
     }
 }

@@ -28,20 +28,27 @@ mod error;
 mod events;
 mod expiry;
 mod manager;
+mod open;
 mod recovery;
 mod scoped;
 mod state;
+mod storage;
 mod store;
 mod tracker;
 mod validate;
+mod write;
 
 pub use adapter::{AdapterConfig, ContextAdapter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ContextError, Result};
 pub use events::{ContextEvent, DEFAULT_EVENT_CAPACITY, Subscription};
 pub use manager::{ContextManager, ManagerBuilder};
+pub use open::Opened;
 pub use scoped::Scoped;
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
+pub use storage::{
+    Loaded, MaybeSend, MaybeSync, MemoryStorage, Meta, PointRecord, Record, Storage, StorageFuture,
+};
 pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
 pub use validate::MAX_DEPTH;
 

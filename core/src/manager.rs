@@ -1,10 +1,12 @@
 //! [`ContextManager`]: the store.
 
+use crate::Storage;
 use crate::events::{DEFAULT_EVENT_CAPACITY, Subscription};
-use crate::store::{Entry, Inner, Removal, Shard};
+use crate::store::{Entry, Inner, Removal};
+use crate::write::Patch;
 use crate::{
-    Clock, ContextError, ContextEvent, ContextState, CreateOptions, ManagerConfig, Result, Stats,
-    SystemClock, UpdateOptions, validate,
+    Clock, ContextError, ContextState, CreateOptions, ManagerConfig, Result, Stats, SystemClock,
+    UpdateOptions, validate,
 };
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -119,7 +121,7 @@ impl ManagerBuilder {
         self
     }
 
-    /// The manager.
+    /// The manager, in memory only; [`open`](Self::open) builds one over a storage.
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -130,15 +132,21 @@ impl ManagerBuilder {
     /// # }).unwrap();
     /// ```
     pub fn build(self) -> ContextManager {
+        self.build_with(None)
+    }
+
+    pub(crate) fn build_with(self, storage: Option<Arc<dyn Storage>>) -> ContextManager {
         let seed = self.seed.unwrap_or_else(random_seed);
+        let inner = Inner::new(
+            self.config,
+            self.clock,
+            seed,
+            self.shards,
+            self.event_capacity,
+            storage,
+        );
         ContextManager {
-            inner: Arc::new(Inner::new(
-                self.config,
-                self.clock,
-                seed,
-                self.shards,
-                self.event_capacity,
-            )),
+            inner: Arc::new(inner),
         }
     }
 }
@@ -228,6 +236,22 @@ impl ContextManager {
         self.inner.limit.load(Ordering::SeqCst)
     }
 
+    /// The id the next recovery point will get.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// let next = m.next_recovery_point_id();
+    /// assert_eq!(m.create_recovery_point("a").await?.id, next);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn next_recovery_point_id(&self) -> u64 {
+        self.inner.next_snapshot.load(Ordering::SeqCst)
+    }
+
     /// Whether two handles share one store.
     ///
     /// ```
@@ -295,17 +319,15 @@ impl ContextManager {
             data,
             metadata: opts.metadata,
         });
-        let shard = inner.shard(id);
         loop {
-            let attempt = shard
-                .map
-                .write(|map| {
+            let attempt = self
+                .write_through(id, |inner, _, map| {
                     let now = inner.now();
                     if inner.live_mut(map, id, now).is_some() {
-                        return Err(Some(ContextError::AlreadyExists { id: id.to_owned() }));
+                        return Err(ContextError::AlreadyExists { id: id.to_owned() });
                     }
                     if !inner.reserve_slot() {
-                        return Err(None);
+                        return Err(ContextError::capacity("contexts", inner.limit()));
                     }
                     let mut state = pending.take().expect("a create inserts at most once");
                     state.created_at_ms = now;
@@ -318,26 +340,17 @@ impl ContextManager {
                         touched: inner.next_touch(),
                         points: VecDeque::new(),
                     };
-                    map.insert(id.to_owned(), entry);
-                    shard.note_expiry(state.expires_at_ms);
-                    inner.counters.creates.fetch_add(1, Ordering::Relaxed);
-                    inner.publish(|| ContextEvent::Created {
-                        id: id.to_owned(),
-                        version: 1,
-                    });
-                    Ok(state)
+                    Ok((Patch::Insert(entry), state))
                 })
                 .await;
             match attempt {
-                Ok(state) => return Ok(state),
-                Err(Some(e)) => return Err(e),
                 // Full: expired contexts do not count, so drop them and try again.
-                Err(None) if self.may_have_expired(inner.now()) => {
+                Err(ContextError::CapacityExceeded { .. })
+                    if self.may_have_expired(inner.now()) =>
+                {
                     self.sweep_expired().await;
                 }
-                Err(None) => {
-                    return Err(ContextError::capacity("contexts", self.max_contexts()));
-                }
+                other => return other,
             }
         }
     }
@@ -427,27 +440,24 @@ impl ContextManager {
         validate::id(&inner.cfg, id)?;
         validate::data(&inner.cfg, &data)?;
         validate::ttl(opts.ttl_ms)?;
-        let shard = inner.shard(id);
-        shard
-            .map
-            .write(|map| {
-                let now = inner.now();
-                let entry = inner
-                    .live_mut(map, id, now)
-                    .ok_or_else(|| ContextError::context_not_found(id))?;
-                inner.check_version(entry, id, opts.expected_version)?;
-                if opts.ttl_ms.is_some() {
-                    entry.ttl_ms = opts.ttl_ms;
-                }
-                let state = inner.commit(shard, entry, data, now);
-                inner.counters.updates.fetch_add(1, Ordering::Relaxed);
-                inner.publish(|| ContextEvent::Updated {
-                    id: id.to_owned(),
-                    version: state.version,
-                });
-                Ok(state)
-            })
-            .await
+        let mut data = Some(data);
+        self.write_through(id, |inner, _, map| {
+            let now = inner.now();
+            let entry = inner
+                .live_mut(map, id, now)
+                .ok_or_else(|| ContextError::context_not_found(id))?;
+            inner.check_version(entry, id, opts.expected_version)?;
+            let ttl_ms = opts.ttl_ms.or(entry.ttl_ms);
+            let data = data.take().expect("an update commits at most once");
+            let state = inner.next_state(entry, data, now, ttl_ms);
+            let patch = Patch::SetState {
+                state: Arc::clone(&state),
+                ttl_ms,
+                restored: false,
+            };
+            Ok((patch, state))
+        })
+        .await
     }
 
     /// Deletes `id` and its recovery points together. `NOT_FOUND` if absent or expired.
@@ -465,18 +475,14 @@ impl ContextManager {
     pub async fn delete_context(&self, id: &str) -> Result<()> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        inner
-            .shard(id)
-            .map
-            .write(|map| {
-                let now = inner.now();
-                inner
-                    .live_mut(map, id, now)
-                    .ok_or_else(|| ContextError::context_not_found(id))?;
-                inner.remove(map, id, Removal::Deleted);
-                Ok(())
-            })
-            .await
+        self.write_through(id, |inner, _, map| {
+            let now = inner.now();
+            inner
+                .live_mut(map, id, now)
+                .ok_or_else(|| ContextError::context_not_found(id))?;
+            Ok((Patch::Remove(Removal::Deleted), ()))
+        })
+        .await
     }
 
     /// Ids of the live contexts, sorted. Each shard is read atomically; under
@@ -639,28 +645,28 @@ impl Inner {
         }
     }
 
-    /// Installs the next version of `entry` with `data`, restarting its expiry.
-    pub(crate) fn commit(
+    /// The next version of `entry` with `data`, its expiry restarted.
+    pub(crate) fn next_state(
         &self,
-        shard: &Shard,
-        entry: &mut Entry,
+        entry: &Entry,
         data: Value,
         now: u64,
+        ttl_ms: Option<u64>,
     ) -> Arc<ContextState> {
         let prev = &entry.state;
-        let state = Arc::new(ContextState {
+        Arc::new(ContextState {
             id: prev.id.clone(),
             version: prev.version + 1,
             created_at_ms: prev.created_at_ms,
             updated_at_ms: now.max(prev.updated_at_ms),
-            expires_at_ms: Self::expires_at(now, entry.ttl_ms),
+            expires_at_ms: Self::expires_at(now, ttl_ms),
             data,
             metadata: prev.metadata.clone(),
-        });
-        shard.note_expiry(state.expires_at_ms);
-        entry.touched = self.next_touch();
-        entry.state = Arc::clone(&state);
-        state
+        })
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Ordering::SeqCst)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Recovery points: snapshots of a context that can be restored.
 
 use crate::store::Point;
-use crate::{ContextError, ContextEvent, ContextManager, ContextState, Result, Snapshot, validate};
+use crate::write::Patch;
+use crate::{ContextError, ContextManager, ContextState, Result, Snapshot, validate};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -45,10 +46,8 @@ impl ContextManager {
         if max == 0 {
             return Err(ContextError::capacity("recovery points per context", 0));
         }
-        let (point_id, state, now) = inner
-            .shard(id)
-            .map
-            .write(|map| {
+        let (point_id, state, now) = self
+            .write_through(id, |inner, _, map| {
                 let now = inner.now();
                 let entry = inner
                     .live_mut(map, id, now)
@@ -56,15 +55,12 @@ impl ContextManager {
                 // Taken inside the section: ids grow in commit order per context.
                 let point_id = inner.next_snapshot.fetch_add(1, Ordering::SeqCst);
                 let state = Arc::clone(&entry.state);
-                entry.points.push_back(Point {
+                let point = Point {
                     id: point_id,
                     created_at_ms: now,
                     state: Arc::clone(&state),
-                });
-                while entry.points.len() > max {
-                    entry.points.pop_front();
-                }
-                Ok((point_id, state, now))
+                };
+                Ok((Patch::PushPoint(point), (point_id, state, now)))
             })
             .await?;
         Ok(snapshot(point_id, now, &state))
@@ -147,25 +143,24 @@ impl ContextManager {
             })
             .await?;
         // Copy outside the lock; the write below re-checks that the point is still there.
-        let data = source.data.clone();
-        shard
-            .map
-            .write(|map| {
-                let now = inner.now();
-                let entry = inner
-                    .live_mut(map, id, now)
-                    .ok_or_else(|| ContextError::context_not_found(id))?;
-                if !entry.points.iter().any(|p| p.id == snapshot_id) {
-                    return Err(point_not_found(id, snapshot_id));
-                }
-                let state = inner.commit(shard, entry, data, now);
-                inner.counters.updates.fetch_add(1, Ordering::Relaxed);
-                inner.publish(|| ContextEvent::Restored {
-                    id: id.to_owned(),
-                    version: state.version,
-                });
-                Ok(state)
-            })
-            .await
+        let mut data = Some(source.data.clone());
+        self.write_through(id, |inner, _, map| {
+            let now = inner.now();
+            let entry = inner
+                .live_mut(map, id, now)
+                .ok_or_else(|| ContextError::context_not_found(id))?;
+            if !entry.points.iter().any(|p| p.id == snapshot_id) {
+                return Err(point_not_found(id, snapshot_id));
+            }
+            let data = data.take().expect("a restore commits at most once");
+            let state = inner.next_state(entry, data, now, entry.ttl_ms);
+            let patch = Patch::SetState {
+                state: Arc::clone(&state),
+                ttl_ms: entry.ttl_ms,
+                restored: true,
+            };
+            Ok((patch, state))
+        })
+        .await
     }
 }

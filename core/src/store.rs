@@ -1,13 +1,13 @@
 //! The sharded map behind a manager and the helpers its critical sections share.
 
 use crate::events::EventLog;
-use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats};
+use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats, Storage};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A recovery point as stored: it shares the state it was taken from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Point {
     pub id: u64,
     pub created_at_ms: u64,
@@ -25,7 +25,37 @@ pub(crate) struct Entry {
     pub points: VecDeque<Point>,
 }
 
-pub(crate) type Map = HashMap<String, Entry, ahash::RandomState>;
+pub(crate) type Entries = HashMap<String, Entry, ahash::RandomState>;
+
+/// One shard's committed contexts, plus the ids whose storage write is in
+/// flight (only with a storage). Derefs to the committed entries.
+#[derive(Debug)]
+pub(crate) struct Map {
+    entries: Entries,
+    pub flights: HashMap<String, Arc<crate::write::Flight>, ahash::RandomState>,
+}
+
+impl Map {
+    fn with_hasher(hasher: ahash::RandomState) -> Self {
+        Self {
+            entries: Entries::with_hasher(hasher.clone()),
+            flights: HashMap::with_hasher(hasher),
+        }
+    }
+}
+
+impl std::ops::Deref for Map {
+    type Target = Entries;
+    fn deref(&self) -> &Entries {
+        &self.entries
+    }
+}
+
+impl std::ops::DerefMut for Map {
+    fn deref_mut(&mut self) -> &mut Entries {
+        &mut self.entries
+    }
+}
 
 /// Read counters live per shard, so concurrent readers of different shards
 /// never share a cache line.
@@ -33,6 +63,8 @@ pub(crate) type Map = HashMap<String, Entry, ahash::RandomState>;
 #[repr(align(128))]
 pub(crate) struct Shard {
     pub map: Scoped<Map>,
+    /// Notified whenever a storage write of this shard settles.
+    pub settled: event_listener::Event,
     /// No context in this shard expires before this instant (`u64::MAX`: none).
     /// A lower bound, only ever changed inside the shard's write closures.
     pub earliest_expiry: AtomicU64,
@@ -44,6 +76,7 @@ impl Shard {
     fn new(hasher: ahash::RandomState) -> Self {
         Self {
             map: Scoped::new(Map::with_hasher(hasher)),
+            settled: event_listener::Event::new(),
             earliest_expiry: AtomicU64::new(u64::MAX),
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
@@ -94,6 +127,8 @@ pub(crate) struct Inner {
     touch: AtomicU64,
     pub events: Arc<EventLog>,
     pub counters: Counters,
+    /// Where writes go before they are acknowledged; `None` keeps everything in memory.
+    pub storage: Option<Arc<dyn Storage>>,
 }
 
 impl Inner {
@@ -103,6 +138,7 @@ impl Inner {
         seed: [u64; 4],
         shards: usize,
         event_capacity: usize,
+        storage: Option<Arc<dyn Storage>>,
     ) -> Self {
         let shards = shards.clamp(1, 1024).next_power_of_two();
         let map_hasher = ahash::RandomState::with_seeds(seed[0], seed[1], seed[2], seed[3]);
@@ -120,6 +156,7 @@ impl Inner {
             touch: AtomicU64::new(0),
             events: Arc::new(EventLog::new(event_capacity)),
             counters: Counters::default(),
+            storage,
         }
     }
 
@@ -151,6 +188,11 @@ impl Inner {
                 (c < limit).then_some(c + 1)
             })
             .is_ok()
+    }
+
+    /// Gives back a slot taken by [`reserve_slot`](Self::reserve_slot) for a create that failed.
+    pub(crate) fn release_slot(&self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 
     pub(crate) fn publish(&self, make: impl FnOnce() -> ContextEvent) {

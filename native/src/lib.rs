@@ -16,7 +16,9 @@
 //! # Ok(()) }
 //! ```
 
+mod file;
 mod tasks;
 
 pub use contextkit_core::*;
+pub use file::FileStorage;
 pub use tasks::{Cleanup, TaskHandle, spawn_auto_sync, spawn_auto_sync_with, spawn_cleanup};

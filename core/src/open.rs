@@ -1,0 +1,68 @@
+//! Opening a manager over a [`Storage`]: everything stored is loaded back.
+
+use crate::store::Inner;
+use crate::write::entry_of;
+use crate::{ContextError, ContextManager, ManagerBuilder, Result, Storage, validate};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// A manager opened over a storage, with what could not be loaded.
+#[derive(Debug)]
+pub struct Opened {
+    /// The manager, holding every record that could be read.
+    pub manager: ContextManager,
+    /// One `STORAGE` error per record that could not be read, naming it;
+    /// the other records loaded normally.
+    pub problems: Vec<ContextError>,
+}
+
+impl ManagerBuilder {
+    /// Builds a manager over `storage` and loads everything it holds. From
+    /// then on a write is acknowledged only once `storage` made it durable, and
+    /// a failed write changes nothing (`STORAGE`).
+    ///
+    /// ```
+    /// use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let storage = MemoryStorage::default();
+    /// let opened = ContextManager::builder(ManagerConfig::default()).open(storage.clone()).await?;
+    /// opened.manager.create_context("a", json!({})).await?;
+    /// assert_eq!(storage.ids(), ["a"]);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn open(self, storage: impl Storage) -> Result<Opened> {
+        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let loaded = storage.load().await?;
+        let manager = self.build_with(Some(storage));
+        let inner: &Inner = &manager.inner;
+        let mut problems = loaded.problems;
+        let mut records = loaded.records;
+        // Least recently updated first, so eviction order survives a reopen.
+        records.sort_by_key(|r| r.state.updated_at_ms);
+        let mut next = loaded.meta.map_or(1, |m| m.next_snapshot_id).max(1);
+        for record in records {
+            let id = record.state.id.clone();
+            if let Err(e) = validate::id(&inner.cfg, &id) {
+                problems.push(ContextError::Storage(format!("stored record {id:?}: {e}")));
+                continue;
+            }
+            let newest_point = record.points.iter().map(|p| p.id + 1).max().unwrap_or(0);
+            next = next.max(record.next_snapshot_id).max(newest_point);
+            let shard = inner.shard(&id);
+            let entry = entry_of(inner, record);
+            let added = shard
+                .map
+                .write(|map| {
+                    shard.note_expiry(entry.state.expires_at_ms);
+                    map.insert(id, entry).is_none()
+                })
+                .await;
+            if added {
+                inner.count.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        inner.next_snapshot.store(next, Ordering::SeqCst);
+        Ok(Opened { manager, problems })
+    }
+}

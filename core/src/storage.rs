@@ -1,0 +1,195 @@
+//! [`Storage`]: where a manager's contexts live durably.
+
+use crate::{ContextError, ContextState, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+/// `Send` natively; nothing in single-threaded wasm, where JavaScript-backed
+/// storages cannot be `Send`.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+/// `Send` natively; nothing in single-threaded wasm.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// `Sync` natively; nothing in single-threaded wasm.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSync: Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Sync + ?Sized> MaybeSync for T {}
+/// `Sync` natively; nothing in single-threaded wasm.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSync for T {}
+
+/// The future a [`Storage`] method returns (`Send` natively).
+#[cfg(not(target_arch = "wasm32"))]
+pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+/// The future a [`Storage`] method returns.
+#[cfg(target_arch = "wasm32")]
+pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
+
+/// One context as stored: its state, its TTL and its recovery points.
+///
+/// A record is written whole, so a context and its recovery points change
+/// (and disappear) together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    /// The current state.
+    pub state: Arc<ContextState>,
+    /// The TTL each write restarts.
+    pub ttl_ms: Option<u64>,
+    /// Recovery points, oldest first.
+    pub points: Vec<PointRecord>,
+    /// The manager's next recovery-point id when this record was written.
+    pub next_snapshot_id: u64,
+}
+
+/// A stored recovery point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointRecord {
+    /// The recovery point's id.
+    pub id: u64,
+    /// When it was taken.
+    pub created_at_ms: u64,
+    /// The state it captured.
+    pub state: Arc<ContextState>,
+}
+
+/// Manager-wide facts that outlive any one context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    /// Recovery-point ids below this were handed out.
+    pub next_snapshot_id: u64,
+}
+
+/// What [`Storage::load`] found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every record that could be read.
+    pub records: Vec<Record>,
+    /// The stored meta, if any.
+    pub meta: Option<Meta>,
+    /// Records that could not be read, each naming where it was (a file, a key).
+    pub problems: Vec<ContextError>,
+}
+
+/// A durable home for a manager's contexts.
+///
+/// "Ok" means durable. For each id the manager issues one operation at a time,
+/// in version order. An implementation must make every operation on an id
+/// take effect before any later operation on the same id starts — also when
+/// the future of the earlier one was dropped (a write that goes on in the
+/// background must finish first), so that [`get`](Self::get) after a dropped
+/// write reports what the store really holds.
+pub trait Storage: MaybeSend + MaybeSync + Debug + 'static {
+    /// Everything stored.
+    fn load(&self) -> StorageFuture<'_, Loaded>;
+    /// The record of `id`, if stored.
+    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Record>>;
+    /// Stores `record`, replacing the record of its id atomically.
+    fn put(&self, record: Arc<Record>) -> StorageFuture<'_, ()>;
+    /// Removes the record of `id`; removing an absent id is not an error.
+    fn delete<'a>(&'a self, id: &'a str) -> StorageFuture<'a, ()>;
+    /// Stores `meta`, replacing the previous one atomically.
+    fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()>;
+}
+
+/// A storage in memory that outlives the managers using it: reopen a manager
+/// on a clone and it sees exactly what was acknowledged. Useful in tests.
+///
+/// ```
+/// use contextkit_core::*;
+/// # futures::executor::block_on(async {
+/// let storage = MemoryStorage::default();
+/// let m = ContextManager::builder(ManagerConfig::default()).open(storage.clone()).await?.manager;
+/// m.create_context("a", json!({ "x": 1 })).await?;
+/// drop(m);
+/// let reopened = ContextManager::builder(ManagerConfig::default()).open(storage).await?.manager;
+/// assert_eq!(reopened.get_context("a").await?.data["x"], 1);
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStorage {
+    inner: Arc<Mutex<Stored>>,
+}
+
+type Stored = (BTreeMap<String, Arc<Record>>, Option<Meta>);
+
+impl MemoryStorage {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut (BTreeMap<String, Arc<Record>>, Option<Meta>)) -> R,
+    ) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Ids stored now, sorted.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// assert!(MemoryStorage::default().ids().is_empty());
+    /// ```
+    pub fn ids(&self) -> Vec<String> {
+        self.with(|s| s.0.keys().cloned().collect())
+    }
+
+    /// An independent copy of what is stored now.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// let a = MemoryStorage::default();
+    /// let b = a.duplicate();
+    /// assert!(b.ids().is_empty());
+    /// ```
+    pub fn duplicate(&self) -> Self {
+        let copy = self.with(|s| s.clone());
+        Self {
+            inner: Arc::new(Mutex::new(copy)),
+        }
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn load(&self) -> StorageFuture<'_, Loaded> {
+        let loaded = self.with(|s| Loaded {
+            records: s.0.values().map(|r| Record::clone(r)).collect(),
+            meta: s.1,
+            problems: Vec::new(),
+        });
+        Box::pin(async move { Ok(loaded) })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Record>> {
+        let got = self.with(|s| s.0.get(id).map(|r| Record::clone(r)));
+        Box::pin(async move { Ok(got) })
+    }
+
+    fn put(&self, record: Arc<Record>) -> StorageFuture<'_, ()> {
+        self.with(|s| s.0.insert(record.state.id.clone(), record));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> StorageFuture<'a, ()> {
+        self.with(|s| s.0.remove(id));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
+        self.with(|s| s.1 = Some(meta));
+        Box::pin(async { Ok(()) })
+    }
+}
