@@ -69,11 +69,17 @@ function isForeignObjectPrototype(p) {
 }
 
 class Copier {
-  constructor(maxBytes) {
-    this.max = maxBytes;
+  constructor() {
+    this.max = 0;
     /** A lower bound of the JSON text's length so far. */
     this.used = 0;
     this.ancestors = [];
+  }
+
+  start(maxBytes) {
+    this.max = maxBytes;
+    this.used = 0;
+    return this;
   }
 
   spend(n) {
@@ -168,6 +174,8 @@ class Copier {
   }
 }
 
+let idle = new Copier();
+
 /** Turns anything thrown below `segment` into a Refusal located there. */
 function locate(e, segment) {
   const refusal = e instanceof Refusal ? e : new Refusal(`could not be read: ${e instanceof Error ? e.message : String(e)}`);
@@ -186,12 +194,18 @@ export function toJson(value, maxBytes) {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new Error(` must be a JSON object, got ${describe(value)}`);
   }
+  // One copier serves every call; a getter that re-enters contextkit gets its own.
+  const copier = idle ?? new Copier();
+  idle = null;
   let copy;
   try {
-    copy = new Copier(maxBytes).container(value);
+    copy = copier.start(maxBytes).container(value);
   } catch (e) {
     const refusal = locate(e, '');
     throw new Error(`${refusal.path ? ` at ${refusal.path}` : ''} ${refusal.problem}`);
+  } finally {
+    copier.ancestors.length = 0;
+    idle = copier;
   }
   return [JSON.stringify(copy), copy];
 }

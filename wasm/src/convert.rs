@@ -35,9 +35,9 @@ extern "C" {
     /// `[jsonText, plainCopy]` of a plain object, or throws an Error whose
     /// message continues "<what>…".
     #[wasm_bindgen(method, catch, js_name = toJson)]
-    fn to_json(this: &Support, value: &JsValue, max_bytes: f64) -> Result<Array, JsValue>;
+    fn to_json(this: &Support, value: &JsValue, max_bytes: f64) -> Result<JsValue, JsValue>;
 
-    /// A state object from its fields; `data` is JSON text or a ready object.
+    /// A state object from its fields and a ready data object.
     #[wasm_bindgen(method, js_name = makeState)]
     #[allow(clippy::too_many_arguments)]
     fn make_state(
@@ -49,6 +49,20 @@ extern "C" {
         expires_at_ms: Option<f64>,
         metadata: Option<String>,
         data: &JsValue,
+    ) -> JsValue;
+
+    /// `make_state` with the data as JSON text.
+    #[wasm_bindgen(method, js_name = makeState)]
+    #[allow(clippy::too_many_arguments)]
+    fn make_state_from_text(
+        this: &Support,
+        id: &JsValue,
+        version: f64,
+        created_at_ms: f64,
+        updated_at_ms: f64,
+        expires_at_ms: Option<f64>,
+        metadata: Option<String>,
+        data: &str,
     ) -> JsValue;
 
     #[wasm_bindgen(method, getter, js_name = ContextError)]
@@ -87,13 +101,16 @@ pub(crate) fn object_from_js(
             "contextkit is not initialised: load it through the package's entry point",
         ));
     };
-    let pair = support.to_json(v, max_bytes as f64).map_err(|thrown| {
-        let detail = js_sys::Reflect::get(&thrown, &"message".into())
-            .ok()
-            .and_then(|m| m.as_string())
-            .unwrap_or_else(|| " could not be converted".into());
-        invalid(format!("{what}{detail}"))
-    })?;
+    let pair: Array = support
+        .to_json(v, max_bytes as f64)
+        .map_err(|thrown| {
+            let detail = js_sys::Reflect::get(&thrown, &"message".into())
+                .ok()
+                .and_then(|m| m.as_string())
+                .unwrap_or_else(|| " could not be converted".into());
+            invalid(format!("{what}{detail}"))
+        })?
+        .unchecked_into();
     let text = pair
         .get(0)
         .as_string()
@@ -155,18 +172,17 @@ pub(crate) fn state_to_js(
     let id = id.cloned().unwrap_or_else(|| JsValue::from_str(&state.id));
     let metadata = (!state.metadata.is_empty())
         .then(|| serde_json::to_string(&state.metadata).unwrap_or_default());
-    let data = copy.unwrap_or_else(|| {
-        JsValue::from_str(&serde_json::to_string(&state.data).unwrap_or_default())
-    });
-    support.make_state(
-        &id,
-        state.version as f64,
-        state.created_at_ms as f64,
-        state.updated_at_ms as f64,
-        state.expires_at_ms.map(|t| t as f64),
-        metadata,
-        &data,
-    )
+    let version = state.version as f64;
+    let created = state.created_at_ms as f64;
+    let updated = state.updated_at_ms as f64;
+    let expires = state.expires_at_ms.map(|t| t as f64);
+    match copy {
+        Some(data) => support.make_state(&id, version, created, updated, expires, metadata, &data),
+        None => {
+            let text = serde_json::to_string(&state.data).unwrap_or_default();
+            support.make_state_from_text(&id, version, created, updated, expires, metadata, &text)
+        }
+    }
 }
 
 /// `value` as a fresh JavaScript value.
