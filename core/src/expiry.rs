@@ -2,7 +2,7 @@
 
 use crate::ContextError;
 use crate::ContextManager;
-use crate::store::Removal;
+use crate::store::{Inner, Map, Removal, Shard};
 use crate::write::Patch;
 use std::sync::atomic::Ordering;
 
@@ -44,23 +44,7 @@ impl ContextManager {
         for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
             removed += shard
                 .map
-                .write(|map| {
-                    let now = inner.now();
-                    let expired: Vec<String> = map
-                        .iter()
-                        .filter(|(_, e)| e.state.is_expired_at(now))
-                        .map(|(id, _)| id.clone())
-                        .collect();
-                    for id in &expired {
-                        inner.remove(map, id, Removal::Expired);
-                    }
-                    // Exact again: every write to this shard happens under this lock.
-                    let earliest = map.values().filter_map(|e| e.state.expires_at_ms).min();
-                    shard
-                        .earliest_expiry
-                        .store(earliest.unwrap_or(u64::MAX), Ordering::SeqCst);
-                    expired.len()
-                })
+                .write(|map| inner.sweep_shard(shard, map, inner.now()))
                 .await;
         }
         removed
@@ -152,5 +136,25 @@ impl ContextManager {
             }
         }
         removed
+    }
+}
+
+impl Inner {
+    /// Removes the expired contexts of one shard, inside its write section.
+    pub(crate) fn sweep_shard(&self, shard: &Shard, map: &mut Map, now: u64) -> usize {
+        let expired: Vec<String> = map
+            .iter()
+            .filter(|(_, e)| e.state.is_expired_at(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.remove(map, id, Removal::Expired);
+        }
+        // Exact again: every write to this shard happens under this lock.
+        let earliest = map.values().filter_map(|e| e.state.expires_at_ms).min();
+        shard
+            .earliest_expiry
+            .store(earliest.unwrap_or(u64::MAX), Ordering::SeqCst);
+        expired.len()
     }
 }

@@ -321,12 +321,18 @@ impl ContextManager {
         });
         loop {
             let attempt = self
-                .write_through(id, |inner, _, map| {
+                .write_through(id, |inner, shard, map| {
                     let now = inner.now();
                     if inner.live_mut(map, id, now).is_some() {
                         return Err(ContextError::AlreadyExists { id: id.to_owned() });
                     }
-                    if !inner.reserve_slot() {
+                    // Expired contexts do not count: drop this shard's first (the
+                    // caller sweeps the others and retries).
+                    let room = inner.reserve_slot()
+                        || (shard.may_have_expired(now)
+                            && inner.sweep_shard(shard, map, now) > 0
+                            && inner.reserve_slot());
+                    if !room {
                         return Err(ContextError::capacity("contexts", inner.limit()));
                     }
                     let mut state = pending.take().expect("a create inserts at most once");
@@ -344,11 +350,14 @@ impl ContextManager {
                 })
                 .await;
             match attempt {
-                // Full: expired contexts do not count, so drop them and try again.
-                Err(ContextError::CapacityExceeded { .. })
-                    if self.may_have_expired(inner.now()) =>
-                {
-                    self.sweep_expired().await;
+                Err(ContextError::CapacityExceeded { .. }) => {
+                    // Full: expired contexts elsewhere do not count either, and a
+                    // concurrent sweep or delete may have made room meanwhile.
+                    if self.may_have_expired(inner.now()) {
+                        self.sweep_expired().await;
+                    } else if inner.count.load(Ordering::SeqCst) >= inner.limit() {
+                        return Err(ContextError::capacity("contexts", inner.limit()));
+                    }
                 }
                 other => return other,
             }
