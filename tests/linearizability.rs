@@ -8,7 +8,7 @@
 //! A deliberately broken store (create checks under a read lock and inserts
 //! under a later write lock) must be caught by the same checker.
 //!
-//! `LIN_SEEDS` sets the number of histories per configuration (default 400).
+//! `LIN_SEEDS` sets the number of histories per configuration (default 1000).
 
 #[path = "evidence/lin.rs"]
 mod lin;
@@ -288,7 +288,7 @@ fn seeds() -> u64 {
     std::env::var("LIN_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400)
+        .unwrap_or(1000)
 }
 
 fn real_store(shards: usize, clock: &ManualClock) -> Arc<Real> {
