@@ -46,7 +46,9 @@ done
 
 step "wasm-opt -Oz"
 features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
-  --enable-reference-types --enable-multivalue --enable-mutable-globals)
+  --enable-reference-types --enable-multivalue --enable-mutable-globals
+  # wasm-bindgen modules own their memory, which starts zeroed.
+  --zero-filled-memory --converge --strip-target-features)
 if cmp -s "$stage/node/contextkit_wasm_bg.wasm" "$stage/web/contextkit_wasm_bg.wasm"; then
   "$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
     "$stage/web/contextkit_wasm_bg.wasm" -o "$stage/web/contextkit_wasm_bg.wasm"
@@ -68,7 +70,7 @@ cp "$src/index.d.ts" "$stage/index.d.mts"
 {
   printf "'use strict';\n"
   sed -e 's/^export class /class /' -e 's/^export function /function /' "$src/support.js"
-  printf '\nmodule.exports = { ContextError, toJson, makeState };\n'
+  printf '\nmodule.exports = { ContextError, toJson, makeState, makeEvent };\n'
 } > "$stage/support.cjs"
 printf '{ "type": "module" }\n' > "$stage/web/package.json"
 # The tools' own .gitignore files are not part of the package.

@@ -173,17 +173,6 @@ test('stats counts every kind of operation', async () => {
   });
 });
 
-test('config reports the configuration in force', () => {
-  const m = new ContextManager({ maxContexts: 5, defaultTtlMs: 1000 });
-  assert.deepEqual(m.config, {
-    maxContexts: 5,
-    maxRecoveryPoints: 10,
-    defaultTtlMs: 1000,
-    maxIdBytes: 256,
-    maxDataBytes: 1048576,
-  });
-});
-
 test('id and data limits: INVALID_ARGUMENT, the limits themselves allowed', async () => {
   const m = new ContextManager({ maxIdBytes: 4, maxDataBytes: 20 });
   await m.createContext('abcd', {});

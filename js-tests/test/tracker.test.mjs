@@ -144,11 +144,6 @@ test('isSyncNeeded / syncIfNeeded respect syncIntervalMs', async () => {
   assert.equal(await slow.syncIfNeeded(), null);
 });
 
-test('config reports the settings with defaults filled in', async () => {
-  const { t } = await setup({ conflict: 'keepRemote' });
-  assert.deepEqual(t.config, { syncIntervalMs: 1000, autoRecovery: false, conflict: 'keepRemote' });
-});
-
 test('a tracker needs a ContextManager', () => {
   assert.throws(() => new ContextTracker({}), Error);
 });

@@ -57,11 +57,6 @@ export interface ManagerConfig {
   maxDataBytes?: number;
 }
 
-/** The configuration a manager runs with, defaults filled in. */
-export type ResolvedManagerConfig = Required<Omit<ManagerConfig, 'defaultTtlMs'>> & {
-  defaultTtlMs: number | null;
-};
-
 export interface CreateOptions {
   /** Time to live in ms; each update restarts it. */
   ttlMs?: number | null;
@@ -98,8 +93,6 @@ export interface TrackerConfig {
   /** What a sync does on a version conflict (default 'reject'). */
   conflict?: ConflictPolicy;
 }
-
-export type ResolvedTrackerConfig = Required<TrackerConfig>;
 
 export interface AdapterConfig {
   /** Most live contexts in the wrapped manager; the smaller limit wins (default 10,000). */
@@ -171,8 +164,6 @@ export declare class ContextManager {
   subscribe(callback: (event: ContextEvent) => void): () => void;
   /** Counters since the manager was created. */
   stats(): Stats;
-  /** The configuration in force. */
-  readonly config: ResolvedManagerConfig;
   /** Releases the manager's memory now instead of at garbage collection. */
   free(): void;
 }
@@ -205,7 +196,6 @@ export declare class ContextTracker {
   /** Calls syncIfNeeded() every syncIntervalMs until stopAutoSync() or free(); failures go to onError. */
   startAutoSync(onError?: (error: ContextError) => void): void;
   stopAutoSync(): void;
-  readonly config: ResolvedTrackerConfig;
   free(): void;
 }
 

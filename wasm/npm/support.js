@@ -225,3 +225,10 @@ export function makeState(id, version, createdAtMs, updatedAtMs, expiresAtMs, me
     metadata: metadata === undefined ? {} : JSON.parse(metadata),
   };
 }
+
+const EVENT_TYPES = ['created', 'updated', 'deleted', 'restored', 'expired', 'evicted'];
+
+/** A change event: `kind` indexes EVENT_TYPES; -1 is 'lagged' with `n` missed events. */
+export function makeEvent(kind, id, n) {
+  return kind < 0 ? { type: 'lagged', missed: n } : { type: EVENT_TYPES[kind], id, version: n };
+}

@@ -9,14 +9,14 @@ use crate::tracker::Tracker;
 use contextkit_core::{AdapterConfig, ContextAdapter, ContextError, ContextTracker};
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 /// The JavaScript object handed out for an active id, so that activating it
-/// again returns the very same object.
+/// again returns the very same object. Few are active at once: a list will do.
 struct Handed {
+    id: String,
     tracker: ContextTracker,
     alive: Rc<Cell<bool>>,
     object: JsValue,
@@ -44,7 +44,7 @@ impl AutoCleanup {
 #[wasm_bindgen(js_name = ContextAdapter)]
 pub struct Adapter {
     inner: ContextAdapter,
-    handed: Rc<RefCell<HashMap<String, Handed>>>,
+    handed: Rc<RefCell<Vec<Handed>>>,
     auto: Rc<RefCell<AutoCleanup>>,
 }
 
@@ -208,21 +208,23 @@ impl Adapter {
             let tracker = a.activate_context(&id).await?;
             let active = a.list_active_context_ids().await;
             let mut handed = handed.borrow_mut();
-            handed.retain(|k, h| h.alive.get() && active.binary_search(k).is_ok());
-            if let Some(h) = handed.get(&id).filter(|h| h.tracker.same_as(&tracker)) {
+            handed.retain(|h| h.alive.get() && active.binary_search(&h.id).is_ok());
+            if let Some(h) = handed
+                .iter()
+                .find(|h| h.id == id && h.tracker.same_as(&tracker))
+            {
                 return Ok(h.object.clone());
             }
             let wrapper = Tracker::wrap(tracker.clone());
             let alive = Rc::clone(&wrapper.alive);
             let object = JsValue::from(wrapper);
-            handed.insert(
+            handed.retain(|h| h.id != id);
+            handed.push(Handed {
                 id,
-                Handed {
-                    tracker,
-                    alive,
-                    object: object.clone(),
-                },
-            );
+                tracker,
+                alive,
+                object: object.clone(),
+            });
             Ok(object)
         })
     }
@@ -238,7 +240,7 @@ impl Adapter {
         };
         run(async move {
             a.deactivate_context(&id).await?;
-            handed.borrow_mut().remove(&id);
+            handed.borrow_mut().retain(|h| h.id != id);
             Ok(JsValue::UNDEFINED)
         })
     }

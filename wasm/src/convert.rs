@@ -17,7 +17,7 @@
 //! crossing per value instead of one per property.
 
 use crate::error::{invalid, kind};
-use contextkit_core::{ContextError, ContextState, MAX_DEPTH};
+use contextkit_core::{ContextError, ContextEvent, ContextState, MAX_DEPTH};
 use js_sys::{Array, Function, JsString};
 use serde::Deserialize;
 use serde::Serialize;
@@ -64,6 +64,10 @@ extern "C" {
         metadata: Option<String>,
         data: &str,
     ) -> JsValue;
+
+    /// An event object: `kind` indexes the event types, -1 for lagged.
+    #[wasm_bindgen(method, js_name = makeEvent)]
+    fn make_event(this: &Support, kind: i32, id: Option<String>, n: f64) -> JsValue;
 
     #[wasm_bindgen(method, getter, js_name = ContextError)]
     pub(crate) fn context_error(this: &Support) -> Function;
@@ -182,6 +186,23 @@ pub(crate) fn state_to_js(
             let text = serde_json::to_string(&state.data).unwrap_or_default();
             support.make_state_from_text(&id, version, created, updated, expires, metadata, &text)
         }
+    }
+}
+
+/// `event` as a JavaScript object.
+pub(crate) fn event_to_js(event: ContextEvent) -> JsValue {
+    let (kind, id, n) = match event {
+        ContextEvent::Created { id, version } => (0, Some(id), version),
+        ContextEvent::Updated { id, version } => (1, Some(id), version),
+        ContextEvent::Deleted { id, version } => (2, Some(id), version),
+        ContextEvent::Restored { id, version } => (3, Some(id), version),
+        ContextEvent::Expired { id, version } => (4, Some(id), version),
+        ContextEvent::Evicted { id, version } => (5, Some(id), version),
+        ContextEvent::Lagged { missed } => (-1, None, missed),
+    };
+    match support() {
+        Some(support) => support.make_event(kind, id, n as f64),
+        None => JsValue::UNDEFINED,
     }
 }
 

@@ -1,6 +1,6 @@
 //! `manager.subscribe(callback)`: events delivered from a task on the microtask queue.
 
-use crate::convert::to_js;
+use crate::convert::event_to_js;
 use contextkit_core::Subscription;
 use futures_core::Stream;
 use js_sys::Function;
@@ -38,7 +38,7 @@ pub(crate) fn deliver(mut events: Subscription, callback: Function) -> JsValue {
             if task.stopped.get() {
                 break;
             }
-            if let Err(thrown) = callback.call1(&JsValue::UNDEFINED, &to_js(&event)) {
+            if let Err(thrown) = callback.call1(&JsValue::UNDEFINED, &event_to_js(event)) {
                 // Like an exception in an event listener: reported as an
                 // unhandled rejection, and delivery goes on.
                 let _ = js_sys::Promise::reject(&thrown);

@@ -203,10 +203,4 @@ impl Manager {
     pub fn stats(&self) -> JsValue {
         to_js(&self.inner.stats())
     }
-
-    /// The configuration in force, defaults filled in.
-    #[wasm_bindgen(getter)]
-    pub fn config(&self) -> JsValue {
-        to_js(self.inner.config())
-    }
 }

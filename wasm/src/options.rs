@@ -43,11 +43,16 @@ impl<'a> Options<'a> {
         for k in keys.iter() {
             let k = k.as_string().unwrap_or_default();
             if !known.contains(&k.as_str()) {
-                return Err(invalid(format!(
-                    "unknown option '{}' in {what}; expected one of: {}",
-                    k.chars().take(64).collect::<String>(),
-                    known.join(", ")
-                )));
+                let mut msg = String::from("unknown option '");
+                msg.extend(k.chars().take(64));
+                msg.push_str("' in ");
+                msg.push_str(what);
+                msg.push_str("; expected one of:");
+                for name in known {
+                    msg.push(' ');
+                    msg.push_str(name);
+                }
+                return Err(invalid(msg));
             }
         }
         Ok(Self { obj: Some(v), what })
@@ -246,12 +251,14 @@ pub(crate) fn string_map(v: serde_json::Value) -> Option<BTreeMap<String, String
     let serde_json::Value::Object(map) = v else {
         return None;
     };
-    map.into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some((k, s)),
-            _ => None,
-        })
-        .collect()
+    let mut out = BTreeMap::new();
+    for (k, v) in map {
+        let serde_json::Value::String(s) = v else {
+            return None;
+        };
+        out.insert(k, s);
+    }
+    Some(out)
 }
 
 /// `updateContext(id, data, { expectedVersion })`.

@@ -3,6 +3,7 @@
 use contextkit_core::ContextError;
 use js_sys::Promise;
 use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use wasm_bindgen::prelude::*;
 
@@ -17,7 +18,14 @@ pub(crate) fn run<F>(fut: F) -> Promise
 where
     F: Future<Output = Result<JsValue, ContextError>> + 'static,
 {
-    let mut fut = Box::pin(fut);
+    settle(Box::pin(fut))
+}
+
+/// One operation, type-erased so that the Promise machinery below exists
+/// once in the module rather than once per method.
+type Operation = Pin<Box<dyn Future<Output = Result<JsValue, ContextError>>>>;
+
+fn settle(mut fut: Operation) -> Promise {
     let mut cx = Context::from_waker(Waker::noop());
     match fut.as_mut().poll(&mut cx) {
         Poll::Ready(Ok(v)) => Promise::resolve(&v),

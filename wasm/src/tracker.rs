@@ -45,30 +45,33 @@ fn state_arg(v: &JsValue, tracker: &ContextTracker) -> Result<Arc<ContextState>,
     let max = tracker.manager().config().max_data_bytes;
     let budget = max.saturating_mul(2).saturating_add(4096);
     let value = crate::convert::object_from_js(v, "state", budget)?.value;
+    let bad = || {
+        invalid(
+            "state must be a context state: { id, version, createdAtMs, updatedAtMs, \
+             expiresAtMs, data, metadata } as returned by contextkit",
+        )
+    };
     let Value::Object(mut fields) = value else {
-        return Err(invalid("state must be an object"));
+        return Err(bad());
     };
     let mut take = |key: &str| fields.remove(key).unwrap_or(Value::Null);
-    let bad = |key: &str, what: &str| invalid(format!("state.{key} must be {what}"));
-    let int = |v: Value, key: &str| v.as_u64().ok_or_else(|| bad(key, "a non-negative integer"));
-    let id = match take("id") {
-        Value::String(s) => s,
-        _ => return Err(bad("id", "a string")),
+    let Value::String(id) = take("id") else {
+        return Err(bad());
     };
-    let version = int(take("version"), "version")?;
-    let created_at_ms = int(take("createdAtMs"), "createdAtMs")?;
-    let updated_at_ms = int(take("updatedAtMs"), "updatedAtMs")?;
+    let version = take("version").as_u64().ok_or_else(bad)?;
+    let created_at_ms = take("createdAtMs").as_u64().ok_or_else(bad)?;
+    let updated_at_ms = take("updatedAtMs").as_u64().ok_or_else(bad)?;
     let expires_at_ms = match take("expiresAtMs") {
         Value::Null => None,
-        v => Some(int(v, "expiresAtMs")?),
+        v => Some(v.as_u64().ok_or_else(bad)?),
     };
     let data = take("data");
     if !data.is_object() {
-        return Err(bad("data", "an object"));
+        return Err(bad());
     }
     let metadata = match take("metadata") {
         Value::Null => BTreeMap::new(),
-        v => options::string_map(v).ok_or_else(|| bad("metadata", "an object of strings"))?,
+        v => options::string_map(v).ok_or_else(bad)?,
     };
     Ok(Arc::new(ContextState {
         id,
@@ -128,7 +131,12 @@ impl Tracker {
     #[wasm_bindgen(js_name = activeContextId)]
     pub fn active_context_id(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(to_js(&t.active_context_id().await)) })
+        run(async move {
+            Ok(match t.active_context_id().await {
+                Some(id) => JsValue::from_str(&id),
+                None => JsValue::NULL,
+            })
+        })
     }
 
     /// The working copy (`NOT_ACTIVE` when nothing is active).
@@ -227,12 +235,6 @@ impl Tracker {
     #[wasm_bindgen(js_name = stopAutoSync)]
     pub fn stop_auto_sync(&self) {
         self.auto_sync.borrow_mut().take();
-    }
-
-    /// Its settings.
-    #[wasm_bindgen(getter)]
-    pub fn config(&self) -> JsValue {
-        to_js(self.inner.config())
     }
 }
 

@@ -21,6 +21,8 @@ extern "C" {
     static TO_JSON: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeState)]
     static MAKE_STATE: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = makeEvent)]
+    static MAKE_EVENT: Function;
 }
 
 #[wasm_bindgen]
@@ -35,6 +37,7 @@ fn setup() {
         ("ContextError", CONTEXT_ERROR.with(Clone::clone).into()),
         ("toJson", TO_JSON.with(Clone::clone).into()),
         ("makeState", MAKE_STATE.with(Clone::clone).into()),
+        ("makeEvent", MAKE_EVENT.with(Clone::clone).into()),
     ]);
     contextkit_wasm::init(support.unchecked_into());
 }
