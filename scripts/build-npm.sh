@@ -70,7 +70,7 @@ cp "$src/index.d.ts" "$stage/index.d.mts"
 {
   printf "'use strict';\n"
   sed -e 's/^export class /class /' -e 's/^export function /function /' "$src/support.js"
-  printf '\nmodule.exports = { ContextError, toJson, makeState, makeEvent };\n'
+  printf '\nmodule.exports = { ContextError, toJson, makeState, makeEvent, makeSnapshot };\n'
 } > "$stage/support.cjs"
 printf '{ "type": "module" }\n' > "$stage/web/package.json"
 # The tools' own .gitignore files are not part of the package.

@@ -232,3 +232,8 @@ const EVENT_TYPES = ['created', 'updated', 'deleted', 'restored', 'expired', 'ev
 export function makeEvent(kind, id, n) {
   return kind < 0 ? { type: 'lagged', missed: n } : { type: EVENT_TYPES[kind], id, version: n };
 }
+
+/** A recovery point from its fields; `data` is JSON text. */
+export function makeSnapshot(id, contextId, version, createdAtMs, data) {
+  return { id, contextId, version, createdAtMs, data: JSON.parse(data) };
+}

@@ -17,7 +17,7 @@
 //! crossing per value instead of one per property.
 
 use crate::error::{invalid, kind};
-use contextkit_core::{ContextError, ContextEvent, ContextState, MAX_DEPTH};
+use contextkit_core::{ContextError, ContextEvent, ContextState, MAX_DEPTH, Snapshot};
 use js_sys::{Array, Function, JsString};
 use serde::Deserialize;
 use serde::Serialize;
@@ -62,6 +62,17 @@ extern "C" {
         updated_at_ms: f64,
         expires_at_ms: Option<f64>,
         metadata: Option<String>,
+        data: &str,
+    ) -> JsValue;
+
+    /// A recovery point object; `data` is JSON text.
+    #[wasm_bindgen(method, js_name = makeSnapshot)]
+    fn make_snapshot(
+        this: &Support,
+        id: f64,
+        context_id: &str,
+        version: f64,
+        created_at_ms: f64,
         data: &str,
     ) -> JsValue;
 
@@ -170,8 +181,9 @@ pub(crate) fn state_to_js(
     id: Option<&JsValue>,
     copy: Option<JsValue>,
 ) -> JsValue {
+    // The entry points register the JavaScript half before anything else runs.
     let Some(support) = support() else {
-        return to_js(state);
+        return JsValue::UNDEFINED;
     };
     let id = id.cloned().unwrap_or_else(|| JsValue::from_str(&state.id));
     let metadata = (!state.metadata.is_empty())
@@ -187,6 +199,21 @@ pub(crate) fn state_to_js(
             support.make_state_from_text(&id, version, created, updated, expires, metadata, &text)
         }
     }
+}
+
+/// `point` as a JavaScript object.
+pub(crate) fn snapshot_to_js(point: &Snapshot) -> JsValue {
+    let Some(support) = support() else {
+        return JsValue::UNDEFINED;
+    };
+    let data = serde_json::to_string(&point.data).unwrap_or_default();
+    support.make_snapshot(
+        point.id as f64,
+        &point.context_id,
+        point.version as f64,
+        point.created_at_ms as f64,
+        &data,
+    )
 }
 
 /// `event` as a JavaScript object.

@@ -1,6 +1,6 @@
 //! `ContextManager` for JavaScript.
 
-use crate::convert::{JsonArg, object_from_js, state_to_js, string_arg, to_js};
+use crate::convert::{JsonArg, object_from_js, snapshot_to_js, state_to_js, string_arg, to_js};
 use crate::error::invalid;
 use crate::options;
 use crate::promise::{reject, run};
@@ -150,7 +150,7 @@ impl Manager {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&m.create_recovery_point(&id).await?)) })
+        run(async move { Ok(snapshot_to_js(&m.create_recovery_point(&id).await?)) })
     }
 
     /// The recovery points of `id`, oldest first.
@@ -161,7 +161,14 @@ impl Manager {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(to_js(&m.recovery_points(&id).await?)) })
+        run(async move {
+            let points = m.recovery_points(&id).await?;
+            Ok(points
+                .iter()
+                .map(snapshot_to_js)
+                .collect::<js_sys::Array>()
+                .into())
+        })
     }
 
     /// Makes recovery point `snapshotId`'s data the next version of `id`.

@@ -1,6 +1,6 @@
 //! `ContextTracker` for JavaScript.
 
-use crate::convert::{state_to_js, to_js};
+use crate::convert::{snapshot_to_js, state_to_js};
 use crate::error::invalid;
 use crate::manager::{Manager, data_arg, id_arg};
 use crate::options;
@@ -208,7 +208,7 @@ impl Tracker {
     #[wasm_bindgen(js_name = createRecoveryPoint)]
     pub fn create_recovery_point(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(to_js(&t.create_recovery_point().await?)) })
+        run(async move { Ok(snapshot_to_js(&t.create_recovery_point().await?)) })
     }
 
     /// Syncs when needed every `syncIntervalMs` on a JavaScript timer until

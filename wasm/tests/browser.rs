@@ -23,6 +23,8 @@ extern "C" {
     static MAKE_STATE: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeEvent)]
     static MAKE_EVENT: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = makeSnapshot)]
+    static MAKE_SNAPSHOT: Function;
 }
 
 #[wasm_bindgen]
@@ -38,6 +40,7 @@ fn setup() {
         ("toJson", TO_JSON.with(Clone::clone).into()),
         ("makeState", MAKE_STATE.with(Clone::clone).into()),
         ("makeEvent", MAKE_EVENT.with(Clone::clone).into()),
+        ("makeSnapshot", MAKE_SNAPSHOT.with(Clone::clone).into()),
     ]);
     contextkit_wasm::init(support.unchecked_into());
 }
