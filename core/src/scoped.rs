@@ -35,7 +35,16 @@ impl<T> Scoped<T> {
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
+    #[cfg(not(loom))]
     pub const fn new(value: T) -> Self {
+        Self {
+            lock: async_lock::RwLock::new(value),
+        }
+    }
+
+    /// Wraps `value` (under loom, whose lock constructor is not `const`).
+    #[cfg(loom)]
+    pub fn new(value: T) -> Self {
         Self {
             lock: async_lock::RwLock::new(value),
         }
