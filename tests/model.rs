@@ -45,7 +45,7 @@ mod regressions {
                 max_id_bytes: 4,
                 max_data_bytes: 40,
             },
-            shards: 4,
+            shards: 1,
             tracker: TrackerConfig {
                 sync_interval_ms: 10,
                 auto_recovery: true,
@@ -81,6 +81,54 @@ mod regressions {
             Op::Get("a".into()),
         ];
         check(&setup(), &ops).unwrap();
+    }
+
+    /// Found by the `ops` fuzz target: a create at capacity when every stored
+    /// context has expired reports each one expired (one shard here).
+    #[test]
+    fn create_at_capacity_when_all_have_expired() {
+        let setup = Setup {
+            manager: ManagerConfig {
+                max_contexts: 3,
+                max_recovery_points: 2,
+                default_ttl_ms: Some(2),
+                max_id_bytes: 4,
+                max_data_bytes: 40,
+            },
+            shards: 1,
+            tracker: TrackerConfig {
+                sync_interval_ms: 2,
+                auto_recovery: false,
+                conflict: ConflictPolicy::Overwrite,
+            },
+            adapter: AdapterConfig {
+                max_contexts: 4,
+                ttl_ms: None,
+                auto_cleanup: false,
+                cleanup_interval_ms: 19,
+                max_active_contexts: 2,
+            },
+        };
+        let ops = vec![
+            Op::Create {
+                id: "d".into(),
+                data: Data::Small(0),
+                ttl: Some(11),
+                meta: false,
+            },
+            Op::Create {
+                id: "a".into(),
+                data: Data::Small(0),
+                ttl: None,
+                meta: false,
+            },
+            Op::ACreate("c".into(), Data::Small(6)),
+            Op::Advance(18),
+            Op::ACreate("b".into(), Data::Small(5)),
+            Op::Advance(23),
+            Op::Cleanup,
+        ];
+        check(&setup, &ops).unwrap();
     }
 
     #[test]

@@ -27,6 +27,9 @@ impl Data {
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub manager: ManagerConfig,
+    /// Always 1 in the random cases: with several shards, a create at capacity
+    /// first sweeps only its own shard, so which expired contexts leave (and
+    /// when their `Expired` events come) depends on the id hash.
     pub shards: usize,
     pub tracker: TrackerConfig,
     pub adapter: AdapterConfig,
@@ -169,18 +172,14 @@ pub fn setup() -> impl Strategy<Value = Setup> {
         max_active_contexts: c.max_active_contexts.max(1),
         ..c
     });
-    (
-        manager,
-        prop::sample::select(vec![1_usize, 2, 32]),
-        tracker,
-        adapter,
-    )
-        .prop_map(|(manager, shards, tracker, adapter)| Setup {
+    (manager, Just(1_usize), tracker, adapter).prop_map(|(manager, shards, tracker, adapter)| {
+        Setup {
             manager,
             shards,
             tracker,
             adapter,
-        })
+        }
+    })
 }
 
 pub fn op() -> impl Strategy<Value = Op> {
