@@ -44,6 +44,17 @@ for target in nodejs web; do
     --remove-name-section --remove-producers-section "$wasm"
 done
 
+# A ContextManager argument of the wrong class is a TypeError, as the package
+# documents (wasm-bindgen's check throws a plain Error).
+for dir in node web; do
+  glue="$stage/$dir/contextkit_wasm.js"
+  grep -q 'throw new Error(`expected instance of ${klass.name}`);' "$glue" || {
+    echo "wasm-bindgen's class check changed in $glue; update scripts/build-npm.sh" >&2
+    exit 1
+  }
+  sed -i 's/throw new Error(`expected instance of ${klass.name}`);/throw new TypeError(`expected an instance of ${klass.name}`);/' "$glue"
+done
+
 step "wasm-opt -Oz"
 features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
   --enable-reference-types --enable-multivalue --enable-mutable-globals

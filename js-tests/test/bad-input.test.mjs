@@ -212,10 +212,10 @@ test('wrong option types reject with INVALID_ARGUMENT and the manager keeps work
   assert.equal((await m.getContext('a')).version, 1);
 });
 
-test('a tracker or adapter needs a real ContextManager', () => {
+test('a tracker or adapter needs a real ContextManager: TypeError', () => {
   for (const bad of [undefined, null, {}, 'm', new ContextTracker(new ContextManager())]) {
-    assert.throws(() => new ContextTracker(bad), Error);
-    assert.throws(() => new ContextAdapter(bad), Error);
+    assert.throws(() => new ContextTracker(bad), TypeError);
+    assert.throws(() => new ContextAdapter(bad), TypeError);
   }
 });
 

@@ -145,5 +145,5 @@ test('isSyncNeeded / syncIfNeeded respect syncIntervalMs', async () => {
 });
 
 test('a tracker needs a ContextManager', () => {
-  assert.throws(() => new ContextTracker({}), Error);
+  assert.throws(() => new ContextTracker({}), TypeError);
 });
