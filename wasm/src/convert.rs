@@ -93,8 +93,10 @@ pub(crate) fn set_support(support: Support) {
     SUPPORT.with(|s| *s.borrow_mut() = Some(support));
 }
 
-fn support() -> Option<Support> {
-    SUPPORT.with(|s| s.borrow().clone())
+/// Runs `f` with the registered JavaScript half, borrowed in place (no
+/// reference-table traffic per call); `None` before registration.
+fn with_support<R>(f: impl FnOnce(&Support) -> R) -> Option<R> {
+    SUPPORT.with(|s| s.borrow().as_ref().map(f))
 }
 
 /// A JSON argument: the value for the core, and a fresh plain copy of it that
@@ -111,13 +113,11 @@ pub(crate) fn object_from_js(
     what: &str,
     max_bytes: usize,
 ) -> Result<JsonArg, ContextError> {
-    let Some(support) = support() else {
-        return Err(invalid(
-            "contextkit is not initialised: load it through the package's entry point",
-        ));
-    };
-    let pair: Array = support
-        .to_json(v, max_bytes as f64)
+    let converted =
+        with_support(|support| support.to_json(v, max_bytes as f64)).ok_or_else(|| {
+            invalid("contextkit is not initialised: load it through the package's entry point")
+        })?;
+    let pair: Array = converted
         .map_err(|thrown| {
             let detail = js_sys::Reflect::get(&thrown, &"message".into())
                 .ok()
@@ -181,39 +181,47 @@ pub(crate) fn state_to_js(
     id: Option<&JsValue>,
     copy: Option<JsValue>,
 ) -> JsValue {
-    // The entry points register the JavaScript half before anything else runs.
-    let Some(support) = support() else {
-        return JsValue::UNDEFINED;
+    let owned;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            owned = JsValue::from_str(&state.id);
+            &owned
+        }
     };
-    let id = id.cloned().unwrap_or_else(|| JsValue::from_str(&state.id));
     let metadata = (!state.metadata.is_empty())
         .then(|| serde_json::to_string(&state.metadata).unwrap_or_default());
     let version = state.version as f64;
     let created = state.created_at_ms as f64;
     let updated = state.updated_at_ms as f64;
     let expires = state.expires_at_ms.map(|t| t as f64);
-    match copy {
-        Some(data) => support.make_state(&id, version, created, updated, expires, metadata, &data),
+    let text = match copy {
+        Some(_) => String::new(),
+        None => serde_json::to_string(&state.data).unwrap_or_default(),
+    };
+    // The entry points register the JavaScript half before anything else runs.
+    with_support(|support| match &copy {
+        Some(data) => support.make_state(id, version, created, updated, expires, metadata, data),
         None => {
-            let text = serde_json::to_string(&state.data).unwrap_or_default();
-            support.make_state_from_text(&id, version, created, updated, expires, metadata, &text)
+            support.make_state_from_text(id, version, created, updated, expires, metadata, &text)
         }
-    }
+    })
+    .unwrap_or(JsValue::UNDEFINED)
 }
 
 /// `point` as a JavaScript object.
 pub(crate) fn snapshot_to_js(point: &Snapshot) -> JsValue {
-    let Some(support) = support() else {
-        return JsValue::UNDEFINED;
-    };
     let data = serde_json::to_string(&point.data).unwrap_or_default();
-    support.make_snapshot(
-        point.id as f64,
-        &point.context_id,
-        point.version as f64,
-        point.created_at_ms as f64,
-        &data,
-    )
+    with_support(|support| {
+        support.make_snapshot(
+            point.id as f64,
+            &point.context_id,
+            point.version as f64,
+            point.created_at_ms as f64,
+            &data,
+        )
+    })
+    .unwrap_or(JsValue::UNDEFINED)
 }
 
 /// `event` as a JavaScript object.
@@ -227,10 +235,7 @@ pub(crate) fn event_to_js(event: ContextEvent) -> JsValue {
         ContextEvent::Evicted { id, version } => (5, Some(id), version),
         ContextEvent::Lagged { missed } => (-1, None, missed),
     };
-    match support() {
-        Some(support) => support.make_event(kind, id, n as f64),
-        None => JsValue::UNDEFINED,
-    }
+    with_support(|support| support.make_event(kind, id, n as f64)).unwrap_or(JsValue::UNDEFINED)
 }
 
 /// `value` as a fresh JavaScript value.
