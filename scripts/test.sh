@@ -14,6 +14,7 @@ step "tools"
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p contextkit-core -p contextkit-wasm --target wasm32-unknown-unknown -- -D warnings
 
 step "native tests: unit, doc, conformance on four executors, contention, cancellation, model, linearizability"
 cargo test --workspace

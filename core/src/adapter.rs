@@ -149,16 +149,16 @@ impl ContextAdapter {
     ) -> Self {
         manager.set_capacity_limit(config.max_contexts);
         let now = manager.inner.now();
-        Self {
-            shared: Arc::new(Shared {
-                manager,
-                max_active: AtomicUsize::new(config.max_active_contexts),
-                config: Scoped::new(config),
-                trackers: Scoped::default(),
-                tracker_config,
-                last_cleanup_ms: AtomicU64::new(now),
-            }),
-        }
+        let shared = Shared {
+            manager,
+            max_active: AtomicUsize::new(config.max_active_contexts),
+            config: Scoped::new(config),
+            trackers: Scoped::default(),
+            tracker_config,
+            last_cleanup_ms: AtomicU64::new(now),
+        };
+        let shared = Arc::new(shared);
+        Self { shared }
     }
 
     /// The wrapped manager.
@@ -442,6 +442,7 @@ impl ContextAdapter {
     /// ```
     pub async fn deactivate_context(&self, id: &str) -> Result<()> {
         let shared = &*self.shared;
+        crate::validate::id(shared.manager.config(), id)?;
         let tracker = shared
             .trackers
             .read(|m| m.get(id).filter(|t| !t.is_released()).cloned())

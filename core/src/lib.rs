@@ -22,6 +22,10 @@
 //! # }).unwrap();
 //! ```
 
+// In single-threaded wasm a storage need not be `Send`, so neither are the
+// objects holding one; natively everything is `Send + Sync`.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
 mod adapter;
 mod clock;
 mod error;

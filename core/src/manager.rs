@@ -145,9 +145,8 @@ impl ManagerBuilder {
             self.event_capacity,
             storage,
         );
-        ContextManager {
-            inner: Arc::new(inner),
-        }
+        let inner = Arc::new(inner);
+        ContextManager { inner }
     }
 }
 
@@ -170,6 +169,18 @@ impl ContextManager {
     /// ```
     pub fn new(config: ManagerConfig) -> Self {
         Self::builder(config).build()
+    }
+
+    /// [`new`](Self::new) after [`ManagerConfig::validate`].
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// let bad = ManagerConfig { max_id_bytes: 0, ..ManagerConfig::default() };
+    /// assert_eq!(ContextManager::try_new(bad).unwrap_err().code(), "INVALID_ARGUMENT");
+    /// ```
+    pub fn try_new(config: ManagerConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self::new(config))
     }
 
     /// A builder for a manager with another clock, seed or shard count.

@@ -145,6 +145,22 @@ pub struct ManagerConfig {
     pub max_data_bytes: usize,
 }
 
+impl ManagerConfig {
+    /// `INVALID_ARGUMENT` for settings no context could satisfy: a zero id
+    /// length, a data limit below 2 bytes (`{}`), or a zero default TTL.
+    /// A zero `max_contexts` is allowed (a store that refuses creates).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// assert!(ManagerConfig::default().validate().is_ok());
+    /// let bad = ManagerConfig { default_ttl_ms: Some(0), ..ManagerConfig::default() };
+    /// assert_eq!(bad.validate().unwrap_err().code(), "INVALID_ARGUMENT");
+    /// ```
+    pub fn validate(&self) -> crate::Result<()> {
+        crate::validate::config(self)
+    }
+}
+
 impl Default for ManagerConfig {
     fn default() -> Self {
         Self {

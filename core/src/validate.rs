@@ -5,7 +5,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io;
 
-/// Deepest nesting of arrays and objects accepted in data (as `serde_json` parses).
+/// Deepest nesting of arrays and objects accepted in data: the top-level
+/// object is level 1, and data nested deeper is `INVALID_ARGUMENT`.
 ///
 /// ```
 /// # use contextkit_core::*;
@@ -20,6 +21,18 @@ use std::io;
 /// # }).unwrap();
 /// ```
 pub const MAX_DEPTH: usize = 128;
+
+pub(crate) fn config(cfg: &ManagerConfig) -> Result<()> {
+    if cfg.max_id_bytes == 0 {
+        return Err(ContextError::invalid("maxIdBytes must be at least 1"));
+    }
+    if cfg.max_data_bytes < 2 {
+        return Err(ContextError::invalid(
+            "maxDataBytes must be at least 2 (the size of {})",
+        ));
+    }
+    ttl(cfg.default_ttl_ms)
+}
 
 pub(crate) fn id(cfg: &ManagerConfig, id: &str) -> Result<()> {
     if id.is_empty() {
@@ -89,23 +102,23 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Iterative, so hostile nesting cannot overflow the stack here.
+/// Recursion stops one level past the limit, so hostile nesting cannot
+/// overflow the stack, and nothing is allocated.
 fn check_depth(root: &Value) -> Result<()> {
-    let mut stack: Vec<(&Value, usize)> = vec![(root, 1)];
-    while let Some((v, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Array(a) => Box::new(a.iter()),
-            Value::Object(o) => Box::new(o.values()),
-            _ => continue,
-        };
-        if depth > MAX_DEPTH {
-            return Err(ContextError::invalid(format!(
-                "context data is nested deeper than {MAX_DEPTH} levels"
-            )));
+    fn within(v: &Value, depth: usize) -> bool {
+        match v {
+            Value::Array(a) => depth <= MAX_DEPTH && a.iter().all(|c| within(c, depth + 1)),
+            Value::Object(o) => depth <= MAX_DEPTH && o.values().all(|c| within(c, depth + 1)),
+            _ => true,
         }
-        stack.extend(children.map(|c| (c, depth + 1)));
     }
-    Ok(())
+    if within(root, 1) {
+        Ok(())
+    } else {
+        Err(ContextError::invalid(format!(
+            "context data is nested deeper than {MAX_DEPTH} levels"
+        )))
+    }
 }
 
 /// Serialized length, stopping early once past `limit` (no allocation).

@@ -137,6 +137,7 @@ pub async fn deactivation_rules() {
     let a = ContextAdapter::new(m.clone(), config(10, None));
     a.create_context("s", json!({})).await.unwrap();
     assert_eq!(code(a.deactivate_context("s").await), "NOT_ACTIVE");
+    assert_eq!(code(a.deactivate_context("").await), "INVALID_ARGUMENT");
     let t = a.activate_context("s").await.unwrap();
     t.update_state(json!({ "n": 1 })).await.unwrap();
     assert_eq!(code(a.deactivate_context("s").await), "UNSYNCED_CHANGES");

@@ -466,3 +466,39 @@ pub async fn every_error_code_is_reachable() {
     let all: BTreeSet<_> = ContextError::CODES.into_iter().collect();
     assert_eq!(seen, all);
 }
+
+pub async fn unusable_configs_are_rejected() {
+    assert!(ContextManager::try_new(ManagerConfig::default()).is_ok());
+    let bad = [
+        ManagerConfig {
+            max_id_bytes: 0,
+            ..ManagerConfig::default()
+        },
+        ManagerConfig {
+            max_data_bytes: 1,
+            ..ManagerConfig::default()
+        },
+        ManagerConfig {
+            default_ttl_ms: Some(0),
+            ..ManagerConfig::default()
+        },
+    ];
+    for cfg in bad {
+        assert_eq!(
+            code(ContextManager::try_new(cfg.clone()).map(drop)),
+            "INVALID_ARGUMENT",
+            "{cfg:?}"
+        );
+    }
+    // The smallest data limit that fits `{}` works.
+    let tiny = ContextManager::try_new(ManagerConfig {
+        max_data_bytes: 2,
+        ..ManagerConfig::default()
+    })
+    .unwrap();
+    tiny.create_context("a", json!({})).await.unwrap();
+    assert_eq!(
+        code(tiny.create_context("b", json!({ "k": 1 })).await),
+        "INVALID_ARGUMENT"
+    );
+}

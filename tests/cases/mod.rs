@@ -70,6 +70,7 @@ macro_rules! for_each_case {
             manager::invalid_ids_are_rejected_everywhere,
             manager::data_must_be_a_bounded_json_object,
             manager::every_error_code_is_reachable,
+            manager::unusable_configs_are_rejected,
             recovery::recovery_points_rotate_keeping_the_newest,
             recovery::restore_bumps_version_with_snapshot_data,
             recovery::delete_removes_recovery_points_too,
