@@ -6,8 +6,8 @@
 //! `RUSTFLAGS="--cfg loom" cargo test -p contextkit-core --test loom --release`
 //! (`LOOM_MAX_PREEMPTIONS` overrides the bound of 3 used here.)
 //!
-//! Under `cfg(loom)` async-lock's `RwLock::new` is not `const`, so the core
-//! builds only if `Scoped::new` has a `#[cfg(loom)]` twin without `const`.
+//! Under `cfg(loom)` async-lock's `RwLock::new` is not `const`, so
+//! `Scoped::new` has a `#[cfg(loom)]` twin without `const`.
 //!
 //! The manager models drive the real `ContextManager` with one shard, so both
 //! threads contend for the same `Scoped` map. Loom explores async-lock's
