@@ -732,7 +732,7 @@ fn main() {
     let mut c = Criterion::default()
         .sample_size(sample_size)
         .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1_500))
+        .measurement_time(Duration::from_millis(1_000))
         .configure_from_args();
     let h = Harness {
         rt: tokio::runtime::Builder::new_multi_thread()
