@@ -254,7 +254,9 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
         Op::AGetConfig => Out::Config(a.cfg),
         Op::AUpdateConfig(cfg) => model(a.update_config(s, *cfg), Out::Count),
         Op::AActivate(id) => model(a.activate(s, id), Out::Bool),
-        Op::ADeactivate(id) => model(a.deactivate(id), |()| Out::Unit),
+        Op::ADeactivate(id) => model(s.check_id(id).and_then(|()| a.deactivate(id)), |()| {
+            Out::Unit
+        }),
         Op::AListActive => Out::Ids(a.active_ids()),
         Op::AtUpdate(id, data) => match a.trackers.get_mut(id.as_str()) {
             Some((tr, _)) => state(tr.update_state(s, data.json())),
