@@ -28,7 +28,7 @@ fi
 cargo build -q -p contextkit-core --target wasm32-unknown-unknown
 
 step "the core's conformance suite as wasm under Node"
-wasm-pack --quiet test --node core
+wasm-pack test --node core
 
 if [ -x scripts/test-js.sh ]; then
   step "npm package: Node, browser, packaging, memory and size"
