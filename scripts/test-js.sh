@@ -31,7 +31,10 @@ step "Node: API, events, overlapping calls, timers, hostile input, model"
 node --test js-tests/test/*.test.mjs
 
 step "Node: wasm memory after 10,000 managers (with and without free())"
-node --expose-gc --test js-tests/memory/*.test.mjs
+# --no-opt: under --expose-gc, Node 20's optimizing compiler sometimes aborts
+# the process in its deoptimizer (V8_Fatal "unreachable code", SIGTRAP) during
+# this test; without TurboFan it runs the same allocations reliably.
+node --expose-gc --no-opt --test js-tests/memory/*.test.mjs
 
 step "packed tarball: require, import, tsc --strict"
 node --test js-tests/packaging/*.test.mjs
