@@ -394,9 +394,9 @@ impl ContextManager {
         let found = shard
             .map
             .read(|map| {
-                let now = inner.now();
+                // The clock is read only for contexts that can expire.
                 map.get(id)
-                    .filter(|e| !e.state.is_expired_at(now))
+                    .filter(|e| e.state.expires_at_ms.is_none_or(|at| at > inner.now()))
                     .map(|e| Arc::clone(&e.state))
             })
             .await;

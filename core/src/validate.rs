@@ -63,6 +63,12 @@ pub(crate) fn data(cfg: &ManagerConfig, data: &Value) -> Result<()> {
         )));
     }
     check_depth(data)?;
+    // Serializing only to count costs ~8 instructions per byte. Almost all
+    // data is far under the limit, which a bound from string lengths alone
+    // (a byte escapes to at most 6) proves without reading the strings.
+    if len_bound(data) <= cfg.max_data_bytes {
+        return Ok(());
+    }
     let len = serialized_len(data, cfg.max_data_bytes)?;
     if len > cfg.max_data_bytes {
         return Err(ContextError::invalid(format!(
@@ -121,6 +127,50 @@ fn check_depth(root: &Value) -> Result<()> {
     }
 }
 
+/// An upper bound of the serialized length that never reads inside a string
+/// (`check_depth` has bounded the recursion).
+fn len_bound(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(n) => number_len(n),
+        Value::String(s) => string_bound(s),
+        Value::Array(a) => a
+            .iter()
+            .fold(a.len() + 2, |n, c| n.saturating_add(len_bound(c))),
+        Value::Object(o) => o.iter().fold(2 * o.len() + 2, |n, (k, c)| {
+            n.saturating_add(string_bound(k))
+                .saturating_add(len_bound(c))
+        }),
+    }
+}
+
+fn string_bound(s: &str) -> usize {
+    s.len().saturating_mul(6).saturating_add(2)
+}
+
+/// Exact length of a number as written (digits for integers, else its text).
+fn number_len(n: &serde_json::Number) -> usize {
+    if let Some(u) = n.as_u64() {
+        return u.checked_ilog10().map_or(1, |d| d as usize + 1);
+    }
+    if let Some(i) = n.as_i64() {
+        return 1 + i
+            .unsigned_abs()
+            .checked_ilog10()
+            .map_or(1, |d| d as usize + 1);
+    }
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = std::fmt::Write::write_fmt(&mut c, format_args!("{n}"));
+    c.0
+}
+
 /// Serialized length, stopping early once past `limit` (no allocation).
 fn serialized_len(v: &Value, limit: usize) -> Result<usize> {
     struct Counter {
@@ -175,6 +225,27 @@ mod tests {
         assert!(data(&ManagerConfig::default(), &v).is_ok());
         let v = json!({ "a": v });
         assert!(data(&ManagerConfig::default(), &v).is_err());
+    }
+
+    #[test]
+    fn bound_is_never_below_the_length() {
+        let samples = [
+            json!({}),
+            json!({ "a": [], "b": {}, "c": [1, -2, 3.5, -0.0, 1e300, 2.5e-10, null, true, false] }),
+            json!({ "esc": "q\"b\\n\nt\tc\u{1}\u{1f}\u{7f}é😀", "k\"": "v" }),
+            json!({ "n": [u64::MAX, i64::MIN, 0, 9, 10, -1, -10, 0.1, 100.0, 1.5e16] }),
+            json!({ "deep": [[[{ "x": [1, { "y": "z" }] }]]], "e": [[], {}] }),
+        ];
+        for v in samples {
+            let exact = serde_json::to_vec(&v).unwrap().len();
+            assert!(len_bound(&v) >= exact, "{v}");
+            let at = |max_data_bytes| ManagerConfig {
+                max_data_bytes,
+                ..ManagerConfig::default()
+            };
+            assert!(data(&at(exact), &v).is_ok(), "{v}");
+            assert!(data(&at(exact - 1), &v).is_err(), "{v}");
+        }
     }
 
     #[test]
