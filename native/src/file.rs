@@ -6,8 +6,8 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 /// Worker threads; each id always goes to the same one.
@@ -42,6 +42,10 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct FileStorage {
     dir: Arc<PathBuf>,
     workers: Vec<mpsc::Sender<Job>>,
+    /// The largest `next_snapshot_id` in `meta.json`. Meta writes run on one
+    /// worker in issue order, but two deletes may issue theirs in the other
+    /// order than they took their ids: a smaller one never overwrites a larger.
+    meta_high: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for FileStorage {
@@ -113,6 +117,7 @@ impl FileStorage {
         Ok(Self {
             dir: Arc::new(dir),
             workers,
+            meta_high: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -144,7 +149,8 @@ impl FileStorage {
 
 impl Storage for FileStorage {
     fn load(&self) -> StorageFuture<'_, Loaded> {
-        self.run("", |dir| {
+        let meta_high = Arc::clone(&self.meta_high);
+        self.run("", move |dir| {
             let mut loaded = Loaded::default();
             let entries = fs::read_dir(dir).map_err(|e| storage_error("cannot list", dir, e))?;
             for entry in entries {
@@ -159,7 +165,10 @@ impl Storage for FileStorage {
                     let _ = fs::remove_file(&path);
                 } else if name == "meta.json" {
                     match fs::read(&path).map(|b| serde_json::from_slice::<Meta>(&b)) {
-                        Ok(Ok(meta)) => loaded.meta = Some(meta),
+                        Ok(Ok(meta)) => {
+                            meta_high.fetch_max(meta.next_snapshot_id, Ordering::SeqCst);
+                            loaded.meta = Some(meta);
+                        }
                         Ok(Err(e)) => {
                             loaded
                                 .problems
@@ -215,11 +224,17 @@ impl Storage for FileStorage {
     }
 
     fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
+        let meta_high = Arc::clone(&self.meta_high);
         self.run("", move |dir| {
+            if meta.next_snapshot_id <= meta_high.load(Ordering::SeqCst) {
+                return Ok(());
+            }
             let path = dir.join("meta.json");
             let bytes =
                 serde_json::to_vec(&meta).map_err(|e| storage_error("cannot encode", &path, e))?;
-            replace(dir, &path, &bytes)
+            replace(dir, &path, &bytes)?;
+            meta_high.store(meta.next_snapshot_id, Ordering::SeqCst);
+            Ok(())
         })
     }
 }

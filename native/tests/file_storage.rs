@@ -144,3 +144,51 @@ async fn damaged_files_are_named_and_the_rest_still_loads() {
     assert_eq!(opened.problems.len(), 1);
     assert_eq!(opened.manager.list_context_ids().await, ["garbled", "ok"]);
 }
+
+/// Two deletes may issue their meta writes in the other order than they took
+/// their ids: the stored next recovery point id never goes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stored_next_recovery_point_id_never_goes_back() {
+    use contextkit::{Meta, Storage};
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FileStorage::new(dir.path()).unwrap();
+    storage
+        .put_meta(Meta {
+            next_snapshot_id: 6,
+        })
+        .await
+        .unwrap();
+    storage
+        .put_meta(Meta {
+            next_snapshot_id: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.load().await.unwrap().meta.unwrap().next_snapshot_id,
+        6
+    );
+    // Also across a reopen of the directory.
+    let again = FileStorage::new(dir.path()).unwrap();
+    assert_eq!(
+        again.load().await.unwrap().meta.unwrap().next_snapshot_id,
+        6
+    );
+    again
+        .put_meta(Meta {
+            next_snapshot_id: 3,
+        })
+        .await
+        .unwrap();
+    again
+        .put_meta(Meta {
+            next_snapshot_id: 9,
+        })
+        .await
+        .unwrap();
+    let third = FileStorage::new(dir.path()).unwrap();
+    assert_eq!(
+        third.load().await.unwrap().meta.unwrap().next_snapshot_id,
+        9
+    );
+}
