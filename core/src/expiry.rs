@@ -77,26 +77,16 @@ impl ContextManager {
                     })
                     .await;
             }
-            if excess < candidates.len() {
-                candidates.select_nth_unstable(excess - 1);
-                candidates.truncate(excess);
-            }
-            candidates.sort_unstable();
+            let order = ascending(candidates.iter().map(|c| c.0));
             let before = evicted;
-            for (touched, id) in candidates {
+            for (touched, i) in order.into_iter().take(excess) {
                 if over(inner.count.load(Ordering::SeqCst)) == 0 {
                     break;
                 }
                 // Evict only if nobody wrote it since it was picked.
                 let gone = self
-                    .write_through(&id, |_, _, map| match map.get(&id) {
-                        Some(e) if e.touched == touched => {
-                            Ok((Patch::Remove(Removal::Evicted), ()))
-                        }
-                        _ => Err(ContextError::context_not_found(&id)),
-                    })
-                    .await
-                    .is_ok();
+                    .remove_picked(&candidates[i].1, Removal::Evicted, touched)
+                    .await;
                 evicted += usize::from(gone);
             }
             if evicted == before && over(inner.count.load(Ordering::SeqCst)) > 0 {
@@ -123,20 +113,39 @@ impl ContextManager {
                 })
                 .await;
             for id in due {
-                let expired = self
-                    .write_through(&id, |inner, _, map| match map.get(&id) {
-                        Some(e) if e.state.is_expired_at(inner.now()) => {
-                            Ok((Patch::Remove(Removal::Expired), ()))
-                        }
-                        _ => Err(ContextError::context_not_found(&id)),
-                    })
-                    .await
-                    .is_ok();
+                let expired = self.remove_picked(&id, Removal::Expired, 0).await;
                 removed += usize::from(expired);
             }
         }
         removed
     }
+
+    /// Removes `id` through the storage if it is still what the caller picked
+    /// it for: expired now, or for an eviction not written since it was picked
+    /// (`touched`). One write path serves both, so it exists once in the binary.
+    async fn remove_picked(&self, id: &str, why: Removal, touched: u64) -> bool {
+        self.write_through(id, |inner, _, map| match map.get(id) {
+            Some(e)
+                if match why {
+                    Removal::Evicted => e.touched == touched,
+                    _ => e.state.is_expired_at(inner.now()),
+                } =>
+            {
+                Ok((Patch::Remove(why), ()))
+            }
+            _ => Err(ContextError::context_not_found(id)),
+        })
+        .await
+        .is_ok()
+    }
+}
+
+/// The positions of `keys` in ascending order of key, each with its key
+/// (ties keep their order). A heap sort: the few places that order things by
+/// a number share this one small routine instead of a quicksort each.
+pub(crate) fn ascending(keys: impl Iterator<Item = u64>) -> Vec<(u64, usize)> {
+    let pairs: Vec<(u64, usize)> = keys.enumerate().map(|(i, k)| (k, i)).collect();
+    std::collections::BinaryHeap::from(pairs).into_sorted_vec()
 }
 
 impl Inner {

@@ -1,8 +1,9 @@
 //! Opening a manager over a [`Storage`]: everything stored is loaded back.
 
+use crate::expiry::ascending;
 use crate::store::Inner;
 use crate::write::entry_of;
-use crate::{ContextError, ContextManager, ManagerBuilder, Result, Storage, validate};
+use crate::{ContextError, ContextManager, ManagerBuilder, Record, Result, Storage, validate};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -37,14 +38,14 @@ impl ManagerBuilder {
         let manager = self.build_with(Some(storage));
         let inner: &Inner = &manager.inner;
         let mut problems = loaded.problems;
-        let mut records = loaded.records;
         // Least recently updated first, so eviction order survives a reopen.
-        records.sort_by_key(|r| r.state.updated_at_ms);
+        let order = ascending(loaded.records.iter().map(|r| r.state.updated_at_ms));
+        let mut records: Vec<Option<Record>> = loaded.records.into_iter().map(Some).collect();
         let mut next = loaded.meta.map_or(1, |m| m.next_snapshot_id).max(1);
-        for record in records {
+        for record in order.into_iter().filter_map(|(_, i)| records[i].take()) {
             let id = record.state.id.clone();
             if let Err(e) = validate::id(&inner.cfg, &id) {
-                problems.push(ContextError::Storage(format!("stored record {id:?}: {e}")));
+                problems.push(ContextError::Storage(format!("stored record '{id}': {e}")));
                 continue;
             }
             let newest_point = record.points.iter().map(|p| p.id + 1).max().unwrap_or(0);

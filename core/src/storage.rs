@@ -188,8 +188,42 @@ impl Storage for MemoryStorage {
         Box::pin(async { Ok(()) })
     }
 
+    /// Keeps the larger `next_snapshot_id`: two deletes may store their meta
+    /// concurrently, and the one decided first may arrive last.
     fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
-        self.with(|s| s.1 = Some(meta));
+        self.with(|s| {
+            let kept = s.1.map_or(0, |m| m.next_snapshot_id);
+            s.1 = Some(Meta {
+                next_snapshot_id: meta.next_snapshot_id.max(kept),
+            });
+        });
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_storage_meta_never_goes_back() {
+        futures::executor::block_on(async {
+            let storage = MemoryStorage::default();
+            for n in [5, 3, 7, 6] {
+                storage
+                    .put_meta(Meta {
+                        next_snapshot_id: n,
+                    })
+                    .await
+                    .unwrap();
+            }
+            let loaded = storage.load().await.unwrap();
+            assert_eq!(
+                loaded.meta,
+                Some(Meta {
+                    next_snapshot_id: 7
+                })
+            );
+        });
     }
 }

@@ -3,7 +3,6 @@
 use crate::{ContextError, ManagerConfig, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io;
 
 /// Deepest nesting of arrays and objects accepted in data: the top-level
 /// object is level 1, and data nested deeper is `INVALID_ARGUMENT`.
@@ -63,14 +62,13 @@ pub(crate) fn data(cfg: &ManagerConfig, data: &Value) -> Result<()> {
         )));
     }
     check_depth(data)?;
-    // Serializing only to count costs ~8 instructions per byte. Almost all
-    // data is far under the limit, which a bound from string lengths alone
-    // (a byte escapes to at most 6) proves without reading the strings.
+    // Counting the exact length reads every string byte. Almost all data is
+    // far under the limit, which a bound from string lengths alone (a byte
+    // escapes to at most 6) proves without reading the strings.
     if len_bound(data) <= cfg.max_data_bytes {
         return Ok(());
     }
-    let len = serialized_len(data, cfg.max_data_bytes)?;
-    if len > cfg.max_data_bytes {
+    if serialized_len(data) > cfg.max_data_bytes {
         return Err(ContextError::invalid(format!(
             "context data is larger than {} bytes",
             cfg.max_data_bytes
@@ -171,28 +169,35 @@ fn number_len(n: &serde_json::Number) -> usize {
     c.0
 }
 
-/// Serialized length, stopping early once past `limit` (no allocation).
-fn serialized_len(v: &Value, limit: usize) -> Result<usize> {
-    struct Counter {
-        n: usize,
-        limit: usize,
+/// Exact length of `v` as `serde_json` writes it (compact), counted without
+/// writing anything (`check_depth` has bounded the recursion).
+fn serialized_len(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(n) => number_len(n),
+        Value::String(s) => string_len(s),
+        Value::Array(a) => a.iter().fold(a.len().max(1) + 1, |n, c| {
+            n.saturating_add(serialized_len(c))
+        }),
+        Value::Object(o) => o.iter().fold((2 * o.len()).max(1) + 1, |n, (k, c)| {
+            n.saturating_add(string_len(k))
+                .saturating_add(serialized_len(c))
+        }),
     }
-    impl io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.n += buf.len();
-            if self.n > self.limit {
-                return Err(io::Error::other("over limit"));
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Counter { n: 0, limit };
-    // An error here can only be our own "over limit" signal.
-    let _ = serde_json::to_writer(&mut c, v);
-    Ok(c.n)
+}
+
+/// Length of `s` as a JSON string: quotes, and serde_json's escapes (two
+/// bytes for `"`, `\\` and the short forms of control characters, six for
+/// the other control characters).
+fn string_len(s: &str) -> usize {
+    s.bytes().fold(2_usize, |n, b| {
+        n.saturating_add(match b {
+            b'"' | b'\\' | b'\x08' | b'\t' | b'\n' | b'\x0c' | b'\r' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -235,10 +240,12 @@ mod tests {
             json!({ "esc": "q\"b\\n\nt\tc\u{1}\u{1f}\u{7f}é😀", "k\"": "v" }),
             json!({ "n": [u64::MAX, i64::MIN, 0, 9, 10, -1, -10, 0.1, 100.0, 1.5e16] }),
             json!({ "deep": [[[{ "x": [1, { "y": "z" }] }]]], "e": [[], {}] }),
+            json!({ "ascii": (0_u8..128).map(char::from).collect::<String>(), "o": { "": "" } }),
         ];
         for v in samples {
             let exact = serde_json::to_vec(&v).unwrap().len();
             assert!(len_bound(&v) >= exact, "{v}");
+            assert_eq!(serialized_len(&v), exact, "{v}");
             let at = |max_data_bytes| ManagerConfig {
                 max_data_bytes,
                 ..ManagerConfig::default()
