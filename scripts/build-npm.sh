@@ -16,8 +16,18 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
   node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 
 step "cargo build (wasm32, profile wasm-release)"
-cargo build -p contextkit-wasm --target wasm32-unknown-unknown --profile wasm-release >&2
-wasm="$target_dir/wasm32-unknown-unknown/wasm-release/contextkit_wasm.wasm"
+# Panic locations name source files; with the registry's directory cut from
+# them they take less room in the .wasm. The changed flags get a target
+# directory of their own, so other builds keep their cache.
+sep=$(printf '\037')
+flags=$(printf '%s' "${RUSTFLAGS:-}" | xargs | tr ' ' "$sep")
+for registry in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do
+  if [ -d "$registry" ]; then flags="${flags:+$flags$sep}--remap-path-prefix=$registry="; fi
+done
+npm_target="$target_dir/npm-wasm"
+CARGO_ENCODED_RUSTFLAGS="$flags" cargo build -p contextkit-wasm --target wasm32-unknown-unknown \
+  --profile wasm-release --target-dir "$npm_target" >&2
+wasm="$npm_target/wasm32-unknown-unknown/wasm-release/contextkit_wasm.wasm"
 
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null || true)
@@ -73,16 +83,33 @@ fi
 
 step "entry points and types"
 src="$root/wasm/npm"
-cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,index.d.ts} "$stage/"
-# support.js is an ES module; in the package it is .mjs (the package is not "type": "module").
-cp "$src/support.js" "$stage/support.mjs"
+cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,index.d.ts,file-storage.cjs} "$stage/"
 cp "$src/index.d.ts" "$stage/index.d.mts"
-# support.cjs: the same code for CommonJS.
-{
-  printf "'use strict';\n"
-  sed -e 's/^export class /class /' -e 's/^export function /function /' "$src/support.js"
-  printf '\nmodule.exports = { ContextError, toJson, makeState, makeEvent, makeSnapshot };\n'
-} > "$stage/support.cjs"
+# Browsers get no FileStorage: their types leave out the lines marked Node-only.
+sed '/^\/\/ node-only:start/,/^\/\/ node-only:end/d' "$src/index.d.ts" > "$stage/browser.d.mts"
+# support.js and storage.js are ES modules; in the package they are .mjs (the
+# package is not "type": "module"), and .cjs copies serve CommonJS: each
+# exported name of the module, listed, becomes a property of module.exports.
+to_cjs() {
+  local name=$1
+  shift
+  cp "$src/$name.js" "$stage/$name.mjs"
+  {
+    printf "'use strict';\n"
+    sed -e 's/^export class /class /' -e 's/^export function /function /' \
+      -e 's/^export async function /async function /' "$src/$name.js"
+    printf '\nmodule.exports = { %s };\n' "$(IFS=,; echo "$*" | sed 's/,/, /g')"
+  } > "$stage/$name.cjs"
+  # Every export must be listed.
+  local exported
+  exported=$(sed -n -E 's/^export (async )?(class|function) ([A-Za-z]+).*/\3/p' "$src/$name.js" | sort)
+  if [ "$exported" != "$(printf '%s\n' "$@" | sort)" ]; then
+    echo "update the export list of $name.js in scripts/build-npm.sh (exports: $exported)" >&2
+    exit 1
+  fi
+}
+to_cjs support ContextError toJson makeState makeEvent makeSnapshot storageCall storageLoad
+to_cjs storage MemoryStorage IndexedDBStorage
 printf '{ "type": "module" }\n' > "$stage/web/package.json"
 # The tools' own .gitignore files are not part of the package.
 rm -f "$stage"/node/.gitignore "$stage"/web/.gitignore

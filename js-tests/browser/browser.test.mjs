@@ -1,6 +1,7 @@
 // The packed package in headless Chromium: a page served from localhost imports
 // `contextkit` (through an import map, as a browser app would) and runs a
-// create / update / subscribe / expiry scenario.
+// create / update / subscribe / expiry scenario; a second page keeps contexts
+// in IndexedDB and reads them back from a second manager and after a reload.
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -64,12 +65,120 @@ const page = `<!doctype html>
   scenario().then((r) => { window.result = r; }, (e) => { window.result = { failed: String(e && e.stack || e) }; });
 </script>`;
 
+// Each step runs on a fresh load of the page (`?step=...`) and leaves its
+// outcome in window.result; IndexedDB persists across loads in the profile.
+const idbPage = `<!doctype html>
+<meta charset="utf-8">
+<title>contextkit on IndexedDB</title>
+<link rel="icon" href="data:,">
+<script type="importmap">{ "imports": { "contextkit": "/node_modules/contextkit/browser.mjs" } }</script>
+<script type="module">
+  import { ContextManager, ContextAdapter, ContextError, IndexedDBStorage, MemoryStorage } from 'contextkit';
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const DB = 'contextkit-test';
+  async function view(m) {
+    const contexts = {};
+    for (const id of await m.listContextIds()) {
+      contexts[id] = { state: await m.getContext(id), points: await m.recoveryPoints(id) };
+    }
+    return { contexts, nextRecoveryPointId: m.nextRecoveryPointId() };
+  }
+  async function reopened(config) {
+    const storage = new IndexedDBStorage(DB);
+    const { manager, problems } = await ContextManager.open(storage, config);
+    const v = await view(manager);
+    manager.free();
+    await storage.close();
+    return { view: v, problems: problems.map((e) => e.message) };
+  }
+  const steps = {
+    async write() {
+      const config = { maxRecoveryPoints: 2 };
+      const storage = new IndexedDBStorage(DB);
+      const { manager: m, problems } = await ContextManager.open(storage, config);
+      const checks = [];
+      const check = async (step) => {
+        const again = await reopened(config);
+        checks.push({ step, same: JSON.stringify(again.view) === JSON.stringify(await view(m)), problems: again.problems });
+      };
+      await m.createContext('a', { x: 1, text: 'é' }, { metadata: { owner: 'ada' } });
+      await check('create');
+      await m.updateContext('a', { x: 2 });
+      await check('update');
+      await m.createContext('b', { y: 1 }, { ttlMs: 60000 });
+      await m.updateContext('b', { y: 2 }, { expectedVersion: 1 });
+      await check('update with TTL');
+      const p = await m.createRecoveryPoint('a');
+      await m.createRecoveryPoint('a');
+      await m.createRecoveryPoint('a');
+      await check('recovery points with rotation');
+      await m.restoreRecoveryPoint('a', p.id + 1);
+      await check('restore');
+      await m.createContext('c', {});
+      await m.createRecoveryPoint('c');
+      await m.deleteContext('c');
+      await check('delete');
+      const t = await m.createContext('t', {}, { ttlMs: 10 });
+      while (Date.now() <= t.expiresAtMs) await sleep(5);
+      const swept = await m.cleanupExpired();
+      await check('cleanup');
+      const adapter = new ContextAdapter(m, { autoCleanup: false });
+      await m.createContext('old', {});
+      await m.updateContext('a', { x: 3 });
+      await m.updateContext('b', { y: 3 });
+      const evicted = await adapter.updateConfig({ maxContexts: 2 });
+      await check('eviction');
+      adapter.free();
+      const result = { problems: problems.length, checks, swept, evicted, view: await view(m) };
+      m.free();
+      await storage.close();
+      return result;
+    },
+    async read() {
+      return reopened({ maxRecoveryPoints: 2 });
+    },
+    async failing() {
+      // A wrapper over IndexedDB that refuses one chosen write.
+      const storage = new IndexedDBStorage(DB);
+      let failNext = null;
+      const wrapper = {
+        get: (k) => storage.get(k),
+        list: () => storage.list(),
+        entries: () => storage.entries(),
+        put: (k, v) => (failNext === k ? ((failNext = null), Promise.reject(new Error('quota exceeded'))) : storage.put(k, v)),
+        delete: (k) => storage.delete(k),
+      };
+      const { manager: m } = await ContextManager.open(wrapper, { maxRecoveryPoints: 2 });
+      const before = await view(m);
+      failNext = 'c/a';
+      const e = await m.updateContext('a', { x: 99 }).catch((err) => err);
+      const after = await view(m);
+      const again = await reopened({ maxRecoveryPoints: 2 });
+      // A value that does not parse is a problem naming its key; the rest loads.
+      await storage.put('c/zz', '{"state":');
+      const damaged = await reopened({ maxRecoveryPoints: 2 });
+      await storage.delete('c/zz');
+      m.free();
+      await storage.close();
+      return {
+        error: { isContextError: e instanceof ContextError, code: e.code, message: e.message },
+        unchanged: JSON.stringify(after) === JSON.stringify(before),
+        reopenedSame: JSON.stringify(again.view) === JSON.stringify(after),
+        damaged: { problems: damaged.problems, ids: Object.keys(damaged.view.contexts) },
+      };
+    },
+  };
+  const step = new URLSearchParams(location.search).get('step');
+  steps[step]().then((r) => { window.result = r; }, (e) => { window.result = { failed: String(e && e.stack || e) }; });
+</script>`;
+
 let dir;
 let server;
 let base;
 before(async () => {
   dir = await installPacked('browser');
   await writeFile(path.join(dir, 'index.html'), page);
+  await writeFile(path.join(dir, 'idb.html'), idbPage);
   server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
     const file = path.join(dir, path.normalize(decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname)));
@@ -118,6 +227,65 @@ test('create / update / subscribe / expiry in headless Chromium', { timeout: 120
     ]);
     assert.equal(r.stats.expirations, 2);
     assert.equal(r.stats.conflicts, 1);
+  } finally {
+    await context.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+});
+
+/** Loads `url` in `tab` and resolves to the window.result it leaves, failing on page errors. */
+async function resultOf(tab, url) {
+  const problems = [];
+  const onError = (e) => problems.push(`page error: ${e.message}`);
+  const onConsole = (msg) => msg.type() === 'error' && problems.push(`console error: ${msg.text()}`);
+  tab.on('pageerror', onError);
+  tab.on('console', onConsole);
+  try {
+    await tab.goto(url);
+    await tab.waitForFunction(() => window.result !== undefined, null, { timeout: 60_000 });
+    const r = await tab.evaluate(() => window.result);
+    assert.deepEqual(problems, []);
+    assert.equal(r.failed, undefined, r.failed);
+    return r;
+  } finally {
+    tab.off('pageerror', onError);
+    tab.off('console', onConsole);
+  }
+}
+
+test('IndexedDBStorage: a second manager and a reloaded page see exactly the acknowledged state; a failed write changes nothing', { timeout: 120_000 }, async () => {
+  const profile = await mkdtemp(path.join(os.tmpdir(), 'contextkit-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
+  try {
+    const tab = context.pages()[0] ?? (await context.newPage());
+    const written = await resultOf(tab, `${base}idb.html?step=write`);
+    assert.equal(written.problems, 0);
+    for (const c of written.checks) {
+      assert.ok(c.same, `a second manager differs after ${c.step}`);
+      assert.deepEqual(c.problems, [], c.step);
+    }
+    assert.equal(written.swept, 1);
+    assert.equal(written.evicted, 1);
+    assert.deepEqual(Object.keys(written.view.contexts).sort(), ['a', 'b']);
+    assert.equal(written.view.contexts.a.state.version, 4);
+    assert.deepEqual(written.view.contexts.a.state.metadata, { owner: 'ada' });
+    assert.equal(written.view.contexts.a.points.length, 2);
+    assert.notEqual(written.view.contexts.b.state.expiresAtMs, null);
+
+    // A reload (a new page, a new wasm instance) reads the same state back.
+    const read = await resultOf(tab, `${base}idb.html?step=read`);
+    assert.deepEqual(read.problems, []);
+    assert.deepEqual(read.view, written.view);
+
+    const failing = await resultOf(tab, `${base}idb.html?step=failing`);
+    assert.deepEqual(failing.error.isContextError, true);
+    assert.equal(failing.error.code, 'STORAGE');
+    assert.match(failing.error.message, /storage\.put\('c\/a'\) failed: quota exceeded/);
+    assert.ok(failing.unchanged, 'the failed update changed the manager');
+    assert.ok(failing.reopenedSame, 'a reopen differs from the manager after a failed write');
+    assert.deepEqual(failing.damaged.ids.sort(), ['a', 'b']);
+    assert.equal(failing.damaged.problems.length, 1);
+    assert.match(failing.damaged.problems[0], /'c\/zz'/);
   } finally {
     await context.close();
     await rm(profile, { recursive: true, force: true });

@@ -23,16 +23,30 @@ const scenario = `
   const t = new ContextTracker(m);
   await t.activateContext('a');
   const a = new ContextAdapter(m, { ttlMs: 1000 });
-  console.log(JSON.stringify({ data: (await m.getContext('a')).data, code, events, active: await t.activeContextId(), cfg: (await a.getConfig()).ttlMs }));
+  const dir = require('node:path').join(process.cwd(), 'contexts-' + process.pid);
+  const opened = await ContextManager.open(new FileStorage(dir));
+  await opened.manager.createContext('f', { on: 'disk' });
+  const reopened = await ContextManager.open(new FileStorage(dir));
+  const memory = await ContextManager.open(new MemoryStorage());
+  let idb;
+  try { new IndexedDBStorage('db'); } catch (e) { idb = e instanceof Error; }
+  require('node:fs').rmSync(dir, { recursive: true });
+  console.log(JSON.stringify({
+    data: (await m.getContext('a')).data, code, events, active: await t.activeContextId(), cfg: (await a.getConfig()).ttlMs,
+    file: (await reopened.manager.getContext('f')).data, problems: reopened.problems.length + memory.problems.length, idb,
+  }));
 `;
-const expected = { data: { x: 2 }, code: 'VERSION_CONFLICT', events: ['created:a@1', 'updated:a@2'], active: 'a', cfg: 1000 };
+const expected = {
+  data: { x: 2 }, code: 'VERSION_CONFLICT', events: ['created:a@1', 'updated:a@2'], active: 'a', cfg: 1000,
+  file: { on: 'disk' }, problems: 0, idb: true,
+};
 
 test('the tarball holds exactly the package files', async () => {
   const root = path.join(dir, 'node_modules/contextkit');
   const files = [...(await readdir(root)), ...(await readdir(path.join(root, 'node'))).map((f) => `node/${f}`), ...(await readdir(path.join(root, 'web'))).map((f) => `web/${f}`)];
   assert.deepEqual(files.filter((f) => !['node', 'web'].includes(f)).sort(), [
-    'README.md', 'browser.mjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
-    'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'support.cjs', 'support.mjs',
+    'README.md', 'browser.d.mts', 'browser.mjs', 'file-storage.cjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
+    'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
     'web/contextkit_wasm.js', 'web/contextkit_wasm_bg.wasm', 'web/package.json',
   ]);
   const manifest = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
@@ -41,14 +55,14 @@ test('the tarball holds exactly the package files', async () => {
 
 test('require() works in the installed project', async () => {
   const file = path.join(dir, 'use.cjs');
-  await writeFile(file, `const { ContextManager, ContextTracker, ContextAdapter, ContextError } = require('contextkit');\n(async () => {${scenario}})();`);
+  await writeFile(file, `const { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage } = require('contextkit');\n(async () => {${scenario}})();`);
   const { stdout } = await sh(process.execPath, [file], { cwd: dir });
   assert.deepEqual(JSON.parse(stdout), expected);
 });
 
 test('import works in the installed project', async () => {
   const file = path.join(dir, 'use.mjs');
-  await writeFile(file, `import { ContextManager, ContextTracker, ContextAdapter, ContextError } from 'contextkit';\n${scenario}`);
+  await writeFile(file, `import { createRequire } from 'node:module';\nimport { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage } from 'contextkit';\nconst require = createRequire(import.meta.url);\n${scenario}`);
   const { stdout } = await sh(process.execPath, [file], { cwd: dir });
   assert.deepEqual(JSON.parse(stdout), expected);
 });
@@ -71,13 +85,38 @@ test('require and import in one program share one module and one ContextError', 
   assert.deepEqual(JSON.parse(stdout), { sameClass: true, sameError: true, tracker: true });
 });
 
+const imports = `import { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage } from 'contextkit';
+import type { ContextEvent, ContextState, ContextStorage, OpenedManager, Snapshot, Stats, StorageEntries, ResolvedAdapterConfig } from 'contextkit';
+`;
+
 test('tsc --strict --noEmit accepts typed usage and rejects misuse (require and import)', async () => {
   await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify({
     compilerOptions: { strict: true, noEmit: true, module: 'node16', moduleResolution: 'node16', target: 'es2022', types: [], skipLibCheck: false },
     files: ['usage.mts', 'usage.cts'],
   }));
   const usage = await readFile(path.join(jsTests, 'packaging/usage.ts'), 'utf8');
-  await writeFile(path.join(dir, 'usage.mts'), `import { ContextManager, ContextTracker, ContextAdapter, ContextError } from 'contextkit';\nimport type { ContextEvent, ContextState, Snapshot, Stats, ResolvedAdapterConfig } from 'contextkit';\n${usage}`);
-  await writeFile(path.join(dir, 'usage.cts'), `import { ContextManager, ContextTracker, ContextAdapter, ContextError } from 'contextkit';\nimport type { ContextEvent, ContextState, Snapshot, Stats, ResolvedAdapterConfig } from 'contextkit';\n${usage}`);
+  await writeFile(path.join(dir, 'usage.mts'), `${imports}${usage}`);
+  await writeFile(path.join(dir, 'usage.cts'), `${imports}${usage}`);
   await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', dir], { cwd: dir });
+});
+
+test('tsc with the browser condition: the same API without FileStorage', async () => {
+  await writeFile(path.join(dir, 'tsconfig.browser.json'), JSON.stringify({
+    compilerOptions: {
+      strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', customConditions: ['browser'],
+      target: 'es2022', types: [], skipLibCheck: false,
+    },
+    files: ['browser-usage.mts'],
+  }));
+  await writeFile(path.join(dir, 'browser-usage.mts'), `
+    import { ContextManager, IndexedDBStorage, MemoryStorage } from 'contextkit';
+    // @ts-expect-error FileStorage is for Node only
+    import { FileStorage } from 'contextkit';
+    const { manager, problems } = await ContextManager.open(new IndexedDBStorage('db', 'store'));
+    await manager.createContext('a', { x: 1 });
+    const n: number = problems.length;
+    await ContextManager.open(new MemoryStorage());
+    void [n, FileStorage];
+  `);
+  await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', path.join(dir, 'tsconfig.browser.json')], { cwd: dir });
 });

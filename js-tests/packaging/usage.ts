@@ -46,6 +46,31 @@ export async function usage(): Promise<void> {
   a.startAutoCleanup();
   a.stopAutoCleanup();
 
+  // Persistence: ContextManager.open over the shipped storages or any object with the four methods.
+  const memory: ContextStorage = new MemoryStorage();
+  const opened: OpenedManager = await ContextManager.open(memory, { maxContexts: 10 });
+  const pm: ContextManager = opened.manager;
+  const problems: ContextError[] = opened.problems;
+  const files = new FileStorage('./contexts');
+  const dirPath: string = files.dir;
+  const filePath: string = files.pathOf('c/doc');
+  const bulk: StorageEntries = await files.entries();
+  const pairs: Array<[string, string]> = bulk.entries;
+  const browser: ContextStorage = new IndexedDBStorage('app', 'contexts');
+  const map = new Map<string, string>();
+  const own: ContextStorage = {
+    get: async (key) => map.get(key),
+    put: async (key, value) => {
+      map.set(key, value);
+    },
+    delete: async (key) => {
+      map.delete(key);
+    },
+    list: async () => [...map.keys()],
+  };
+  await ContextManager.open(own);
+  const nextPoint: number = pm.nextRecoveryPointId();
+
   try {
     await m.getContext('missing');
   } catch (e) {
@@ -73,6 +98,13 @@ export async function usage(): Promise<void> {
   m.subscribe((ev) => ev.missed.toFixed());
   // @ts-expect-error error codes are a closed set
   const code: ContextError['code'] = 'OOPS';
+  // @ts-expect-error a storage needs put
+  await ContextManager.open({ get: async () => undefined, delete: async () => {}, list: async () => [] });
+  // @ts-expect-error stored values are JSON text
+  await ContextManager.open({ ...own, get: async () => 42 });
+  // @ts-expect-error open resolves to { manager, problems }, not a manager
+  (await ContextManager.open(own)).createContext('x', {});
 
   void [s, expires, ids, n, points, removed, stats, dirty, synced, active, cfg, evicted, tracker, all, wrong, code];
+  void [problems, dirPath, filePath, pairs, browser, nextPoint];
 }

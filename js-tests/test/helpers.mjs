@@ -9,7 +9,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const pkgDir = path.resolve(process.env.CONTEXTKIT_PKG ?? path.join(here, '../../wasm/pkg'));
 
 const ck = await import(pathToFileURL(path.join(pkgDir, 'index.mjs')).href);
-export const { ContextManager, ContextTracker, ContextAdapter, ContextError } = ck;
+export const { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage } = ck;
 
 /** The wasm-bindgen module instance the package uses (same file, so same instance). */
 export const wasmModule = createRequire(import.meta.url)(path.join(pkgDir, 'node/contextkit_wasm.js'));

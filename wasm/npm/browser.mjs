@@ -1,5 +1,6 @@
 // Browsers and bundlers: the wasm-bindgen web build, fetched and instantiated
-// before this module finishes loading (top-level await).
+// before this module finishes loading (top-level await). FileStorage needs
+// Node's file system and is not exported here.
 import init, {
   ContextManager,
   ContextTracker,
@@ -13,3 +14,4 @@ __init(support);
 
 export const { ContextError } = support;
 export { ContextManager, ContextTracker, ContextAdapter };
+export { MemoryStorage, IndexedDBStorage } from './storage.mjs';

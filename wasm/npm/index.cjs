@@ -2,6 +2,8 @@
 // Node, require(): the wasm-bindgen build for Node loads the module synchronously.
 const wasm = require('./node/contextkit_wasm.js');
 const support = require('./support.cjs');
+const { MemoryStorage, IndexedDBStorage } = require('./storage.cjs');
+const { FileStorage } = require('./file-storage.cjs');
 
 wasm.__init(support);
 
@@ -10,4 +12,7 @@ module.exports = {
   ContextTracker: wasm.ContextTracker,
   ContextAdapter: wasm.ContextAdapter,
   ContextError: support.ContextError,
+  MemoryStorage,
+  FileStorage,
+  IndexedDBStorage,
 };

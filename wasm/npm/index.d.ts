@@ -133,9 +133,58 @@ export declare class ContextError extends Error {
   static readonly CODES: readonly ContextErrorCode[];
 }
 
+/**
+ * Where a manager opened with `ContextManager.open` keeps its contexts: any
+ * object with these async methods. Keys and values are strings; values are
+ * JSON text. contextkit uses the keys `"c/" + contextId` (a context with its
+ * TTL and recovery points) and `"meta"` (manager-wide facts) and ignores all
+ * others, so one storage may hold other data too.
+ *
+ * For implementers:
+ * - A Promise that resolves means the operation is durable; a rejection (or a
+ *   throw) fails the manager call with a `STORAGE` ContextError naming the
+ *   method and the key, and the manager does not change.
+ * - Operations on one key must take effect in call order, also when they
+ *   overlap (contextkit may start a `put` of a key before an earlier one
+ *   resolved, for instance of `"meta"`).
+ * - `get` resolves to the value, or `undefined`/`null` for none; `list` to
+ *   every key.
+ */
+export interface ContextStorage {
+  get(key: string): Promise<string | undefined | null>;
+  put(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(): Promise<string[]>;
+  /** Optional bulk read used by open(); problems name what could not be read (e.g. a file path). */
+  entries?(): Promise<StorageEntries>;
+}
+
+/** What `ContextStorage.entries()` resolves to. */
+export interface StorageEntries {
+  /** Every key with its value. */
+  entries: Array<[string, string]>;
+  /** What could not be read, each naming where (reported by open(), which loads the rest). */
+  problems?: string[];
+}
+
+/** A manager opened on a storage, with what could not be loaded. */
+export interface OpenedManager {
+  /** The manager, holding every context the storage held and could read. */
+  manager: ContextManager;
+  /** One STORAGE error per stored value that could not be read, naming it. */
+  problems: ContextError[];
+}
+
 /** The context store. */
 export declare class ContextManager {
   constructor(config?: ManagerConfig);
+  /**
+   * A manager whose contexts live in `storage`: everything stored is loaded,
+   * and from then on a call resolves only once its change is durable there.
+   * A storage failure rejects that call with STORAGE and changes nothing.
+   * Rejects with STORAGE if the storage cannot be read at all.
+   */
+  static open(storage: ContextStorage, config?: ManagerConfig): Promise<OpenedManager>;
   /** Creates `id` at version 1. ALREADY_EXISTS if present; CAPACITY_EXCEEDED when full. */
   createContext<T extends JsonObject>(id: string, data: T, options?: CreateOptions): Promise<ContextState<T>>;
   /** The live context `id`. NOT_FOUND if absent or expired. */
@@ -164,6 +213,8 @@ export declare class ContextManager {
   subscribe(callback: (event: ContextEvent) => void): () => void;
   /** Counters since the manager was created. */
   stats(): Stats;
+  /** The id the next recovery point will get (ids are never reused, also across a reopen). */
+  nextRecoveryPointId(): number;
   /** Releases the manager's memory now instead of at garbage collection. */
   free(): void;
 }
@@ -227,4 +278,60 @@ export declare class ContextAdapter {
   startAutoCleanup(): void;
   stopAutoCleanup(): void;
   free(): void;
+}
+
+/**
+ * A storage in memory (a Map from key to JSON text), everywhere. It outlives
+ * the managers opened on it: open another manager on the same object and it
+ * sees exactly what was acknowledged. Handy in tests.
+ */
+export declare class MemoryStorage implements ContextStorage {
+  constructor();
+  get(key: string): Promise<string | undefined>;
+  put(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(): Promise<string[]>;
+  entries(): Promise<StorageEntries>;
+  /** How many keys are stored. */
+  readonly size: number;
+}
+
+// node-only:start
+/**
+ * A storage in a directory, for Node (not exported in browsers): one file per
+ * key, named by the SHA-256 of the key (safe for any key), replaced atomically
+ * (temporary file, fsync, rename, fsync of the directory). A file that is
+ * truncated or garbled fails its checksum: open() reports it by path and
+ * loads the rest. Use one FileStorage per directory at a time.
+ */
+export declare class FileStorage implements ContextStorage {
+  /** The directory is created on first use. */
+  constructor(dir: string);
+  /** The directory, as an absolute path. */
+  readonly dir: string;
+  /** The path of the file that holds `key`. */
+  pathOf(key: string): string;
+  get(key: string): Promise<string | undefined>;
+  put(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(): Promise<string[]>;
+  entries(): Promise<StorageEntries & { problems: string[] }>;
+}
+// node-only:end
+
+/**
+ * A storage in an IndexedDB object store, for browsers: writes are
+ * readwrite transactions with `durability: 'strict'`, acknowledged when they
+ * complete. The constructor throws where there is no `indexedDB` (Node).
+ */
+export declare class IndexedDBStorage implements ContextStorage {
+  /** Opens (on first use) database `dbName`, creating object store `storeName` (default 'contexts') if missing. */
+  constructor(dbName: string, storeName?: string);
+  get(key: string): Promise<string | undefined>;
+  put(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(): Promise<string[]>;
+  entries(): Promise<StorageEntries>;
+  /** Closes the database connection; the next operation opens it again. */
+  close(): Promise<void>;
 }

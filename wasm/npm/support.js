@@ -237,3 +237,137 @@ export function makeEvent(kind, id, n) {
 export function makeSnapshot(id, contextId, version, createdAtMs, data) {
   return { id, contextId, version, createdAtMs, data: JSON.parse(data) };
 }
+
+// Calls into a storage object given to ContextManager.open (see ContextStorage
+// in index.d.ts). Whatever the object does, these return a Promise that
+// resolves to a checked value or rejects with a message string naming the
+// call: the wasm side turns the message into a STORAGE ContextError.
+
+/** Keys contextkit reads: context records and the manager's metadata. */
+const isOwnKey = (key) => key === 'meta' || key.startsWith('c/');
+
+/** `describe`, also for values that cannot be inspected (a revoked proxy). */
+function kindOf(v) {
+  try {
+    return describe(v);
+  } catch {
+    return 'an unreadable value';
+  }
+}
+
+/** What a thrown or rejected value says. */
+function reason(e) {
+  if (typeof e === 'string') return e;
+  try {
+    if (typeof e === 'object' && e !== null && typeof e.message === 'string') return e.message;
+  } catch {
+    // A throwing getter says nothing.
+  }
+  return kindOf(e);
+}
+
+/** `storage[method](...args)` as a Promise; `name` is how messages name the call. */
+function invoke(storage, method, args, name) {
+  let f;
+  try {
+    f = storage[method];
+  } catch (e) {
+    return Promise.reject(`${name} could not be read: ${reason(e)}`);
+  }
+  if (typeof f !== 'function') return Promise.reject(`${name} is not possible: the storage's ${method} is ${kindOf(f)}, not a function`);
+  let returned;
+  try {
+    returned = Reflect.apply(f, storage, args);
+  } catch (e) {
+    return Promise.reject(`${name} threw: ${reason(e)}`);
+  }
+  // A fresh promise adopts whatever came back (a thenable is followed through
+  // its then, read once), so no method of the returned object is called here.
+  return new Promise((resolve) => resolve(returned)).then(undefined, (e) => Promise.reject(`${name} failed: ${reason(e)}`));
+}
+
+/** A stored value as JSON text, or a problem naming its key. */
+function storedText(key, value, problems) {
+  if (typeof value === 'string') return true;
+  problems.push(`stored value of '${key}' is ${kindOf(value)}, not JSON text`);
+  return false;
+}
+
+/** Copies an array (plain, subclass or proxy) so that reading the copy runs no user code; null if it is none. */
+function arrayCopy(v) {
+  try {
+    return Array.isArray(v) ? Array.from(v) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One storage operation: `get` resolves to a string or undefined, `put` and
+ * `delete` to undefined.
+ */
+export function storageCall(storage, method, key, value) {
+  const name = `storage.${method}('${key}')`;
+  const args = method === 'put' ? [key, value] : [key];
+  return invoke(storage, method, args, name).then((v) => {
+    if (method !== 'get' || v === undefined || v === null) return undefined;
+    if (typeof v === 'string') return v;
+    return Promise.reject(`${name} resolved to ${kindOf(v)}, expected a string, undefined or null`);
+  });
+}
+
+/**
+ * Everything contextkit keeps in `storage`, through `entries()` if it has one,
+ * else `list()` and a `get()` of each key: resolves to `[pairs, problems]`,
+ * `pairs` alternating keys and JSON text, `problems` messages of what could
+ * not be read. Rejects if the storage cannot be read at all.
+ */
+export async function storageLoad(storage) {
+  const pairs = [];
+  const problems = [];
+  let bulk;
+  try {
+    bulk = typeof storage.entries === 'function';
+  } catch {
+    bulk = false;
+  }
+  if (bulk) {
+    const got = await invoke(storage, 'entries', [], 'storage.entries()');
+    const shape = 'expected { entries: [key, value][], problems?: string[] }';
+    let entries;
+    let reported;
+    try {
+      entries = arrayCopy(got.entries);
+      reported = got.problems;
+      reported = reported === undefined || reported === null ? [] : arrayCopy(reported);
+    } catch (e) {
+      throw `storage.entries() resolved to ${kindOf(got)} that could not be read (${reason(e)}), ${shape}`;
+    }
+    if (entries === null || reported === null) throw `storage.entries() resolved to ${kindOf(got)}, ${shape}`;
+    entries.forEach((pair, i) => {
+      const kv = arrayCopy(pair);
+      if (kv === null || kv.length !== 2 || typeof kv[0] !== 'string') {
+        problems.push(`storage.entries(): entry ${i} is not a [key, value] pair`);
+      } else if (isOwnKey(kv[0]) && storedText(kv[0], kv[1], problems)) {
+        pairs.push(kv[0], kv[1]);
+      }
+    });
+    for (const p of reported) problems.push(typeof p === 'string' ? p : `storage.entries() reported ${kindOf(p)}`);
+    return [pairs, problems];
+  }
+  const listed = await invoke(storage, 'list', [], 'storage.list()');
+  const keys = arrayCopy(listed);
+  if (keys === null) throw `storage.list() resolved to ${kindOf(listed)}, expected an array of keys`;
+  for (const key of keys) {
+    if (typeof key !== 'string') throw `storage.list() returned a key that is ${kindOf(key)}`;
+  }
+  // The gets are issued together and awaited in order.
+  const reads = keys.filter(isOwnKey).map((key) => [key, storageCall(storage, 'get', key).then((v) => ({ v }), (e) => ({ e }))]);
+  for (const [key, read] of reads) {
+    const { v, e } = await read;
+    if (e !== undefined) problems.push(e);
+    // undefined: deleted since it was listed.
+    else if (v !== undefined) pairs.push(key, v);
+  }
+  return [pairs, problems];
+}

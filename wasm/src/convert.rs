@@ -93,9 +93,13 @@ pub(crate) fn set_support(support: Support) {
     SUPPORT.with(|s| *s.borrow_mut() = Some(support));
 }
 
+/// What calls made before the entry point registered the JavaScript half say.
+pub(crate) const NOT_INITIALISED: &str =
+    "contextkit is not initialised: load it through the package's entry point";
+
 /// Runs `f` with the registered JavaScript half, borrowed in place (no
 /// reference-table traffic per call); `None` before registration.
-fn with_support<R>(f: impl FnOnce(&Support) -> R) -> Option<R> {
+pub(crate) fn with_support<R>(f: impl FnOnce(&Support) -> R) -> Option<R> {
     SUPPORT.with(|s| s.borrow().as_ref().map(f))
 }
 
@@ -113,10 +117,8 @@ pub(crate) fn object_from_js(
     what: &str,
     max_bytes: usize,
 ) -> Result<JsonArg, ContextError> {
-    let converted =
-        with_support(|support| support.to_json(v, max_bytes as f64)).ok_or_else(|| {
-            invalid("contextkit is not initialised: load it through the package's entry point")
-        })?;
+    let converted = with_support(|support| support.to_json(v, max_bytes as f64))
+        .ok_or_else(|| invalid(NOT_INITIALISED))?;
     let pair: Array = converted
         .map_err(|thrown| {
             let detail = js_sys::Reflect::get(&thrown, &"message".into())
@@ -130,22 +132,27 @@ pub(crate) fn object_from_js(
         .get(0)
         .as_string()
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
-    if json_depth(&text) > MAX_DEPTH {
-        return Err(invalid(format!(
-            "{what} is nested too deeply (the limit is {MAX_DEPTH} levels)"
-        )));
-    }
-    // serde_json's own limit stops one level short of MAX_DEPTH; the depth was
-    // just checked, so parse without it.
-    let mut de = serde_json::Deserializer::from_str(&text);
-    de.disable_recursion_limit();
-    let value = Value::deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v))
-        .map_err(|e| invalid(format!("{what} is not valid JSON: {e}")))?;
+    let value = parse_json(&text, MAX_DEPTH).map_err(|why| invalid(format!("{what} {why}")))?;
     Ok(JsonArg {
         value,
         copy: pair.get(1),
     })
+}
+
+/// Parses JSON `text` nested at most `max_depth` levels (serde_json's own
+/// limit stops one level short of MAX_DEPTH, so the depth is checked first and
+/// the parse runs without it). The error continues "<what>…".
+pub(crate) fn parse_json(text: &str, max_depth: usize) -> Result<Value, String> {
+    if json_depth(text) > max_depth {
+        return Err(format!(
+            "is nested too deeply (the limit is {max_depth} levels)"
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    Value::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| format!("is not valid JSON: {e}"))
 }
 
 /// Deepest nesting of arrays and objects in JSON text.

@@ -13,6 +13,14 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
     pub(crate) fn is_array(v: &JsValue) -> Result<bool, JsValue>;
 
+    /// A copy of an array (or array-like) as a plain array.
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = from)]
+    pub(crate) fn array_from(v: &JsValue) -> Result<Array, JsValue>;
+
+    /// `Promise.resolve(v)`: a thenable is adopted, anything else resolved to.
+    #[wasm_bindgen(catch, js_namespace = Promise, js_name = resolve)]
+    pub(crate) fn promise_resolve(v: &JsValue) -> Result<js_sys::Promise, JsValue>;
+
     #[wasm_bindgen(catch, js_namespace = Reflect, js_name = get)]
     pub(crate) fn get_str(obj: &JsValue, key: &str) -> Result<JsValue, JsValue>;
 

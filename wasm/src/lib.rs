@@ -17,6 +17,9 @@ mod host;
 mod manager;
 mod options;
 mod promise;
+mod record;
+#[cfg(target_arch = "wasm32")]
+mod storage;
 mod timer;
 mod tracker;
 

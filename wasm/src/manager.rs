@@ -16,7 +16,7 @@ pub struct Manager {
 }
 
 /// Random keys for the id hash from `crypto.getRandomValues`.
-fn hash_seed() -> [u64; 4] {
+pub(crate) fn hash_seed() -> [u64; 4] {
     let mut bytes = [0_u8; 32];
     if crate::host::get_random_values(&mut bytes).is_err() {
         // No Web Crypto: fall back to Math.random, still unknown to callers.
@@ -204,6 +204,12 @@ impl Manager {
         };
         let off = crate::events::deliver(self.inner.subscribe(), callback.clone());
         Ok(off.unchecked_into())
+    }
+
+    /// The id the next recovery point will get.
+    #[wasm_bindgen(js_name = nextRecoveryPointId)]
+    pub fn next_recovery_point_id(&self) -> f64 {
+        self.inner.next_recovery_point_id() as f64
     }
 
     /// Counters since the manager was created.

@@ -8,9 +8,7 @@ use crate::promise::{reject, run};
 use crate::timer::Interval;
 use contextkit_core::{ContextError, ContextState, ContextTracker};
 use js_sys::{Function, Promise};
-use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
@@ -51,37 +49,9 @@ fn state_arg(v: &JsValue, tracker: &ContextTracker) -> Result<Arc<ContextState>,
              expiresAtMs, data, metadata } as returned by contextkit",
         )
     };
-    let Value::Object(mut fields) = value else {
-        return Err(bad());
-    };
-    let mut take = |key: &str| fields.remove(key).unwrap_or(Value::Null);
-    let Value::String(id) = take("id") else {
-        return Err(bad());
-    };
-    let version = take("version").as_u64().ok_or_else(bad)?;
-    let created_at_ms = take("createdAtMs").as_u64().ok_or_else(bad)?;
-    let updated_at_ms = take("updatedAtMs").as_u64().ok_or_else(bad)?;
-    let expires_at_ms = match take("expiresAtMs") {
-        Value::Null => None,
-        v => Some(v.as_u64().ok_or_else(bad)?),
-    };
-    let data = take("data");
-    if !data.is_object() {
-        return Err(bad());
-    }
-    let metadata = match take("metadata") {
-        Value::Null => BTreeMap::new(),
-        v => options::string_map(v).ok_or_else(bad)?,
-    };
-    Ok(Arc::new(ContextState {
-        id,
-        version,
-        created_at_ms,
-        updated_at_ms,
-        expires_at_ms,
-        data,
-        metadata,
-    }))
+    crate::record::state(value, "state")
+        .map(Arc::new)
+        .map_err(|_| bad())
 }
 
 #[wasm_bindgen(js_class = ContextTracker)]

@@ -25,6 +25,10 @@ extern "C" {
     static MAKE_EVENT: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeSnapshot)]
     static MAKE_SNAPSHOT: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = storageCall)]
+    static STORAGE_CALL: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = storageLoad)]
+    static STORAGE_LOAD: Function;
 }
 
 #[wasm_bindgen]
@@ -41,6 +45,8 @@ fn setup() {
         ("makeState", MAKE_STATE.with(Clone::clone).into()),
         ("makeEvent", MAKE_EVENT.with(Clone::clone).into()),
         ("makeSnapshot", MAKE_SNAPSHOT.with(Clone::clone).into()),
+        ("storageCall", STORAGE_CALL.with(Clone::clone).into()),
+        ("storageLoad", STORAGE_LOAD.with(Clone::clone).into()),
     ]);
     contextkit_wasm::init(support.unchecked_into());
 }
@@ -192,4 +198,83 @@ fn a_bad_adapter_config_throws() {
         Some("INVALID_ARGUMENT")
     );
     let _ = e.dyn_into::<js_sys::Error>().expect("an Error");
+}
+
+/// `obj.name(...args)`, for objects the module hands out as plain JavaScript.
+fn call(obj: &JsValue, name: &str, args: &[JsValue]) -> Promise {
+    let f: Function = get(obj, name).unchecked_into();
+    let args: Array = args.iter().collect();
+    f.apply(obj, &args).unwrap().unchecked_into()
+}
+
+/// A storage object over a Map whose `put` fails while `window.failPut` is set.
+fn map_storage() -> JsValue {
+    Function::new_no_args(
+        "const map = new Map();
+         return {
+           map,
+           get: async (k) => map.get(k),
+           put: async (k, v) => { if (globalThis.failPut) throw new Error('no space'); map.set(k, v); },
+           delete: async (k) => { map.delete(k); },
+           list: async () => [...map.keys()],
+         };",
+    )
+    .call0(&JsValue::NULL)
+    .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_manager_opened_on_a_storage_object_keeps_its_contexts_there() {
+    setup();
+    let storage = map_storage();
+    let opened = ok(Manager::open(storage.clone(), JsValue::UNDEFINED)).await;
+    assert_eq!(Array::from(&get(&opened, "problems")).length(), 0);
+    let m = get(&opened, "manager");
+    ok(call(
+        &m,
+        "createContext",
+        &["a".into(), obj(&[("x", 1.into())])],
+    ))
+    .await;
+    ok(call(
+        &m,
+        "updateContext",
+        &["a".into(), obj(&[("x", 2.into())])],
+    ))
+    .await;
+
+    Reflect::set(&js_sys::global(), &"failPut".into(), &true.into()).unwrap();
+    let e = err(
+        call(&m, "updateContext", &["a".into(), obj(&[("x", 3.into())])]),
+        "STORAGE",
+    )
+    .await;
+    Reflect::set(&js_sys::global(), &"failPut".into(), &false.into()).unwrap();
+    let msg = get(&e, "message").as_string().unwrap();
+    assert!(
+        msg.contains("storage.put('c/a')") && msg.contains("no space"),
+        "{msg}"
+    );
+
+    let again = ok(Manager::open(storage, JsValue::UNDEFINED)).await;
+    let state = ok(call(&get(&again, "manager"), "getContext", &["a".into()])).await;
+    assert_eq!(get(&state, "version").as_f64(), Some(2.0));
+    assert_eq!(get(&get(&state, "data"), "x").as_f64(), Some(2.0));
+}
+
+#[wasm_bindgen_test]
+async fn a_storage_that_is_not_one_is_refused_without_a_panic() {
+    setup();
+    err(
+        Manager::open(JsValue::NULL, JsValue::UNDEFINED),
+        "INVALID_ARGUMENT",
+    )
+    .await;
+    err(Manager::open(obj(&[]), JsValue::UNDEFINED), "STORAGE").await;
+    let list_only = obj(&[(
+        "list",
+        Function::new_no_args("return Promise.resolve(['c/x'])").into(),
+    )]);
+    let opened = ok(Manager::open(list_only, JsValue::UNDEFINED)).await;
+    assert_eq!(Array::from(&get(&opened, "problems")).length(), 1);
 }
