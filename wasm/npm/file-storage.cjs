@@ -36,6 +36,8 @@ class Corrupt extends Error {}
  *   torn one. `put` and `delete` resolve once the change is durable.
  * - Operations on one key run one at a time, in call order.
  * - The directory is created on first use.
+ * - Use one FileStorage per directory at a time (one process, one object):
+ *   opening a directory removes the temporary files other writers left.
  */
 class FileStorage {
   #dir;
@@ -177,12 +179,12 @@ class FileStorage {
     await this.#syncDir();
   }
 
-  /** Flushes the directory, so a rename or unlink in it is durable. */
-  async #syncDir() {
+  /** Flushes a directory (by default the storage's), so a rename or unlink in it is durable. */
+  async #syncDir(dir = this.#dir) {
     // Windows cannot open a directory for flushing; its renames are durable on their own.
     if (process.platform === 'win32') return;
     await this.#slot(async () => {
-      const handle = await fs.open(this.#dir, 'r');
+      const handle = await fs.open(dir, 'r');
       try {
         await handle.sync();
       } finally {
@@ -191,8 +193,12 @@ class FileStorage {
     });
   }
 
+  /** Creates the directory if missing, durably (its parent is flushed too). */
   #mkdir() {
-    this.#ready ??= fs.mkdir(this.#dir, { recursive: true }).catch((e) => {
+    this.#ready ??= (async () => {
+      const created = await fs.mkdir(this.#dir, { recursive: true });
+      if (created !== undefined) await this.#syncDir(path.dirname(created));
+    })().catch((e) => {
       this.#ready = null;
       throw e;
     });
