@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { ContextManager, collect } from './helpers.mjs';
+import { ContextManager, MemoryStorage, collect } from './helpers.mjs';
 
 const MAX_CONTEXTS = 3;
 const MAX_POINTS = 2;
@@ -172,5 +172,33 @@ test('random operation sequences match the model, events included', async () => 
       m.free();
     }),
     { numRuns: 150 },
+  );
+});
+
+/** What a manager shows: live contexts with their recovery points, and the next recovery point id. */
+async function view(m) {
+  const shown = [];
+  for (const id of await m.listContextIds()) shown.push([await m.getContext(id), await m.recoveryPoints(id)]);
+  return { shown, next: m.nextRecoveryPointId() };
+}
+
+test('the same sequences on a manager opened on a storage; a reopen shows exactly the same', async () => {
+  const config = { maxContexts: MAX_CONTEXTS, maxRecoveryPoints: MAX_POINTS };
+  await fc.assert(
+    fc.asyncProperty(fc.commands(commands, { maxCommands: 60 }), async (cmds) => {
+      const storage = new MemoryStorage();
+      const { manager: m } = await ContextManager.open(storage, config);
+      const events = collect(m);
+      const model = new Model();
+      await fc.asyncModelRun(() => ({ model, real: m }), cmds);
+      assert.deepEqual(await events.until(model.events.length), model.events);
+      events.off();
+      const { manager: reopened, problems } = await ContextManager.open(storage, config);
+      assert.deepEqual(problems, []);
+      assert.deepEqual(await view(reopened), await view(m));
+      reopened.free();
+      m.free();
+    }),
+    { numRuns: 100 },
   );
 });

@@ -296,7 +296,7 @@ export declare class MemoryStorage implements ContextStorage {
   readonly size: number;
 }
 
-// node-only:start
+// node-only:start (browser.d.mts is this file without the lines up to node-only:end)
 /**
  * A storage in a directory, for Node (not exported in browsers): one file per
  * key, named by the SHA-256 of the key (safe for any key), replaced atomically
