@@ -401,3 +401,45 @@ fn writes_dropped_in_flight_are_repaired_from_storage() {
         assert_eq!(m.stats().contexts, m.list_context_ids().await.len());
     });
 }
+
+/// With a storage, a full store whose only context had its expiry moved later
+/// by an update answers a create with CAPACITY_EXCEEDED. (The shard's earliest
+/// expiry still said the old time; sweeping through the storage never made it
+/// exact again, so the create swept and retried forever.)
+#[test]
+fn a_create_at_capacity_ends_after_an_update_moved_an_expiry_later() {
+    for other in ["b", "c", "d", "e", "f", "g", "h", "i"] {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            futures::executor::block_on(async {
+                let clock = ManualClock::new(0);
+                let cfg = ManagerConfig {
+                    max_contexts: 1,
+                    ..ManagerConfig::default()
+                };
+                let m = ContextManager::builder(cfg)
+                    .clock(clock.clone())
+                    .open(MemoryStorage::default())
+                    .await
+                    .unwrap()
+                    .manager;
+                let ttl = CreateOptions {
+                    ttl_ms: Some(10),
+                    ..CreateOptions::default()
+                };
+                m.create_context_with("a", json!({}), ttl).await.unwrap();
+                clock.advance(5);
+                m.update_context("a", json!({ "n": 1 }), None)
+                    .await
+                    .unwrap();
+                clock.advance(7);
+                let full = m.create_context(other, json!({})).await.unwrap_err();
+                done.send(full.code()).unwrap();
+            });
+        });
+        let code = finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("create of {other:?} at capacity never returned"));
+        assert_eq!(code, "CAPACITY_EXCEEDED");
+    }
+}

@@ -104,8 +104,11 @@ impl ContextManager {
         for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
             let due: Vec<String> = shard
                 .map
-                .read(|map| {
+                .write(|map| {
                     let now = inner.now();
+                    // Exact again (an update may have moved the earliest expiry
+                    // later): what is due stays in it until it is removed.
+                    inner.refresh_earliest(shard, map);
                     map.iter()
                         .filter(|(_, e)| e.state.is_expired_at(now))
                         .map(|(id, _)| id.clone())
@@ -159,11 +162,16 @@ impl Inner {
         for id in &expired {
             self.remove(map, id, Removal::Expired);
         }
-        // Exact again: every write to this shard happens under this lock.
+        self.refresh_earliest(shard, map);
+        expired.len()
+    }
+
+    /// Makes the shard's earliest expiry exact, inside its write section
+    /// (every write to the shard happens under that lock).
+    pub(crate) fn refresh_earliest(&self, shard: &Shard, map: &Map) {
         let earliest = map.values().filter_map(|e| e.state.expires_at_ms).min();
         shard
             .earliest_expiry
             .store(earliest.unwrap_or(u64::MAX), Ordering::SeqCst);
-        expired.len()
     }
 }

@@ -330,7 +330,10 @@ impl ContextManager {
             data,
             metadata: opts.metadata,
         });
+        let mut swept_nothing = false;
         loop {
+            // The count as this attempt found the store full.
+            let mut full_at = None;
             let attempt = self
                 .write_through(id, |inner, shard, map| {
                     let now = inner.now();
@@ -339,13 +342,21 @@ impl ContextManager {
                     }
                     // Expired contexts do not count: drop this shard's first (the
                     // caller sweeps the others and retries).
-                    let room = inner.reserve_slot()
-                        || (shard.may_have_expired(now)
-                            && inner.sweep_shard(shard, map, now) > 0
-                            && inner.reserve_slot());
-                    if !room {
-                        return Err(ContextError::capacity("contexts", inner.limit()));
+                    let mut taken = inner.take_slot(shard, ttl_ms);
+                    if let Err((at, _)) = taken
+                        && shard.may_have_expired(at)
+                        && inner.sweep_shard(shard, map, at) > 0
+                    {
+                        taken = inner.take_slot(shard, ttl_ms);
                     }
+                    // The clock read as the slot was taken: where the create takes effect.
+                    let now = match taken {
+                        Ok(now) => now,
+                        Err((_, word)) => {
+                            full_at = Some(word);
+                            return Err(ContextError::capacity("contexts", inner.limit()));
+                        }
+                    };
                     let mut state = pending.take().expect("a create inserts at most once");
                     state.created_at_ms = now;
                     state.updated_at_ms = now;
@@ -362,12 +373,19 @@ impl ContextManager {
                 .await;
             match attempt {
                 Err(ContextError::CapacityExceeded { .. }) => {
-                    // Full: expired contexts elsewhere do not count either, and a
-                    // concurrent sweep or delete may have made room meanwhile.
-                    if self.may_have_expired(inner.now()) {
-                        self.sweep_expired().await;
-                    } else if inner.count.load(Ordering::SeqCst) >= inner.limit() {
-                        return Err(ContextError::capacity("contexts", inner.limit()));
+                    // Full: expired contexts elsewhere do not count either. The
+                    // answer stands only if nothing may have expired and no
+                    // context came or went since the attempt: then every one it
+                    // counted was live when it looked. Otherwise try again.
+                    // In memory a sweep leaves every shard's earliest expiry exact,
+                    // so sweeping again means something new expired. Through a
+                    // storage, a sweep that removed nothing (storage failing) is
+                    // not repeated.
+                    let stuck = swept_nothing && inner.storage.is_some();
+                    if !stuck && self.may_have_expired(inner.now()) {
+                        swept_nothing = self.sweep_expired().await == 0;
+                    } else if full_at.is_none_or(|word| word == inner.count.word()) {
+                        return attempt;
                     }
                 }
                 other => return other,

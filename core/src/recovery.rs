@@ -48,12 +48,31 @@ impl ContextManager {
         }
         let (point_id, state, now) = self
             .write_through(id, |inner, _, map| {
-                let now = inner.now();
+                // The id is taken with a compare-and-set after reading the
+                // clock: ids grow in the order the points take effect, each
+                // with the clock of that moment. Taken inside the section: ids
+                // grow in commit order per context.
+                let (point_id, now) = loop {
+                    let point_id = inner.next_snapshot.load(Ordering::SeqCst);
+                    let now = inner.now();
+                    let live = map.get(id).is_some_and(|e| !e.state.is_expired_at(now));
+                    if !live
+                        || inner
+                            .next_snapshot
+                            .compare_exchange(
+                                point_id,
+                                point_id + 1,
+                                Ordering::SeqCst,
+                                Ordering::SeqCst,
+                            )
+                            .is_ok()
+                    {
+                        break (point_id, now);
+                    }
+                };
                 let entry = inner
                     .live_mut(map, id, now)
                     .ok_or_else(|| ContextError::context_not_found(id))?;
-                // Taken inside the section: ids grow in commit order per context.
-                let point_id = inner.next_snapshot.fetch_add(1, Ordering::SeqCst);
                 let state = Arc::clone(&entry.state);
                 let point = Point {
                     id: point_id,

@@ -95,6 +95,71 @@ impl Shard {
     }
 }
 
+/// The number of stored contexts, with a change counter beside it in one
+/// atomic word: a compare-and-set on it succeeds only if no context was added
+/// or removed anywhere since the word was read.
+///
+/// That is what lets a create take effect at one instant with the clock of
+/// that instant: it reads the word, then the clock, then takes its slot with
+/// a compare-and-set. When that succeeds, every add and removal it depends on
+/// happened before it read the clock, and every call that sees its slot comes
+/// after it, however long the thread is held up in between.
+#[derive(Debug, Default)]
+pub(crate) struct Slots(AtomicU64);
+
+impl Slots {
+    /// Low bits: the count; high bits: the change counter (wrapping).
+    const COUNT_BITS: u32 = 40;
+    const COUNT_MASK: u64 = (1 << Self::COUNT_BITS) - 1;
+    const CHANGE: u64 = 1 << Self::COUNT_BITS;
+
+    pub(crate) fn load(&self, order: Ordering) -> usize {
+        (self.0.load(order) & Self::COUNT_MASK) as usize
+    }
+
+    pub(crate) fn fetch_add(&self, n: usize, order: Ordering) {
+        self.0.fetch_add(Self::CHANGE.wrapping_add(n as u64), order);
+    }
+
+    /// `n` must not be more than the count.
+    pub(crate) fn fetch_sub(&self, n: usize, order: Ordering) {
+        self.0.fetch_add(Self::CHANGE.wrapping_sub(n as u64), order);
+    }
+
+    /// The count and the change counter together: equal words mean no context
+    /// was added or removed in between.
+    pub(crate) fn word(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// One more if fewer than `limit`: `Ok(now())` read between the word and
+    /// the compare-and-set that took the slot, else `Err((now(), word))`.
+    /// `claim(at)` runs just before each compare-and-set.
+    fn take(
+        &self,
+        limit: usize,
+        now: impl Fn() -> u64,
+        claim: impl Fn(u64),
+    ) -> std::result::Result<u64, (u64, u64)> {
+        loop {
+            let word = self.0.load(Ordering::SeqCst);
+            let at = now();
+            if (word & Self::COUNT_MASK) as usize >= limit {
+                return Err((at, word));
+            }
+            claim(at);
+            let next = word.wrapping_add(Self::CHANGE + 1);
+            if self
+                .0
+                .compare_exchange(word, next, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return Ok(at);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub creates: AtomicUsize,
@@ -120,7 +185,7 @@ pub(crate) struct Inner {
     pub shards: Box<[Shard]>,
     shard_hasher: ahash::RandomState,
     /// Contexts in the maps, expired-but-unswept included.
-    pub count: AtomicUsize,
+    pub count: Slots,
     /// Effective capacity: the smaller of the config's and an adapter's.
     pub limit: AtomicUsize,
     pub next_snapshot: AtomicU64,
@@ -151,7 +216,7 @@ impl Inner {
                 .map(|_| Shard::new(map_hasher.clone()))
                 .collect(),
             shard_hasher,
-            count: AtomicUsize::new(0),
+            count: Slots::default(),
             next_snapshot: AtomicU64::new(1),
             touch: AtomicU64::new(0),
             events: Arc::new(EventLog::new(event_capacity)),
@@ -179,18 +244,28 @@ impl Inner {
         ttl_ms.map(|t| now.saturating_add(t))
     }
 
-    /// Takes one slot of capacity, or says the store is full. Inside a shard's
+    /// Takes one slot of capacity and returns the clock at the instant it was
+    /// taken, which is where a create takes effect; `Err` with the clock and
+    /// the [`Slots::word`] it saw when the store is full. Inside a shard's
     /// critical section, so the count can never pass the limit.
-    pub(crate) fn reserve_slot(&self) -> bool {
-        let limit = self.limit.load(Ordering::SeqCst);
-        self.count
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
-                (c < limit).then_some(c + 1)
-            })
-            .is_ok()
+    ///
+    /// The create's expiry (`ttl_ms` from then) is noted in `shard` before the
+    /// slot is taken: whoever finds the store full because of this slot also
+    /// finds that the shard may hold something expired, and waits for the
+    /// section to end to sweep it.
+    pub(crate) fn take_slot(
+        &self,
+        shard: &Shard,
+        ttl_ms: Option<u64>,
+    ) -> std::result::Result<u64, (u64, u64)> {
+        self.count.take(
+            self.limit.load(Ordering::SeqCst),
+            || self.now(),
+            |at| shard.note_expiry(Self::expires_at(at, ttl_ms)),
+        )
     }
 
-    /// Gives back a slot taken by [`reserve_slot`](Self::reserve_slot) for a create that failed.
+    /// Gives back a slot taken by [`take_slot`](Self::take_slot) for a create that failed.
     pub(crate) fn release_slot(&self) {
         self.count.fetch_sub(1, Ordering::SeqCst);
     }
@@ -240,12 +315,13 @@ impl Inner {
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        let contexts = self.count.load(Ordering::Relaxed);
         let (hits, misses) = self
             .shards
             .iter()
             .fold((0, 0), |(h, m), s| (h + load(&s.hits), m + load(&s.misses)));
         Stats {
-            contexts: load(&self.count),
+            contexts,
             reads: hits + misses,
             hits,
             misses,

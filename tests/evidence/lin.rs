@@ -7,10 +7,12 @@
 //! (a call that returned before another began comes first) and in which each
 //! call, applied to the specification, gives the result it really gave.
 //!
-//! Time: clock advances are calls in the history too, and each call must use
-//! the clock value at the moment it takes effect (which lies between the
-//! values seen just before and just after the call). A store that read its
-//! clock before waiting for a lock could commit with a time already passed.
+//! Time: clock advances are calls in the history too. Each call acts with one
+//! clock reading, taken between its invocation and the moment it takes effect
+//! (so at most the clock at that moment), and the readings never go back along
+//! the order: a call that comes later never uses an earlier time than one
+//! before it. A store that read its clock before waiting for a lock, and then
+//! committed after a call that used a later time, breaks that.
 //!
 //! Expired contexts are invisible, yet they stay stored until a write meets
 //! them or a sweep removes them, and `cleanup_expired` counts what it removes.
@@ -103,6 +105,8 @@ pub struct Spec {
     entries: [Option<Entry>; IDS],
     next_point: u64,
     clock: u64,
+    /// The latest clock reading a call in the order so far acted with.
+    used: u64,
 }
 
 impl Spec {
@@ -111,6 +115,7 @@ impl Spec {
             entries: Default::default(),
             next_point: 1,
             clock,
+            used: clock,
         }
     }
 
@@ -251,14 +256,24 @@ impl Spec {
 
     /// The states after `rec` that give its real result.
     fn step(&self, rec: &Rec) -> Vec<Spec> {
-        let now = self.clock;
-        if !matches!(rec.op, Op::Advance(_)) && !(rec.clock_inv..=rec.clock_resp).contains(&now) {
-            return Vec::new();
-        }
         let mut next: Vec<Spec> = Vec::new();
-        for (s, out) in self.apply(rec.op, now) {
-            if out == rec.out && !next.contains(&s) {
+        if let Op::Advance(_) = rec.op {
+            for (s, _) in self.apply(rec.op, self.clock) {
                 next.push(s);
+            }
+            return next;
+        }
+        if !(rec.clock_inv..=rec.clock_resp).contains(&self.clock) {
+            return next;
+        }
+        // Any reading from the later of its invocation's and the last one
+        // used, up to the clock now.
+        for now in rec.clock_inv.max(self.used)..=self.clock {
+            for (mut s, out) in self.apply(rec.op, now) {
+                s.used = now;
+                if out == rec.out && !next.contains(&s) {
+                    next.push(s);
+                }
             }
         }
         next

@@ -1,5 +1,5 @@
-//! A history recorded by `tests/linearizability.rs` (eight shards, TTLs) that
-//! the checker rejects, kept to replay.
+//! A history recorded by `tests/linearizability.rs` (eight shards, TTLs) from
+//! an earlier store whose create stamped a clock read long before it took effect.
 
 use super::lin::{Op, Out, Rec};
 
