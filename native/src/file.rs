@@ -80,10 +80,57 @@ fn replace(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     write().map_err(|e| storage_error("cannot write", path, e))
 }
 
+/// The deepest nesting a record file can hold: data at the limit the core
+/// accepts, inside a recovery point inside the record (four levels).
+const RECORD_DEPTH: usize = contextkit_core::MAX_DEPTH + 4;
+
+/// How deeply `bytes` nest arrays and objects, counting no further than `cap + 1`.
+fn nesting(bytes: &[u8], cap: usize) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > cap {
+                    break;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// A record from its file's bytes. Data as deep as the core accepts is more
+/// than serde_json's default recursion limit allows, so the depth is checked
+/// first and the parser then runs without that limit.
+fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
+    if nesting(bytes, RECORD_DEPTH) > RECORD_DEPTH {
+        return Err(format!("nested deeper than {RECORD_DEPTH} levels"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.disable_recursion_limit();
+    let record = <Record as serde::Deserialize>::deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(record)
+}
+
 fn read_record(path: &Path) -> Result<Record> {
     let bytes = fs::read(path).map_err(|e| storage_error("cannot read", path, e))?;
-    let record: Record = serde_json::from_slice(&bytes)
-        .map_err(|e| storage_error("corrupt context file", path, e))?;
+    let record =
+        parse_record(&bytes).map_err(|e| storage_error("corrupt context file", path, e))?;
     let expected = file_name(&record.state.id);
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
         return Err(storage_error(

@@ -192,3 +192,43 @@ async fn the_stored_next_recovery_point_id_never_goes_back() {
         9
     );
 }
+
+/// Data as deep as the core accepts (inside a recovery point too) loads
+/// again; a file nested deeper than any record can be is named as damaged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deepest_data_accepted_survives_a_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut deep = json!({ "leaf": true });
+    for _ in 1..contextkit::MAX_DEPTH {
+        deep = json!({ "d": deep });
+    }
+    {
+        let opened = open(tmp.path()).await;
+        let m = &opened.manager;
+        m.create_context("deep", deep.clone()).await.unwrap();
+        m.create_recovery_point("deep").await.unwrap();
+        m.update_context("deep", deep.clone(), None).await.unwrap();
+    }
+    let again = open(tmp.path()).await;
+    assert!(again.problems.is_empty(), "{:?}", again.problems);
+    let state = again.manager.get_context("deep").await.unwrap();
+    assert_eq!(state.data, deep);
+    assert_eq!(
+        again.manager.recovery_points("deep").await.unwrap().len(),
+        1
+    );
+
+    // Deeper than any record: reported, not parsed.
+    let path = tmp.path().join(
+        files(tmp.path())
+            .into_iter()
+            .find(|n| n.starts_with("ctx-"))
+            .unwrap(),
+    );
+    fs::write(&path, "[".repeat(100_000)).unwrap();
+    let damaged = open(tmp.path()).await;
+    assert_eq!(damaged.problems.len(), 1);
+    let message = damaged.problems[0].to_string();
+    assert!(message.contains("nested deeper"), "{message}");
+    assert!(message.contains(path.to_str().unwrap()), "{message}");
+}
