@@ -210,6 +210,16 @@ export function toJson(value, maxBytes) {
   return [JSON.stringify(copy), copy];
 }
 
+const encoder = new TextEncoder();
+
+/**
+ * Writes `text` as UTF-8 into `bytes` (a view of the wasm module's memory,
+ * large enough for any text of that length); returns how many bytes it wrote.
+ */
+export function encodeInto(text, bytes) {
+  return encoder.encodeInto(text, bytes).written;
+}
+
 /**
  * A context state from its fields. `data` is JSON text, or an object made by
  * toJson for this very call; `metadata` is JSON text or undefined for none.

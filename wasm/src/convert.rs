@@ -37,6 +37,11 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = toJson)]
     fn to_json(this: &Support, value: &JsValue, max_bytes: f64) -> Result<JsValue, JsValue>;
 
+    /// Writes `text` as UTF-8 into `bytes` (a view of this module's memory, at
+    /// least three bytes per UTF-16 unit of `text`); returns the bytes written.
+    #[wasm_bindgen(method, js_name = encodeInto)]
+    fn encode_into(this: &Support, text: &JsString, bytes: &mut [u8]) -> u32;
+
     /// A state object from its fields and a ready data object.
     #[wasm_bindgen(method, js_name = makeState)]
     #[allow(clippy::too_many_arguments)]
@@ -130,7 +135,9 @@ pub(crate) fn object_from_js(
         .unchecked_into();
     let text = pair
         .get(0)
-        .as_string()
+        .dyn_into::<JsString>()
+        .ok()
+        .and_then(text_from_js)
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
     let value = parse_json(&text, MAX_DEPTH).map_err(|why| invalid(format!("{what} {why}")))?;
     Ok(JsonArg {
@@ -139,10 +146,27 @@ pub(crate) fn object_from_js(
     })
 }
 
-/// Parses JSON `text` nested at most `max_depth` levels (serde_json's own
-/// limit stops one level short of MAX_DEPTH, so the depth is checked first and
-/// the parse runs without it). The error continues "<what>…".
+/// `text` as a Rust string. The host's `TextEncoder` writes it straight into
+/// this module's memory: wasm-bindgen's own conversion copies ASCII one
+/// character at a time in JavaScript, which costs more than the rest of a
+/// write for 10 KB of data.
+fn text_from_js(text: JsString) -> Option<String> {
+    // A UTF-16 code unit takes at most three bytes in UTF-8.
+    let mut bytes = vec![0_u8; (text.length() as usize).saturating_mul(3)];
+    let written = with_support(|support| support.encode_into(&text, &mut bytes))? as usize;
+    bytes.truncate(written);
+    String::from_utf8(bytes).ok()
+}
+
+/// Parses JSON `text` nested at most `max_depth` levels. serde_json's own
+/// recursion limit stops one level short of MAX_DEPTH; text it refuses for
+/// any reason is measured, and parsed without that limit if it is not too
+/// deep, so the error is the right one and the common case reads the text once.
+/// The error continues "<what>…".
 pub(crate) fn parse_json(text: &str, max_depth: usize) -> Result<Value, String> {
+    if let Ok(v) = serde_json::from_str(text) {
+        return Ok(v);
+    }
     if json_depth(text) > max_depth {
         return Err(format!(
             "is nested too deeply (the limit is {max_depth} levels)"

@@ -19,6 +19,8 @@ extern "C" {
     static CONTEXT_ERROR: Function;
     #[wasm_bindgen(thread_local_v2, js_name = toJson)]
     static TO_JSON: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = encodeInto)]
+    static ENCODE_INTO: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeState)]
     static MAKE_STATE: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeEvent)]
@@ -42,6 +44,7 @@ fn setup() {
     let support = obj(&[
         ("ContextError", CONTEXT_ERROR.with(Clone::clone).into()),
         ("toJson", TO_JSON.with(Clone::clone).into()),
+        ("encodeInto", ENCODE_INTO.with(Clone::clone).into()),
         ("makeState", MAKE_STATE.with(Clone::clone).into()),
         ("makeEvent", MAKE_EVENT.with(Clone::clone).into()),
         ("makeSnapshot", MAKE_SNAPSHOT.with(Clone::clone).into()),
