@@ -1,7 +1,7 @@
 //! How a write takes effect: decided and applied in one critical section in
 //! memory, or decided, made durable, then applied when a storage is attached.
 
-use crate::storage::{Meta, PointRecord, Record};
+use crate::storage::{MaybeSend, Meta, PointRecord, Record};
 use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
 use crate::{ContextError, ContextEvent, ContextManager, ContextState, Result};
 use std::collections::VecDeque;
@@ -50,11 +50,28 @@ impl Drop for FlightGuard<'_> {
     }
 }
 
-enum Step<'a, T> {
-    Done(Result<T>),
+enum Step<'a> {
+    Done(Result<()>),
     Wait(event_listener::EventListener),
-    Persist(FlightGuard<'a>, Patch, T, Durable),
+    Persist(FlightGuard<'a>, Patch, Durable),
     Repair(FlightGuard<'a>),
+}
+
+/// How a write decides its patch (`Send` where futures must be).
+#[cfg(not(target_arch = "wasm32"))]
+type Plan<'a> = dyn FnMut(&Inner, &Shard, &mut Map) -> Result<Patch> + Send + 'a;
+#[cfg(target_arch = "wasm32")]
+type Plan<'a> = dyn FnMut(&Inner, &Shard, &mut Map) -> Result<Patch> + 'a;
+
+/// What a write replaced or removed. It is dropped after the write's section
+/// has ended, so freeing a large context never holds a shard's lock.
+#[derive(Debug, Default)]
+pub(crate) enum Replaced {
+    #[default]
+    Nothing,
+    State(#[allow(dead_code)] Arc<ContextState>),
+    Entry(#[allow(dead_code)] Entry),
+    Point(#[allow(dead_code)] Point),
 }
 
 /// What storage must hold before a patch is applied.
@@ -67,22 +84,42 @@ impl ContextManager {
     /// Runs one write of `id`. `plan` sees the committed entries (expired ones
     /// already removed by [`Inner::live_mut`] when it asks) and decides the
     /// patch and the caller's result.
-    pub(crate) async fn write_through<T>(
+    ///
+    /// A thin generic shell over [`write_patch`](Self::write_patch), so that the
+    /// write machinery exists once in the binary, not once per caller.
+    pub(crate) async fn write_through<T: MaybeSend>(
         &self,
         id: &str,
-        mut plan: impl FnMut(&Inner, &Shard, &mut Map) -> Result<(Patch, T)>,
+        mut plan: impl FnMut(&Inner, &Shard, &mut Map) -> Result<(Patch, T)> + MaybeSend,
     ) -> Result<T> {
+        let mut out = None;
+        self.write_patch(id, &mut |inner, shard, map| {
+            let (patch, value) = plan(inner, shard, map)?;
+            out = Some(value);
+            Ok(patch)
+        })
+        .await?;
+        // A write that succeeded ran its last plan successfully.
+        Ok(out.expect("a successful write decided its result"))
+    }
+
+    async fn write_patch(
+        &self,
+        id: &str,
+        plan: &mut Plan<'_>,
+    ) -> Result<()> {
         let inner = &*self.inner;
         let shard = inner.shard(id);
         let Some(storage) = inner.storage.clone() else {
-            return shard
+            let (result, replaced) = shard
                 .map
-                .write(|map| {
-                    let (patch, out) = plan(inner, shard, map)?;
-                    install(inner, shard, map, id, patch);
-                    Ok(out)
+                .write(|map| match plan(inner, shard, map) {
+                    Ok(patch) => (Ok(()), install(inner, shard, map, id, patch)),
+                    Err(e) => (Err(e), Replaced::Nothing),
                 })
                 .await;
+            drop(replaced);
+            return result;
         };
         loop {
             let step = shard
@@ -103,7 +140,7 @@ impl ContextManager {
                             settled: false,
                         });
                     }
-                    let (patch, out) = match plan(inner, shard, map) {
+                    let patch = match plan(inner, shard, map) {
                         Ok(p) => p,
                         Err(e) => return Step::Done(Err(e)),
                     };
@@ -120,7 +157,6 @@ impl ContextManager {
                             settled: false,
                         },
                         patch,
-                        out,
                         durable,
                     )
                 })
@@ -128,7 +164,7 @@ impl ContextManager {
             match step {
                 Step::Done(result) => return result,
                 Step::Wait(listener) => listener.await,
-                Step::Persist(mut guard, patch, out, durable) => {
+                Step::Persist(mut guard, patch, durable) => {
                     let stored = match durable {
                         Durable::Put(record) => storage.put(record).await,
                         Durable::Delete { meta } => match meta {
@@ -141,19 +177,21 @@ impl ContextManager {
                     };
                     let stored = stored.map_err(as_storage_error);
                     let ok = stored.is_ok();
-                    shard
+                    let replaced = shard
                         .map
                         .write(|map| {
                             map.flights.remove(id);
                             if ok {
-                                install(inner, shard, map, id, patch);
+                                install(inner, shard, map, id, patch)
                             } else {
                                 roll_back(inner, &patch);
+                                Replaced::Nothing
                             }
                         })
                         .await;
                     guard.settled = true;
-                    return stored.map(|()| out);
+                    drop(replaced);
+                    return stored;
                 }
                 Step::Repair(mut guard) => {
                     let found = storage.get(id).await.map_err(as_storage_error)?;
@@ -214,8 +252,16 @@ fn durable_form(inner: &Inner, before: Option<&Entry>, patch: &Patch) -> Durable
     }
 }
 
-/// Applies `patch` to `id`, keeping counts, counters and events in step.
-pub(crate) fn install(inner: &Inner, shard: &Shard, map: &mut Map, id: &str, patch: Patch) {
+/// Applies `patch` to `id`, keeping counts, counters and events in step, and
+/// returns what it replaced for the caller to drop outside the section.
+#[must_use]
+pub(crate) fn install(
+    inner: &Inner,
+    shard: &Shard,
+    map: &mut Map,
+    id: &str,
+    patch: Patch,
+) -> Replaced {
     match patch {
         Patch::Insert(entry) => {
             shard.note_expiry(entry.state.expires_at_ms);
@@ -226,16 +272,19 @@ pub(crate) fn install(inner: &Inner, shard: &Shard, map: &mut Map, id: &str, pat
                 id: id.to_owned(),
                 version,
             });
+            Replaced::Nothing
         }
         Patch::SetState {
             state,
             ttl_ms,
             restored,
         } => {
-            let Some(entry) = map.get_mut(id) else { return };
+            let Some(entry) = map.get_mut(id) else {
+                return Replaced::Nothing;
+            };
             shard.note_expiry(state.expires_at_ms);
             let version = state.version;
-            entry.state = state;
+            let old = std::mem::replace(&mut entry.state, state);
             entry.ttl_ms = ttl_ms;
             entry.touched = inner.next_touch();
             inner.counters.updates.fetch_add(1, Ordering::Relaxed);
@@ -247,17 +296,22 @@ pub(crate) fn install(inner: &Inner, shard: &Shard, map: &mut Map, id: &str, pat
                     ContextEvent::Updated { id, version }
                 }
             });
+            Replaced::State(old)
         }
         Patch::PushPoint(point) => {
-            let Some(entry) = map.get_mut(id) else { return };
+            let Some(entry) = map.get_mut(id) else {
+                return Replaced::Nothing;
+            };
             entry.points.push_back(point);
+            let mut oldest = None;
             while entry.points.len() > inner.cfg.max_recovery_points {
-                entry.points.pop_front();
+                oldest = entry.points.pop_front();
             }
+            oldest.map_or(Replaced::Nothing, Replaced::Point)
         }
-        Patch::Remove(why) => {
-            inner.remove(map, id, why);
-        }
+        Patch::Remove(why) => inner
+            .remove(map, id, why)
+            .map_or(Replaced::Nothing, Replaced::Entry),
     }
 }
 
