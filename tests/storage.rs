@@ -443,3 +443,41 @@ fn a_create_at_capacity_ends_after_an_update_moved_an_expiry_later() {
         assert_eq!(code, "CAPACITY_EXCEEDED");
     }
 }
+
+/// A create that finds the store full of expired contexts removes them from
+/// the storage too: a reopen does not bring them back.
+#[test]
+fn expired_contexts_a_full_store_drops_for_a_create_stay_gone_after_a_reopen() {
+    futures::executor::block_on(async {
+        let storage = MemoryStorage::default();
+        let clock = ManualClock::new(0);
+        let cfg = ManagerConfig {
+            max_contexts: 2,
+            ..ManagerConfig::default()
+        };
+        let open = || {
+            // One shard: the create meets the expired contexts in its own section.
+            ContextManager::builder(cfg.clone())
+                .clock(clock.clone())
+                .shards(1)
+                .open(storage.clone())
+        };
+        let m = open().await.unwrap().manager;
+        let ttl = CreateOptions {
+            ttl_ms: Some(10),
+            ..CreateOptions::default()
+        };
+        m.create_context_with("a", json!({}), ttl.clone())
+            .await
+            .unwrap();
+        m.create_context_with("b", json!({}), ttl).await.unwrap();
+        clock.advance(10);
+        m.create_context("c", json!({})).await.unwrap();
+        assert_eq!(storage.ids(), ["c"]);
+        drop(m);
+        let again = open().await.unwrap();
+        assert!(again.problems.is_empty());
+        assert_eq!(again.manager.list_context_ids().await, ["c"]);
+        assert_eq!(again.manager.len().await, 1);
+    });
+}

@@ -342,8 +342,11 @@ impl ContextManager {
                     }
                     // Expired contexts do not count: drop this shard's first (the
                     // caller sweeps the others and retries).
+                    // (In memory only: through a storage, expired contexts leave
+                    // by a storage delete, in the caller's sweep.)
                     let mut taken = inner.take_slot(shard, ttl_ms);
                     if let Err((at, _)) = taken
+                        && inner.storage.is_none()
                         && shard.may_have_expired(at)
                         && inner.sweep_shard(shard, map, at) > 0
                     {
