@@ -103,11 +103,7 @@ impl ContextManager {
         Ok(out.expect("a successful write decided its result"))
     }
 
-    async fn write_patch(
-        &self,
-        id: &str,
-        plan: &mut Plan<'_>,
-    ) -> Result<()> {
+    async fn write_patch(&self, id: &str, plan: &mut Plan<'_>) -> Result<()> {
         let inner = &*self.inner;
         let shard = inner.shard(id);
         let Some(storage) = inner.storage.clone() else {
