@@ -36,6 +36,9 @@ step "Node: wasm memory after 10,000 managers (with and without free())"
 # this test; without TurboFan it runs the same allocations reliably.
 node --expose-gc --no-opt --test js-tests/memory/*.test.mjs
 
+step "Node: FileStorage survives 50 SIGKILLs of a writing process"
+node --test js-tests/crash/*.test.mjs
+
 step "packed tarball: require, import, tsc --strict"
 node --test js-tests/packaging/*.test.mjs
 
