@@ -40,49 +40,58 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn create_recovery_point(&self, id: &str) -> Result<Snapshot> {
+        let (point_id, now, state) = self.take_recovery_point(id).await?;
+        Ok(snapshot(point_id, now, &state))
+    }
+
+    /// [`create_recovery_point`](Self::create_recovery_point) without the copy
+    /// of the data a `Snapshot` carries: the point's id, its time and the
+    /// state it shares.
+    pub(crate) async fn take_recovery_point(
+        &self,
+        id: &str,
+    ) -> Result<(u64, u64, Arc<ContextState>)> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
         let max = inner.cfg.max_recovery_points;
         if max == 0 {
             return Err(ContextError::capacity("recovery points per context", 0));
         }
-        let (point_id, state, now) = self
-            .write_through(id, |inner, _, map| {
-                // The id is taken with a compare-and-set after reading the
-                // clock: ids grow in the order the points take effect, each
-                // with the clock of that moment. Taken inside the section: ids
-                // grow in commit order per context.
-                let (point_id, now) = loop {
-                    let point_id = inner.next_snapshot.load(Ordering::SeqCst);
-                    let now = inner.now();
-                    let live = map.get(id).is_some_and(|e| !e.state.is_expired_at(now));
-                    if !live
-                        || inner
-                            .next_snapshot
-                            .compare_exchange(
-                                point_id,
-                                point_id + 1,
-                                Ordering::SeqCst,
-                                Ordering::SeqCst,
-                            )
-                            .is_ok()
-                    {
-                        break (point_id, now);
-                    }
-                };
-                let entry = inner
-                    .live_mut(map, id, now)
-                    .ok_or_else(|| ContextError::context_not_found(id))?;
-                let state = Arc::clone(&entry.state);
-                let point = Point {
-                    id: point_id,
-                    created_at_ms: now,
-                    state: Arc::clone(&state),
-                };
-                Ok((Patch::PushPoint(point), (point_id, state, now)))
-            })
-            .await?;
-        Ok(snapshot(point_id, now, &state))
+        self.write_through(id, |inner, _, map| {
+            // The id is taken with a compare-and-set after reading the
+            // clock: ids grow in the order the points take effect, each
+            // with the clock of that moment. Taken inside the section: ids
+            // grow in commit order per context.
+            let (point_id, now) = loop {
+                let point_id = inner.next_snapshot.load(Ordering::SeqCst);
+                let now = inner.now();
+                let live = map.get(id).is_some_and(|e| !e.state.is_expired_at(now));
+                if !live
+                    || inner
+                        .next_snapshot
+                        .compare_exchange(
+                            point_id,
+                            point_id + 1,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        )
+                        .is_ok()
+                {
+                    break (point_id, now);
+                }
+            };
+            let entry = inner
+                .live_mut(map, id, now)
+                .ok_or_else(|| ContextError::context_not_found(id))?;
+            let state = Arc::clone(&entry.state);
+            let point = Point {
+                id: point_id,
+                created_at_ms: now,
+                state: Arc::clone(&state),
+            };
+            Ok((Patch::PushPoint(point), (point_id, now, state)))
+        })
+        .await
     }
 
     /// The recovery points of `id`, oldest first. `NOT_FOUND` if `id` is absent or expired.

@@ -72,7 +72,7 @@ impl ContextTracker {
                 Ok(state) => {
                     self.settle(&p, &state).await;
                     if self.shared.config.auto_recovery {
-                        manager.create_recovery_point(&p.id).await?;
+                        manager.take_recovery_point(&p.id).await?;
                     }
                     return Ok(state);
                 }
