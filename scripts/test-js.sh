@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package `contextkit` and runs every JavaScript-side test:
 # the size budget, the Node test suites (API, events, overlapping calls,
-# timers, hostile input, model-based sequences, storages), wasm memory under
+# timers, hostile input, model-based sequences, storages, read cache), wasm memory under
 # repeated create/drop, the packed tarball with require/import/tsc, the
 # package in headless Chromium through playwright-core (IndexedDB included),
 # and the wasm-side tests with wasm-pack in headless Chrome. Exits non-zero on the first failure.
@@ -27,7 +27,7 @@ node js-tests/size/size.mjs
 
 rm -rf js-tests/.tmp
 
-step "Node: API, events, overlapping calls, timers, hostile input, model, storages"
+step "Node: API, events, overlapping calls, timers, hostile input, model, storages, read cache"
 node --test js-tests/test/*.test.mjs
 
 step "Node: wasm memory after 10,000 managers (with and without free())"

@@ -55,6 +55,12 @@ export interface ManagerConfig {
   maxIdBytes?: number;
   /** Largest data as JSON text in bytes (default 1 MiB). */
   maxDataBytes?: number;
+  /**
+   * Memory for states already read, kept for the next read of the same
+   * version: their data's JSON size plus 128 bytes each (default 16 MiB; 0
+   * keeps none). Every read still returns an object of its own.
+   */
+  readCacheBytes?: number;
 }
 
 export interface CreateOptions {
@@ -187,7 +193,10 @@ export declare class ContextManager {
   static open(storage: ContextStorage, config?: ManagerConfig): Promise<OpenedManager>;
   /** Creates `id` at version 1. ALREADY_EXISTS if present; CAPACITY_EXCEEDED when full. */
   createContext<T extends JsonObject>(id: string, data: T, options?: CreateOptions): Promise<ContextState<T>>;
-  /** The live context `id`. NOT_FOUND if absent or expired. */
+  /**
+   * The live context `id`. NOT_FOUND if absent or expired. Each call returns
+   * a new object, which the caller may change freely.
+   */
   getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data: version + 1, expiry restarted. NOT_FOUND, VERSION_CONFLICT. */
   updateContext<T extends JsonObject>(id: string, data: T, options?: UpdateOptions): Promise<ContextState<T>>;

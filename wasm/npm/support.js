@@ -68,17 +68,33 @@ function isForeignObjectPrototype(p) {
   return Object.getPrototypeOf(p) === null && typeof p.constructor === 'function' && p.constructor.name === 'Object';
 }
 
+/**
+ * `s` as a JSON string for the wasm side. A string without '"' and '\\' goes in
+ * as it is (indexOf finds those two fast, where JSON.stringify's escaping
+ * looks at every character); control characters may therefore stand
+ * unescaped inside strings, and the wasm side escapes them before parsing.
+ */
+function quote(s) {
+  return s.indexOf('"') < 0 && s.indexOf('\\') < 0 ? `"${s}"` : JSON.stringify(s);
+}
+
+/**
+ * Walks a value once, checking it and making both a plain copy and its JSON
+ * text (in `text`, for the wasm side: see `quote`).
+ */
 class Copier {
   constructor() {
     this.max = 0;
     /** A lower bound of the JSON text's length so far. */
     this.used = 0;
+    this.text = '';
     this.ancestors = [];
   }
 
   start(maxBytes) {
     this.max = maxBytes;
     this.used = 0;
+    this.text = '';
     return this;
   }
 
@@ -97,17 +113,22 @@ class Copier {
   value(v) {
     switch (typeof v) {
       case 'string':
-        return this.string(v);
+        this.text += quote(this.string(v));
+        return v;
       case 'number':
         if (!Number.isFinite(v)) throw new Refusal(`is ${v}, not a finite number`);
         this.spend(1);
-        return v === 0 ? 0 : v; // -0 is 0 in JSON
+        // String(-0) is '0', as in JSON.
+        this.text += String(v);
+        return v === 0 ? 0 : v;
       case 'boolean':
         this.spend(4);
+        this.text += v ? 'true' : 'false';
         return v;
       case 'object':
         if (v === null) {
           this.spend(4);
+          this.text += 'null';
           return null;
         }
         return this.container(v);
@@ -134,16 +155,19 @@ class Copier {
     const n = v.length;
     if (n > this.max - this.used) throw new Refusal(`is larger than ${this.max} bytes`, false);
     const out = [];
+    this.text += '[';
     for (let i = 0; i < n; i++) {
       try {
         const item = v[i];
         if (item === undefined) throw new Refusal('is undefined, which is not a JSON value');
         this.spend(1);
+        if (i > 0) this.text += ',';
         out.push(this.value(item));
       } catch (e) {
         throw locate(e, `[${i}]`);
       }
     }
+    this.text += ']';
     return out;
   }
 
@@ -153,6 +177,8 @@ class Copier {
       throw new Refusal('is not a plain object or array (class instances, Dates, Maps and the like are not JSON)');
     }
     const out = {};
+    let first = true;
+    this.text += '{';
     for (const key of Object.keys(v)) {
       try {
         const item = v[key];
@@ -160,6 +186,8 @@ class Copier {
         // The key, its colon, and the comma or closing brace after the value.
         this.string(key);
         this.spend(2);
+        this.text += first ? `${quote(key)}:` : `,${quote(key)}:`;
+        first = false;
         const copy = this.value(item);
         if (key === '__proto__') {
           Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
@@ -170,6 +198,7 @@ class Copier {
         throw locate(e, `.${key}`);
       }
     }
+    this.text += '}';
     return out;
   }
 }
@@ -186,7 +215,9 @@ function locate(e, segment) {
 /**
  * `[jsonText, copy]` of `value`, which must be a plain object of JSON values
  * taking at most `maxBytes` bytes as JSON; `copy` is a fresh plain object with
- * the same content. Each property is read once. On refusal it throws an Error
+ * the same content, `jsonText` its JSON text for the wasm side (control
+ * characters may stand unescaped inside its strings: see `quote`). Each
+ * property is read once. On refusal it throws an Error
  * whose message continues the phrase "<what>…", e.g.
  * " at .a[2] is NaN, not a finite number".
  */
@@ -198,6 +229,7 @@ export function toJson(value, maxBytes) {
   const copier = idle ?? new Copier();
   idle = null;
   let copy;
+  let text;
   try {
     copy = copier.start(maxBytes).container(value);
   } catch (e) {
@@ -205,9 +237,11 @@ export function toJson(value, maxBytes) {
     throw new Error(`${refusal.path ? ` at ${refusal.path}` : ''} ${refusal.problem}`);
   } finally {
     copier.ancestors.length = 0;
+    text = copier.text;
+    copier.text = '';
     idle = copier;
   }
-  return [JSON.stringify(copy), copy];
+  return [text, copy];
 }
 
 const encoder = new TextEncoder();
@@ -233,6 +267,41 @@ export function makeState(id, version, createdAtMs, updatedAtMs, expiresAtMs, me
     expiresAtMs: expiresAtMs ?? null,
     data: typeof data === 'string' ? JSON.parse(data) : data,
     metadata: metadata === undefined ? {} : JSON.parse(metadata),
+  };
+}
+
+/** A copy of JSON data made here (plain objects and arrays): new objects and arrays, the same strings. */
+function copyData(v) {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) {
+    const out = [];
+    for (let i = 0; i < v.length; i++) out.push(copyData(v[i]));
+    return out;
+  }
+  const out = {};
+  for (const key of Object.keys(v)) {
+    if (key === '__proto__') {
+      Object.defineProperty(out, key, { value: copyData(v[key]), enumerable: true, writable: true, configurable: true });
+    } else {
+      out[key] = copyData(v[key]);
+    }
+  }
+  return out;
+}
+
+/**
+ * A copy of a state made by makeState, sharing nothing a caller could change
+ * (the wasm side keeps states already read and hands out copies).
+ */
+export function copyState(s) {
+  return {
+    id: s.id,
+    version: s.version,
+    createdAtMs: s.createdAtMs,
+    updatedAtMs: s.updatedAtMs,
+    expiresAtMs: s.expiresAtMs,
+    data: copyData(s.data),
+    metadata: copyData(s.metadata),
   };
 }
 

@@ -1,6 +1,7 @@
 //! `ContextAdapter` for JavaScript.
 
-use crate::convert::{state_to_js, to_js};
+use crate::cache::ReadCache;
+use crate::convert::{read_state_to_js, state_to_js, to_js};
 use crate::manager::{Manager, data_arg, id_arg};
 use crate::options;
 use crate::promise::{reject, run};
@@ -44,6 +45,8 @@ impl AutoCleanup {
 #[wasm_bindgen(js_name = ContextAdapter)]
 pub struct Adapter {
     inner: ContextAdapter,
+    /// The manager's cache of read states.
+    cache: ReadCache,
     handed: Rc<RefCell<Vec<Handed>>>,
     auto: Rc<RefCell<AutoCleanup>>,
 }
@@ -74,6 +77,7 @@ impl Adapter {
             ContextAdapter::try_new(manager.inner.clone(), cfg).map_err(crate::error::js)?;
         Ok(Adapter {
             inner,
+            cache: manager.cache.clone(),
             handed: Rc::default(),
             auto: Rc::new(RefCell::new(AutoCleanup {
                 timer: None,
@@ -102,11 +106,15 @@ impl Adapter {
     #[wasm_bindgen(js_name = getContext)]
     pub fn get_context(&self, id: JsValue) -> Promise {
         let a = self.inner.clone();
+        let cache = self.cache.clone();
         let key = match id_arg(&id, a.manager().config()) {
             Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(state_to_js(&*a.get_context(&key).await?, Some(&id), None)) })
+        run(async move {
+            let s = a.get_context(&key).await?;
+            Ok(read_state_to_js(&s, Some(&id), &cache))
+        })
     }
 
     /// Replaces the data of `id` and restarts its expiry.

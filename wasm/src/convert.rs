@@ -7,15 +7,20 @@
 //! levels and the byte limit, reading each property once, and returns its JSON
 //! text with a plain copy. Anything else (functions, symbols, BigInt, NaN, ±Infinity, class
 //! instances, cycles, throwing getters and proxies) is `INVALID_ARGUMENT`
-//! naming the offending path. The text crosses into wasm as one string and is
-//! parsed by `serde_json`, which again refuses nesting past the limit.
+//! naming the offending path. The text is written into wasm memory by the
+//! host's `TextEncoder` and parsed by `serde_json`, which again refuses
+//! nesting past the limit. Strings in that text may hold control characters
+//! unescaped (`toJson` leaves strings without `"` and `\` as they are);
+//! text that does not parse gets them escaped and is parsed again.
 //!
 //! Out: states are assembled by the package's `makeState` from their fields,
 //! with the caller's own id string and, after a create or update, the plain
 //! copy `toJson` made of the caller's data (nothing is serialized twice);
-//! other values are `serde_json` text parsed by the host's `JSON.parse`: one
-//! crossing per value instead of one per property.
+//! reads go through the manager's [`ReadCache`]; other values are
+//! `serde_json` text parsed by the host's `JSON.parse`: one crossing per
+//! value instead of one per property.
 
+use crate::cache::ReadCache;
 use crate::error::{invalid, kind};
 use contextkit_core::{ContextError, ContextEvent, ContextState, MAX_DEPTH, Snapshot};
 use js_sys::{Array, Function, JsString};
@@ -23,6 +28,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::RefCell;
+use std::sync::Arc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -69,6 +75,11 @@ extern "C" {
         metadata: Option<String>,
         data: &str,
     ) -> JsValue;
+
+    /// A copy of a state object made by `make_state`: new objects and arrays
+    /// throughout, sharing only strings.
+    #[wasm_bindgen(method, js_name = copyState)]
+    fn copy_state(this: &Support, state: &JsValue) -> JsValue;
 
     /// A recovery point object; `data` is JSON text.
     #[wasm_bindgen(method, js_name = makeSnapshot)]
@@ -139,7 +150,7 @@ pub(crate) fn object_from_js(
         .ok()
         .and_then(text_from_js)
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
-    let value = parse_json(&text, MAX_DEPTH).map_err(|why| invalid(format!("{what} {why}")))?;
+    let value = parse_argument(&text).map_err(|why| invalid(format!("{what} {why}")))?;
     Ok(JsonArg {
         value,
         copy: pair.get(1),
@@ -156,6 +167,33 @@ fn text_from_js(text: JsString) -> Option<String> {
     let written = with_support(|support| support.encode_into(&text, &mut bytes))? as usize;
     bytes.truncate(written);
     String::from_utf8(bytes).ok()
+}
+
+/// Parses the JSON text of an argument as `toJson` writes it: control
+/// characters may stand unescaped inside its strings. Text without them
+/// parses at the first attempt.
+fn parse_argument(text: &str) -> Result<Value, String> {
+    if let Ok(v) = serde_json::from_str(text) {
+        return Ok(v);
+    }
+    parse_json(&escape_controls(text), MAX_DEPTH)
+}
+
+/// `text` with every control character written as a `\u00XX` escape. In
+/// text from `toJson` they all stand inside strings, outside escapes.
+fn escape_controls(text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c < ' ' {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[c as usize >> 4]));
+            out.push(char::from(HEX[c as usize & 15]));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Parses JSON `text` nested at most `max_depth` levels. serde_json's own
@@ -212,6 +250,35 @@ pub(crate) fn state_to_js(
     id: Option<&JsValue>,
     copy: Option<JsValue>,
 ) -> JsValue {
+    make_state(state, id, copy).0
+}
+
+/// `state_to_js` for a read: the object comes from `cache` if it holds one
+/// for this very state, else it is made and a copy is kept. Either way the
+/// caller gets an object of its own.
+pub(crate) fn read_state_to_js(
+    state: &Arc<ContextState>,
+    id: Option<&JsValue>,
+    cache: &ReadCache,
+) -> JsValue {
+    if let Some(kept) = cache.get(state) {
+        return with_support(|support| support.copy_state(&kept)).unwrap_or(JsValue::UNDEFINED);
+    }
+    let (fresh, len) = make_state(state, id, None);
+    if cache.enabled() {
+        if let Some(kept) = with_support(|support| support.copy_state(&fresh)) {
+            cache.put(state, kept, len);
+        }
+    }
+    fresh
+}
+
+/// `state_to_js`, and the length of the JSON text of the data it serialized (0 if none).
+fn make_state(
+    state: &ContextState,
+    id: Option<&JsValue>,
+    copy: Option<JsValue>,
+) -> (JsValue, usize) {
     let owned;
     let id = match id {
         Some(id) => id,
@@ -231,13 +298,14 @@ pub(crate) fn state_to_js(
         None => serde_json::to_string(&state.data).unwrap_or_default(),
     };
     // The entry points register the JavaScript half before anything else runs.
-    with_support(|support| match &copy {
+    let js = with_support(|support| match &copy {
         Some(data) => support.make_state(id, version, created, updated, expires, metadata, data),
         None => {
             support.make_state_from_text(id, version, created, updated, expires, metadata, &text)
         }
     })
-    .unwrap_or(JsValue::UNDEFINED)
+    .unwrap_or(JsValue::UNDEFINED);
+    (js, text.len())
 }
 
 /// `point` as a JavaScript object.

@@ -10,6 +10,7 @@
 pub use contextkit_core as core;
 
 mod adapter;
+mod cache;
 mod convert;
 mod error;
 mod events;

@@ -1,6 +1,9 @@
 //! `ContextManager` for JavaScript.
 
-use crate::convert::{JsonArg, object_from_js, snapshot_to_js, state_to_js, string_arg, to_js};
+use crate::cache::ReadCache;
+use crate::convert::{
+    JsonArg, object_from_js, read_state_to_js, snapshot_to_js, state_to_js, string_arg, to_js,
+};
 use crate::error::invalid;
 use crate::options;
 use crate::promise::{reject, run};
@@ -13,6 +16,8 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(js_name = ContextManager)]
 pub struct Manager {
     pub(crate) inner: ContextManager,
+    /// States already read, for the next read (see `cache.rs`).
+    pub(crate) cache: ReadCache,
 }
 
 /// Random keys for the id hash from `crypto.getRandomValues`.
@@ -52,12 +57,15 @@ fn snapshot_arg(v: &JsValue) -> Result<u64, ContextError> {
 
 #[wasm_bindgen(js_class = ContextManager)]
 impl Manager {
-    /// `new ContextManager({ maxContexts, maxRecoveryPoints, defaultTtlMs, maxIdBytes, maxDataBytes })`.
+    /// `new ContextManager({ maxContexts, maxRecoveryPoints, defaultTtlMs, maxIdBytes, maxDataBytes, readCacheBytes })`.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<Manager, JsValue> {
-        let cfg = options::manager_config(&config).map_err(crate::error::js)?;
+        let (cfg, cache_bytes) = options::manager_config(&config).map_err(crate::error::js)?;
         let inner = ContextManager::builder(cfg).hash_seed(hash_seed()).build();
-        Ok(Manager { inner })
+        Ok(Manager {
+            inner,
+            cache: ReadCache::new(cache_bytes),
+        })
     }
 
     /// Creates `id` at version 1 with `data` and optional `{ ttlMs, metadata }`.
@@ -86,11 +94,15 @@ impl Manager {
     #[wasm_bindgen(js_name = getContext)]
     pub fn get_context(&self, id: JsValue) -> Promise {
         let m = self.inner.clone();
+        let cache = self.cache.clone();
         let key = match id_arg(&id, m.config()) {
             Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(state_to_js(&*m.get_context(&key).await?, Some(&id), None)) })
+        run(async move {
+            let s = m.get_context(&key).await?;
+            Ok(read_state_to_js(&s, Some(&id), &cache))
+        })
     }
 
     /// Replaces the data of `id`; `{ expectedVersion }` makes it a compare-and-set.

@@ -133,7 +133,7 @@ fn usize_of(n: u64) -> usize {
 }
 
 /// `new ContextManager(config)`.
-pub(crate) fn manager_config(v: &JsValue) -> Result<ManagerConfig, ContextError> {
+pub(crate) fn manager_config(v: &JsValue) -> Result<(ManagerConfig, usize), ContextError> {
     let o = Options::read(
         v,
         "ContextManager config",
@@ -143,6 +143,7 @@ pub(crate) fn manager_config(v: &JsValue) -> Result<ManagerConfig, ContextError>
             "defaultTtlMs",
             "maxIdBytes",
             "maxDataBytes",
+            "readCacheBytes",
         ],
     )?;
     let mut cfg = ManagerConfig::default();
@@ -161,7 +162,10 @@ pub(crate) fn manager_config(v: &JsValue) -> Result<ManagerConfig, ContextError>
     if let Some(n) = o.int("maxDataBytes", 2)? {
         cfg.max_data_bytes = usize_of(n);
     }
-    Ok(cfg)
+    let cache = o
+        .int("readCacheBytes", 0)?
+        .map_or(crate::cache::DEFAULT_BUDGET, usize_of);
+    Ok((cfg, cache))
 }
 
 /// `new ContextTracker(manager, config)`.

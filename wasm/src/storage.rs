@@ -227,8 +227,8 @@ impl Manager {
     /// `ContextManager.open(storage, config)`: a manager over `storage`,
     /// holding everything it could load; resolves to `{ manager, problems }`.
     pub fn open(storage: JsValue, config: JsValue) -> Promise {
-        let cfg = match crate::options::manager_config(&config) {
-            Ok(cfg) => cfg,
+        let (cfg, cache_bytes) = match crate::options::manager_config(&config) {
+            Ok(c) => c,
             Err(e) => return reject(e),
         };
         if !storage.is_object() {
@@ -246,6 +246,7 @@ impl Manager {
             let problems: Array = opened.problems.iter().map(crate::error::to_js).collect();
             let manager = JsValue::from(Manager {
                 inner: opened.manager,
+                cache: crate::cache::ReadCache::new(cache_bytes),
             });
             let out = Object::new();
             // Setting plain data properties on a fresh object cannot fail.

@@ -23,6 +23,8 @@ extern "C" {
     static ENCODE_INTO: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeState)]
     static MAKE_STATE: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = copyState)]
+    static COPY_STATE: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeEvent)]
     static MAKE_EVENT: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeSnapshot)]
@@ -46,6 +48,7 @@ fn setup() {
         ("toJson", TO_JSON.with(Clone::clone).into()),
         ("encodeInto", ENCODE_INTO.with(Clone::clone).into()),
         ("makeState", MAKE_STATE.with(Clone::clone).into()),
+        ("copyState", COPY_STATE.with(Clone::clone).into()),
         ("makeEvent", MAKE_EVENT.with(Clone::clone).into()),
         ("makeSnapshot", MAKE_SNAPSHOT.with(Clone::clone).into()),
         ("storageCall", STORAGE_CALL.with(Clone::clone).into()),
