@@ -67,8 +67,16 @@ async function main() {
   const wasmPer = (after - before) / N;
   rows.push(['contextkit (WebAssembly memory growth)', wasmPer]);
 
-  const kv = new Keyv();
+  // Reads keep states in the manager's read cache (readCacheBytes, 16 MiB by
+  // default, each entry charged its JSON size plus 128 bytes): what one get
+  // of every context adds, in the JavaScript heap and in WebAssembly memory.
   let h0 = heapBytes();
+  for (let i = 0; i < N; i++) await m.getContext(id(i));
+  rows.push(['contextkit read cache after one get of each (JS heap)', (heapBytes() - h0) / N]);
+  rows.push(['contextkit read cache after one get of each (WebAssembly memory growth)', (wasmBytes() - after) / N]);
+
+  const kv = new Keyv();
+  h0 = heapBytes();
   for (let i = 0; i < N; i++) await kv.set(id(i), payload(i));
   rows.push(['keyv memory store (JS heap)', (heapBytes() - h0) / N]);
   await kv.clear();
