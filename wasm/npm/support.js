@@ -68,33 +68,65 @@ function isForeignObjectPrototype(p) {
   return Object.getPrototypeOf(p) === null && typeof p.constructor === 'function' && p.constructor.name === 'Object';
 }
 
+/** Strings at least this long count toward `LONG_TEXT`. */
+const LONG_STRING = 64;
+/**
+ * Data with at least this many characters in long strings gets its JSON text
+ * from `jsonText`; other data from `JSON.stringify`, which is faster for
+ * short strings but looks at every character to escape it.
+ */
+const LONG_TEXT = 1024;
+
 /**
  * `s` as a JSON string for the wasm side. A string without '"' and '\\' goes in
- * as it is (indexOf finds those two fast, where JSON.stringify's escaping
- * looks at every character); control characters may therefore stand
- * unescaped inside strings, and the wasm side escapes them before parsing.
+ * as it is (indexOf finds those two fast); control characters may therefore
+ * stand unescaped inside strings, and the wasm side escapes them before parsing.
  */
 function quote(s) {
   return s.indexOf('"') < 0 && s.indexOf('\\') < 0 ? `"${s}"` : JSON.stringify(s);
 }
 
-/**
- * Walks a value once, checking it and making both a plain copy and its JSON
- * text (in `text`, for the wasm side: see `quote`).
- */
+/** JSON text of `v`, a copy made by the Copier, for the wasm side (see `quote`). */
+function jsonText(v) {
+  switch (typeof v) {
+    case 'string':
+      return quote(v);
+    case 'object': {
+      if (v === null) return 'null';
+      if (Array.isArray(v)) {
+        let s = '[';
+        for (let i = 0; i < v.length; i++) s += i === 0 ? jsonText(v[i]) : `,${jsonText(v[i])}`;
+        return `${s}]`;
+      }
+      let s = '{';
+      let first = true;
+      for (const key of Object.keys(v)) {
+        s += `${first ? '' : ','}${quote(key)}:${jsonText(v[key])}`;
+        first = false;
+      }
+      return `${s}}`;
+    }
+    default:
+      // Finite numbers (the copy has no -0) and booleans.
+      return String(v);
+  }
+}
+
+/** Walks a value once, checking it and making a plain copy. */
 class Copier {
   constructor() {
     this.max = 0;
     /** A lower bound of the JSON text's length so far. */
     this.used = 0;
-    this.text = '';
+    /** Characters in long strings so far (see `toJson`). */
+    this.long = 0;
     this.ancestors = [];
   }
 
   start(maxBytes) {
     this.max = maxBytes;
     this.used = 0;
-    this.text = '';
+    this.long = 0;
     return this;
   }
 
@@ -107,28 +139,24 @@ class Copier {
     // A UTF-16 code unit never takes fewer bytes in UTF-8.
     this.spend(s.length + 2);
     if (!wellFormed(s)) throw new Refusal('contains a lone surrogate, which is not valid Unicode');
+    if (s.length >= LONG_STRING) this.long += s.length;
     return s;
   }
 
   value(v) {
     switch (typeof v) {
       case 'string':
-        this.text += quote(this.string(v));
-        return v;
+        return this.string(v);
       case 'number':
         if (!Number.isFinite(v)) throw new Refusal(`is ${v}, not a finite number`);
         this.spend(1);
-        // String(-0) is '0', as in JSON.
-        this.text += String(v);
-        return v === 0 ? 0 : v;
+        return v === 0 ? 0 : v; // -0 is 0 in JSON
       case 'boolean':
         this.spend(4);
-        this.text += v ? 'true' : 'false';
         return v;
       case 'object':
         if (v === null) {
           this.spend(4);
-          this.text += 'null';
           return null;
         }
         return this.container(v);
@@ -155,19 +183,16 @@ class Copier {
     const n = v.length;
     if (n > this.max - this.used) throw new Refusal(`is larger than ${this.max} bytes`, false);
     const out = [];
-    this.text += '[';
     for (let i = 0; i < n; i++) {
       try {
         const item = v[i];
         if (item === undefined) throw new Refusal('is undefined, which is not a JSON value');
         this.spend(1);
-        if (i > 0) this.text += ',';
         out.push(this.value(item));
       } catch (e) {
         throw locate(e, `[${i}]`);
       }
     }
-    this.text += ']';
     return out;
   }
 
@@ -177,8 +202,6 @@ class Copier {
       throw new Refusal('is not a plain object or array (class instances, Dates, Maps and the like are not JSON)');
     }
     const out = {};
-    let first = true;
-    this.text += '{';
     for (const key of Object.keys(v)) {
       try {
         const item = v[key];
@@ -186,8 +209,6 @@ class Copier {
         // The key, its colon, and the comma or closing brace after the value.
         this.string(key);
         this.spend(2);
-        this.text += first ? `${quote(key)}:` : `,${quote(key)}:`;
-        first = false;
         const copy = this.value(item);
         if (key === '__proto__') {
           Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
@@ -198,7 +219,6 @@ class Copier {
         throw locate(e, `.${key}`);
       }
     }
-    this.text += '}';
     return out;
   }
 }
@@ -217,7 +237,7 @@ function locate(e, segment) {
  * taking at most `maxBytes` bytes as JSON; `copy` is a fresh plain object with
  * the same content, `jsonText` its JSON text for the wasm side (control
  * characters may stand unescaped inside its strings: see `quote`). Each
- * property is read once. On refusal it throws an Error
+ * property is read once; the text is made from the copy. On refusal it throws an Error
  * whose message continues the phrase "<what>…", e.g.
  * " at .a[2] is NaN, not a finite number".
  */
@@ -229,7 +249,7 @@ export function toJson(value, maxBytes) {
   const copier = idle ?? new Copier();
   idle = null;
   let copy;
-  let text;
+  let long;
   try {
     copy = copier.start(maxBytes).container(value);
   } catch (e) {
@@ -237,11 +257,10 @@ export function toJson(value, maxBytes) {
     throw new Error(`${refusal.path ? ` at ${refusal.path}` : ''} ${refusal.problem}`);
   } finally {
     copier.ancestors.length = 0;
-    text = copier.text;
-    copier.text = '';
+    long = copier.long;
     idle = copier;
   }
-  return [text, copy];
+  return [long >= LONG_TEXT ? jsonText(copy) : JSON.stringify(copy), copy];
 }
 
 const encoder = new TextEncoder();

@@ -10,8 +10,9 @@
 //! naming the offending path. The text is written into wasm memory by the
 //! host's `TextEncoder` and parsed by `serde_json`, which again refuses
 //! nesting past the limit. Strings in that text may hold control characters
-//! unescaped (`toJson` leaves strings without `"` and `\` as they are);
-//! text that does not parse gets them escaped and is parsed again.
+//! unescaped (for data with long strings, `toJson` leaves strings without
+//! `"` and `\` as they are); text that does not parse gets them escaped and
+//! is parsed again.
 //!
 //! Out: states are assembled by the package's `makeState` from their fields,
 //! with the caller's own id string and, after a create or update, the plain
