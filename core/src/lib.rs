@@ -54,6 +54,6 @@ pub use storage::{
     Loaded, MaybeSend, MaybeSync, MemoryStorage, Meta, PointRecord, Record, Storage, StorageFuture,
 };
 pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
-pub use validate::MAX_DEPTH;
+pub use validate::{MAX_DEPTH, json_depth};
 
 pub use serde_json::{Value, json};

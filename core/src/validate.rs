@@ -21,6 +21,40 @@ use std::collections::BTreeMap;
 /// ```
 pub const MAX_DEPTH: usize = 128;
 
+/// The deepest nesting of arrays and objects in JSON `text`, found in one pass
+/// without recursion: a bound to check before parsing text with serde_json's
+/// recursion limit turned off.
+///
+/// ```
+/// use contextkit_core::json_depth;
+/// assert_eq!(json_depth(br#"{"a":[1,{"b":"[[["}]}"#), 3);
+/// assert_eq!(json_depth(b"42"), 0);
+/// ```
+pub fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0_usize, 0, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 pub(crate) fn config(cfg: &ManagerConfig) -> Result<()> {
     if cfg.max_id_bytes == 0 {
         return Err(ContextError::invalid("maxIdBytes must be at least 1"));

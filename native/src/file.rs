@@ -84,40 +84,11 @@ fn replace(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
 /// accepts, inside a recovery point inside the record (four levels).
 const RECORD_DEPTH: usize = contextkit_core::MAX_DEPTH + 4;
 
-/// How deeply `bytes` nest arrays and objects, counting no further than `cap + 1`.
-fn nesting(bytes: &[u8], cap: usize) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-                if deepest > cap {
-                    break;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
-
 /// A record from its file's bytes. Data as deep as the core accepts is more
 /// than serde_json's default recursion limit allows, so the depth is checked
 /// first and the parser then runs without that limit.
 fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
-    if nesting(bytes, RECORD_DEPTH) > RECORD_DEPTH {
+    if contextkit_core::json_depth(bytes) > RECORD_DEPTH {
         return Err(format!("nested deeper than {RECORD_DEPTH} levels"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -206,7 +206,7 @@ pub(crate) fn parse_json(text: &str, max_depth: usize) -> Result<Value, String> 
     if let Ok(v) = serde_json::from_str(text) {
         return Ok(v);
     }
-    if json_depth(text) > max_depth {
+    if contextkit_core::json_depth(text.as_bytes()) > max_depth {
         return Err(format!(
             "is nested too deeply (the limit is {max_depth} levels)"
         ));
@@ -216,32 +216,6 @@ pub(crate) fn parse_json(text: &str, max_depth: usize) -> Result<Value, String> 
     Value::deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v))
         .map_err(|e| format!("is not valid JSON: {e}"))
-}
-
-/// Deepest nesting of arrays and objects in JSON text.
-fn json_depth(text: &str) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0_usize, 0, false, false);
-    for b in text.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
 }
 
 /// `state` as a JavaScript object. `id` is the caller's own id string when at
