@@ -65,9 +65,8 @@ type Plan<'a> = dyn FnMut(&Inner, &Shard, &mut Map) -> Result<Patch> + 'a;
 
 /// What a write replaced or removed. It is dropped after the write's section
 /// has ended, so freeing a large context never holds a shard's lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) enum Replaced {
-    #[default]
     Nothing,
     State(#[allow(dead_code)] Arc<ContextState>),
     Entry(#[allow(dead_code)] Entry),
