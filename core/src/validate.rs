@@ -95,11 +95,16 @@ pub(crate) fn data(cfg: &ManagerConfig, data: &Value) -> Result<()> {
             kind(data)
         )));
     }
-    check_depth(data)?;
     // Counting the exact length reads every string byte. Almost all data is
     // far under the limit, which a bound from string lengths alone (a byte
-    // escapes to at most 6) proves without reading the strings.
-    if len_bound(data) <= cfg.max_data_bytes {
+    // escapes to at most 6) proves without reading the strings. The same walk
+    // checks the depth.
+    let Some(bound) = len_bound(data, 1) else {
+        return Err(ContextError::invalid(format!(
+            "context data is nested deeper than {MAX_DEPTH} levels"
+        )));
+    };
+    if bound <= cfg.max_data_bytes {
         return Ok(());
     }
     if serialized_len(data) > cfg.max_data_bytes {
@@ -140,38 +145,20 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// Recursion stops one level past the limit, so hostile nesting cannot
-/// overflow the stack, and nothing is allocated.
-fn check_depth(root: &Value) -> Result<()> {
-    fn within(v: &Value, depth: usize) -> bool {
-        match v {
-            Value::Array(a) => depth <= MAX_DEPTH && a.iter().all(|c| within(c, depth + 1)),
-            Value::Object(o) => depth <= MAX_DEPTH && o.values().all(|c| within(c, depth + 1)),
-            _ => true,
-        }
-    }
-    if within(root, 1) {
-        Ok(())
-    } else {
-        Err(ContextError::invalid(format!(
-            "context data is nested deeper than {MAX_DEPTH} levels"
-        )))
-    }
-}
-
-/// An upper bound of the serialized length that never reads inside a string
-/// (`check_depth` has bounded the recursion).
-fn len_bound(v: &Value) -> usize {
+/// An upper bound of the serialized length that never reads inside a string,
+/// or `None` if arrays and objects nest deeper than [`MAX_DEPTH`] (`depth` is
+/// the level of `v`). Recursion stops one level past the limit, so hostile
+/// nesting cannot overflow the stack, and nothing is allocated.
+fn len_bound(v: &Value, depth: usize) -> Option<usize> {
+    let nested = |n: usize, c: &Value| Some(n.saturating_add(len_bound(c, depth + 1)?));
     match v {
-        Value::Null | Value::Bool(_) => 5,
-        Value::Number(n) => number_len(n),
-        Value::String(s) => string_bound(s),
-        Value::Array(a) => a
-            .iter()
-            .fold(a.len() + 2, |n, c| n.saturating_add(len_bound(c))),
-        Value::Object(o) => o.iter().fold(2 * o.len() + 2, |n, (k, c)| {
-            n.saturating_add(string_bound(k))
-                .saturating_add(len_bound(c))
+        Value::Null | Value::Bool(_) => Some(5),
+        Value::Number(n) => Some(number_len(n)),
+        Value::String(s) => Some(string_bound(s)),
+        Value::Array(_) | Value::Object(_) if depth > MAX_DEPTH => None,
+        Value::Array(a) => a.iter().try_fold(a.len() + 2, nested),
+        Value::Object(o) => o.iter().try_fold(2 * o.len() + 2, |n, (k, c)| {
+            nested(n.saturating_add(string_bound(k)), c)
         }),
     }
 }
@@ -204,7 +191,7 @@ fn number_len(n: &serde_json::Number) -> usize {
 }
 
 /// Exact length of `v` as `serde_json` writes it (compact), counted without
-/// writing anything (`check_depth` has bounded the recursion).
+/// writing anything (`len_bound` has bounded the recursion).
 fn serialized_len(v: &Value) -> usize {
     match v {
         Value::Null | Value::Bool(true) => 4,
@@ -278,7 +265,7 @@ mod tests {
         ];
         for v in samples {
             let exact = serde_json::to_vec(&v).unwrap().len();
-            assert!(len_bound(&v) >= exact, "{v}");
+            assert!(len_bound(&v, 1).unwrap() >= exact, "{v}");
             assert_eq!(serialized_len(&v), exact, "{v}");
             let at = |max_data_bytes| ManagerConfig {
                 max_data_bytes,
