@@ -7,6 +7,8 @@
 // The package is loaded from ../wasm/pkg (what scripts/build-npm.sh builds), or
 // from the directory in CONTEXTKIT_PKG. Every operation is awaited before the
 // next one starts, as a request handler would; the Map is called synchronously.
+// The stores take turns within each round, so drift in the machine's speed
+// during the run is shared by all of them.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,36 +100,67 @@ async function timed(store, n, op) {
   return Number(process.hrtime.bigint() - start) / 1e3 / n;
 }
 
-async function measure(store, size) {
+/** Fills `store` with the contexts of `size`; returns what its rounds need. */
+async function prepare(store, size) {
   const { make } = PAYLOADS[size];
-  const n = ITERS[size];
   const ids = Array.from({ length: CONTEXTS }, (_, i) => `context-${String(i).padStart(6, '0')}`);
   const data = make(0);
   const other = make(1);
   for (const id of ids) await store.create(id, data);
   const got = await store.get(ids[0]);
   check(got && (got.data ?? got).field0 === data.field0, `${store.name} get`);
+  return { store, size, ids, data, other, fresh: 0, results: { get: [], create: [], update: [] } };
+}
 
-  const results = { get: [], create: [], update: [] };
-  let fresh = 0;
-  for (let round = 0; round <= ROUNDS; round++) {
-    let x = round * 7919;
-    const pick = () => ids[(x = (x * 1103515245 + 12345) >>> 0) % ids.length];
-    const get = await timed(store, n, () => store.get(pick()));
-    const update = await timed(store, n, (i) => store.update(pick(), i % 2 ? data : other));
-    const base = fresh;
-    const create = await timed(store, n, (i) => store.create(`new-${base + i}`, data));
-    for (let i = 0; i < n; i++) await store.delete(`new-${base + i}`);
-    fresh += n;
-    if (round > 0) {
-      results.get.push(get);
-      results.create.push(create);
-      results.update.push(update);
-    }
+/** One round of get, update and create (then delete) on a prepared store. */
+async function round(run, r) {
+  const { store, size, ids, data, other } = run;
+  const n = ITERS[size];
+  let x = r * 7919;
+  const pick = () => ids[(x = (x * 1103515245 + 12345) >>> 0) % ids.length];
+  const get = await timed(store, n, () => store.get(pick()));
+  const update = await timed(store, n, (i) => store.update(pick(), i % 2 ? data : other));
+  const base = run.fresh;
+  const create = await timed(store, n, (i) => store.create(`new-${base + i}`, data));
+  for (let i = 0; i < n; i++) await store.delete(`new-${base + i}`);
+  run.fresh += n;
+  if (r > 0) {
+    run.results.get.push(get);
+    run.results.create.push(create);
+    run.results.update.push(update);
   }
-  const last = await store.get(ids[1]);
-  check(last && (last.data ?? last).field0 !== undefined, `${store.name} get after updates`);
-  return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
+}
+
+/**
+ * Measures every store on one payload size. The stores take turns within
+ * each round (in an order that rotates from round to round), so a change in
+ * the machine's speed during the run falls on all of them alike.
+ */
+async function measureAll(list, size) {
+  const runs = [];
+  for (const store of list) runs.push(await prepare(store, size));
+  for (let r = 0; r <= ROUNDS; r++) {
+    for (let k = 0; k < runs.length; k++) await round(runs[(k + r) % runs.length], r);
+  }
+  const out = {};
+  for (const run of runs) {
+    const last = await run.store.get(run.ids[1]);
+    check(last && (last.data ?? last).field0 !== undefined, `${run.store.name} get after updates`);
+    out[run.store.name] = {
+      ...Object.fromEntries(Object.entries(run.results).map(([k, v]) => [k, median(v)])),
+      rounds: run.results,
+    };
+    await run.store.free();
+  }
+  return out;
+}
+
+/** The lowest and highest per-round ratio keyv / contextkit (rounds paired by number). */
+function spread(r, op) {
+  const ck = r.contextkit.rounds[op];
+  const kv = r['keyv (memory)'].rounds[op];
+  const ratios = ck.map((t, i) => kv[i] / t);
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}×`;
 }
 
 const fmt = (us) => (us < 10 ? us.toFixed(2) : us.toFixed(1));
@@ -135,17 +168,9 @@ const fmt = (us) => (us < 10 ? us.toFixed(2) : us.toFixed(1));
 async function main() {
   const rows = [];
   for (const size of ['small', 'large']) {
-    const list = stores();
-    const r = {};
-    for (const store of list) {
-      r[store.name] = await measure(store, size);
-      await store.free();
-    }
     // Reads without the read cache: what every read costs when the state
     // read is not in the cache (the first read of each version).
-    const uncached = contextkit('contextkit, no read cache', 0);
-    r[uncached.name] = await measure(uncached, size);
-    await uncached.free();
+    const r = await measureAll([...stores(), contextkit('contextkit, no read cache', 0)], size);
     for (const op of ['get', 'create', 'update']) rows.push({ size, op, r });
   }
   const names = ['contextkit', 'keyv (memory)', 'Map'];
@@ -153,14 +178,14 @@ async function main() {
   const out = [];
   out.push(`\n## Node: µs per operation (lower is better; ${smoke ? 'SMOKE MODE, not a measurement' : `median of ${ROUNDS} rounds`})\n`);
   out.push(`Node ${process.version}, ${CONTEXTS} contexts present; rounds of ${ITERS.small} (10 fields) / ${ITERS.large} (10 KB) operations.\n`);
-  out.push('| operation | payload | contextkit | keyv (memory) | Map | keyv / contextkit |');
-  out.push('|---|---|---:|---:|---:|---:|');
+  out.push('| operation | payload | contextkit | keyv (memory) | Map | keyv / contextkit | per round |');
+  out.push('|---|---|---:|---:|---:|---:|---:|');
   const targets = [];
   for (const { size, op, r } of rows) {
     const ck = r.contextkit[op];
     const kv = r['keyv (memory)'][op];
     const cells = names.map((n) => fmt(r[n][op]));
-    out.push(`| ${opName[op]} | ${PAYLOADS[size].name} | ${cells.join(' | ')} | ${(kv / ck).toFixed(2)}× |`);
+    out.push(`| ${opName[op]} | ${PAYLOADS[size].name} | ${cells.join(' | ')} | ${(kv / ck).toFixed(2)}× | ${spread(r, op)} |`);
     const met = ck <= kv ? 'yes' : '**no**';
     targets.push(`| contextkit ${opName[op]} (${PAYLOADS[size].name}) at least matches keyv | ${(kv / ck).toFixed(2)}× | ${met} |`);
   }
