@@ -15,7 +15,9 @@
 //! 1,000 and 100,000 contexts with payloads of 10 small fields and of 10 KB
 //! (10 KB only over 1,000 contexts). Each task yields to the scheduler every
 //! [`YIELD_EVERY`] operations, as a task serving requests would between them,
-//! so tasks interleave and contend.
+//! so tasks interleave and contend. For each workload and task count the four
+//! stores are measured back to back, so the figures a table row compares are
+//! taken seconds apart.
 //!
 //! After criterion's own report, the harness prints one Markdown table of
 //! operations per second per workload and store, with contextkit's ratios.
@@ -28,7 +30,8 @@
 //! `CONTEXTKIT_BENCH_SMOKE=1` also shrinks the stores (smoke mode).
 
 use contextkit::{ContextManager, ManagerConfig, Value};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use dashmap::DashMap;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -498,57 +501,107 @@ fn key(workload: Workload, n: usize, payload: Payload, store: &str, tasks: usize
     format!("{}/{n}/{}/{store}/{tasks}", workload.slug(), payload.name())
 }
 
-fn bench_store<S: Store>(
-    c: &mut Criterion,
-    h: &Harness,
-    make: impl FnOnce() -> S,
+/// A store built and filled on first use, outside any measurement, so
+/// benchmarks left out by a command-line filter cost nothing.
+struct Lazy<S> {
+    make: Option<Box<dyn FnOnce() -> S>>,
+    store: Option<Arc<S>>,
+}
+
+impl<S: Store> Lazy<S> {
+    fn new(make: impl FnOnce() -> S + 'static) -> Self {
+        Self {
+            make: Some(Box::new(make)),
+            store: None,
+        }
+    }
+
+    fn filled(&mut self, h: &Harness, ids: &[String], data: &Data) -> Arc<S> {
+        if let Some(s) = &self.store {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(self.make.take().expect("store made once")());
+        h.rt.block_on(async {
+            for id in ids {
+                s.create(id, data).await;
+            }
+        });
+        self.store = Some(Arc::clone(&s));
+        s
+    }
+}
+
+/// What the four stores share for one store size and payload.
+struct Cell<'a> {
+    h: &'a Harness,
+    ids: &'a Arc<[String]>,
+    data: &'a Arc<Data>,
     n: usize,
     payload: Payload,
-    workloads: &[Workload],
-) {
+    workload: Workload,
+    tasks: usize,
+}
+
+impl Cell<'_> {
+    /// Measures one store on this cell's workload and task count.
+    fn bench<S: Store>(&self, g: &mut BenchmarkGroup<'_, WallTime>, lazy: &mut Lazy<S>) {
+        let w = self.workload;
+        if w == Workload::RecoveryPoints && !S::POINTS {
+            return;
+        }
+        let k = key(w, self.n, self.payload, S::NAME, self.tasks);
+        g.bench_function(BenchmarkId::new(S::NAME, self.tasks), |b| {
+            let fx = Fixture {
+                store: lazy.filled(self.h, self.ids, self.data),
+                ids: Arc::clone(self.ids),
+                data: Arc::clone(self.data),
+            };
+            b.iter_custom(|iters| self.h.sample(&k, &fx, w, self.tasks, iters));
+        });
+    }
+}
+
+/// Every workload and task count of one store size and payload. The four
+/// stores are measured one after the other for each task count (in an order
+/// that rotates), so the figures compared in a row of the tables are taken
+/// seconds apart and a change in the machine's speed during the run falls
+/// on all of them alike.
+fn bench_config(c: &mut Criterion, h: &Harness, cfg: &Config) {
+    let (n, payload) = (cfg.n, cfg.payload);
     let ids = ids(n);
     let data = Arc::new(Data {
         json: payload.json(),
         map: payload.map(),
     });
-    // Built and filled on first use, outside any measurement, so benchmarks
-    // left out by a command-line filter cost nothing.
-    let mut make = Some(make);
-    let mut store: Option<Arc<S>> = None;
-    let mut filled = |store: &mut Option<Arc<S>>| -> Arc<S> {
-        if let Some(s) = store {
-            return Arc::clone(s);
-        }
-        let s = Arc::new(make.take().expect("store made once")());
-        h.rt.block_on(async {
-            for id in ids.iter() {
-                s.create(id, &data).await;
-            }
-        });
-        *store = Some(Arc::clone(&s));
-        s
-    };
-    for &w in workloads {
-        if w == Workload::RecoveryPoints && !S::POINTS {
-            continue;
-        }
-        let mut g = c.benchmark_group(format!("{}/{n}/{}", w.slug(), payload.name()));
+    let mut kit = Lazy::new(move || Kit(manager(n)));
+    let mut old = Lazy::new(Old::default);
+    let mut moka = Lazy::new(move || Moka(moka::future::Cache::new((n + 100_000) as u64)));
+    let mut dash = Lazy::new(|| Dash(DashMap::new()));
+    for &workload in cfg.workloads {
+        let mut g = c.benchmark_group(format!("{}/{n}/{}", workload.slug(), payload.name()));
         g.throughput(Throughput::Elements(OPS_PER_ITER));
-        for tasks in TASKS {
-            let k = key(w, n, payload, S::NAME, tasks);
-            g.bench_function(BenchmarkId::new(S::NAME, tasks), |b| {
-                let fx = Fixture {
-                    store: filled(&mut store),
-                    ids: Arc::clone(&ids),
-                    data: Arc::clone(&data),
-                };
-                b.iter_custom(|iters| h.sample(&k, &fx, w, tasks, iters));
-            });
+        for (i, tasks) in TASKS.into_iter().enumerate() {
+            let cell = Cell {
+                h,
+                ids: &ids,
+                data: &data,
+                n,
+                payload,
+                workload,
+                tasks,
+            };
+            for store in 0..STORES.len() {
+                match (store + i) % STORES.len() {
+                    0 => cell.bench(&mut g, &mut kit),
+                    1 => cell.bench(&mut g, &mut old),
+                    2 => cell.bench(&mut g, &mut moka),
+                    _ => cell.bench(&mut g, &mut dash),
+                }
+            }
         }
         g.finish();
     }
-    // Dropping a large store takes a moment; do it outside any measurement.
-    drop(store);
+    // Dropping a large store takes a moment; this is outside any measurement.
 }
 
 /// One store size and payload, and the workloads measured on it.
@@ -745,12 +798,7 @@ fn main() {
         sample_size,
     };
     for cfg in &configs {
-        let (n, p, w) = (cfg.n, cfg.payload, cfg.workloads);
-        bench_store(&mut c, &h, || Kit(manager(n)), n, p, w);
-        bench_store(&mut c, &h, Old::default, n, p, w);
-        let moka = || Moka(moka::future::Cache::new((n + 100_000) as u64));
-        bench_store(&mut c, &h, moka, n, p, w);
-        bench_store(&mut c, &h, || Dash(DashMap::new()), n, p, w);
+        bench_config(&mut c, &h, cfg);
     }
     c.final_summary();
     print_tables(&h, &configs, smoke);
