@@ -365,12 +365,12 @@ impl ContextManager {
                     state.updated_at_ms = now;
                     state.expires_at_ms = Inner::expires_at(now, ttl_ms);
                     let state = Arc::new(state);
-                    let entry = Entry {
-                        state: Arc::clone(&state),
+                    let entry = Entry::new(
+                        Arc::clone(&state),
                         ttl_ms,
-                        touched: inner.next_touch(),
-                        points: VecDeque::new(),
-                    };
+                        inner.next_touch(),
+                        VecDeque::new(),
+                    );
                     Ok((Patch::Insert(entry), state))
                 })
                 .await;
@@ -488,7 +488,7 @@ impl ContextManager {
                 .live_mut(map, id, now)
                 .ok_or_else(|| ContextError::context_not_found(id))?;
             inner.check_version(entry, id, opts.expected_version)?;
-            let ttl_ms = opts.ttl_ms.or(entry.ttl_ms);
+            let ttl_ms = opts.ttl_ms.or(entry.ttl_ms());
             let data = data.take().expect("an update commits at most once");
             let state = inner.next_state(entry, data, now, ttl_ms);
             let patch = Patch::SetState {

@@ -120,7 +120,7 @@ impl ContextManager {
                     .ok_or_else(|| ContextError::context_not_found(id))?;
                 Ok::<_, ContextError>(
                     entry
-                        .points
+                        .points()
                         .iter()
                         .map(|p| (p.id, p.created_at_ms, Arc::clone(&p.state)))
                         .collect::<Vec<_>>(),
@@ -163,7 +163,7 @@ impl ContextManager {
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
                     .ok_or_else(|| ContextError::context_not_found(id))?
-                    .points
+                    .points()
                     .iter()
                     .find(|p| p.id == snapshot_id)
                     .map(|p| Arc::clone(&p.state))
@@ -177,14 +177,14 @@ impl ContextManager {
             let entry = inner
                 .live_mut(map, id, now)
                 .ok_or_else(|| ContextError::context_not_found(id))?;
-            if !entry.points.iter().any(|p| p.id == snapshot_id) {
+            if !entry.points().iter().any(|p| p.id == snapshot_id) {
                 return Err(point_not_found(id, snapshot_id));
             }
             let data = data.take().expect("a restore commits at most once");
-            let state = inner.next_state(entry, data, now, entry.ttl_ms);
+            let state = inner.next_state(entry, data, now, entry.ttl_ms());
             let patch = Patch::SetState {
                 state: Arc::clone(&state),
-                ttl_ms: entry.ttl_ms,
+                ttl_ms: entry.ttl_ms(),
                 restored: true,
             };
             Ok((patch, state))

@@ -3,6 +3,7 @@
 use crate::events::EventLog;
 use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats, Storage};
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -15,14 +16,63 @@ pub(crate) struct Point {
 }
 
 /// One stored context with its recovery points: they live and die together.
+/// 32 bytes: the TTL uses its `NonZeroU64` niche (a TTL is at least 1 ms) and
+/// the recovery points, which most contexts never have, sit behind a box.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub state: Arc<ContextState>,
     /// The TTL that each write restarts.
-    pub ttl_ms: Option<u64>,
+    ttl_ms: Option<NonZeroU64>,
     /// Global write sequence number of the last write; orders eviction.
     pub touched: u64,
-    pub points: VecDeque<Point>,
+    /// 8 bytes in every map slot instead of a `VecDeque`'s 32.
+    #[allow(clippy::box_collection)]
+    points: Option<Box<VecDeque<Point>>>,
+}
+
+/// The recovery points of an entry that has none.
+static NO_POINTS: VecDeque<Point> = VecDeque::new();
+
+impl Entry {
+    pub fn new(
+        state: Arc<ContextState>,
+        ttl_ms: Option<u64>,
+        touched: u64,
+        points: VecDeque<Point>,
+    ) -> Self {
+        let mut entry = Self {
+            state,
+            ttl_ms: None,
+            touched,
+            points: None,
+        };
+        entry.set_ttl_ms(ttl_ms);
+        entry.set_points(points);
+        entry
+    }
+
+    /// The TTL that each write restarts.
+    pub fn ttl_ms(&self) -> Option<u64> {
+        self.ttl_ms.map(NonZeroU64::get)
+    }
+
+    /// `validate::ttl` refuses a TTL of 0, so none is lost here.
+    pub fn set_ttl_ms(&mut self, ttl_ms: Option<u64>) {
+        self.ttl_ms = ttl_ms.and_then(NonZeroU64::new);
+    }
+
+    /// Recovery points, oldest first.
+    pub fn points(&self) -> &VecDeque<Point> {
+        self.points.as_deref().unwrap_or(&NO_POINTS)
+    }
+
+    pub fn points_mut(&mut self) -> &mut VecDeque<Point> {
+        self.points.get_or_insert_with(Box::default)
+    }
+
+    pub fn set_points(&mut self, points: VecDeque<Point>) {
+        self.points = (!points.is_empty()).then(|| Box::new(points));
+    }
 }
 
 pub(crate) type Entries = HashMap<String, Entry, ahash::RandomState>;

@@ -229,18 +229,18 @@ fn durable_form(inner: &Inner, before: Option<&Entry>, patch: &Patch) -> Durable
         }))
     };
     match (patch, before) {
-        (Patch::Insert(e), _) => record(&e.state, e.ttl_ms, &mut e.points.iter()),
+        (Patch::Insert(e), _) => record(&e.state, e.ttl_ms(), &mut e.points().iter()),
         (Patch::SetState { state, ttl_ms, .. }, Some(e)) => {
-            record(state, *ttl_ms, &mut e.points.iter())
+            record(state, *ttl_ms, &mut e.points().iter())
         }
         (Patch::PushPoint(p), Some(e)) => {
             let keep = inner.cfg.max_recovery_points;
-            let all: Vec<&Point> = e.points.iter().chain(std::iter::once(p)).collect();
+            let all: Vec<&Point> = e.points().iter().chain(std::iter::once(p)).collect();
             let skip = all.len().saturating_sub(keep);
-            record(&e.state, e.ttl_ms, &mut all.into_iter().skip(skip))
+            record(&e.state, e.ttl_ms(), &mut all.into_iter().skip(skip))
         }
         // Deleting the record loses its hint of handed-out snapshot ids: keep it in the meta.
-        (Patch::Remove(_), Some(e)) if !e.points.is_empty() => Durable::Delete {
+        (Patch::Remove(_), Some(e)) if !e.points().is_empty() => Durable::Delete {
             meta: Some(Meta { next_snapshot_id }),
         },
         _ => Durable::Delete { meta: None },
@@ -280,7 +280,7 @@ pub(crate) fn install(
             shard.note_expiry(state.expires_at_ms);
             let version = state.version;
             let old = std::mem::replace(&mut entry.state, state);
-            entry.ttl_ms = ttl_ms;
+            entry.set_ttl_ms(ttl_ms);
             entry.touched = inner.next_touch();
             inner.counters.updates.fetch_add(1, Ordering::Relaxed);
             inner.publish(|| {
@@ -297,10 +297,11 @@ pub(crate) fn install(
             let Some(entry) = map.get_mut(id) else {
                 return Replaced::Nothing;
             };
-            entry.points.push_back(point);
+            let points = entry.points_mut();
+            points.push_back(point);
             let mut oldest = None;
-            while entry.points.len() > inner.cfg.max_recovery_points {
-                oldest = entry.points.pop_front();
+            while points.len() > inner.cfg.max_recovery_points {
+                oldest = points.pop_front();
             }
             oldest.map_or(Replaced::Nothing, Replaced::Point)
         }
@@ -346,7 +347,7 @@ fn reconcile(
             let version = record.state.version;
             if before == Some(version) {
                 if let Some(e) = map.get_mut(id) {
-                    e.points = points_of(&record);
+                    e.set_points(points_of(&record));
                 }
                 return;
             }
@@ -387,10 +388,6 @@ fn points_of(record: &Record) -> VecDeque<Point> {
 
 /// The in-memory entry of a stored record.
 pub(crate) fn entry_of(inner: &Inner, record: Record) -> Entry {
-    Entry {
-        points: points_of(&record),
-        state: record.state,
-        ttl_ms: record.ttl_ms,
-        touched: inner.next_touch(),
-    }
+    let points = points_of(&record);
+    Entry::new(record.state, record.ttl_ms, inner.next_touch(), points)
 }
