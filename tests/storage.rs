@@ -481,3 +481,41 @@ fn expired_contexts_a_full_store_drops_for_a_create_stay_gone_after_a_reopen() {
         assert_eq!(again.manager.len().await, 1);
     });
 }
+
+#[test]
+fn a_stored_ttl_of_zero_is_a_problem_and_the_others_load() {
+    futures::executor::block_on(async {
+        let storage = MemoryStorage::default();
+        let clock = ManualClock::new(0);
+        let m = open(storage.clone(), &clock).await;
+        let ttl = CreateOptions {
+            ttl_ms: Some(60_000),
+            ..CreateOptions::default()
+        };
+        let bad = m.create_context_with("bad", json!({}), ttl).await.unwrap();
+        m.create_context("good", json!({ "n": 1 })).await.unwrap();
+        drop(m);
+        // What no write of contextkit produces: a TTL of 0, read back as
+        // "never expires" it would make the context immortal.
+        let record = Record {
+            state: bad,
+            ttl_ms: Some(0),
+            points: Vec::new(),
+            next_snapshot_id: 1,
+        };
+        storage.put(Arc::new(record)).await.unwrap();
+        let opened = ContextManager::builder(config())
+            .clock(clock.clone())
+            .open(storage.clone())
+            .await
+            .unwrap();
+        assert_eq!(opened.problems.len(), 1, "{:?}", opened.problems);
+        let problem = opened.problems[0].to_string();
+        assert!(
+            problem.contains("'bad'") && problem.contains("ttl"),
+            "{problem}"
+        );
+        assert_eq!(opened.problems[0].code(), "STORAGE");
+        assert_eq!(opened.manager.list_context_ids().await, ["good"]);
+    });
+}

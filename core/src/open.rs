@@ -44,7 +44,7 @@ impl ManagerBuilder {
         let mut next = loaded.meta.map_or(1, |m| m.next_snapshot_id).max(1);
         for record in order.into_iter().filter_map(|(_, i)| records[i].take()) {
             let id = record.state.id.clone();
-            if let Err(e) = validate::id(&inner.cfg, &id) {
+            if let Err(e) = validate::id(&inner.cfg, &id).and(validate::ttl(record.ttl_ms)) {
                 problems.push(ContextError::Storage(format!("stored record '{id}': {e}")));
                 continue;
             }

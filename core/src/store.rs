@@ -56,9 +56,11 @@ impl Entry {
         self.ttl_ms.map(NonZeroU64::get)
     }
 
-    /// `validate::ttl` refuses a TTL of 0, so none is lost here.
+    /// Writes refuse a TTL of 0 (`validate::ttl`) and `open` refuses stored
+    /// records with one; any other 0 (a record read back from a storage that
+    /// changed it) becomes the shortest TTL rather than none.
     pub fn set_ttl_ms(&mut self, ttl_ms: Option<u64>) {
-        self.ttl_ms = ttl_ms.and_then(NonZeroU64::new);
+        self.ttl_ms = ttl_ms.map(|ms| NonZeroU64::new(ms).unwrap_or(NonZeroU64::MIN));
     }
 
     /// Recovery points, oldest first.
