@@ -13,11 +13,11 @@
 //! Workloads: read-only (100% get), read-heavy (90% get / 10% update),
 //! write-heavy (50/50), create/delete churn and recovery-point creation, over
 //! 1,000 and 100,000 contexts with payloads of 10 small fields and of 10 KB
-//! (100,000 × 10 KB holds 1 GB per store). Each task yields to the scheduler
-//! every [`YIELD_EVERY`] operations, as a task serving requests would between
-//! them, so tasks interleave and contend. For each workload and task count
-//! the four stores are measured back to back, so the figures a table row
-//! compares are taken seconds apart.
+//! (100,000 × 10 KB: 1 GB per store, about 10 GB at the peak). Each task
+//! yields to the scheduler every [`YIELD_EVERY`] operations, as a task serving
+//! requests would between them, so tasks interleave and contend. For each
+//! workload and task count the four stores are measured back to back, so the
+//! figures a table row compares are taken seconds apart.
 //!
 //! After criterion's own report, the harness prints one Markdown table of
 //! operations per second per workload and store, with contextkit's ratios.
