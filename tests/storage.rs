@@ -82,6 +82,20 @@ fn every_acknowledged_operation_survives_a_reopen() {
             .await
             .unwrap();
         check("update").await;
+        // The TTL each write restarts survives too: the same update on both.
+        let reopened = open(storage.duplicate(), &clock).await;
+        clock.advance(7);
+        check("time passing").await;
+        let live = m
+            .update_context("a", json!({ "n": 3 }), None)
+            .await
+            .unwrap();
+        let again = reopened
+            .update_context("a", json!({ "n": 3 }), None)
+            .await
+            .unwrap();
+        assert_eq!(live, again);
+        assert_eq!(live.expires_at_ms, Some(live.updated_at_ms + 10_000));
         for _ in 0..3 {
             m.create_recovery_point("a").await.unwrap();
             check("recovery point (rotating)").await;
@@ -391,14 +405,10 @@ fn writes_dropped_in_flight_are_repaired_from_storage() {
             t.await.unwrap();
         }
         assert!(dropped.load(Ordering::Relaxed) > 0);
-        // A write to each id settles any abandoned flight first.
-        for i in 0..4 {
-            let _ = m
-                .update_context(&format!("k{i}"), json!({ "final": true }), None)
-                .await;
-        }
-        assert_reopen_matches(&m, &storage.inner, &clock, "dropped writes").await;
+        // Every call first reads back the ids whose writes were dropped.
+        assert_eq!(m.len().await, m.list_context_ids().await.len());
         assert_eq!(m.stats().contexts, m.list_context_ids().await.len());
+        assert_reopen_matches(&m, &storage.inner, &clock, "dropped writes").await;
     });
 }
 
@@ -517,5 +527,394 @@ fn a_stored_ttl_of_zero_is_a_problem_and_the_others_load() {
         );
         assert_eq!(opened.problems[0].code(), "STORAGE");
         assert_eq!(opened.manager.list_context_ids().await, ["good"]);
+    });
+}
+
+/// What a [`Scripted`] storage does with a write (put, delete or meta).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Act {
+    /// Applies it and says so.
+    Normal,
+    /// Never finishes and never applies it (a lazy storage whose future is dropped).
+    Hang,
+    /// Applies it at once, then never finishes (an eager storage whose future is dropped).
+    ApplyThenHang,
+    /// Applies it, then reports a failure (the directory sync after a rename failed).
+    ApplyThenFail,
+    /// Fails without applying it.
+    Fail,
+    /// Waits until the gate opens, then fails without applying it.
+    GateThenFail,
+}
+
+/// A storage over a [`MemoryStorage`] whose writes follow a script (one
+/// [`Act`] each, then `Normal`) and whose reads can be made to fail.
+#[derive(Debug, Clone, Default)]
+struct Scripted {
+    inner: MemoryStorage,
+    script: Arc<Mutex<std::collections::VecDeque<Act>>>,
+    fail_gets: Arc<std::sync::atomic::AtomicBool>,
+    gate: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Scripted {
+    fn then(&self, acts: &[Act]) {
+        self.script.lock().unwrap().extend(acts.iter().copied());
+    }
+
+    fn fail_gets(&self, fail: bool) {
+        self.fail_gets.store(fail, Ordering::SeqCst);
+    }
+
+    fn open_gate(&self) {
+        self.gate.store(true, Ordering::SeqCst);
+    }
+
+    /// `apply` makes the change (a MemoryStorage applies it when called).
+    fn write<'a>(
+        &'a self,
+        apply: impl FnOnce() -> StorageFuture<'a, ()> + Send + 'a,
+    ) -> StorageFuture<'a, ()> {
+        let act = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Act::Normal);
+        Box::pin(async move {
+            match act {
+                Act::Normal => apply().await,
+                Act::Hang => std::future::pending().await,
+                Act::ApplyThenHang => {
+                    apply().await?;
+                    std::future::pending().await
+                }
+                Act::ApplyThenFail => {
+                    apply().await?;
+                    Err(ContextError::Storage(
+                        "injected failure after the write".into(),
+                    ))
+                }
+                Act::Fail => Err(ContextError::Storage("injected write failure".into())),
+                Act::GateThenFail => {
+                    while !self.gate.load(Ordering::SeqCst) {
+                        YieldNow(false).await;
+                    }
+                    Err(ContextError::Storage("injected write failure".into()))
+                }
+            }
+        })
+    }
+}
+
+impl Storage for Scripted {
+    fn load(&self) -> StorageFuture<'_, Loaded> {
+        self.inner.load()
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Record>> {
+        if self.fail_gets.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(ContextError::Storage("injected read failure".into())) });
+        }
+        self.inner.get(id)
+    }
+
+    fn put(&self, record: Arc<Record>) -> StorageFuture<'_, ()> {
+        self.write(move || self.inner.put(record))
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> StorageFuture<'a, ()> {
+        self.write(move || self.inner.delete(id))
+    }
+
+    fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
+        self.write(move || self.inner.put_meta(meta))
+    }
+}
+
+/// Polls `fut` once (it must not finish) and drops it, as a timeout would.
+async fn poll_once_and_drop<T>(fut: impl Future<Output = T>) {
+    let mut fut = std::pin::pin!(fut);
+    assert!(futures::poll!(fut.as_mut()).is_pending());
+}
+
+async fn open_with(storage: &Scripted, cfg: ManagerConfig, clock: &ManualClock) -> ContextManager {
+    let opened = ContextManager::builder(cfg)
+        .clock(clock.clone())
+        .open(storage.clone())
+        .await
+        .unwrap();
+    assert!(opened.problems.is_empty(), "{:?}", opened.problems);
+    opened.manager
+}
+
+fn one_slot() -> ManagerConfig {
+    ManagerConfig {
+        max_contexts: 1,
+        ..config()
+    }
+}
+
+/// A create dropped while storage works, which storage never applied, holds
+/// no capacity: the next call reads the id back and gives the slot back.
+#[test]
+fn a_create_dropped_before_storage_applied_it_holds_no_capacity() {
+    futures::executor::block_on(async {
+        let clock = ManualClock::new(0);
+        let storage = Scripted::default();
+        let m = open_with(&storage, one_slot(), &clock).await;
+        storage.then(&[Act::Hang]);
+        poll_once_and_drop(m.create_context("a", json!({}))).await;
+        assert_eq!(m.len().await, 0);
+        assert_eq!(m.stats().contexts, 0);
+        m.create_context("b", json!({})).await.unwrap();
+        assert_eq!(m.list_context_ids().await, ["b"]);
+        assert_reopen_matches(&m, &storage.inner, &clock, "dropped create").await;
+    });
+}
+
+/// Writes dropped after storage applied them: the next call of any kind
+/// shows what storage holds (no write to the same id needed).
+#[test]
+fn writes_dropped_after_storage_applied_them_are_what_memory_shows() {
+    futures::executor::block_on(async {
+        let clock = ManualClock::new(0);
+        let storage = Scripted::default();
+        let m = open_with(&storage, one_slot(), &clock).await;
+        let mut events = m.subscribe();
+
+        storage.then(&[Act::ApplyThenHang]);
+        poll_once_and_drop(m.create_context("a", json!({ "n": 1 }))).await;
+        assert_eq!(m.get_context("a").await.unwrap().version, 1);
+        assert_eq!(
+            m.create_context("b", json!({})).await.unwrap_err().code(),
+            "CAPACITY_EXCEEDED",
+            "the create that storage holds takes the only slot"
+        );
+        assert_eq!(m.len().await, 1);
+
+        storage.then(&[Act::ApplyThenHang]);
+        poll_once_and_drop(m.update_context("a", json!({ "n": 2 }), Some(1))).await;
+        assert_eq!(m.list_contexts().await[0].data, json!({ "n": 2 }));
+        assert_reopen_matches(&m, &storage.inner, &clock, "dropped update").await;
+
+        storage.then(&[Act::ApplyThenHang]);
+        poll_once_and_drop(m.delete_context("a")).await;
+        assert_eq!(m.len().await, 0);
+        assert_eq!(m.get_context("a").await.unwrap_err().code(), "NOT_FOUND");
+        assert_reopen_matches(&m, &storage.inner, &clock, "dropped delete").await;
+
+        use futures::StreamExt;
+        let mut seen = Vec::new();
+        while let Some(Some(e)) = events.next().now_or_never() {
+            seen.push(e);
+        }
+        assert_eq!(
+            seen,
+            [
+                contextkit::ContextEvent::Created {
+                    id: "a".into(),
+                    version: 1
+                },
+                contextkit::ContextEvent::Updated {
+                    id: "a".into(),
+                    version: 2
+                },
+                contextkit::ContextEvent::Deleted {
+                    id: "a".into(),
+                    version: 2
+                },
+            ]
+        );
+    });
+}
+
+/// A storage that applied a write and then failed (a directory sync after the
+/// rename): the call fails with STORAGE, and memory shows what storage holds,
+/// so a retry from the old version is a conflict, not a second version 2.
+#[test]
+fn a_write_storage_applied_but_reported_failed_shows_what_storage_holds() {
+    futures::executor::block_on(async {
+        let clock = ManualClock::new(0);
+        let storage = Scripted::default();
+        let m = open_with(&storage, one_slot(), &clock).await;
+        m.create_context("a", json!({ "n": 1 })).await.unwrap();
+
+        storage.then(&[Act::ApplyThenFail]);
+        let err = m.update_context("a", json!({ "n": 2 }), Some(1)).await;
+        assert_eq!(err.unwrap_err().code(), "STORAGE");
+        assert_eq!(m.get_context("a").await.unwrap().data, json!({ "n": 2 }));
+        assert_reopen_matches(&m, &storage.inner, &clock, "update applied, then failed").await;
+        let retry = m.update_context("a", json!({ "n": 2 }), Some(1)).await;
+        assert_eq!(retry.unwrap_err().code(), "VERSION_CONFLICT");
+
+        storage.then(&[Act::ApplyThenFail]);
+        assert_eq!(m.delete_context("a").await.unwrap_err().code(), "STORAGE");
+        assert_eq!(m.get_context("a").await.unwrap_err().code(), "NOT_FOUND");
+        assert_reopen_matches(&m, &storage.inner, &clock, "delete applied, then failed").await;
+
+        storage.then(&[Act::ApplyThenFail]);
+        assert_eq!(
+            m.create_context("c", json!({})).await.unwrap_err().code(),
+            "STORAGE"
+        );
+        assert_eq!(m.list_context_ids().await, ["c"]);
+        assert_eq!(m.len().await, 1);
+        assert_eq!(
+            m.create_context("d", json!({})).await.unwrap_err().code(),
+            "CAPACITY_EXCEEDED"
+        );
+
+        // A failure storage never applied leaves everything as it was.
+        storage.then(&[Act::Fail]);
+        let err = m.update_context("c", json!({ "n": 9 }), Some(1)).await;
+        assert_eq!(err.unwrap_err().code(), "STORAGE");
+        assert_eq!(m.get_context("c").await.unwrap().version, 1);
+        assert_reopen_matches(&m, &storage.inner, &clock, "update failed").await;
+    });
+}
+
+/// When a failed write cannot be read back either, the state of its id is
+/// unknown: memory keeps what it had (its capacity slot stays taken), and the
+/// first call after storage recovers reads it back.
+#[test]
+fn a_failed_write_that_cannot_be_read_back_is_read_back_by_the_next_call() {
+    futures::executor::block_on(async {
+        let clock = ManualClock::new(0);
+        let storage = Scripted::default();
+        let m = open_with(&storage, one_slot(), &clock).await;
+
+        storage.fail_gets(true);
+        storage.then(&[Act::Fail]);
+        let err = m.create_context("a", json!({})).await.unwrap_err();
+        assert_eq!(err.code(), "STORAGE");
+        assert!(err.to_string().contains("injected write failure"), "{err}");
+        assert_eq!(
+            m.create_context("b", json!({})).await.unwrap_err().code(),
+            "CAPACITY_EXCEEDED",
+            "while 'a' may be stored, its slot stays taken"
+        );
+        storage.fail_gets(false);
+        assert_eq!(m.len().await, 0);
+        m.create_context("b", json!({ "n": 1 })).await.unwrap();
+
+        storage.fail_gets(true);
+        storage.then(&[Act::ApplyThenFail]);
+        let err = m.update_context("b", json!({ "n": 2 }), None).await;
+        assert_eq!(err.unwrap_err().code(), "STORAGE");
+        storage.fail_gets(false);
+        assert_eq!(m.get_context("b").await.unwrap().data, json!({ "n": 2 }));
+        assert_reopen_matches(&m, &storage.inner, &clock, "read back later").await;
+    });
+}
+
+/// A recovery point whose write failed gives its id back only while no stored
+/// record carries the id after it: a reopen then sees the same next id.
+#[test]
+fn a_failed_recovery_point_keeps_its_id_once_a_stored_record_carries_the_next() {
+    futures::executor::block_on(async {
+        let clock = ManualClock::new(0);
+        let storage = Scripted::default();
+        let m = open_with(&storage, config(), &clock).await;
+        m.create_context("a", json!({})).await.unwrap();
+        m.create_context("b", json!({})).await.unwrap();
+
+        // Nothing stored the next id meanwhile: it is given back.
+        storage.then(&[Act::Fail]);
+        let err = m.create_recovery_point("a").await.unwrap_err();
+        assert_eq!(err.code(), "STORAGE");
+        assert_eq!(m.next_recovery_point_id(), 1);
+        assert_reopen_matches(&m, &storage.inner, &clock, "failed point").await;
+
+        // A write of "b" stores next id 2 while the point of "a" (id 1) is
+        // still being written; then that write fails.
+        storage.then(&[Act::GateThenFail]);
+        let point = m.create_recovery_point("a");
+        let other = async {
+            m.update_context("b", json!({ "n": 1 }), None)
+                .await
+                .unwrap();
+            storage.open_gate();
+        };
+        let (point, ()) = futures::join!(point, other);
+        assert_eq!(point.unwrap_err().code(), "STORAGE");
+        assert_eq!(m.next_recovery_point_id(), 2);
+        assert_reopen_matches(&m, &storage.inner, &clock, "failed point, id stored").await;
+        assert_eq!(m.create_recovery_point("a").await.unwrap().id, 2);
+    });
+}
+
+/// Stored versions and ids no manager could have written (0, or beyond what a
+/// JavaScript number holds exactly) are problems naming the record; the
+/// others load and keep working.
+#[test]
+fn stored_versions_and_ids_out_of_range_are_problems() {
+    futures::executor::block_on(async {
+        let storage = MemoryStorage::default();
+        let clock = ManualClock::new(0);
+        let m = open(storage.clone(), &clock).await;
+        for id in ["v0", "vmax", "pmax", "nmax", "good"] {
+            m.create_context(id, json!({})).await.unwrap();
+        }
+        m.create_recovery_point("pmax").await.unwrap();
+        drop(m);
+        async fn damage(storage: &MemoryStorage, id: &str, f: impl Fn(&mut Record)) {
+            let mut record = storage.get(id).await.unwrap().unwrap();
+            f(&mut record);
+            storage.put(Arc::new(record)).await.unwrap();
+        }
+        let with_version = |v: u64| {
+            move |r: &mut Record| {
+                let mut s = ContextState::clone(&r.state);
+                s.version = v;
+                r.state = Arc::new(s);
+            }
+        };
+        damage(&storage, "v0", with_version(0)).await;
+        damage(&storage, "vmax", with_version(u64::MAX)).await;
+        damage(&storage, "pmax", |r: &mut Record| r.points[0].id = u64::MAX).await;
+        damage(&storage, "nmax", |r: &mut Record| {
+            r.next_snapshot_id = 1 << 53
+        })
+        .await;
+        storage
+            .put_meta(Meta {
+                next_snapshot_id: u64::MAX,
+            })
+            .await
+            .unwrap();
+        let opened = ContextManager::builder(config())
+            .clock(clock.clone())
+            .open(storage.clone())
+            .await
+            .unwrap();
+        let mut problems: Vec<String> = opened.problems.iter().map(|p| p.to_string()).collect();
+        problems.sort();
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert!(problems[0].contains("meta"), "{}", problems[0]);
+        for (problem, id) in problems[1..]
+            .iter()
+            .zip(["'nmax'", "'pmax'", "'v0'", "'vmax'"])
+        {
+            assert!(
+                problem.contains(id) && problem.contains("out of range"),
+                "{problem}"
+            );
+        }
+        assert!(opened.problems.iter().all(|p| p.code() == "STORAGE"));
+        let m = opened.manager;
+        assert_eq!(m.list_context_ids().await, ["good"]);
+        assert_eq!(
+            m.next_recovery_point_id(),
+            1,
+            "damaged records vouch for nothing"
+        );
+        assert_eq!(
+            m.update_context("good", json!({}), Some(1))
+                .await
+                .unwrap()
+                .version,
+            2
+        );
     });
 }

@@ -36,6 +36,7 @@ impl ContextManager {
     /// when the sweep starts are skipped.
     pub(crate) async fn sweep_expired(&self) -> usize {
         if self.inner.storage.is_some() {
+            self.settle_abandoned().await;
             return self.sweep_expired_through_storage().await;
         }
         let inner = &*self.inner;

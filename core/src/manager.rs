@@ -260,7 +260,7 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub fn next_recovery_point_id(&self) -> u64 {
-        self.inner.next_snapshot.load(Ordering::SeqCst)
+        self.inner.next_snapshot.peek()
     }
 
     /// Whether two handles share one store.
@@ -384,6 +384,17 @@ impl ContextManager {
                     // so sweeping again means something new expired. Through a
                     // storage, a sweep that removed nothing (storage failing) is
                     // not repeated.
+                    // Through a storage, a create still being written holds
+                    // its slot out of reach of sweeps: if it may have
+                    // expired, wait for it to land and look again.
+                    if self.may_have_expired(inner.now()) {
+                        let landed = inner.landed.listen();
+                        if inner.creating.load(Ordering::SeqCst) > 0 {
+                            landed.await;
+                            swept_nothing = false;
+                            continue;
+                        }
+                    }
                     let stuck = swept_nothing && inner.storage.is_some();
                     if !stuck && self.may_have_expired(inner.now()) {
                         swept_nothing = self.sweep_expired().await == 0;
@@ -411,10 +422,12 @@ impl ContextManager {
     pub async fn get_context(&self, id: &str) -> Result<Arc<ContextState>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
+        if self.unsettled() {
+            Box::pin(self.settle_abandoned()).await;
+        }
         let shard = inner.shard(id);
-        let found = shard
-            .map
-            .read(|map| {
+        let found = self
+            .read_id(shard, id, |map| {
                 // The clock is read only for contexts that can expire.
                 map.get(id)
                     .filter(|e| e.state.expires_at_ms.is_none_or(|at| at > inner.now()))
@@ -541,6 +554,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn list_context_ids(&self) -> Vec<String> {
+        if self.unsettled() {
+            Box::pin(self.settle_abandoned()).await;
+        }
         let mut ids = Vec::new();
         for shard in self.inner.shards.iter() {
             shard
@@ -571,6 +587,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn list_contexts(&self) -> Vec<Arc<ContextState>> {
+        if self.unsettled() {
+            Box::pin(self.settle_abandoned()).await;
+        }
         let mut states = Vec::new();
         for shard in self.inner.shards.iter() {
             shard
@@ -601,6 +620,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn len(&self) -> usize {
+        if self.unsettled() {
+            Box::pin(self.settle_abandoned()).await;
+        }
         if !self.may_have_expired(self.inner.now()) {
             return self.inner.count.load(Ordering::SeqCst);
         }

@@ -41,10 +41,20 @@ impl ManagerBuilder {
         // Least recently updated first, so eviction order survives a reopen.
         let order = ascending(loaded.records.iter().map(|r| r.state.updated_at_ms));
         let mut records: Vec<Option<Record>> = loaded.records.into_iter().map(Some).collect();
-        let mut next = loaded.meta.map_or(1, |m| m.next_snapshot_id).max(1);
+        let mut next = 1;
+        match loaded.meta {
+            Some(m) if m.next_snapshot_id > validate::MAX_SAFE => {
+                problems.push(ContextError::Storage(format!(
+                    "stored meta: next recovery point id {} is out of range",
+                    m.next_snapshot_id
+                )));
+            }
+            Some(m) => next = m.next_snapshot_id.max(1),
+            None => {}
+        }
         for record in order.into_iter().filter_map(|(_, i)| records[i].take()) {
             let id = record.state.id.clone();
-            if let Err(e) = validate::id(&inner.cfg, &id).and(validate::ttl(record.ttl_ms)) {
+            if let Err(e) = validate::stored(&inner.cfg, &record) {
                 problems.push(ContextError::Storage(format!("stored record '{id}': {e}")));
                 continue;
             }
@@ -63,7 +73,7 @@ impl ManagerBuilder {
                 inner.count.fetch_add(1, Ordering::SeqCst);
             }
         }
-        inner.next_snapshot.store(next, Ordering::SeqCst);
+        inner.next_snapshot.set(next);
         Ok(Opened { manager, problems })
     }
 }

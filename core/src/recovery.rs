@@ -4,7 +4,6 @@ use crate::store::Point;
 use crate::write::Patch;
 use crate::{ContextError, ContextManager, ContextState, Result, Snapshot, validate};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 fn snapshot(point_id: u64, created_at_ms: u64, state: &ContextState) -> Snapshot {
     Snapshot {
@@ -62,23 +61,15 @@ impl ContextManager {
             // clock: ids grow in the order the points take effect, each
             // with the clock of that moment. Taken inside the section: ids
             // grow in commit order per context.
-            let (point_id, now) = loop {
-                let point_id = inner.next_snapshot.load(Ordering::SeqCst);
+            let taken = inner.next_snapshot.take(|_| {
                 let now = inner.now();
                 let live = map.get(id).is_some_and(|e| !e.state.is_expired_at(now));
-                if !live
-                    || inner
-                        .next_snapshot
-                        .compare_exchange(
-                            point_id,
-                            point_id + 1,
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        )
-                        .is_ok()
-                {
-                    break (point_id, now);
-                }
+                live.then_some(now)
+            });
+            let Some((point_id, now)) = taken else {
+                // Absent or expired (an expired one is dropped here).
+                inner.live_mut(map, id, inner.now());
+                return Err(ContextError::context_not_found(id));
             };
             let entry = inner
                 .live_mut(map, id, now)
@@ -109,24 +100,24 @@ impl ContextManager {
     pub async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        let points = inner
-            .shard(id)
-            .map
-            .read(|map| {
+        if self.unsettled() {
+            Box::pin(self.settle_abandoned()).await;
+        }
+        let points = self
+            .read_id(inner.shard(id), id, |map| {
                 let now = inner.now();
-                let entry = map
-                    .get(id)
+                map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
-                    .ok_or_else(|| ContextError::context_not_found(id))?;
-                Ok::<_, ContextError>(
-                    entry
-                        .points()
-                        .iter()
-                        .map(|p| (p.id, p.created_at_ms, Arc::clone(&p.state)))
-                        .collect::<Vec<_>>(),
-                )
+                    .map(|entry| {
+                        entry
+                            .points()
+                            .iter()
+                            .map(|p| (p.id, p.created_at_ms, Arc::clone(&p.state)))
+                            .collect::<Vec<_>>()
+                    })
             })
-            .await?;
+            .await
+            .ok_or_else(|| ContextError::context_not_found(id))?;
         Ok(points
             .iter()
             .map(|(pid, at, state)| snapshot(*pid, *at, state))
@@ -155,10 +146,11 @@ impl ContextManager {
     ) -> Result<Arc<ContextState>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        let shard = inner.shard(id);
-        let source = shard
-            .map
-            .read(|map| {
+        if self.unsettled() {
+            Box::pin(self.settle_abandoned()).await;
+        }
+        let source = self
+            .read_id(inner.shard(id), id, |map| {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))

@@ -94,6 +94,12 @@ pub struct Loaded {
 /// the future of the earlier one was dropped (a write that goes on in the
 /// background must finish first), so that [`get`](Self::get) after a dropped
 /// write reports what the store really holds.
+///
+/// An error from a write need not mean that nothing changed (a directory
+/// sync can fail after a rename): the manager then reads the id back with
+/// [`get`](Self::get) and shows what it returns. When the future of a write
+/// is dropped, or that read fails too, the id is read back by the manager's
+/// next call.
 pub trait Storage: MaybeSend + MaybeSync + Debug + 'static {
     /// Everything stored.
     fn load(&self) -> StorageFuture<'_, Loaded>;
@@ -225,5 +231,47 @@ mod tests {
                 })
             );
         });
+    }
+
+    /// A file storage keeps records as JSON text: every number must read back
+    /// as the very one written (serde_json's default float parser can be one
+    /// bit off, as for each number below).
+    #[test]
+    fn a_record_reads_back_exactly_from_its_json_text() {
+        let hard = [
+            2.001484629778296e-19,
+            3.3928531589008594e-121,
+            3.5528090905110406e-245,
+            9.111190022525008e20,
+        ];
+        let mut data = serde_json::Map::new();
+        for (i, x) in hard.iter().enumerate() {
+            data.insert(format!("x{i}"), serde_json::json!(x));
+        }
+        data.insert(
+            "big".into(),
+            serde_json::from_str("911119002252500900021").unwrap(),
+        );
+        let state = ContextState {
+            id: "a".into(),
+            version: 1,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            expires_at_ms: None,
+            data: serde_json::Value::Object(data),
+            metadata: BTreeMap::new(),
+        };
+        let record = Record {
+            state: Arc::new(state),
+            ttl_ms: None,
+            points: Vec::new(),
+            next_snapshot_id: 1,
+        };
+        let text = serde_json::to_string(&record).unwrap();
+        let back: Record = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, record);
+        for (i, x) in hard.iter().enumerate() {
+            assert_eq!(back.state.data[format!("x{i}")].as_f64(), Some(*x));
+        }
     }
 }

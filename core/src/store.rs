@@ -96,6 +96,14 @@ impl Map {
     }
 }
 
+impl Map {
+    /// Whether a storage write of `id` is in progress. Reads of `id` wait for
+    /// it, so none sees the old state after a call that saw the new one.
+    pub(crate) fn writing(&self, id: &str) -> bool {
+        !self.flights.is_empty() && self.flights.get(id).is_some_and(|f| f.in_progress())
+    }
+}
+
 impl std::ops::Deref for Map {
     type Target = Entries;
     fn deref(&self) -> &Entries {
@@ -212,6 +220,62 @@ impl Slots {
     }
 }
 
+/// The next recovery-point id, with a mark set when a storage write captured
+/// the current value (every stored record carries it). An id taken for a
+/// point whose write failed is given back only if no write captured the value
+/// after it: otherwise a reopen would see the larger one.
+#[derive(Debug)]
+pub(crate) struct PointIds(AtomicU64);
+
+impl PointIds {
+    const CAPTURED: u64 = 1 << 63;
+
+    pub(crate) fn new(next: u64) -> Self {
+        Self(AtomicU64::new(next))
+    }
+
+    /// Sets the next id (when a manager opens).
+    pub(crate) fn set(&self, next: u64) {
+        self.0.store(next, Ordering::SeqCst);
+    }
+
+    /// The next id.
+    pub(crate) fn peek(&self) -> u64 {
+        self.0.load(Ordering::SeqCst) & !Self::CAPTURED
+    }
+
+    /// The next id, for a record about to be stored.
+    pub(crate) fn capture(&self) -> u64 {
+        self.0.fetch_or(Self::CAPTURED, Ordering::SeqCst) & !Self::CAPTURED
+    }
+
+    /// Takes the next id if `take(id)` says so, with a compare-and-set: ids go
+    /// out in the order of the calls that took them. `take` runs before each
+    /// attempt (it reads the clock); `None` if it declined.
+    pub(crate) fn take<T>(&self, mut take: impl FnMut(u64) -> Option<T>) -> Option<(u64, T)> {
+        loop {
+            let word = self.0.load(Ordering::SeqCst);
+            let id = word & !Self::CAPTURED;
+            let value = take(id)?;
+            if self
+                .0
+                .compare_exchange(word, id + 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return Some((id, value));
+            }
+        }
+    }
+
+    /// Gives `id` back for a point that was never stored, unless a later point
+    /// took the next one or a stored record carries it.
+    pub(crate) fn give_back(&self, id: u64) {
+        let _ = self
+            .0
+            .compare_exchange(id + 1, id, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub creates: AtomicUsize,
@@ -240,8 +304,16 @@ pub(crate) struct Inner {
     pub count: Slots,
     /// Effective capacity: the smaller of the config's and an adapter's.
     pub limit: AtomicUsize,
-    pub next_snapshot: AtomicU64,
+    pub next_snapshot: PointIds,
     touch: AtomicU64,
+    /// Storage writes whose outcome is unknown (a dropped future, a failed
+    /// write that could not be read back) and not yet read back.
+    pub abandoned: AtomicUsize,
+    /// Creates whose storage write is in progress (their slots are taken,
+    /// their contexts not yet in a map, so no sweep can reach them).
+    pub creating: AtomicUsize,
+    /// Notified whenever one of those lands.
+    pub landed: event_listener::Event,
     pub events: Arc<EventLog>,
     pub counters: Counters,
     /// Where writes go before they are acknowledged; `None` keeps everything in memory.
@@ -269,8 +341,11 @@ impl Inner {
                 .collect(),
             shard_hasher,
             count: Slots::default(),
-            next_snapshot: AtomicU64::new(1),
+            next_snapshot: PointIds::new(1),
             touch: AtomicU64::new(0),
+            abandoned: AtomicUsize::new(0),
+            creating: AtomicUsize::new(0),
+            landed: event_listener::Event::new(),
             events: Arc::new(EventLog::new(event_capacity)),
             counters: Counters::default(),
             storage,

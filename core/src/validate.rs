@@ -1,6 +1,6 @@
 //! Checks of user input: ids, data, metadata and TTLs.
 
-use crate::{ContextError, ManagerConfig, Result};
+use crate::{ContextError, ManagerConfig, Record, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -132,6 +132,31 @@ pub(crate) fn ttl(ttl_ms: Option<u64>) -> Result<()> {
         Some(0) => Err(ContextError::invalid("ttl must be at least 1 ms")),
         _ => Ok(()),
     }
+}
+
+/// The largest integer a JavaScript number holds exactly. Versions and
+/// recovery-point ids count up by one from 1, so no store reaches it; a stored
+/// record above it is damaged.
+pub(crate) const MAX_SAFE: u64 = (1 << 53) - 1;
+
+/// A record read back from a storage: its id, TTL, version and recovery-point
+/// ids must be ones a manager could have written.
+pub(crate) fn stored(cfg: &ManagerConfig, record: &Record) -> Result<()> {
+    id(cfg, &record.state.id)?;
+    ttl(record.ttl_ms)?;
+    let range = |what: &str, n: u64| match n {
+        1..=MAX_SAFE => Ok(()),
+        _ => Err(ContextError::invalid(format!(
+            "{what} {n} is out of range (1 to {MAX_SAFE})"
+        ))),
+    };
+    range("version", record.state.version)?;
+    range("next recovery point id", record.next_snapshot_id)?;
+    for p in &record.points {
+        range("recovery point id", p.id)?;
+        range("recovery point version", p.state.version)?;
+    }
+    Ok(())
 }
 
 fn kind(v: &Value) -> &'static str {

@@ -1,9 +1,9 @@
 //! How a write takes effect: decided and applied in one critical section in
 //! memory, or decided, made durable, then applied when a storage is attached.
 
-use crate::storage::{MaybeSend, Meta, PointRecord, Record};
+use crate::storage::{MaybeSend, Meta, PointRecord, Record, Storage};
 use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
-use crate::{ContextError, ContextEvent, ContextManager, ContextState, Result};
+use crate::{ContextError, ContextEvent, ContextManager, ContextState, Result, validate};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,17 +26,35 @@ pub(crate) enum Patch {
 }
 
 /// A storage write in flight for one id. Writers of that id wait until it
-/// settles; one abandoned by a dropped future is repaired from storage.
+/// settles; one whose outcome is unknown (its future was dropped, or storage
+/// failed and could not be read back) is marked abandoned, and the next call
+/// reads that id back from storage.
 #[derive(Debug, Default)]
 pub(crate) struct Flight {
     abandoned: AtomicBool,
-    /// The write is a create holding a reserved capacity slot.
-    reserved_slot: bool,
+    reserved: Reserved,
+}
+
+impl Flight {
+    /// Whether the write is still going (not abandoned).
+    pub(crate) fn in_progress(&self) -> bool {
+        !self.abandoned.load(Ordering::SeqCst)
+    }
+}
+
+/// What deciding a write took in advance: given back unless storage holds it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reserved {
+    /// A capacity slot (a create).
+    slot: bool,
+    /// A recovery-point id.
+    point: Option<u64>,
 }
 
 /// Marks its flight abandoned if dropped before the write settled.
 struct FlightGuard<'a> {
     flight: Arc<Flight>,
+    inner: &'a Inner,
     shard: &'a Shard,
     settled: bool,
 }
@@ -44,9 +62,39 @@ struct FlightGuard<'a> {
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
         if !self.settled {
+            // Counted before it is marked: whoever sees the mark sees the count.
+            self.inner.abandoned.fetch_add(1, Ordering::SeqCst);
             self.flight.abandoned.store(true, Ordering::SeqCst);
         }
+        if self.flight.reserved.slot {
+            self.inner.creating.fetch_sub(1, Ordering::SeqCst);
+            self.inner.landed.notify(usize::MAX);
+        }
         self.shard.settled.notify(usize::MAX);
+    }
+}
+
+/// Inside `shard`'s section: `id` is in flight until the returned guard settles.
+fn take_off<'a>(
+    inner: &'a Inner,
+    shard: &'a Shard,
+    map: &mut Map,
+    id: &str,
+    reserved: Reserved,
+) -> FlightGuard<'a> {
+    if reserved.slot {
+        inner.creating.fetch_add(1, Ordering::SeqCst);
+    }
+    let flight = Arc::new(Flight {
+        abandoned: AtomicBool::new(false),
+        reserved,
+    });
+    map.flights.insert(id.to_owned(), Arc::clone(&flight));
+    FlightGuard {
+        flight,
+        inner,
+        shard,
+        settled: false,
     }
 }
 
@@ -54,7 +102,7 @@ enum Step<'a> {
     Done(Result<()>),
     Wait(event_listener::EventListener),
     Persist(FlightGuard<'a>, Patch, Durable),
-    Repair(FlightGuard<'a>),
+    ReadBack(FlightGuard<'a>),
 }
 
 /// How a write decides its patch (`Send` where futures must be).
@@ -104,8 +152,8 @@ impl ContextManager {
 
     async fn write_patch(&self, id: &str, plan: &mut Plan<'_>) -> Result<()> {
         let inner = &*self.inner;
-        let shard = inner.shard(id);
-        let Some(storage) = inner.storage.clone() else {
+        let Some(storage) = &inner.storage else {
+            let shard = inner.shard(id);
             let (result, replaced) = shard
                 .map
                 .write(|map| match plan(inner, shard, map) {
@@ -116,6 +164,81 @@ impl ContextManager {
             drop(replaced);
             return result;
         };
+        self.settle_abandoned().await;
+        self.persist(storage, id, Some(plan)).await
+    }
+
+    /// Reads back every id whose storage write has an unknown outcome, so
+    /// that memory (contexts, capacity, recovery-point ids) shows what storage
+    /// holds. Best effort: an id storage cannot answer for stays marked.
+    pub(crate) async fn settle_abandoned(&self) {
+        let inner = &*self.inner;
+        let Some(storage) = &inner.storage else {
+            return;
+        };
+        if inner.abandoned.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        for shard in inner.shards.iter() {
+            let ids: Vec<String> = shard
+                .map
+                .read(|map| {
+                    map.flights
+                        .iter()
+                        .filter(|(_, f)| f.abandoned.load(Ordering::SeqCst))
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                })
+                .await;
+            for id in ids {
+                let _ = self.persist(storage, &id, None).await;
+            }
+        }
+    }
+
+    /// Reads `id`'s shard with `f`. Through a storage, a write of `id` in
+    /// progress is waited for first, so no read sees the old state after
+    /// another call saw the new one.
+    pub(crate) async fn read_id<R>(
+        &self,
+        shard: &Shard,
+        id: &str,
+        mut f: impl FnMut(&Map) -> R,
+    ) -> R {
+        let has_storage = self.inner.storage.is_some();
+        loop {
+            let read = shard
+                .map
+                .read(|map| {
+                    if has_storage && map.writing(id) {
+                        return Err(shard.settled.listen());
+                    }
+                    Ok(f(map))
+                })
+                .await;
+            match read {
+                Ok(r) => return r,
+                Err(settled) => settled.await,
+            }
+        }
+    }
+
+    /// Whether some storage write has an unknown outcome (cheap: one load).
+    pub(crate) fn unsettled(&self) -> bool {
+        self.inner.abandoned.load(Ordering::Relaxed) != 0
+    }
+
+    /// One write of `id` through `storage`: waits for a write of `id` in
+    /// flight, reads back one abandoned, then decides with `plan` (nothing to
+    /// decide without one), makes the change durable and applies it.
+    async fn persist(
+        &self,
+        storage: &Arc<dyn Storage>,
+        id: &str,
+        mut plan: Option<&mut Plan<'_>>,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let shard = inner.shard(id);
         loop {
             let step = shard
                 .map
@@ -124,36 +247,27 @@ impl ContextManager {
                         if !flight.abandoned.load(Ordering::SeqCst) {
                             return Step::Wait(shard.settled.listen());
                         }
-                        let repair = Arc::new(Flight {
-                            abandoned: AtomicBool::new(false),
-                            reserved_slot: flight.reserved_slot,
-                        });
-                        map.flights.insert(id.to_owned(), Arc::clone(&repair));
-                        return Step::Repair(FlightGuard {
-                            flight: repair,
-                            shard,
-                            settled: false,
-                        });
+                        let reserved = flight.reserved;
+                        inner.abandoned.fetch_sub(1, Ordering::SeqCst);
+                        return Step::ReadBack(take_off(inner, shard, map, id, reserved));
                     }
+                    let Some(plan) = plan.as_mut() else {
+                        return Step::Done(Ok(()));
+                    };
                     let patch = match plan(inner, shard, map) {
                         Ok(p) => p,
                         Err(e) => return Step::Done(Err(e)),
                     };
                     let durable = durable_form(inner, map.get(id), &patch);
-                    let flight = Arc::new(Flight {
-                        abandoned: AtomicBool::new(false),
-                        reserved_slot: matches!(patch, Patch::Insert(_)),
-                    });
-                    map.flights.insert(id.to_owned(), Arc::clone(&flight));
-                    Step::Persist(
-                        FlightGuard {
-                            flight,
-                            shard,
-                            settled: false,
+                    let reserved = Reserved {
+                        slot: matches!(patch, Patch::Insert(_)),
+                        point: match &patch {
+                            Patch::PushPoint(p) => Some(p.id),
+                            _ => None,
                         },
-                        patch,
-                        durable,
-                    )
+                    };
+                    let guard = take_off(inner, shard, map, id, reserved);
+                    Step::Persist(guard, patch, durable)
                 })
                 .await;
             match step {
@@ -170,37 +284,62 @@ impl ContextManager {
                             None => storage.delete(id).await,
                         },
                     };
-                    let stored = stored.map_err(as_storage_error);
-                    let ok = stored.is_ok();
+                    if let Err(e) = stored {
+                        // Storage may have applied some or all of it: memory
+                        // takes what it holds now. If it cannot say, the next
+                        // call asks again.
+                        let _ = self.read_back(storage, id, guard).await;
+                        return Err(as_storage_error(e));
+                    }
                     let replaced = shard
                         .map
                         .write(|map| {
                             map.flights.remove(id);
-                            if ok {
-                                install(inner, shard, map, id, patch)
-                            } else {
-                                roll_back(inner, &patch);
-                                Replaced::Nothing
-                            }
+                            install(inner, shard, map, id, patch)
                         })
                         .await;
                     guard.settled = true;
                     drop(replaced);
-                    return stored;
+                    return Ok(());
                 }
-                Step::Repair(mut guard) => {
-                    let found = storage.get(id).await.map_err(as_storage_error)?;
-                    shard
-                        .map
-                        .write(|map| {
-                            map.flights.remove(id);
-                            reconcile(inner, shard, map, id, found, guard.flight.reserved_slot);
-                        })
-                        .await;
-                    guard.settled = true;
-                }
+                Step::ReadBack(guard) => self.read_back(storage, id, guard).await?,
             }
         }
+    }
+
+    /// Makes memory hold what storage holds for `id` after a write whose
+    /// outcome is unknown, and lands its flight. Dropping the future or
+    /// failing leaves the flight abandoned.
+    async fn read_back(
+        &self,
+        storage: &Arc<dyn Storage>,
+        id: &str,
+        mut guard: FlightGuard<'_>,
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let found = storage.get(id).await.map_err(as_storage_error)?;
+        if let Some(record) = &found {
+            validate::stored(&inner.cfg, record)
+                .and_then(|()| match record.state.id == id {
+                    true => Ok(()),
+                    false => Err(ContextError::Storage(format!(
+                        "get('{id}') returned the record of '{}'",
+                        record.state.id
+                    ))),
+                })
+                .map_err(|e| ContextError::Storage(format!("stored record '{id}': {e}")))?;
+        }
+        let shard = guard.shard;
+        let reserved = guard.flight.reserved;
+        shard
+            .map
+            .write(|map| {
+                map.flights.remove(id);
+                reconcile(inner, shard, map, id, found, reserved);
+            })
+            .await;
+        guard.settled = true;
+        Ok(())
     }
 }
 
@@ -213,7 +352,12 @@ fn as_storage_error(e: ContextError) -> ContextError {
 
 /// The record (or deletion) storage must hold for `patch` to be applied.
 fn durable_form(inner: &Inner, before: Option<&Entry>, patch: &Patch) -> Durable {
-    let next_snapshot_id = inner.next_snapshot.load(Ordering::SeqCst);
+    // A point's own record carries the id after it without holding it: the
+    // id can still be given back if that record never lands.
+    let next_snapshot_id = match patch {
+        Patch::PushPoint(_) => inner.next_snapshot.peek(),
+        _ => inner.next_snapshot.capture(),
+    };
     let record = |state: &Arc<ContextState>, ttl_ms, points: &mut dyn Iterator<Item = &Point>| {
         Durable::Put(Arc::new(Record {
             state: Arc::clone(state),
@@ -311,35 +455,25 @@ pub(crate) fn install(
     }
 }
 
-/// Undoes what deciding `patch` took in advance, for a write storage refused.
-fn roll_back(inner: &Inner, patch: &Patch) {
-    match patch {
-        Patch::Insert(_) => inner.release_slot(),
-        // Give the id back unless a later point took the next one meanwhile.
-        Patch::PushPoint(point) => {
-            let _ = inner.next_snapshot.compare_exchange(
-                point.id + 1,
-                point.id,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
-        }
-        Patch::SetState { .. } | Patch::Remove(_) => {}
-    }
-}
-
 /// Makes memory agree with what storage holds for `id` after a write whose
-/// outcome is unknown (its future was dropped while storage worked).
+/// outcome is unknown, giving back what the write reserved.
 fn reconcile(
     inner: &Inner,
     shard: &Shard,
     map: &mut Map,
     id: &str,
     found: Option<Record>,
-    reserved_slot: bool,
+    reserved: Reserved,
 ) {
-    if reserved_slot {
+    if reserved.slot {
         inner.release_slot();
+    }
+    if let Some(point) = reserved.point
+        && !found
+            .as_ref()
+            .is_some_and(|r| r.points.iter().any(|p| p.id == point))
+    {
+        inner.next_snapshot.give_back(point);
     }
     let before = map.get(id).map(|e| e.state.version);
     match found {

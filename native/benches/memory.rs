@@ -29,7 +29,7 @@ fn payload(i: usize) -> Value {
     let mut v = contextkit::json!({
         "user": format!("user-{i:08}"),
         "step": i % 97,
-        "active": i % 2 == 0,
+        "active": i.is_multiple_of(2),
         "locale": "en-GB",
         "cart": format!("items-{i:06}"),
         "note": "",

@@ -1,28 +1,50 @@
-//! [`FileStorage`]: one JSON file per context, replaced atomically.
+//! [`FileStorage`]: one checksummed JSON file per context, replaced atomically.
 
 use contextkit_core::{ContextError, Loaded, Meta, Record, Result, Storage, StorageFuture};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::{self, File, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::thread;
+use std::thread::{self, JoinHandle};
 
 /// Worker threads; each id always goes to the same one.
 const WORKERS: usize = 4;
+
+/// The manager-wide facts.
+const META: &str = "meta.json";
+/// The file whose lock marks the directory as in use.
+const LOCK: &str = "contextkit.lock";
+/// What a write appends to the name of the file it replaces.
+const TMP: &str = ".tmp";
+/// How every file this storage writes begins, before the checksum.
+const MAGIC: &str = "contextkit ";
+/// `contextkit <64 hex digits>\n`.
+const HEADER_LEN: usize = MAGIC.len() + 64 + 1;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A [`Storage`] in a directory: one file per context, plus `meta.json`.
 ///
-/// - A write goes to a temporary file, is fsynced, renamed over the old file,
-///   and the directory is fsynced: after a crash a context file holds either
-///   the old or the new record, never a torn one.
+/// - Every file is a header line `contextkit <sha256 of the rest, 64 lowercase
+///   hex digits>` followed by the JSON. A file whose header is missing or does
+///   not match what follows (truncated, garbled, edited into other valid JSON)
+///   is reported as damaged, naming it, and the other files still load.
+/// - A write goes to a temporary file (the name plus `.tmp`), is fsynced,
+///   renamed over the old file, and the directory is fsynced: after a crash a
+///   context file holds either the old or the new record, never a torn one.
+///   Opening removes such leftovers of this storage's own writes
+///   (`ctx-<64 hex>.json.tmp`, `meta.json.tmp`) and leaves every other file alone.
 /// - File names are `ctx-<sha256 of the id>.json`: safe for any id (no path
 ///   traversal, no clash between ids that differ only in case or in characters
 ///   a file system rejects); the id itself is inside the file.
+/// - One `FileStorage` per directory: [`new`](Self::new) takes an exclusive
+///   lock on `contextkit.lock` in it, held until the storage is dropped (or its
+///   process dies). Dropping waits for the file work already queued, then
+///   releases the lock.
 /// - File work runs on its own threads, never on the executor. Operations on
 ///   one id run in the order they were issued, even when the future of an
 ///   earlier one was dropped.
@@ -33,6 +55,8 @@ type Job = Box<dyn FnOnce() + Send>;
 /// let dir = std::env::temp_dir().join(format!("contextkit-doc-{}", std::process::id()));
 /// let opened = ContextManager::builder(ManagerConfig::default()).open(FileStorage::new(&dir)?).await?;
 /// opened.manager.create_context("a", json!({ "x": 1 })).await?;
+/// // The directory is in use until the storage (here: its manager) is dropped.
+/// assert_eq!(FileStorage::new(&dir).unwrap_err().code(), "STORAGE");
 /// drop(opened);
 /// let again = ContextManager::builder(ManagerConfig::default()).open(FileStorage::new(&dir)?).await?;
 /// assert_eq!(again.manager.get_context("a").await?.data["x"], 1);
@@ -42,10 +66,13 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct FileStorage {
     dir: Arc<PathBuf>,
     workers: Vec<mpsc::Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
     /// The largest `next_snapshot_id` in `meta.json`. Meta writes run on one
     /// worker in issue order, but two deletes may issue theirs in the other
     /// order than they took their ids: a smaller one never overwrites a larger.
     meta_high: Arc<AtomicU64>,
+    /// The locked `contextkit.lock`; closing it releases the directory.
+    _lock: File,
 }
 
 impl fmt::Debug for FileStorage {
@@ -56,20 +83,82 @@ impl fmt::Debug for FileStorage {
     }
 }
 
+/// Closing the queues stops each worker once it has done the work already
+/// queued; only then is the lock (a field, dropped after this) released, so
+/// the next storage on the directory never overlaps this one's writes.
+impl Drop for FileStorage {
+    fn drop(&mut self) {
+        self.workers.clear();
+        for thread in self.threads.drain(..) {
+            if thread.thread().id() != thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
 fn storage_error(what: &str, path: &Path, e: impl fmt::Display) -> ContextError {
     ContextError::Storage(format!("{what} {}: {e}", path.display()))
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_hex(text: &[u8]) -> bool {
+    text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The file name of `id`.
 fn file_name(id: &str) -> String {
-    let digest = Sha256::digest(id.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("ctx-{hex}.json")
+    format!("ctx-{}.json", hex(&Sha256::digest(id.as_bytes())))
+}
+
+/// Whether `name` is one [`file_name`] gives.
+fn is_context_file(name: &str) -> bool {
+    name.strip_prefix("ctx-")
+        .and_then(|rest| rest.strip_suffix(".json"))
+        .is_some_and(|digest| digest.len() == 64 && is_hex(digest.as_bytes()))
+}
+
+/// Whether `name` is a temporary file [`replace`] writes.
+fn is_own_temporary(name: &str) -> bool {
+    name.strip_suffix(TMP)
+        .is_some_and(|target| target == META || is_context_file(target))
+}
+
+/// `value` as a file's bytes: the header line with the checksum, then the JSON.
+fn encode(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = vec![0; HEADER_LEN];
+    serde_json::to_writer(&mut bytes, value)?;
+    let digest = hex(&Sha256::digest(&bytes[HEADER_LEN..]));
+    bytes[..HEADER_LEN].copy_from_slice(format!("{MAGIC}{digest}\n").as_bytes());
+    Ok(bytes)
+}
+
+/// The JSON of a file's bytes, once the header's checksum matches it.
+fn decode(bytes: &[u8]) -> std::result::Result<&[u8], &'static str> {
+    if !bytes.starts_with(MAGIC.as_bytes()) {
+        return Err("missing header");
+    }
+    let Some((header, json)) = bytes.split_at_checked(HEADER_LEN) else {
+        return Err("bad header");
+    };
+    let digest = &header[MAGIC.len()..HEADER_LEN - 1];
+    if header[HEADER_LEN - 1] != b'\n' || !is_hex(digest) {
+        return Err("bad header");
+    }
+    if digest != hex(&Sha256::digest(json)).as_bytes() {
+        return Err("checksum mismatch");
+    }
+    Ok(json)
 }
 
 /// Writes `bytes` to `path` atomically and durably.
 fn replace(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP);
+    let tmp = PathBuf::from(tmp);
     let write = || -> io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -80,18 +169,57 @@ fn replace(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     write().map_err(|e| storage_error("cannot write", path, e))
 }
 
+/// Creates `dir` and its missing parents, and then fsyncs the parent of each
+/// directory it created (best effort), so that the new entries survive a crash.
+fn create_dir(dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    fs::create_dir_all(dir)?;
+    for created in missing.into_iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let _ = File::open(parent).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+/// Locks `dir` for one storage: `STORAGE` if another holds it.
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK);
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| storage_error("cannot open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(storage_error(
+            "cannot open",
+            dir,
+            "in use by another FileStorage",
+        )),
+        Err(TryLockError::Error(e)) => Err(storage_error("cannot lock", &path, e)),
+    }
+}
+
 /// The deepest nesting a record file can hold: data at the limit the core
 /// accepts, inside a recovery point inside the record (four levels).
 const RECORD_DEPTH: usize = contextkit_core::MAX_DEPTH + 4;
 
-/// A record from its file's bytes. Data as deep as the core accepts is more
+/// A record from its file's JSON. Data as deep as the core accepts is more
 /// than serde_json's default recursion limit allows, so the depth is checked
 /// first and the parser then runs without that limit.
-fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
-    if contextkit_core::json_depth(bytes) > RECORD_DEPTH {
+fn parse_record(json: &[u8]) -> std::result::Result<Record, String> {
+    if contextkit_core::json_depth(json) > RECORD_DEPTH {
         return Err(format!("nested deeper than {RECORD_DEPTH} levels"));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut de = serde_json::Deserializer::from_slice(json);
     de.disable_recursion_limit();
     let record = <Record as serde::Deserialize>::deserialize(&mut de).map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
@@ -100,8 +228,10 @@ fn parse_record(bytes: &[u8]) -> std::result::Result<Record, String> {
 
 fn read_record(path: &Path) -> Result<Record> {
     let bytes = fs::read(path).map_err(|e| storage_error("cannot read", path, e))?;
-    let record =
-        parse_record(&bytes).map_err(|e| storage_error("corrupt context file", path, e))?;
+    let record = decode(&bytes)
+        .map_err(str::to_owned)
+        .and_then(parse_record)
+        .map_err(|e| storage_error("corrupt context file", path, e))?;
     let expected = file_name(&record.state.id);
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
         return Err(storage_error(
@@ -113,29 +243,42 @@ fn read_record(path: &Path) -> Result<Record> {
     Ok(record)
 }
 
+fn read_meta(path: &Path) -> Result<Meta> {
+    let bytes = fs::read(path).map_err(|e| storage_error("cannot read", path, e))?;
+    decode(&bytes)
+        .map_err(str::to_owned)
+        .and_then(|json| serde_json::from_slice(json).map_err(|e| e.to_string()))
+        .map_err(|e| storage_error("corrupt meta file", path, e))
+}
+
 impl FileStorage {
-    /// A storage in `dir`, created if missing.
+    /// A storage in `dir`, created if missing. `STORAGE` if another
+    /// `FileStorage`, in this process or another, has the directory open.
     pub fn new(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| storage_error("cannot create", &dir, e))?;
-        let workers = (0..WORKERS)
-            .map(|i| {
-                let (tx, rx) = mpsc::channel::<Job>();
-                thread::Builder::new()
-                    .name(format!("contextkit-files-{i}"))
-                    .spawn(move || {
-                        for job in rx {
-                            job();
-                        }
-                    })
-                    .map(|_| tx)
-                    .map_err(|e| storage_error("cannot start a worker for", &dir, e))
-            })
-            .collect::<Result<_>>()?;
+        create_dir(&dir).map_err(|e| storage_error("cannot create", &dir, e))?;
+        let lock = lock(&dir)?;
+        let mut workers = Vec::with_capacity(WORKERS);
+        let mut threads = Vec::with_capacity(WORKERS);
+        for i in 0..WORKERS {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let thread = thread::Builder::new()
+                .name(format!("contextkit-files-{i}"))
+                .spawn(move || {
+                    for job in rx {
+                        job();
+                    }
+                })
+                .map_err(|e| storage_error("cannot start a worker for", &dir, e))?;
+            workers.push(tx);
+            threads.push(thread);
+        }
         Ok(Self {
             dir: Arc::new(dir),
             workers,
+            threads,
             meta_high: Arc::new(AtomicU64::new(0)),
+            _lock: lock,
         })
     }
 
@@ -178,23 +321,18 @@ impl Storage for FileStorage {
                 let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                     continue;
                 };
-                if name.ends_with(".tmp") {
+                if is_own_temporary(name) {
                     // A write that never reached its rename: not acknowledged.
                     let _ = fs::remove_file(&path);
-                } else if name == "meta.json" {
-                    match fs::read(&path).map(|b| serde_json::from_slice::<Meta>(&b)) {
-                        Ok(Ok(meta)) => {
+                } else if name == META {
+                    match read_meta(&path) {
+                        Ok(meta) => {
                             meta_high.fetch_max(meta.next_snapshot_id, Ordering::SeqCst);
                             loaded.meta = Some(meta);
                         }
-                        Ok(Err(e)) => {
-                            loaded
-                                .problems
-                                .push(storage_error("corrupt meta file", &path, e))
-                        }
-                        Err(e) => loaded.problems.push(storage_error("cannot read", &path, e)),
+                        Err(e) => loaded.problems.push(e),
                     }
-                } else if name.starts_with("ctx-") && name.ends_with(".json") {
+                } else if is_context_file(name) {
                     match read_record(&path) {
                         Ok(record) => loaded.records.push(record),
                         Err(e) => loaded.problems.push(e),
@@ -221,8 +359,7 @@ impl Storage for FileStorage {
         let name = file_name(&record.state.id);
         self.run(&record.state.id.clone(), move |dir| {
             let path = dir.join(name);
-            let bytes = serde_json::to_vec(&*record)
-                .map_err(|e| storage_error("cannot encode", &path, e))?;
+            let bytes = encode(&*record).map_err(|e| storage_error("cannot encode", &path, e))?;
             replace(dir, &path, &bytes)
         })
     }
@@ -247,9 +384,8 @@ impl Storage for FileStorage {
             if meta.next_snapshot_id <= meta_high.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let path = dir.join("meta.json");
-            let bytes =
-                serde_json::to_vec(&meta).map_err(|e| storage_error("cannot encode", &path, e))?;
+            let path = dir.join(META);
+            let bytes = encode(&meta).map_err(|e| storage_error("cannot encode", &path, e))?;
             replace(dir, &path, &bytes)?;
             meta_high.store(meta.next_snapshot_id, Ordering::SeqCst);
             Ok(())
