@@ -5,7 +5,13 @@ use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats, Sto
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+// Under loom the count, the point ids and the expiry bounds are loom's
+// atomics, so the models explore every interleaving of their compare-and-sets.
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::Ordering;
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 /// A recovery point as stored: it shares the state it was taken from.
 #[derive(Debug, Clone)]
@@ -465,5 +471,23 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.events.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{ContextManager, ManagerConfig};
+
+    /// The loom models on eight shards (`core/tests/loom.rs`) rely on their
+    /// ids landing on different shards with the seed they fix.
+    #[test]
+    fn the_loom_models_ids_are_on_different_shards() {
+        let m = ContextManager::builder(ManagerConfig::default())
+            .shards(8)
+            .hash_seed([1, 2, 3, 4])
+            .build();
+        let shard = |id: &str| std::ptr::from_ref(m.inner.shard(id)) as usize;
+        let (a, b, gone) = (shard("a"), shard("b"), shard("gone"));
+        assert!(a != b && b != gone && a != gone, "{a:x} {b:x} {gone:x}");
     }
 }
