@@ -80,7 +80,7 @@ const LONG_TEXT = 1024;
 /**
  * `s` as a JSON string for the wasm side. A string without '"' and '\\' goes in
  * as it is (indexOf finds those two fast); control characters may therefore
- * stand unescaped inside strings, and the wasm side escapes them before parsing.
+ * stand unescaped inside strings, which the wasm side's parser accepts there.
  */
 function quote(s) {
   return s.indexOf('"') < 0 && s.indexOf('\\') < 0 ? `"${s}"` : JSON.stringify(s);

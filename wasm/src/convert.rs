@@ -8,11 +8,10 @@
 //! text with a plain copy. Anything else (functions, symbols, BigInt, NaN, ±Infinity, class
 //! instances, cycles, throwing getters and proxies) is `INVALID_ARGUMENT`
 //! naming the offending path. The text is written into wasm memory by the
-//! host's `TextEncoder` and parsed by `serde_json`, which again refuses
-//! nesting past the limit. Strings in that text may hold control characters
-//! unescaped (for data with long strings, `toJson` leaves strings without
-//! `"` and `\` as they are); text that does not parse gets them escaped and
-//! is parsed again.
+//! host's `TextEncoder` and parsed by the exact parser of `json.rs`, which
+//! again refuses nesting past the limit. Strings in that text may hold
+//! control characters unescaped (for data with long strings, `toJson` leaves
+//! strings without `"` and `\` as they are), which that parser is told to allow.
 //!
 //! Out: states are assembled by the package's `makeState` from their fields,
 //! with the caller's own id string and, after a create or update, the plain
@@ -23,9 +22,9 @@
 
 use crate::cache::ReadCache;
 use crate::error::{invalid, kind};
+use crate::json;
 use contextkit_core::{ContextError, ContextEvent, ContextState, MAX_DEPTH, Snapshot};
 use js_sys::{Array, Function, JsString};
-use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -151,7 +150,9 @@ pub(crate) fn object_from_js(
         .ok()
         .and_then(text_from_js)
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
-    let value = parse_argument(&text).map_err(|why| invalid(format!("{what} {why}")))?;
+    // Strings in `toJson`'s text may hold control characters unescaped.
+    let value =
+        json::parse(&text, MAX_DEPTH, true).map_err(|why| invalid(format!("{what} {why}")))?;
     Ok(JsonArg {
         value,
         copy: pair.get(1),
@@ -168,54 +169,6 @@ fn text_from_js(text: JsString) -> Option<String> {
     let written = with_support(|support| support.encode_into(&text, &mut bytes))? as usize;
     bytes.truncate(written);
     String::from_utf8(bytes).ok()
-}
-
-/// Parses the JSON text of an argument as `toJson` writes it: control
-/// characters may stand unescaped inside its strings. Text without them
-/// parses at the first attempt.
-fn parse_argument(text: &str) -> Result<Value, String> {
-    if let Ok(v) = serde_json::from_str(text) {
-        return Ok(v);
-    }
-    parse_json(&escape_controls(text), MAX_DEPTH)
-}
-
-/// `text` with every control character written as a `\u00XX` escape. In
-/// text from `toJson` they all stand inside strings, outside escapes.
-fn escape_controls(text: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c < ' ' {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[c as usize >> 4]));
-            out.push(char::from(HEX[c as usize & 15]));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Parses JSON `text` nested at most `max_depth` levels. serde_json's own
-/// recursion limit stops one level short of MAX_DEPTH; text it refuses for
-/// any reason is measured, and parsed without that limit if it is not too
-/// deep, so the error is the right one and the common case reads the text once.
-/// The error continues "<what>…".
-pub(crate) fn parse_json(text: &str, max_depth: usize) -> Result<Value, String> {
-    if let Ok(v) = serde_json::from_str(text) {
-        return Ok(v);
-    }
-    if contextkit_core::json_depth(text.as_bytes()) > max_depth {
-        return Err(format!(
-            "is nested too deeply (the limit is {max_depth} levels)"
-        ));
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.disable_recursion_limit();
-    Value::deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v))
-        .map_err(|e| format!("is not valid JSON: {e}"))
 }
 
 /// `state` as a JavaScript object. `id` is the caller's own id string when at

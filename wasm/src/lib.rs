@@ -15,6 +15,7 @@ mod convert;
 mod error;
 mod events;
 mod host;
+mod json;
 mod manager;
 mod options;
 mod promise;

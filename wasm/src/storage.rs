@@ -17,8 +17,9 @@
 //! storage sees operations in the order the core issued them. A stored value
 //! that does not parse is a problem of `open` naming its key.
 
-use crate::convert::{NOT_INITIALISED, Support, parse_json, with_support};
+use crate::convert::{NOT_INITIALISED, Support, with_support};
 use crate::error::kind;
+use crate::json;
 use crate::manager::{Manager, hash_seed};
 use crate::promise::{reject, run};
 use crate::record::{self, Decoded};
@@ -82,7 +83,7 @@ fn storage_error(msg: String) -> ContextError {
 /// Parses the stored value at `key`: JSON text, then `decode`.
 fn parse<T>(key: &str, text: &str, decode: fn(Value) -> Decoded<T>, what: &str) -> Result<T> {
     // Data may be MAX_DEPTH levels deep inside a record.
-    let value = parse_json(text, MAX_DEPTH + RECORD_NESTING)
+    let value = json::parse(text, MAX_DEPTH + RECORD_NESTING, false)
         .map_err(|why| storage_error(format!("stored value of '{key}' {why}")))?;
     decode(value).map_err(|field| {
         storage_error(format!(
