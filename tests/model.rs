@@ -210,6 +210,77 @@ mod regressions {
         check(&setup(), &ops).unwrap();
     }
 
+    /// A tracker with a local edit whose context is deleted and created again
+    /// (versions start over at 1), then synced: `Overwrite` pushes version 2
+    /// of the new context and is based on it (clean), `KeepRemote` adopts
+    /// version 1 and drops the edit, `Reject` reports the conflict. Once
+    /// proptest's saved case (before the op strategies changed in c65a2d1);
+    /// `recreated_context` below checks the same on the real objects alone.
+    #[test]
+    fn tracker_sync_into_a_recreated_context_under_each_policy() {
+        for conflict in [
+            ConflictPolicy::Overwrite,
+            ConflictPolicy::KeepRemote,
+            ConflictPolicy::Reject,
+        ] {
+            let mut setup = setup();
+            setup.tracker = TrackerConfig {
+                sync_interval_ms: 0,
+                auto_recovery: false,
+                conflict,
+            };
+            let ops = vec![
+                Op::Create {
+                    id: "b".into(),
+                    data: Data::Small(0),
+                    ttl: None,
+                    meta: true,
+                },
+                Op::TActivate("b".into()),
+                Op::TUpdate(Data::Small(1)),
+                Op::TSync,
+                Op::Delete("b".into()),
+                Op::TUpdate(Data::Small(2)),
+                Op::ACreate("b".into(), Data::Small(3)),
+                Op::TSync,
+                Op::TIsDirty,
+                Op::TGetState,
+                Op::TSync,
+                Op::Get("b".into()),
+            ];
+            check(&setup, &ops).unwrap_or_else(|e| panic!("{conflict:?}: {e}"));
+        }
+    }
+
+    /// The adapter built with `with_trackers` hands out trackers with those
+    /// settings: this one's `Overwrite` pushes over a newer stored version,
+    /// and its `auto_recovery` takes a recovery point on sync.
+    #[test]
+    fn trackers_handed_out_by_the_adapter_use_its_tracker_settings() {
+        let mut setup = setup();
+        setup.tracker = TrackerConfig {
+            sync_interval_ms: 1,
+            auto_recovery: true,
+            conflict: ConflictPolicy::Overwrite,
+        };
+        assert!(setup.adapter_trackers().is_some());
+        let ops = vec![
+            Op::ACreate("a".into(), Data::Small(1)),
+            Op::AActivate("a".into()),
+            Op::AtUpdate("a".into(), Data::Small(2)),
+            Op::AUpdate("a".into(), Data::Small(3), Some(1)),
+            Op::AtIsSyncNeeded("a".into()),
+            Op::Advance(1),
+            Op::AtSyncIfNeeded("a".into()),
+            Op::Points("a".into()),
+            Op::AtIsDirty("a".into()),
+            Op::AtDeactivate("a".into()),
+            Op::AListActive,
+            Op::AtPoint("a".into()),
+        ];
+        check(&setup, &ops).unwrap();
+    }
+
     #[test]
     fn invalid_input_is_rejected_before_anything_else() {
         let ops = vec![

@@ -377,28 +377,55 @@ impl ContextManager {
             match attempt {
                 Err(ContextError::CapacityExceeded { .. }) => {
                     // Full: expired contexts elsewhere do not count either. The
-                    // answer stands only if nothing may have expired and no
-                    // context came or went since the attempt: then every one it
-                    // counted was live when it looked. Otherwise try again.
-                    // In memory a sweep leaves every shard's earliest expiry exact,
-                    // so sweeping again means something new expired. Through a
-                    // storage, a sweep that removed nothing (storage failing) is
-                    // not repeated.
-                    // Through a storage, a create still being written holds
-                    // its slot out of reach of sweeps: if it may have
-                    // expired, wait for it to land and look again.
-                    if self.may_have_expired(inner.now()) {
+                    // answer stands only if, at one instant after the attempt,
+                    // nothing counted may have expired and no context came or
+                    // went since the attempt: then every one it counted was
+                    // live at that instant. Otherwise try again.
+                    //
+                    // A create still being written through a storage holds its
+                    // slot, but its context is in no map: a sweep of its shard
+                    // in the meantime makes the shard's earliest expiry exact
+                    // for the contexts in the map, forgetting the create's. So
+                    // whenever creates are being written, wait for them to land
+                    // (their expiries are noted again) and look again. Checking
+                    // for expiry before and after reading `creating` covers a
+                    // create that took its slot and is still in its section.
+                    let t0 = inner.now();
+                    if self.may_have_expired(t0) {
                         let landed = inner.landed.listen();
                         if inner.creating.load(Ordering::SeqCst) > 0 {
                             landed.await;
                             swept_nothing = false;
                             continue;
                         }
+                        // In memory a sweep leaves every shard's earliest
+                        // expiry exact, so sweeping again means something new
+                        // expired. Through a storage, a sweep that removed
+                        // nothing while nothing came or went, and left behind
+                        // what was due when it began, met a storage failing
+                        // to delete: it is not repeated.
+                        if !(swept_nothing && inner.storage.is_some()) {
+                            let before = inner.count.word();
+                            let removed = self.sweep_expired().await;
+                            swept_nothing = removed == 0
+                                && inner.count.word() == before
+                                && self.may_have_expired(t0);
+                            continue;
+                        }
+                    } else {
+                        // (A listener only when needed: in memory none is.)
+                        if inner.creating.load(Ordering::SeqCst) > 0 {
+                            let landed = inner.landed.listen();
+                            if inner.creating.load(Ordering::SeqCst) > 0 {
+                                landed.await;
+                            }
+                            continue;
+                        }
+                        if self.may_have_expired(inner.now()) {
+                            continue;
+                        }
                     }
-                    let stuck = swept_nothing && inner.storage.is_some();
-                    if !stuck && self.may_have_expired(inner.now()) {
-                        swept_nothing = self.sweep_expired().await == 0;
-                    } else if full_at.is_none_or(|word| word == inner.count.word()) {
+                    if full_at.is_none_or(|word| word == inner.count.word()) {
                         return attempt;
                     }
                 }

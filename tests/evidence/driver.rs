@@ -60,9 +60,13 @@ pub fn build(setup: &Setup) -> (Real, Model) {
         .build();
     let events = m.subscribe();
     let t = ContextTracker::new(m.clone(), setup.tracker);
-    let a = ContextAdapter::new(m.clone(), setup.adapter);
+    let a = match setup.adapter_trackers() {
+        Some(trackers) => ContextAdapter::with_trackers(m.clone(), setup.adapter, trackers),
+        None => ContextAdapter::new(m.clone(), setup.adapter),
+    };
     let mut store = Store::new(setup.manager.clone(), START_MS);
-    let a_model = Adapter::new(&mut store, setup.adapter);
+    let handed = setup.adapter_trackers().unwrap_or_default();
+    let a_model = Adapter::new(&mut store, setup.adapter, handed);
     let real = Real {
         clock,
         m,
@@ -113,7 +117,15 @@ pub async fn run_real(r: &mut Real, op: &Op) -> Out {
         }
         Op::Delete(id) => from(m.delete_context(id).await, |()| Out::Unit),
         Op::ListIds => Out::Ids(m.list_context_ids().await),
+        Op::List => Out::States(
+            m.list_contexts()
+                .await
+                .iter()
+                .map(|s| ContextState::clone(s))
+                .collect(),
+        ),
         Op::Len => Out::Count(m.len().await),
+        Op::IsEmpty => Out::Bool(m.is_empty().await),
         Op::CreatePoint(id) => from(m.create_recovery_point(id).await, Out::Snapshot),
         Op::Points(id) => from(m.recovery_points(id).await, Out::Points),
         Op::Restore(id, p) => out_state(m.restore_recovery_point(id, *p).await),
@@ -178,6 +190,43 @@ pub async fn run_real(r: &mut Real, op: &Op) -> Out {
             Some(h) => out_state(h.activate_context(id).await),
             None => Out::Skip,
         },
+        Op::AtDeactivate(id) => match r.handles.get(id.as_str()) {
+            Some(h) => from(h.deactivate_context().await, |()| Out::Unit),
+            None => Out::Skip,
+        },
+        Op::AtDiscard(id) => match r.handles.get(id.as_str()) {
+            Some(h) => out_state(h.discard_changes().await),
+            None => Out::Skip,
+        },
+        Op::AtActiveId(id) => match r.handles.get(id.as_str()) {
+            Some(h) => Out::OptId(h.active_context_id().await),
+            None => Out::Skip,
+        },
+        Op::AtIsDirty(id) => match r.handles.get(id.as_str()) {
+            Some(h) => Out::Bool(h.is_dirty().await),
+            None => Out::Skip,
+        },
+        Op::AtApplyRemote(id, from_id) => match r.handles.get(id.as_str()) {
+            Some(h) => match m.get_context(from_id).await {
+                Ok(s) => Out::Bool(h.apply_remote(s).await),
+                Err(e) => out_err(e),
+            },
+            None => Out::Skip,
+        },
+        Op::AtSyncIfNeeded(id) => match r.handles.get(id.as_str()) {
+            Some(h) => from(h.sync_if_needed().await, |s| {
+                Out::OptState(s.map(|s| ContextState::clone(&s)))
+            }),
+            None => Out::Skip,
+        },
+        Op::AtIsSyncNeeded(id) => match r.handles.get(id.as_str()) {
+            Some(h) => Out::Bool(h.is_sync_needed().await),
+            None => Out::Skip,
+        },
+        Op::AtPoint(id) => match r.handles.get(id.as_str()) {
+            Some(h) => from(h.create_recovery_point().await, Out::Snapshot),
+            None => Out::Skip,
+        },
     }
 }
 
@@ -207,7 +256,9 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
         } => state(s.update(id, data.json(), *expected, *ttl)),
         Op::Delete(id) => model(s.delete(id), |()| Out::Unit),
         Op::ListIds => Out::Ids(s.live_states().into_iter().map(|s| s.id).collect()),
+        Op::List => Out::States(s.live_states()),
         Op::Len => Out::Count(s.live_states().len()),
+        Op::IsEmpty => Out::Bool(s.live_states().is_empty()),
         Op::CreatePoint(id) => model(s.create_point(id), Out::Snapshot),
         Op::Points(id) => model(s.points(id), Out::Points),
         Op::Restore(id, p) => state(s.restore(id, *p)),
@@ -274,6 +325,43 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
             Some(_) => Out::Err("INVALID_ARGUMENT"),
             None => Out::Skip,
         },
+        Op::AtDeactivate(id) => a
+            .tracker_deactivate(id)
+            .map_or(Out::Skip, |r| model(r, |()| Out::Unit)),
+        Op::AtDiscard(id) => match a.trackers.get_mut(id.as_str()) {
+            Some((tr, _)) => state(tr.discard()),
+            None => Out::Skip,
+        },
+        Op::AtActiveId(id) => match a.trackers.get(id.as_str()) {
+            Some((tr, _)) => Out::OptId(tr.active.as_ref().map(|a| a.base.id.clone())),
+            None => Out::Skip,
+        },
+        Op::AtIsDirty(id) => match a.trackers.get(id.as_str()) {
+            Some((tr, _)) => Out::Bool(tr.dirty()),
+            None => Out::Skip,
+        },
+        Op::AtApplyRemote(id, from_id) => match a.trackers.get_mut(id.as_str()) {
+            Some((tr, _)) => model(s.get(from_id), |st| Out::Bool(tr.apply_remote(st))),
+            None => Out::Skip,
+        },
+        Op::AtSyncIfNeeded(id) => match a.trackers.get_mut(id.as_str()) {
+            Some((tr, _)) if tr.sync_needed(s.now) => {
+                model(tr.sync(s), |st| Out::OptState(Some(st)))
+            }
+            Some(_) => Out::OptState(None),
+            None => Out::Skip,
+        },
+        Op::AtIsSyncNeeded(id) => match a.trackers.get(id.as_str()) {
+            Some((tr, _)) => Out::Bool(tr.sync_needed(s.now)),
+            None => Out::Skip,
+        },
+        Op::AtPoint(id) => match a.trackers.get(id.as_str()) {
+            Some((tr, _)) => match tr.active.as_ref().map(|a| a.base.id.clone()) {
+                Some(id) => model(s.create_point(&id), Out::Snapshot),
+                None => Out::Err("NOT_ACTIVE"),
+            },
+            None => Out::Skip,
+        },
     }
 }
 
@@ -331,6 +419,17 @@ pub fn check(setup: &Setup, ops: &[Op]) -> Result<(), String> {
         .ok()
         .map(|s| ContextState::clone(&s));
     same(copy, md.t.copy(), "final tracker copy")?;
+    for (id, h) in &real.handles {
+        let copy = block_on(h.get_state())
+            .ok()
+            .map(|s| ContextState::clone(&s));
+        let want = md.a.trackers.get(id).and_then(|(t, _)| t.copy());
+        same(
+            copy,
+            want,
+            &format!("final copy of the adapter's tracker for {id:?}"),
+        )?;
+    }
     let active = block_on(real.a.list_active_context_ids());
     same(active, md.a.active_ids(), "final active ids")
 }

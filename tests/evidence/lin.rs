@@ -20,7 +20,8 @@
 //! attempt: its own id's on a failed attempt, or all of them in a sweep. The
 //! search lets a create that is in progress take those steps at any moment
 //! before it takes effect (no other call can observe them except through
-//! cleanup's count).
+//! cleanup's count). Such a step reads the clock at that moment, and that is
+//! the create's one reading: it then takes effect with no earlier one.
 
 use std::collections::HashSet;
 
@@ -245,13 +246,23 @@ impl Spec {
 
     /// What a create of `id` still in progress may already have done at the
     /// current clock: drop its own id's expired context, or sweep them all.
+    /// Either step reads the clock, so it raises `used`: the create (and every
+    /// call after it in the order) then acts with a reading no earlier than
+    /// the one the step used; one call, one reading.
     fn create_side_steps(&self, id: u8) -> Vec<Spec> {
         let now = self.clock;
         let mut own = self.clone();
         own.live_for_write(id, now);
         let mut all = self.clone();
         all.sweep(now);
-        [own, all].into_iter().filter(|s| s != self).collect()
+        [own, all]
+            .into_iter()
+            .filter(|s| s.entries != self.entries)
+            .map(|mut s| {
+                s.used = s.used.max(now);
+                s
+            })
+            .collect()
     }
 
     /// The states after `rec` that give its real result.

@@ -35,6 +35,17 @@ pub struct Setup {
     pub adapter: AdapterConfig,
 }
 
+impl Setup {
+    /// The settings of the trackers the adapter hands out: the case's tracker
+    /// settings (the adapter is built with `with_trackers`) when its sync
+    /// interval is odd, else `None` (built with `new`: the defaults). Derived
+    /// from the other fields rather than a field of its own, so that the
+    /// `ops` fuzz target, which builds a `Setup` field by field, covers it too.
+    pub fn adapter_trackers(&self) -> Option<TrackerConfig> {
+        (self.tracker.sync_interval_ms % 2 == 1).then_some(self.tracker)
+    }
+}
+
 /// One call on the manager, the tracker (`T…`), the adapter (`A…`) or the
 /// tracker the adapter handed out for an id (`At…`).
 #[derive(Debug, Clone)]
@@ -55,7 +66,9 @@ pub enum Op {
     },
     Delete(String),
     ListIds,
+    List,
     Len,
+    IsEmpty,
     CreatePoint(String),
     Points(String),
     Restore(String, u64),
@@ -87,6 +100,15 @@ pub enum Op {
     AtSync(String),
     AtGetState(String),
     AtActivate(String),
+    AtDeactivate(String),
+    AtDiscard(String),
+    AtActiveId(String),
+    AtIsDirty(String),
+    /// The handle of the first id is given the stored state of the second.
+    AtApplyRemote(String, String),
+    AtSyncIfNeeded(String),
+    AtIsSyncNeeded(String),
+    AtPoint(String),
 }
 
 pub fn metadata(on: bool) -> BTreeMap<String, String> {
@@ -191,7 +213,9 @@ pub fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(id, data, expected, ttl)| Op::Update { id, data, expected, ttl }),
         3 => id().prop_map(Op::Delete),
         1 => Just(Op::ListIds),
+        1 => Just(Op::List),
         1 => Just(Op::Len),
+        1 => Just(Op::IsEmpty),
         3 => id().prop_map(Op::CreatePoint),
         2 => id().prop_map(Op::Points),
         3 => (id(), 1_u64..8).prop_map(|(id, p)| Op::Restore(id, p)),
@@ -227,6 +251,14 @@ pub fn op() -> impl Strategy<Value = Op> {
         2 => id().prop_map(Op::AtSync),
         1 => id().prop_map(Op::AtGetState),
         1 => id().prop_map(Op::AtActivate),
+        1 => id().prop_map(Op::AtDeactivate),
+        1 => id().prop_map(Op::AtDiscard),
+        1 => id().prop_map(Op::AtActiveId),
+        1 => id().prop_map(Op::AtIsDirty),
+        1 => (id(), id()).prop_map(|(id, from)| Op::AtApplyRemote(id, from)),
+        1 => id().prop_map(Op::AtSyncIfNeeded),
+        1 => id().prop_map(Op::AtIsSyncNeeded),
+        1 => id().prop_map(Op::AtPoint),
     ];
     prop_oneof![5 => manager, 3 => tracker, 3 => adapter]
 }

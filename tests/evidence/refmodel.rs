@@ -485,16 +485,19 @@ impl Tracker {
 #[derive(Debug)]
 pub struct Adapter {
     pub cfg: AdapterConfig,
+    /// The settings of the trackers it hands out.
+    pub tracker_cfg: TrackerConfig,
     pub last_cleanup: u64,
     /// The latest tracker handed out per id, and whether it was released.
     pub trackers: BTreeMap<String, (Tracker, bool)>,
 }
 
 impl Adapter {
-    pub fn new(store: &mut Store, cfg: AdapterConfig) -> Self {
+    pub fn new(store: &mut Store, cfg: AdapterConfig, tracker_cfg: TrackerConfig) -> Self {
         store.limit = cfg.max_contexts.min(store.cfg.max_contexts);
         Self {
             cfg,
+            tracker_cfg,
             last_cleanup: store.now,
             trackers: BTreeMap::new(),
         }
@@ -544,7 +547,7 @@ impl Adapter {
         if self.active_ids().len() >= self.cfg.max_active_contexts {
             return Err(err("CAPACITY_EXCEEDED"));
         }
-        let mut t = Tracker::new(TrackerConfig::default());
+        let mut t = Tracker::new(self.tracker_cfg);
         t.active = Some(Active {
             base: state,
             local: None,
@@ -552,6 +555,16 @@ impl Adapter {
         });
         self.trackers.insert(id.to_owned(), (t, false));
         Ok(false)
+    }
+
+    /// The tracker handed out for `id` deactivates itself: released if it succeeds.
+    pub fn tracker_deactivate(&mut self, id: &str) -> Option<R<()>> {
+        let (t, released) = self.trackers.get_mut(id)?;
+        let done = t.deactivate();
+        if done.is_ok() {
+            *released = true;
+        }
+        Some(done)
     }
 
     pub fn deactivate(&mut self, id: &str) -> R<()> {
