@@ -918,3 +918,30 @@ fn stored_versions_and_ids_out_of_range_are_problems() {
         );
     });
 }
+
+/// A full store whose only context has expired, while storage fails to
+/// delete it: a create answers CAPACITY_EXCEEDED (the expired context still
+/// counts, since storage still holds it) after one sweep, without looping;
+/// once storage deletes again, the create succeeds.
+#[test]
+fn a_create_at_capacity_while_storage_fails_to_delete_an_expired_context() {
+    futures::executor::block_on(async {
+        let clock = ManualClock::new(0);
+        let storage = Scripted::default();
+        let m = open_with(&storage, one_slot(), &clock).await;
+        let ttl = CreateOptions {
+            ttl_ms: Some(10),
+            ..CreateOptions::default()
+        };
+        m.create_context_with("a", json!({}), ttl).await.unwrap();
+        clock.advance(10);
+        storage.then(&[Act::Fail]);
+        let err = m.create_context("b", json!({})).await.unwrap_err();
+        assert_eq!(err.code(), "CAPACITY_EXCEEDED");
+        assert_eq!(storage.inner.ids(), ["a"]);
+        assert_reopen_matches(&m, &storage.inner, &clock, "failed sweep").await;
+        m.create_context("b", json!({})).await.unwrap();
+        assert_eq!(storage.inner.ids(), ["b"]);
+        assert_eq!(m.list_context_ids().await, ["b"]);
+    });
+}
