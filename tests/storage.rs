@@ -945,3 +945,78 @@ fn a_create_at_capacity_while_storage_fails_to_delete_an_expired_context() {
         assert_eq!(m.list_context_ids().await, ["b"]);
     });
 }
+
+/// Through a storage a create holds its capacity slot while it is being
+/// written, before anyone can read it: `len` counts what reads show, so it
+/// never reports a create that may still fail.
+#[test]
+fn len_does_not_count_a_create_still_being_written() {
+    futures::executor::block_on(async {
+        let clock = ManualClock::new(0);
+        let storage = Scripted::default();
+        let m = open_with(&storage, config(), &clock).await;
+        m.create_context("a", json!({})).await.unwrap();
+        storage.then(&[Act::Hang]);
+        let mut create = std::pin::pin!(m.create_context("b", json!({})));
+        assert!(futures::poll!(create.as_mut()).is_pending());
+        assert_eq!(m.len().await, 1);
+        assert_eq!(m.list_context_ids().await, ["a"]);
+        assert!(!m.is_empty().await);
+    });
+}
+
+/// Versions and recovery-point ids near the top of their range: a manager
+/// stops handing them out well before 2^53 - 1 (CAPACITY_EXCEEDED), so
+/// everything it stores still reads back; a stored point id of 2^53 - 1 (its
+/// successor out of range) is a problem.
+#[test]
+fn versions_and_point_ids_stop_before_they_could_not_be_read_back() {
+    futures::executor::block_on(async {
+        let storage = MemoryStorage::default();
+        let clock = ManualClock::new(0);
+        let m = open(storage.clone(), &clock).await;
+        for id in ["high", "top", "edge"] {
+            m.create_context(id, json!({})).await.unwrap();
+            m.create_recovery_point(id).await.unwrap();
+        }
+        drop(m);
+        let max_safe = (1_u64 << 53) - 1;
+        let mut high = storage.get("high").await.unwrap().unwrap();
+        let mut state = ContextState::clone(&high.state);
+        state.version = 1 << 52;
+        high.state = Arc::new(state);
+        storage.put(Arc::new(high)).await.unwrap();
+        let mut top = storage.get("top").await.unwrap().unwrap();
+        top.points[0].id = max_safe;
+        storage.put(Arc::new(top)).await.unwrap();
+        let mut edge = storage.get("edge").await.unwrap().unwrap();
+        edge.points[0].id = max_safe - 1;
+        storage.put(Arc::new(edge)).await.unwrap();
+
+        let opened = ContextManager::builder(config())
+            .clock(clock.clone())
+            .open(storage.clone())
+            .await
+            .unwrap();
+        assert_eq!(opened.problems.len(), 1, "{:?}", opened.problems);
+        assert!(opened.problems[0].to_string().contains("'top'"));
+        let m = opened.manager;
+        assert_eq!(m.next_recovery_point_id(), max_safe);
+        let err = m.update_context("high", json!({}), None).await.unwrap_err();
+        assert_eq!(err.code(), "CAPACITY_EXCEEDED");
+        let err = m.create_recovery_point("edge").await.unwrap_err();
+        assert_eq!(err.code(), "CAPACITY_EXCEEDED");
+        m.create_context("new", json!({})).await.unwrap();
+        drop(m);
+        let again = ContextManager::builder(config())
+            .clock(clock.clone())
+            .open(storage.clone())
+            .await
+            .unwrap();
+        assert_eq!(again.problems.len(), 1, "{:?}", again.problems);
+        assert_eq!(
+            again.manager.list_context_ids().await,
+            ["edge", "high", "new"]
+        );
+    });
+}

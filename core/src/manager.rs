@@ -530,7 +530,7 @@ impl ContextManager {
             inner.check_version(entry, id, opts.expected_version)?;
             let ttl_ms = opts.ttl_ms.or(entry.ttl_ms());
             let data = data.take().expect("an update commits at most once");
-            let state = inner.next_state(entry, data, now, ttl_ms);
+            let state = inner.next_state(entry, data, now, ttl_ms)?;
             let patch = Patch::SetState {
                 state: Arc::clone(&state),
                 ttl_ms,
@@ -650,7 +650,9 @@ impl ContextManager {
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
-        if !self.may_have_expired(self.inner.now()) {
+        // Through a storage the count also holds the slots of creates still
+        // being written, which no read shows yet: count what the maps hold.
+        if self.inner.storage.is_none() && !self.may_have_expired(self.inner.now()) {
             return self.inner.count.load(Ordering::SeqCst);
         }
         let mut n = 0;
@@ -742,9 +744,15 @@ impl Inner {
         data: Value,
         now: u64,
         ttl_ms: Option<u64>,
-    ) -> Arc<ContextState> {
+    ) -> Result<Arc<ContextState>> {
         let prev = &entry.state;
-        Arc::new(ContextState {
+        if prev.version >= validate::MAX_COUNTER {
+            return Err(ContextError::capacity(
+                "versions of a context",
+                usize::try_from(validate::MAX_COUNTER).unwrap_or(usize::MAX),
+            ));
+        }
+        Ok(Arc::new(ContextState {
             id: prev.id.clone(),
             version: prev.version + 1,
             created_at_ms: prev.created_at_ms,
@@ -752,7 +760,7 @@ impl Inner {
             expires_at_ms: Self::expires_at(now, ttl_ms),
             data,
             metadata: prev.metadata.clone(),
-        })
+        }))
     }
 
     pub(crate) fn limit(&self) -> usize {

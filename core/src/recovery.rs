@@ -61,6 +61,12 @@ impl ContextManager {
             // clock: ids grow in the order the points take effect, each
             // with the clock of that moment. Taken inside the section: ids
             // grow in commit order per context.
+            if inner.next_snapshot.peek() >= validate::MAX_COUNTER {
+                return Err(ContextError::capacity(
+                    "recovery point ids",
+                    usize::try_from(validate::MAX_COUNTER).unwrap_or(usize::MAX),
+                ));
+            }
             let taken = inner.next_snapshot.take(|_| {
                 let now = inner.now();
                 let live = map.get(id).is_some_and(|e| !e.state.is_expired_at(now));
@@ -173,7 +179,7 @@ impl ContextManager {
                 return Err(point_not_found(id, snapshot_id));
             }
             let data = data.take().expect("a restore commits at most once");
-            let state = inner.next_state(entry, data, now, entry.ttl_ms());
+            let state = inner.next_state(entry, data, now, entry.ttl_ms())?;
             let patch = Patch::SetState {
                 state: Arc::clone(&state),
                 ttl_ms: entry.ttl_ms(),

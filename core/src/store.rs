@@ -103,10 +103,13 @@ impl Map {
 }
 
 impl Map {
-    /// Whether a storage write of `id` is in progress. Reads of `id` wait for
+    /// The storage write of `id` in progress, if any. Reads of `id` wait for
     /// it, so none sees the old state after a call that saw the new one.
-    pub(crate) fn writing(&self, id: &str) -> bool {
-        !self.flights.is_empty() && self.flights.get(id).is_some_and(|f| f.in_progress())
+    pub(crate) fn writing(&self, id: &str) -> Option<&Arc<crate::write::Flight>> {
+        if self.flights.is_empty() {
+            return None;
+        }
+        self.flights.get(id).filter(|f| f.in_progress())
     }
 }
 

@@ -139,8 +139,13 @@ pub(crate) fn ttl(ttl_ms: Option<u64>) -> Result<()> {
 /// record above it is damaged.
 pub(crate) const MAX_SAFE: u64 = (1 << 53) - 1;
 
+/// A manager hands out no version or recovery-point id past this: far below
+/// [`MAX_SAFE`], so whatever it stores reads back.
+pub(crate) const MAX_COUNTER: u64 = 1 << 52;
+
 /// A record read back from a storage: its id, TTL, version and recovery-point
-/// ids must be ones a manager could have written.
+/// ids must be ones a manager could have written. A point id stops below
+/// [`MAX_SAFE`], so the next id after it is in range too.
 pub(crate) fn stored(cfg: &ManagerConfig, record: &Record) -> Result<()> {
     id(cfg, &record.state.id)?;
     ttl(record.ttl_ms)?;
@@ -153,6 +158,13 @@ pub(crate) fn stored(cfg: &ManagerConfig, record: &Record) -> Result<()> {
     range("version", record.state.version)?;
     range("next recovery point id", record.next_snapshot_id)?;
     for p in &record.points {
+        if p.id >= MAX_SAFE {
+            return Err(ContextError::invalid(format!(
+                "recovery point id {} is out of range (1 to {})",
+                p.id,
+                MAX_SAFE - 1
+            )));
+        }
         range("recovery point id", p.id)?;
         range("recovery point version", p.state.version)?;
     }

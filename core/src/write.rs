@@ -42,6 +42,16 @@ impl Flight {
     }
 }
 
+/// Waits for `flight` to settle through `settled`, a listener of its shard
+/// made while the flight was seen in progress. A flight is abandoned (by a
+/// dropped future) without the shard's lock: it is marked first and notified
+/// after, so looking at the mark once the listener exists misses nothing.
+async fn wait_for(flight: Arc<Flight>, settled: event_listener::EventListener) {
+    if flight.in_progress() {
+        settled.await;
+    }
+}
+
 /// What deciding a write took in advance: given back unless storage holds it.
 #[derive(Debug, Default, Clone, Copy)]
 struct Reserved {
@@ -100,7 +110,7 @@ fn take_off<'a>(
 
 enum Step<'a> {
     Done(Result<()>),
-    Wait(event_listener::EventListener),
+    Wait(Arc<Flight>, event_listener::EventListener),
     Persist(FlightGuard<'a>, Patch, Durable),
     ReadBack(FlightGuard<'a>),
 }
@@ -210,15 +220,15 @@ impl ContextManager {
             let read = shard
                 .map
                 .read(|map| {
-                    if has_storage && map.writing(id) {
-                        return Err(shard.settled.listen());
+                    if has_storage && let Some(flight) = map.writing(id) {
+                        return Err((Arc::clone(flight), shard.settled.listen()));
                     }
                     Ok(f(map))
                 })
                 .await;
             match read {
                 Ok(r) => return r,
-                Err(settled) => settled.await,
+                Err((flight, settled)) => wait_for(flight, settled).await,
             }
         }
     }
@@ -244,8 +254,8 @@ impl ContextManager {
                 .map
                 .write(|map| {
                     if let Some(flight) = map.flights.get(id) {
-                        if !flight.abandoned.load(Ordering::SeqCst) {
-                            return Step::Wait(shard.settled.listen());
+                        if flight.in_progress() {
+                            return Step::Wait(Arc::clone(flight), shard.settled.listen());
                         }
                         let reserved = flight.reserved;
                         inner.abandoned.fetch_sub(1, Ordering::SeqCst);
@@ -272,7 +282,7 @@ impl ContextManager {
                 .await;
             match step {
                 Step::Done(result) => return result,
-                Step::Wait(listener) => listener.await,
+                Step::Wait(flight, listener) => wait_for(flight, listener).await,
                 Step::Persist(mut guard, patch, durable) => {
                     let stored = match durable {
                         Durable::Put(record) => storage.put(record).await,
@@ -490,7 +500,12 @@ fn reconcile(
             if before.is_none() {
                 inner.count.fetch_add(1, Ordering::SeqCst);
             }
+            // A state that has expired already is no news: a sweep removes it.
+            let live = !entry.state.is_expired_at(inner.now());
             map.insert(id.to_owned(), entry);
+            if !live {
+                return;
+            }
             inner.publish(|| match before {
                 None => ContextEvent::Created {
                     id: id.to_owned(),
