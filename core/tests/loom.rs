@@ -163,27 +163,32 @@ fn concurrent_creates_never_exceed_capacity() {
     });
 }
 
+/// Creates "a" and "b" on two threads of a manager with room for one more:
+/// exactly one wins, and the store then holds one context.
+fn exactly_one_of_two_creates_wins(m: &ContextManager) {
+    let threads: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|id| {
+            let m = m.clone();
+            thread::spawn(move || code(block_on(m.create_context(id, json!({})))))
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(block_on(m.len()), 1);
+    assert_eq!(m.stats().contexts, 1);
+}
+
 /// Creates of two ids on different shards at capacity 1: their sections do
 /// not exclude each other, and the count's compare-and-set lets one win.
 #[test]
 fn creates_on_different_shards_never_exceed_capacity() {
     model(|| {
-        let m = sharded(1, &ManualClock::new(0));
-        let threads: Vec<_> = ["a", "b"]
-            .into_iter()
-            .map(|id| {
-                let m = m.clone();
-                thread::spawn(move || code(block_on(m.create_context(id, json!({})))))
-            })
-            .collect();
-        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert_eq!(
-            results.iter().filter(|r| r.is_ok()).count(),
-            1,
-            "{results:?}"
-        );
-        assert_eq!(block_on(m.len()), 1);
-        assert_eq!(m.stats().contexts, 1);
+        exactly_one_of_two_creates_wins(&sharded(1, &ManualClock::new(0)));
     });
 }
 
@@ -201,21 +206,7 @@ fn creates_at_capacity_across_shards_sweep_an_expired_context_once() {
         };
         block_on(m.create_context_with("gone", json!({}), opts)).unwrap();
         clock.advance(10);
-        let threads: Vec<_> = ["a", "b"]
-            .into_iter()
-            .map(|id| {
-                let m = m.clone();
-                thread::spawn(move || code(block_on(m.create_context(id, json!({})))))
-            })
-            .collect();
-        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert_eq!(
-            results.iter().filter(|r| r.is_ok()).count(),
-            1,
-            "{results:?}"
-        );
-        assert_eq!(block_on(m.len()), 1);
-        assert_eq!(m.stats().contexts, 1);
+        exactly_one_of_two_creates_wins(&m);
     });
 }
 
