@@ -140,37 +140,23 @@ fn concurrent_creates_of_one_id_have_exactly_one_winner() {
 #[test]
 fn concurrent_creates_never_exceed_capacity() {
     model(|| {
-        let m = manager(1);
-        let threads: Vec<_> = ["a", "b"]
-            .into_iter()
-            .map(|id| {
-                let m = m.clone();
-                thread::spawn(move || code(block_on(m.create_context(id, json!({})))))
-            })
-            .collect();
-        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        assert_eq!(
-            results.iter().filter(|r| r.is_ok()).count(),
-            1,
-            "{results:?}"
-        );
+        let results = exactly_one_of_two_creates_wins(&manager(1));
         assert!(
             results
                 .iter()
                 .any(|r| r.as_ref().err() == Some(&"CAPACITY_EXCEEDED"))
         );
-        assert_eq!(block_on(m.len()), 1);
     });
 }
 
 /// Creates "a" and "b" on two threads of a manager with room for one more:
-/// exactly one wins, and the store then holds one context.
-fn exactly_one_of_two_creates_wins(m: &ContextManager) {
+/// exactly one wins, and the store then holds one context. Returns both results.
+fn exactly_one_of_two_creates_wins(m: &ContextManager) -> Vec<Result<(), &'static str>> {
     let threads: Vec<_> = ["a", "b"]
         .into_iter()
         .map(|id| {
             let m = m.clone();
-            thread::spawn(move || code(block_on(m.create_context(id, json!({})))))
+            thread::spawn(move || code(block_on(m.create_context(id, json!({})))).map(drop))
         })
         .collect();
     let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
@@ -180,7 +166,7 @@ fn exactly_one_of_two_creates_wins(m: &ContextManager) {
         "{results:?}"
     );
     assert_eq!(block_on(m.len()), 1);
-    assert_eq!(m.stats().contexts, 1);
+    results
 }
 
 /// Creates of two ids on different shards at capacity 1: their sections do
@@ -188,7 +174,9 @@ fn exactly_one_of_two_creates_wins(m: &ContextManager) {
 #[test]
 fn creates_on_different_shards_never_exceed_capacity() {
     model(|| {
-        exactly_one_of_two_creates_wins(&sharded(1, &ManualClock::new(0)));
+        let m = sharded(1, &ManualClock::new(0));
+        exactly_one_of_two_creates_wins(&m);
+        assert_eq!(m.stats().contexts, 1);
     });
 }
 
@@ -207,6 +195,7 @@ fn creates_at_capacity_across_shards_sweep_an_expired_context_once() {
         block_on(m.create_context_with("gone", json!({}), opts)).unwrap();
         clock.advance(10);
         exactly_one_of_two_creates_wins(&m);
+        assert_eq!(m.stats().contexts, 1);
     });
 }
 
