@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suites need, skipping whatever is already present:
 # the wasm target, wasm-bindgen-cli at the version in Cargo.lock, wasm-pack,
-# Chromium with its driver, and the npm packages of js-tests/.
+# Chromium with its driver, redis-server, and the npm packages of js-tests/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -30,6 +30,16 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  step "installing redis-server (the shared-mode tests start their own servers)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server >/dev/null
+  # The tests start their own servers on free ports; the distribution's
+  # service is not used.
+  (service redis-server stop || true) >/dev/null 2>&1
 fi
 
 if [ -f js-tests/package-lock.json ]; then

@@ -35,6 +35,7 @@ mod manager;
 mod open;
 mod recovery;
 mod scoped;
+mod shared;
 mod state;
 mod storage;
 mod store;
@@ -49,6 +50,7 @@ pub use events::{ContextEvent, DEFAULT_EVENT_CAPACITY, Subscription};
 pub use manager::{ContextManager, ManagerBuilder};
 pub use open::Opened;
 pub use scoped::Scoped;
+pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply};
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
 pub use storage::{
     Loaded, MaybeSend, MaybeSync, MemoryStorage, Meta, PointRecord, Record, Storage, StorageFuture,

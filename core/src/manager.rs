@@ -6,7 +6,7 @@ use crate::store::{Entry, Inner, Removal};
 use crate::write::Patch;
 use crate::{
     Clock, ContextError, ContextState, CreateOptions, ManagerConfig, Result, Stats, SystemClock,
-    UpdateOptions, validate,
+    UpdateOptions, Write, validate,
 };
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -320,6 +320,16 @@ impl ContextManager {
         validate::metadata(&inner.cfg, &opts.metadata)?;
         let ttl_ms = opts.ttl_ms.or(inner.cfg.default_ttl_ms);
         validate::ttl(ttl_ms)?;
+        if let Some(shared) = &inner.shared {
+            let write = Write::Create {
+                id: id.to_owned(),
+                data,
+                ttl_ms,
+                metadata: opts.metadata,
+                capacity: inner.limit(),
+            };
+            return shared.create(inner, write).await;
+        }
         // Timestamps are set inside the critical section, where the call takes effect.
         let mut pending = Some(ContextState {
             id: id.to_owned(),
@@ -449,6 +459,9 @@ impl ContextManager {
     pub async fn get_context(&self, id: &str) -> Result<Arc<ContextState>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
+        if let Some(shared) = &inner.shared {
+            return shared.get(inner, id).await;
+        }
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
@@ -521,6 +534,15 @@ impl ContextManager {
         validate::id(&inner.cfg, id)?;
         validate::data(&inner.cfg, &data)?;
         validate::ttl(opts.ttl_ms)?;
+        if let Some(shared) = &inner.shared {
+            let write = Write::Update {
+                id: id.to_owned(),
+                data,
+                expected_version: opts.expected_version,
+                ttl_ms: opts.ttl_ms,
+            };
+            return shared.update(inner, write).await;
+        }
         let mut data = Some(data);
         self.write_through(id, |inner, _, map| {
             let now = inner.now();
@@ -556,6 +578,9 @@ impl ContextManager {
     pub async fn delete_context(&self, id: &str) -> Result<()> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
+        if let Some(shared) = &inner.shared {
+            return shared.delete(inner, id).await;
+        }
         self.write_through(id, |inner, _, map| {
             let now = inner.now();
             inner
@@ -581,6 +606,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn list_context_ids(&self) -> Vec<String> {
+        if let Some(shared) = &self.inner.shared {
+            return shared.list_ids().await.unwrap_or_default();
+        }
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
@@ -614,6 +642,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn list_contexts(&self) -> Vec<Arc<ContextState>> {
+        if let Some(shared) = &self.inner.shared {
+            return shared.list().await.unwrap_or_default();
+        }
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
@@ -647,6 +678,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn len(&self) -> usize {
+        if let Some(shared) = &self.inner.shared {
+            return shared.count().await.unwrap_or_default();
+        }
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }

@@ -39,8 +39,28 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn create_recovery_point(&self, id: &str) -> Result<Snapshot> {
+        if let Some(shared) = &self.inner.shared {
+            self.check_recovery_point(id)?;
+            return shared.recovery_point(&self.inner, id).await;
+        }
         let (point_id, now, state) = self.take_recovery_point(id).await?;
         Ok(snapshot(point_id, now, &state))
+    }
+
+    /// A recovery point of `id` whose copy of the data nobody needs (a tracker's).
+    pub(crate) async fn add_recovery_point(&self, id: &str) -> Result<()> {
+        if self.inner.shared.is_some() {
+            return self.create_recovery_point(id).await.map(drop);
+        }
+        self.take_recovery_point(id).await.map(drop)
+    }
+
+    fn check_recovery_point(&self, id: &str) -> Result<()> {
+        validate::id(&self.inner.cfg, id)?;
+        if self.inner.cfg.max_recovery_points == 0 {
+            return Err(ContextError::capacity("recovery points per context", 0));
+        }
+        Ok(())
     }
 
     /// [`create_recovery_point`](Self::create_recovery_point) without the copy
@@ -106,6 +126,9 @@ impl ContextManager {
     pub async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
+        if let Some(shared) = &inner.shared {
+            return shared.recovery_points(id).await;
+        }
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
@@ -152,6 +175,9 @@ impl ContextManager {
     ) -> Result<Arc<ContextState>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
+        if let Some(shared) = &inner.shared {
+            return shared.restore(inner, id, snapshot_id).await;
+        }
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }

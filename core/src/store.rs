@@ -327,6 +327,8 @@ pub(crate) struct Inner {
     pub counters: Counters,
     /// Where writes go before they are acknowledged; `None` keeps everything in memory.
     pub storage: Option<Arc<dyn Storage>>,
+    /// In shared mode, the backend that decides every call (the maps stay empty).
+    pub shared: Option<crate::shared::Shared>,
 }
 
 impl Inner {
@@ -358,6 +360,7 @@ impl Inner {
             events: Arc::new(EventLog::new(event_capacity)),
             counters: Counters::default(),
             storage,
+            shared: None,
         }
     }
 
@@ -451,7 +454,10 @@ impl Inner {
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
-        let contexts = self.count.load(Ordering::Relaxed);
+        let contexts = match &self.shared {
+            Some(shared) => shared.contexts.load(Ordering::Relaxed),
+            None => self.count.load(Ordering::Relaxed),
+        };
         let (hits, misses) = self
             .shards
             .iter()

@@ -17,8 +17,12 @@
 //! ```
 
 mod file;
+#[cfg(feature = "redis")]
+mod redis_backend;
 mod tasks;
 
 pub use contextkit_core::*;
 pub use file::FileStorage;
+#[cfg(feature = "redis")]
+pub use redis_backend::RedisBackend;
 pub use tasks::{Cleanup, TaskHandle, spawn_auto_sync, spawn_auto_sync_with, spawn_cleanup};

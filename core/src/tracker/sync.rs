@@ -72,7 +72,7 @@ impl ContextTracker {
                 Ok(state) => {
                     self.settle(&p, &state).await;
                     if self.shared.config.auto_recovery {
-                        manager.take_recovery_point(&p.id).await?;
+                        manager.add_recovery_point(&p.id).await?;
                     }
                     return Ok(state);
                 }

@@ -1,0 +1,191 @@
+//! A manager in shared mode: every call goes to the backend, and the events
+//! its writes committed join the namespace's log order before it returns.
+
+use super::sequencer::{EventFeed, Sequencer};
+use super::{Committed, Joined, SharedBackend, Write};
+use crate::events::EventLog;
+use crate::store::Inner;
+use crate::{ContextError, ContextEvent, ContextState, Result, Snapshot};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How many expired contexts one sweep step removes.
+const SWEEP_STEP: usize = 1_000;
+
+pub(crate) struct Shared {
+    backend: Arc<dyn SharedBackend>,
+    seq: Arc<Sequencer>,
+    /// Live contexts as last counted (for `stats`).
+    pub(crate) contexts: AtomicUsize,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(backend: Arc<dyn SharedBackend>, joined: &Joined, log: Arc<EventLog>) -> Self {
+        Self {
+            backend,
+            seq: Arc::new(Sequencer::new(joined.revision, log)),
+            contexts: AtomicUsize::new(0),
+        }
+    }
+
+    /// Starts the backend's delivery of the namespace's events.
+    pub(crate) fn start(&self) {
+        self.backend.start(EventFeed::new(&self.seq));
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.seq.lost() {
+            Some(why) => Err(ContextError::Storage(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// One write: decided by the backend; returns once its events are in
+    /// this manager's order (when anyone listens).
+    async fn write(&self, inner: &Inner, write: Write) -> Result<Committed> {
+        self.check()?;
+        let reply = self.backend.write(write).await?;
+        let c = &inner.counters;
+        for event in &reply.events {
+            let counter = match event {
+                ContextEvent::Created { .. } => &c.creates,
+                ContextEvent::Updated { .. } | ContextEvent::Restored { .. } => &c.updates,
+                ContextEvent::Deleted { .. } => &c.deletes,
+                ContextEvent::Expired { .. } => &c.expirations,
+                ContextEvent::Evicted { .. } => &c.evictions,
+                _ => continue,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(ContextError::VersionConflict { .. }) = &reply.outcome {
+            c.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        let last = reply.events.last().and_then(ContextEvent::revision);
+        self.seq.own(reply.events);
+        if let Some(rev) = last
+            && self.seq.has_subscribers()
+        {
+            self.seq.delivered(rev).await;
+        }
+        reply.outcome
+    }
+
+    async fn state(&self, inner: &Inner, write: Write) -> Result<Arc<ContextState>> {
+        match self.write(inner, write).await? {
+            Committed::State(state) => Ok(state),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(crate) async fn create(&self, inner: &Inner, write: Write) -> Result<Arc<ContextState>> {
+        self.state(inner, write).await
+    }
+
+    pub(crate) async fn update(&self, inner: &Inner, write: Write) -> Result<Arc<ContextState>> {
+        self.state(inner, write).await
+    }
+
+    pub(crate) async fn restore(&self, inner: &Inner, id: &str, point_id: u64) -> Result<Arc<ContextState>> {
+        let write = Write::Restore {
+            id: id.to_owned(),
+            point_id,
+        };
+        self.state(inner, write).await
+    }
+
+    pub(crate) async fn delete(&self, inner: &Inner, id: &str) -> Result<()> {
+        self.write(inner, Write::Delete { id: id.to_owned() }).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn recovery_point(&self, inner: &Inner, id: &str) -> Result<Snapshot> {
+        let write = Write::RecoveryPoint {
+            id: id.to_owned(),
+            keep: inner.cfg.max_recovery_points,
+        };
+        match self.write(inner, write).await? {
+            Committed::Point(point) => Ok(point),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(crate) async fn get(&self, inner: &Inner, id: &str) -> Result<Arc<ContextState>> {
+        self.check()?;
+        let found = self.backend.get(id).await?;
+        let shard = inner.shard(id);
+        let counter = if found.is_some() {
+            &shard.hits
+        } else {
+            &shard.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found.ok_or_else(|| ContextError::context_not_found(id))
+    }
+
+    pub(crate) async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
+        self.check()?;
+        self.backend
+            .recovery_points(id)
+            .await?
+            .ok_or_else(|| ContextError::context_not_found(id))
+    }
+
+    pub(crate) async fn list_ids(&self) -> Result<Vec<String>> {
+        self.check()?;
+        let mut ids = self.backend.list_ids().await?;
+        ids.sort_unstable();
+        self.contexts.store(ids.len(), Ordering::Relaxed);
+        Ok(ids)
+    }
+
+    pub(crate) async fn list(&self) -> Result<Vec<Arc<ContextState>>> {
+        self.check()?;
+        let mut states = self.backend.list().await?;
+        states.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        self.contexts.store(states.len(), Ordering::Relaxed);
+        Ok(states)
+    }
+
+    pub(crate) async fn count(&self) -> Result<usize> {
+        self.check()?;
+        let n = self.backend.count().await?;
+        self.contexts.store(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Removes every expired context, a step at a time.
+    pub(crate) async fn sweep(&self, inner: &Inner) -> Result<usize> {
+        let mut removed = 0;
+        loop {
+            match self.write(inner, Write::Sweep { max: SWEEP_STEP }).await? {
+                Committed::Removed(n) => {
+                    removed += n;
+                    if n < SWEEP_STEP {
+                        return Ok(removed);
+                    }
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+
+    pub(crate) async fn evict(&self, inner: &Inner, capacity: usize) -> Result<usize> {
+        match self.write(inner, Write::Evict { capacity }).await? {
+            Committed::Removed(n) => Ok(n),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(committed: &Committed) -> ContextError {
+    ContextError::Storage(format!("the shared backend answered {committed:?} to another kind of write"))
+}

@@ -1,0 +1,174 @@
+//! Shared mode: one store for many managers, in many processes or machines.
+//!
+//! A [`SharedBackend`] decides every write atomically against what it holds
+//! (Redis by one server-side function per write), never against a manager's
+//! local view, so create-if-absent, compare-and-set, capacity and recovery
+//! point ids hold across every manager of a namespace. Each commit gets a
+//! namespace-wide revision and one entry in the backend's event log; every
+//! manager delivers that log to its subscribers in revision order.
+//!
+//! The core stays executor-free: a backend does its own I/O and, once
+//! started, pushes the namespace's events into an [`EventFeed`].
+
+mod manager;
+mod sequencer;
+
+pub(crate) use manager::Shared;
+pub use sequencer::EventFeed;
+
+use crate::storage::{MaybeSend, MaybeSync, StorageFuture};
+use crate::{Clock, ContextState, ManagerConfig, Result, Snapshot};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// What a manager learns when it joins a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The namespace's last revision: the manager delivers the events after it.
+    pub revision: u64,
+}
+
+/// One write, decided by the backend in one atomic step.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Write {
+    /// Create `id` at version 1 unless a live context has it or `capacity`
+    /// live contexts exist (expired ones are swept first and do not count).
+    Create {
+        /// Context id.
+        id: String,
+        /// Its data.
+        data: Value,
+        /// Its TTL.
+        ttl_ms: Option<u64>,
+        /// Its metadata.
+        metadata: BTreeMap<String, String>,
+        /// The capacity in force.
+        capacity: usize,
+    },
+    /// Replace the data of live `id`, version + 1, expiry restarted.
+    Update {
+        /// Context id.
+        id: String,
+        /// The new data.
+        data: Value,
+        /// Commit only if the stored version is this one.
+        expected_version: Option<u64>,
+        /// A new TTL; `None` keeps the current one.
+        ttl_ms: Option<u64>,
+    },
+    /// Remove live `id` with its recovery points.
+    Delete {
+        /// Context id.
+        id: String,
+    },
+    /// Snapshot live `id`, keeping its newest `keep` recovery points.
+    RecoveryPoint {
+        /// Context id.
+        id: String,
+        /// Recovery points to keep (at least 1).
+        keep: usize,
+    },
+    /// Restore live `id` from its recovery point `point_id`.
+    Restore {
+        /// Context id.
+        id: String,
+        /// The recovery point.
+        point_id: u64,
+    },
+    /// Remove up to `max` expired contexts.
+    Sweep {
+        /// The most to remove in one step.
+        max: usize,
+    },
+    /// Sweep expired contexts, then evict the least recently written until at
+    /// most `capacity` remain.
+    Evict {
+        /// The capacity to shrink to.
+        capacity: usize,
+    },
+}
+
+/// What a write committed, besides its events.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Committed {
+    /// The context's new state (create, update, restore).
+    State(Arc<ContextState>),
+    /// A new recovery point.
+    Point(Snapshot),
+    /// How many contexts a sweep or an eviction removed.
+    Removed(usize),
+    /// A delete.
+    Done,
+}
+
+/// A backend's answer to a [`Write`]: its outcome and the events it committed
+/// (a write that fails may still have committed some: a create that sweeps
+/// expired contexts before it finds the store full).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteReply {
+    /// The write's result.
+    pub outcome: Result<Committed>,
+    /// Every event the write committed, in revision order.
+    pub events: Vec<crate::ContextEvent>,
+}
+
+/// A store shared by many managers; see the [module docs](self).
+///
+/// "Ok" means committed at the durability the backend is configured for. A
+/// write whose outcome the backend cannot learn (its connection dropped and
+/// it could not ask again in time) is a `STORAGE` error saying so.
+pub trait SharedBackend: MaybeSend + MaybeSync + Debug + 'static {
+    /// Joins the namespace: makes it with `config` if it does not exist,
+    /// else checks that its configuration is `config` (`INVALID_ARGUMENT`
+    /// naming the difference when not). `clock` is the manager's, for a
+    /// backend configured to take its times from the client.
+    fn join<'a>(
+        &'a self,
+        config: &'a ManagerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> StorageFuture<'a, Joined>;
+    /// Decides and commits one write.
+    fn write(&self, write: Write) -> StorageFuture<'_, WriteReply>;
+    /// The live context `id`, as the backend holds it now.
+    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Arc<ContextState>>>;
+    /// The recovery points of live `id`, oldest first; `None` if it is not live.
+    fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>>;
+    /// Every live context (any order).
+    fn list(&self) -> StorageFuture<'_, Vec<Arc<ContextState>>>;
+    /// The ids of the live contexts (any order).
+    fn list_ids(&self) -> StorageFuture<'_, Vec<String>>;
+    /// How many contexts are live.
+    fn count(&self) -> StorageFuture<'_, usize>;
+    /// Starts delivering the namespace's events after the revision
+    /// [`join`](Self::join) returned into `feed`, until the feed says the
+    /// manager is gone.
+    fn start(&self, feed: EventFeed);
+}
+
+impl crate::ManagerBuilder {
+    /// A manager in shared mode: joins `backend`'s namespace (making it with
+    /// this configuration if it does not exist; `INVALID_ARGUMENT` naming the
+    /// difference if it was made with another) and delivers every manager's
+    /// events of that namespace to this one's subscribers.
+    ///
+    /// The manager has the same contract as one in memory, across every
+    /// manager of the namespace: the backend decides each write atomically.
+    pub async fn connect(self, backend: impl SharedBackend) -> Result<crate::ContextManager> {
+        let mut manager = self.build_with(None);
+        manager.inner.cfg.validate()?;
+        let backend: Arc<dyn SharedBackend> = Arc::new(backend);
+        let clock = Arc::clone(&manager.inner.clock);
+        let joined = backend.join(&manager.inner.cfg, clock).await?;
+        let shared = Shared::new(backend, &joined, Arc::clone(&manager.inner.events));
+        let inner = Arc::get_mut(&mut manager.inner).expect("a new manager has one handle");
+        inner.shared = Some(shared);
+        if let Some(shared) = &manager.inner.shared {
+            shared.start();
+        }
+        Ok(manager)
+    }
+}

@@ -1,0 +1,205 @@
+//! Delivers a namespace's events to a manager's subscribers in revision
+//! order, whether they arrive from the backend's log or with the manager's
+//! own writes, and turns a gap in the log into one exact `Lagged`.
+
+use crate::ContextEvent;
+use crate::events::EventLog;
+use event_listener::Event;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+#[derive(Debug)]
+struct Order {
+    /// The next revision to deliver.
+    next: u64,
+    /// Events of later revisions, known from this manager's own writes.
+    early: BTreeMap<u64, ContextEvent>,
+    /// Set while the backend cannot read its log: writers stop waiting.
+    stalled: bool,
+    /// Set when the backend found the namespace is no longer the one joined.
+    lost: Option<String>,
+}
+
+/// The order of one manager's events.
+#[derive(Debug)]
+pub(crate) struct Sequencer {
+    order: Mutex<Order>,
+    moved: Event,
+    log: Arc<EventLog>,
+}
+
+impl Sequencer {
+    pub(crate) fn new(after: u64, log: Arc<EventLog>) -> Self {
+        Self {
+            order: Mutex::new(Order {
+                next: after + 1,
+                early: BTreeMap::new(),
+                stalled: false,
+                lost: None,
+            }),
+            moved: Event::new(),
+            log,
+        }
+    }
+
+    fn order(&self) -> MutexGuard<'_, Order> {
+        // Consistent after every statement; a poisoned lock is still usable.
+        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Events of this manager's own write: delivered at once when they are
+    /// next, else kept until the log catches up.
+    pub(crate) fn own(&self, events: Vec<ContextEvent>) {
+        let mut order = self.order();
+        for event in events {
+            if let Some(rev) = event.revision()
+                && rev >= order.next
+            {
+                order.early.insert(rev, event);
+            }
+        }
+        self.drain(&mut order);
+        drop(order);
+        self.moved.notify(usize::MAX);
+    }
+
+    /// Events read from the backend's log, in its order. A revision missing
+    /// before the first one was trimmed from the log: it becomes `Lagged`,
+    /// unless this manager's own write told it the event.
+    fn logged(&self, events: Vec<ContextEvent>) {
+        let mut order = self.order();
+        order.stalled = false;
+        for event in events {
+            let Some(rev) = event.revision() else {
+                continue;
+            };
+            if rev < order.next {
+                continue;
+            }
+            let mut missed = 0;
+            while order.next < rev {
+                let next = order.next;
+                match order.early.remove(&next) {
+                    Some(known) => {
+                        self.lagged(&mut missed);
+                        self.log.publish(known);
+                    }
+                    None => missed += 1,
+                }
+                order.next += 1;
+            }
+            self.lagged(&mut missed);
+            order.early.remove(&rev);
+            self.log.publish(event);
+            order.next = rev + 1;
+            self.drain(&mut order);
+        }
+        drop(order);
+        self.moved.notify(usize::MAX);
+    }
+
+    fn lagged(&self, missed: &mut u64) {
+        if *missed > 0 {
+            self.log.publish(ContextEvent::Lagged { missed: *missed });
+            *missed = 0;
+        }
+    }
+
+    fn drain(&self, order: &mut Order) {
+        while let Some(event) = order.early.remove(&order.next) {
+            self.log.publish(event);
+            order.next += 1;
+        }
+    }
+
+    fn set_stalled(&self, stalled: bool) {
+        self.order().stalled = stalled;
+        self.moved.notify(usize::MAX);
+    }
+
+    fn set_lost(&self, why: String) {
+        self.order().lost = Some(why);
+        self.moved.notify(usize::MAX);
+    }
+
+    /// Why the namespace is gone, if the backend found it was.
+    pub(crate) fn lost(&self) -> Option<String> {
+        self.order().lost.clone()
+    }
+
+    /// Waits until every revision up to `rev` is delivered (or the backend
+    /// cannot read its log, or the namespace is lost).
+    pub(crate) async fn delivered(&self, rev: u64) {
+        loop {
+            let moved = self.moved.listen();
+            {
+                let order = self.order();
+                if order.next > rev || order.stalled || order.lost.is_some() {
+                    return;
+                }
+            }
+            moved.await;
+        }
+    }
+
+    /// Whether anyone subscribed to this manager's events.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.log.has_subscribers()
+    }
+}
+
+/// Where a [`SharedBackend`](super::SharedBackend) pushes the events of its
+/// namespace. It holds the manager weakly: once every handle to the manager
+/// is dropped, [`is_open`](Self::is_open) turns false and the backend stops.
+#[derive(Debug, Clone)]
+pub struct EventFeed {
+    seq: Weak<Sequencer>,
+}
+
+impl EventFeed {
+    pub(crate) fn new(seq: &Arc<Sequencer>) -> Self {
+        Self {
+            seq: Arc::downgrade(seq),
+        }
+    }
+
+    /// Whether the manager still exists.
+    pub fn is_open(&self) -> bool {
+        self.seq.strong_count() > 0
+    }
+
+    /// The first revision the manager still waits for (read the log from
+    /// there); `None` once the manager is gone.
+    pub fn next_revision(&self) -> Option<u64> {
+        Some(self.seq.upgrade()?.order().next)
+    }
+
+    /// Events read from the log, in log order; returns whether the manager
+    /// still exists. Events the manager has already delivered are skipped.
+    pub fn deliver(&self, events: Vec<ContextEvent>) -> bool {
+        match self.seq.upgrade() {
+            Some(seq) => {
+                seq.logged(events);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The log cannot be read for now (`true`) or can again (`false`).
+    /// While it cannot, a write returns without waiting for its event to
+    /// reach the subscribers in order (they get it once the log is read).
+    pub fn stalled(&self, stalled: bool) {
+        if let Some(seq) = self.seq.upgrade() {
+            seq.set_stalled(stalled);
+        }
+    }
+
+    /// The namespace is no longer the one the manager joined (its data was
+    /// lost): every later call of the manager fails with `STORAGE` naming `why`.
+    pub fn lost(&self, why: impl Into<String>) {
+        if let Some(seq) = self.seq.upgrade() {
+            seq.set_lost(why.into());
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Shared mode over Redis, against what users of Redis would otherwise do,
+//! in one run on one local `redis-server` that the harness starts itself.
+//!
+//! At 1, 16 and 64 concurrent tasks on a tokio multi-thread runtime (two
+//! workers), each workload runs for a fixed time and every operation's
+//! latency is recorded:
+//!
+//! - **raw GET / raw SET**: redis-rs on one multiplexed connection, a 10-field
+//!   JSON payload as bytes (no parsing): the floor;
+//! - **GET then SET**: the lost-update pattern of key-value stores (read,
+//!   change, write back with no check);
+//! - **contextkit get**: `get_context` (linearizable: read from Redis, parsed);
+//! - **contextkit CAS update**: `update_context` with the expected version
+//!   (one Redis function call: checks, writes, appends the event);
+//! - **contextkit create**: `create_context` of fresh ids.
+//!
+//! ```text
+//! cargo bench -p contextkit --features redis --bench shared
+//! CONTEXTKIT_BENCH_SMOKE=1 cargo bench -p contextkit --features redis --bench shared
+//! ```
+
+use contextkit::{ContextManager, ManagerConfig, RedisBackend, Value, json};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const TASKS: [usize; 3] = [1, 16, 64];
+const KEYS: usize = 1_000;
+
+fn smoke() -> bool {
+    std::env::var_os("CONTEXTKIT_BENCH_SMOKE").is_some()
+}
+
+fn payload(n: u64) -> Value {
+    let mut map = serde_json::Map::new();
+    for i in 0..10_u8 {
+        map.insert(format!("field{i}"), json!(format!("{}{n:07}", char::from(b'a' + i))));
+    }
+    Value::Object(map)
+}
+
+struct Server(Child, u16);
+
+impl Server {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("contextkit-bench-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Server(child, port)
+    }
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.1)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+type Op = Arc<dyn Fn(usize, u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Runs `op(task, n)` from `tasks` tasks for `time`; ops/s and latencies (µs).
+async fn measure(tasks: usize, time: Duration, op: Op) -> (f64, f64, f64) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (op, counter) = (Arc::clone(&op), Arc::clone(&counter));
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while start.elapsed() < time {
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let t0 = Instant::now();
+                    op(t, n).await;
+                    lat.push(t0.elapsed().as_secs_f64() * 1e6);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0.0);
+    (all.len() as f64 / secs, pct(0.5), pct(0.99))
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = Server::start();
+    let time = if smoke() { Duration::from_millis(100) } else { Duration::from_secs(3) };
+    let mut table = String::new();
+    rt.block_on(async {
+        let client = redis::Client::open(server.url()).unwrap();
+        let conn = client.get_multiplexed_async_connection().await.unwrap();
+        let config = ManagerConfig { max_contexts: 10_000_000, ..ManagerConfig::default() };
+        let m = ContextManager::builder(config)
+            .connect(RedisBackend::new(&server.url(), "bench").unwrap())
+            .await
+            .unwrap();
+        let text = serde_json::to_string(&payload(0)).unwrap();
+        for k in 0..KEYS {
+            let mut c = conn.clone();
+            redis::cmd("SET").arg(format!("raw:{k}")).arg(&text).query_async::<()>(&mut c).await.unwrap();
+            m.create_context(&format!("k{k}"), payload(0)).await.unwrap();
+        }
+        let versions: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(1)).collect());
+        let created = Arc::new(AtomicU64::new(0));
+        let text = Arc::new(text);
+
+        let raw_get: Op = {
+            let conn = conn.clone();
+            Arc::new(move |_, n| {
+                let mut c = conn.clone();
+                Box::pin(async move {
+                    let v: Option<Vec<u8>> = redis::cmd("GET").arg(format!("raw:{}", n as usize % KEYS)).query_async(&mut c).await.unwrap();
+                    std::hint::black_box(v);
+                })
+            })
+        };
+        let raw_set: Op = {
+            let (conn, text) = (conn.clone(), Arc::clone(&text));
+            Arc::new(move |_, n| {
+                let (mut c, text) = (conn.clone(), Arc::clone(&text));
+                Box::pin(async move {
+                    let () = redis::cmd("SET").arg(format!("raw:{}", n as usize % KEYS)).arg(&*text).query_async(&mut c).await.unwrap();
+                })
+            })
+        };
+        let get_then_set: Op = {
+            let conn = conn.clone();
+            Arc::new(move |_, n| {
+                let mut c = conn.clone();
+                Box::pin(async move {
+                    let key = format!("raw:{}", n as usize % KEYS);
+                    let v: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut c).await.unwrap();
+                    let mut data: Value = serde_json::from_slice(&v).unwrap();
+                    data["field0"] = json!(n.to_string());
+                    let () = redis::cmd("SET").arg(&key).arg(serde_json::to_string(&data).unwrap()).query_async(&mut c).await.unwrap();
+                })
+            })
+        };
+        let ck_get: Op = {
+            let m = m.clone();
+            Arc::new(move |_, n| {
+                let m = m.clone();
+                Box::pin(async move {
+                    std::hint::black_box(m.get_context(&format!("k{}", n as usize % KEYS)).await.unwrap());
+                })
+            })
+        };
+        // Each task updates its own contexts, so every compare-and-set succeeds.
+        let ck_update: Op = {
+            let (m, versions) = (m.clone(), Arc::clone(&versions));
+            Arc::new(move |task, n| {
+                let (m, versions) = (m.clone(), Arc::clone(&versions));
+                Box::pin(async move {
+                    let k = (task + 64 * (n as usize % (KEYS / 64))) % KEYS;
+                    let expected = versions[k].load(Ordering::Relaxed);
+                    let s = m.update_context(&format!("k{k}"), payload(n), Some(expected)).await.unwrap();
+                    versions[k].store(s.version, Ordering::Relaxed);
+                })
+            })
+        };
+        let ck_create: Op = {
+            let (m, created) = (m.clone(), Arc::clone(&created));
+            Arc::new(move |_, _| {
+                let (m, created) = (m.clone(), Arc::clone(&created));
+                Box::pin(async move {
+                    let n = created.fetch_add(1, Ordering::Relaxed);
+                    m.create_context(&format!("new{n}"), payload(n)).await.unwrap();
+                })
+            })
+        };
+        let rows: [(&str, &Op); 6] = [
+            ("raw GET", &raw_get),
+            ("contextkit get", &ck_get),
+            ("raw SET", &raw_set),
+            ("GET then SET", &get_then_set),
+            ("contextkit CAS update", &ck_update),
+            ("contextkit create", &ck_create),
+        ];
+        let _ = writeln!(table, "| operation | tasks | ops/s | p50 µs | p99 µs |");
+        let _ = writeln!(table, "|---|---:|---:|---:|---:|");
+        let mut results = std::collections::BTreeMap::new();
+        for tasks in TASKS {
+            for (name, op) in rows {
+                let (ops, p50, p99) = measure(tasks, time, Arc::clone(op)).await;
+                results.insert((name, tasks), ops);
+                let _ = writeln!(table, "| {name} | {tasks} | {ops:.0} | {p50:.1} | {p99:.1} |");
+            }
+        }
+        let _ = writeln!(table, "\n| ratio | 1 task | 16 tasks | 64 tasks | target |");
+        let _ = writeln!(table, "|---|---:|---:|---:|---:|");
+        for (name, a, b, target) in [
+            ("contextkit get / raw GET", "contextkit get", "raw GET", "≥ 0.8"),
+            ("contextkit CAS update / raw SET", "contextkit CAS update", "raw SET", "≥ 0.5"),
+            ("contextkit CAS update / GET then SET", "contextkit CAS update", "GET then SET", ""),
+            ("contextkit create / raw SET", "contextkit create", "raw SET", ""),
+        ] {
+            let r: Vec<String> = TASKS.iter().map(|t| format!("{:.2}", results[&(a, *t)] / results[&(b, *t)])).collect();
+            let _ = writeln!(table, "| {name} | {} | {target} |", r.join(" | "));
+        }
+    });
+    println!("\n{table}");
+}

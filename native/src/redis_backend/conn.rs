@@ -1,0 +1,167 @@
+//! Connections to Redis (one server or a cluster) and the one way a call is
+//! made: bounded by the backend's timeout, retried over a new connection
+//! after a drop, with the library loaded on demand.
+
+use contextkit_core::{ContextError, Result};
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, RedisError, Value};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The Redis Functions library every front-end loads (one source).
+pub(crate) const LIBRARY: &str = include_str!("../../redis/contextkit.lua");
+/// The version the library reports through `ck_version`.
+pub(crate) const LIBRARY_VERSION: &str = "1";
+
+/// A multiplexed connection: cheap to clone, many calls in flight at once.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// Where a backend connects.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+impl Target {
+    /// A connection for calls; its requests time out after `timeout`.
+    pub(crate) async fn connect(&self, timeout: Duration) -> std::result::Result<Conn, RedisError> {
+        match self {
+            Target::Single(client) => {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(200));
+                Ok(Conn::Single(
+                    ConnectionManager::new_with_config(client.clone(), config).await?,
+                ))
+            }
+            Target::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+        }
+    }
+}
+
+impl Conn {
+    pub(crate) async fn query(&mut self, cmd: &Cmd) -> std::result::Result<Value, RedisError> {
+        match self {
+            Conn::Single(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}
+
+/// Whether a failed call may be tried again: the connection dropped or timed
+/// out (the call may or may not have run), or the server is not ready yet.
+pub(crate) fn retriable(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || matches!(
+            e.code(),
+            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY")
+        )
+}
+
+/// Whether Redis lacks the library (a new server, or one that lost it).
+pub(crate) fn missing_library(e: &RedisError) -> bool {
+    e.to_string().contains("Function not found")
+}
+
+pub(crate) fn storage(what: &str, e: &RedisError) -> ContextError {
+    ContextError::Storage(format!("redis {what}: {e}"))
+}
+
+/// Loads the library unless the server has this version already.
+pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), RedisError> {
+    let mut version = redis::cmd("FCALL_RO");
+    version.arg("ck_version").arg(0);
+    let loaded = match conn.query(&version).await {
+        Ok(v) => crate::redis_backend::record::text(&v).ok().map(str::to_owned),
+        Err(e) if missing_library(&e) => None,
+        Err(e) => return Err(e),
+    };
+    if loaded.as_deref() == Some(LIBRARY_VERSION) {
+        return Ok(());
+    }
+    let mut load = redis::cmd("FUNCTION");
+    load.arg("LOAD").arg("REPLACE").arg(LIBRARY);
+    match conn {
+        // Every primary needs it: a namespace may live on any of them.
+        Conn::Cluster(c) => {
+            let routing = redis::cluster_routing::RoutingInfo::MultiNode((
+                redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
+                Some(redis::cluster_routing::ResponsePolicy::AllSucceeded),
+            ));
+            c.route_command(&load, routing).await.map(drop)
+        }
+        Conn::Single(_) => conn.query(&load).await.map(drop),
+    }
+}
+
+/// Why [`call`] failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Redis answered with an error.
+    Refused(RedisError),
+    /// No answer within the timeout (the outcome of a write is unknown); the
+    /// last error seen, if any.
+    NoAnswer(Option<RedisError>),
+}
+
+impl Failure {
+    pub(crate) fn into_error(self, what: &str, timeout: Duration) -> ContextError {
+        match self {
+            Failure::Refused(e) => storage(what, &e),
+            Failure::NoAnswer(last) => ContextError::Storage(format!(
+                "redis {what}: no answer within {} ms{}",
+                timeout.as_millis(),
+                last.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+            )),
+        }
+    }
+}
+
+/// Runs `cmd` until it answers, for at most `timeout`: a dropped connection
+/// or a timeout is tried again (callers make that safe: reads, or writes
+/// carrying an operation id), a missing library is loaded.
+pub(crate) async fn call(
+    conn: &mut Conn,
+    cmd: &Cmd,
+    timeout: Duration,
+) -> std::result::Result<Value, Failure> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    let mut last = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Failure::NoAnswer(last));
+        }
+        match tokio::time::timeout(left, conn.query(cmd)).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) if missing_library(&e) => {
+                if let Err(e) = load_library(conn).await {
+                    if !retriable(&e) {
+                        return Err(Failure::Refused(e));
+                    }
+                    last = Some(e);
+                }
+                continue;
+            }
+            Ok(Err(e)) if !retriable(&e) => return Err(Failure::Refused(e)),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => return Err(Failure::NoAnswer(last)),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}

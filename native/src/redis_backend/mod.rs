@@ -1,0 +1,499 @@
+//! [`RedisBackend`]: many managers, in many processes or machines, on one
+//! store in Redis (one server or a cluster).
+
+mod conn;
+mod events;
+mod record;
+
+use conn::{Conn, Failure, Target, call};
+use contextkit_core::{
+    Clock, Committed, ContextError, ContextState, EventFeed, Joined, ManagerConfig, Result,
+    SharedBackend, Snapshot, StorageFuture, Write, WriteReply,
+};
+use redis::Value;
+use record::{array, int, text};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// A shared backend on Redis 7+: every write is one call of a function of
+/// the library in `native/redis/contextkit.lua`, which decides it against
+/// what Redis holds and appends its event to the namespace's stream.
+///
+/// Keys of a namespace share one hash tag (`ck:{namespace}:…`), so a
+/// namespace lives in one slot and works on Redis Cluster.
+///
+/// ```no_run
+/// use contextkit::{ContextManager, ManagerConfig, RedisBackend, json};
+/// # #[tokio::main] async fn main() -> contextkit::Result<()> {
+/// let backend = RedisBackend::new("redis://127.0.0.1:6379", "sessions")?;
+/// let m = ContextManager::builder(ManagerConfig::default()).connect(backend).await?;
+/// m.create_context("a", json!({ "x": 1 })).await?; // every process sees it now
+/// # Ok(()) }
+/// ```
+pub struct RedisBackend {
+    shared: Arc<Settings>,
+    conn: OnceLock<Conn>,
+    epoch: OnceLock<String>,
+    feed: OnceLock<EventFeed>,
+    runtime: OnceLock<tokio::runtime::Handle>,
+    clock: OnceLock<Arc<dyn Clock>>,
+}
+
+/// What the backend and its event reader share.
+#[derive(Debug)]
+struct Settings {
+    target: Target,
+    namespace: String,
+    /// `ck:{namespace}:`
+    prefix: String,
+    meta: String,
+    timeout: Duration,
+    operation_ttl: Duration,
+    event_retention: u64,
+    /// Times come from the manager's clock instead of Redis's `TIME`.
+    client_clock: bool,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("namespace", &self.shared.namespace)
+            .field("timeout", &self.shared.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_namespace(namespace: &str) -> Result<()> {
+    if namespace.is_empty() || namespace.len() > 128 {
+        return Err(ContextError::InvalidArgument(format!(
+            "namespace is {} bytes; it must be 1 to 128",
+            namespace.len()
+        )));
+    }
+    if let Some(c) = namespace.chars().find(|c| c.is_control() || *c == '{' || *c == '}') {
+        return Err(ContextError::InvalidArgument(format!(
+            "namespace {namespace:?} contains {c:?} (no braces or control characters)"
+        )));
+    }
+    Ok(())
+}
+
+impl RedisBackend {
+    /// A backend for `namespace` on the Redis server at `url`
+    /// (`redis://[user:password@]host[:port][/db]`, `rediss://` with TLS
+    /// support compiled in). The URL is checked now; the connection is made
+    /// when a manager [connects](contextkit_core::ManagerBuilder::connect).
+    ///
+    /// ```
+    /// # use contextkit::RedisBackend;
+    /// assert!(RedisBackend::new("redis://127.0.0.1:6379", "app").is_ok());
+    /// assert_eq!(RedisBackend::new("http://x", "app").unwrap_err().code(), "INVALID_ARGUMENT");
+    /// assert_eq!(RedisBackend::new("redis://127.0.0.1", "a{b}").unwrap_err().code(), "INVALID_ARGUMENT");
+    /// ```
+    pub fn new(url: &str, namespace: &str) -> Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| ContextError::InvalidArgument(format!("redis url {url:?}: {e}")))?;
+        Self::with_target(Target::Single(client), namespace)
+    }
+
+    /// A backend for `namespace` on a Redis Cluster, reached through any of
+    /// `urls`. Redirections (`MOVED`, `ASK`) while slots move are followed.
+    pub fn cluster(urls: &[&str], namespace: &str) -> Result<Self> {
+        let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
+            .build()
+            .map_err(|e| ContextError::InvalidArgument(format!("redis cluster urls {urls:?}: {e}")))?;
+        Self::with_target(Target::Cluster(client), namespace)
+    }
+
+    fn with_target(target: Target, namespace: &str) -> Result<Self> {
+        check_namespace(namespace)?;
+        let prefix = format!("ck:{{{namespace}}}:");
+        Ok(Self {
+            shared: Arc::new(Settings {
+                target,
+                namespace: namespace.to_owned(),
+                meta: format!("{prefix}meta"),
+                prefix,
+                timeout: Duration::from_secs(2),
+                operation_ttl: Duration::from_secs(600),
+                event_retention: 100_000,
+                client_clock: false,
+            }),
+            conn: OnceLock::new(),
+            epoch: OnceLock::new(),
+            feed: OnceLock::new(),
+            runtime: OnceLock::new(),
+            clock: OnceLock::new(),
+        })
+    }
+
+    fn settings(&mut self) -> &mut Settings {
+        Arc::get_mut(&mut self.shared).expect("options are set before the backend is shared")
+    }
+
+    /// How long one call may take, retries over new connections included,
+    /// before it fails with `STORAGE` (default 2 s). A write that got no
+    /// answer in that time reports that its outcome is unknown.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.settings().timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long Redis remembers a write's reply for a retry of it (default
+    /// 10 minutes): within that time a retried write never applies twice.
+    pub fn operation_ttl(mut self, ttl: Duration) -> Self {
+        self.settings().operation_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// About how many events the namespace's stream keeps (default 100,000).
+    /// A manager further behind gets one `Lagged { missed }` with the exact count.
+    pub fn event_retention(mut self, events: u64) -> Self {
+        self.settings().event_retention = events.max(1);
+        self
+    }
+
+    /// Take every time (creation, updates, expiry) from the manager's
+    /// [`Clock`] instead of the Redis server's, and check expiry in the
+    /// library instead of with Redis's own key expiry. Every manager of the
+    /// namespace must then agree on the time: this is for tests that drive a
+    /// [`ManualClock`](contextkit_core::ManualClock). A namespace is made for
+    /// one kind of clock; joining it with the other is `INVALID_ARGUMENT`.
+    pub fn client_clock(mut self) -> Self {
+        self.settings().client_clock = true;
+        self
+    }
+
+    /// The time argument of a call: the manager's clock, or `''` for Redis's.
+    fn now_arg(&self) -> String {
+        match (self.shared.client_clock, self.clock.get()) {
+            (true, Some(clock)) => clock.now_ms().to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.shared.namespace
+    }
+
+    fn conn(&self) -> Result<Conn> {
+        self.conn
+            .get()
+            .cloned()
+            .ok_or_else(|| ContextError::Storage("the redis backend is not connected".into()))
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.shared.prefix)
+    }
+
+    async fn query(&self, what: &str, cmd: &redis::Cmd) -> Result<Value> {
+        let mut conn = self.conn()?;
+        call(&mut conn, cmd, self.shared.timeout)
+            .await
+            .map_err(|f| f.into_error(what, self.shared.timeout))
+    }
+
+    /// `FCALL_RO name 1 meta args…`
+    async fn read_fn(&self, name: &str, arg: &str) -> Result<Value> {
+        let mut cmd = redis::cmd("FCALL_RO");
+        cmd.arg(name).arg(1).arg(&self.shared.meta).arg(arg).arg(self.now_arg());
+        self.query(name, &cmd).await
+    }
+
+    /// `FCALL_RO name 1 meta id time`
+    async fn read_fn_id(&self, name: &str, id: &str) -> Result<Value> {
+        self.read_fn(name, id).await
+    }
+
+    async fn join_namespace(&self, config: &ManagerConfig, clock: Arc<dyn Clock>) -> Result<Joined> {
+        let s = &self.shared;
+        let _ = self.clock.set(clock);
+        let mut conn = tokio::time::timeout(s.timeout, s.target.connect(s.timeout))
+            .await
+            .map_err(|_| Failure::NoAnswer(None).into_error("connect", s.timeout))?
+            .map_err(|e| conn::storage("connect", &e))?;
+        conn::load_library(&mut conn)
+            .await
+            .map_err(|e| conn::storage("FUNCTION LOAD", &e))?;
+        let cfg = namespace_config(config, s.client_clock);
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("ck_join").arg(1).arg(&s.meta).arg(random_id()).arg(cfg.to_string());
+        let reply = call(&mut conn, &cmd, s.timeout)
+            .await
+            .map_err(|f| f.into_error("ck_join", s.timeout))?;
+        let [epoch, stored, revision] = array(&reply)? else {
+            return Err(record::bad("ck_join"));
+        };
+        let stored: serde_json::Value = serde_json::from_str(text(stored)?).map_err(|e| {
+            ContextError::Storage(format!("namespace {:?} has an unreadable configuration: {e}", s.namespace))
+        })?;
+        if let Some(diff) = difference(&stored, &cfg) {
+            return Err(ContextError::InvalidArgument(format!(
+                "namespace {:?} was made with another configuration: {diff}",
+                s.namespace
+            )));
+        }
+        let _ = self.epoch.set(text(epoch)?.to_owned());
+        let _ = self.conn.set(conn);
+        let _ = self.runtime.set(tokio::runtime::Handle::current());
+        Ok(Joined {
+            revision: int(revision)?,
+        })
+    }
+
+    async fn write_once(&self, write: Write) -> Result<WriteReply> {
+        let s = &self.shared;
+        let epoch = self.epoch.get().map(String::as_str).unwrap_or("");
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("ck_write")
+            .arg(1)
+            .arg(&s.meta)
+            .arg(op_name(&write))
+            .arg(epoch)
+            .arg(random_id())
+            .arg(u64::try_from(s.operation_ttl.as_millis()).unwrap_or(u64::MAX))
+            .arg(s.event_retention)
+            .arg(self.now_arg());
+        let json = |v: &serde_json::Value| serde_json::to_string(v).map_err(|e| ContextError::Storage(e.to_string()));
+        let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+        match &write {
+            Write::Create { id, data, ttl_ms, metadata, capacity } => {
+                let metadata = serde_json::to_string(metadata).map_err(|e| ContextError::Storage(e.to_string()))?;
+                cmd.arg(id).arg(json(data)?).arg(opt(*ttl_ms)).arg(metadata).arg(capacity);
+            }
+            Write::Update { id, data, expected_version, ttl_ms } => {
+                cmd.arg(id).arg(json(data)?).arg(opt(*expected_version)).arg(opt(*ttl_ms));
+            }
+            Write::Delete { id } => {
+                cmd.arg(id);
+            }
+            Write::RecoveryPoint { id, keep } => {
+                cmd.arg(id).arg(*keep);
+            }
+            Write::Restore { id, point_id } => {
+                cmd.arg(id).arg(*point_id);
+            }
+            Write::Sweep { max } => {
+                cmd.arg(*max);
+            }
+            Write::Evict { capacity } => {
+                cmd.arg(*capacity);
+            }
+            _ => return Err(ContextError::Storage("a write this backend does not know".into())),
+        }
+        let reply = self.query("ck_write", &cmd).await?;
+        let [status, details, events] = array(&reply)? else {
+            return Err(record::bad("ck_write"));
+        };
+        let events = record::events(array(events)?)?;
+        let outcome = self.outcome(write, text(status)?, array(details)?);
+        Ok(WriteReply { outcome, events })
+    }
+
+    fn outcome(&self, write: Write, status: &str, d: &[Value]) -> Result<Committed> {
+        let id = write_id(&write).to_owned();
+        match status {
+            "OK" => {}
+            "NOT_FOUND" => {
+                let what = match (&write, d.first()) {
+                    (Write::Restore { point_id, .. }, Some(_)) => {
+                        format!("recovery point {point_id} of context '{id}'")
+                    }
+                    _ => format!("context '{id}'"),
+                };
+                return Err(ContextError::NotFound { what });
+            }
+            "ALREADY_EXISTS" => return Err(ContextError::AlreadyExists { id }),
+            "CAPACITY_EXCEEDED" => {
+                let (what, limit) = match d {
+                    [w, l, ..] => (text(w)?.to_owned(), int(l)?),
+                    _ => ("contexts".to_owned(), 0),
+                };
+                return Err(ContextError::CapacityExceeded {
+                    what,
+                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                });
+            }
+            "VERSION_CONFLICT" => {
+                let expected = match &write {
+                    Write::Update { expected_version, .. } => expected_version.unwrap_or(0),
+                    _ => 0,
+                };
+                let actual = d.first().map(int).transpose()?.unwrap_or(0);
+                return Err(ContextError::VersionConflict { id, expected, actual });
+            }
+            "EPOCH" => {
+                let why = format!(
+                    "namespace {:?} is not the one this manager joined: Redis lost its data (restarted without persistence, flushed or failed over to an empty replica)",
+                    self.shared.namespace
+                );
+                if let Some(feed) = self.feed.get() {
+                    feed.lost(why.clone());
+                }
+                return Err(ContextError::Storage(why));
+            }
+            other => return Err(record::bad(format!("status {other:?}"))),
+        }
+        Ok(match write {
+            Write::Create { data, .. } | Write::Update { data, .. } => {
+                Committed::State(record::written(&id, d, data)?)
+            }
+            Write::Restore { .. } => {
+                let raw = d.get(7).and_then(record::bytes).ok_or_else(|| record::bad("restore"))?;
+                let data = serde_json::from_slice(raw).map_err(|e| record::bad(e))?;
+                Committed::State(record::written(&id, d, data)?)
+            }
+            Write::RecoveryPoint { .. } => {
+                let [pid, v, at, data, ..] = d else {
+                    return Err(record::bad("a recovery point reply"));
+                };
+                Committed::Point(Snapshot {
+                    id: int(pid)?,
+                    context_id: id,
+                    version: int(v)?,
+                    created_at_ms: int(at)?,
+                    data: serde_json::from_slice(record::bytes(data).unwrap_or(b"null"))
+                        .map_err(|e| record::bad(e))?,
+                })
+            }
+            Write::Sweep { .. } | Write::Evict { .. } => {
+                let n = d.first().map(int).transpose()?.unwrap_or(0);
+                Committed::Removed(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            _ => Committed::Done,
+        })
+    }
+}
+
+fn op_name(write: &Write) -> &'static str {
+    match write {
+        Write::Create { .. } => "create",
+        Write::Update { .. } => "update",
+        Write::Delete { .. } => "delete",
+        Write::RecoveryPoint { .. } => "point",
+        Write::Restore { .. } => "restore",
+        Write::Sweep { .. } => "sweep",
+        Write::Evict { .. } => "evict",
+        _ => "unknown",
+    }
+}
+
+fn write_id(write: &Write) -> &str {
+    match write {
+        Write::Create { id, .. }
+        | Write::Update { id, .. }
+        | Write::Delete { id }
+        | Write::RecoveryPoint { id, .. }
+        | Write::Restore { id, .. } => id,
+        _ => "",
+    }
+}
+
+/// 128 random bits as hex: an epoch or an operation id.
+fn random_id() -> String {
+    let mut bytes = [0_u8; 16];
+    getrandom::getrandom(&mut bytes).expect("the operating system's randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The configuration a namespace is made with: the manager's (camelCase
+/// JSON, as the npm package writes it too) and the kind of clock.
+fn namespace_config(config: &ManagerConfig, client_clock: bool) -> serde_json::Value {
+    let mut cfg = serde_json::to_value(config).unwrap_or_default();
+    if let Some(map) = cfg.as_object_mut() {
+        let clock = if client_clock { "client" } else { "server" };
+        map.insert("clock".into(), clock.into());
+    }
+    cfg
+}
+
+/// The first setting in which two namespace configurations differ.
+fn difference(stored: &serde_json::Value, wanted: &serde_json::Value) -> Option<String> {
+    let (a, b) = (stored.as_object()?, wanted.as_object()?);
+    let missing = serde_json::Value::Null;
+    a.keys()
+        .chain(b.keys())
+        .find(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k} is {} there, {} here", a.get(k).unwrap_or(&missing), b.get(k).unwrap_or(&missing)))
+}
+
+impl SharedBackend for RedisBackend {
+    fn join<'a>(&'a self, config: &'a ManagerConfig, clock: Arc<dyn Clock>) -> StorageFuture<'a, Joined> {
+        Box::pin(self.join_namespace(config, clock))
+    }
+
+    fn write(&self, write: Write) -> StorageFuture<'_, WriteReply> {
+        Box::pin(self.write_once(write))
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Arc<ContextState>>> {
+        Box::pin(async move {
+            let reply = if self.shared.client_clock {
+                self.read_fn_id("ck_get", id).await?
+            } else {
+                // Redis hides an expired context itself: one plain read.
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(self.key("c", id)).arg(&record::STATE_FIELDS[..]);
+                self.query("HMGET", &cmd).await?
+            };
+            match array(&reply)? {
+                [] => Ok(None),
+                fields => record::state(id, fields),
+            }
+        })
+    }
+
+    fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>> {
+        Box::pin(async move {
+            let reply = self.read_fn_id("ck_points", id).await?;
+            match array(&reply)? {
+                [status, points] if text(status)? == "OK" => array(points)?
+                    .iter()
+                    .map(|p| record::point(id, record::bytes(p).unwrap_or_default()))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    fn list(&self) -> StorageFuture<'_, Vec<Arc<ContextState>>> {
+        Box::pin(async move {
+            let reply = self.read_fn("ck_live", "states").await?;
+            let mut out = Vec::new();
+            for pair in array(&reply)?.chunks(2) {
+                if let [id, fields] = pair
+                    && let Some(state) = record::state(text(id)?, array(fields)?)?
+                {
+                    out.push(state);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn list_ids(&self) -> StorageFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let reply = self.read_fn("ck_live", "ids").await?;
+            array(&reply)?.iter().map(|v| text(v).map(str::to_owned)).collect()
+        })
+    }
+
+    fn count(&self) -> StorageFuture<'_, usize> {
+        Box::pin(async move {
+            let reply = self.read_fn("ck_live", "count").await?;
+            Ok(usize::try_from(int(&reply)?).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn start(&self, feed: EventFeed) {
+        let _ = self.feed.set(feed.clone());
+        let (Some(runtime), Some(epoch)) = (self.runtime.get(), self.epoch.get()) else {
+            return;
+        };
+        runtime.spawn(events::read(Arc::clone(&self.shared), epoch.clone(), feed));
+    }
+}

@@ -1,0 +1,188 @@
+//! The record format of a shared namespace in Redis, read and written as the
+//! library `native/redis/contextkit.lua` lays it out.
+
+use contextkit_core::{ContextError, ContextEvent, ContextState, Result, Snapshot};
+use redis::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The fields of a context hash, in the order reads ask for them.
+pub(crate) const STATE_FIELDS: [&str; 7] = ["v", "r", "c", "u", "e", "m", "d"];
+
+pub(crate) fn bad(what: impl std::fmt::Display) -> ContextError {
+    ContextError::Storage(format!("unexpected reply from Redis: {what}"))
+}
+
+pub(crate) fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+pub(crate) fn text(v: &Value) -> Result<&str> {
+    bytes(v)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .ok_or_else(|| bad(format!("{v:?} is not text")))
+}
+
+pub(crate) fn int(v: &Value) -> Result<u64> {
+    match v {
+        Value::Int(n) => u64::try_from(*n).map_err(|_| bad(n)),
+        other => text(other)?.parse().map_err(|_| bad(format!("{other:?} is not a number"))),
+    }
+}
+
+/// `''` for none.
+fn opt_int(v: &Value) -> Result<Option<u64>> {
+    match text(v)? {
+        "" => Ok(None),
+        s => s.parse().map(Some).map_err(|_| bad(format!("{s:?} is not a number"))),
+    }
+}
+
+pub(crate) fn array(v: &Value) -> Result<&[Value]> {
+    match v {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        Value::Nil => Ok(&[]),
+        // An empty table that went through cjson (a replayed reply) comes
+        // back as an empty map.
+        Value::Map(m) if m.is_empty() => Ok(&[]),
+        other => Err(bad(format!("{other:?} is not an array"))),
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(what: &str, id: &str, raw: &[u8]) -> Result<T> {
+    serde_json::from_slice(raw)
+        .map_err(|e| ContextError::Storage(format!("the {what} of '{id}' in Redis is not valid JSON: {e}")))
+}
+
+/// A context from the [`STATE_FIELDS`] of its hash; `None` if it has none.
+pub(crate) fn state(id: &str, fields: &[Value]) -> Result<Option<Arc<ContextState>>> {
+    let [v, r, c, u, e, m, d] = fields else {
+        return Err(bad(format!("{} fields of '{id}'", fields.len())));
+    };
+    if matches!(v, Value::Nil) {
+        return Ok(None);
+    }
+    let data = json("data", id, bytes(d).ok_or_else(|| bad("no data"))?)?;
+    let metadata: BTreeMap<String, String> =
+        json("metadata", id, bytes(m).ok_or_else(|| bad("no metadata"))?)?;
+    Ok(Some(Arc::new(ContextState {
+        id: id.to_owned(),
+        version: int(v)?,
+        revision: int(r)?,
+        created_at_ms: int(c)?,
+        updated_at_ms: int(u)?,
+        expires_at_ms: opt_int(e)?,
+        data,
+        metadata,
+    })))
+}
+
+/// The state a write replied with: `[version, revision, created, updated,
+/// expires, ttl, metadata]`, its data being `data`.
+pub(crate) fn written(id: &str, d: &[Value], data: serde_json::Value) -> Result<Arc<ContextState>> {
+    let [v, r, c, u, e, _ttl, m, ..] = d else {
+        return Err(bad(format!("a state of {} fields", d.len())));
+    };
+    Ok(Arc::new(ContextState {
+        id: id.to_owned(),
+        version: int(v)?,
+        revision: int(r)?,
+        created_at_ms: int(c)?,
+        updated_at_ms: int(u)?,
+        expires_at_ms: opt_int(e)?,
+        data,
+        metadata: json("metadata", id, bytes(m).ok_or_else(|| bad("no metadata"))?)?,
+    }))
+}
+
+/// A recovery point as the list of `p:<id>` holds it: `pid\nversion\ncreated\ndata`.
+pub(crate) fn point(id: &str, raw: &[u8]) -> Result<Snapshot> {
+    let mut parts = raw.splitn(4, |b| *b == b'\n');
+    let mut num = || -> Result<u64> {
+        let part = parts.next().ok_or_else(|| bad("a short recovery point"))?;
+        std::str::from_utf8(part)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("a recovery point's number"))
+    };
+    let (pid, version, created) = (num()?, num()?, num()?);
+    let data = parts.next().ok_or_else(|| bad("a recovery point without data"))?;
+    Ok(Snapshot {
+        id: pid,
+        context_id: id.to_owned(),
+        version,
+        created_at_ms: created,
+        data: json("recovery point", id, data)?,
+    })
+}
+
+/// An event from its type, id, version and revision.
+pub(crate) fn event(kind: &str, id: &str, version: u64, revision: u64) -> Result<ContextEvent> {
+    let id = id.to_owned();
+    Ok(match kind {
+        "created" => ContextEvent::Created { id, version, revision },
+        "updated" => ContextEvent::Updated { id, version, revision },
+        "deleted" => ContextEvent::Deleted { id, version, revision },
+        "restored" => ContextEvent::Restored { id, version, revision },
+        "expired" => ContextEvent::Expired { id, version, revision },
+        "evicted" => ContextEvent::Evicted { id, version, revision },
+        other => return Err(bad(format!("an event of type {other:?}"))),
+    })
+}
+
+/// The events of a write reply: flat (type, id, version, revision) quadruples.
+pub(crate) fn events(flat: &[Value]) -> Result<Vec<ContextEvent>> {
+    flat.chunks(4)
+        .map(|q| match q {
+            [t, i, v, r] => event(text(t)?, text(i)?, int(v)?, int(r)?),
+            _ => Err(bad("a short event")),
+        })
+        .collect()
+}
+
+/// The events of an `XREAD` reply for one stream.
+pub(crate) fn stream_events(reply: &Value) -> Result<Vec<ContextEvent>> {
+    let mut out = Vec::new();
+    let streams: Vec<&Value> = match reply {
+        Value::Nil => return Ok(out),
+        Value::Map(m) => m.iter().map(|(_, v)| v).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|s| array(s).ok().and_then(|kv| kv.get(1)).ok_or_else(|| bad("a stream")))
+            .collect::<Result<_>>()?,
+        other => return Err(bad(format!("{other:?}"))),
+    };
+    for entries in streams {
+        for entry in array(entries)? {
+            let [entry_id, fields] = array(entry)? else {
+                return Err(bad("a stream entry"));
+            };
+            let entry_id = text(entry_id)?;
+            let revision = entry_id
+                .split_once('-')
+                .and_then(|(ms, _)| ms.parse().ok())
+                .ok_or_else(|| bad(format!("stream entry id {entry_id}")))?;
+            let (mut kind, mut id, mut version) = (None, None, None);
+            for kv in array(fields)?.chunks(2) {
+                if let [k, v] = kv {
+                    match text(k)? {
+                        "t" => kind = Some(text(v)?),
+                        "i" => id = Some(text(v)?),
+                        "v" => version = Some(int(v)?),
+                        _ => {}
+                    }
+                }
+            }
+            match (kind, id, version) {
+                (Some(k), Some(i), Some(v)) => out.push(event(k, i, v, revision)?),
+                _ => return Err(bad(format!("stream entry {entry_id} lacks a field"))),
+            }
+        }
+    }
+    Ok(out)
+}
