@@ -38,7 +38,10 @@ fn smoke() -> bool {
 fn payload(n: u64) -> Value {
     let mut map = serde_json::Map::new();
     for i in 0..10_u8 {
-        map.insert(format!("field{i}"), json!(format!("{}{n:07}", char::from(b'a' + i))));
+        map.insert(
+            format!("field{i}"),
+            json!(format!("{}{n:07}", char::from(b'a' + i))),
+        );
     }
     Value::Object(map)
 }
@@ -54,7 +57,16 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("contextkit-bench-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -107,7 +119,11 @@ async fn measure(tasks: usize, time: Duration, op: Op) -> (f64, f64, f64) {
     }
     let secs = start.elapsed().as_secs_f64();
     all.sort_by(f64::total_cmp);
-    let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     (all.len() as f64 / secs, pct(0.5), pct(0.99))
 }
 
@@ -118,12 +134,19 @@ fn main() {
         .build()
         .unwrap();
     let server = Server::start();
-    let time = if smoke() { Duration::from_millis(100) } else { Duration::from_secs(3) };
+    let time = if smoke() {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(3)
+    };
     let mut table = String::new();
     rt.block_on(async {
         let client = redis::Client::open(server.url()).unwrap();
         let conn = client.get_multiplexed_async_connection().await.unwrap();
-        let config = ManagerConfig { max_contexts: 10_000_000, ..ManagerConfig::default() };
+        let config = ManagerConfig {
+            max_contexts: 10_000_000,
+            ..ManagerConfig::default()
+        };
         let m = ContextManager::builder(config)
             .connect(RedisBackend::new(&server.url(), "bench").unwrap())
             .await
@@ -131,10 +154,18 @@ fn main() {
         let text = serde_json::to_string(&payload(0)).unwrap();
         for k in 0..KEYS {
             let mut c = conn.clone();
-            redis::cmd("SET").arg(format!("raw:{k}")).arg(&text).query_async::<()>(&mut c).await.unwrap();
-            m.create_context(&format!("k{k}"), payload(0)).await.unwrap();
+            redis::cmd("SET")
+                .arg(format!("raw:{k}"))
+                .arg(&text)
+                .query_async::<()>(&mut c)
+                .await
+                .unwrap();
+            m.create_context(&format!("k{k}"), payload(0))
+                .await
+                .unwrap();
         }
-        let versions: Arc<Vec<AtomicU64>> = Arc::new((0..KEYS).map(|_| AtomicU64::new(1)).collect());
+        let versions: Arc<Vec<AtomicU64>> =
+            Arc::new((0..KEYS).map(|_| AtomicU64::new(1)).collect());
         let created = Arc::new(AtomicU64::new(0));
         let text = Arc::new(text);
 
@@ -143,7 +174,11 @@ fn main() {
             Arc::new(move |_, n| {
                 let mut c = conn.clone();
                 Box::pin(async move {
-                    let v: Option<Vec<u8>> = redis::cmd("GET").arg(format!("raw:{}", n as usize % KEYS)).query_async(&mut c).await.unwrap();
+                    let v: Option<Vec<u8>> = redis::cmd("GET")
+                        .arg(format!("raw:{}", n as usize % KEYS))
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
                     std::hint::black_box(v);
                 })
             })
@@ -153,7 +188,12 @@ fn main() {
             Arc::new(move |_, n| {
                 let (mut c, text) = (conn.clone(), Arc::clone(&text));
                 Box::pin(async move {
-                    let () = redis::cmd("SET").arg(format!("raw:{}", n as usize % KEYS)).arg(&*text).query_async(&mut c).await.unwrap();
+                    let () = redis::cmd("SET")
+                        .arg(format!("raw:{}", n as usize % KEYS))
+                        .arg(&*text)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
                 })
             })
         };
@@ -163,10 +203,19 @@ fn main() {
                 let mut c = conn.clone();
                 Box::pin(async move {
                     let key = format!("raw:{}", n as usize % KEYS);
-                    let v: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut c).await.unwrap();
+                    let v: Vec<u8> = redis::cmd("GET")
+                        .arg(&key)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
                     let mut data: Value = serde_json::from_slice(&v).unwrap();
                     data["field0"] = json!(n.to_string());
-                    let () = redis::cmd("SET").arg(&key).arg(serde_json::to_string(&data).unwrap()).query_async(&mut c).await.unwrap();
+                    let () = redis::cmd("SET")
+                        .arg(&key)
+                        .arg(serde_json::to_string(&data).unwrap())
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
                 })
             })
         };
@@ -175,7 +224,11 @@ fn main() {
             Arc::new(move |_, n| {
                 let m = m.clone();
                 Box::pin(async move {
-                    std::hint::black_box(m.get_context(&format!("k{}", n as usize % KEYS)).await.unwrap());
+                    std::hint::black_box(
+                        m.get_context(&format!("k{}", n as usize % KEYS))
+                            .await
+                            .unwrap(),
+                    );
                 })
             })
         };
@@ -187,7 +240,10 @@ fn main() {
                 Box::pin(async move {
                     let k = (task + 64 * (n as usize % (KEYS / 64))) % KEYS;
                     let expected = versions[k].load(Ordering::Relaxed);
-                    let s = m.update_context(&format!("k{k}"), payload(n), Some(expected)).await.unwrap();
+                    let s = m
+                        .update_context(&format!("k{k}"), payload(n), Some(expected))
+                        .await
+                        .unwrap();
                     versions[k].store(s.version, Ordering::Relaxed);
                 })
             })
@@ -198,7 +254,9 @@ fn main() {
                 let (m, created) = (m.clone(), Arc::clone(&created));
                 Box::pin(async move {
                     let n = created.fetch_add(1, Ordering::Relaxed);
-                    m.create_context(&format!("new{n}"), payload(n)).await.unwrap();
+                    m.create_context(&format!("new{n}"), payload(n))
+                        .await
+                        .unwrap();
                 })
             })
         };
@@ -217,18 +275,44 @@ fn main() {
             for (name, op) in rows {
                 let (ops, p50, p99) = measure(tasks, time, Arc::clone(op)).await;
                 results.insert((name, tasks), ops);
-                let _ = writeln!(table, "| {name} | {tasks} | {ops:.0} | {p50:.1} | {p99:.1} |");
+                let _ = writeln!(
+                    table,
+                    "| {name} | {tasks} | {ops:.0} | {p50:.1} | {p99:.1} |"
+                );
             }
         }
         let _ = writeln!(table, "\n| ratio | 1 task | 16 tasks | 64 tasks | target |");
         let _ = writeln!(table, "|---|---:|---:|---:|---:|");
         for (name, a, b, target) in [
-            ("contextkit get / raw GET", "contextkit get", "raw GET", "≥ 0.8"),
-            ("contextkit CAS update / raw SET", "contextkit CAS update", "raw SET", "≥ 0.5"),
-            ("contextkit CAS update / GET then SET", "contextkit CAS update", "GET then SET", ""),
-            ("contextkit create / raw SET", "contextkit create", "raw SET", ""),
+            (
+                "contextkit get / raw GET",
+                "contextkit get",
+                "raw GET",
+                "≥ 0.8",
+            ),
+            (
+                "contextkit CAS update / raw SET",
+                "contextkit CAS update",
+                "raw SET",
+                "≥ 0.5",
+            ),
+            (
+                "contextkit CAS update / GET then SET",
+                "contextkit CAS update",
+                "GET then SET",
+                "",
+            ),
+            (
+                "contextkit create / raw SET",
+                "contextkit create",
+                "raw SET",
+                "",
+            ),
         ] {
-            let r: Vec<String> = TASKS.iter().map(|t| format!("{:.2}", results[&(a, *t)] / results[&(b, *t)])).collect();
+            let r: Vec<String> = TASKS
+                .iter()
+                .map(|t| format!("{:.2}", results[&(a, *t)] / results[&(b, *t)]))
+                .collect();
             let _ = writeln!(table, "| {name} | {} | {target} |", r.join(" | "));
         }
     });

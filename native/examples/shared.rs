@@ -21,7 +21,10 @@ async fn main() -> contextkit::Result<()> {
         }
     };
     let namespace = format!("example-{}", std::process::id());
-    let config = ManagerConfig { max_contexts: 1_000, ..ManagerConfig::default() };
+    let config = ManagerConfig {
+        max_contexts: 1_000,
+        ..ManagerConfig::default()
+    };
     let a = ContextManager::builder(config.clone())
         .connect(RedisBackend::new(&url, &namespace)?)
         .await?;
@@ -32,7 +35,10 @@ async fn main() -> contextkit::Result<()> {
 
     let s = a.create_context("cart", json!({ "items": 0 })).await?;
     println!("a created cart v{} (revision {})", s.version, s.revision);
-    let err = b.create_context("cart", json!({ "items": 99 })).await.unwrap_err();
+    let err = b
+        .create_context("cart", json!({ "items": 99 }))
+        .await
+        .unwrap_err();
     println!("b's create of the same id: {} ({err})", err.code());
 
     // Both add items with compare-and-set: no update is lost.
@@ -41,7 +47,10 @@ async fn main() -> contextkit::Result<()> {
             loop {
                 let s = m.get_context("cart").await?;
                 let items = s.data["items"].as_u64().unwrap_or(0);
-                match m.update_context("cart", json!({ "items": items + 1 }), Some(s.version)).await {
+                match m
+                    .update_context("cart", json!({ "items": items + 1 }), Some(s.version))
+                    .await
+                {
                     Ok(_) => break,
                     Err(e) if e.code() == "VERSION_CONFLICT" => continue,
                     Err(e) => return Err(e),
@@ -54,12 +63,18 @@ async fn main() -> contextkit::Result<()> {
     ra?;
     rb?;
     let s = b.get_context("cart").await?;
-    println!("after 50 + 50 increments: items = {}, version {}", s.data["items"], s.version);
+    println!(
+        "after 50 + 50 increments: items = {}, version {}",
+        s.data["items"], s.version
+    );
 
     let first = heard_by_b.next().await;
     println!("b heard a's create: {first:?}");
     a.delete_context("cart").await?;
-    println!("deleted; b sees: {}", b.get_context("cart").await.unwrap_err().code());
+    println!(
+        "deleted; b sees: {}",
+        b.get_context("cart").await.unwrap_err().code()
+    );
     Ok(())
 }
 
@@ -76,7 +91,16 @@ impl Server {
             .map(|a| a.port())
             .expect("a free port");
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on the PATH (or set CONTEXTKIT_REDIS_URL)");

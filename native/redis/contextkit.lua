@@ -271,8 +271,9 @@ end
 
 -- ck_write(KEYS: meta; ARGV: op name, epoch, operation id, reply ttl ms,
 -- stream max length, time ('' for the server's), the op's own arguments...).
--- Replies { status, details, events } where events are flat
--- (type, id, version, revision) quadruples; status is OK or an error code,
+-- Replies { status, details, events, contexts } where events are flat
+-- (type, id, version, revision) quadruples and contexts counts the stored
+-- contexts (expired but unswept ones included); status is OK or an error code,
 -- or EPOCH when the namespace is not the one the caller joined (data lost).
 local function write(keys, args)
   local meta = keys[1]
@@ -295,7 +296,7 @@ local function write(keys, args)
     events = {}, maxlen = args[5],
   }
   local status, details = op(w, { unpack(args, 7) })
-  local reply = { status, details, w.events }
+  local reply = { status, details, w.events, redis.call('HLEN', P .. 'ids') }
   redis.call('SET', opkey, cjson.encode(reply), 'PX', args[4])
   return reply
 end

@@ -9,13 +9,39 @@ pub mod manager;
 pub mod recovery;
 pub mod tracker;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use contextkit_core::{
     ContextError, ContextEvent, ContextManager, ManagerConfig, ManualClock, Subscription,
 };
 
+/// Builds the managers of the cases on another backend (a shared one).
+pub type Factory = Rc<dyn Fn(ManagerConfig, ManualClock) -> ContextManager>;
+
+thread_local! {
+    static FACTORY: RefCell<Option<Factory>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the cases' managers built by `factory`.
+pub fn with_factory<R>(factory: Factory, f: impl FnOnce() -> R) -> R {
+    FACTORY.with(|slot| *slot.borrow_mut() = Some(factory));
+    let out = f();
+    FACTORY.with(|slot| *slot.borrow_mut() = None);
+    out
+}
+
+/// Cases that describe one process's memory, not a shared store:
+/// a shared manager reads each state from the backend, so two reads
+/// return equal states, not one shared `Arc`.
+pub const SHARED_EXCEPTIONS: &[&str] = &["get_shares_state_without_copying"];
+
 /// A manager on a manual clock starting at 1,000 ms.
 pub fn manual(config: ManagerConfig) -> (ContextManager, ManualClock) {
     let clock = ManualClock::new(1_000);
+    if let Some(factory) = FACTORY.with(|slot| slot.borrow().clone()) {
+        return (factory(config, clock.clone()), clock);
+    }
     let m = ContextManager::builder(config).clock(clock.clone()).build();
     (m, clock)
 }
@@ -29,15 +55,40 @@ pub fn drain(sub: &mut Subscription) -> Vec<ContextEvent> {
     std::iter::from_fn(|| sub.try_next()).collect()
 }
 
-pub fn ev(kind: &str, id: &str, version: u64) -> ContextEvent {
+/// The event of one commit: its kind, context id, version and revision.
+pub fn ev(kind: &str, id: &str, version: u64, revision: u64) -> ContextEvent {
     let id = id.to_owned();
     match kind {
-        "created" => ContextEvent::Created { id, version },
-        "updated" => ContextEvent::Updated { id, version },
-        "deleted" => ContextEvent::Deleted { id, version },
-        "restored" => ContextEvent::Restored { id, version },
-        "expired" => ContextEvent::Expired { id, version },
-        "evicted" => ContextEvent::Evicted { id, version },
+        "created" => ContextEvent::Created {
+            id,
+            version,
+            revision,
+        },
+        "updated" => ContextEvent::Updated {
+            id,
+            version,
+            revision,
+        },
+        "deleted" => ContextEvent::Deleted {
+            id,
+            version,
+            revision,
+        },
+        "restored" => ContextEvent::Restored {
+            id,
+            version,
+            revision,
+        },
+        "expired" => ContextEvent::Expired {
+            id,
+            version,
+            revision,
+        },
+        "evicted" => ContextEvent::Evicted {
+            id,
+            version,
+            revision,
+        },
         other => panic!("unknown event kind {other}"),
     }
 }
@@ -64,6 +115,7 @@ macro_rules! for_each_case {
             manager::updates_restart_the_ttl,
             manager::cleanup_removes_expired_and_reports_them,
             manager::events_follow_commit_order,
+            manager::revision_is_store_wide_and_never_reused,
             manager::slow_subscriber_is_told_it_lagged,
             manager::subscription_ends_when_manager_is_dropped,
             manager::stats_count_every_kind_of_call,

@@ -95,7 +95,8 @@ impl RedisServer {
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0; 64];
         s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+            && s.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
     }
 
     pub fn url(&self) -> String {

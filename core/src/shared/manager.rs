@@ -16,7 +16,7 @@ const SWEEP_STEP: usize = 1_000;
 pub(crate) struct Shared {
     backend: Arc<dyn SharedBackend>,
     seq: Arc<Sequencer>,
-    /// Live contexts as last counted (for `stats`).
+    /// Contexts held as the last write of this manager found them (`stats`).
     pub(crate) contexts: AtomicUsize,
 }
 
@@ -29,7 +29,11 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(backend: Arc<dyn SharedBackend>, joined: &Joined, log: Arc<EventLog>) -> Self {
+    pub(crate) fn new(
+        backend: Arc<dyn SharedBackend>,
+        joined: &Joined,
+        log: Arc<EventLog>,
+    ) -> Self {
         Self {
             backend,
             seq: Arc::new(Sequencer::new(joined.revision, log)),
@@ -69,6 +73,9 @@ impl Shared {
         if let Err(ContextError::VersionConflict { .. }) = &reply.outcome {
             c.conflicts.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(n) = reply.contexts {
+            self.contexts.store(n, Ordering::Relaxed);
+        }
         let last = reply.events.last().and_then(ContextEvent::revision);
         self.seq.own(reply.events);
         if let Some(rev) = last
@@ -94,7 +101,12 @@ impl Shared {
         self.state(inner, write).await
     }
 
-    pub(crate) async fn restore(&self, inner: &Inner, id: &str, point_id: u64) -> Result<Arc<ContextState>> {
+    pub(crate) async fn restore(
+        &self,
+        inner: &Inner,
+        id: &str,
+        point_id: u64,
+    ) -> Result<Arc<ContextState>> {
         let write = Write::Restore {
             id: id.to_owned(),
             point_id,
@@ -103,7 +115,8 @@ impl Shared {
     }
 
     pub(crate) async fn delete(&self, inner: &Inner, id: &str) -> Result<()> {
-        self.write(inner, Write::Delete { id: id.to_owned() }).await?;
+        self.write(inner, Write::Delete { id: id.to_owned() })
+            .await?;
         Ok(())
     }
 
@@ -143,7 +156,6 @@ impl Shared {
         self.check()?;
         let mut ids = self.backend.list_ids().await?;
         ids.sort_unstable();
-        self.contexts.store(ids.len(), Ordering::Relaxed);
         Ok(ids)
     }
 
@@ -151,15 +163,12 @@ impl Shared {
         self.check()?;
         let mut states = self.backend.list().await?;
         states.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        self.contexts.store(states.len(), Ordering::Relaxed);
         Ok(states)
     }
 
     pub(crate) async fn count(&self) -> Result<usize> {
         self.check()?;
-        let n = self.backend.count().await?;
-        self.contexts.store(n, Ordering::Relaxed);
-        Ok(n)
+        self.backend.count().await
     }
 
     /// Removes every expired context, a step at a time.
@@ -187,5 +196,7 @@ impl Shared {
 }
 
 fn unexpected(committed: &Committed) -> ContextError {
-    ContextError::Storage(format!("the shared backend answered {committed:?} to another kind of write"))
+    ContextError::Storage(format!(
+        "the shared backend answered {committed:?} to another kind of write"
+    ))
 }

@@ -114,6 +114,9 @@ pub struct WriteReply {
     pub outcome: Result<Committed>,
     /// Every event the write committed, in revision order.
     pub events: Vec<crate::ContextEvent>,
+    /// Contexts the backend holds after the write (expired but unswept ones
+    /// included), if it says; [`Stats::contexts`](crate::Stats::contexts).
+    pub contexts: Option<usize>,
 }
 
 /// A store shared by many managers; see the [module docs](self).

@@ -2,7 +2,7 @@
 //! made: bounded by the backend's timeout, retried over a new connection
 //! after a drop, with the library loaded on demand.
 
-use contextkit_core::{ContextError, Result};
+use contextkit_core::ContextError;
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, RedisError, Value};
@@ -84,7 +84,9 @@ pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), Red
     let mut version = redis::cmd("FCALL_RO");
     version.arg("ck_version").arg(0);
     let loaded = match conn.query(&version).await {
-        Ok(v) => crate::redis_backend::record::text(&v).ok().map(str::to_owned),
+        Ok(v) => crate::redis_backend::record::text(&v)
+            .ok()
+            .map(str::to_owned),
         Err(e) if missing_library(&e) => None,
         Err(e) => return Err(e),
     };
@@ -100,7 +102,7 @@ pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), Red
                 redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
                 Some(redis::cluster_routing::ResponsePolicy::AllSucceeded),
             ));
-            c.route_command(&load, routing).await.map(drop)
+            c.route_command(load, routing).await.map(drop)
         }
         Conn::Single(_) => conn.query(&load).await.map(drop),
     }
@@ -123,7 +125,8 @@ impl Failure {
             Failure::NoAnswer(last) => ContextError::Storage(format!(
                 "redis {what}: no answer within {} ms{}",
                 timeout.as_millis(),
-                last.map(|e| format!(" (last error: {e})")).unwrap_or_default()
+                last.map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
             )),
         }
     }

@@ -10,8 +10,8 @@ use contextkit_core::{
     Clock, Committed, ContextError, ContextState, EventFeed, Joined, ManagerConfig, Result,
     SharedBackend, Snapshot, StorageFuture, Write, WriteReply,
 };
-use redis::Value;
 use record::{array, int, text};
+use redis::Value;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -71,7 +71,10 @@ fn check_namespace(namespace: &str) -> Result<()> {
             namespace.len()
         )));
     }
-    if let Some(c) = namespace.chars().find(|c| c.is_control() || *c == '{' || *c == '}') {
+    if let Some(c) = namespace
+        .chars()
+        .find(|c| c.is_control() || *c == '{' || *c == '}')
+    {
         return Err(ContextError::InvalidArgument(format!(
             "namespace {namespace:?} contains {c:?} (no braces or control characters)"
         )));
@@ -102,7 +105,9 @@ impl RedisBackend {
     pub fn cluster(urls: &[&str], namespace: &str) -> Result<Self> {
         let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
             .build()
-            .map_err(|e| ContextError::InvalidArgument(format!("redis cluster urls {urls:?}: {e}")))?;
+            .map_err(|e| {
+                ContextError::InvalidArgument(format!("redis cluster urls {urls:?}: {e}"))
+            })?;
         Self::with_target(Target::Cluster(client), namespace)
     }
 
@@ -199,7 +204,11 @@ impl RedisBackend {
     /// `FCALL_RO name 1 meta args…`
     async fn read_fn(&self, name: &str, arg: &str) -> Result<Value> {
         let mut cmd = redis::cmd("FCALL_RO");
-        cmd.arg(name).arg(1).arg(&self.shared.meta).arg(arg).arg(self.now_arg());
+        cmd.arg(name)
+            .arg(1)
+            .arg(&self.shared.meta)
+            .arg(arg)
+            .arg(self.now_arg());
         self.query(name, &cmd).await
     }
 
@@ -208,7 +217,11 @@ impl RedisBackend {
         self.read_fn(name, id).await
     }
 
-    async fn join_namespace(&self, config: &ManagerConfig, clock: Arc<dyn Clock>) -> Result<Joined> {
+    async fn join_namespace(
+        &self,
+        config: &ManagerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Joined> {
         let s = &self.shared;
         let _ = self.clock.set(clock);
         let mut conn = tokio::time::timeout(s.timeout, s.target.connect(s.timeout))
@@ -220,7 +233,11 @@ impl RedisBackend {
             .map_err(|e| conn::storage("FUNCTION LOAD", &e))?;
         let cfg = namespace_config(config, s.client_clock);
         let mut cmd = redis::cmd("FCALL");
-        cmd.arg("ck_join").arg(1).arg(&s.meta).arg(random_id()).arg(cfg.to_string());
+        cmd.arg("ck_join")
+            .arg(1)
+            .arg(&s.meta)
+            .arg(random_id())
+            .arg(cfg.to_string());
         let reply = call(&mut conn, &cmd, s.timeout)
             .await
             .map_err(|f| f.into_error("ck_join", s.timeout))?;
@@ -228,7 +245,10 @@ impl RedisBackend {
             return Err(record::bad("ck_join"));
         };
         let stored: serde_json::Value = serde_json::from_str(text(stored)?).map_err(|e| {
-            ContextError::Storage(format!("namespace {:?} has an unreadable configuration: {e}", s.namespace))
+            ContextError::Storage(format!(
+                "namespace {:?} has an unreadable configuration: {e}",
+                s.namespace
+            ))
         })?;
         if let Some(diff) = difference(&stored, &cfg) {
             return Err(ContextError::InvalidArgument(format!(
@@ -257,15 +277,36 @@ impl RedisBackend {
             .arg(u64::try_from(s.operation_ttl.as_millis()).unwrap_or(u64::MAX))
             .arg(s.event_retention)
             .arg(self.now_arg());
-        let json = |v: &serde_json::Value| serde_json::to_string(v).map_err(|e| ContextError::Storage(e.to_string()));
+        let json = |v: &serde_json::Value| {
+            serde_json::to_string(v).map_err(|e| ContextError::Storage(e.to_string()))
+        };
         let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
         match &write {
-            Write::Create { id, data, ttl_ms, metadata, capacity } => {
-                let metadata = serde_json::to_string(metadata).map_err(|e| ContextError::Storage(e.to_string()))?;
-                cmd.arg(id).arg(json(data)?).arg(opt(*ttl_ms)).arg(metadata).arg(capacity);
+            Write::Create {
+                id,
+                data,
+                ttl_ms,
+                metadata,
+                capacity,
+            } => {
+                let metadata = serde_json::to_string(metadata)
+                    .map_err(|e| ContextError::Storage(e.to_string()))?;
+                cmd.arg(id)
+                    .arg(json(data)?)
+                    .arg(opt(*ttl_ms))
+                    .arg(metadata)
+                    .arg(capacity);
             }
-            Write::Update { id, data, expected_version, ttl_ms } => {
-                cmd.arg(id).arg(json(data)?).arg(opt(*expected_version)).arg(opt(*ttl_ms));
+            Write::Update {
+                id,
+                data,
+                expected_version,
+                ttl_ms,
+            } => {
+                cmd.arg(id)
+                    .arg(json(data)?)
+                    .arg(opt(*expected_version))
+                    .arg(opt(*ttl_ms));
             }
             Write::Delete { id } => {
                 cmd.arg(id);
@@ -282,15 +323,25 @@ impl RedisBackend {
             Write::Evict { capacity } => {
                 cmd.arg(*capacity);
             }
-            _ => return Err(ContextError::Storage("a write this backend does not know".into())),
+            _ => {
+                return Err(ContextError::Storage(
+                    "a write this backend does not know".into(),
+                ));
+            }
         }
         let reply = self.query("ck_write", &cmd).await?;
-        let [status, details, events] = array(&reply)? else {
+        let [status, details, events, rest @ ..] = array(&reply)? else {
             return Err(record::bad("ck_write"));
         };
         let events = record::events(array(events)?)?;
+        let contexts = rest.first().map(int).transpose()?;
+        let contexts = contexts.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         let outcome = self.outcome(write, text(status)?, array(details)?);
-        Ok(WriteReply { outcome, events })
+        Ok(WriteReply {
+            outcome,
+            events,
+            contexts,
+        })
     }
 
     fn outcome(&self, write: Write, status: &str, d: &[Value]) -> Result<Committed> {
@@ -319,11 +370,17 @@ impl RedisBackend {
             }
             "VERSION_CONFLICT" => {
                 let expected = match &write {
-                    Write::Update { expected_version, .. } => expected_version.unwrap_or(0),
+                    Write::Update {
+                        expected_version, ..
+                    } => expected_version.unwrap_or(0),
                     _ => 0,
                 };
                 let actual = d.first().map(int).transpose()?.unwrap_or(0);
-                return Err(ContextError::VersionConflict { id, expected, actual });
+                return Err(ContextError::VersionConflict {
+                    id,
+                    expected,
+                    actual,
+                });
             }
             "EPOCH" => {
                 let why = format!(
@@ -342,7 +399,10 @@ impl RedisBackend {
                 Committed::State(record::written(&id, d, data)?)
             }
             Write::Restore { .. } => {
-                let raw = d.get(7).and_then(record::bytes).ok_or_else(|| record::bad("restore"))?;
+                let raw = d
+                    .get(7)
+                    .and_then(record::bytes)
+                    .ok_or_else(|| record::bad("restore"))?;
                 let data = serde_json::from_slice(raw).map_err(|e| record::bad(e))?;
                 Committed::State(record::written(&id, d, data)?)
             }
@@ -417,11 +477,21 @@ fn difference(stored: &serde_json::Value, wanted: &serde_json::Value) -> Option<
     a.keys()
         .chain(b.keys())
         .find(|k| a.get(*k) != b.get(*k))
-        .map(|k| format!("{k} is {} there, {} here", a.get(k).unwrap_or(&missing), b.get(k).unwrap_or(&missing)))
+        .map(|k| {
+            format!(
+                "{k} is {} there, {} here",
+                a.get(k).unwrap_or(&missing),
+                b.get(k).unwrap_or(&missing)
+            )
+        })
 }
 
 impl SharedBackend for RedisBackend {
-    fn join<'a>(&'a self, config: &'a ManagerConfig, clock: Arc<dyn Clock>) -> StorageFuture<'a, Joined> {
+    fn join<'a>(
+        &'a self,
+        config: &'a ManagerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> StorageFuture<'a, Joined> {
         Box::pin(self.join_namespace(config, clock))
     }
 
@@ -478,7 +548,10 @@ impl SharedBackend for RedisBackend {
     fn list_ids(&self) -> StorageFuture<'_, Vec<String>> {
         Box::pin(async move {
             let reply = self.read_fn("ck_live", "ids").await?;
-            array(&reply)?.iter().map(|v| text(v).map(str::to_owned)).collect()
+            array(&reply)?
+                .iter()
+                .map(|v| text(v).map(str::to_owned))
+                .collect()
         })
     }
 

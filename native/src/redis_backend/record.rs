@@ -31,7 +31,9 @@ pub(crate) fn text(v: &Value) -> Result<&str> {
 pub(crate) fn int(v: &Value) -> Result<u64> {
     match v {
         Value::Int(n) => u64::try_from(*n).map_err(|_| bad(n)),
-        other => text(other)?.parse().map_err(|_| bad(format!("{other:?} is not a number"))),
+        other => text(other)?
+            .parse()
+            .map_err(|_| bad(format!("{other:?} is not a number"))),
     }
 }
 
@@ -39,7 +41,10 @@ pub(crate) fn int(v: &Value) -> Result<u64> {
 fn opt_int(v: &Value) -> Result<Option<u64>> {
     match text(v)? {
         "" => Ok(None),
-        s => s.parse().map(Some).map_err(|_| bad(format!("{s:?} is not a number"))),
+        s => s
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(format!("{s:?} is not a number"))),
     }
 }
 
@@ -55,8 +60,11 @@ pub(crate) fn array(v: &Value) -> Result<&[Value]> {
 }
 
 fn json<T: serde::de::DeserializeOwned>(what: &str, id: &str, raw: &[u8]) -> Result<T> {
-    serde_json::from_slice(raw)
-        .map_err(|e| ContextError::Storage(format!("the {what} of '{id}' in Redis is not valid JSON: {e}")))
+    serde_json::from_slice(raw).map_err(|e| {
+        ContextError::Storage(format!(
+            "the {what} of '{id}' in Redis is not valid JSON: {e}"
+        ))
+    })
 }
 
 /// A context from the [`STATE_FIELDS`] of its hash; `None` if it has none.
@@ -111,7 +119,9 @@ pub(crate) fn point(id: &str, raw: &[u8]) -> Result<Snapshot> {
             .ok_or_else(|| bad("a recovery point's number"))
     };
     let (pid, version, created) = (num()?, num()?, num()?);
-    let data = parts.next().ok_or_else(|| bad("a recovery point without data"))?;
+    let data = parts
+        .next()
+        .ok_or_else(|| bad("a recovery point without data"))?;
     Ok(Snapshot {
         id: pid,
         context_id: id.to_owned(),
@@ -125,12 +135,36 @@ pub(crate) fn point(id: &str, raw: &[u8]) -> Result<Snapshot> {
 pub(crate) fn event(kind: &str, id: &str, version: u64, revision: u64) -> Result<ContextEvent> {
     let id = id.to_owned();
     Ok(match kind {
-        "created" => ContextEvent::Created { id, version, revision },
-        "updated" => ContextEvent::Updated { id, version, revision },
-        "deleted" => ContextEvent::Deleted { id, version, revision },
-        "restored" => ContextEvent::Restored { id, version, revision },
-        "expired" => ContextEvent::Expired { id, version, revision },
-        "evicted" => ContextEvent::Evicted { id, version, revision },
+        "created" => ContextEvent::Created {
+            id,
+            version,
+            revision,
+        },
+        "updated" => ContextEvent::Updated {
+            id,
+            version,
+            revision,
+        },
+        "deleted" => ContextEvent::Deleted {
+            id,
+            version,
+            revision,
+        },
+        "restored" => ContextEvent::Restored {
+            id,
+            version,
+            revision,
+        },
+        "expired" => ContextEvent::Expired {
+            id,
+            version,
+            revision,
+        },
+        "evicted" => ContextEvent::Evicted {
+            id,
+            version,
+            revision,
+        },
         other => return Err(bad(format!("an event of type {other:?}"))),
     })
 }
@@ -153,7 +187,12 @@ pub(crate) fn stream_events(reply: &Value) -> Result<Vec<ContextEvent>> {
         Value::Map(m) => m.iter().map(|(_, v)| v).collect(),
         Value::Array(items) => items
             .iter()
-            .map(|s| array(s).ok().and_then(|kv| kv.get(1)).ok_or_else(|| bad("a stream")))
+            .map(|s| {
+                array(s)
+                    .ok()
+                    .and_then(|kv| kv.get(1))
+                    .ok_or_else(|| bad("a stream"))
+            })
             .collect::<Result<_>>()?,
         other => return Err(bad(format!("{other:?}"))),
     };
