@@ -15,6 +15,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Every event carries a revision, each larger than the one before.
+fn assert_revisions_increase(seen: &[ContextEvent]) {
+    let revisions: Vec<u64> = seen.iter().map(|e| e.revision().unwrap()).collect();
+    assert!(
+        revisions.windows(2).all(|w| w[0] < w[1]),
+        "revisions out of order: {revisions:?}"
+    );
+}
+
 /// Runs `n` copies of `task(i)` at once, returning their results in index order.
 async fn race<F, Fut, T>(n: usize, task: F) -> Vec<T>
 where
@@ -179,13 +188,12 @@ fn deleted_context_never_comes_back() {
             let seen: Vec<ContextEvent> = std::iter::from_fn(|| events.try_next()).collect();
             let (last, updates) = seen.split_last().unwrap();
             let last_version = committed.iter().max().copied().unwrap_or(1);
-            assert_eq!(
-                last,
-                &ContextEvent::Deleted {
-                    id: "x".into(),
-                    version: last_version
-                }
+            assert!(
+                matches!(last, ContextEvent::Deleted { id, version, .. }
+                    if id == "x" && *version == last_version),
+                "round {round}: {last:?}"
             );
+            assert_revisions_increase(&seen);
             assert_eq!(updates.len(), committed.len());
         }
     });
@@ -370,6 +378,7 @@ fn subscriber_sees_exactly_the_committed_history() {
                             ContextEvent::Created {
                                 id: id.clone(),
                                 version: s.version,
+                                revision: s.revision,
                             }
                         }),
                         1 => {
@@ -381,6 +390,7 @@ fn subscriber_sees_exactly_the_committed_history() {
                                 ContextEvent::Restored {
                                     id: id.clone(),
                                     version: s.version,
+                                    revision: s.revision,
                                 }
                             }),
                             Err(_) => None,
@@ -392,6 +402,7 @@ fn subscriber_sees_exactly_the_committed_history() {
                             .map(|s| ContextEvent::Updated {
                                 id: id.clone(),
                                 version: s.version,
+                                revision: s.revision,
                             }),
                     };
                     log.extend(event);
@@ -402,6 +413,7 @@ fn subscriber_sees_exactly_the_committed_history() {
         })
         .await;
         let seen: Vec<ContextEvent> = std::iter::from_fn(|| events.try_next()).collect();
+        assert_revisions_increase(&seen);
         let deletes: usize = committed.iter().map(|c| c.1).sum();
         // Deletes report the version they removed, known only to the store: take them from the stream.
         let mut expected: BTreeMap<String, Vec<ContextEvent>> = BTreeMap::new();
@@ -456,5 +468,87 @@ fn subscriber_sees_exactly_the_committed_history() {
             .filter(|e| matches!(e, ContextEvent::Deleted { .. }))
             .count();
         assert_eq!((deleted, m.stats().deletes), (deletes, deletes));
+    });
+}
+
+/// Many tasks write different ids (on different shards) at once while a
+/// subscriber reads: it sees every commit, in strictly increasing revision
+/// order, with the revisions the calls returned; the removals bring their own,
+/// and together they are exactly 1..=commits (every commit took one, in memory).
+#[test]
+fn events_arrive_in_revision_order_under_contention() {
+    runtime().block_on(async {
+        const TASKS: usize = 8;
+        const ROUNDS: usize = 60;
+        let m = ContextManager::builder(ManagerConfig::default())
+            .event_capacity(1 << 16)
+            .build();
+        let mut events = m.subscribe();
+        let reader = tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut seen = Vec::new();
+            // Ends once every handle on the manager is dropped.
+            while let Some(e) = events.next().await {
+                seen.push(e);
+            }
+            seen
+        });
+        let results = race(TASKS, |t| {
+            let m = m.clone();
+            async move {
+                let mut returned = Vec::new();
+                let mut deletes = 0;
+                for round in 0..ROUNDS {
+                    let id = format!("t{t}-{}", round % 3);
+                    let s = match m.create_context(&id, json!({ "round": round })).await {
+                        Ok(s) => s,
+                        Err(_) => m
+                            .update_context(&id, json!({ "round": round }), None)
+                            .await
+                            .unwrap(),
+                    };
+                    returned.push(s.revision);
+                    if round % 4 == 1 {
+                        let p = m.create_recovery_point(&id).await.unwrap();
+                        returned.push(m.restore_recovery_point(&id, p.id).await.unwrap().revision);
+                    }
+                    if round % 5 == 2 {
+                        m.delete_context(&id).await.unwrap();
+                        deletes += 1;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                (returned, deletes)
+            }
+        })
+        .await;
+        drop(m);
+        let seen = reader.await.unwrap();
+        assert!(
+            seen.iter()
+                .all(|e| !matches!(e, ContextEvent::Lagged { .. }))
+        );
+        assert_revisions_increase(&seen);
+        let mut returned: Vec<u64> = results.iter().flat_map(|r| r.0.iter().copied()).collect();
+        returned.sort_unstable();
+        let deletes: usize = results.iter().map(|r| r.1).sum();
+        let (removals, commits): (Vec<&ContextEvent>, Vec<&ContextEvent>) = seen
+            .iter()
+            .partition(|e| matches!(e, ContextEvent::Deleted { .. }));
+        let committed: Vec<u64> = commits.iter().map(|e| e.revision().unwrap()).collect();
+        let mut sorted = committed.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted, returned,
+            "the events carry the revisions the calls returned"
+        );
+        assert_eq!(removals.len(), deletes);
+        let all: Vec<u64> = seen.iter().map(|e| e.revision().unwrap()).collect();
+        let total = u64::try_from(all.len()).unwrap();
+        assert_eq!(
+            all,
+            (1..=total).collect::<Vec<_>>(),
+            "no revision skipped or repeated"
+        );
     });
 }

@@ -8,6 +8,9 @@
 //! A deliberately broken store (create checks under a read lock and inserts
 //! under a later write lock) must be caught by the same checker.
 //!
+//! Revisions are checked beside the specification (which leaves them out):
+//! see [`check_revisions`].
+//!
 //! `LIN_SEEDS` sets the number of histories per configuration (default 1000).
 
 #[path = "evidence/lin.rs"]
@@ -38,9 +41,10 @@ const ADVANCES: usize = 8;
 /// [`record`], in-memory runs had overlaps in only 1–10% of histories.
 const MIN_OVERLAPS_PER_HISTORY: usize = 40;
 
-/// Something the recorded workload can run against.
+/// Something the recorded workload can run against: the outcome of a call,
+/// and the revision of the state it returned, if the target has revisions.
 trait Target: Send + Sync + 'static {
-    fn call(&self, op: Op) -> impl Future<Output = Out> + Send;
+    fn call(&self, op: Op) -> impl Future<Output = (Out, Option<u64>)> + Send;
 }
 
 fn key(id: u8) -> String {
@@ -61,38 +65,39 @@ fn out_err(e: &ContextError) -> Out {
     }
 }
 
-fn out_state(r: Result<Arc<contextkit::ContextState>, ContextError>) -> Out {
+fn out_state(r: Result<Arc<contextkit::ContextState>, ContextError>) -> (Out, Option<u64>) {
     match r {
-        Ok(s) => Out::State {
-            version: s.version,
-            tag: tag_of(&s.data),
-            expires: s.expires_at_ms,
-        },
-        Err(e) => out_err(&e),
+        Ok(s) => {
+            let out = Out::State {
+                version: s.version,
+                tag: tag_of(&s.data),
+                expires: s.expires_at_ms,
+            };
+            (out, Some(s.revision))
+        }
+        Err(e) => (out_err(&e), None),
     }
 }
 
 struct Real(ContextManager);
 
 impl Target for Real {
-    async fn call(&self, op: Op) -> Out {
+    async fn call(&self, op: Op) -> (Out, Option<u64>) {
         let m = &self.0;
-        match op {
+        let out = match op {
             Op::Create { id, ttl, tag } => {
                 let opts = CreateOptions {
                     ttl_ms: ttl,
                     ..CreateOptions::default()
                 };
-                out_state(
-                    m.create_context_with(&key(id), json!({ "w": tag }), opts)
-                        .await,
-                )
+                let (id, data) = (key(id), json!({ "w": tag }));
+                return out_state(m.create_context_with(&id, data, opts).await);
             }
-            Op::Get(id) => out_state(m.get_context(&key(id)).await),
-            Op::Update { id, tag, expected } => out_state(
-                m.update_context(&key(id), json!({ "w": tag }), expected)
-                    .await,
-            ),
+            Op::Get(id) => return out_state(m.get_context(&key(id)).await),
+            Op::Update { id, tag, expected } => {
+                let (id, data) = (key(id), json!({ "w": tag }));
+                return out_state(m.update_context(&id, data, expected).await);
+            }
             Op::Delete(id) => m
                 .delete_context(&key(id))
                 .await
@@ -104,10 +109,13 @@ impl Target for Real {
                 },
                 Err(e) => out_err(&e),
             },
-            Op::Restore(id, point) => out_state(m.restore_recovery_point(&key(id), point).await),
+            Op::Restore(id, point) => {
+                return out_state(m.restore_recovery_point(&key(id), point).await);
+            }
             Op::Cleanup => Out::Count(m.cleanup_expired().await),
             Op::Advance(_) => unreachable!("the clock task advances the clock itself"),
-        }
+        };
+        (out, None)
     }
 }
 
@@ -122,7 +130,13 @@ struct MiniStore {
 }
 
 impl Target for MiniStore {
-    async fn call(&self, op: Op) -> Out {
+    async fn call(&self, op: Op) -> (Out, Option<u64>) {
+        (self.outcome(op).await, None)
+    }
+}
+
+impl MiniStore {
+    async fn outcome(&self, op: Op) -> Out {
         let map = &self.map;
         let state = |(version, tag): (u64, u32)| Out::State {
             version,
@@ -214,7 +228,8 @@ struct Recorder {
     seen_point: AtomicU64,
 }
 
-/// Runs one recorded workload on a fresh multi-threaded runtime.
+/// Runs one recorded workload on a fresh multi-threaded runtime: the history,
+/// and beside each call the revision of the state it returned, if any.
 fn record<T: Target>(
     target: Arc<T>,
     clock: ManualClock,
@@ -222,7 +237,7 @@ fn record<T: Target>(
     with_cleanup: bool,
     full_mix: bool,
     with_ttl: bool,
-) -> Vec<Rec> {
+) -> (Vec<Rec>, Vec<Option<u64>>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .build()
@@ -259,20 +274,21 @@ fn record<T: Target>(
                     for _ in 0..rng.gen_range(0..3) {
                         tokio::task::yield_now().await;
                     }
-                    let out = target.call(op).await;
+                    let (out, revision) = target.call(op).await;
                     let resp = rec.seq.fetch_add(1, Ordering::SeqCst);
                     let clock_resp = contextkit::Clock::now_ms(&clock);
                     if let Out::Point { id, .. } = out {
                         rec.seen_point.fetch_max(id, Ordering::SeqCst);
                     }
-                    log.push(Rec {
+                    let call = Rec {
                         op,
                         out,
                         inv,
                         resp,
                         clock_inv,
                         clock_resp,
-                    });
+                    };
+                    log.push((call, revision));
                 }
                 log
             }));
@@ -290,14 +306,15 @@ fn record<T: Target>(
                 let inv = rec2.seq.fetch_add(1, Ordering::SeqCst);
                 clock2.set(to);
                 let resp = rec2.seq.fetch_add(1, Ordering::SeqCst);
-                log.push(Rec {
+                let advance = Rec {
                     op: Op::Advance(to),
                     out: Out::Unit,
                     inv,
                     resp,
                     clock_inv: before,
                     clock_resp: to,
-                });
+                };
+                log.push((advance, None));
             }
             log
         }));
@@ -305,8 +322,53 @@ fn record<T: Target>(
         for h in handles {
             history.extend(h.await.unwrap());
         }
-        history
+        history.into_iter().unzip()
     })
+}
+
+/// The revisions of a recorded history, beside the specification (whose
+/// search leaves them out), as far as real time decides them:
+/// - a state returned by a write (create, update, restore) has a revision of
+///   its own: no two writes return the same one;
+/// - a write that began after another call returned a state has a larger
+///   revision than that state, whatever the ids (revisions are store-wide);
+/// - a read returns the revision the write of that state returned.
+fn check_revisions(history: &[Rec], revisions: &[Option<u64>]) -> Result<(), String> {
+    let id_of = |op: &Op| match *op {
+        Op::Create { id, .. } | Op::Update { id, .. } | Op::Restore(id, _) | Op::Get(id) => id,
+        _ => u8::MAX,
+    };
+    let mut states = Vec::new();
+    for (r, rev) in history.iter().zip(revisions) {
+        if let (Out::State { version, tag, .. }, Some(rev)) = (r.out, rev) {
+            let write = !matches!(r.op, Op::Get(_));
+            states.push((r, write, (id_of(&r.op), version, tag), *rev));
+        } else if matches!(r.out, Out::State { .. }) {
+            return Err(format!("{:?} returned a state without a revision", r.op));
+        }
+    }
+    let (mut by_revision, mut by_state) = (HashMap::new(), HashMap::new());
+    for &(r, _, key, rev) in states.iter().filter(|s| s.1) {
+        if let Some(other) = by_revision.insert(rev, r) {
+            return Err(format!("revision {rev} returned by {other:?} and {r:?}"));
+        }
+        by_state.insert(key, rev);
+    }
+    for &(r, write, key, rev) in &states {
+        if let Some(&written) = by_state.get(&key).filter(|&&w| !write && w != rev) {
+            return Err(format!(
+                "{r:?} read revision {rev}, its write returned {written}"
+            ));
+        }
+        for &(earlier, _, _, before) in &states {
+            if write && earlier.resp < r.inv && before >= rev {
+                return Err(format!(
+                    "{r:?} began after {earlier:?} returned revision {before}, yet got {rev}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn seeds() -> u64 {
@@ -428,7 +490,10 @@ fn run_on(
     for seed in 0..seeds {
         let clock = ManualClock::new(START_MS);
         let store = make(shards, &clock);
-        let history = record(store, clock, seed, with_cleanup, true, with_ttl);
+        let (history, revisions) = record(store, clock, seed, with_cleanup, true, with_ttl);
+        if let Err(why) = check_revisions(&history, &revisions) {
+            return Err(format!("seed {seed}, {shards} shard(s), {how}: {why}"));
+        }
         let pairs = overlapping_pairs(&history);
         overlaps += pairs;
         with_overlap += usize::from(pairs > 0);
@@ -580,21 +645,21 @@ fn a_create_at_capacity_waits_for_a_create_that_expired_while_being_written() {
             .manager;
         let m = Real(m);
         let create = |id, ttl| Op::Create { id, ttl, tag: 7 };
-        assert!(matches!(m.call(create(0, None)).await, Out::State { .. }));
+        assert!(matches!(m.call(create(0, None)).await.0, Out::State { .. }));
         let m = Arc::new(m);
         let m1 = Arc::clone(&m);
-        let k1 = tokio::spawn(async move { m1.call(create(1, Some(4))).await });
+        let k1 = tokio::spawn(async move { m1.call(create(1, Some(4))).await.0 });
         while held.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
         clock.set(START_MS + 5);
         assert_eq!(
-            m.call(Op::Cleanup).await,
+            m.call(Op::Cleanup).await.0,
             Out::Count(0),
             "k1 is not in a map yet"
         );
         let m2 = Arc::clone(&m);
-        let k2 = tokio::spawn(async move { m2.call(create(2, None)).await });
+        let k2 = tokio::spawn(async move { m2.call(create(2, None)).await.0 });
         for _ in 0..20 {
             tokio::task::yield_now().await;
         }
@@ -624,7 +689,7 @@ fn check_mini(split: bool, seeds: u64) -> Option<(u64, String)> {
             split,
             ..MiniStore::default()
         });
-        let history = record(store, ManualClock::new(START_MS), seed, false, false, false);
+        let (history, _) = record(store, ManualClock::new(START_MS), seed, false, false, false);
         match lin::check(&history, START_MS) {
             Verdict::Linearizable => {}
             Verdict::Violation(why) => return Some((seed, why)),

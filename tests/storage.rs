@@ -698,7 +698,8 @@ fn writes_dropped_after_storage_applied_them_are_what_memory_shows() {
         assert_eq!(m.list_contexts().await[0].data, json!({ "n": 2 }));
         assert_reopen_matches(&m, &storage.inner, &clock, "dropped update").await;
 
-        storage.then(&[Act::ApplyThenHang]);
+        // A removal stores the meta first, then deletes the record.
+        storage.then(&[Act::Normal, Act::ApplyThenHang]);
         poll_once_and_drop(m.delete_context("a")).await;
         assert_eq!(m.len().await, 0);
         assert_eq!(m.get_context("a").await.unwrap_err().code(), "NOT_FOUND");
@@ -714,15 +715,18 @@ fn writes_dropped_after_storage_applied_them_are_what_memory_shows() {
             [
                 contextkit::ContextEvent::Created {
                     id: "a".into(),
-                    version: 1
+                    version: 1,
+                    revision: 1,
                 },
                 contextkit::ContextEvent::Updated {
                     id: "a".into(),
-                    version: 2
+                    version: 2,
+                    revision: 2,
                 },
                 contextkit::ContextEvent::Deleted {
                     id: "a".into(),
-                    version: 2
+                    version: 2,
+                    revision: 3,
                 },
             ]
         );
@@ -748,7 +752,8 @@ fn a_write_storage_applied_but_reported_failed_shows_what_storage_holds() {
         let retry = m.update_context("a", json!({ "n": 2 }), Some(1)).await;
         assert_eq!(retry.unwrap_err().code(), "VERSION_CONFLICT");
 
-        storage.then(&[Act::ApplyThenFail]);
+        // The meta, then the record.
+        storage.then(&[Act::Normal, Act::ApplyThenFail]);
         assert_eq!(m.delete_context("a").await.unwrap_err().code(), "STORAGE");
         assert_eq!(m.get_context("a").await.unwrap_err().code(), "NOT_FOUND");
         assert_reopen_matches(&m, &storage.inner, &clock, "delete applied, then failed").await;
@@ -880,6 +885,7 @@ fn stored_versions_and_ids_out_of_range_are_problems() {
         storage
             .put_meta(Meta {
                 next_snapshot_id: u64::MAX,
+                next_revision: u64::MAX,
             })
             .await
             .unwrap();
@@ -890,9 +896,10 @@ fn stored_versions_and_ids_out_of_range_are_problems() {
             .unwrap();
         let mut problems: Vec<String> = opened.problems.iter().map(|p| p.to_string()).collect();
         problems.sort();
-        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
         assert!(problems[0].contains("meta"), "{}", problems[0]);
-        for (problem, id) in problems[1..]
+        assert!(problems[1].contains("meta"), "{}", problems[1]);
+        for (problem, id) in problems[2..]
             .iter()
             .zip(["'nmax'", "'pmax'", "'v0'", "'vmax'"])
         {
@@ -935,7 +942,8 @@ fn a_create_at_capacity_while_storage_fails_to_delete_an_expired_context() {
         };
         m.create_context_with("a", json!({}), ttl).await.unwrap();
         clock.advance(10);
-        storage.then(&[Act::Fail]);
+        // The sweep stores the meta, then fails to delete the record.
+        storage.then(&[Act::Normal, Act::Fail]);
         let err = m.create_context("b", json!({})).await.unwrap_err();
         assert_eq!(err.code(), "CAPACITY_EXCEEDED");
         assert_eq!(storage.inner.ids(), ["a"]);
@@ -1018,5 +1026,191 @@ fn versions_and_point_ids_stop_before_they_could_not_be_read_back() {
             again.manager.list_context_ids().await,
             ["edge", "high", "new"]
         );
+    });
+}
+
+/// A reopened manager never hands out a revision again, not even one that
+/// only a deletion had (its record is gone): the meta stored with every
+/// removal keeps it.
+#[test]
+fn reopening_after_delete_never_reuses_a_revision() {
+    futures::executor::block_on(async {
+        let storage = MemoryStorage::default();
+        let clock = ManualClock::new(0);
+        let m = open(storage.clone(), &clock).await;
+        let mut events = m.subscribe();
+        let a = m.create_context("a", json!({})).await.unwrap();
+        let b = m.create_context("b", json!({})).await.unwrap();
+        m.update_context("a", json!({ "n": 1 }), None)
+            .await
+            .unwrap();
+        m.delete_context("a").await.unwrap();
+        m.delete_context("b").await.unwrap();
+        let seen: Vec<u64> = std::iter::from_fn(|| events.try_next())
+            .map(|e| e.revision().unwrap())
+            .collect();
+        assert_eq!(seen, [1, 2, 3, 4, 5]);
+        assert_eq!((a.revision, b.revision), (1, 2));
+        assert!(storage.ids().is_empty());
+        assert_eq!(storage.load().await.unwrap().meta.unwrap().next_revision, 6);
+        drop(m);
+
+        let m = open(storage.clone(), &clock).await;
+        let again = m.create_context("a", json!({})).await.unwrap();
+        assert_eq!((again.version, again.revision), (1, 6));
+        // Also when a stored record holds the largest revision.
+        m.update_context("a", json!({ "n": 1 }), None)
+            .await
+            .unwrap();
+        drop(m);
+        let m = open(storage.clone(), &clock).await;
+        assert_eq!(m.get_context("a").await.unwrap().revision, 7);
+        assert_eq!(m.create_context("b", json!({})).await.unwrap().revision, 8);
+    });
+}
+
+/// Expiries and evictions are removals too: their revisions survive a reopen.
+#[test]
+fn reopening_after_expiry_and_eviction_never_reuses_a_revision() {
+    futures::executor::block_on(async {
+        let storage = MemoryStorage::default();
+        let clock = ManualClock::new(0);
+        let m = open(storage.clone(), &clock).await;
+        let mut events = m.subscribe();
+        let ttl = CreateOptions {
+            ttl_ms: Some(10),
+            ..CreateOptions::default()
+        };
+        m.create_context_with("gone", json!({}), ttl).await.unwrap();
+        clock.advance(10);
+        assert_eq!(m.cleanup_expired().await, 1);
+        let adapter = ContextAdapter::new(m.clone(), AdapterConfig::default());
+        m.create_context("old", json!({})).await.unwrap();
+        let cfg = AdapterConfig {
+            max_contexts: 1,
+            ..AdapterConfig::default()
+        };
+        m.create_context("new", json!({})).await.unwrap();
+        assert_eq!(adapter.update_config(cfg).await.unwrap(), 1);
+        let seen: Vec<Seen> = std::iter::from_fn(|| events.try_next())
+            .map(|e| (kind(&e), e.revision().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("created", 1),
+                ("expired", 2),
+                ("created", 3),
+                ("created", 4),
+                ("evicted", 5)
+            ]
+        );
+        assert_eq!(storage.ids(), ["new"]);
+        drop((m, adapter));
+        let m = open(storage.clone(), &clock).await;
+        m.delete_context("new").await.unwrap();
+        assert_eq!(
+            m.create_context("old", json!({})).await.unwrap().revision,
+            7
+        );
+    });
+}
+
+/// An event as its kind and revision.
+type Seen = (&'static str, u64);
+
+fn kind(e: &contextkit::ContextEvent) -> &'static str {
+    use contextkit::ContextEvent as E;
+    match e {
+        E::Created { .. } => "created",
+        E::Updated { .. } => "updated",
+        E::Deleted { .. } => "deleted",
+        E::Restored { .. } => "restored",
+        E::Expired { .. } => "expired",
+        E::Evicted { .. } => "evicted",
+        E::Lagged { .. } => "lagged",
+    }
+}
+
+/// Records and metas stored before revisions existed (no `revision`, no
+/// `nextRevision`) load, with revision 0; the next write takes a fresh one.
+#[test]
+fn records_stored_before_revisions_load_with_revision_zero() {
+    futures::executor::block_on(async {
+        let record: Record = serde_json::from_value(json!({
+            "state": {
+                "id": "a", "version": 3, "createdAtMs": 0, "updatedAtMs": 0,
+                "expiresAtMs": null, "data": { "n": 1 }, "metadata": {}
+            },
+            "ttlMs": null,
+            "points": [{
+                "id": 4, "createdAtMs": 0,
+                "state": {
+                    "id": "a", "version": 2, "createdAtMs": 0, "updatedAtMs": 0,
+                    "expiresAtMs": null, "data": {}, "metadata": {}
+                }
+            }],
+            "nextSnapshotId": 5
+        }))
+        .unwrap();
+        let meta: Meta = serde_json::from_value(json!({ "nextSnapshotId": 5 })).unwrap();
+        assert_eq!(meta.next_revision, 0);
+        let storage = MemoryStorage::default();
+        storage.put(Arc::new(record)).await.unwrap();
+        storage.put_meta(meta).await.unwrap();
+        let clock = ManualClock::new(0);
+        let m = open(storage.clone(), &clock).await;
+        let a = m.get_context("a").await.unwrap();
+        assert_eq!((a.version, a.revision), (3, 0));
+        let next = m.update_context("a", json!({}), Some(3)).await.unwrap();
+        assert_eq!((next.version, next.revision), (4, 1));
+        let restored = m.restore_recovery_point("a", 4).await.unwrap();
+        assert_eq!((restored.version, restored.revision), (5, 2));
+    });
+}
+
+/// Through a storage an expired context stays stored until storage deletes
+/// it: a write that meets one deletes it (meta first, with the expiry's
+/// revision) and publishes the expiry, then answers as in memory.
+#[test]
+fn a_write_that_meets_an_expired_context_removes_it_through_storage() {
+    futures::executor::block_on(async {
+        let storage = MemoryStorage::default();
+        let clock = ManualClock::new(0);
+        let m = open(storage.clone(), &clock).await;
+        let mut events = m.subscribe();
+        let ttl = CreateOptions {
+            ttl_ms: Some(10),
+            ..CreateOptions::default()
+        };
+        m.create_context_with("a", json!({}), ttl.clone())
+            .await
+            .unwrap();
+        m.create_context_with("b", json!({}), ttl).await.unwrap();
+        clock.advance(10);
+        let err = m.update_context("a", json!({}), None).await.unwrap_err();
+        assert_eq!(err.code(), "NOT_FOUND");
+        assert_eq!(storage.ids(), ["b"]);
+        let again = m.create_context("b", json!({ "n": 2 })).await.unwrap();
+        assert_eq!((again.version, again.revision), (1, 5));
+        assert_eq!(storage.ids(), ["b"]);
+        let seen: Vec<Seen> = std::iter::from_fn(|| events.try_next())
+            .map(|e| (kind(&e), e.revision().unwrap()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("created", 1),
+                ("created", 2),
+                ("expired", 3),
+                ("expired", 4),
+                ("created", 5)
+            ]
+        );
+        assert_eq!(m.stats().expirations, 2);
+        drop(m);
+        let m = open(storage.clone(), &clock).await;
+        assert_eq!(m.list_context_ids().await, ["b"]);
+        assert_eq!(m.create_context("c", json!({})).await.unwrap().revision, 6);
     });
 }

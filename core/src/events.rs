@@ -12,13 +12,20 @@ use std::task::{Context, Poll};
 
 /// A committed change, as seen by [`ContextManager::subscribe`](crate::ContextManager::subscribe).
 ///
-/// Serialized with a `type` tag: `{"type":"updated","id":"a","version":2}`.
+/// Every change carries the store-wide `revision` of its commit (see
+/// [`ContextState::revision`](crate::ContextState::revision)); a subscriber
+/// of an in-memory manager sees revisions strictly increasing.
+///
+/// Serialized with a `type` tag: `{"type":"updated","id":"a","version":2,"revision":7}`.
 ///
 /// ```
 /// # use contextkit_core::*;
 /// # futures::executor::block_on(async {
-/// let e = ContextEvent::Updated { id: "a".into(), version: 2 };
-/// assert_eq!(serde_json::to_value(&e).unwrap(), json!({ "type": "updated", "id": "a", "version": 2 }));
+/// let e = ContextEvent::Updated { id: "a".into(), version: 2, revision: 7 };
+/// assert_eq!(
+///     serde_json::to_value(&e).unwrap(),
+///     json!({ "type": "updated", "id": "a", "version": 2, "revision": 7 })
+/// );
 /// # Ok::<(), ContextError>(())
 /// # }).unwrap();
 /// ```
@@ -31,6 +38,8 @@ pub enum ContextEvent {
         id: String,
         /// New version.
         version: u64,
+        /// Revision of the commit (the new state's).
+        revision: u64,
     },
     /// A context's data was replaced.
     Updated {
@@ -38,6 +47,8 @@ pub enum ContextEvent {
         id: String,
         /// New version.
         version: u64,
+        /// Revision of the commit (the new state's).
+        revision: u64,
     },
     /// A context was deleted.
     Deleted {
@@ -45,6 +56,8 @@ pub enum ContextEvent {
         id: String,
         /// The last version it had.
         version: u64,
+        /// Revision of the deletion itself (a new one, not the last state's).
+        revision: u64,
     },
     /// A context's data was restored from a recovery point.
     Restored {
@@ -52,6 +65,8 @@ pub enum ContextEvent {
         id: String,
         /// New version.
         version: u64,
+        /// Revision of the commit (the new state's).
+        revision: u64,
     },
     /// A context was removed because it expired.
     Expired {
@@ -59,6 +74,8 @@ pub enum ContextEvent {
         id: String,
         /// The last version it had.
         version: u64,
+        /// Revision of the removal itself (a new one, not the last state's).
+        revision: u64,
     },
     /// A context was removed to honour a lowered capacity.
     Evicted {
@@ -66,6 +83,8 @@ pub enum ContextEvent {
         id: String,
         /// The last version it had.
         version: u64,
+        /// Revision of the removal itself (a new one, not the last state's).
+        revision: u64,
     },
     /// This subscriber fell behind and `missed` events were dropped for it.
     Lagged {
@@ -80,7 +99,7 @@ impl ContextEvent {
     /// ```
     /// # use contextkit_core::*;
     /// # futures::executor::block_on(async {
-    /// let e = ContextEvent::Updated { id: "a".into(), version: 2 };
+    /// let e = ContextEvent::Updated { id: "a".into(), version: 2, revision: 7 };
     /// assert_eq!((e.id(), e.version()), (Some("a"), Some(2)));
     /// assert_eq!(ContextEvent::Lagged { missed: 3 }.id(), None);
     /// # Ok::<(), ContextError>(())
@@ -103,7 +122,7 @@ impl ContextEvent {
     /// ```
     /// # use contextkit_core::*;
     /// # futures::executor::block_on(async {
-    /// assert_eq!(ContextEvent::Deleted { id: "a".into(), version: 7 }.version(), Some(7));
+    /// assert_eq!(ContextEvent::Deleted { id: "a".into(), version: 7, revision: 9 }.version(), Some(7));
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
@@ -115,6 +134,31 @@ impl ContextEvent {
             | Self::Restored { version, .. }
             | Self::Expired { version, .. }
             | Self::Evicted { version, .. } => Some(*version),
+            Self::Lagged { .. } => None,
+        }
+    }
+
+    /// The revision of the commit, or `None` for `Lagged`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let mut events = m.subscribe();
+    /// let s = m.create_context("a", json!({})).await?;
+    /// assert_eq!(events.try_next().unwrap().revision(), Some(s.revision));
+    /// assert_eq!(ContextEvent::Lagged { missed: 3 }.revision(), None);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn revision(&self) -> Option<u64> {
+        match self {
+            Self::Created { revision, .. }
+            | Self::Updated { revision, .. }
+            | Self::Deleted { revision, .. }
+            | Self::Restored { revision, .. }
+            | Self::Expired { revision, .. }
+            | Self::Evicted { revision, .. } => Some(*revision),
             Self::Lagged { .. } => None,
         }
     }
@@ -143,10 +187,21 @@ impl Ring {
     fn tail(&self) -> u64 {
         self.head + self.buf.len() as u64
     }
+
+    /// Appends `event`, dropping the oldest one when `capacity` are kept.
+    fn push(&mut self, event: ContextEvent, capacity: usize) {
+        if self.buf.len() == capacity {
+            self.buf.pop_front();
+            self.head += 1;
+        }
+        self.buf.push_back(event);
+    }
 }
 
 /// The shared log. Publishing happens inside the writer's critical section, so
-/// the log order is the commit order.
+/// the log order is the commit order; in memory the revision of a commit is
+/// taken together with its publication ([`EventLog::sequence`]), so the log
+/// is also in revision order.
 #[derive(Debug)]
 pub(crate) struct EventLog {
     ring: Mutex<Ring>,
@@ -184,15 +239,34 @@ impl EventLog {
         if !self.has_subscribers() {
             return;
         }
-        {
-            let mut ring = self.ring();
-            if ring.buf.len() == self.capacity {
-                ring.buf.pop_front();
-                ring.head += 1;
-            }
-            ring.buf.push_back(event);
-        }
+        self.ring().push(event, self.capacity);
         self.ready.notify(usize::MAX);
+    }
+
+    /// Takes the revision of one commit with `take` and publishes the event
+    /// `make` builds for it. With subscribers both happen under the ring's
+    /// lock, so events enter the log in revision order whichever shards
+    /// commit them; without, it is `take` alone (the event is never built).
+    ///
+    /// The revision is published only if it was taken under the lock: a
+    /// subscriber arriving between the check and `take` misses a commit that
+    /// raced with its subscription, and never sees it after a later one.
+    pub(crate) fn sequence(
+        &self,
+        take: impl FnOnce() -> u64,
+        make: impl FnOnce(u64) -> ContextEvent,
+    ) -> u64 {
+        if !self.has_subscribers() {
+            return take();
+        }
+        let revision = {
+            let mut ring = self.ring();
+            let revision = take();
+            ring.push(make(revision), self.capacity);
+            revision
+        };
+        self.ready.notify(usize::MAX);
+        revision
     }
 
     pub(crate) fn close(&self) {
@@ -227,7 +301,7 @@ impl EventLog {
 /// m.create_context("a", json!({})).await?;
 /// m.delete_context("a").await?;
 /// let seen: Vec<_> = events.by_ref().take(2).collect().await;
-/// assert_eq!(seen[1], ContextEvent::Deleted { id: "a".into(), version: 1 });
+/// assert_eq!(seen[1], ContextEvent::Deleted { id: "a".into(), version: 1, revision: 2 });
 /// # Ok::<(), ContextError>(())
 /// # }).unwrap();
 /// ```
@@ -248,7 +322,8 @@ impl Subscription {
     /// let mut events = m.subscribe();
     /// assert_eq!(events.try_next(), None);
     /// m.create_context("a", json!({})).await?;
-    /// assert_eq!(events.try_next(), Some(ContextEvent::Created { id: "a".into(), version: 1 }));
+    /// let created = ContextEvent::Created { id: "a".into(), version: 1, revision: 1 };
+    /// assert_eq!(events.try_next(), Some(created));
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```

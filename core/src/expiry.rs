@@ -161,7 +161,7 @@ impl Inner {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &expired {
-            self.remove(map, id, Removal::Expired);
+            self.remove(map, id, Removal::Expired, None);
         }
         self.refresh_earliest(shard, map);
         expired.len()

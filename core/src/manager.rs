@@ -324,6 +324,8 @@ impl ContextManager {
         let mut pending = Some(ContextState {
             id: id.to_owned(),
             version: 1,
+            // Taken as the create commits.
+            revision: 0,
             created_at_ms: 0,
             updated_at_ms: 0,
             expires_at_ms: None,
@@ -335,9 +337,12 @@ impl ContextManager {
             // The count as this attempt found the store full.
             let mut full_at = None;
             let attempt = self
-                .write_through(id, |inner, shard, map| {
+                .write_state(id, &mut |inner, shard, map| {
                     let now = inner.now();
-                    if inner.live_mut(map, id, now).is_some() {
+                    // Through a storage an expired context stays in the map
+                    // until storage deletes it: the write machinery does that
+                    // on this error and decides the create again.
+                    if inner.live_mut(map, id, now).is_some() || map.contains_key(id) {
                         return Err(ContextError::AlreadyExists { id: id.to_owned() });
                     }
                     // Expired contexts do not count: drop this shard's first (the
@@ -364,14 +369,9 @@ impl ContextManager {
                     state.created_at_ms = now;
                     state.updated_at_ms = now;
                     state.expires_at_ms = Inner::expires_at(now, ttl_ms);
-                    let state = Arc::new(state);
-                    let entry = Entry::new(
-                        Arc::clone(&state),
-                        ttl_ms,
-                        inner.next_touch(),
-                        VecDeque::new(),
-                    );
-                    Ok((Patch::Insert(entry), state))
+                    let entry =
+                        Entry::new(Arc::new(state), ttl_ms, inner.next_touch(), VecDeque::new());
+                    Ok(Patch::Insert(entry))
                 })
                 .await;
             match attempt {
@@ -434,14 +434,16 @@ impl ContextManager {
         }
     }
 
-    /// The live context `id`, shared (never copied). `NOT_FOUND` if absent or expired.
+    /// The live context `id`, shared (never copied), with the revision of the
+    /// commit that made it. `NOT_FOUND` if absent or expired.
     ///
     /// ```
     /// # use contextkit_core::*;
     /// # futures::executor::block_on(async {
     /// let m = ContextManager::new(ManagerConfig::default());
-    /// m.create_context("a", json!({ "x": 1 })).await?;
+    /// let s = m.create_context("a", json!({ "x": 1 })).await?;
     /// assert_eq!(m.get_context("a").await?.data["x"], 1);
+    /// assert_eq!(m.get_context("a").await?.revision, s.revision);
     /// assert_eq!(m.get_context("b").await.unwrap_err().code(), "NOT_FOUND");
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
@@ -522,7 +524,7 @@ impl ContextManager {
         validate::data(&inner.cfg, &data)?;
         validate::ttl(opts.ttl_ms)?;
         let mut data = Some(data);
-        self.write_through(id, |inner, _, map| {
+        self.write_state(id, &mut |inner, _, map| {
             let now = inner.now();
             let entry = inner
                 .live_mut(map, id, now)
@@ -531,12 +533,11 @@ impl ContextManager {
             let ttl_ms = opts.ttl_ms.or(entry.ttl_ms());
             let data = data.take().expect("an update commits at most once");
             let state = inner.next_state(entry, data, now, ttl_ms)?;
-            let patch = Patch::SetState {
-                state: Arc::clone(&state),
+            Ok(Patch::SetState {
+                state,
                 ttl_ms,
                 restored: false,
-            };
-            Ok((patch, state))
+            })
         })
         .await
     }
@@ -691,8 +692,9 @@ impl ContextManager {
     /// # futures::executor::block_on(async {
     /// let m = ContextManager::new(ManagerConfig::default());
     /// let mut events = m.subscribe();
-    /// m.create_context("a", serde_json::json!({})).await.unwrap();
-    /// assert_eq!(events.next().await, Some(ContextEvent::Created { id: "a".into(), version: 1 }));
+    /// let s = m.create_context("a", serde_json::json!({})).await.unwrap();
+    /// let created = ContextEvent::Created { id: "a".into(), version: 1, revision: s.revision };
+    /// assert_eq!(events.next().await, Some(created));
     /// # });
     /// ```
     pub fn subscribe(&self) -> Subscription {
@@ -755,6 +757,8 @@ impl Inner {
         Ok(Arc::new(ContextState {
             id: prev.id.clone(),
             version: prev.version + 1,
+            // Taken as the write commits.
+            revision: 0,
             created_at_ms: prev.created_at_ms,
             updated_at_ms: now.max(prev.updated_at_ms),
             expires_at_ms: Self::expires_at(now, ttl_ms),

@@ -42,15 +42,26 @@ impl ManagerBuilder {
         let order = ascending(loaded.records.iter().map(|r| r.state.updated_at_ms));
         let mut records: Vec<Option<Record>> = loaded.records.into_iter().map(Some).collect();
         let mut next = 1;
-        match loaded.meta {
-            Some(m) if m.next_snapshot_id > validate::MAX_SAFE => {
+        // Never a revision handed out before: above every stored one, and at
+        // least what the meta kept of removals (whose records are gone).
+        let mut next_revision = 1;
+        if let Some(m) = loaded.meta {
+            if m.next_snapshot_id > validate::MAX_SAFE {
                 problems.push(ContextError::Storage(format!(
                     "stored meta: next recovery point id {} is out of range",
                     m.next_snapshot_id
                 )));
+            } else {
+                next = m.next_snapshot_id.max(1);
             }
-            Some(m) => next = m.next_snapshot_id.max(1),
-            None => {}
+            if m.next_revision > validate::MAX_SAFE {
+                problems.push(ContextError::Storage(format!(
+                    "stored meta: next revision {} is out of range",
+                    m.next_revision
+                )));
+            } else {
+                next_revision = m.next_revision.max(1);
+            }
         }
         for record in order.into_iter().filter_map(|(_, i)| records[i].take()) {
             let id = record.state.id.clone();
@@ -60,6 +71,9 @@ impl ManagerBuilder {
             }
             let newest_point = record.points.iter().map(|p| p.id + 1).max().unwrap_or(0);
             next = next.max(record.next_snapshot_id).max(newest_point);
+            let newest_revision = record.points.iter().map(|p| p.state.revision);
+            let newest_revision = newest_revision.fold(record.state.revision, u64::max);
+            next_revision = next_revision.max(newest_revision + 1);
             let shard = inner.shard(&id);
             let entry = entry_of(inner, record);
             let added = shard
@@ -74,6 +88,7 @@ impl ManagerBuilder {
             }
         }
         inner.next_snapshot.set(next);
+        inner.raise_next_revision(next_revision);
         Ok(Opened { manager, problems })
     }
 }

@@ -24,6 +24,8 @@ fn point_not_found(id: &str, snapshot_id: u64) -> ContextError {
 impl ContextManager {
     /// Snapshots the current version of `id`. Only the newest
     /// `max_recovery_points` are kept; `CAPACITY_EXCEEDED` when that is 0.
+    /// The context does not change, so this takes no revision and publishes
+    /// no event.
     ///
     /// ```
     /// use contextkit_core::{ContextManager, ManagerConfig};
@@ -170,7 +172,7 @@ impl ContextManager {
             .await?;
         // Copy outside the lock; the write below re-checks that the point is still there.
         let mut data = Some(source.data.clone());
-        self.write_through(id, |inner, _, map| {
+        self.write_state(id, &mut |inner, _, map| {
             let now = inner.now();
             let entry = inner
                 .live_mut(map, id, now)
@@ -180,12 +182,11 @@ impl ContextManager {
             }
             let data = data.take().expect("a restore commits at most once");
             let state = inner.next_state(entry, data, now, entry.ttl_ms())?;
-            let patch = Patch::SetState {
-                state: Arc::clone(&state),
+            Ok(Patch::SetState {
+                state,
                 ttl_ms: entry.ttl_ms(),
                 restored: true,
-            };
-            Ok((patch, state))
+            })
         })
         .await
     }

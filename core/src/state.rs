@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 /// let m = ContextManager::new(ManagerConfig::default());
 /// let s = m.create_context("a", json!({ "x": 1 })).await?;
 /// assert_eq!(serde_json::to_value(&*s).unwrap()["createdAtMs"], json!(s.created_at_ms));
+/// m.delete_context("a").await?;
+/// let again = m.create_context("a", json!({ "x": 1 })).await?;
+/// assert_eq!(again.version, s.version); // versions repeat after a re-create,
+/// assert!(again.revision > s.revision); // revisions never do
 /// # Ok::<(), ContextError>(())
 /// # }).unwrap();
 /// ```
@@ -22,6 +26,12 @@ pub struct ContextState {
     pub id: String,
     /// Starts at 1 and grows by one with every committed change.
     pub version: u64,
+    /// Store-wide commit number: strictly increasing, never reused, also
+    /// across delete + re-create and reopen. Use it for ETags: a version
+    /// repeats after delete + re-create, a revision does not. States stored
+    /// before revisions existed read back with 0 until their next write.
+    #[serde(default)]
+    pub revision: u64,
     /// When the context was created (ms since the epoch).
     pub created_at_ms: u64,
     /// When this version was committed.

@@ -67,12 +67,37 @@ pub struct PointRecord {
     pub state: Arc<ContextState>,
 }
 
-/// Manager-wide facts that outlive any one context.
+/// Manager-wide facts that outlive any one context. The manager stores one
+/// with every removal (delete, expiry, eviction), before the record goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
     /// Recovery-point ids below this were handed out.
     pub next_snapshot_id: u64,
+    /// Revisions below this were handed out (a removal's included, which no
+    /// record keeps). 0 in metas stored before revisions existed.
+    #[serde(default)]
+    pub next_revision: u64,
+}
+
+impl Meta {
+    /// Each field the larger of the two: what a storage keeps when metas
+    /// arrive out of order (two removals may store theirs concurrently, and
+    /// the one decided first may arrive last).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// let a = Meta { next_snapshot_id: 5, next_revision: 2 };
+    /// let b = Meta { next_snapshot_id: 3, next_revision: 9 };
+    /// assert_eq!(a.max(b), Meta { next_snapshot_id: 5, next_revision: 9 });
+    /// ```
+    #[must_use]
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            next_snapshot_id: self.next_snapshot_id.max(other.next_snapshot_id),
+            next_revision: self.next_revision.max(other.next_revision),
+        }
+    }
 }
 
 /// What [`Storage::load`] found.
@@ -109,7 +134,8 @@ pub trait Storage: MaybeSend + MaybeSync + Debug + 'static {
     fn put(&self, record: Arc<Record>) -> StorageFuture<'_, ()>;
     /// Removes the record of `id`; removing an absent id is not an error.
     fn delete<'a>(&'a self, id: &'a str) -> StorageFuture<'a, ()>;
-    /// Stores `meta`, replacing the previous one atomically.
+    /// Stores `meta`, replacing the previous one atomically. Metas may arrive
+    /// out of order: keep the larger value of each field ([`Meta::max`]).
     fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()>;
 }
 
@@ -194,15 +220,10 @@ impl Storage for MemoryStorage {
         Box::pin(async { Ok(()) })
     }
 
-    /// Keeps the larger `next_snapshot_id`: two deletes may store their meta
-    /// concurrently, and the one decided first may arrive last.
+    /// Keeps the larger value of each field: two removals may store their
+    /// meta concurrently, and the one decided first may arrive last.
     fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
-        self.with(|s| {
-            let kept = s.1.map_or(0, |m| m.next_snapshot_id);
-            s.1 = Some(Meta {
-                next_snapshot_id: meta.next_snapshot_id.max(kept),
-            });
-        });
+        self.with(|s| s.1 = Some(s.1.map_or(meta, |kept| kept.max(meta))));
         Box::pin(async { Ok(()) })
     }
 }
@@ -215,10 +236,11 @@ mod tests {
     fn memory_storage_meta_never_goes_back() {
         futures::executor::block_on(async {
             let storage = MemoryStorage::default();
-            for n in [5, 3, 7, 6] {
+            for (n, r) in [(5, 4), (3, 9), (7, 2), (6, 8)] {
                 storage
                     .put_meta(Meta {
                         next_snapshot_id: n,
+                        next_revision: r,
                     })
                     .await
                     .unwrap();
@@ -227,7 +249,8 @@ mod tests {
             assert_eq!(
                 loaded.meta,
                 Some(Meta {
-                    next_snapshot_id: 7
+                    next_snapshot_id: 7,
+                    next_revision: 9,
                 })
             );
         });
@@ -255,6 +278,7 @@ mod tests {
         let state = ContextState {
             id: "a".into(),
             version: 1,
+            revision: 1,
             created_at_ms: 0,
             updated_at_ms: 0,
             expires_at_ms: None,

@@ -5,8 +5,8 @@ use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats, Sto
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::Arc;
-// Under loom the count, the point ids and the expiry bounds are loom's
-// atomics, so the models explore every interleaving of their compare-and-sets.
+// Under loom the count, the point ids, the revisions and the expiry bounds are
+// loom's atomics, so the models explore every interleaving of their updates.
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::atomic::Ordering;
@@ -314,6 +314,8 @@ pub(crate) struct Inner {
     /// Effective capacity: the smaller of the config's and an adapter's.
     pub limit: AtomicUsize,
     pub next_snapshot: PointIds,
+    /// The revision the next commit takes (see [`Inner::commit`]).
+    next_revision: AtomicU64,
     touch: AtomicU64,
     /// Storage writes whose outcome is unknown (a dropped future, a failed
     /// write that could not be read back) and not yet read back.
@@ -351,6 +353,7 @@ impl Inner {
             shard_hasher,
             count: Slots::default(),
             next_snapshot: PointIds::new(1),
+            next_revision: AtomicU64::new(1),
             touch: AtomicU64::new(0),
             abandoned: AtomicUsize::new(0),
             creating: AtomicUsize::new(0),
@@ -406,35 +409,98 @@ impl Inner {
         self.count.fetch_sub(1, Ordering::SeqCst);
     }
 
-    pub(crate) fn publish(&self, make: impl FnOnce() -> ContextEvent) {
-        if self.events.has_subscribers() {
-            self.events.publish(make());
+    /// A fresh revision, for a commit decided before it is published (a
+    /// write through a storage: its record carries the revision).
+    pub(crate) fn take_revision(&self) -> u64 {
+        self.next_revision.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The revision the next commit takes.
+    pub(crate) fn peek_revision(&self) -> u64 {
+        self.next_revision.load(Ordering::SeqCst)
+    }
+
+    /// Makes the next revision at least `next` (never lowers it).
+    pub(crate) fn raise_next_revision(&self, next: u64) {
+        self.next_revision.fetch_max(next, Ordering::SeqCst);
+    }
+
+    /// Makes every later revision larger than `revision` (one read from a
+    /// storage), so none is handed out twice.
+    pub(crate) fn cover_revision(&self, revision: u64) {
+        self.raise_next_revision(revision.saturating_add(1));
+    }
+
+    /// One commit: takes its revision and publishes the event `event` builds
+    /// for it, returning the revision. Called inside the shard's critical
+    /// section that applies the commit.
+    ///
+    /// In memory (`decided` is `None`) the revision is taken here, under the
+    /// event log's lock when anyone listens, so subscribers see revisions in
+    /// increasing order across shards; with nobody listening this is one
+    /// `fetch_add`. Through a storage the revision was `decided` with the
+    /// write (its record carries it) and is only published here.
+    pub(crate) fn commit(
+        &self,
+        decided: Option<u64>,
+        event: impl FnOnce(u64) -> ContextEvent,
+    ) -> u64 {
+        match decided {
+            Some(revision) => {
+                if self.events.has_subscribers() {
+                    self.events.publish(event(revision));
+                }
+                revision
+            }
+            None => self.events.sequence(|| self.take_revision(), event),
         }
     }
 
     /// Removes `id` from `map` (inside its shard's critical section), keeping
-    /// the count, the counters and the event log in step.
-    pub(crate) fn remove(&self, map: &mut Map, id: &str, why: Removal) -> Option<Entry> {
+    /// the count, the counters and the event log in step. The removal is a
+    /// commit of its own: it takes a revision (or uses the one `decided`).
+    pub(crate) fn remove(
+        &self,
+        map: &mut Map,
+        id: &str,
+        why: Removal,
+        decided: Option<u64>,
+    ) -> Option<Entry> {
         let entry = map.remove(id)?;
         self.count.fetch_sub(1, Ordering::SeqCst);
         let version = entry.state.version;
-        let (counter, event): (_, fn(String, u64) -> ContextEvent) = match why {
-            Removal::Deleted => (&self.counters.deletes, |id, version| {
-                ContextEvent::Deleted { id, version }
+        let (counter, event): (_, fn(String, u64, u64) -> ContextEvent) = match why {
+            Removal::Deleted => (&self.counters.deletes, |id, version, revision| {
+                ContextEvent::Deleted {
+                    id,
+                    version,
+                    revision,
+                }
             }),
-            Removal::Expired => (&self.counters.expirations, |id, version| {
-                ContextEvent::Expired { id, version }
+            Removal::Expired => (&self.counters.expirations, |id, version, revision| {
+                ContextEvent::Expired {
+                    id,
+                    version,
+                    revision,
+                }
             }),
-            Removal::Evicted => (&self.counters.evictions, |id, version| {
-                ContextEvent::Evicted { id, version }
+            Removal::Evicted => (&self.counters.evictions, |id, version, revision| {
+                ContextEvent::Evicted {
+                    id,
+                    version,
+                    revision,
+                }
             }),
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        self.publish(|| event(id.to_owned(), version));
+        self.commit(decided, |revision| event(id.to_owned(), version, revision));
         Some(entry)
     }
 
-    /// The live entry for `id`, removing it first if it has expired.
+    /// The live entry for `id`. In memory an expired one is removed first;
+    /// through a storage it stays until a storage delete removes it (the
+    /// write that met it does that, see `write.rs`), so that every removal
+    /// a subscriber sees is durable, its revision included.
     pub(crate) fn live_mut<'m>(
         &self,
         map: &'m mut Map,
@@ -442,7 +508,9 @@ impl Inner {
         now: u64,
     ) -> Option<&'m mut Entry> {
         if map.get(id)?.state.is_expired_at(now) {
-            self.remove(map, id, Removal::Expired);
+            if self.storage.is_none() {
+                self.remove(map, id, Removal::Expired, None);
+            }
             return None;
         }
         map.get_mut(id)

@@ -426,6 +426,8 @@ impl ContextTracker {
                 let local = Arc::new(ContextState {
                     id: b.id.clone(),
                     version: b.version,
+                    // Not committed: the revision of the state it edits.
+                    revision: b.revision,
                     created_at_ms: b.created_at_ms,
                     updated_at_ms: b.updated_at_ms,
                     expires_at_ms: b.expires_at_ms,

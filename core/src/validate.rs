@@ -143,9 +143,10 @@ pub(crate) const MAX_SAFE: u64 = (1 << 53) - 1;
 /// [`MAX_SAFE`], so whatever it stores reads back.
 pub(crate) const MAX_COUNTER: u64 = 1 << 52;
 
-/// A record read back from a storage: its id, TTL, version and recovery-point
-/// ids must be ones a manager could have written. A point id stops below
-/// [`MAX_SAFE`], so the next id after it is in range too.
+/// A record read back from a storage: its id, TTL, version, revisions and
+/// recovery-point ids must be ones a manager could have written. A point id
+/// and a revision stop below [`MAX_SAFE`], so the next one after it is in
+/// range too; a revision of 0 is a state stored before revisions existed.
 pub(crate) fn stored(cfg: &ManagerConfig, record: &Record) -> Result<()> {
     id(cfg, &record.state.id)?;
     ttl(record.ttl_ms)?;
@@ -155,7 +156,15 @@ pub(crate) fn stored(cfg: &ManagerConfig, record: &Record) -> Result<()> {
             "{what} {n} is out of range (1 to {MAX_SAFE})"
         ))),
     };
+    let revision = |what: &str, n: u64| match n {
+        0..MAX_SAFE => Ok(()),
+        _ => Err(ContextError::invalid(format!(
+            "{what} {n} is out of range (0 to {})",
+            MAX_SAFE - 1
+        ))),
+    };
     range("version", record.state.version)?;
+    revision("revision", record.state.revision)?;
     range("next recovery point id", record.next_snapshot_id)?;
     for p in &record.points {
         if p.id >= MAX_SAFE {
@@ -167,6 +176,7 @@ pub(crate) fn stored(cfg: &ManagerConfig, record: &Record) -> Result<()> {
         }
         range("recovery point id", p.id)?;
         range("recovery point version", p.state.version)?;
+        revision("recovery point revision", p.state.revision)?;
     }
     Ok(())
 }

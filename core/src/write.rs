@@ -25,6 +25,29 @@ pub(crate) enum Patch {
     Remove(Removal),
 }
 
+impl Patch {
+    /// Whether applying it is a commit, which takes a revision: all but a
+    /// recovery point, which leaves the context as it is.
+    fn is_commit(&self) -> bool {
+        !matches!(self, Self::PushPoint(_))
+    }
+
+    /// Writes `revision` into the state the patch commits.
+    fn stamp(&mut self, revision: u64) {
+        if let Self::Insert(Entry { state, .. }) | Self::SetState { state, .. } = self {
+            stamp(state, revision);
+        }
+    }
+}
+
+/// Writes `revision` into `state`. Plans hand their new state over without
+/// keeping a handle on it, so this never copies the data.
+fn stamp(state: &mut Arc<ContextState>, revision: u64) {
+    if state.revision != revision {
+        Arc::make_mut(state).revision = revision;
+    }
+}
+
 /// A storage write in flight for one id. Writers of that id wait until it
 /// settles; one whose outcome is unknown (its future was dropped, or storage
 /// failed and could not be read back) is marked abandoned, and the next call
@@ -59,6 +82,9 @@ struct Reserved {
     slot: bool,
     /// A recovery-point id.
     point: Option<u64>,
+    /// The revision of the commit (never published before the write lands;
+    /// a read-back that publishes the change uses it).
+    revision: Option<u64>,
 }
 
 /// Marks its flight abandoned if dropped before the write settled.
@@ -109,10 +135,22 @@ fn take_off<'a>(
 }
 
 enum Step<'a> {
-    Done(Result<()>),
+    Done(Result<Option<Arc<ContextState>>>),
     Wait(Arc<Flight>, event_listener::EventListener),
-    Persist(FlightGuard<'a>, Patch, Durable),
+    Persist(Box<Persist<'a>>),
     ReadBack(FlightGuard<'a>),
+}
+
+/// A write decided through a storage: made durable, then installed.
+struct Persist<'a> {
+    guard: FlightGuard<'a>,
+    patch: Patch,
+    durable: Durable,
+    /// The commit's revision (`None` for a recovery point).
+    revision: Option<u64>,
+    /// The removal of an expired context the write met: decide the write
+    /// again once it is done.
+    expiry: bool,
 }
 
 /// How a write decides its patch (`Send` where futures must be).
@@ -138,9 +176,9 @@ enum Durable {
 }
 
 impl ContextManager {
-    /// Runs one write of `id`. `plan` sees the committed entries (expired ones
-    /// already removed by [`Inner::live_mut`] when it asks) and decides the
-    /// patch and the caller's result.
+    /// Runs one write of `id`. `plan` sees the committed entries (in memory,
+    /// expired ones already removed by [`Inner::live_mut`] when it asks) and
+    /// decides the patch and the caller's result.
     ///
     /// A thin generic shell over [`write_patch`](Self::write_patch), so that the
     /// write machinery exists once in the binary, not once per caller.
@@ -160,14 +198,33 @@ impl ContextManager {
         Ok(out.expect("a successful write decided its result"))
     }
 
-    async fn write_patch(&self, id: &str, plan: &mut Plan<'_>) -> Result<()> {
+    /// A write whose patch commits a new state (an insert or a new version):
+    /// returns that state as committed, its revision included. The plan
+    /// hands the state over in the patch and keeps no handle on it.
+    pub(crate) async fn write_state(
+        &self,
+        id: &str,
+        plan: &mut Plan<'_>,
+    ) -> Result<Arc<ContextState>> {
+        let state = self.write_patch(id, plan).await?;
+        Ok(state.expect("a state write commits a state"))
+    }
+
+    async fn write_patch(
+        &self,
+        id: &str,
+        plan: &mut Plan<'_>,
+    ) -> Result<Option<Arc<ContextState>>> {
         let inner = &*self.inner;
         let Some(storage) = &inner.storage else {
             let shard = inner.shard(id);
             let (result, replaced) = shard
                 .map
                 .write(|map| match plan(inner, shard, map) {
-                    Ok(patch) => (Ok(()), install(inner, shard, map, id, patch)),
+                    Ok(patch) => {
+                        let (replaced, state) = install(inner, shard, map, id, patch, None);
+                        (Ok(state), replaced)
+                    }
                     Err(e) => (Err(e), Replaced::Nothing),
                 })
                 .await;
@@ -241,12 +298,16 @@ impl ContextManager {
     /// One write of `id` through `storage`: waits for a write of `id` in
     /// flight, reads back one abandoned, then decides with `plan` (nothing to
     /// decide without one), makes the change durable and applies it.
+    ///
+    /// An expired context stays in memory until storage no longer holds it:
+    /// a write that fails on one (it is absent to every plan) removes it
+    /// through storage first, with its `Expired` event, and is decided again.
     async fn persist(
         &self,
         storage: &Arc<dyn Storage>,
         id: &str,
         mut plan: Option<&mut Plan<'_>>,
-    ) -> Result<()> {
+    ) -> Result<Option<Arc<ContextState>>> {
         let inner = &*self.inner;
         let shard = inner.shard(id);
         loop {
@@ -262,28 +323,54 @@ impl ContextManager {
                         return Step::ReadBack(take_off(inner, shard, map, id, reserved));
                     }
                     let Some(plan) = plan.as_mut() else {
-                        return Step::Done(Ok(()));
+                        return Step::Done(Ok(None));
                     };
-                    let patch = match plan(inner, shard, map) {
-                        Ok(p) => p,
+                    let (mut patch, expiry) = match plan(inner, shard, map) {
+                        Ok(p) => (p, false),
+                        Err(_)
+                            if map
+                                .get(id)
+                                .is_some_and(|e| e.state.is_expired_at(inner.now())) =>
+                        {
+                            (Patch::Remove(Removal::Expired), true)
+                        }
                         Err(e) => return Step::Done(Err(e)),
                     };
-                    let durable = durable_form(inner, map.get(id), &patch);
+                    // The revision is decided with the write: its record carries it.
+                    let revision = patch.is_commit().then(|| inner.take_revision());
+                    if let Some(revision) = revision {
+                        patch.stamp(revision);
+                    }
+                    let durable = durable_form(inner, map.get(id), &patch, revision);
                     let reserved = Reserved {
                         slot: matches!(patch, Patch::Insert(_)),
                         point: match &patch {
                             Patch::PushPoint(p) => Some(p.id),
                             _ => None,
                         },
+                        revision,
                     };
                     let guard = take_off(inner, shard, map, id, reserved);
-                    Step::Persist(guard, patch, durable)
+                    Step::Persist(Box::new(Persist {
+                        guard,
+                        patch,
+                        durable,
+                        revision,
+                        expiry,
+                    }))
                 })
                 .await;
             match step {
                 Step::Done(result) => return result,
                 Step::Wait(flight, listener) => wait_for(flight, listener).await,
-                Step::Persist(mut guard, patch, durable) => {
+                Step::Persist(decided) => {
+                    let Persist {
+                        mut guard,
+                        patch,
+                        durable,
+                        revision,
+                        expiry,
+                    } = *decided;
                     let stored = match durable {
                         Durable::Put(record) => storage.put(record).await,
                         Durable::Delete { meta } => match meta {
@@ -301,16 +388,18 @@ impl ContextManager {
                         let _ = self.read_back(storage, id, guard).await;
                         return Err(as_storage_error(e));
                     }
-                    let replaced = shard
+                    let (replaced, state) = shard
                         .map
                         .write(|map| {
                             map.flights.remove(id);
-                            install(inner, shard, map, id, patch)
+                            install(inner, shard, map, id, patch, revision)
                         })
                         .await;
                     guard.settled = true;
                     drop(replaced);
-                    return Ok(());
+                    if !expiry {
+                        return Ok(state);
+                    }
                 }
                 Step::ReadBack(guard) => self.read_back(storage, id, guard).await?,
             }
@@ -360,8 +449,14 @@ fn as_storage_error(e: ContextError) -> ContextError {
     }
 }
 
-/// The record (or deletion) storage must hold for `patch` to be applied.
-fn durable_form(inner: &Inner, before: Option<&Entry>, patch: &Patch) -> Durable {
+/// The record (or deletion) storage must hold for `patch`, which commits
+/// `revision`, to be applied.
+fn durable_form(
+    inner: &Inner,
+    before: Option<&Entry>,
+    patch: &Patch,
+    revision: Option<u64>,
+) -> Durable {
     // A point's own record carries the id after it without holding it: the
     // id can still be given back if that record never lands.
     let next_snapshot_id = match patch {
@@ -393,16 +488,22 @@ fn durable_form(inner: &Inner, before: Option<&Entry>, patch: &Patch) -> Durable
             let skip = all.len().saturating_sub(keep);
             record(&e.state, e.ttl_ms(), &mut all.into_iter().skip(skip))
         }
-        // Deleting the record loses its hint of handed-out snapshot ids: keep it in the meta.
-        (Patch::Remove(_), Some(e)) if !e.points().is_empty() => Durable::Delete {
-            meta: Some(Meta { next_snapshot_id }),
+        // Deleting the record loses its revision and its hint of handed-out
+        // snapshot ids: the meta keeps them, the removal's revision included.
+        (Patch::Remove(_), Some(_)) => Durable::Delete {
+            meta: Some(Meta {
+                next_snapshot_id,
+                next_revision: revision.map_or_else(|| inner.peek_revision(), |r| r + 1),
+            }),
         },
         _ => Durable::Delete { meta: None },
     }
 }
 
 /// Applies `patch` to `id`, keeping counts, counters and events in step, and
-/// returns what it replaced for the caller to drop outside the section.
+/// returns what it replaced, for the caller to drop outside the section, and
+/// the state it committed. A commit takes its revision here (in memory) or
+/// comes with the one it was `decided` with (through a storage).
 #[must_use]
 pub(crate) fn install(
     inner: &Inner,
@@ -410,46 +511,59 @@ pub(crate) fn install(
     map: &mut Map,
     id: &str,
     patch: Patch,
-) -> Replaced {
+    decided: Option<u64>,
+) -> (Replaced, Option<Arc<ContextState>>) {
     match patch {
-        Patch::Insert(entry) => {
+        Patch::Insert(mut entry) => {
             shard.note_expiry(entry.state.expires_at_ms);
             let version = entry.state.version;
-            map.insert(id.to_owned(), entry);
-            inner.counters.creates.fetch_add(1, Ordering::Relaxed);
-            inner.publish(|| ContextEvent::Created {
+            let revision = inner.commit(decided, |revision| ContextEvent::Created {
                 id: id.to_owned(),
                 version,
+                revision,
             });
-            Replaced::Nothing
+            stamp(&mut entry.state, revision);
+            let state = Arc::clone(&entry.state);
+            map.insert(id.to_owned(), entry);
+            inner.counters.creates.fetch_add(1, Ordering::Relaxed);
+            (Replaced::Nothing, Some(state))
         }
         Patch::SetState {
-            state,
+            mut state,
             ttl_ms,
             restored,
         } => {
             let Some(entry) = map.get_mut(id) else {
-                return Replaced::Nothing;
+                return (Replaced::Nothing, None);
             };
             shard.note_expiry(state.expires_at_ms);
             let version = state.version;
-            let old = std::mem::replace(&mut entry.state, state);
+            let revision = inner.commit(decided, |revision| {
+                let id = id.to_owned();
+                if restored {
+                    ContextEvent::Restored {
+                        id,
+                        version,
+                        revision,
+                    }
+                } else {
+                    ContextEvent::Updated {
+                        id,
+                        version,
+                        revision,
+                    }
+                }
+            });
+            stamp(&mut state, revision);
+            let old = std::mem::replace(&mut entry.state, Arc::clone(&state));
             entry.set_ttl_ms(ttl_ms);
             entry.touched = inner.next_touch();
             inner.counters.updates.fetch_add(1, Ordering::Relaxed);
-            inner.publish(|| {
-                let id = id.to_owned();
-                if restored {
-                    ContextEvent::Restored { id, version }
-                } else {
-                    ContextEvent::Updated { id, version }
-                }
-            });
-            Replaced::State(old)
+            (Replaced::State(old), Some(state))
         }
         Patch::PushPoint(point) => {
             let Some(entry) = map.get_mut(id) else {
-                return Replaced::Nothing;
+                return (Replaced::Nothing, None);
             };
             let points = entry.points_mut();
             points.push_back(point);
@@ -457,16 +571,19 @@ pub(crate) fn install(
             while points.len() > inner.cfg.max_recovery_points {
                 oldest = points.pop_front();
             }
-            oldest.map_or(Replaced::Nothing, Replaced::Point)
+            (oldest.map_or(Replaced::Nothing, Replaced::Point), None)
         }
-        Patch::Remove(why) => inner
-            .remove(map, id, why)
-            .map_or(Replaced::Nothing, Replaced::Entry),
+        Patch::Remove(why) => {
+            let removed = inner.remove(map, id, why, decided);
+            (removed.map_or(Replaced::Nothing, Replaced::Entry), None)
+        }
     }
 }
 
 /// Makes memory agree with what storage holds for `id` after a write whose
-/// outcome is unknown, giving back what the write reserved.
+/// outcome is unknown, giving back what the write reserved. A change it
+/// publishes is the write's commit and carries the write's revision (a fresh
+/// one if it had none); a state installed keeps the revision it was stored with.
 fn reconcile(
     inner: &Inner,
     shard: &Shard,
@@ -485,11 +602,14 @@ fn reconcile(
     {
         inner.next_snapshot.give_back(point);
     }
-    let before = map.get(id).map(|e| e.state.version);
+    // The revision tells a state apart from another of the same version (a
+    // context deleted and created again).
+    let before = map.get(id).map(|e| (e.state.version, e.state.revision));
     match found {
         Some(record) => {
             let version = record.state.version;
-            if before == Some(version) {
+            inner.cover_revision(record.state.revision);
+            if before == Some((version, record.state.revision)) {
                 if let Some(e) = map.get_mut(id) {
                     e.set_points(points_of(&record));
                 }
@@ -506,19 +626,21 @@ fn reconcile(
             if !live {
                 return;
             }
-            inner.publish(|| match before {
+            inner.commit(reserved.revision, |revision| match before {
                 None => ContextEvent::Created {
                     id: id.to_owned(),
                     version,
+                    revision,
                 },
                 Some(_) => ContextEvent::Updated {
                     id: id.to_owned(),
                     version,
+                    revision,
                 },
             });
         }
         None => {
-            inner.remove(map, id, Removal::Deleted);
+            inner.remove(map, id, Removal::Deleted, reserved.revision);
         }
     }
 }

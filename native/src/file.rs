@@ -7,8 +7,7 @@ use std::fmt;
 use std::fs::{self, File, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 
 /// Worker threads; each id always goes to the same one.
@@ -67,10 +66,11 @@ pub struct FileStorage {
     dir: Arc<PathBuf>,
     workers: Vec<mpsc::Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
-    /// The largest `next_snapshot_id` in `meta.json`. Meta writes run on one
-    /// worker in issue order, but two deletes may issue theirs in the other
-    /// order than they took their ids: a smaller one never overwrites a larger.
-    meta_high: Arc<AtomicU64>,
+    /// The largest value of each field of `meta.json`. Meta writes run on
+    /// one worker in issue order, but two removals may issue theirs in the
+    /// other order than they took their ids and revisions: a smaller value
+    /// never overwrites a larger one.
+    meta_high: Arc<Mutex<Meta>>,
     /// The locked `contextkit.lock`; closing it releases the directory.
     _lock: File,
 }
@@ -277,7 +277,7 @@ impl FileStorage {
             dir: Arc::new(dir),
             workers,
             threads,
-            meta_high: Arc::new(AtomicU64::new(0)),
+            meta_high: Arc::default(),
             _lock: lock,
         })
     }
@@ -327,7 +327,8 @@ impl Storage for FileStorage {
                 } else if name == META {
                     match read_meta(&path) {
                         Ok(meta) => {
-                            meta_high.fetch_max(meta.next_snapshot_id, Ordering::SeqCst);
+                            let mut high = meta_high.lock().unwrap_or_else(|e| e.into_inner());
+                            *high = high.max(meta);
                             loaded.meta = Some(meta);
                         }
                         Err(e) => loaded.problems.push(e),
@@ -381,13 +382,16 @@ impl Storage for FileStorage {
     fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
         let meta_high = Arc::clone(&self.meta_high);
         self.run("", move |dir| {
-            if meta.next_snapshot_id <= meta_high.load(Ordering::SeqCst) {
+            let high = *meta_high.lock().unwrap_or_else(|e| e.into_inner());
+            let meta = high.max(meta);
+            if meta == high {
                 return Ok(());
             }
             let path = dir.join(META);
             let bytes = encode(&meta).map_err(|e| storage_error("cannot encode", &path, e))?;
             replace(dir, &path, &bytes)?;
-            meta_high.store(meta.next_snapshot_id, Ordering::SeqCst);
+            // Only this worker writes the meta: nothing changed it meanwhile.
+            *meta_high.lock().unwrap_or_else(|e| e.into_inner()) = meta;
             Ok(())
         })
     }

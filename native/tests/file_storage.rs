@@ -254,53 +254,29 @@ async fn damaged_files_are_named_and_the_rest_still_loads() {
     assert_eq!(opened.manager.list_context_ids().await, ["garbled", "ok"]);
 }
 
-/// Two deletes may issue their meta writes in the other order than they took
-/// their ids: the stored next recovery point id never goes back.
+/// Two removals may issue their meta writes in the other order than they
+/// took their ids and revisions: neither stored field ever goes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stored_next_recovery_point_id_never_goes_back() {
+async fn the_stored_meta_never_goes_back() {
+    let meta = |next_snapshot_id, next_revision| Meta {
+        next_snapshot_id,
+        next_revision,
+    };
     let dir = tempfile::tempdir().unwrap();
     let storage = FileStorage::new(dir.path()).unwrap();
-    storage
-        .put_meta(Meta {
-            next_snapshot_id: 6,
-        })
-        .await
-        .unwrap();
-    storage
-        .put_meta(Meta {
-            next_snapshot_id: 5,
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        storage.load().await.unwrap().meta.unwrap().next_snapshot_id,
-        6
-    );
+    storage.put_meta(meta(6, 2)).await.unwrap();
+    storage.put_meta(meta(5, 7)).await.unwrap();
+    storage.put_meta(meta(4, 3)).await.unwrap();
+    assert_eq!(storage.load().await.unwrap().meta, Some(meta(6, 7)));
     // Also across a reopen of the directory.
     drop(storage);
     let again = FileStorage::new(dir.path()).unwrap();
-    assert_eq!(
-        again.load().await.unwrap().meta.unwrap().next_snapshot_id,
-        6
-    );
-    again
-        .put_meta(Meta {
-            next_snapshot_id: 3,
-        })
-        .await
-        .unwrap();
-    again
-        .put_meta(Meta {
-            next_snapshot_id: 9,
-        })
-        .await
-        .unwrap();
+    assert_eq!(again.load().await.unwrap().meta, Some(meta(6, 7)));
+    again.put_meta(meta(3, 9)).await.unwrap();
+    again.put_meta(meta(9, 1)).await.unwrap();
     drop(again);
     let third = FileStorage::new(dir.path()).unwrap();
-    assert_eq!(
-        third.load().await.unwrap().meta.unwrap().next_snapshot_id,
-        9
-    );
+    assert_eq!(third.load().await.unwrap().meta, Some(meta(9, 9)));
 }
 
 /// Data as deep as the core accepts (inside a recovery point too) loads

@@ -80,9 +80,9 @@ pub async fn lowering_capacity_evicts_least_recently_updated() {
     assert_eq!(
         drain(&mut events),
         [
-            ev("evicted", "b", 1),
-            ev("evicted", "d", 1),
-            ev("evicted", "e", 1)
+            ev("evicted", "b", 1, 8),
+            ev("evicted", "d", 1, 9),
+            ev("evicted", "e", 1, 10)
         ]
     );
     assert_eq!(m.stats().evictions, 3);

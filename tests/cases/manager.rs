@@ -84,7 +84,7 @@ pub async fn expired_contexts_do_not_count_against_capacity() {
     m.create_context("c", json!({})).await.unwrap();
     assert_eq!(m.list_context_ids().await, ["b", "c"]);
     assert_eq!(m.stats().contexts, 2);
-    assert!(drain(&mut events).contains(&ev("expired", "a", 1)));
+    assert!(drain(&mut events).contains(&ev("expired", "a", 1, 3)));
 }
 
 pub async fn create_over_an_expired_id_starts_fresh() {
@@ -298,12 +298,12 @@ pub async fn events_follow_commit_order() {
     clock.advance(1);
     m.cleanup_expired().await;
     let expected = vec![
-        ev("created", "a", 1),
-        ev("updated", "a", 2),
-        ev("restored", "a", 3),
-        ev("created", "b", 1),
-        ev("deleted", "a", 3),
-        ev("expired", "b", 1),
+        ev("created", "a", 1, 1),
+        ev("updated", "a", 2, 2),
+        ev("restored", "a", 3, 3),
+        ev("created", "b", 1, 4),
+        ev("deleted", "a", 3, 5),
+        ev("expired", "b", 1, 6),
     ];
     let mut seen = Vec::new();
     for _ in 0..expected.len() {
@@ -311,6 +311,60 @@ pub async fn events_follow_commit_order() {
     }
     assert_eq!(seen, expected);
     assert_eq!(events.try_next(), None);
+}
+
+/// Versions are per context and start over after delete + re-create;
+/// revisions are store-wide, strictly increasing and never reused, and each
+/// event carries the revision of the state its commit made (a removal one of
+/// its own).
+pub async fn revision_is_store_wide_and_never_reused() {
+    let (m, _) = manual(ManagerConfig::default());
+    let mut events = m.subscribe();
+    let a1 = m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    let b1 = m.create_context("b", json!({})).await.unwrap();
+    let a2 = m
+        .update_context("a", json!({ "n": 2 }), Some(1))
+        .await
+        .unwrap();
+    let point = m.create_recovery_point("b").await.unwrap();
+    assert_eq!(
+        m.get_context("b").await.unwrap().revision,
+        b1.revision,
+        "a recovery point changes nothing: it takes no revision"
+    );
+    m.delete_context("a").await.unwrap();
+    let again = m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    assert_eq!((a1.version, again.version), (1, 1), "the version repeats");
+    assert_ne!(a1.revision, again.revision, "the revision does not");
+    let seen = drain(&mut events);
+    let deleted = seen[3].revision().unwrap();
+    assert_eq!(
+        seen,
+        [
+            ev("created", "a", 1, a1.revision),
+            ev("created", "b", 1, b1.revision),
+            ev("updated", "a", 2, a2.revision),
+            ev("deleted", "a", 2, deleted),
+            ev("created", "a", 1, again.revision),
+        ]
+    );
+    let revisions = [
+        a1.revision,
+        b1.revision,
+        a2.revision,
+        deleted,
+        again.revision,
+    ];
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
+    assert_eq!(m.get_context("a").await.unwrap().revision, again.revision);
+    assert_eq!(m.get_context("b").await.unwrap().revision, b1.revision);
+    // A restore is a commit too, with a revision of its own.
+    let restored = m.restore_recovery_point("b", point.id).await.unwrap();
+    assert!(restored.revision > again.revision);
+    assert_eq!(
+        drain(&mut events),
+        [ev("restored", "b", 2, restored.revision)]
+    );
 }
 
 pub async fn slow_subscriber_is_told_it_lagged() {
@@ -326,10 +380,10 @@ pub async fn slow_subscriber_is_told_it_lagged() {
     }
     // 1,034 events, 1,024 kept: the subscriber missed the oldest 10.
     assert_eq!(slow.next().await, Some(ContextEvent::Lagged { missed: 10 }));
-    assert_eq!(slow.next().await, Some(ev("updated", "a", 11)));
+    assert_eq!(slow.next().await, Some(ev("updated", "a", 11, 11)));
     let rest = drain(&mut slow);
     assert_eq!(rest.len(), 1023);
-    assert_eq!(rest.last(), Some(&ev("updated", "a", 1034)));
+    assert_eq!(rest.last(), Some(&ev("updated", "a", 1034, 1034)));
 }
 
 pub async fn subscription_ends_when_manager_is_dropped() {
@@ -337,7 +391,7 @@ pub async fn subscription_ends_when_manager_is_dropped() {
     let mut events = m.subscribe();
     m.create_context("a", json!({})).await.unwrap();
     drop(m);
-    assert_eq!(events.next().await, Some(ev("created", "a", 1)));
+    assert_eq!(events.next().await, Some(ev("created", "a", 1, 1)));
     assert_eq!(events.next().await, None);
 }
 

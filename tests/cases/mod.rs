@@ -29,15 +29,40 @@ pub fn drain(sub: &mut Subscription) -> Vec<ContextEvent> {
     std::iter::from_fn(|| sub.try_next()).collect()
 }
 
-pub fn ev(kind: &str, id: &str, version: u64) -> ContextEvent {
+/// The event of one commit: its kind, context id, version and revision.
+pub fn ev(kind: &str, id: &str, version: u64, revision: u64) -> ContextEvent {
     let id = id.to_owned();
     match kind {
-        "created" => ContextEvent::Created { id, version },
-        "updated" => ContextEvent::Updated { id, version },
-        "deleted" => ContextEvent::Deleted { id, version },
-        "restored" => ContextEvent::Restored { id, version },
-        "expired" => ContextEvent::Expired { id, version },
-        "evicted" => ContextEvent::Evicted { id, version },
+        "created" => ContextEvent::Created {
+            id,
+            version,
+            revision,
+        },
+        "updated" => ContextEvent::Updated {
+            id,
+            version,
+            revision,
+        },
+        "deleted" => ContextEvent::Deleted {
+            id,
+            version,
+            revision,
+        },
+        "restored" => ContextEvent::Restored {
+            id,
+            version,
+            revision,
+        },
+        "expired" => ContextEvent::Expired {
+            id,
+            version,
+            revision,
+        },
+        "evicted" => ContextEvent::Evicted {
+            id,
+            version,
+            revision,
+        },
         other => panic!("unknown event kind {other}"),
     }
 }
@@ -64,6 +89,7 @@ macro_rules! for_each_case {
             manager::updates_restart_the_ttl,
             manager::cleanup_removes_expired_and_reports_them,
             manager::events_follow_commit_order,
+            manager::revision_is_store_wide_and_never_reused,
             manager::slow_subscriber_is_told_it_lagged,
             manager::subscription_ends_when_manager_is_dropped,
             manager::stats_count_every_kind_of_call,

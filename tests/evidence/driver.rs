@@ -365,16 +365,43 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
     }
 }
 
-/// Runs of `Expired` events from one sweep come in shard order; sort each run.
+/// Runs of `Expired` events from one sweep come in shard order; sort each
+/// run by id. The run's revisions stay where they were, in increasing order:
+/// which context of a sweep takes which of them depends on the id hash.
 pub fn normalise(mut events: Vec<ContextEvent>) -> Vec<ContextEvent> {
     let is_expired = |e: &ContextEvent| matches!(e, ContextEvent::Expired { .. });
     let mut i = 0;
     while i < events.len() {
         let run = events[i..].iter().take_while(|e| is_expired(e)).count();
+        let mut revisions: Vec<u64> = events[i..i + run]
+            .iter()
+            .filter_map(ContextEvent::revision)
+            .collect();
+        revisions.sort_unstable();
         events[i..i + run].sort_by(|a, b| a.id().cmp(&b.id()));
+        for (e, r) in events[i..i + run].iter_mut().zip(revisions) {
+            if let ContextEvent::Expired { revision, .. } = e {
+                *revision = r;
+            }
+        }
         i += run.max(1);
     }
     events
+}
+
+/// Fails unless the revisions of `events` strictly increase, from above `last`
+/// (the last one seen before), which it moves to the last of these.
+fn increasing(events: &[ContextEvent], last: &mut u64, what: &str) -> Result<(), String> {
+    for e in events {
+        let r = e
+            .revision()
+            .ok_or_else(|| format!("{what}: {e:?} has no revision"))?;
+        if r <= *last {
+            return Err(format!("{what}: revision {r} after {last}: {events:?}"));
+        }
+        *last = r;
+    }
+    Ok(())
 }
 
 /// Fails with both sides and the context when `real != model`.
@@ -390,6 +417,7 @@ fn same<T: PartialEq + std::fmt::Debug>(real: T, model: T, what: &str) -> Result
 /// result, the events and stats after each step, and the final state.
 pub fn check(setup: &Setup, ops: &[Op]) -> Result<(), String> {
     let (mut real, mut md) = build(setup);
+    let mut last_revision = 0;
     for (step, op) in ops.iter().enumerate() {
         let got = block_on(run_real(&mut real, op));
         let want = run_model(&mut md, op);
@@ -397,6 +425,7 @@ pub fn check(setup: &Setup, ops: &[Op]) -> Result<(), String> {
         let events: Vec<ContextEvent> = std::iter::from_fn(|| real.events.try_next()).collect();
         let expected = std::mem::take(&mut md.store.events);
         let what = format!("events of step {step}: {op:?}");
+        increasing(&events, &mut last_revision, &what)?;
         same(normalise(events), normalise(expected), &what)?;
         let what = format!("stats after step {step}: {op:?}");
         same(real.m.stats(), md.store.stats(), &what)?;

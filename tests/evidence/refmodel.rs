@@ -58,6 +58,9 @@ pub struct Store {
     pub limit: usize,
     pub entries: BTreeMap<String, Entry>,
     pub next_point: u64,
+    /// The revision the next commit takes: every create, update, restore and
+    /// removal takes one, a recovery point none.
+    pub next_revision: u64,
     pub touch: u64,
     pub now: u64,
     pub events: Vec<ContextEvent>,
@@ -71,6 +74,7 @@ impl Store {
             cfg,
             entries: BTreeMap::new(),
             next_point: 1,
+            next_revision: 1,
             touch: 0,
             now,
             events: Vec::new(),
@@ -120,23 +124,40 @@ impl Store {
         self.entries.get(id).filter(|e| !self.expired(e))
     }
 
+    fn take_revision(&mut self) -> u64 {
+        self.next_revision += 1;
+        self.next_revision - 1
+    }
+
     fn remove(&mut self, id: &str, why: Why) {
         let Some(e) = self.entries.remove(id) else {
             return;
         };
-        let (id, version) = (id.to_owned(), e.state.version);
+        let (id, version, revision) = (id.to_owned(), e.state.version, self.take_revision());
         let ev = match why {
             Why::Deleted => {
                 self.stats.deletes += 1;
-                ContextEvent::Deleted { id, version }
+                ContextEvent::Deleted {
+                    id,
+                    version,
+                    revision,
+                }
             }
             Why::Expired => {
                 self.stats.expirations += 1;
-                ContextEvent::Expired { id, version }
+                ContextEvent::Expired {
+                    id,
+                    version,
+                    revision,
+                }
             }
             Why::Evicted => {
                 self.stats.evictions += 1;
-                ContextEvent::Evicted { id, version }
+                ContextEvent::Evicted {
+                    id,
+                    version,
+                    revision,
+                }
             }
         };
         self.events.push(ev);
@@ -193,9 +214,11 @@ impl Store {
             }
         }
         let now = self.now;
+        let revision = self.take_revision();
         let state = ContextState {
             id: id.to_owned(),
             version: 1,
+            revision,
             created_at_ms: now,
             updated_at_ms: now,
             expires_at_ms: ttl.map(|t| now.saturating_add(t)),
@@ -216,6 +239,7 @@ impl Store {
         self.events.push(ContextEvent::Created {
             id: id.to_owned(),
             version: 1,
+            revision,
         });
         Ok(state)
     }
@@ -235,10 +259,12 @@ impl Store {
     /// Installs the next version with `data`, restarting the expiry.
     fn commit(&mut self, id: &str, data: Value) -> ContextState {
         let (now, touched) = (self.now, self.next_touch());
+        let revision = self.take_revision();
         let e = self.entries.get_mut(id).expect("committing a live entry");
         let prev = &e.state;
         let state = ContextState {
             version: prev.version + 1,
+            revision,
             updated_at_ms: now.max(prev.updated_at_ms),
             expires_at_ms: e.ttl.map(|t| now.saturating_add(t)),
             data,
@@ -273,6 +299,7 @@ impl Store {
         self.events.push(ContextEvent::Updated {
             id: id.to_owned(),
             version: state.version,
+            revision: state.revision,
         });
         Ok(state)
     }
@@ -334,6 +361,7 @@ impl Store {
         self.events.push(ContextEvent::Restored {
             id: id.to_owned(),
             version: state.version,
+            revision: state.revision,
         });
         Ok(state)
     }

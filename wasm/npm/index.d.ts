@@ -13,6 +13,13 @@ export interface ContextState<T extends JsonObject = JsonObject> {
   id: string;
   /** Starts at 1 and grows by one with every committed change. */
   version: number;
+  /**
+   * Store-wide commit number: strictly increasing, never reused, also across
+   * delete + re-create and reopen. Use it for ETags: a version repeats after
+   * delete + re-create, a revision does not. 0 for a state stored before
+   * revisions existed, until its next write.
+   */
+  revision: number;
   createdAtMs: number;
   updatedAtMs: number;
   /** When the context expires, or null without a TTL. */
@@ -38,6 +45,12 @@ export type ContextEvent =
       id: string;
       /** The new version, or for deleted/expired/evicted the last version it had. */
       version: number;
+      /**
+       * The revision of this commit: the new state's, or for
+       * deleted/expired/evicted the removal's own (a new one). Subscribers of
+       * an in-memory manager see revisions strictly increasing.
+       */
+      revision: number;
     }
   | { type: 'lagged'; missed: number };
 

@@ -277,10 +277,11 @@ export function encodeInto(text, bytes) {
  * A context state from its fields. `data` is JSON text, or an object made by
  * toJson for this very call; `metadata` is JSON text or undefined for none.
  */
-export function makeState(id, version, createdAtMs, updatedAtMs, expiresAtMs, metadata, data) {
+export function makeState(id, version, revision, createdAtMs, updatedAtMs, expiresAtMs, metadata, data) {
   return {
     id,
     version,
+    revision,
     createdAtMs,
     updatedAtMs,
     expiresAtMs: expiresAtMs ?? null,
@@ -316,6 +317,7 @@ export function copyState(s) {
   return {
     id: s.id,
     version: s.version,
+    revision: s.revision,
     createdAtMs: s.createdAtMs,
     updatedAtMs: s.updatedAtMs,
     expiresAtMs: s.expiresAtMs,
@@ -326,9 +328,12 @@ export function copyState(s) {
 
 const EVENT_TYPES = ['created', 'updated', 'deleted', 'restored', 'expired', 'evicted'];
 
-/** A change event: `kind` indexes EVENT_TYPES; -1 is 'lagged' with `n` missed events. */
-export function makeEvent(kind, id, n) {
-  return kind < 0 ? { type: 'lagged', missed: n } : { type: EVENT_TYPES[kind], id, version: n };
+/**
+ * A change event: `kind` indexes EVENT_TYPES, with version `n` and the
+ * commit's `revision`; -1 is 'lagged' with `n` missed events.
+ */
+export function makeEvent(kind, id, n, revision) {
+  return kind < 0 ? { type: 'lagged', missed: n } : { type: EVENT_TYPES[kind], id, version: n, revision };
 }
 
 /** A recovery point from its fields; `data` is JSON text. */

@@ -55,6 +55,7 @@ extern "C" {
         this: &Support,
         id: &JsValue,
         version: f64,
+        revision: f64,
         created_at_ms: f64,
         updated_at_ms: f64,
         expires_at_ms: Option<f64>,
@@ -69,6 +70,7 @@ extern "C" {
         this: &Support,
         id: &JsValue,
         version: f64,
+        revision: f64,
         created_at_ms: f64,
         updated_at_ms: f64,
         expires_at_ms: Option<f64>,
@@ -92,9 +94,10 @@ extern "C" {
         data: &str,
     ) -> JsValue;
 
-    /// An event object: `kind` indexes the event types, -1 for lagged.
+    /// An event object: `kind` indexes the event types, -1 for lagged (`n`
+    /// is the version, or the events missed; `revision` is unused for lagged).
     #[wasm_bindgen(method, js_name = makeEvent)]
-    fn make_event(this: &Support, kind: i32, id: Option<String>, n: f64) -> JsValue;
+    fn make_event(this: &Support, kind: i32, id: Option<String>, n: f64, revision: f64) -> JsValue;
 
     #[wasm_bindgen(method, getter, js_name = ContextError)]
     pub(crate) fn context_error(this: &Support) -> Function;
@@ -218,6 +221,7 @@ fn make_state(
     let metadata = (!state.metadata.is_empty())
         .then(|| serde_json::to_string(&state.metadata).unwrap_or_default());
     let version = state.version as f64;
+    let revision = state.revision as f64;
     let created = state.created_at_ms as f64;
     let updated = state.updated_at_ms as f64;
     let expires = state.expires_at_ms.map(|t| t as f64);
@@ -227,10 +231,12 @@ fn make_state(
     };
     // The entry points register the JavaScript half before anything else runs.
     let js = with_support(|support| match &copy {
-        Some(data) => support.make_state(id, version, created, updated, expires, metadata, data),
-        None => {
-            support.make_state_from_text(id, version, created, updated, expires, metadata, &text)
-        }
+        Some(data) => support.make_state(
+            id, version, revision, created, updated, expires, metadata, data,
+        ),
+        None => support.make_state_from_text(
+            id, version, revision, created, updated, expires, metadata, &text,
+        ),
     })
     .unwrap_or(JsValue::UNDEFINED);
     (js, text.len())
@@ -253,16 +259,18 @@ pub(crate) fn snapshot_to_js(point: &Snapshot) -> JsValue {
 
 /// `event` as a JavaScript object.
 pub(crate) fn event_to_js(event: ContextEvent) -> JsValue {
+    let revision = event.revision().unwrap_or(0) as f64;
     let (kind, id, n) = match event {
-        ContextEvent::Created { id, version } => (0, Some(id), version),
-        ContextEvent::Updated { id, version } => (1, Some(id), version),
-        ContextEvent::Deleted { id, version } => (2, Some(id), version),
-        ContextEvent::Restored { id, version } => (3, Some(id), version),
-        ContextEvent::Expired { id, version } => (4, Some(id), version),
-        ContextEvent::Evicted { id, version } => (5, Some(id), version),
+        ContextEvent::Created { id, version, .. } => (0, Some(id), version),
+        ContextEvent::Updated { id, version, .. } => (1, Some(id), version),
+        ContextEvent::Deleted { id, version, .. } => (2, Some(id), version),
+        ContextEvent::Restored { id, version, .. } => (3, Some(id), version),
+        ContextEvent::Expired { id, version, .. } => (4, Some(id), version),
+        ContextEvent::Evicted { id, version, .. } => (5, Some(id), version),
         ContextEvent::Lagged { missed } => (-1, None, missed),
     };
-    with_support(|support| support.make_event(kind, id, n as f64)).unwrap_or(JsValue::UNDEFINED)
+    with_support(|support| support.make_event(kind, id, n as f64, revision))
+        .unwrap_or(JsValue::UNDEFINED)
 }
 
 /// `value` as a fresh JavaScript value.

@@ -40,8 +40,9 @@ fn opt_uint(v: Value, what: &'static str) -> Decoded<Option<u64>> {
     }
 }
 
-/// A context state: `{ id, version, createdAtMs, updatedAtMs, expiresAtMs,
-/// data, metadata }`; `expiresAtMs` and `metadata` may be absent or null.
+/// A context state: `{ id, version, revision, createdAtMs, updatedAtMs,
+/// expiresAtMs, data, metadata }`; `expiresAtMs` and `metadata` may be absent
+/// or null, `revision` absent or null (0: stored before revisions existed).
 /// `what` names the state in the error (`state`, `points[].state`).
 pub(crate) fn state(v: Value, what: &'static str) -> Decoded<ContextState> {
     let mut f = object(v, what)?;
@@ -49,6 +50,7 @@ pub(crate) fn state(v: Value, what: &'static str) -> Decoded<ContextState> {
         return Err("id");
     };
     let version = uint(take(&mut f, "version"), "version")?;
+    let revision = opt_uint(take(&mut f, "revision"), "revision")?.unwrap_or(0);
     let created_at_ms = uint(take(&mut f, "createdAtMs"), "createdAtMs")?;
     let updated_at_ms = uint(take(&mut f, "updatedAtMs"), "updatedAtMs")?;
     let expires_at_ms = opt_uint(take(&mut f, "expiresAtMs"), "expiresAtMs")?;
@@ -63,6 +65,7 @@ pub(crate) fn state(v: Value, what: &'static str) -> Decoded<ContextState> {
     Ok(ContextState {
         id,
         version,
+        revision,
         created_at_ms,
         updated_at_ms,
         expires_at_ms,
@@ -98,10 +101,12 @@ pub(crate) fn record(v: Value) -> Decoded<Record> {
     })
 }
 
-/// The stored [`Meta`]: `{ nextSnapshotId }`.
+/// The stored [`Meta`]: `{ nextSnapshotId, nextRevision }`; `nextRevision`
+/// may be absent or null (stored before revisions existed).
 pub(crate) fn meta(v: Value) -> Decoded<Meta> {
     let mut f = object(v, "meta")?;
     Ok(Meta {
         next_snapshot_id: uint(take(&mut f, "nextSnapshotId"), "nextSnapshotId")?,
+        next_revision: opt_uint(take(&mut f, "nextRevision"), "nextRevision")?.unwrap_or(0),
     })
 }

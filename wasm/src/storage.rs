@@ -64,10 +64,10 @@ extern "C" {
 /// A [`Storage`] over a JavaScript object.
 pub(crate) struct JsStorage {
     object: JsValue,
-    /// The largest `nextSnapshotId` handed to the storage so far. Two deletes
-    /// may store their meta concurrently, and the one decided first may be
-    /// issued last: the meta written never goes back.
-    meta_high: Cell<u64>,
+    /// The largest `nextSnapshotId` and `nextRevision` handed to the storage
+    /// so far. Two removals may store their meta concurrently, and the one
+    /// decided first may be issued last: the meta written never goes back.
+    meta_high: Cell<Meta>,
 }
 
 impl fmt::Debug for JsStorage {
@@ -123,7 +123,7 @@ impl JsStorage {
     pub(crate) fn new(object: JsValue) -> Self {
         Self {
             object,
-            meta_high: Cell::new(0),
+            meta_high: Cell::new(Meta::default()),
         }
     }
 
@@ -179,8 +179,7 @@ impl Storage for JsStorage {
                     .problems
                     .push(storage_error(p.as_string().unwrap_or_default()));
             }
-            self.meta_high
-                .set(loaded.meta.map_or(0, |m| m.next_snapshot_id));
+            self.meta_high.set(loaded.meta.unwrap_or_default());
             Ok(loaded)
         })
     }
@@ -211,11 +210,8 @@ impl Storage for JsStorage {
     }
 
     fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
-        let high = meta.next_snapshot_id.max(self.meta_high.get());
-        self.meta_high.set(high);
-        let meta = Meta {
-            next_snapshot_id: high,
-        };
+        let meta = meta.max(self.meta_high.get());
+        self.meta_high.set(meta);
         let write = serde_json::to_string(&meta)
             .map(|text| self.call("put", META_KEY, &text))
             .map_err(|e| storage_error(format!("cannot encode '{META_KEY}': {e}")));

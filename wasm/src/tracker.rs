@@ -45,7 +45,7 @@ fn state_arg(v: &JsValue, tracker: &ContextTracker) -> Result<Arc<ContextState>,
     let value = crate::convert::object_from_js(v, "state", budget)?.value;
     let bad = || {
         invalid(
-            "state must be a context state: { id, version, createdAtMs, updatedAtMs, \
+            "state must be a context state: { id, version, revision, createdAtMs, updatedAtMs, \
              expiresAtMs, data, metadata } as returned by contextkit",
         )
     };
