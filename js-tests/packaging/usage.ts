@@ -5,6 +5,8 @@ export async function usage(): Promise<void> {
   const s: ContextState<{ title: string; tags: string[] }> = await m.createContext('doc', { title: 't', tags: ['a'] }, { ttlMs: 1000, metadata: { owner: 'ada' } });
   const title: string = s.data.title;
   const version: number = s.version;
+  const stateRevision: number = s.revision;
+  void stateRevision;
   const expires: number | null = s.expiresAtMs;
   await m.updateContext('doc', { title: title + '!', tags: [] }, { expectedVersion: version });
   const got = await m.getContext<{ title: string }>('doc');
@@ -22,7 +24,9 @@ export async function usage(): Promise<void> {
       void missed;
     } else {
       const id: string = ev.id;
+      const revision: number = ev.revision;
       void id;
+      void revision;
     }
   });
   off();

@@ -9,7 +9,7 @@ import { ContextAdapter, ContextManager, collect, pkgDir, rejectsWith, settle, s
 
 const run = promisify(execFile);
 
-test('every kind of change arrives in commit order with id and version', async () => {
+test('every kind of change arrives in commit order with id, version and revision', async () => {
   const m = new ContextManager();
   const events = collect(m);
   await m.createContext('a', { n: 1 });
@@ -25,15 +25,15 @@ test('every kind of change arrives in commit order with id and version', async (
   await m.createContext('e2', {});
   await a.updateConfig({ maxContexts: 1 });
   assert.deepEqual(await events.until(9), [
-    { type: 'created', id: 'a', version: 1 },
-    { type: 'updated', id: 'a', version: 2 },
-    { type: 'restored', id: 'a', version: 3 },
-    { type: 'deleted', id: 'a', version: 3 },
-    { type: 'created', id: 't', version: 1 },
-    { type: 'expired', id: 't', version: 1 },
-    { type: 'created', id: 'e1', version: 1 },
-    { type: 'created', id: 'e2', version: 1 },
-    { type: 'evicted', id: 'e1', version: 1 },
+    { type: 'created', id: 'a', version: 1, revision: 1 },
+    { type: 'updated', id: 'a', version: 2, revision: 2 },
+    { type: 'restored', id: 'a', version: 3, revision: 3 },
+    { type: 'deleted', id: 'a', version: 3, revision: 4 },
+    { type: 'created', id: 't', version: 1, revision: 5 },
+    { type: 'expired', id: 't', version: 1, revision: 6 },
+    { type: 'created', id: 'e1', version: 1, revision: 7 },
+    { type: 'created', id: 'e2', version: 1, revision: 8 },
+    { type: 'evicted', id: 'e1', version: 1, revision: 9 },
   ]);
   events.off();
 });
@@ -49,7 +49,7 @@ test('events are never delivered inside the call that caused them', async () => 
   assert.equal(seen.length, 0);
   await pending;
   await settle();
-  assert.deepEqual(seen, [{ ev: { type: 'created', id: 'a', version: 1 }, inCall: false }]);
+  assert.deepEqual(seen, [{ ev: { type: 'created', id: 'a', version: 1, revision: 1 }, inCall: false }]);
   off();
 });
 

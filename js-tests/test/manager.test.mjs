@@ -16,7 +16,21 @@ test('createContext returns version 1 with data, times and metadata', async () =
   assert.equal(s.expiresAtMs, null);
   assert.ok(s.createdAtMs >= before && s.createdAtMs <= Date.now());
   assert.equal(s.updatedAtMs, s.createdAtMs);
-  assert.deepEqual(Object.keys(s).sort(), ['createdAtMs', 'data', 'expiresAtMs', 'id', 'metadata', 'updatedAtMs', 'version']);
+  assert.deepEqual(Object.keys(s).sort(), ['createdAtMs', 'data', 'expiresAtMs', 'id', 'metadata', 'revision', 'updatedAtMs', 'version']);
+});
+
+test('revision: store-wide, strictly increasing, never reused after delete and re-create', async () => {
+  const m = new ContextManager();
+  const a1 = await m.createContext('a', {});
+  const b1 = await m.createContext('b', {});
+  const a2 = await m.updateContext('a', { n: 1 });
+  await m.createRecoveryPoint('a'); // changes nothing: no revision
+  assert.equal((await m.getContext('a')).revision, a2.revision);
+  await m.deleteContext('a');
+  const again = await m.createContext('a', {});
+  assert.deepEqual([a1.revision, b1.revision, a2.revision, again.revision], [1, 2, 3, 5]);
+  assert.equal(again.version, a1.version);
+  assert.equal((await m.getContext('b')).revision, b1.revision);
 });
 
 test('createContext never overwrites: ALREADY_EXISTS', async () => {

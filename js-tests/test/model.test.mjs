@@ -14,6 +14,7 @@ class Model {
   contexts = new Map(); // id -> { version, data, points: [{ id, version, data }] }
   events = [];
   lastPointId = -1;
+  nextRevision = 1; // every create, update, restore and delete takes one
 }
 
 /** Runs `op` on the real manager and checks the outcome against `expect` (a value or an error code). */
@@ -41,11 +42,13 @@ class Create {
     const full = model.contexts.size >= MAX_CONTEXTS;
     await check(() => m.createContext(this.id, this.data), exists ? 'ALREADY_EXISTS' : full ? 'CAPACITY_EXCEEDED' : (s) => {
       assert.equal(s.version, 1);
+      assert.equal(s.revision, model.nextRevision);
       assert.deepEqual(s.data, this.data);
     });
     if (!exists && !full) {
-      model.contexts.set(this.id, { version: 1, data: this.data, points: [] });
-      model.events.push({ type: 'created', id: this.id, version: 1 });
+      const revision = model.nextRevision++;
+      model.contexts.set(this.id, { version: 1, revision, data: this.data, points: [] });
+      model.events.push({ type: 'created', id: this.id, version: 1, revision });
     }
   }
   toString() { return `create(${this.id}, ${JSON.stringify(this.data)})`; }
@@ -58,6 +61,7 @@ class Get {
     const c = model.contexts.get(this.id);
     await check(() => m.getContext(this.id), c ? (s) => {
       assert.equal(s.version, c.version);
+      assert.equal(s.revision, c.revision);
       assert.deepEqual(s.data, c.data);
     } : 'NOT_FOUND');
   }
@@ -73,11 +77,13 @@ class Update {
     const conflict = c && expectedVersion !== undefined && expectedVersion !== c.version;
     await check(() => m.updateContext(this.id, this.data, { expectedVersion }), !c ? 'NOT_FOUND' : conflict ? 'VERSION_CONFLICT' : (s) => {
       assert.equal(s.version, c.version + 1);
+      assert.equal(s.revision, model.nextRevision);
     });
     if (c && !conflict) {
       c.version += 1;
+      c.revision = model.nextRevision++;
       c.data = this.data;
-      model.events.push({ type: 'updated', id: this.id, version: c.version });
+      model.events.push({ type: 'updated', id: this.id, version: c.version, revision: c.revision });
     }
   }
   toString() { return `update(${this.id}, ${JSON.stringify(this.data)}, stale=${this.stale})`; }
@@ -91,7 +97,7 @@ class Delete {
     await check(() => m.deleteContext(this.id), c ? () => {} : 'NOT_FOUND');
     if (c) {
       model.contexts.delete(this.id);
-      model.events.push({ type: 'deleted', id: this.id, version: c.version });
+      model.events.push({ type: 'deleted', id: this.id, version: c.version, revision: model.nextRevision++ });
     }
   }
   toString() { return `delete(${this.id})`; }
@@ -126,12 +132,14 @@ class Restore {
     const pointId = point ? point.id : model.lastPointId + 1000;
     await check(() => m.restoreRecoveryPoint(this.id, pointId), c && point ? (s) => {
       assert.equal(s.version, c.version + 1);
+      assert.equal(s.revision, model.nextRevision);
       assert.deepEqual(s.data, point.data);
     } : 'NOT_FOUND');
     if (c && point) {
       c.version += 1;
+      c.revision = model.nextRevision++;
       c.data = point.data;
-      model.events.push({ type: 'restored', id: this.id, version: c.version });
+      model.events.push({ type: 'restored', id: this.id, version: c.version, revision: c.revision });
     }
   }
   toString() { return `restore(${this.id}, #${this.pick})`; }

@@ -15,6 +15,7 @@ import {
   FileStorage,
   IndexedDBStorage,
   MemoryStorage,
+  collect,
   rejectsWith,
   sleep,
 } from './helpers.mjs';
@@ -285,15 +286,38 @@ test('concurrent deletes never store a smaller next recovery point id', async ()
     }
     await Promise.all(ids.map((id) => m.deleteContext(id)));
   }
-  const metas = storage.history.filter(([op, key]) => op === 'put' && key === 'meta').map(([, , v]) => JSON.parse(v).nextSnapshotId);
+  const stored = storage.history.filter(([op, key]) => op === 'put' && key === 'meta').map(([, , v]) => JSON.parse(v));
+  const metas = stored.map((meta) => meta.nextSnapshotId);
   assert.equal(metas.length, 40);
   assert.deepEqual(metas, [...metas].sort((a, b) => a - b), 'meta never goes back');
   assert.equal(metas.at(-1), m.nextRecoveryPointId());
+  const revisions = stored.map((meta) => meta.nextRevision);
+  assert.deepEqual(revisions, [...revisions].sort((a, b) => a - b), 'nor does its next revision');
+  assert.equal(revisions.at(-1), 5 * 8 * 2 + 1, 'past every create and delete');
   const { manager } = await ContextManager.open(storage);
   assert.equal(manager.nextRecoveryPointId(), m.nextRecoveryPointId());
   manager.free();
   m.free();
 });
+
+for (const [name, make] of [['MemoryStorage', () => new MemoryStorage()], ['FileStorage', () => new FileStorage(freshDir())]]) {
+  test(`${name}: a reopened manager never reuses a revision, also one only a delete had`, async () => {
+    const storage = make();
+    const { manager: m } = await ContextManager.open(storage);
+    const events = collect(m);
+    const a = await m.createContext('a', {});
+    const a2 = await m.updateContext('a', { n: 1 });
+    await m.deleteContext('a');
+    assert.deepEqual([a.revision, a2.revision], [1, 2]);
+    assert.deepEqual((await events.until(3)).map((ev) => ev.revision), [1, 2, 3]);
+    events.off();
+    m.free();
+    const { manager: again } = await ContextManager.open(storage);
+    const b = await again.createContext('a', {});
+    assert.deepEqual([b.version, b.revision], [1, 4], 'the version repeats, the revision does not');
+    again.free();
+  });
+}
 
 test('a storage with other keys is shared: they are left alone and ignored', async () => {
   const storage = new MemoryStorage();

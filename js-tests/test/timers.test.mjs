@@ -12,7 +12,7 @@ test('auto-sync pushes local edits on its own, until stopAutoSync()', async () =
   t.startAutoSync();
   await t.updateState({ v: 1 });
   const [ev] = await events.until(1);
-  assert.deepEqual(ev, { type: 'updated', id: 'doc', version: 2 });
+  assert.deepEqual(ev, { type: 'updated', id: 'doc', version: 2, revision: 2 });
   assert.deepEqual((await m.getContext('doc')).data, { v: 1 });
   assert.equal(await t.isDirty(), false);
 
@@ -58,7 +58,7 @@ test('auto-cleanup sweeps expired contexts on its own, until stopAutoCleanup()',
   await a.createContext('old', {});
   a.startAutoCleanup();
   const seen = await events.until(2);
-  assert.deepEqual(seen[1], { type: 'expired', id: 'old', version: 1 });
+  assert.deepEqual(seen[1], { type: 'expired', id: 'old', version: 1, revision: 2 });
   assert.equal(m.stats().expirations, 1);
 
   a.stopAutoCleanup();
