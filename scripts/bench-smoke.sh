@@ -14,6 +14,8 @@ step() { printf '== %s\n' "$*"; }
 # (cargo test), which reuses the debug build of the test suites.
 step "native throughput benchmarks, once each (criterion test mode)"
 cargo test -q -p contextkit --bench throughput
+step "shared-mode benchmark over a local redis-server, briefly"
+cargo test -q -p contextkit --features redis --bench shared
 step "native memory benchmark (2,000 contexts)"
 cargo test -q -p contextkit --bench memory
 

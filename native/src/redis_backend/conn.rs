@@ -25,7 +25,7 @@ pub(crate) enum Conn {
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Single(redis::Client),
-    Cluster(redis::cluster::ClusterClient),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 impl Target {

@@ -108,7 +108,7 @@ impl RedisBackend {
             .map_err(|e| {
                 ContextError::InvalidArgument(format!("redis cluster urls {urls:?}: {e}"))
             })?;
-        Self::with_target(Target::Cluster(client), namespace)
+        Self::with_target(Target::Cluster(Box::new(client)), namespace)
     }
 
     fn with_target(target: Target, namespace: &str) -> Result<Self> {
@@ -403,7 +403,7 @@ impl RedisBackend {
                     .get(7)
                     .and_then(record::bytes)
                     .ok_or_else(|| record::bad("restore"))?;
-                let data = serde_json::from_slice(raw).map_err(|e| record::bad(e))?;
+                let data = serde_json::from_slice(raw).map_err(record::bad)?;
                 Committed::State(record::written(&id, d, data)?)
             }
             Write::RecoveryPoint { .. } => {
@@ -416,7 +416,7 @@ impl RedisBackend {
                     version: int(v)?,
                     created_at_ms: int(at)?,
                     data: serde_json::from_slice(record::bytes(data).unwrap_or(b"null"))
-                        .map_err(|e| record::bad(e))?,
+                        .map_err(record::bad)?,
                 })
             }
             Write::Sweep { .. } | Write::Evict { .. } => {
