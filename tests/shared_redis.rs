@@ -658,3 +658,204 @@ fn killed_server_loses_nothing_acknowledged() {
         );
     }
 }
+
+// ---- cached reads ----------------------------------------------------------
+
+fn cached(url: &str, ns: &str, max_stale: Duration) -> RedisBackend {
+    RedisBackend::new(url, ns).unwrap().cached_reads(max_stale)
+}
+
+#[test]
+fn cached_reads_see_this_managers_own_writes() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("own");
+    runtime().block_on(async {
+        let backend = cached(&server.url(), &ns, Duration::from_secs(60));
+        let m = ContextManager::builder(ManagerConfig::default())
+            .connect(backend)
+            .await
+            .unwrap();
+        assert_eq!(m.get_context("a").await.unwrap_err().code(), "NOT_FOUND");
+        m.create_context("a", json!({ "n": 0 })).await.unwrap();
+        // Readers race the writer; after each write, a read shows it.
+        for n in 1..=200 {
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    let m = m.clone();
+                    tokio::spawn(async move { m.get_context("a").await.map(|s| s.version) })
+                })
+                .collect();
+            let s = m
+                .update_context("a", json!({ "n": n }), None)
+                .await
+                .unwrap();
+            assert_eq!(m.get_context("a").await.unwrap().version, s.version);
+            for r in readers {
+                r.await.unwrap().unwrap();
+            }
+        }
+        m.delete_context("a").await.unwrap();
+        assert_eq!(m.get_context("a").await.unwrap_err().code(), "NOT_FOUND");
+    });
+}
+
+#[test]
+fn cached_reads_drop_what_another_manager_changed() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("track");
+    runtime().block_on(async {
+        let reader = ContextManager::builder(ManagerConfig::default())
+            .connect(cached(&server.url(), &ns, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let writer = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        writer.create_context("a", json!({ "n": 0 })).await.unwrap();
+        for n in 1..=20_u64 {
+            assert_eq!(reader.get_context("a").await.unwrap().version, n);
+            writer
+                .update_context("a", json!({ "n": n }), None)
+                .await
+                .unwrap();
+            // Well before max_stale (60 s): the invalidation arrives.
+            let t = Instant::now();
+            while reader.get_context("a").await.unwrap().version == n {
+                assert!(t.elapsed() < Duration::from_secs(5), "no invalidation");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// The writer process of `cached_staleness_stays_within_max_stale`.
+#[test]
+fn child_writer() {
+    if std::env::var("CK_ROLE").is_err() || std::env::var("CK_WRITER").is_err() {
+        return; // only meaningful as a child process
+    }
+    let url = std::env::var("CK_URL").unwrap();
+    let ns = std::env::var("CK_NS").unwrap();
+    let client_clock = std::env::var("CK_CLIENT_CLOCK").is_ok();
+    runtime().block_on(async move {
+        let m = stale_test_manager(&url, &ns, None, client_clock).await;
+        let start = Instant::now();
+        let mut lines = String::new();
+        while start.elapsed() < Duration::from_millis(1_500) {
+            let invoked = now_ns();
+            let s = m
+                .update_context("a", json!({ "t": invoked.to_string() }), None)
+                .await
+                .unwrap();
+            lines.push_str(&format!("w {} {invoked} {}\n", s.revision, now_ns()));
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        print!("{lines}");
+    });
+}
+
+/// A manager of the staleness test: cached when `max_stale` is given; with
+/// a client clock (then the cache is not tracked, only `max_stale` bounds it).
+async fn stale_test_manager(
+    url: &str,
+    ns: &str,
+    max_stale: Option<Duration>,
+    client_clock: bool,
+) -> ContextManager {
+    let mut backend = RedisBackend::new(url, ns).unwrap();
+    if let Some(max_stale) = max_stale {
+        backend = backend.cached_reads(max_stale);
+    }
+    if client_clock {
+        backend = backend.client_clock();
+    }
+    ContextManager::builder(ManagerConfig::default())
+        .clock(ManualClock::new(1_000))
+        .connect(backend)
+        .await
+        .unwrap()
+}
+
+/// Staleness of cached reads under a writer in another process, tracked
+/// (server clock) and untracked (client clock: only `max_stale` bounds it).
+#[test]
+fn cached_staleness_stays_within_max_stale() {
+    let server = RedisServer::start(Durability::None);
+    for tracked in [true, false] {
+        let ns = fresh_namespace("stale");
+        let max_stale = Duration::from_millis(50);
+        let rt = runtime();
+        let reader = rt.block_on(async {
+            let m = stale_test_manager(&server.url(), &ns, Some(max_stale), !tracked).await;
+            m.create_context("a", json!({})).await.unwrap();
+            m
+        });
+        let reads = rt.spawn({
+            let m = reader.clone();
+            async move {
+                let mut out = Vec::new();
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_millis(2_500) {
+                    let invoked = now_ns();
+                    let s = m.get_context("a").await.unwrap();
+                    out.push((invoked, s.revision));
+                    tokio::task::yield_now().await;
+                }
+                out
+            }
+        });
+        let mut env = vec![
+            ("CK_URL", server.url()),
+            ("CK_NS", ns.clone()),
+            ("CK_WRITER", "1".into()),
+        ];
+        if !tracked {
+            env.push(("CK_CLIENT_CLOCK", "1".into()));
+        }
+        let outs = children("child_writer", 1, &env);
+        let reads = rt.block_on(reads).unwrap();
+        let writes: std::collections::HashMap<u64, u128> = outs[0]
+            .lines()
+            .filter_map(|l| {
+                let mut p = l.strip_prefix("w ")?.split(' ');
+                let rev = p.next()?.parse().ok()?;
+                let _invoked = p.next()?;
+                Some((rev, p.next()?.parse().ok()?))
+            })
+            .collect();
+        assert!(writes.len() > 100, "the writer wrote: {}", writes.len());
+        // A read returning revision r is stale by at least (its start - the
+        // return of the write of r + 1), if that write had returned.
+        let mut stale: Vec<f64> = reads
+            .iter()
+            .map(|(invoked, rev)| match writes.get(&(rev + 1)) {
+                Some(returned) if returned < invoked => (invoked - returned) as f64 / 1e6,
+                _ => 0.0,
+            })
+            .collect();
+        stale.sort_by(f64::total_cmp);
+        let pct = |p: f64| stale[((stale.len() - 1) as f64 * p) as usize];
+        let kind = if tracked { "tracked" } else { "untracked" };
+        println!(
+            "cached reads ({kind}): {} reads, staleness ms p50 {:.3} p99 {:.3} max {:.3} (max_stale {} ms)",
+            stale.len(),
+            pct(0.5),
+            pct(0.99),
+            pct(1.0),
+            max_stale.as_millis()
+        );
+        assert!(
+            pct(1.0) <= max_stale.as_secs_f64() * 1e3,
+            "a read was staler than max_stale"
+        );
+        if !tracked {
+            // Untracked, staleness is real: the bound is what holds it.
+            assert!(pct(0.99) > 0.0, "the untracked cache served cached states");
+        }
+    }
+}

@@ -35,9 +35,9 @@ impl ContextManager {
     /// Each shard is swept at the time it is locked; shards with nothing due
     /// when the sweep starts are skipped.
     pub(crate) async fn sweep_expired(&self) -> usize {
-        if let Some(shared) = &self.inner.shared {
+        in_shared_mode!(self.inner, shared => {
             return shared.sweep(&self.inner).await.unwrap_or_default();
-        }
+        });
         if self.inner.storage.is_some() {
             self.settle_abandoned().await;
             return self.sweep_expired_through_storage().await;
@@ -64,10 +64,10 @@ impl ContextManager {
     /// force remain; expired ones are swept first and do not count.
     pub(crate) async fn evict_to_capacity(&self) -> usize {
         let inner = &*self.inner;
-        if let Some(shared) = &inner.shared {
+        in_shared_mode!(inner, shared => {
             let capacity = inner.limit.load(Ordering::SeqCst);
             return shared.evict(inner, capacity).await.unwrap_or_default();
-        }
+        });
         let mut evicted = 0;
         loop {
             self.sweep_expired().await;

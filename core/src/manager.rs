@@ -6,7 +6,7 @@ use crate::store::{Entry, Inner, Removal};
 use crate::write::Patch;
 use crate::{
     Clock, ContextError, ContextState, CreateOptions, ManagerConfig, Result, Stats, SystemClock,
-    UpdateOptions, Write, validate,
+    UpdateOptions, validate,
 };
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -320,8 +320,8 @@ impl ContextManager {
         validate::metadata(&inner.cfg, &opts.metadata)?;
         let ttl_ms = opts.ttl_ms.or(inner.cfg.default_ttl_ms);
         validate::ttl(ttl_ms)?;
-        if let Some(shared) = &inner.shared {
-            let write = Write::Create {
+        in_shared_mode!(inner, shared => {
+            let write = crate::Write::Create {
                 id: id.to_owned(),
                 data,
                 ttl_ms,
@@ -329,7 +329,7 @@ impl ContextManager {
                 capacity: inner.limit(),
             };
             return shared.create(inner, write).await;
-        }
+        });
         // Timestamps are set inside the critical section, where the call takes effect.
         let mut pending = Some(ContextState {
             id: id.to_owned(),
@@ -461,9 +461,9 @@ impl ContextManager {
     pub async fn get_context(&self, id: &str) -> Result<Arc<ContextState>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        if let Some(shared) = &inner.shared {
+        in_shared_mode!(inner, shared => {
             return shared.get(inner, id).await;
-        }
+        });
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
@@ -536,15 +536,15 @@ impl ContextManager {
         validate::id(&inner.cfg, id)?;
         validate::data(&inner.cfg, &data)?;
         validate::ttl(opts.ttl_ms)?;
-        if let Some(shared) = &inner.shared {
-            let write = Write::Update {
+        in_shared_mode!(inner, shared => {
+            let write = crate::Write::Update {
                 id: id.to_owned(),
                 data,
                 expected_version: opts.expected_version,
                 ttl_ms: opts.ttl_ms,
             };
             return shared.update(inner, write).await;
-        }
+        });
         let mut data = Some(data);
         self.write_state(id, &mut |inner, _, map| {
             let now = inner.now();
@@ -579,9 +579,9 @@ impl ContextManager {
     pub async fn delete_context(&self, id: &str) -> Result<()> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        if let Some(shared) = &inner.shared {
+        in_shared_mode!(inner, shared => {
             return shared.delete(inner, id).await;
-        }
+        });
         self.write_through(id, |inner, _, map| {
             let now = inner.now();
             inner
@@ -607,9 +607,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn list_context_ids(&self) -> Vec<String> {
-        if let Some(shared) = &self.inner.shared {
+        in_shared_mode!(self.inner, shared => {
             return shared.list_ids().await.unwrap_or_default();
-        }
+        });
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
@@ -643,9 +643,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn list_contexts(&self) -> Vec<Arc<ContextState>> {
-        if let Some(shared) = &self.inner.shared {
+        in_shared_mode!(self.inner, shared => {
             return shared.list().await.unwrap_or_default();
-        }
+        });
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
@@ -679,9 +679,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn len(&self) -> usize {
-        if let Some(shared) = &self.inner.shared {
+        in_shared_mode!(self.inner, shared => {
             return shared.count().await.unwrap_or_default();
-        }
+        });
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }

@@ -41,22 +41,23 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn create_recovery_point(&self, id: &str) -> Result<Snapshot> {
-        if let Some(shared) = &self.inner.shared {
+        in_shared_mode!(self.inner, shared => {
             self.check_recovery_point(id)?;
             return shared.recovery_point(&self.inner, id).await;
-        }
+        });
         let (point_id, now, state) = self.take_recovery_point(id).await?;
         Ok(snapshot(point_id, now, &state))
     }
 
     /// A recovery point of `id` whose copy of the data nobody needs (a tracker's).
     pub(crate) async fn add_recovery_point(&self, id: &str) -> Result<()> {
-        if self.inner.shared.is_some() {
+        in_shared_mode!(self.inner, _shared => {
             return self.create_recovery_point(id).await.map(drop);
-        }
+        });
         self.take_recovery_point(id).await.map(drop)
     }
 
+    #[cfg(feature = "shared")]
     fn check_recovery_point(&self, id: &str) -> Result<()> {
         validate::id(&self.inner.cfg, id)?;
         if self.inner.cfg.max_recovery_points == 0 {
@@ -128,9 +129,9 @@ impl ContextManager {
     pub async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        if let Some(shared) = &inner.shared {
+        in_shared_mode!(inner, shared => {
             return shared.recovery_points(id).await;
-        }
+        });
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }
@@ -177,9 +178,9 @@ impl ContextManager {
     ) -> Result<Arc<ContextState>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        if let Some(shared) = &inner.shared {
+        in_shared_mode!(inner, shared => {
             return shared.restore(inner, id, snapshot_id).await;
-        }
+        });
         if self.unsettled() {
             Box::pin(self.settle_abandoned()).await;
         }

@@ -330,6 +330,7 @@ pub(crate) struct Inner {
     /// Where writes go before they are acknowledged; `None` keeps everything in memory.
     pub storage: Option<Arc<dyn Storage>>,
     /// In shared mode, the backend that decides every call (the maps stay empty).
+    #[cfg(feature = "shared")]
     pub shared: Option<crate::shared::Shared>,
 }
 
@@ -363,6 +364,7 @@ impl Inner {
             events: Arc::new(EventLog::new(event_capacity)),
             counters: Counters::default(),
             storage,
+            #[cfg(feature = "shared")]
             shared: None,
         }
     }
@@ -522,10 +524,11 @@ impl Inner {
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         let load = |a: &AtomicUsize| a.load(Ordering::Relaxed);
-        let contexts = match &self.shared {
-            Some(shared) => shared.contexts.load(Ordering::Relaxed),
-            None => self.count.load(Ordering::Relaxed),
-        };
+        #[allow(unused_mut)] // without shared mode
+        let mut contexts = self.count.load(Ordering::Relaxed);
+        in_shared_mode!(self, shared => {
+            contexts = shared.contexts.load(Ordering::Relaxed);
+        });
         let (hits, misses) = self
             .shards
             .iter()

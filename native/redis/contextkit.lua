@@ -1,9 +1,9 @@
 #!lua name=contextkit
 
 -- contextkit's Redis library. Every write to a shared namespace is one call
--- of one function below, which decides against what Redis holds and checks
--- every precondition before its first write (Redis does not roll a function
--- back). The Rust crate and the npm package load this same file.
+-- of ck_write below, which decides against what Redis holds and checks every
+-- precondition before its first write (Redis does not roll a function back).
+-- The Rust crate and the npm package load this same file.
 --
 -- All keys of namespace NS start with "ck:{NS}:" (one hash tag, so one slot
 -- of a cluster). KEYS[1] is "ck:{NS}:meta"; the others are derived from it:
@@ -11,16 +11,19 @@
 --   meta      hash   epoch (random, set when the namespace is made), cfg (its
 --                    configuration, compared by clients), rev (the last
 --                    revision), pid (the last recovery-point id)
---   c:<id>    hash   one context: v version, r revision, c created, u updated,
---                    e expires at ('' for none), t ttl ('' for none),
---                    m metadata (JSON text), d data (JSON text, never decoded
---                    here, so numbers round-trip exactly). With a TTL, Redis
---                    itself hides the key from the moment it expires.
+--   c:<id>    string one context, "V R C U E T\n" .. metadata .. "\n" .. data:
+--                    version, revision, created, updated, expires at and ttl
+--                    (E and T empty for none), then the metadata and the data
+--                    as JSON text. The data is never decoded here, so numbers
+--                    round-trip exactly. With a TTL, Redis itself deletes the
+--                    key from the moment the context expires, so a plain GET
+--                    never shows an expired context.
 --   p:<id>    list   recovery points, oldest first: "pid\nversion\ncreated\n" .. data
---   ids       hash   id -> version of every context not yet removed
---                    (expired but unswept ones included: they hold a slot)
+--   ids       hash   id -> version of every context not yet removed, expired
+--                    but unswept ones included (they hold a slot); the version
+--                    is kept up to date for contexts with a TTL only (it names
+--                    the one Redis deleted when its Expired event is written)
 --   exp       zset   id -> expires at (ms) of the contexts with a TTL
---   lru       zset   id -> revision of its last write (eviction order)
 --   ev        stream one entry per commit, entry id "<revision>-0", fields
 --                    t (type), i (id), v (version)
 --   op:<op>   string the reply of a finished write, replayed to a retry of
@@ -30,7 +33,7 @@
 -- client clock (tests with a manual clock): then each call passes its time
 -- and Redis's own key expiry is not used. Integers travel as decimal strings.
 
-local LIBRARY_VERSION = '1'
+local LIBRARY_VERSION = '2'
 -- Versions and recovery-point ids stop below 2^52 (exact in every client).
 local MAX_COUNTER = 4503599627370496
 
@@ -45,6 +48,24 @@ local function now_ms(given)
   end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A record's fields; its data only when `with_data`.
+local function parse(raw, with_data)
+  local v, r, c, u, e, t, stop = string.match(raw, '^(%d+) (%d+) (%d+) (%d+) (%d*) (%d*)\n()')
+  if not v then
+    error('contextkit: a damaged record')
+  end
+  local m_end = string.find(raw, '\n', stop, true)
+  local rec = { v = v, r = r, c = c, u = u, e = e, t = t, m = string.sub(raw, stop, m_end - 1) }
+  if with_data then
+    rec.d = string.sub(raw, m_end + 1)
+  end
+  return rec
+end
+
+local function format(v, r, c, u, e, t, m, d)
+  return v .. ' ' .. r .. ' ' .. c .. ' ' .. u .. ' ' .. e .. ' ' .. t .. '\n' .. m .. '\n' .. d
 end
 
 -- One commit: the next revision, an entry in the stream, an event in the reply.
@@ -66,33 +87,28 @@ local function remove(w, id, v, why)
   redis.call('DEL', P .. 'c:' .. id, P .. 'p:' .. id)
   redis.call('HDEL', P .. 'ids', id)
   redis.call('ZREM', P .. 'exp', id)
-  redis.call('ZREM', P .. 'lru', id)
+  w.counted = true
   commit(w, why, id, v)
 end
 
--- The version of id when it is stored and live now; an expired one is
--- removed first (its one Expired event), and nil returned.
-local function live(w, id)
-  local P = w.P
-  local v = redis.call('HGET', P .. 'ids', id)
-  if not v then
-    return nil
+-- The record of id when it is live now; an expired one is removed first
+-- (its one Expired event) and nil returned.
+local function load(w, id, with_data)
+  local raw = redis.call('GET', w.P .. 'c:' .. id)
+  if raw then
+    local rec = parse(raw, with_data)
+    if rec.e ~= '' and tonumber(rec.e) <= w.now then
+      remove(w, id, rec.v, 'expired')
+      return nil
+    end
+    return rec
   end
-  local e = redis.call('ZSCORE', P .. 'exp', id)
-  if (e and tonumber(e) <= w.now) or redis.call('EXISTS', P .. 'c:' .. id) == 0 then
+  -- Redis deleted it at its expiry, or it never was.
+  local v = redis.call('HGET', w.P .. 'ids', id)
+  if v then
     remove(w, id, v, 'expired')
-    return nil
   end
-  return v
-end
-
--- Whether id is stored and live now, without changing anything.
-local function live_ro(P, id, now)
-  if not redis.call('HGET', P .. 'ids', id) then
-    return false
-  end
-  local e = redis.call('ZSCORE', P .. 'exp', id)
-  return not (e and tonumber(e) <= now)
+  return nil
 end
 
 -- Removes up to `max` expired contexts (all when max is 0); how many.
@@ -110,20 +126,6 @@ local function sweep(w, max)
   return #due
 end
 
--- Sets the expiry of the record key: Redis deletes a key once now > at, a
--- context is expired once now >= expires, hence at = expires - 1.
-local function expire_at(w, key, id, exp)
-  if exp ~= '' then
-    if not w.client_clock then
-      redis.call('PEXPIREAT', key, num(tonumber(exp) - 1))
-    end
-    redis.call('ZADD', w.P .. 'exp', exp, id)
-  else
-    redis.call('PERSIST', key)
-    redis.call('ZREM', w.P .. 'exp', id)
-  end
-end
-
 local function expires(now, ttl)
   if ttl == '' then
     return ''
@@ -131,26 +133,42 @@ local function expires(now, ttl)
   return num(now + tonumber(ttl))
 end
 
--- A new version of live id (version v) with `data`: update or restore.
-local function set_data(w, id, v, data, ttl_arg, kind)
-  if tonumber(v) >= MAX_COUNTER then
+-- Stores the record of id, with its expiry: Redis deletes a key once now >
+-- at, a context is expired once now >= expires, hence at = expires - 1.
+-- `had_ttl`: the record it replaces had one.
+local function store(w, id, text, exp, version, had_ttl)
+  local key = w.P .. 'c:' .. id
+  if exp ~= '' then
+    if w.client_clock then
+      redis.call('SET', key, text)
+    else
+      redis.call('SET', key, text, 'PXAT', num(tonumber(exp) - 1))
+    end
+    redis.call('ZADD', w.P .. 'exp', exp, id)
+    redis.call('HSET', w.P .. 'ids', id, version)
+  else
+    redis.call('SET', key, text)
+    if had_ttl then
+      redis.call('ZREM', w.P .. 'exp', id)
+    end
+  end
+end
+
+-- A new version of live id (record rec) with `data`: update or restore.
+local function set_data(w, id, rec, data, ttl_arg, kind)
+  if tonumber(rec.v) >= MAX_COUNTER then
     return 'CAPACITY_EXCEEDED', { 'versions of a context', num(MAX_COUNTER) }
   end
-  local key = w.P .. 'c:' .. id
-  local rec = redis.call('HMGET', key, 'c', 'u', 't', 'm')
   local ttl = ttl_arg
   if ttl == '' then
-    ttl = rec[3]
+    ttl = rec.t
   end
-  local nv = num(tonumber(v) + 1)
-  local u = num(math.max(w.now, tonumber(rec[2])))
+  local nv = num(tonumber(rec.v) + 1)
+  local u = num(math.max(w.now, tonumber(rec.u)))
   local exp = expires(w.now, ttl)
   local r = commit(w, kind, id, nv)
-  redis.call('HSET', key, 'v', nv, 'r', r, 'u', u, 'e', exp, 't', ttl, 'd', data)
-  expire_at(w, key, id, exp)
-  redis.call('HSET', w.P .. 'ids', id, nv)
-  redis.call('ZADD', w.P .. 'lru', r, id)
-  return 'OK', { nv, r, rec[1], u, exp, ttl, rec[4] }
+  store(w, id, format(nv, r, rec.c, u, exp, ttl, rec.m, data), exp, nv, rec.t ~= '')
+  return 'OK', { nv, r, rec.c, u, exp, ttl, rec.m }
 end
 
 local ops = {}
@@ -158,7 +176,7 @@ local ops = {}
 -- ARGV: id, data, ttl ('' none), metadata, capacity
 function ops.create(w, a)
   local id, data, ttl, metadata, limit = a[1], a[2], a[3], a[4], tonumber(a[5])
-  if live(w, id) then
+  if load(w, id, false) then
     return 'ALREADY_EXISTS', {}
   end
   local ids = w.P .. 'ids'
@@ -172,66 +190,62 @@ function ops.create(w, a)
   local now = num(w.now)
   local exp = expires(w.now, ttl)
   local r = commit(w, 'created', id, '1')
-  local key = w.P .. 'c:' .. id
-  redis.call('HSET', key, 'v', '1', 'r', r, 'c', now, 'u', now, 'e', exp, 't', ttl,
-    'm', metadata, 'd', data)
-  if exp ~= '' then
-    expire_at(w, key, id, exp)
+  if exp == '' then
+    redis.call('HSET', ids, id, '1')
   end
-  redis.call('HSET', ids, id, '1')
-  redis.call('ZADD', w.P .. 'lru', r, id)
+  store(w, id, format('1', r, now, now, exp, ttl, metadata, data), exp, '1', false)
+  w.counted = true
   return 'OK', { '1', r, now, now, exp, ttl, metadata }
 end
 
 -- ARGV: id, data, expected version ('' any), ttl ('' keep)
 function ops.update(w, a)
   local id, data, expected, ttl = a[1], a[2], a[3], a[4]
-  local v = live(w, id)
-  if not v then
+  local rec = load(w, id, false)
+  if not rec then
     return 'NOT_FOUND', {}
   end
-  if expected ~= '' and tonumber(expected) ~= tonumber(v) then
-    return 'VERSION_CONFLICT', { v }
+  if expected ~= '' and tonumber(expected) ~= tonumber(rec.v) then
+    return 'VERSION_CONFLICT', { rec.v }
   end
-  return set_data(w, id, v, data, ttl, 'updated')
+  return set_data(w, id, rec, data, ttl, 'updated')
 end
 
 -- ARGV: id
 function ops.delete(w, a)
   local id = a[1]
-  local v = live(w, id)
-  if not v then
+  local rec = load(w, id, false)
+  if not rec then
     return 'NOT_FOUND', {}
   end
-  remove(w, id, v, 'deleted')
+  remove(w, id, rec.v, 'deleted')
   return 'OK', {}
 end
 
 -- ARGV: id, recovery points to keep (at least 1)
 function ops.point(w, a)
   local id, keep = a[1], tonumber(a[2])
-  local v = live(w, id)
-  if not v then
+  local rec = load(w, id, true)
+  if not rec then
     return 'NOT_FOUND', {}
   end
   local last = tonumber(redis.call('HGET', w.meta, 'pid') or '0')
   if last + 1 >= MAX_COUNTER then
     return 'CAPACITY_EXCEEDED', { 'recovery point ids', num(MAX_COUNTER) }
   end
-  local data = redis.call('HGET', w.P .. 'c:' .. id, 'd')
   local pid = num(redis.call('HINCRBY', w.meta, 'pid', 1))
   local now = num(w.now)
   local key = w.P .. 'p:' .. id
-  redis.call('RPUSH', key, pid .. '\n' .. v .. '\n' .. now .. '\n' .. data)
+  redis.call('RPUSH', key, pid .. '\n' .. rec.v .. '\n' .. now .. '\n' .. rec.d)
   redis.call('LTRIM', key, -keep, -1)
-  return 'OK', { pid, v, now, data }
+  return 'OK', { pid, rec.v, now, rec.d }
 end
 
 -- ARGV: id, recovery-point id
 function ops.restore(w, a)
   local id, pid = a[1], a[2]
-  local v = live(w, id)
-  if not v then
+  local rec = load(w, id, false)
+  if not rec then
     return 'NOT_FOUND', {}
   end
   local prefix = pid .. '\n'
@@ -239,7 +253,7 @@ function ops.restore(w, a)
     if string.sub(p, 1, #prefix) == prefix then
       local _, stop = string.find(p, '\n[^\n]*\n[^\n]*\n')
       local data = string.sub(p, stop + 1)
-      local status, detail = set_data(w, id, v, data, '', 'restored')
+      local status, detail = set_data(w, id, rec, data, '', 'restored')
       if status == 'OK' then
         detail[#detail + 1] = data
       end
@@ -251,30 +265,43 @@ end
 
 -- ARGV: most to remove in this call
 function ops.sweep(w, a)
+  w.counted = true
   return 'OK', { num(sweep(w, tonumber(a[1]))) }
 end
 
 -- ARGV: capacity. Sweeps expired contexts, then evicts the least recently
--- written ones until at most `capacity` remain.
+-- written ones (lowest revision) until at most `capacity` remain.
 function ops.evict(w, a)
   local limit = tonumber(a[1])
+  w.counted = true
   sweep(w, 0)
   local ids = w.P .. 'ids'
-  local n = 0
-  while redis.call('HLEN', ids) > limit do
-    local id = redis.call('ZRANGE', w.P .. 'lru', 0, 0)[1]
-    remove(w, id, redis.call('HGET', ids, id), 'evicted')
-    n = n + 1
+  local over = redis.call('HLEN', ids) - limit
+  if over <= 0 then
+    return 'OK', { '0' }
   end
-  return 'OK', { num(n) }
+  local order = {}
+  for _, id in ipairs(redis.call('HKEYS', ids)) do
+    local raw = redis.call('GET', w.P .. 'c:' .. id)
+    if raw then
+      local rec = parse(raw, false)
+      order[#order + 1] = { tonumber(rec.r), id, rec.v }
+    end
+  end
+  table.sort(order, function(x, y) return x[1] < y[1] end)
+  for i = 1, math.min(over, #order) do
+    remove(w, order[i][2], order[i][3], 'evicted')
+  end
+  return 'OK', { num(math.min(over, #order)) }
 end
 
 -- ck_write(KEYS: meta; ARGV: op name, epoch, operation id, reply ttl ms,
 -- stream max length, time ('' for the server's), the op's own arguments...).
--- Replies { status, details, events, contexts } where events are flat
--- (type, id, version, revision) quadruples and contexts counts the stored
--- contexts (expired but unswept ones included); status is OK or an error code,
--- or EPOCH when the namespace is not the one the caller joined (data lost).
+-- Replies { status, details, events [, contexts] } where events are flat
+-- (type, id, version, revision) quadruples and contexts, given when the
+-- write may have changed it, counts the stored contexts (expired but unswept
+-- ones included); status is OK or an error code, or EPOCH when the namespace
+-- is not the one the caller joined (its data was lost).
 local function write(keys, args)
   local meta = keys[1]
   local P = string.sub(meta, 1, #meta - 4)
@@ -293,10 +320,13 @@ local function write(keys, args)
   end
   local w = {
     P = P, meta = meta, now = now_ms(args[6]), client_clock = args[6] ~= '',
-    events = {}, maxlen = args[5],
+    events = {}, maxlen = args[5], counted = false,
   }
   local status, details = op(w, { unpack(args, 7) })
-  local reply = { status, details, w.events, redis.call('HLEN', P .. 'ids') }
+  local reply = { status, details, w.events }
+  if w.counted then
+    reply[4] = redis.call('HLEN', P .. 'ids')
+  end
   redis.call('SET', opkey, cjson.encode(reply), 'PX', args[4])
   return reply
 end
@@ -313,51 +343,54 @@ local function join(keys, args)
   return m
 end
 
-local STATE_FIELDS = { 'v', 'r', 'c', 'u', 'e', 'm', 'd' }
+-- The record of id if it is live at `now`, without changing anything.
+local function live_record(P, id, now)
+  local raw = redis.call('GET', P .. 'c:' .. id)
+  if not raw then
+    return nil
+  end
+  local e = string.match(raw, '^%d+ %d+ %d+ %d+ (%d*) ')
+  if e ~= '' and tonumber(e) <= now then
+    return nil
+  end
+  return raw
+end
 
--- ck_live(KEYS: meta; ARGV: 'ids' | 'count' | 'states', time): the live contexts.
+-- ck_live(KEYS: meta; ARGV: 'ids' | 'count' | 'states', time): the live
+-- contexts ('states': id, record, id, record...).
 local function live_all(keys, args)
   local meta = keys[1]
   local P = string.sub(meta, 1, #meta - 4)
   local now = now_ms(args[2])
-  local ids = redis.call('HKEYS', P .. 'ids')
   local out = {}
-  for _, id in ipairs(ids) do
-    if live_ro(P, id, now) then
+  for _, id in ipairs(redis.call('HKEYS', P .. 'ids')) do
+    local raw = live_record(P, id, now)
+    if raw then
       out[#out + 1] = id
+      if args[1] == 'states' then
+        out[#out + 1] = raw
+      end
     end
   end
   if args[1] == 'count' then
     return #out
   end
-  if args[1] == 'states' then
-    local states = {}
-    for _, id in ipairs(out) do
-      local rec = redis.call('HMGET', P .. 'c:' .. id, unpack(STATE_FIELDS))
-      states[#states + 1] = id
-      states[#states + 1] = rec
-    end
-    return states
-  end
   return out
 end
 
--- ck_get(KEYS: meta; ARGV: id, time): the fields of a live context, else
--- nothing. (With the server's clock a plain HMGET does the same.)
+-- ck_get(KEYS: meta; ARGV: id, time): the record of a live context, else
+-- nil. (With the server's clock a plain GET does the same.)
 local function get(keys, args)
   local meta = keys[1]
   local P = string.sub(meta, 1, #meta - 4)
-  if not live_ro(P, args[1], now_ms(args[2])) then
-    return {}
-  end
-  return redis.call('HMGET', P .. 'c:' .. args[1], unpack(STATE_FIELDS))
+  return live_record(P, args[1], now_ms(args[2]))
 end
 
 -- ck_points(KEYS: meta; ARGV: id, time): { 'OK', points } or { 'NOT_FOUND' }.
 local function points(keys, args)
   local meta = keys[1]
   local P = string.sub(meta, 1, #meta - 4)
-  if not live_ro(P, args[1], now_ms(args[2])) then
+  if not live_record(P, args[1], now_ms(args[2])) then
     return { 'NOT_FOUND' }
   end
   return { 'OK', redis.call('LRANGE', P .. 'p:' .. args[1], 0, -1) }

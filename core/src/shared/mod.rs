@@ -9,6 +9,11 @@
 //!
 //! The core stays executor-free: a backend does its own I/O and, once
 //! started, pushes the namespace's events into an [`EventFeed`].
+//!
+//! `ManagerBuilder::connect` exists with the `shared` feature; without it
+//! nothing can make a shared manager and these paths compile away.
+
+#![cfg_attr(not(feature = "shared"), allow(dead_code, unused_imports))]
 
 mod manager;
 mod sequencer;
@@ -152,6 +157,7 @@ pub trait SharedBackend: MaybeSend + MaybeSync + Debug + 'static {
     fn start(&self, feed: EventFeed);
 }
 
+#[cfg(feature = "shared")]
 impl crate::ManagerBuilder {
     /// A manager in shared mode: joins `backend`'s namespace (making it with
     /// this configuration if it does not exist; `INVALID_ARGUMENT` naming the

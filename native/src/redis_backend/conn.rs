@@ -11,8 +11,15 @@ use tokio::time::Instant;
 
 /// The Redis Functions library every front-end loads (one source).
 pub(crate) const LIBRARY: &str = include_str!("../../redis/contextkit.lua");
-/// The version the library reports through `ck_version`.
-pub(crate) const LIBRARY_VERSION: &str = "1";
+/// The version the library reports through `ck_version` (its
+/// `LIBRARY_VERSION` line).
+fn library_version() -> &'static str {
+    LIBRARY
+        .lines()
+        .find_map(|l| l.strip_prefix("local LIBRARY_VERSION = '"))
+        .and_then(|rest| rest.strip_suffix('\''))
+        .expect("the library declares its version")
+}
 
 /// A multiplexed connection: cheap to clone, many calls in flight at once.
 #[derive(Clone)]
@@ -68,6 +75,17 @@ pub(crate) fn retriable(e: &RedisError) -> bool {
             e.code(),
             Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY")
         )
+        || slot_moving(e)
+}
+
+/// Whether a function was refused because its namespace's slot is being
+/// migrated: on the source node, Redis stops a function at its first key
+/// that is not there (as it would ASK a plain command); every write reads
+/// its new operation key before its first change, so it stopped before
+/// changing anything there. Tried again, it runs once the slot has moved.
+fn slot_moving(e: &RedisError) -> bool {
+    e.to_string()
+        .contains("Script attempted to access a non local key")
 }
 
 /// Whether Redis lacks the library (a new server, or one that lost it).
@@ -90,7 +108,7 @@ pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), Red
         Err(e) if missing_library(&e) => None,
         Err(e) => return Err(e),
     };
-    if loaded.as_deref() == Some(LIBRARY_VERSION) {
+    if loaded.as_deref() == Some(library_version()) {
         return Ok(());
     }
     let mut load = redis::cmd("FUNCTION");

@@ -1,6 +1,7 @@
 //! [`RedisBackend`]: many managers, in many processes or machines, on one
 //! store in Redis (one server or a cluster).
 
+mod cache;
 mod conn;
 mod events;
 mod record;
@@ -38,6 +39,7 @@ pub struct RedisBackend {
     feed: OnceLock<EventFeed>,
     runtime: OnceLock<tokio::runtime::Handle>,
     clock: OnceLock<Arc<dyn Clock>>,
+    cache: Option<Arc<cache::Cache>>,
 }
 
 /// What the backend and its event reader share.
@@ -130,6 +132,7 @@ impl RedisBackend {
             feed: OnceLock::new(),
             runtime: OnceLock::new(),
             clock: OnceLock::new(),
+            cache: None,
         })
     }
 
@@ -176,6 +179,22 @@ impl RedisBackend {
             (true, Some(clock)) => clock.now_ms().to_string(),
             _ => String::new(),
         }
+    }
+
+    /// Serve reads from a local cache, at most `max_stale` behind Redis.
+    ///
+    /// Off by default: every read then goes to Redis (linearizable). With
+    /// the cache, a state read or written by this manager within the last
+    /// `max_stale` is served from memory, so a read may miss a change made
+    /// elsewhere up to `max_stale` ago, never more; this manager always sees
+    /// its own writes. Redis's client tracking (RESP3) drops an entry as soon
+    /// as its key changes anywhere, so reads are usually fresher still. On a
+    /// Redis Cluster, or with [`client_clock`](Self::client_clock), entries
+    /// are not tracked: they are served until `max_stale` runs out.
+    pub fn cached_reads(mut self, max_stale: Duration) -> Self {
+        let prefix = format!("{}c:", self.shared.prefix);
+        self.cache = Some(Arc::new(cache::Cache::new(max_stale, prefix)));
+        self
     }
 
     /// The namespace.
@@ -264,7 +283,79 @@ impl RedisBackend {
         })
     }
 
+    /// A read of `id` through the cache: served from it when it may be,
+    /// else read on the tracking connection and offered to it.
+    async fn cached_get(
+        &self,
+        cache: &Arc<cache::Cache>,
+        id: &str,
+    ) -> Result<Option<Arc<ContextState>>> {
+        if let Some(hit) = cache.get(id) {
+            return Ok(hit);
+        }
+        let since = std::time::Instant::now();
+        let tracked = match (&self.shared.target, self.shared.client_clock) {
+            (Target::Single(client), false) => cache.connection(client, self.shared.timeout).await,
+            _ => None,
+        };
+        let reply = match tracked {
+            Some(mut conn) => {
+                let mut cmd = redis::cmd("GET");
+                cmd.arg(self.key("c", id));
+                match tokio::time::timeout(self.shared.timeout, cmd.query_async(&mut conn)).await {
+                    Ok(Ok(reply)) => reply,
+                    _ => {
+                        cache.dropped();
+                        self.read_state(id).await?
+                    }
+                }
+            }
+            None => self.read_state(id).await?,
+        };
+        let state = record::state(id, &reply)?;
+        let revision = state.as_ref().map_or(0, |s| s.revision);
+        cache.offer(id, state.clone(), revision, since);
+        Ok(state)
+    }
+
+    /// The record of `id` as Redis holds it now (nil when not live).
+    async fn read_state(&self, id: &str) -> Result<Value> {
+        if self.shared.client_clock {
+            self.read_fn_id("ck_get", id).await
+        } else {
+            // Redis deletes an expired context itself: one plain read.
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(self.key("c", id));
+            self.query("GET", &cmd).await
+        }
+    }
+
+    /// What a write of this manager committed, for the cache.
+    fn remember(&self, reply: &WriteReply, since: std::time::Instant) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        for event in &reply.events {
+            if let contextkit_core::ContextEvent::Deleted { id, revision, .. }
+            | contextkit_core::ContextEvent::Expired { id, revision, .. }
+            | contextkit_core::ContextEvent::Evicted { id, revision, .. } = event
+            {
+                cache.offer(id, None, *revision, since);
+            }
+        }
+        if let Ok(Committed::State(state)) = &reply.outcome {
+            cache.offer(&state.id, Some(Arc::clone(state)), state.revision, since);
+        }
+    }
+
     async fn write_once(&self, write: Write) -> Result<WriteReply> {
+        let since = std::time::Instant::now();
+        let reply = self.write_call(write).await?;
+        self.remember(&reply, since);
+        Ok(reply)
+    }
+
+    async fn write_call(&self, write: Write) -> Result<WriteReply> {
         let s = &self.shared;
         let epoch = self.epoch.get().map(String::as_str).unwrap_or("");
         let mut cmd = redis::cmd("FCALL");
@@ -501,18 +592,10 @@ impl SharedBackend for RedisBackend {
 
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Arc<ContextState>>> {
         Box::pin(async move {
-            let reply = if self.shared.client_clock {
-                self.read_fn_id("ck_get", id).await?
-            } else {
-                // Redis hides an expired context itself: one plain read.
-                let mut cmd = redis::cmd("HMGET");
-                cmd.arg(self.key("c", id)).arg(&record::STATE_FIELDS[..]);
-                self.query("HMGET", &cmd).await?
-            };
-            match array(&reply)? {
-                [] => Ok(None),
-                fields => record::state(id, fields),
+            if let Some(cache) = &self.cache {
+                return self.cached_get(cache, id).await;
             }
+            record::state(id, &self.read_state(id).await?)
         })
     }
 
@@ -535,8 +618,8 @@ impl SharedBackend for RedisBackend {
             let reply = self.read_fn("ck_live", "states").await?;
             let mut out = Vec::new();
             for pair in array(&reply)?.chunks(2) {
-                if let [id, fields] = pair
-                    && let Some(state) = record::state(text(id)?, array(fields)?)?
+                if let [id, raw] = pair
+                    && let Some(state) = record::state(text(id)?, raw)?
                 {
                     out.push(state);
                 }

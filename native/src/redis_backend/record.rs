@@ -3,11 +3,7 @@
 
 use contextkit_core::{ContextError, ContextEvent, ContextState, Result, Snapshot};
 use redis::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// The fields of a context hash, in the order reads ask for them.
-pub(crate) const STATE_FIELDS: [&str; 7] = ["v", "r", "c", "u", "e", "m", "d"];
 
 pub(crate) fn bad(what: impl std::fmt::Display) -> ContextError {
     ContextError::Storage(format!("unexpected reply from Redis: {what}"))
@@ -67,26 +63,42 @@ fn json<T: serde::de::DeserializeOwned>(what: &str, id: &str, raw: &[u8]) -> Res
     })
 }
 
-/// A context from the [`STATE_FIELDS`] of its hash; `None` if it has none.
-pub(crate) fn state(id: &str, fields: &[Value]) -> Result<Option<Arc<ContextState>>> {
-    let [v, r, c, u, e, m, d] = fields else {
-        return Err(bad(format!("{} fields of '{id}'", fields.len())));
+/// A context from its record, `"V R C U E T\n" + metadata + "\n" + data`
+/// (E and T empty for none); `None` for no record.
+pub(crate) fn state(id: &str, record: &Value) -> Result<Option<Arc<ContextState>>> {
+    let Some(raw) = bytes(record) else {
+        return match record {
+            Value::Nil => Ok(None),
+            other => Err(bad(format!("the record of '{id}' is {other:?}"))),
+        };
     };
-    if matches!(v, Value::Nil) {
-        return Ok(None);
-    }
-    let data = json("data", id, bytes(d).ok_or_else(|| bad("no data"))?)?;
-    let metadata: BTreeMap<String, String> =
-        json("metadata", id, bytes(m).ok_or_else(|| bad("no metadata"))?)?;
+    let damaged = || ContextError::Storage(format!("the record of '{id}' in Redis is damaged"));
+    let mut lines = raw.splitn(3, |b| *b == b'\n');
+    let (Some(head), Some(metadata), Some(data)) = (lines.next(), lines.next(), lines.next())
+    else {
+        return Err(damaged());
+    };
+    let head = std::str::from_utf8(head).map_err(|_| damaged())?;
+    let mut fields = head.split(' ');
+    let mut next = || fields.next().ok_or_else(damaged);
+    let number = |s: &str| s.parse::<u64>().map_err(|_| damaged());
+    let optional = |s: &str| {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            number(s).map(Some)
+        }
+    };
+    let (v, r, c, u, e) = (next()?, next()?, next()?, next()?, next()?);
     Ok(Some(Arc::new(ContextState {
         id: id.to_owned(),
-        version: int(v)?,
-        revision: int(r)?,
-        created_at_ms: int(c)?,
-        updated_at_ms: int(u)?,
-        expires_at_ms: opt_int(e)?,
-        data,
-        metadata,
+        version: number(v)?,
+        revision: number(r)?,
+        created_at_ms: number(c)?,
+        updated_at_ms: number(u)?,
+        expires_at_ms: optional(e)?,
+        data: json("data", id, data)?,
+        metadata: json("metadata", id, metadata)?,
     })))
 }
 
