@@ -1,0 +1,404 @@
+//! Shared mode on a 3-primary Redis Cluster started by the test (three
+//! `redis-server --cluster-enabled yes` on free ports of 127.0.0.1 joined by
+//! `redis-cli --cluster create`): the conformance suite on a namespace there,
+//! namespaces spread over the three primaries, and a namespace whose slot
+//! is resharded to another primary, twice, under a workload.
+
+mod cases;
+mod redis_server;
+
+use contextkit::{ContextEvent, ContextManager, ManagerConfig, ManualClock, RedisBackend, json};
+use futures::StreamExt;
+use redis_server::cluster::{RedisCluster, Reply, Resharding};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// One cluster for the tests of this process that do not move slots; each
+/// of them works in namespaces of its own.
+fn cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
+}
+
+fn fresh_namespace(tag: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The key every function of the library declares: where Redis routes a
+/// call of the namespace.
+fn meta_key(namespace: &str) -> String {
+    format!("ck:{{{namespace}}}:meta")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn backend(urls: &[String], namespace: &str) -> RedisBackend {
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    RedisBackend::cluster(&urls, namespace).unwrap()
+}
+
+// ---- the conformance suite ---------------------------------------------
+
+/// A shared manager on the cluster, on a manual clock (the namespace takes
+/// its times from it), in a namespace of its own.
+fn cluster_manager(config: ManagerConfig, clock: ManualClock) -> ContextManager {
+    let urls = cluster().urls();
+    let handle = tokio::runtime::Handle::current();
+    // The cases build managers synchronously; connect on another thread.
+    std::thread::spawn(move || {
+        handle.block_on(async move {
+            let backend = backend(&urls, &fresh_namespace("case")).client_clock();
+            ContextManager::builder(config)
+                .clock(clock)
+                .connect(backend)
+                .await
+                .unwrap()
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+fn on_cluster(case: impl Future<Output = ()>) {
+    cases::with_factory(Rc::new(cluster_manager), || runtime().block_on(case));
+}
+
+macro_rules! cases_on_cluster {
+    ($executor:ident; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                if !crate::cases::SHARED_EXCEPTIONS.contains(&stringify!($case)) {
+                    super::$executor(crate::cases::$module::$case());
+                }
+            }
+        )*
+    };
+}
+
+mod conformance_on_cluster {
+    crate::for_each_case!(cases_on_cluster, on_cluster);
+}
+
+// ---- namespaces over the slots -----------------------------------------
+
+/// Twelve namespaces, four on each primary: each is served by the node of
+/// its slot and sees only its own contexts.
+#[test]
+fn namespaces_spread_over_the_primaries_and_stay_apart() {
+    let cluster = cluster();
+    // Pick names until every primary holds four of them.
+    let mut chosen: Vec<(String, usize)> = Vec::new();
+    let mut per_node = [0_usize; 3];
+    while chosen.len() < 12 {
+        let ns = fresh_namespace("spread");
+        let node = cluster.owner_of(&meta_key(&ns));
+        if per_node[node] < 4 {
+            per_node[node] += 1;
+            chosen.push((ns, node));
+        }
+    }
+    let urls = cluster.urls();
+    runtime().block_on(async {
+        let mut managers = Vec::new();
+        for (ns, _) in &chosen {
+            let m = ContextManager::builder(ManagerConfig::default())
+                .connect(backend(&urls, ns))
+                .await
+                .unwrap();
+            managers.push(m);
+        }
+        // The same ids in every namespace, plus one of its own.
+        for (i, m) in managers.iter().enumerate() {
+            for id in ["a", "b", &format!("only-{i}")] {
+                let s = m.create_context(id, json!({ "ns": i })).await.unwrap();
+                assert_eq!(s.version, 1);
+            }
+        }
+        for (i, m) in managers.iter().enumerate() {
+            let mut want = vec!["a".to_owned(), "b".to_owned(), format!("only-{i}")];
+            want.sort();
+            assert_eq!(m.list_context_ids().await, want, "namespace {i}");
+            for s in m.list_contexts().await {
+                assert_eq!(s.data["ns"], json!(i), "{} of namespace {i}", s.id);
+            }
+            assert_eq!(
+                m.get_context("only-0").await.map(|s| s.id.clone()).ok(),
+                (i == 0).then(|| "only-0".to_owned())
+            );
+        }
+    });
+    // Each namespace's keys live on the node that serves its slot, and only there.
+    for (ns, node) in &chosen {
+        let meta = meta_key(ns);
+        for (n, server) in cluster.nodes.iter().enumerate() {
+            let held = server.command(&["EXISTS", &meta]) == Reply::Int(1);
+            assert_eq!(held, n == *node, "{meta} on node {n}");
+        }
+    }
+}
+
+// ---- resharding ----------------------------------------------------------
+
+/// How a workload call ended.
+#[derive(Default, Debug)]
+struct Tally {
+    increments: u64,
+    conflicts: u64,
+    creates: Vec<String>,
+    /// Calls that ended with another error: (code, message).
+    errors: Vec<(&'static str, String)>,
+}
+
+/// One move of a slot, as the test saw it.
+#[derive(Debug)]
+#[allow(dead_code)] // printed
+struct Move {
+    to: usize,
+    keys: usize,
+    took: Duration,
+    /// `ASK` redirections the source answered.
+    asked: u64,
+    /// Errors the source answered (functions refused during the migration).
+    refused: u64,
+}
+
+/// How many error replies starting with `prefix` `node` gave since its
+/// statistics were last reset.
+fn error_count(node: &redis_server::cluster::Node, prefix: &str) -> u64 {
+    let stats = node.command(&["INFO", "errorstats"]).text();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("errorstat_{prefix}:count=")))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Events until one with revision `last` (or a timeout).
+async fn events_until(sub: &mut contextkit::Subscription, last: u64) -> Vec<ContextEvent> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
+            Ok(Some(e)) => {
+                let done = e.revision() >= Some(last);
+                seen.push(e);
+                if done {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    seen
+}
+
+/// A namespace's slot moves to another primary and on to the third while
+/// four tasks increment one counter by compare-and-set and two create
+/// contexts: every call ends Ok (or in a version conflict that the
+/// incrementer retries), the counter is exact, the writer and a manager
+/// that only reads the stream see every revision once, in order, and a
+/// manager that connects afterwards sees it all.
+#[test]
+fn a_namespace_keeps_working_while_its_slot_moves() {
+    // A cluster of its own: moving slots must not disturb the other tests.
+    let cluster = RedisCluster::start();
+    let ns = fresh_namespace("moving");
+    let meta = meta_key(&ns);
+    let slot = cluster.keyslot(&meta);
+    let home = cluster.owner(slot);
+    let urls = cluster.urls();
+    let rt = runtime();
+    // Writes of the namespace wait while its slot migrates (see below):
+    // room for that in the timeout.
+    let connect = || async {
+        ContextManager::builder(ManagerConfig::default())
+            .event_capacity(1 << 16)
+            .connect(backend(&urls, &ns).timeout(Duration::from_secs(5)))
+            .await
+            .unwrap()
+    };
+    let (m, watcher) = rt.block_on(async {
+        let m = connect().await;
+        m.create_context("counter", json!({ "n": 0 }))
+            .await
+            .unwrap();
+        (m, connect().await)
+    });
+    // The writer's subscriber, and one of a manager that only reads the
+    // namespace's stream.
+    let mut subs = [m.subscribe(), watcher.subscribe()];
+    let first = rt.block_on(m.get_context("counter")).unwrap().revision;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let incrementers = (0..4).map(|_| {
+        let (m, stop, tally) = (m.clone(), Arc::clone(&stop), Arc::clone(&tally));
+        rt.spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let s = match m.get_context("counter").await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tally.lock().unwrap().errors.push((e.code(), e.to_string()));
+                        continue;
+                    }
+                };
+                let n = s.data["n"].as_u64().unwrap();
+                let result = m
+                    .update_context("counter", json!({ "n": n + 1 }), Some(s.version))
+                    .await;
+                let mut t = tally.lock().unwrap();
+                match result {
+                    Ok(_) => t.increments += 1,
+                    Err(e) if e.code() == "VERSION_CONFLICT" => t.conflicts += 1,
+                    Err(e) => t.errors.push((e.code(), e.to_string())),
+                }
+            }
+        })
+    });
+    let creators = (0..2).map(|c| {
+        let (m, stop, tally) = (m.clone(), Arc::clone(&stop), Arc::clone(&tally));
+        rt.spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let id = format!("c{c}-{n}");
+                let result = m.create_context(&id, json!({ "n": n })).await;
+                let mut t = tally.lock().unwrap();
+                match result {
+                    Ok(_) => t.creates.push(id),
+                    Err(e) => t.errors.push((e.code(), e.to_string())),
+                }
+            }
+        })
+    });
+    let tasks: Vec<_> = incrementers.chain(creators).collect();
+    // Away to another primary and on to the third, under the workload, in
+    // batches of 10 keys. The meta key moves in the last batch: every
+    // function of the library declares only that key, so Redis sends a call
+    // wherever the meta key is, and a node importing the slot runs a call
+    // that came with ASKING even when the other keys it reads are still at
+    // the source (they would read as absent). While the meta key is at the
+    // source, a write there stops at its first read of a key that is not
+    // (its operation key, before any change) and is tried again.
+    let how = Resharding {
+        last: vec![meta.clone()],
+        // Longer than the longest pause between two tries of a refused
+        // call (200 ms): every task calls during it, and is sent on by ASK.
+        pause: Duration::from_millis(300),
+        ..Resharding::default()
+    };
+    let between = Duration::from_millis(300);
+    let mut moves = Vec::new();
+    for step in 1..=2 {
+        std::thread::sleep(between);
+        let to = (home + step) % 3;
+        let source = &cluster.nodes[cluster.owner(slot)];
+        source.command(&["CONFIG", "RESETSTAT"]);
+        let t = Instant::now();
+        let keys = cluster.move_slot_with(slot, to, &how);
+        moves.push(Move {
+            to,
+            keys,
+            took: t.elapsed(),
+            asked: error_count(source, "ASK"),
+            refused: error_count(source, "ERR"),
+        });
+    }
+    std::thread::sleep(between);
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        rt.block_on(t).unwrap();
+    }
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    eprintln!(
+        "{moves:#?}\nincrements {}, conflicts {}, creates {}, errors {}",
+        tally.increments,
+        tally.conflicts,
+        tally.creates.len(),
+        tally.errors.len()
+    );
+    assert_eq!(cluster.owner(slot), (home + 2) % 3);
+    // The workload met the migrations: calls answered ASK, and writes
+    // refused while the meta key was still at the source.
+    assert!(
+        moves.iter().all(|m| m.asked > 0 && m.refused > 0),
+        "{moves:?}"
+    );
+    let mut kinds: Vec<(&str, &str)> = tally
+        .errors
+        .iter()
+        .map(|(code, message)| (*code, message.as_str()))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert!(
+        tally.errors.is_empty(),
+        "every call ended Ok; {} did not, with: {kinds:#?}",
+        tally.errors.len()
+    );
+    assert!(tally.increments > 20, "the workload ran");
+    rt.block_on(async {
+        let counter = m.get_context("counter").await.unwrap();
+        assert_eq!(counter.data["n"], json!(tally.increments), "no lost update");
+        assert_eq!(counter.version, 1 + tally.increments);
+        // Every commit after the counter's create: increments and creates.
+        let last = first + tally.increments + tally.creates.len() as u64;
+        for (who, sub) in ["writer", "watcher"].iter().zip(&mut subs) {
+            let events = events_until(sub, last).await;
+            let revs: Vec<u64> = events.iter().filter_map(ContextEvent::revision).collect();
+            let lagged: Vec<_> = events.iter().filter(|e| e.revision().is_none()).collect();
+            assert!(lagged.is_empty(), "{who}: {lagged:?}");
+            assert!(
+                revs.iter().copied().eq(first + 1..=last),
+                "{who}: revisions {first}+1..={last} one by one, got {} from {:?} to {:?}",
+                revs.len(),
+                revs.first(),
+                revs.last()
+            );
+        }
+        // A manager that connects after the moves sees everything.
+        let late = ContextManager::builder(ManagerConfig::default())
+            .connect(backend(&urls, &ns))
+            .await
+            .unwrap();
+        let mut want: BTreeSet<String> = tally.creates.iter().cloned().collect();
+        want.insert("counter".to_owned());
+        let ids: BTreeSet<String> = late.list_context_ids().await.into_iter().collect();
+        assert_eq!(ids, want);
+        assert_eq!(late.len().await, want.len());
+        let seen = late.get_context("counter").await.unwrap();
+        assert_eq!(seen.version, counter.version);
+        assert_eq!(seen.revision, counter.revision);
+        // And it writes there.
+        let s = late
+            .update_context(
+                "counter",
+                json!({ "n": tally.increments + 1 }),
+                Some(seen.version),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.revision, last + 1);
+    });
+    // The namespace lives on its new node only.
+    let now = cluster.owner(slot);
+    for (n, server) in cluster.nodes.iter().enumerate() {
+        let held = server.command(&["EXISTS", &meta]) == Reply::Int(1);
+        assert_eq!(held, n == now, "{meta} on node {n}");
+    }
+}
