@@ -172,7 +172,8 @@ struct Move {
     to: usize,
     keys: usize,
     took: Duration,
-    /// `ASK` redirections the source answered.
+    /// `ASK` redirections the source answered, and `TRYAGAIN` the target
+    /// answered (a write whose declared keys were not all there yet).
     asked: u64,
     /// Errors the source answered (functions refused during the migration).
     refused: u64,
@@ -288,15 +289,13 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
     });
     let tasks: Vec<_> = incrementers.chain(creators).collect();
     // Away to another primary and on to the third, under the workload, in
-    // batches of 10 keys. The meta key moves in the last batch: every
-    // function of the library declares only that key, so Redis sends a call
-    // wherever the meta key is, and a node importing the slot runs a call
-    // that came with ASKING even when the other keys it reads are still at
-    // the source (they would read as absent). While the meta key is at the
-    // source, a write there stops at its first read of a key that is not
-    // (its operation key, before any change) and is tried again.
+    // batches of 10 keys, the namespace's meta key first (the key every
+    // function of the library is routed by). A write declares the keys it
+    // touches, so while they are split between two nodes Redis answers ASK
+    // or TRYAGAIN (tried again) rather than running it against half a
+    // namespace.
     let how = Resharding {
-        last: vec![meta.clone()],
+        first: vec![meta.clone()],
         // Longer than the longest pause between two tries of a refused
         // call (200 ms): every task calls during it, and is sent on by ASK.
         pause: Duration::from_millis(300),
@@ -308,14 +307,19 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
         std::thread::sleep(between);
         let to = (home + step) % 3;
         let source = &cluster.nodes[cluster.owner(slot)];
+        let target = &cluster.nodes[to];
         source.command(&["CONFIG", "RESETSTAT"]);
+        target.command(&["CONFIG", "RESETSTAT"]);
         let t = Instant::now();
         let keys = cluster.move_slot_with(slot, to, &how);
         moves.push(Move {
             to,
             keys,
             took: t.elapsed(),
-            asked: error_count(source, "ASK"),
+            asked: [source, target]
+                .iter()
+                .map(|n| error_count(n, "ASK") + error_count(n, "TRYAGAIN"))
+                .sum(),
             refused: error_count(source, "ERR"),
         });
     }
@@ -333,12 +337,10 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
         tally.errors.len()
     );
     assert_eq!(cluster.owner(slot), (home + 2) % 3);
-    // The workload met the migrations: calls answered ASK, and writes
-    // refused while the meta key was still at the source.
-    assert!(
-        moves.iter().all(|m| m.asked > 0 && m.refused > 0),
-        "{moves:?}"
-    );
+    // The workload met the migrations: the source redirected calls (ASK)
+    // or had writes retried (TRYAGAIN: a write declares its keys, and some
+    // were already moved).
+    assert!(moves.iter().map(|m| m.asked).sum::<u64>() > 0, "{moves:?}");
     let mut kinds: Vec<(&str, &str)> = tally
         .errors
         .iter()

@@ -859,3 +859,52 @@ fn cached_staleness_stays_within_max_stale() {
         }
     }
 }
+
+// ---- background tasks ------------------------------------------------------
+
+/// `spawn_cleanup` and `spawn_auto_sync` work unchanged on shared managers.
+#[test]
+fn background_tasks_work_on_a_shared_manager() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("tasks");
+    runtime().block_on(async {
+        let a = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        let b = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        let mut heard = b.subscribe();
+        let opts = contextkit::CreateOptions {
+            ttl_ms: Some(30),
+            ..Default::default()
+        };
+        a.create_context_with("short", json!({}), opts)
+            .await
+            .unwrap();
+        let _cleanup = contextkit::spawn_cleanup(&a, Duration::from_millis(10));
+        // b hears the expiry that a's background sweep committed.
+        let expired = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(ContextEvent::Expired { id, .. }) = heard.next().await {
+                    return id;
+                }
+            }
+        })
+        .await
+        .expect("the sweep ran");
+        assert_eq!(expired, "short");
+
+        a.create_context("doc", json!({ "n": 0 })).await.unwrap();
+        let tracker =
+            contextkit::ContextTracker::new(a.clone(), contextkit::TrackerConfig::default());
+        tracker.activate_context("doc").await.unwrap();
+        tracker.update_state(json!({ "n": 1 })).await.unwrap();
+        let _sync = contextkit::spawn_auto_sync(&tracker, Duration::from_millis(10));
+        let t = Instant::now();
+        while b.get_context("doc").await.unwrap().version < 2 {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "auto-sync pushed the edit"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(b.get_context("doc").await.unwrap().data, json!({ "n": 1 }));
+    });
+}

@@ -10,6 +10,8 @@
 //! - **GET then SET**: the lost-update pattern of key-value stores (read,
 //!   change, write back with no check);
 //! - **contextkit get**: `get_context` (linearizable: read from Redis, parsed);
+//! - **contextkit cached get**: `get_context` of a manager with
+//!   `cached_reads(100 ms)` (client tracking drops changed entries);
 //! - **contextkit CAS update**: `update_context` with the expected version
 //!   (one Redis function call: checks, writes, appends the event);
 //! - **contextkit create**: `create_context` of fresh ids.
@@ -164,6 +166,17 @@ fn main() {
                 .await
                 .unwrap();
         }
+        let cached = ContextManager::builder(ManagerConfig {
+            max_contexts: 10_000_000,
+            ..ManagerConfig::default()
+        })
+        .connect(
+            RedisBackend::new(&server.url(), "bench")
+                .unwrap()
+                .cached_reads(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap();
         let versions: Arc<Vec<AtomicU64>> =
             Arc::new((0..KEYS).map(|_| AtomicU64::new(1)).collect());
         let created = Arc::new(AtomicU64::new(0));
@@ -232,6 +245,19 @@ fn main() {
                 })
             })
         };
+        let ck_cached_get: Op = {
+            let m = cached.clone();
+            Arc::new(move |_, n| {
+                let m = m.clone();
+                Box::pin(async move {
+                    std::hint::black_box(
+                        m.get_context(&format!("k{}", n as usize % KEYS))
+                            .await
+                            .unwrap(),
+                    );
+                })
+            })
+        };
         // Each task updates its own contexts, so every compare-and-set succeeds.
         let ck_update: Op = {
             let (m, versions) = (m.clone(), Arc::clone(&versions));
@@ -260,9 +286,10 @@ fn main() {
                 })
             })
         };
-        let rows: [(&str, &Op); 6] = [
+        let rows: [(&str, &Op); 7] = [
             ("raw GET", &raw_get),
             ("contextkit get", &ck_get),
+            ("contextkit cached get", &ck_cached_get),
             ("raw SET", &raw_set),
             ("GET then SET", &get_then_set),
             ("contextkit CAS update", &ck_update),
@@ -289,6 +316,12 @@ fn main() {
                 "contextkit get",
                 "raw GET",
                 "≥ 0.8",
+            ),
+            (
+                "contextkit cached get / raw GET",
+                "contextkit cached get",
+                "raw GET",
+                "≥ 20",
             ),
             (
                 "contextkit CAS update / raw SET",

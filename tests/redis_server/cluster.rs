@@ -224,6 +224,8 @@ pub struct Resharding {
     pub batch: usize,
     /// Keys held back until the final batch.
     pub last: Vec<String>,
+    /// Keys moved on their own before any other.
+    pub first: Vec<String>,
     /// How long to wait once every key is at the target, before `SETSLOT
     /// NODE` ends the migration (meanwhile the source answers ASK).
     pub pause: Duration,
@@ -234,6 +236,7 @@ impl Default for Resharding {
         Self {
             batch: 10,
             last: Vec::new(),
+            first: Vec::new(),
             pause: Duration::ZERO,
         }
     }
@@ -372,6 +375,19 @@ impl RedisCluster {
         let port = dst.port.to_string();
         let last: Vec<&[u8]> = last.iter().map(|k| k.as_bytes()).collect();
         let mut moved = 0;
+        if !how.first.is_empty() {
+            let mut args: Vec<&[u8]> = ["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"]
+                .iter()
+                .map(|a| a.as_bytes())
+                .collect();
+            args.extend(how.first.iter().map(|k| k.as_bytes()));
+            let out = src.command(&args);
+            assert!(
+                matches!(&out, Reply::Status(s) if s == "OK" || s == "NOKEY"),
+                "MIGRATE of the first keys of slot {slot}: {out:?}"
+            );
+            moved += how.first.len();
+        }
         loop {
             // Ask for more than a batch so that the held-back keys do not
             // hide the others.

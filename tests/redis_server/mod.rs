@@ -23,6 +23,10 @@ pub enum Durability {
 #[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
+    /// Kills the server when this process ends in any way (a server kept in
+    /// a `static` is never dropped): it waits on a pipe only this process
+    /// writes to.
+    watchdog: Option<Child>,
     pub port: u16,
     dir: PathBuf,
     durability: Durability,
@@ -50,6 +54,7 @@ impl RedisServer {
         std::fs::create_dir_all(&dir).unwrap();
         let mut server = Self {
             child: None,
+            watchdog: None,
             port: free_port(),
             dir,
             durability,
@@ -75,7 +80,16 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (apt-get install redis-server; scripts/test.sh installs it)");
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!("read _; kill -9 {}", child.id()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh");
         self.child = Some(child);
+        self.watchdog = Some(watchdog);
         self.wait_ready();
     }
 
@@ -110,6 +124,10 @@ impl RedisServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            drop(watchdog.stdin.take());
+            let _ = watchdog.wait();
         }
     }
 

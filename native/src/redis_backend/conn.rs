@@ -99,6 +99,18 @@ pub(crate) fn storage(what: &str, e: &RedisError) -> ContextError {
 
 /// Loads the library unless the server has this version already.
 pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), RedisError> {
+    let mut load = redis::cmd("FUNCTION");
+    load.arg("LOAD").arg("REPLACE").arg(LIBRARY);
+    if let Conn::Cluster(c) = conn {
+        // Every primary needs it (a namespace may live on any of them), and
+        // asking one node its version says nothing of the others: load it
+        // everywhere (REPLACE of the same source is harmless).
+        let routing = redis::cluster_routing::RoutingInfo::MultiNode((
+            redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
+            Some(redis::cluster_routing::ResponsePolicy::AllSucceeded),
+        ));
+        return c.route_command(load, routing).await.map(drop);
+    }
     let mut version = redis::cmd("FCALL_RO");
     version.arg("ck_version").arg(0);
     let loaded = match conn.query(&version).await {
@@ -111,19 +123,7 @@ pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), Red
     if loaded.as_deref() == Some(library_version()) {
         return Ok(());
     }
-    let mut load = redis::cmd("FUNCTION");
-    load.arg("LOAD").arg("REPLACE").arg(LIBRARY);
-    match conn {
-        // Every primary needs it: a namespace may live on any of them.
-        Conn::Cluster(c) => {
-            let routing = redis::cluster_routing::RoutingInfo::MultiNode((
-                redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
-                Some(redis::cluster_routing::ResponsePolicy::AllSucceeded),
-            ));
-            c.route_command(load, routing).await.map(drop)
-        }
-        Conn::Single(_) => conn.query(&load).await.map(drop),
-    }
+    conn.query(&load).await.map(drop)
 }
 
 /// Why [`call`] failed.

@@ -223,17 +223,20 @@ impl RedisBackend {
     /// `FCALL_RO name 1 meta args…`
     async fn read_fn(&self, name: &str, arg: &str) -> Result<Value> {
         let mut cmd = redis::cmd("FCALL_RO");
-        cmd.arg(name)
-            .arg(1)
-            .arg(&self.shared.meta)
-            .arg(arg)
-            .arg(self.now_arg());
+        cmd.arg(name).arg(1).arg(&self.shared.meta);
+        cmd.arg(arg).arg(self.now_arg());
         self.query(name, &cmd).await
     }
 
-    /// `FCALL_RO name 1 meta id time`
+    /// `FCALL_RO name 2 meta c:<id> id time`: a read of one context.
     async fn read_fn_id(&self, name: &str, id: &str) -> Result<Value> {
-        self.read_fn(name, id).await
+        let mut cmd = redis::cmd("FCALL_RO");
+        cmd.arg(name)
+            .arg(2)
+            .arg(&self.shared.meta)
+            .arg(self.key("c", id));
+        cmd.arg(id).arg(self.now_arg());
+        self.query(name, &cmd).await
     }
 
     async fn join_namespace(
@@ -358,13 +361,29 @@ impl RedisBackend {
     async fn write_call(&self, write: Write) -> Result<WriteReply> {
         let s = &self.shared;
         let epoch = self.epoch.get().map(String::as_str).unwrap_or("");
+        let op = random_id();
+        // The keys the write touches, declared so that a cluster moving the
+        // namespace's slot answers ASK or TRYAGAIN (retried) instead of
+        // running the write against a namespace that is half here, half
+        // there. (KEYS[1] is the one the library reads its names from.)
+        let mut keys = vec![
+            s.meta.clone(),
+            format!("{}ev", s.prefix),
+            format!("{}ids", s.prefix),
+            format!("{}exp", s.prefix),
+            format!("{}op:{op}", s.prefix),
+        ];
+        if let Some(id) = write_id(&write).filter(|id| !id.is_empty()) {
+            keys.push(self.key("c", id));
+            keys.push(self.key("p", id));
+        }
         let mut cmd = redis::cmd("FCALL");
         cmd.arg("ck_write")
-            .arg(1)
-            .arg(&s.meta)
+            .arg(keys.len())
+            .arg(&keys)
             .arg(op_name(&write))
             .arg(epoch)
-            .arg(random_id())
+            .arg(&op)
             .arg(u64::try_from(s.operation_ttl.as_millis()).unwrap_or(u64::MAX))
             .arg(s.event_retention)
             .arg(self.now_arg());
@@ -436,7 +455,7 @@ impl RedisBackend {
     }
 
     fn outcome(&self, write: Write, status: &str, d: &[Value]) -> Result<Committed> {
-        let id = write_id(&write).to_owned();
+        let id = write_id(&write).unwrap_or_default().to_owned();
         match status {
             "OK" => {}
             "NOT_FOUND" => {
@@ -532,14 +551,14 @@ fn op_name(write: &Write) -> &'static str {
     }
 }
 
-fn write_id(write: &Write) -> &str {
+fn write_id(write: &Write) -> Option<&str> {
     match write {
         Write::Create { id, .. }
         | Write::Update { id, .. }
         | Write::Delete { id }
         | Write::RecoveryPoint { id, .. }
-        | Write::Restore { id, .. } => id,
-        _ => "",
+        | Write::Restore { id, .. } => Some(id),
+        _ => None,
     }
 }
 
