@@ -535,6 +535,13 @@ fn a_stopped_server_gives_storage_quickly_and_recovery_after() {
         assert_eq!(err.code(), "STORAGE");
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         assert_eq!(m.get_context("a").await.unwrap_err().code(), "STORAGE");
+        assert_eq!(m.try_len().await.unwrap_err().code(), "STORAGE");
+        assert_eq!(
+            m.try_list_context_ids().await.unwrap_err().code(),
+            "STORAGE"
+        );
+        assert_eq!(m.try_cleanup_expired().await.unwrap_err().code(), "STORAGE");
+        assert_eq!(m.len().await, 0, "the infallible count shows nothing");
         server.restart();
         // The update's outcome was unknown: it did not reach the server.
         let s = m.get_context("a").await.unwrap();

@@ -12,6 +12,9 @@ impl ContextManager {
     /// a context refreshed by a concurrent update survives. Shards with nothing
     /// due are skipped without locking.
     ///
+    /// A shared backend that fails counts 0 here:
+    /// [`try_cleanup_expired`](Self::try_cleanup_expired) reports the failure.
+    ///
     /// ```
     /// use contextkit_core::{ContextManager, CreateOptions, ManagerConfig, ManualClock};
     /// # futures::executor::block_on(async {
@@ -26,6 +29,24 @@ impl ContextManager {
     /// ```
     pub async fn cleanup_expired(&self) -> usize {
         self.sweep_expired().await
+    }
+
+    /// [`cleanup_expired`](Self::cleanup_expired) that reports a failure of
+    /// a shared backend (`STORAGE`) instead of counting 0.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// assert_eq!(m.try_cleanup_expired().await?, 0);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_cleanup_expired(&self) -> crate::Result<usize> {
+        in_shared_mode!(self.inner, shared => {
+            return shared.sweep(&self.inner).await;
+        });
+        Ok(self.sweep_expired().await)
     }
 
     pub(crate) fn may_have_expired(&self, now: u64) -> bool {

@@ -595,6 +595,9 @@ impl ContextManager {
     /// Ids of the live contexts, sorted. Each shard is read atomically; under
     /// concurrent writes the list is as of some moment per shard.
     ///
+    /// A shared backend that fails shows as no contexts here: [`try_list_context_ids`](Self::try_list_context_ids)
+    /// reports the failure.
+    ///
     /// ```
     /// # use contextkit_core::*;
     /// # futures::executor::block_on(async {
@@ -633,6 +636,9 @@ impl ContextManager {
 
     /// The live contexts, sorted by id (shared, not copied).
     ///
+    /// A shared backend that fails shows as no contexts here: [`try_list_contexts`](Self::try_list_contexts)
+    /// reports the failure.
+    ///
     /// ```
     /// # use contextkit_core::*;
     /// # futures::executor::block_on(async {
@@ -668,6 +674,9 @@ impl ContextManager {
     }
 
     /// Number of live contexts.
+    ///
+    /// A shared backend that fails shows as no contexts here: [`try_len`](Self::try_len)
+    /// reports the failure.
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -715,6 +724,62 @@ impl ContextManager {
     /// ```
     pub async fn is_empty(&self) -> bool {
         self.len().await == 0
+    }
+
+    /// [`list_context_ids`](Self::list_context_ids) that reports a failure
+    /// of a shared backend (`STORAGE`) instead of showing no contexts. In
+    /// memory and over an owned storage it never fails.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", json!({})).await?;
+    /// assert_eq!(m.try_list_context_ids().await?, ["a"]);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_list_context_ids(&self) -> Result<Vec<String>> {
+        in_shared_mode!(self.inner, shared => {
+            return shared.list_ids().await;
+        });
+        Ok(self.list_context_ids().await)
+    }
+
+    /// [`list_contexts`](Self::list_contexts) that reports a failure of a
+    /// shared backend (`STORAGE`) instead of showing no contexts.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// assert!(m.try_list_contexts().await?.is_empty());
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_list_contexts(&self) -> Result<Vec<Arc<ContextState>>> {
+        in_shared_mode!(self.inner, shared => {
+            return shared.list().await;
+        });
+        Ok(self.list_contexts().await)
+    }
+
+    /// [`len`](Self::len) that reports a failure of a shared backend
+    /// (`STORAGE`) instead of counting 0.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// assert_eq!(m.try_len().await?, 0);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_len(&self) -> Result<usize> {
+        in_shared_mode!(self.inner, shared => {
+            return shared.count().await;
+        });
+        Ok(self.len().await)
     }
 
     /// A stream of every committed change, in commit order, starting now.
