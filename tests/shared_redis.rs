@@ -915,3 +915,261 @@ fn background_tasks_work_on_a_shared_manager() {
         assert_eq!(b.get_context("doc").await.unwrap().data, json!({ "n": 1 }));
     });
 }
+
+// ---- edges of the backend --------------------------------------------------
+
+/// A write that got no answer within its timeout settles: here Redis was
+/// busy past the timeout and ran it afterwards, and the call says so (Ok,
+/// applied once) instead of "outcome unknown".
+#[test]
+fn a_write_without_an_answer_settles_to_its_real_outcome() {
+    let server = RedisServer::start_with(Durability::None, &["--enable-debug-command", "yes"]);
+    let ns = fresh_namespace("settle");
+    runtime().block_on(async {
+        let m = connect_with(
+            &server.url(),
+            &ns,
+            ManagerConfig::default(),
+            Duration::from_millis(400),
+        )
+        .await;
+        m.create_context("a", json!({ "n": 0 })).await.unwrap();
+        let port = server.port;
+        let sleeper = std::thread::spawn(move || {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "DEBUG", "SLEEP", "0.6"])
+                .output()
+                .unwrap()
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t = Instant::now();
+        let s = m
+            .update_context("a", json!({ "n": 1 }), None)
+            .await
+            .unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(400),
+            "it waited past its timeout"
+        );
+        assert_eq!(s.version, 2);
+        sleeper.join().unwrap();
+        assert_eq!(m.get_context("a").await.unwrap().version, 2, "applied once");
+    });
+}
+
+/// An operation given up by ck2_settle never applies, even if its write
+/// arrives afterwards.
+#[test]
+fn a_settled_operation_never_applies_late() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("abort");
+    runtime().block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        m.create_context("a", json!({ "n": 0 })).await.unwrap();
+    });
+    let meta = format!("ck:{{{ns}}}:meta");
+    let epoch = server.cli(&["HGET", &meta, "epoch"]).trim().to_owned();
+    let op = format!("ck:{{{ns}}}:op:late");
+    assert!(
+        server
+            .cli(&["FCALL", "ck2_settle", "2", &meta, &op, "60000"])
+            .contains("ABORTED")
+    );
+    let late = server.cli(&[
+        "FCALL",
+        "ck2_write",
+        "1",
+        &meta,
+        "update",
+        &epoch,
+        "late",
+        "60000",
+        "100",
+        "",
+        "a",
+        "{\"n\":9}",
+        "",
+        "",
+    ]);
+    assert!(late.contains("ABORTED"), "{late}");
+    runtime().block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        assert_eq!(
+            m.get_context("a").await.unwrap().version,
+            1,
+            "the late write did not apply"
+        );
+    });
+}
+
+/// A namespace whose revision went back (Redis restored from an older copy)
+/// is reported, not silently reused.
+#[test]
+fn a_namespace_that_went_back_is_reported() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("back");
+    runtime().block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        let _events = m.subscribe();
+        for n in 0..5 {
+            m.create_context(&format!("c{n}"), json!({})).await.unwrap();
+        }
+        server.cli(&["HSET", &format!("ck:{{{ns}}}:meta"), "rev", "1"]);
+        let t = Instant::now();
+        loop {
+            match m.get_context("c0").await {
+                Err(e) => {
+                    assert!(e.to_string().contains("went back"), "{e}");
+                    break;
+                }
+                Ok(_) => assert!(t.elapsed() < Duration::from_secs(10), "not detected"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+/// A stream entry the library did not write is one missed event, and the
+/// events after it still arrive.
+#[test]
+fn an_unreadable_stream_entry_is_one_lagged_event() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("junk");
+    runtime().block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        let mut events = m.subscribe();
+        let s = m.create_context("a", json!({})).await.unwrap();
+        let junk = s.revision + 1;
+        server.cli(&[
+            "HSET",
+            &format!("ck:{{{ns}}}:meta"),
+            "rev",
+            &junk.to_string(),
+        ]);
+        server.cli(&[
+            "XADD",
+            &format!("ck:{{{ns}}}:ev"),
+            &format!("{junk}-0"),
+            "t",
+            "renamed",
+            "i",
+            "a",
+            "v",
+            "2",
+        ]);
+        let u = m
+            .update_context("a", json!({ "n": 1 }), None)
+            .await
+            .unwrap();
+        let seen = events_until(&mut events, u.revision).await;
+        assert_eq!(
+            seen.iter()
+                .map(|e| serde_json::to_string(e).unwrap())
+                .collect::<Vec<_>>(),
+            [
+                serde_json::to_string(&ContextEvent::Created {
+                    id: "a".into(),
+                    version: 1,
+                    revision: s.revision
+                })
+                .unwrap(),
+                serde_json::to_string(&ContextEvent::Lagged { missed: 1 }).unwrap(),
+                serde_json::to_string(&ContextEvent::Updated {
+                    id: "a".into(),
+                    version: 2,
+                    revision: u.revision
+                })
+                .unwrap(),
+            ]
+        );
+    });
+}
+
+/// Numbers Redis could not store are refused before anything changes;
+/// large but storable ones work.
+#[test]
+fn out_of_range_numbers_are_refused_before_any_change() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("range");
+    runtime().block_on(async {
+        let config = ManagerConfig {
+            max_recovery_points: usize::MAX,
+            ..ManagerConfig::default()
+        };
+        let m = connect(&server.url(), &ns, config).await;
+        let huge = contextkit::CreateOptions {
+            ttl_ms: Some(u64::MAX),
+            ..Default::default()
+        };
+        let err = m
+            .create_context_with("a", json!({}), huge)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT", "{err}");
+        let s = m.create_context("b", json!({})).await.unwrap();
+        assert_eq!(s.revision, 1, "the refused create used no revision");
+        m.create_recovery_point("b").await.unwrap();
+        assert_eq!(m.recovery_points("b").await.unwrap().len(), 1);
+        let long = contextkit::CreateOptions {
+            ttl_ms: Some(1 << 52),
+            ..Default::default()
+        };
+        assert!(
+            m.create_context_with("c", json!({}), long)
+                .await
+                .unwrap()
+                .expires_at_ms
+                .is_some()
+        );
+    });
+}
+
+/// A Redis that evicts keys under memory pressure is refused at connect.
+#[test]
+fn a_redis_that_evicts_keys_is_refused() {
+    let server = RedisServer::start_with(Durability::None, &["--maxmemory-policy", "allkeys-lru"]);
+    runtime().block_on(async {
+        let backend = RedisBackend::new(&server.url(), "evicting").unwrap();
+        let err = ContextManager::builder(ManagerConfig::default())
+            .connect(backend)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        assert!(err.to_string().contains("noeviction"), "{err}");
+    });
+}
+
+/// Ids and metadata of any text (braces, colons, newlines, emoji) and exact
+/// numbers round-trip through Redis.
+#[test]
+fn any_text_and_exact_numbers_round_trip() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("text");
+    runtime().block_on(async {
+        let a = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        let b = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        let metadata: std::collections::BTreeMap<String, String> = [
+            ("line\nbreak".to_owned(), "two\nlines\r\n".to_owned()),
+            ("emoji 🎉".to_owned(), "ünïcödé {x}:y".to_owned()),
+        ]
+        .into();
+        let data: serde_json::Value = serde_json::from_str(
+            r#"{"f":2.001484629778296e-19,"big":911119002252500900021,"s":"a\nb","n":null}"#,
+        )
+        .unwrap();
+        for id in ["{ns}:c:x", "a:b}", "tab-free 🎉", "ck:{other}:meta"] {
+            let opts = contextkit::CreateOptions {
+                metadata: metadata.clone(),
+                ..Default::default()
+            };
+            a.create_context_with(id, data.clone(), opts).await.unwrap();
+            let s = b.get_context(id).await.unwrap();
+            assert_eq!(
+                (s.data.clone(), s.metadata.clone()),
+                (data.clone(), metadata.clone()),
+                "{id}"
+            );
+        }
+        assert_eq!(b.len().await, 4);
+    });
+}

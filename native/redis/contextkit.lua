@@ -1,7 +1,8 @@
-#!lua name=contextkit
+#!lua name=contextkit_2
 
--- contextkit's Redis library. Every write to a shared namespace is one call
--- of ck_write below, which decides against what Redis holds and checks every
+-- contextkit's Redis library, format 2: its name and its functions' names
+-- carry the format, so clients of two formats never replace each other's
+-- library. Every write to a shared namespace is one call of ck2_write below, which decides against what Redis holds and checks every
 -- precondition before its first write (Redis does not roll a function back).
 -- The Rust crate and the npm package load this same file.
 --
@@ -27,13 +28,17 @@
 --   ev        stream one entry per commit, entry id "<revision>-0", fields
 --                    t (type), i (id), v (version)
 --   op:<op>   string the reply of a finished write, replayed to a retry of
---                    the same operation id (a write never applies twice)
+--                    the same operation id (a write never applies twice), or
+--                    "aborted" once its client gave up on it (ck2_settle): a
+--                    late copy of it then never applies
 --
 -- Times are the server's (TIME) in ms, unless the namespace was made for a
 -- client clock (tests with a manual clock): then each call passes its time
 -- and Redis's own key expiry is not used. Integers travel as decimal strings.
 
 local LIBRARY_VERSION = '2'
+-- The most time a TTL or a reply's lifetime may be (about 142,000 years).
+local MAX_MS = 4503599627370496
 -- Versions and recovery-point ids stop below 2^52 (exact in every client).
 local MAX_COUNTER = 4503599627370496
 
@@ -168,6 +173,11 @@ local function set_data(w, id, rec, data, ttl_arg, kind)
   local exp = expires(w.now, ttl)
   local r = commit(w, kind, id, nv)
   store(w, id, format(nv, r, rec.c, u, exp, ttl, rec.m, data), exp, nv, rec.t ~= '')
+  if exp ~= '' and not w.client_clock then
+    redis.call('PEXPIREAT', w.P .. 'p:' .. id, num(tonumber(exp) - 1))
+  elseif exp == '' and rec.t ~= '' then
+    redis.call('PERSIST', w.P .. 'p:' .. id)
+  end
   return 'OK', { nv, r, rec.c, u, exp, ttl, rec.m }
 end
 
@@ -180,9 +190,10 @@ function ops.create(w, a)
     return 'ALREADY_EXISTS', {}
   end
   local ids = w.P .. 'ids'
-  if redis.call('HLEN', ids) >= limit then
-    -- Expired contexts do not count: sweep them, then look again.
-    sweep(w, 0)
+  local held = redis.call('HLEN', ids)
+  if held >= limit then
+    -- Expired contexts do not count: sweep as many as the create needs.
+    sweep(w, held - limit + 1)
     if redis.call('HLEN', ids) >= limit then
       return 'CAPACITY_EXCEEDED', { 'contexts', num(limit) }
     end
@@ -238,6 +249,10 @@ function ops.point(w, a)
   local key = w.P .. 'p:' .. id
   redis.call('RPUSH', key, pid .. '\n' .. rec.v .. '\n' .. now .. '\n' .. rec.d)
   redis.call('LTRIM', key, -keep, -1)
+  if rec.e ~= '' and not w.client_clock then
+    -- The points go when their context expires.
+    redis.call('PEXPIREAT', key, num(tonumber(rec.e) - 1))
+  end
   return 'OK', { pid, rec.v, now, rec.d }
 end
 
@@ -295,13 +310,55 @@ function ops.evict(w, a)
   return 'OK', { num(math.min(over, #order)) }
 end
 
--- ck_write(KEYS: meta; ARGV: op name, epoch, operation id, reply ttl ms,
+-- ck2_write(KEYS: meta; ARGV: op name, epoch, operation id, reply ttl ms,
 -- stream max length, time ('' for the server's), the op's own arguments...).
 -- Replies { status, details, events [, contexts] } where events are flat
 -- (type, id, version, revision) quadruples and contexts, given when the
 -- write may have changed it, counts the stored contexts (expired but unswept
 -- ones included); status is OK or an error code, or EPOCH when the namespace
 -- is not the one the caller joined (its data was lost).
+-- Whether s is a whole number in `least`..MAX_MS, or '' when `kind` is
+-- 'optional'. Kinds: 'optional' (1.. or ''), 'positive' (1..), 'count' (0..).
+local function whole(s, kind)
+  if s == nil then
+    return false
+  end
+  if s == '' then
+    return kind == 'optional'
+  end
+  local n = tonumber(s)
+  local least = 1
+  if kind == 'count' then
+    least = 0
+  end
+  return n ~= nil and n >= least and n <= MAX_MS and n == math.floor(n)
+end
+
+-- The arguments each operation takes as numbers, by position after the
+-- common ones.
+local NUMBERS = {
+  create = { [3] = 'optional', [5] = 'count' },
+  update = { [3] = 'optional', [4] = 'optional' },
+  delete = {},
+  point = { [2] = 'positive' },
+  restore = { [2] = 'positive' },
+  sweep = { [1] = 'positive' },
+  evict = { [1] = 'count' },
+}
+
+-- The reply of finished operation `opkey`, if any (and one counted replay).
+local function replay(meta, opkey)
+  local done = redis.call('GET', opkey)
+  if not done then
+    return nil
+  end
+  redis.call('HINCRBY', meta, 'replays', 1)
+  if done == 'aborted' then
+    return { 'ABORTED', {}, {} }
+  end
+  return cjson.decode(done)
+end
+
 local function write(keys, args)
   local meta = keys[1]
   local P = string.sub(meta, 1, #meta - 4)
@@ -309,14 +366,24 @@ local function write(keys, args)
   if not op then
     return redis.error_reply('unknown contextkit operation ' .. tostring(args[1]))
   end
+  -- Every number checked before the first write: a bad one is an error
+  -- reply and changes nothing.
+  local ok = whole(args[4], 'positive') and whole(args[5], 'positive')
+    and whole(args[6], 'optional') and args[7] ~= nil
+  for i, kind in pairs(NUMBERS[args[1]]) do
+    ok = ok and whole(args[6 + i], kind)
+  end
+  if not ok then
+    return redis.error_reply('contextkit: a malformed ' .. args[1])
+  end
   local epoch = redis.call('HGET', meta, 'epoch')
   if epoch ~= args[2] then
     return { 'EPOCH', { epoch or '' }, {} }
   end
   local opkey = P .. 'op:' .. args[3]
-  local done = redis.call('GET', opkey)
+  local done = replay(meta, opkey)
   if done then
-    return cjson.decode(done)
+    return done
   end
   local w = {
     P = P, meta = meta, now = now_ms(args[6]), client_clock = args[6] ~= '',
@@ -331,7 +398,23 @@ local function write(keys, args)
   return reply
 end
 
--- ck_join(KEYS: meta; ARGV: new epoch, configuration text). Makes the
+-- ck2_settle(KEYS: meta, op key; ARGV: reply ttl ms): for a write whose
+-- client got no answer. Replies like ck2_write: the write's own reply if it
+-- ran, else { 'ABORTED' } after marking the operation so that the write, if
+-- it is still on its way, never applies.
+local function settle(keys, args)
+  local done = replay(keys[1], keys[2])
+  if done then
+    return done
+  end
+  if not whole(args[1], 'positive') then
+    return redis.error_reply('contextkit: a malformed settle')
+  end
+  redis.call('SET', keys[2], 'aborted', 'PX', args[1])
+  return { 'ABORTED', {}, {} }
+end
+
+-- ck2_join(KEYS: meta; ARGV: new epoch, configuration text). Makes the
 -- namespace if it does not exist; replies { epoch, configuration, revision }.
 local function join(keys, args)
   local meta = keys[1]
@@ -356,8 +439,8 @@ local function live_record(P, id, now)
   return raw
 end
 
--- ck_live(KEYS: meta; ARGV: 'ids' | 'count' | 'states', time): the live
--- contexts ('states': id, record, id, record...).
+-- ck2_live(KEYS: meta; ARGV: 'ids' | 'states', time): the live contexts
+-- ('states': id, record, id, record...).
 local function live_all(keys, args)
   local meta = keys[1]
   local P = string.sub(meta, 1, #meta - 4)
@@ -372,13 +455,18 @@ local function live_all(keys, args)
       end
     end
   end
-  if args[1] == 'count' then
-    return #out
-  end
   return out
 end
 
--- ck_get(KEYS: meta; ARGV: id, time): the record of a live context, else
+-- ck2_count(KEYS: meta; ARGV: time): how many contexts are live.
+local function count(keys, args)
+  local meta = keys[1]
+  local P = string.sub(meta, 1, #meta - 4)
+  local now = now_ms(args[1])
+  return redis.call('HLEN', P .. 'ids') - redis.call('ZCOUNT', P .. 'exp', '-inf', num(now))
+end
+
+-- ck2_get(KEYS: meta; ARGV: id, time): the record of a live context, else
 -- nil. (With the server's clock a plain GET does the same.)
 local function get(keys, args)
   local meta = keys[1]
@@ -386,7 +474,7 @@ local function get(keys, args)
   return live_record(P, args[1], now_ms(args[2]))
 end
 
--- ck_points(KEYS: meta; ARGV: id, time): { 'OK', points } or { 'NOT_FOUND' }.
+-- ck2_points(KEYS: meta; ARGV: id, time): { 'OK', points } or { 'NOT_FOUND' }.
 local function points(keys, args)
   local meta = keys[1]
   local P = string.sub(meta, 1, #meta - 4)
@@ -396,13 +484,15 @@ local function points(keys, args)
   return { 'OK', redis.call('LRANGE', P .. 'p:' .. args[1], 0, -1) }
 end
 
-redis.register_function('ck_write', write)
-redis.register_function('ck_join', join)
-redis.register_function{ function_name = 'ck_live', callback = live_all, flags = { 'no-writes' } }
-redis.register_function{ function_name = 'ck_get', callback = get, flags = { 'no-writes' } }
-redis.register_function{ function_name = 'ck_points', callback = points, flags = { 'no-writes' } }
+redis.register_function('ck2_write', write)
+redis.register_function('ck2_settle', settle)
+redis.register_function('ck2_join', join)
+redis.register_function{ function_name = 'ck2_live', callback = live_all, flags = { 'no-writes' } }
+redis.register_function{ function_name = 'ck2_count', callback = count, flags = { 'no-writes' } }
+redis.register_function{ function_name = 'ck2_get', callback = get, flags = { 'no-writes' } }
+redis.register_function{ function_name = 'ck2_points', callback = points, flags = { 'no-writes' } }
 redis.register_function{
-  function_name = 'ck_version',
+  function_name = 'ck2_version',
   callback = function() return LIBRARY_VERSION end,
   flags = { 'no-writes' },
 }

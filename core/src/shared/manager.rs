@@ -48,7 +48,7 @@ impl Shared {
 
     fn check(&self) -> Result<()> {
         match self.seq.lost() {
-            Some(why) => Err(ContextError::Storage(why)),
+            Some(why) => Err(ContextError::Storage(why.to_owned())),
             None => Ok(()),
         }
     }

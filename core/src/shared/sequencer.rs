@@ -6,7 +6,7 @@ use crate::ContextEvent;
 use crate::events::EventLog;
 use event_listener::Event;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 #[derive(Debug)]
 struct Order {
@@ -16,14 +16,15 @@ struct Order {
     early: BTreeMap<u64, ContextEvent>,
     /// Set while the backend cannot read its log: writers stop waiting.
     stalled: bool,
-    /// Set when the backend found the namespace is no longer the one joined.
-    lost: Option<String>,
 }
 
 /// The order of one manager's events.
 #[derive(Debug)]
 pub(crate) struct Sequencer {
     order: Mutex<Order>,
+    /// Set when the backend found the namespace is no longer the one joined
+    /// (read by every call, so not behind the lock).
+    lost: OnceLock<String>,
     moved: Event,
     log: Arc<EventLog>,
 }
@@ -35,8 +36,8 @@ impl Sequencer {
                 next: after + 1,
                 early: BTreeMap::new(),
                 stalled: false,
-                lost: None,
             }),
+            lost: OnceLock::new(),
             moved: Event::new(),
             log,
         }
@@ -63,10 +64,11 @@ impl Sequencer {
         self.moved.notify(usize::MAX);
     }
 
-    /// Events read from the backend's log, in its order. A revision missing
-    /// before the first one was trimmed from the log: it becomes `Lagged`,
-    /// unless this manager's own write told it the event.
-    fn logged(&self, events: Vec<ContextEvent>) {
+    /// Events read from the backend's log, in its order, the read covering
+    /// every revision up to `through`. A revision the read did not bring
+    /// (trimmed from the log, or an entry that could not be read) becomes
+    /// `Lagged`, unless this manager's own write told it the event.
+    fn logged(&self, events: Vec<ContextEvent>, through: u64) {
         let mut order = self.order();
         order.stalled = false;
         for event in events {
@@ -76,26 +78,36 @@ impl Sequencer {
             if rev < order.next {
                 continue;
             }
-            let mut missed = 0;
-            while order.next < rev {
-                let next = order.next;
-                match order.early.remove(&next) {
-                    Some(known) => {
-                        self.lagged(&mut missed);
-                        self.log.publish(known);
-                    }
-                    None => missed += 1,
-                }
-                order.next += 1;
-            }
-            self.lagged(&mut missed);
+            self.skip_to(&mut order, rev);
             order.early.remove(&rev);
             self.log.publish(event);
             order.next = rev + 1;
             self.drain(&mut order);
         }
+        if through >= order.next {
+            self.skip_to(&mut order, through + 1);
+            self.drain(&mut order);
+        }
         drop(order);
         self.moved.notify(usize::MAX);
+    }
+
+    /// Moves `next` up to `rev`, publishing the events known from own writes
+    /// on the way and one `Lagged` for each run of the others.
+    fn skip_to(&self, order: &mut Order, rev: u64) {
+        let mut missed = 0;
+        while order.next < rev {
+            let next = order.next;
+            match order.early.remove(&next) {
+                Some(known) => {
+                    self.lagged(&mut missed);
+                    self.log.publish(known);
+                }
+                None => missed += 1,
+            }
+            order.next += 1;
+        }
+        self.lagged(&mut missed);
     }
 
     fn lagged(&self, missed: &mut u64) {
@@ -118,13 +130,13 @@ impl Sequencer {
     }
 
     fn set_lost(&self, why: String) {
-        self.order().lost = Some(why);
+        let _ = self.lost.set(why);
         self.moved.notify(usize::MAX);
     }
 
     /// Why the namespace is gone, if the backend found it was.
-    pub(crate) fn lost(&self) -> Option<String> {
-        self.order().lost.clone()
+    pub(crate) fn lost(&self) -> Option<&str> {
+        self.lost.get().map(String::as_str)
     }
 
     /// Waits until every revision up to `rev` is delivered (or the backend
@@ -134,7 +146,7 @@ impl Sequencer {
             let moved = self.moved.listen();
             {
                 let order = self.order();
-                if order.next > rev || order.stalled || order.lost.is_some() {
+                if order.next > rev || order.stalled || self.lost.get().is_some() {
                     return;
                 }
             }
@@ -174,12 +186,14 @@ impl EventFeed {
         Some(self.seq.upgrade()?.order().next)
     }
 
-    /// Events read from the log, in log order; returns whether the manager
-    /// still exists. Events the manager has already delivered are skipped.
-    pub fn deliver(&self, events: Vec<ContextEvent>) -> bool {
+    /// Events read from the log, in log order, the read having covered every
+    /// revision up to `through` (revisions it did not bring are missed:
+    /// subscribers get one exact `Lagged` for each run of them). Returns
+    /// whether the manager still exists. Events already delivered are skipped.
+    pub fn deliver(&self, events: Vec<ContextEvent>, through: u64) -> bool {
         match self.seq.upgrade() {
             Some(seq) => {
-                seq.logged(events);
+                seq.logged(events, through);
                 true
             }
             None => false,

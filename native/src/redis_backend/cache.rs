@@ -4,52 +4,76 @@
 //! Staleness is bounded by construction: an entry records when the read that
 //! filled it was *sent*, and the state it got was current at some moment
 //! after that, so serving it for less than `max_stale` from then serves a
-//! state at most `max_stale` old, whatever the invalidations do. Redis's
-//! client tracking (RESP3 pushes on the reading connection) invalidates an
-//! entry as soon as its key changes, so in practice reads are fresher; when
-//! that connection drops, every entry is invalidated (it may have missed
-//! pushes) and reads go to Redis until it is back.
+//! state at most `max_stale` old, whatever happens to invalidations. Redis's
+//! client tracking, in broadcast mode for the namespace's context keys,
+//! pushes an invalidation for every change on a connection of its own, and
+//! an entry is dropped as soon as one arrives, so in practice reads are much
+//! fresher. When that connection drops, every entry is invalidated (it may
+//! have missed pushes) until a new one tracks again.
 //!
-//! A manager sees its own writes: a write puts its result in the cache, and
-//! an entry is only ever replaced by one of a newer revision, or by a read
-//! sent later of the same revision. An invalidated entry keeps its revision
-//! and time as a floor, so a read that was already under way when the
-//! manager wrote cannot bring back what the write replaced.
+//! A manager sees its own writes, and no read answers older than one sent
+//! after an invalidation: an entry is only replaced by one of a newer
+//! revision, or by a read sent later of the same revision, and never by a
+//! read sent before the last invalidation of its id (or of everything), so
+//! a read that was already under way when a write landed cannot bring back
+//! what the write replaced.
 
 use contextkit_core::ContextState;
 use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Shards of the cache: readers of different ids rarely meet on a lock, and
+/// readers of one id share a read lock.
+const SHARDS: usize = 16;
+
+/// How often a failed tracking connection is tried again.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Slot {
     state: Option<Arc<ContextState>>,
-    /// The revision the entry stands for (0: a miss with no known revision).
+    /// The revision the entry stands for (0: a miss, or only a mark).
     revision: u64,
-    /// When the read or write that filled it was sent (for an invalidated
-    /// entry: when it was invalidated).
+    /// When the read or write that filled it was sent.
     since: Instant,
-    valid: bool,
+    /// When it was last invalidated: reads sent before then are refused.
+    invalidated: Option<Instant>,
+}
+
+impl Slot {
+    fn valid(&self) -> bool {
+        self.invalidated.is_none()
+    }
 }
 
 #[derive(Debug, Default)]
 struct Slots {
     map: HashMap<String, Slot>,
-    /// Entries added since the last purge of those too old to serve.
+    /// Entries added since the last purge of those too old to matter.
     added: usize,
+}
+
+#[derive(Debug)]
+struct Tracking {
+    conn: Option<MultiplexedConnection>,
+    last_try: Option<Instant>,
+    /// When everything was last invalidated (tracking began or ended).
+    flushed: Instant,
 }
 
 #[derive(Debug)]
 pub(crate) struct Cache {
     max_stale: Duration,
-    /// `ck:{namespace}:c:`: an invalidated key names an id after it.
+    /// `ck:{namespace}:c:`: the tracked prefix; an invalidated key names an id after it.
     key_prefix: String,
-    slots: Mutex<Slots>,
-    /// The tracking connection, once made; `None` after it dropped.
-    conn: Mutex<Option<MultiplexedConnection>>,
+    shards: Box<[RwLock<Slots>]>,
+    hasher: RandomState,
+    tracking: Mutex<Tracking>,
 }
 
 impl Cache {
@@ -57,21 +81,30 @@ impl Cache {
         Self {
             max_stale,
             key_prefix,
-            slots: Mutex::default(),
-            conn: Mutex::new(None),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            hasher: RandomState::new(),
+            tracking: Mutex::new(Tracking {
+                conn: None,
+                last_try: None,
+                flushed: Instant::now(),
+            }),
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, Slots> {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    fn shard(&self, id: &str) -> &RwLock<Slots> {
+        &self.shards[self.hasher.hash_one(id) as usize % SHARDS]
+    }
+
+    fn tracking(&self) -> MutexGuard<'_, Tracking> {
+        self.tracking.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cached state of `id` if one may be served now (`Some(None)`: a
     /// cached miss).
     pub(crate) fn get(&self, id: &str) -> Option<Option<Arc<ContextState>>> {
-        let slots = self.slots();
+        let slots = self.shard(id).read().unwrap_or_else(|e| e.into_inner());
         let slot = slots.map.get(id)?;
-        (slot.valid && slot.since.elapsed() < self.max_stale).then(|| slot.state.clone())
+        (slot.valid() && slot.since.elapsed() < self.max_stale).then(|| slot.state.clone())
     }
 
     /// Offers what a read or write sent at `since` found for `id`.
@@ -82,9 +115,14 @@ impl Cache {
         revision: u64,
         since: Instant,
     ) {
-        let mut slots = self.slots();
+        if since < self.tracking().flushed {
+            return;
+        }
+        let mut slots = self.shard(id).write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = slots.map.get(id)
-            && (revision < old.revision || (revision == old.revision && since < old.since))
+            && (revision < old.revision
+                || (revision == old.revision && since < old.since)
+                || old.invalidated.is_some_and(|at| since < at))
         {
             return;
         }
@@ -92,26 +130,27 @@ impl Cache {
             state,
             revision,
             since,
-            valid: true,
+            invalidated: None,
         };
         slots.map.insert(id.to_owned(), slot);
         slots.added += 1;
-        if slots.added > 1_024 && slots.added > slots.map.len() / 2 {
-            // Entries too old to serve go: a read still under way that
-            // started before them is too old to be served as well.
+        if slots.added > 1_024 / SHARDS && slots.added > slots.map.len() / 2 {
+            // Entries and marks too old to serve or to refuse anything go: a
+            // read still under way that started before them would be too
+            // old to be served anyway.
             let max_stale = self.max_stale;
-            slots.map.retain(|_, s| s.since.elapsed() < max_stale);
+            slots.map.retain(|_, s| {
+                s.since.elapsed() < max_stale
+                    || s.invalidated.is_some_and(|at| at.elapsed() < max_stale)
+            });
             slots.added = 0;
         }
     }
 
-    /// An invalidated entry keeps its revision and takes the time of the
-    /// invalidation: a read sent before it (which may have found the value
-    /// the change replaced) cannot make it valid again; one that found a
-    /// newer revision can.
+    /// Marks the entries of `keys` invalid, as of now (a key with no entry
+    /// gets a mark, so that a read sent before now cannot fill it).
     fn invalidate(&self, keys: &[Value]) {
         let now = Instant::now();
-        let mut slots = self.slots();
         for key in keys {
             let Some(id) = super::record::bytes(key)
                 .and_then(|k| std::str::from_utf8(k).ok())
@@ -119,58 +158,84 @@ impl Cache {
             else {
                 continue;
             };
-            if let Some(slot) = slots.map.get_mut(id) {
-                slot.valid = false;
-                slot.since = now;
+            let mut slots = self.shard(id).write().unwrap_or_else(|e| e.into_inner());
+            match slots.map.get_mut(id) {
+                Some(slot) => slot.invalidated = Some(now),
+                None => {
+                    let mark = Slot {
+                        state: None,
+                        revision: 0,
+                        since: now,
+                        invalidated: Some(now),
+                    };
+                    slots.map.insert(id.to_owned(), mark);
+                    slots.added += 1;
+                }
             }
         }
     }
 
+    /// Invalidates everything, as of now.
     fn invalidate_all(&self) {
         let now = Instant::now();
-        for slot in self.slots().map.values_mut() {
-            slot.valid = false;
-            slot.since = now;
+        self.tracking().flushed = now;
+        for shard in self.shards.iter() {
+            let mut slots = shard.write().unwrap_or_else(|e| e.into_inner());
+            for slot in slots.map.values_mut() {
+                slot.invalidated = Some(now);
+            }
         }
     }
 
-    /// The tracking connection, made (with `CLIENT TRACKING ON`) if there is none.
-    pub(crate) async fn connection(
+    /// Makes sure a connection receives the namespace's invalidations
+    /// (`CLIENT TRACKING ON BCAST PREFIX ck:{namespace}:c:`), trying at most
+    /// once a second while Redis refuses.
+    pub(crate) async fn track(self: &Arc<Self>, client: &redis::Client, timeout: Duration) {
+        {
+            let mut t = self.tracking();
+            if t.conn.is_some() || t.last_try.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+                return;
+            }
+            t.last_try = Some(Instant::now());
+        }
+        let Some(conn) = self.connect(client, timeout).await else {
+            return;
+        };
+        // Entries filled before this connection tracked anything may have
+        // missed their invalidations.
+        self.invalidate_all();
+        self.tracking().conn = Some(conn);
+    }
+
+    async fn connect(
         self: &Arc<Self>,
         client: &redis::Client,
         timeout: Duration,
     ) -> Option<MultiplexedConnection> {
-        if let Some(c) = self.tracking().as_ref() {
-            return Some(c.clone());
-        }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_push_sender(tx);
-        let mut c = resp3(client)?
+        let mut conn = resp3(client)?
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .ok()?;
         let mut on = redis::cmd("CLIENT");
-        on.arg("TRACKING").arg("ON");
-        on.query_async::<()>(&mut c).await.ok()?;
-        // Entries filled before this connection tracked anything may have
-        // missed their invalidations.
-        self.invalidate_all();
+        on.arg("TRACKING")
+            .arg("ON")
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(&self.key_prefix);
+        on.query_async::<()>(&mut conn).await.ok()?;
         tokio::spawn(listen(Arc::downgrade(self), rx));
-        // Two reads may have connected at once: the first one kept wins.
-        Some(self.tracking().get_or_insert(c).clone())
+        Some(conn)
     }
 
-    fn tracking(&self) -> MutexGuard<'_, Option<MultiplexedConnection>> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Forgets the tracking connection (it dropped, or a read on it failed):
-    /// it may have missed invalidations.
-    pub(crate) fn dropped(&self) {
-        *self.tracking() = None;
+    /// Forgets the tracking connection (it dropped): it may have missed
+    /// invalidations.
+    fn dropped(&self) {
+        self.tracking().conn = None;
         self.invalidate_all();
     }
 }
@@ -194,7 +259,7 @@ async fn listen(cache: std::sync::Weak<Cache>, mut rx: UnboundedReceiver<PushInf
         match push.kind {
             PushKind::Invalidate => match push.data.first() {
                 Some(Value::Array(keys)) => cache.invalidate(keys),
-                // A flush of everything the connection tracked.
+                // A flush of everything tracked.
                 _ => cache.invalidate_all(),
             },
             PushKind::Disconnection => {
@@ -203,5 +268,9 @@ async fn listen(cache: std::sync::Weak<Cache>, mut rx: UnboundedReceiver<PushInf
             }
             _ => {}
         }
+    }
+    // The sender is gone with its connection.
+    if let Some(cache) = cache.upgrade() {
+        cache.dropped();
     }
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 /// The Redis Functions library every front-end loads (one source).
 pub(crate) const LIBRARY: &str = include_str!("../../redis/contextkit.lua");
-/// The version the library reports through `ck_version` (its
+/// The version the library reports through `ck2_version` (its
 /// `LIBRARY_VERSION` line).
 fn library_version() -> &'static str {
     LIBRARY
@@ -32,7 +32,9 @@ pub(crate) enum Conn {
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     Single(redis::Client),
-    Cluster(Box<redis::cluster::ClusterClient>),
+    /// The initial nodes of a cluster (the client is made with the
+    /// timeout, when connecting).
+    Cluster(Vec<String>),
 }
 
 impl Target {
@@ -49,7 +51,13 @@ impl Target {
                     ConnectionManager::new_with_config(client.clone(), config).await?,
                 ))
             }
-            Target::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+            Target::Cluster(urls) => {
+                let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()?;
+                Ok(Conn::Cluster(client.get_async_connection().await?))
+            }
         }
     }
 }
@@ -112,7 +120,7 @@ pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), Red
         return c.route_command(load, routing).await.map(drop);
     }
     let mut version = redis::cmd("FCALL_RO");
-    version.arg("ck_version").arg(0);
+    version.arg("ck2_version").arg(0);
     let loaded = match conn.query(&version).await {
         Ok(v) => crate::redis_backend::record::text(&v)
             .ok()
@@ -169,11 +177,12 @@ pub(crate) async fn call(
         match tokio::time::timeout(left, conn.query(cmd)).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) if missing_library(&e) => {
-                if let Err(e) = load_library(conn).await {
-                    if !retriable(&e) {
-                        return Err(Failure::Refused(e));
-                    }
-                    last = Some(e);
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, load_library(conn)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) if !retriable(&e) => return Err(Failure::Refused(e)),
+                    Ok(Err(e)) => last = Some(e),
+                    Err(_) => return Err(Failure::NoAnswer(Some(e))),
                 }
                 continue;
             }

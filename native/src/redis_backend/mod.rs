@@ -105,12 +105,14 @@ impl RedisBackend {
     /// A backend for `namespace` on a Redis Cluster, reached through any of
     /// `urls`. Redirections (`MOVED`, `ASK`) while slots move are followed.
     pub fn cluster(urls: &[&str], namespace: &str) -> Result<Self> {
-        let client = redis::cluster::ClusterClientBuilder::new(urls.to_vec())
+        redis::cluster::ClusterClientBuilder::new(urls.to_vec())
             .build()
             .map_err(|e| {
                 ContextError::InvalidArgument(format!("redis cluster urls {urls:?}: {e}"))
             })?;
-        Self::with_target(Target::Cluster(Box::new(client)), namespace)
+        // (Built once to check the URLs; the connection is made with the timeout.)
+        let urls = urls.iter().map(|u| (*u).to_owned()).collect();
+        Self::with_target(Target::Cluster(urls), namespace)
     }
 
     fn with_target(target: Target, namespace: &str) -> Result<Self> {
@@ -123,7 +125,7 @@ impl RedisBackend {
                 meta: format!("{prefix}meta"),
                 prefix,
                 timeout: Duration::from_secs(2),
-                operation_ttl: Duration::from_secs(600),
+                operation_ttl: Duration::from_secs(60),
                 event_retention: 100_000,
                 client_clock: false,
             }),
@@ -144,14 +146,16 @@ impl RedisBackend {
     /// before it fails with `STORAGE` (default 2 s). A write that got no
     /// answer in that time reports that its outcome is unknown.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.settings().timeout = timeout.max(Duration::from_millis(1));
+        self.settings().timeout =
+            timeout.clamp(Duration::from_millis(1), Duration::from_secs(86_400));
         self
     }
 
     /// How long Redis remembers a write's reply for a retry of it (default
-    /// 10 minutes): within that time a retried write never applies twice.
+    /// 60 s, and never less than twice the [`timeout`](Self::timeout) plus
+    /// 500 ms: a call retries, then settles, within that).
     pub fn operation_ttl(mut self, ttl: Duration) -> Self {
-        self.settings().operation_ttl = ttl.max(Duration::from_secs(1));
+        self.settings().operation_ttl = ttl.min(Duration::from_secs(86_400 * 365));
         self
     }
 
@@ -250,21 +254,23 @@ impl RedisBackend {
             .await
             .map_err(|_| Failure::NoAnswer(None).into_error("connect", s.timeout))?
             .map_err(|e| conn::storage("connect", &e))?;
-        conn::load_library(&mut conn)
+        tokio::time::timeout(s.timeout, conn::load_library(&mut conn))
             .await
+            .map_err(|_| Failure::NoAnswer(None).into_error("FUNCTION LOAD", s.timeout))?
             .map_err(|e| conn::storage("FUNCTION LOAD", &e))?;
+        check_eviction(&mut conn, s.timeout).await?;
         let cfg = namespace_config(config, s.client_clock);
         let mut cmd = redis::cmd("FCALL");
-        cmd.arg("ck_join")
+        cmd.arg("ck2_join")
             .arg(1)
             .arg(&s.meta)
             .arg(random_id())
             .arg(cfg.to_string());
         let reply = call(&mut conn, &cmd, s.timeout)
             .await
-            .map_err(|f| f.into_error("ck_join", s.timeout))?;
+            .map_err(|f| f.into_error("ck2_join", s.timeout))?;
         let [epoch, stored, revision] = array(&reply)? else {
-            return Err(record::bad("ck_join"));
+            return Err(record::bad("ck2_join"));
         };
         let stored: serde_json::Value = serde_json::from_str(text(stored)?).map_err(|e| {
             ContextError::Storage(format!(
@@ -296,25 +302,11 @@ impl RedisBackend {
         if let Some(hit) = cache.get(id) {
             return Ok(hit);
         }
+        if let (Target::Single(client), false) = (&self.shared.target, self.shared.client_clock) {
+            cache.track(client, self.shared.timeout).await;
+        }
         let since = std::time::Instant::now();
-        let tracked = match (&self.shared.target, self.shared.client_clock) {
-            (Target::Single(client), false) => cache.connection(client, self.shared.timeout).await,
-            _ => None,
-        };
-        let reply = match tracked {
-            Some(mut conn) => {
-                let mut cmd = redis::cmd("GET");
-                cmd.arg(self.key("c", id));
-                match tokio::time::timeout(self.shared.timeout, cmd.query_async(&mut conn)).await {
-                    Ok(Ok(reply)) => reply,
-                    _ => {
-                        cache.dropped();
-                        self.read_state(id).await?
-                    }
-                }
-            }
-            None => self.read_state(id).await?,
-        };
+        let reply = self.read_state(id).await?;
         let state = record::state(id, &reply)?;
         let revision = state.as_ref().map_or(0, |s| s.revision);
         cache.offer(id, state.clone(), revision, since);
@@ -324,7 +316,7 @@ impl RedisBackend {
     /// The record of `id` as Redis holds it now (nil when not live).
     async fn read_state(&self, id: &str) -> Result<Value> {
         if self.shared.client_clock {
-            self.read_fn_id("ck_get", id).await
+            self.read_fn_id("ck2_get", id).await
         } else {
             // Redis deletes an expired context itself: one plain read.
             let mut cmd = redis::cmd("GET");
@@ -378,13 +370,13 @@ impl RedisBackend {
             keys.push(self.key("p", id));
         }
         let mut cmd = redis::cmd("FCALL");
-        cmd.arg("ck_write")
+        cmd.arg("ck2_write")
             .arg(keys.len())
             .arg(&keys)
             .arg(op_name(&write))
             .arg(epoch)
             .arg(&op)
-            .arg(u64::try_from(s.operation_ttl.as_millis()).unwrap_or(u64::MAX))
+            .arg(self.reply_ttl_ms())
             .arg(s.event_retention)
             .arg(self.now_arg());
         let json = |v: &serde_json::Value| {
@@ -403,9 +395,9 @@ impl RedisBackend {
                     .map_err(|e| ContextError::Storage(e.to_string()))?;
                 cmd.arg(id)
                     .arg(json(data)?)
-                    .arg(opt(*ttl_ms))
+                    .arg(opt(check_ttl(*ttl_ms)?))
                     .arg(metadata)
-                    .arg(capacity);
+                    .arg((*capacity).min(MAX_COUNT));
             }
             Write::Update {
                 id,
@@ -416,22 +408,23 @@ impl RedisBackend {
                 cmd.arg(id)
                     .arg(json(data)?)
                     .arg(opt(*expected_version))
-                    .arg(opt(*ttl_ms));
+                    .arg(opt(check_ttl(*ttl_ms)?));
             }
             Write::Delete { id } => {
                 cmd.arg(id);
             }
             Write::RecoveryPoint { id, keep } => {
-                cmd.arg(id).arg(*keep);
+                // No list holds more: keeping "all" is keeping this many.
+                cmd.arg(id).arg((*keep).clamp(1, MAX_COUNT));
             }
             Write::Restore { id, point_id } => {
                 cmd.arg(id).arg(*point_id);
             }
             Write::Sweep { max } => {
-                cmd.arg(*max);
+                cmd.arg((*max).clamp(1, MAX_COUNT));
             }
             Write::Evict { capacity } => {
-                cmd.arg(*capacity);
+                cmd.arg((*capacity).min(MAX_COUNT));
             }
             _ => {
                 return Err(ContextError::Storage(
@@ -439,9 +432,14 @@ impl RedisBackend {
                 ));
             }
         }
-        let reply = self.query("ck_write", &cmd).await?;
+        let mut conn = self.conn()?;
+        let reply = match call(&mut conn, &cmd, s.timeout).await {
+            Ok(reply) => reply,
+            Err(Failure::NoAnswer(last)) => self.settle(&mut conn, &op, last).await?,
+            Err(failure) => return Err(failure.into_error("ck2_write", s.timeout)),
+        };
         let [status, details, events, rest @ ..] = array(&reply)? else {
-            return Err(record::bad("ck_write"));
+            return Err(record::bad("ck2_write"));
         };
         let events = record::events(array(events)?)?;
         let contexts = rest.first().map(int).transpose()?;
@@ -452,6 +450,45 @@ impl RedisBackend {
             events,
             contexts,
         })
+    }
+
+    /// How long Redis keeps a write's reply for a retry: the configured
+    /// time, and at least twice the call's timeout plus the settling time
+    /// (a retry or a settle never comes later than that).
+    fn reply_ttl_ms(&self) -> u64 {
+        let s = &self.shared;
+        let floor = s.timeout * 2 + SETTLE_TIME;
+        u64::try_from(s.operation_ttl.max(floor).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A write got no answer within the timeout: it may have run, may run
+    /// later (still queued on a connection) or never. Ask Redis once more,
+    /// for at most [`SETTLE_TIME`]: the write's own reply if it ran, else a
+    /// mark that makes any late copy of it a no-op, so the call can say
+    /// "not applied". Only if that gets no answer either is the outcome
+    /// unknown.
+    async fn settle(
+        &self,
+        conn: &mut Conn,
+        op: &str,
+        last: Option<redis::RedisError>,
+    ) -> Result<Value> {
+        let s = &self.shared;
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg("ck2_settle")
+            .arg(2)
+            .arg(&s.meta)
+            .arg(format!("{}op:{op}", s.prefix))
+            .arg(self.reply_ttl_ms());
+        match call(conn, &cmd, SETTLE_TIME.min(s.timeout)).await {
+            Ok(reply) => Ok(reply),
+            Err(_) => Err(ContextError::Storage(format!(
+                "redis ck2_write: no answer within {} ms, outcome unknown (the write may have been applied){}",
+                s.timeout.as_millis(),
+                last.map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            ))),
+        }
     }
 
     fn outcome(&self, write: Write, status: &str, d: &[Value]) -> Result<Committed> {
@@ -491,6 +528,12 @@ impl RedisBackend {
                     expected,
                     actual,
                 });
+            }
+            "ABORTED" => {
+                return Err(ContextError::Storage(format!(
+                    "redis: no answer within {} ms; the write was not applied",
+                    self.shared.timeout.as_millis()
+                )));
             }
             "EPOCH" => {
                 let why = format!(
@@ -562,6 +605,57 @@ fn write_id(write: &Write) -> Option<&str> {
     }
 }
 
+/// `INVALID_ARGUMENT` unless Redis keeps every key until it is deleted
+/// (`maxmemory-policy noeviction`): a server that evicts keys under memory
+/// pressure would drop contexts, operation replies or the event stream
+/// silently. (A Redis that does not say, e.g. with `INFO` renamed, is
+/// trusted.)
+async fn check_eviction(conn: &mut Conn, timeout: std::time::Duration) -> Result<()> {
+    let mut info = redis::cmd("INFO");
+    info.arg("memory");
+    let Ok(Ok(reply)) = tokio::time::timeout(timeout, conn.query(&info)).await else {
+        return Ok(());
+    };
+    let text = match &reply {
+        Value::Map(nodes) => nodes
+            .iter()
+            .filter_map(|(_, v)| record::bytes(v))
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => record::bytes(other)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default(),
+    };
+    match text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))
+    {
+        Some(policy) if policy != "noeviction" => Err(ContextError::InvalidArgument(format!(
+            "redis evicts keys under memory pressure (maxmemory-policy {policy}): a shared namespace needs noeviction, or it could lose contexts and events silently"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The most time a write may spend settling an unknown outcome, after its timeout.
+const SETTLE_TIME: Duration = Duration::from_millis(500);
+
+/// Counts sent to Redis stay below this (exact as a double in Lua).
+const MAX_COUNT: usize = 1 << 40;
+
+/// TTLs beyond 2^52 ms (142,000 years) are refused: Redis could not store
+/// their expiry.
+fn check_ttl(ttl_ms: Option<u64>) -> Result<Option<u64>> {
+    const MAX_TTL_MS: u64 = 1 << 52;
+    match ttl_ms {
+        Some(ttl) if ttl > MAX_TTL_MS => Err(ContextError::InvalidArgument(format!(
+            "ttl_ms is {ttl}; a shared namespace takes at most {MAX_TTL_MS}"
+        ))),
+        other => Ok(other),
+    }
+}
+
 /// 128 random bits as hex: an epoch or an operation id.
 fn random_id() -> String {
     let mut bytes = [0_u8; 16];
@@ -620,7 +714,7 @@ impl SharedBackend for RedisBackend {
 
     fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>> {
         Box::pin(async move {
-            let reply = self.read_fn_id("ck_points", id).await?;
+            let reply = self.read_fn_id("ck2_points", id).await?;
             match array(&reply)? {
                 [status, points] if text(status)? == "OK" => array(points)?
                     .iter()
@@ -634,7 +728,7 @@ impl SharedBackend for RedisBackend {
 
     fn list(&self) -> StorageFuture<'_, Vec<Arc<ContextState>>> {
         Box::pin(async move {
-            let reply = self.read_fn("ck_live", "states").await?;
+            let reply = self.read_fn("ck2_live", "states").await?;
             let mut out = Vec::new();
             for pair in array(&reply)?.chunks(2) {
                 if let [id, raw] = pair
@@ -649,7 +743,7 @@ impl SharedBackend for RedisBackend {
 
     fn list_ids(&self) -> StorageFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let reply = self.read_fn("ck_live", "ids").await?;
+            let reply = self.read_fn("ck2_live", "ids").await?;
             array(&reply)?
                 .iter()
                 .map(|v| text(v).map(str::to_owned))
@@ -659,7 +753,10 @@ impl SharedBackend for RedisBackend {
 
     fn count(&self) -> StorageFuture<'_, usize> {
         Box::pin(async move {
-            let reply = self.read_fn("ck_live", "count").await?;
+            let mut cmd = redis::cmd("FCALL_RO");
+            cmd.arg("ck2_count").arg(1).arg(&self.shared.meta);
+            cmd.arg(self.now_arg());
+            let reply = self.query("ck2_count", &cmd).await?;
             Ok(usize::try_from(int(&reply)?).unwrap_or(usize::MAX))
         })
     }

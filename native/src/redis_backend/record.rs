@@ -191,11 +191,30 @@ pub(crate) fn events(flat: &[Value]) -> Result<Vec<ContextEvent>> {
         .collect()
 }
 
-/// The events of an `XREAD` reply for one stream.
-pub(crate) fn stream_events(reply: &Value) -> Result<Vec<ContextEvent>> {
+/// What an `XREAD` of one stream brought.
+pub(crate) struct StreamRead {
+    pub events: Vec<ContextEvent>,
+    /// The last revision among its entries (0 for none).
+    pub through: u64,
+    /// How many entries it had (readable or not).
+    pub entries: usize,
+}
+
+/// The events of an `XREAD` reply for one stream. An entry that cannot be
+/// read (written by something else than the library) is left out: its
+/// revision is then missed, not fatal.
+pub(crate) fn stream_events(reply: &Value) -> Result<StreamRead> {
     let mut out = Vec::new();
+    let mut through = 0;
+    let mut entries_seen = 0;
     let streams: Vec<&Value> = match reply {
-        Value::Nil => return Ok(out),
+        Value::Nil => {
+            return Ok(StreamRead {
+                events: out,
+                through,
+                entries: 0,
+            });
+        }
         Value::Map(m) => m.iter().map(|(_, v)| v).collect(),
         Value::Array(items) => items
             .iter()
@@ -214,10 +233,12 @@ pub(crate) fn stream_events(reply: &Value) -> Result<Vec<ContextEvent>> {
                 return Err(bad("a stream entry"));
             };
             let entry_id = text(entry_id)?;
-            let revision = entry_id
+            let revision: u64 = entry_id
                 .split_once('-')
                 .and_then(|(ms, _)| ms.parse().ok())
                 .ok_or_else(|| bad(format!("stream entry id {entry_id}")))?;
+            through = through.max(revision);
+            entries_seen += 1;
             let (mut kind, mut id, mut version) = (None, None, None);
             for kv in array(fields)?.chunks(2) {
                 if let [k, v] = kv {
@@ -229,11 +250,16 @@ pub(crate) fn stream_events(reply: &Value) -> Result<Vec<ContextEvent>> {
                     }
                 }
             }
-            match (kind, id, version) {
-                (Some(k), Some(i), Some(v)) => out.push(event(k, i, v, revision)?),
-                _ => return Err(bad(format!("stream entry {entry_id} lacks a field"))),
+            if let (Some(k), Some(i), Some(v)) = (kind, id, version)
+                && let Ok(event) = event(k, i, v, revision)
+            {
+                out.push(event);
             }
         }
     }
-    Ok(out)
+    Ok(StreamRead {
+        events: out,
+        through,
+        entries: entries_seen,
+    })
 }
