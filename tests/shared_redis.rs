@@ -508,6 +508,14 @@ fn killed_connections_never_apply_a_write_twice() {
             "retries resolved every write within the timeout: {failed:?}"
         );
         assert_eq!(s.version, 1 + ok, "each acknowledged update applied once");
+        // Writes did run and lose their reply to a kill: their retries got
+        // the stored reply instead of applying again (about 50 per run).
+        let replays: u64 = server
+            .cli(&["HGET", &format!("ck:{{{ns}}}:meta"), "replays"])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        assert!(replays > 0, "no write lost its reply to a kill");
     });
 }
 
