@@ -163,6 +163,22 @@ struct Tally {
     creates: Vec<String>,
     /// Calls that ended with another error: (code, message).
     errors: Vec<(&'static str, String)>,
+    /// When each call ended, and how long it took.
+    calls: Vec<(Instant, Duration)>,
+}
+
+impl Tally {
+    fn slowest(&self) -> Duration {
+        self.calls.iter().map(|c| c.1).max().unwrap_or_default()
+    }
+
+    /// How many calls ended between `from` and `to`.
+    fn ended(&self, from: Instant, to: Instant) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| from <= c.0 && c.0 < to)
+            .count()
+    }
 }
 
 /// One move of a slot, as the test saw it.
@@ -172,6 +188,8 @@ struct Move {
     to: usize,
     keys: usize,
     took: Duration,
+    /// Workload calls that ended while it ran.
+    calls: usize,
     /// `ASK` redirections the source answered, and `TRYAGAIN` the target
     /// answered (a write whose declared keys were not all there yet).
     asked: u64,
@@ -225,12 +243,22 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
     let home = cluster.owner(slot);
     let urls = cluster.urls();
     let rt = runtime();
-    // Writes of the namespace wait while its slot migrates (see below):
-    // room for that in the timeout.
+    // The creators run unbounded: a capacity no run comes near (the
+    // default, 10,000, a fast machine could reach).
+    let config = || ManagerConfig {
+        max_contexts: 10_000_000,
+        ..ManagerConfig::default()
+    };
+    // A call of the namespace may wait while its slot migrates (see below;
+    // a move takes about 0.4 s here, and the cluster client waits over a
+    // second before it retries a call Redis answered TRYAGAIN: the slowest
+    // call, printed, takes about 1.3 s): the timeout leaves room for a
+    // machine many times slower.
+    let timeout = Duration::from_secs(30);
     let connect = || async {
-        ContextManager::builder(ManagerConfig::default())
+        ContextManager::builder(config())
             .event_capacity(1 << 16)
-            .connect(backend(&urls, &ns).timeout(Duration::from_secs(5)))
+            .connect(backend(&urls, &ns).timeout(timeout))
             .await
             .unwrap()
     };
@@ -251,22 +279,30 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
         let (m, stop, tally) = (m.clone(), Arc::clone(&stop), Arc::clone(&tally));
         rt.spawn(async move {
             while !stop.load(Ordering::SeqCst) {
-                let s = match m.get_context("counter").await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tally.lock().unwrap().errors.push((e.code(), e.to_string()));
-                        continue;
+                let t = Instant::now();
+                let read = m.get_context("counter").await;
+                let s = {
+                    let mut tl = tally.lock().unwrap();
+                    tl.calls.push((Instant::now(), t.elapsed()));
+                    match read {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tl.errors.push((e.code(), e.to_string()));
+                            continue;
+                        }
                     }
                 };
                 let n = s.data["n"].as_u64().unwrap();
+                let t = Instant::now();
                 let result = m
                     .update_context("counter", json!({ "n": n + 1 }), Some(s.version))
                     .await;
-                let mut t = tally.lock().unwrap();
+                let mut tl = tally.lock().unwrap();
+                tl.calls.push((Instant::now(), t.elapsed()));
                 match result {
-                    Ok(_) => t.increments += 1,
-                    Err(e) if e.code() == "VERSION_CONFLICT" => t.conflicts += 1,
-                    Err(e) => t.errors.push((e.code(), e.to_string())),
+                    Ok(_) => tl.increments += 1,
+                    Err(e) if e.code() == "VERSION_CONFLICT" => tl.conflicts += 1,
+                    Err(e) => tl.errors.push((e.code(), e.to_string())),
                 }
             }
         })
@@ -278,11 +314,13 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
                 let id = format!("c{c}-{n}");
+                let t = Instant::now();
                 let result = m.create_context(&id, json!({ "n": n })).await;
-                let mut t = tally.lock().unwrap();
+                let mut tl = tally.lock().unwrap();
+                tl.calls.push((Instant::now(), t.elapsed()));
                 match result {
-                    Ok(_) => t.creates.push(id),
-                    Err(e) => t.errors.push((e.code(), e.to_string())),
+                    Ok(_) => tl.creates.push(id),
+                    Err(e) => tl.errors.push((e.code(), e.to_string())),
                 }
             }
         })
@@ -301,10 +339,34 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
         pause: Duration::from_millis(300),
         ..Resharding::default()
     };
+    // Each move starts, and the test ends, with the workload running: at
+    // least `between` after the last move, and once calls have ended since
+    // then (the cluster client waits over a second before it tries a call
+    // Redis answered TRYAGAIN again: without this, the second move could
+    // run while every task waits).
     let between = Duration::from_millis(300);
-    let mut moves = Vec::new();
-    for step in 1..=2 {
+    let resumed = |since: Instant| {
         std::thread::sleep(between);
+        let deadline = Instant::now() + timeout;
+        let ended = || {
+            tally
+                .lock()
+                .unwrap()
+                .calls
+                .iter()
+                .filter(|c| c.0 > since)
+                .count()
+        };
+        while ended() < 20 {
+            assert!(Instant::now() < deadline, "the workload stalled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let mut moves = Vec::new();
+    let mut windows = Vec::new();
+    let mut since = Instant::now();
+    for step in 1..=2 {
+        resumed(since);
         let to = (home + step) % 3;
         let source = &cluster.nodes[cluster.owner(slot)];
         let target = &cluster.nodes[to];
@@ -312,10 +374,13 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
         target.command(&["CONFIG", "RESETSTAT"]);
         let t = Instant::now();
         let keys = cluster.move_slot_with(slot, to, &how);
+        since = Instant::now();
+        windows.push((t, since));
         moves.push(Move {
             to,
             keys,
             took: t.elapsed(),
+            calls: 0,
             asked: [source, target]
                 .iter()
                 .map(|n| error_count(n, "ASK") + error_count(n, "TRYAGAIN"))
@@ -323,24 +388,28 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
             refused: error_count(source, "ERR"),
         });
     }
-    std::thread::sleep(between);
+    resumed(since);
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         rt.block_on(t).unwrap();
     }
     let tally = std::mem::take(&mut *tally.lock().unwrap());
+    for (m, (from, to)) in moves.iter_mut().zip(&windows) {
+        m.calls = tally.ended(*from, *to);
+    }
     eprintln!(
-        "{moves:#?}\nincrements {}, conflicts {}, creates {}, errors {}",
+        "{moves:#?}\nincrements {}, conflicts {}, creates {}, errors {}, slowest call {:?} (timeout {timeout:?})",
         tally.increments,
         tally.conflicts,
         tally.creates.len(),
-        tally.errors.len()
+        tally.errors.len(),
+        tally.slowest(),
     );
     assert_eq!(cluster.owner(slot), (home + 2) % 3);
-    // The workload met the migrations: the source redirected calls (ASK)
-    // or had writes retried (TRYAGAIN: a write declares its keys, and some
-    // were already moved).
-    assert!(moves.iter().map(|m| m.asked).sum::<u64>() > 0, "{moves:?}");
+    // The workload met each migration: the source redirected calls (ASK)
+    // or the target had writes retried (TRYAGAIN: a write declares its
+    // keys, and some were not there yet).
+    assert!(moves.iter().all(|m| m.asked > 0), "{moves:?}");
     let mut kinds: Vec<(&str, &str)> = tally
         .errors
         .iter()
@@ -374,7 +443,7 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
             );
         }
         // A manager that connects after the moves sees everything.
-        let late = ContextManager::builder(ManagerConfig::default())
+        let late = ContextManager::builder(config())
             .connect(backend(&urls, &ns))
             .await
             .unwrap();

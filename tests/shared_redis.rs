@@ -680,6 +680,22 @@ fn cached(url: &str, ns: &str, max_stale: Duration) -> RedisBackend {
     RedisBackend::new(url, ns).unwrap().cached_reads(max_stale)
 }
 
+/// How many reads of a context `server` served since its statistics were
+/// last reset (`GET`, or `FCALL_RO` with a client clock), from `INFO
+/// commandstats`.
+fn reads_served(server: &RedisServer) -> u64 {
+    let stats = server.cli(&["INFO", "commandstats"]);
+    ["get", "fcall_ro"]
+        .iter()
+        .filter_map(|cmd| {
+            let calls = stats
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))?;
+            Some(calls.split(',').next()?.trim().parse::<u64>().unwrap())
+        })
+        .sum()
+}
+
 #[test]
 fn cached_reads_see_this_managers_own_writes() {
     let server = RedisServer::start(Durability::None);
@@ -709,6 +725,24 @@ fn cached_reads_see_this_managers_own_writes() {
                 r.await.unwrap().unwrap();
             }
         }
+        // With no write in between, reads are served from memory: Redis
+        // serves at most a handful of 1,000 (without the cache, all).
+        let last = m.get_context("a").await.unwrap().version;
+        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+        for _ in 0..1_000 {
+            assert_eq!(m.get_context("a").await.unwrap().version, last);
+        }
+        let served = reads_served(&server);
+        println!("cached reads: Redis served {served} of 1000 reads");
+        assert!(served <= 5, "Redis served {served} of 1000 cached reads");
+        // The count is Redis's: a manager without the cache has all its
+        // reads served there.
+        let plain = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+        for _ in 0..100 {
+            assert_eq!(plain.get_context("a").await.unwrap().version, last);
+        }
+        assert_eq!(reads_served(&server), 100, "uncached reads served by Redis");
         m.delete_context("a").await.unwrap();
         assert_eq!(m.get_context("a").await.unwrap_err().code(), "NOT_FOUND");
     });
@@ -737,6 +771,97 @@ fn cached_reads_drop_what_another_manager_changed() {
                 assert!(t.elapsed() < Duration::from_secs(5), "no invalidation");
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
+        }
+    });
+}
+
+/// The reader writes `id` (creates it; with `update`, updates it too), so
+/// that its cache entry comes from its own write, then `writer` updates it:
+/// how long until the reader sees that update (it fails at 5 s; `max_stale`
+/// is 60 s).
+async fn own_write_then_theirs(
+    reader: &ContextManager,
+    writer: &ContextManager,
+    id: &str,
+    update: bool,
+) -> Duration {
+    let mut mine = reader.create_context(id, json!({ "n": 0 })).await.unwrap();
+    if update {
+        mine = reader
+            .update_context(id, json!({ "n": 1 }), None)
+            .await
+            .unwrap();
+    }
+    let theirs = writer
+        .update_context(id, json!({ "n": "theirs" }), None)
+        .await
+        .unwrap();
+    assert_eq!(theirs.version, mine.version + 1);
+    let t = Instant::now();
+    loop {
+        let seen = reader.get_context(id).await.unwrap().version;
+        if seen == theirs.version {
+            return t.elapsed();
+        }
+        assert_eq!(seen, mine.version);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the reader still serves its own write of {id} (version {}) {:?} after another manager's update (max_stale 60 s)",
+            mine.version,
+            t.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A cached reader and a plain writer on one namespace (max_stale 60 s).
+async fn reader_and_writer(server: &RedisServer, tag: &str) -> (ContextManager, ContextManager) {
+    let ns = fresh_namespace(tag);
+    let reader = ContextManager::builder(ManagerConfig::default())
+        .connect(cached(&server.url(), &ns, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    (
+        reader,
+        connect(&server.url(), &ns, ManagerConfig::default()).await,
+    )
+}
+
+/// An entry the manager's own write filled (a create, an update of an id
+/// it never read) is dropped when another manager changes the context,
+/// well before `max_stale`: invalidations come for every change in the
+/// namespace, not only for the keys read.
+#[test]
+fn cached_own_writes_drop_what_another_manager_changed() {
+    let server = RedisServer::start(Durability::None);
+    runtime().block_on(async {
+        let (reader, writer) = reader_and_writer(&server, "own-track").await;
+        // A first read of some other id.
+        assert!(reader.get_context("other").await.is_err());
+        let mut waits = Vec::new();
+        for n in 0..20 {
+            let id = format!("a{n}");
+            waits.push(own_write_then_theirs(&reader, &writer, &id, n % 2 == 1).await);
+        }
+        println!(
+            "own writes, then another manager's update: seen after at most {:?}",
+            waits.iter().max().unwrap()
+        );
+    });
+}
+
+/// The same for a manager whose first use of the cache is a write: it has
+/// never read anything.
+#[test]
+fn cached_own_writes_before_any_read_drop_what_another_manager_changed() {
+    let server = RedisServer::start(Durability::None);
+    runtime().block_on(async {
+        for update in [false, true] {
+            let (reader, writer) = reader_and_writer(&server, "first-write").await;
+            let wait = own_write_then_theirs(&reader, &writer, "a", update).await;
+            println!(
+                "a first write (update: {update}), then another manager's: seen after {wait:?}"
+            );
         }
     });
 }
@@ -810,12 +935,14 @@ fn cached_staleness_stays_within_max_stale() {
             m.create_context("a", json!({})).await.unwrap();
             m
         });
+        // Reads until the writer process has ended, however long it takes
+        // to start.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let reads = rt.spawn({
-            let m = reader.clone();
+            let (m, done) = (reader.clone(), Arc::clone(&done));
             async move {
                 let mut out = Vec::new();
-                let start = Instant::now();
-                while start.elapsed() < Duration::from_millis(2_500) {
+                while !done.load(Ordering::SeqCst) {
                     let invoked = now_ns();
                     let s = m.get_context("a").await.unwrap();
                     out.push((invoked, s.revision));
@@ -833,44 +960,66 @@ fn cached_staleness_stays_within_max_stale() {
             env.push(("CK_CLIENT_CLOCK", "1".into()));
         }
         let outs = children("child_writer", 1, &env);
+        done.store(true, Ordering::SeqCst);
         let reads = rt.block_on(reads).unwrap();
-        let writes: std::collections::HashMap<u64, u128> = outs[0]
+        // revision -> (invoked, returned) of each write, in ns.
+        let writes: std::collections::HashMap<u64, (u128, u128)> = outs[0]
             .lines()
             .filter_map(|l| {
                 let mut p = l.strip_prefix("w ")?.split(' ');
                 let rev = p.next()?.parse().ok()?;
-                let _invoked = p.next()?;
-                Some((rev, p.next()?.parse().ok()?))
+                let invoked = p.next()?.parse().ok()?;
+                Some((rev, (invoked, p.next()?.parse().ok()?)))
             })
             .collect();
         assert!(writes.len() > 100, "the writer wrote: {}", writes.len());
+        // The writer's active window: from its first write's invocation to
+        // its last write's return.
+        let first = writes.values().map(|w| w.0).min().unwrap();
+        let last = writes.values().map(|w| w.1).max().unwrap();
         // A read returning revision r is stale by at least (its start - the
         // return of the write of r + 1), if that write had returned.
-        let mut stale: Vec<f64> = reads
+        let staleness = |&(invoked, rev): &(u128, u64)| match writes.get(&(rev + 1)) {
+            Some(&(_, returned)) if returned < invoked => (invoked - returned) as f64 / 1e6,
+            _ => 0.0,
+        };
+        let mut all: Vec<f64> = reads.iter().map(staleness).collect();
+        all.sort_by(f64::total_cmp);
+        let mut active: Vec<f64> = reads
             .iter()
-            .map(|(invoked, rev)| match writes.get(&(rev + 1)) {
-                Some(returned) if returned < invoked => (invoked - returned) as f64 / 1e6,
-                _ => 0.0,
-            })
+            .filter(|(invoked, _)| (first..=last).contains(invoked))
+            .map(staleness)
             .collect();
-        stale.sort_by(f64::total_cmp);
-        let pct = |p: f64| stale[((stale.len() - 1) as f64 * p) as usize];
+        active.sort_by(f64::total_cmp);
+        let pct = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p) as usize];
         let kind = if tracked { "tracked" } else { "untracked" };
         println!(
-            "cached reads ({kind}): {} reads, staleness ms p50 {:.3} p99 {:.3} max {:.3} (max_stale {} ms)",
-            stale.len(),
-            pct(0.5),
-            pct(0.99),
-            pct(1.0),
+            "cached reads ({kind}): {} reads, {} while the writer wrote ({} writes in {:.0} ms); staleness ms then p50 {:.3} p99 {:.3} max {:.3}; max over all reads {:.3} (max_stale {} ms)",
+            all.len(),
+            active.len(),
+            writes.len(),
+            (last - first) as f64 / 1e6,
+            pct(&active, 0.5),
+            pct(&active, 0.99),
+            pct(&active, 1.0),
+            pct(&all, 1.0),
             max_stale.as_millis()
         );
         assert!(
-            pct(1.0) <= max_stale.as_secs_f64() * 1e3,
+            pct(&all, 1.0) <= max_stale.as_secs_f64() * 1e3,
             "a read was staler than max_stale"
+        );
+        assert!(
+            active.len() >= 200,
+            "only {} reads while the writer wrote",
+            active.len()
         );
         if !tracked {
             // Untracked, staleness is real: the bound is what holds it.
-            assert!(pct(0.99) > 0.0, "the untracked cache served cached states");
+            assert!(
+                pct(&active, 0.99) > 0.0,
+                "the untracked cache served cached states"
+            );
         }
     }
 }
