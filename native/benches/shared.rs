@@ -9,6 +9,9 @@
 //!   JSON payload as bytes (no parsing): the floor;
 //! - **GET then SET**: the lost-update pattern of key-value stores (read,
 //!   change, write back with no check);
+//! - **Lua CAS**: the least an atomic compare-and-set on Redis costs: one
+//!   script call that reads a version, compares it and writes the new one
+//!   with the data (no event, no revision, no retry safety);
 //! - **contextkit get**: `get_context` (linearizable: read from Redis, parsed);
 //! - **contextkit cached get**: `get_context` of a manager with
 //!   `cached_reads(100 ms)` (client tracking drops changed entries);
@@ -232,6 +235,36 @@ fn main() {
                 })
             })
         };
+        let cas_versions: Arc<Vec<AtomicU64>> =
+            Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
+        let lua_cas: Op = {
+            let (conn, versions) = (conn.clone(), Arc::clone(&cas_versions));
+            let script = Arc::new(redis::Script::new(
+                r"local cur = redis.call('GET', KEYS[1])
+                local v = cur and tonumber(string.match(cur, '^%d+')) or 0
+                if v ~= tonumber(ARGV[1]) then return -1 end
+                redis.call('SET', KEYS[1], (v + 1) .. '\n' .. ARGV[2])
+                return v + 1",
+            ));
+            Arc::new(move |task, n| {
+                let (mut c, versions) = (conn.clone(), Arc::clone(&versions));
+                let script = Arc::clone(&script);
+                Box::pin(async move {
+                    let k = (task + 64 * (n as usize % (KEYS / 64))) % KEYS;
+                    let expected = versions[k].load(Ordering::Relaxed);
+                    let data = serde_json::to_string(&payload(n)).unwrap();
+                    let v: i64 = script
+                        .key(format!("cas:{k}"))
+                        .arg(expected)
+                        .arg(data)
+                        .invoke_async(&mut c)
+                        .await
+                        .unwrap();
+                    assert!(v > 0, "the compare-and-set of cas:{k} failed");
+                    versions[k].store(v as u64, Ordering::Relaxed);
+                })
+            })
+        };
         let ck_get: Op = {
             let m = m.clone();
             Arc::new(move |_, n| {
@@ -286,12 +319,13 @@ fn main() {
                 })
             })
         };
-        let rows: [(&str, &Op); 7] = [
+        let rows: [(&str, &Op); 8] = [
             ("raw GET", &raw_get),
             ("contextkit get", &ck_get),
             ("contextkit cached get", &ck_cached_get),
             ("raw SET", &raw_set),
             ("GET then SET", &get_then_set),
+            ("Lua CAS", &lua_cas),
             ("contextkit CAS update", &ck_update),
             ("contextkit create", &ck_create),
         ];
@@ -336,6 +370,12 @@ fn main() {
                 "",
             ),
             (
+                "contextkit CAS update / Lua CAS",
+                "contextkit CAS update",
+                "Lua CAS",
+                "",
+            ),
+            (
                 "contextkit create / raw SET",
                 "contextkit create",
                 "raw SET",
@@ -347,6 +387,42 @@ fn main() {
                 .map(|t| format!("{:.2}", results[&(a, *t)] / results[&(b, *t)]))
                 .collect();
             let _ = writeln!(table, "| {name} | {} | {target} |", r.join(" | "));
+        }
+        // What each kind of call cost the server itself, over the whole run.
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn.clone())
+            .await
+            .unwrap();
+        let _ = writeln!(
+            table,
+            "\n| Redis command (INFO commandstats) | calls | server µs per call |"
+        );
+        let _ = writeln!(table, "|---|---:|---:|");
+        for line in info.lines() {
+            let Some((name, stats)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            if !["get", "set", "evalsha", "fcall", "fcall_ro", "xread"].contains(&name) {
+                continue;
+            }
+            let field = |key: &str| {
+                stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                    .unwrap_or("?")
+                    .to_owned()
+            };
+            let _ = writeln!(
+                table,
+                "| {} | {} | {} |",
+                name.to_uppercase(),
+                field("calls"),
+                field("usec_per_call")
+            );
         }
     });
     println!("\n{table}");

@@ -23,6 +23,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -74,11 +75,17 @@ pub(crate) struct Cache {
     shards: Box<[RwLock<Slots>]>,
     hasher: RandomState,
     tracking: Mutex<Tracking>,
+    /// Whether entries are only kept while a tracking connection is up (set
+    /// by the first [`track`](Self::track); never set where Redis cannot push
+    /// invalidations for the backend: then `max_stale` alone bounds
+    /// staleness).
+    tracked: AtomicBool,
 }
 
 impl Cache {
     pub(crate) fn new(max_stale: Duration, key_prefix: String) -> Self {
         Self {
+            tracked: AtomicBool::new(false),
             max_stale,
             key_prefix,
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
@@ -115,8 +122,13 @@ impl Cache {
         revision: u64,
         since: Instant,
     ) {
-        if since < self.tracking().flushed {
-            return;
+        {
+            let t = self.tracking();
+            // Nothing is kept that no invalidation could drop, nor what a
+            // read or write sent before the last flush found.
+            if since < t.flushed || (self.tracked.load(Ordering::Relaxed) && t.conn.is_none()) {
+                return;
+            }
         }
         let mut slots = self.shard(id).write().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = slots.map.get(id)
@@ -193,6 +205,7 @@ impl Cache {
     pub(crate) async fn track(self: &Arc<Self>, client: &redis::Client, timeout: Duration) {
         {
             let mut t = self.tracking();
+            self.tracked.store(true, Ordering::Relaxed);
             if t.conn.is_some() || t.last_try.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
                 return;
             }

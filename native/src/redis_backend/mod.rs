@@ -287,9 +287,20 @@ impl RedisBackend {
         let _ = self.epoch.set(text(epoch)?.to_owned());
         let _ = self.conn.set(conn);
         let _ = self.runtime.set(tokio::runtime::Handle::current());
+        if let Some(cache) = &self.cache {
+            self.track(cache).await;
+        }
         Ok(Joined {
             revision: int(revision)?,
         })
+    }
+
+    /// Makes sure the cache hears of every change in the namespace, where
+    /// Redis can push them (one server, Redis's clock).
+    async fn track(&self, cache: &Arc<cache::Cache>) {
+        if let (Target::Single(client), false) = (&self.shared.target, self.shared.client_clock) {
+            cache.track(client, self.shared.timeout).await;
+        }
     }
 
     /// A read of `id` through the cache: served from it when it may be,
@@ -302,9 +313,7 @@ impl RedisBackend {
         if let Some(hit) = cache.get(id) {
             return Ok(hit);
         }
-        if let (Target::Single(client), false) = (&self.shared.target, self.shared.client_clock) {
-            cache.track(client, self.shared.timeout).await;
-        }
+        self.track(cache).await;
         let since = std::time::Instant::now();
         let reply = self.read_state(id).await?;
         let state = record::state(id, &reply)?;
@@ -344,6 +353,11 @@ impl RedisBackend {
     }
 
     async fn write_once(&self, write: Write) -> Result<WriteReply> {
+        if let Some(cache) = &self.cache {
+            // What the write commits is kept only while changes of others
+            // can drop it.
+            self.track(cache).await;
+        }
         let since = std::time::Instant::now();
         let reply = self.write_call(write).await?;
         self.remember(&reply, since);
