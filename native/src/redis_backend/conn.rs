@@ -52,9 +52,15 @@ impl Target {
                 ))
             }
             Target::Cluster(urls) => {
+                // A slot on the move answers TRYAGAIN for a few milliseconds:
+                // retries wait 10 ms and up, never more than a quarter of the
+                // call's time (the client's own default starts at 1.28 s).
+                let max_wait = (timeout.as_millis() as u64 / 4).max(20);
                 let client = redis::cluster::ClusterClientBuilder::new(urls.clone())
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
+                    .min_retry_wait(10)
+                    .max_retry_wait(max_wait)
                     .build()?;
                 Ok(Conn::Cluster(client.get_async_connection().await?))
             }
