@@ -339,6 +339,31 @@ impl Subscription {
         self.next += 1;
         Some(event)
     }
+
+    /// Waits for the next event: `None` once the manager is dropped and every
+    /// event before that was received. The same as
+    /// [`StreamExt::next`](https://docs.rs/futures/latest/futures/stream/trait.StreamExt.html#method.next),
+    /// without importing a trait.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let mut events = m.subscribe();
+    /// m.create_context("a", json!({})).await?;
+    /// m.delete_context("a").await?;
+    /// drop(m);
+    /// let mut seen = Vec::new();
+    /// while let Some(event) = events.recv().await {
+    ///     seen.push(event);
+    /// }
+    /// assert!(matches!(seen[..], [ContextEvent::Created { .. }, ContextEvent::Deleted { .. }]));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn recv(&mut self) -> Option<ContextEvent> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
 }
 
 impl Stream for Subscription {

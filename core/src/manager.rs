@@ -51,7 +51,7 @@ pub struct ContextManager {
 /// ```
 #[derive(Debug)]
 pub struct ManagerBuilder {
-    config: ManagerConfig,
+    pub(crate) config: ManagerConfig,
     clock: Arc<dyn Clock>,
     seed: Option<[u64; 4]>,
     shards: usize,
@@ -131,8 +131,27 @@ impl ManagerBuilder {
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the config is invalid ([`ManagerConfig::validate`] says why);
+    /// [`try_build`](Self::try_build) returns that error instead.
     pub fn build(self) -> ContextManager {
-        self.build_with(None)
+        self.try_build()
+            .unwrap_or_else(|e| panic!("invalid ManagerConfig: {e}"))
+    }
+
+    /// [`build`](Self::build), or `INVALID_ARGUMENT` for an invalid config.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// let bad = ManagerConfig { default_ttl_ms: Some(0), ..ManagerConfig::default() };
+    /// let e = ContextManager::builder(bad).try_build().unwrap_err();
+    /// assert_eq!(e.code(), "INVALID_ARGUMENT");
+    /// ```
+    pub fn try_build(self) -> Result<ContextManager> {
+        self.config.validate()?;
+        Ok(self.build_with(None))
     }
 
     pub(crate) fn build_with(self, storage: Option<Arc<dyn Storage>>) -> ContextManager {
@@ -167,11 +186,18 @@ impl ContextManager {
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the config is invalid (a `max_contexts`, `max_id_bytes` or
+    /// `default_ttl_ms` of 0, a `max_data_bytes` under 2: see
+    /// [`ManagerConfig::validate`]); [`try_new`](Self::try_new) returns that
+    /// error instead.
     pub fn new(config: ManagerConfig) -> Self {
         Self::builder(config).build()
     }
 
-    /// [`new`](Self::new) after [`ManagerConfig::validate`].
+    /// [`new`](Self::new), or `INVALID_ARGUMENT` for an invalid config.
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -179,8 +205,7 @@ impl ContextManager {
     /// assert_eq!(ContextManager::try_new(bad).unwrap_err().code(), "INVALID_ARGUMENT");
     /// ```
     pub fn try_new(config: ManagerConfig) -> Result<Self> {
-        config.validate()?;
-        Ok(Self::new(config))
+        Self::builder(config).try_build()
     }
 
     /// A builder for a manager with another clock, seed or shard count.

@@ -33,6 +33,7 @@ impl ManagerBuilder {
     /// # }).unwrap();
     /// ```
     pub async fn open(self, storage: impl Storage) -> Result<Opened> {
+        self.config.validate()?;
         let storage: Arc<dyn Storage> = Arc::new(storage);
         let loaded = storage.load().await?;
         let manager = self.build_with(Some(storage));

@@ -56,6 +56,11 @@ pub fn json_depth(text: &[u8]) -> usize {
 }
 
 pub(crate) fn config(cfg: &ManagerConfig) -> Result<()> {
+    if cfg.max_contexts == 0 {
+        return Err(ContextError::invalid(
+            "maxContexts must be at least 1 (a store that can hold nothing)",
+        ));
+    }
     if cfg.max_id_bytes == 0 {
         return Err(ContextError::invalid("maxIdBytes must be at least 1"));
     }
@@ -64,7 +69,12 @@ pub(crate) fn config(cfg: &ManagerConfig) -> Result<()> {
             "maxDataBytes must be at least 2 (the size of {})",
         ));
     }
-    ttl(cfg.default_ttl_ms)
+    if cfg.default_ttl_ms == Some(0) {
+        return Err(ContextError::invalid(
+            "defaultTtlMs must be at least 1 ms (leave it out for no expiry)",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn id(cfg: &ManagerConfig, id: &str) -> Result<()> {
@@ -335,5 +345,30 @@ mod tests {
         assert!(id(&cfg, "abcde").is_err());
         assert!(id(&cfg, "a\nb").is_err());
         assert!(id(&cfg, "a\u{7f}").is_err());
+    }
+
+    /// A config no manager could work with: `new` and `build` refuse it up
+    /// front instead of failing every later call with another message.
+    #[test]
+    #[should_panic(
+        expected = "invalid ManagerConfig: invalid argument: maxIdBytes must be at least 1"
+    )]
+    fn new_refuses_an_unusable_config() {
+        crate::ContextManager::new(ManagerConfig {
+            max_id_bytes: 0,
+            ..ManagerConfig::default()
+        });
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "invalid ManagerConfig: invalid argument: defaultTtlMs must be at least 1 ms"
+    )]
+    fn build_refuses_an_unusable_config() {
+        crate::ContextManager::builder(ManagerConfig {
+            default_ttl_ms: Some(0),
+            ..ManagerConfig::default()
+        })
+        .build();
     }
 }

@@ -26,3 +26,8 @@ pub use file::FileStorage;
 #[cfg(feature = "redis")]
 pub use redis_backend::RedisBackend;
 pub use tasks::{Cleanup, TaskHandle, spawn_auto_sync, spawn_auto_sync_with, spawn_cleanup};
+
+/// The Rust snippets of the README, compiled and run as doctests.
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeSnippets;

@@ -2,8 +2,8 @@
 
 use super::{code, drain, ev, manual};
 use contextkit_core::{
-    ContextError, ContextEvent, ContextManager, CreateOptions, MAX_DEPTH, ManagerConfig, Stats,
-    json,
+    ContextError, ContextEvent, ContextManager, CreateOptions, MAX_DEPTH, ManagerConfig,
+    MemoryStorage, Stats, json,
 };
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -525,6 +525,10 @@ pub async fn unusable_configs_are_rejected() {
     assert!(ContextManager::try_new(ManagerConfig::default()).is_ok());
     let bad = [
         ManagerConfig {
+            max_contexts: 0,
+            ..ManagerConfig::default()
+        },
+        ManagerConfig {
             max_id_bytes: 0,
             ..ManagerConfig::default()
         },
@@ -543,6 +547,16 @@ pub async fn unusable_configs_are_rejected() {
             "INVALID_ARGUMENT",
             "{cfg:?}"
         );
+        assert_eq!(
+            code(ContextManager::builder(cfg.clone()).try_build().map(drop)),
+            "INVALID_ARGUMENT",
+            "{cfg:?}"
+        );
+        // Refused before the storage is touched: nothing loaded, nothing written.
+        let opened = ContextManager::builder(cfg.clone())
+            .open(MemoryStorage::default())
+            .await;
+        assert_eq!(code(opened.map(drop)), "INVALID_ARGUMENT", "{cfg:?}");
     }
     // The smallest data limit that fits `{}` works.
     let tiny = ContextManager::try_new(ManagerConfig {

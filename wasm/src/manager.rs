@@ -61,7 +61,10 @@ impl Manager {
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<Manager, JsValue> {
         let (cfg, cache_bytes) = options::manager_config(&config).map_err(crate::error::js)?;
-        let inner = ContextManager::builder(cfg).hash_seed(hash_seed()).build();
+        let inner = ContextManager::builder(cfg)
+            .hash_seed(hash_seed())
+            .try_build()
+            .map_err(crate::error::js)?;
         Ok(Manager {
             inner,
             cache: ReadCache::new(cache_bytes),

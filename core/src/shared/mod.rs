@@ -167,8 +167,8 @@ impl crate::ManagerBuilder {
     /// The manager has the same contract as one in memory, across every
     /// manager of the namespace: the backend decides each write atomically.
     pub async fn connect(self, backend: impl SharedBackend) -> Result<crate::ContextManager> {
+        self.config.validate()?;
         let mut manager = self.build_with(None);
-        manager.inner.cfg.validate()?;
         let backend: Arc<dyn SharedBackend> = Arc::new(backend);
         let clock = Arc::clone(&manager.inner.clock);
         let joined = backend.join(&manager.inner.cfg, clock).await?;
