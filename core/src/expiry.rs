@@ -59,7 +59,7 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.sweep(&self.inner).await.unwrap_or_default();
         });
-        if self.inner.storage.is_some() {
+        if self.inner.backend.owned().is_some() {
             self.settle_abandoned().await;
             return self.sweep_expired_through_storage().await;
         }

@@ -37,6 +37,7 @@ macro_rules! in_shared_mode {
 }
 
 mod adapter;
+mod backend;
 mod clock;
 mod error;
 mod events;

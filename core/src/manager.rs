@@ -361,7 +361,7 @@ impl ContextManager {
                     // by a storage delete, in the caller's sweep.)
                     let mut taken = inner.take_slot(shard, ttl_ms);
                     if let Err((at, _)) = taken
-                        && inner.storage.is_none()
+                        && inner.backend.removes_expired_in_place()
                         && shard.may_have_expired(at)
                         && inner.sweep_shard(shard, map, at) > 0
                     {
@@ -401,9 +401,13 @@ impl ContextManager {
                     // for expiry before and after reading `creating` covers a
                     // create that took its slot and is still in its section.
                     let t0 = inner.now();
+                    let owned = inner.backend.owned();
+                    let creating = || owned.is_some_and(|o| o.creating.load(Ordering::SeqCst) > 0);
                     if self.may_have_expired(t0) {
-                        let landed = inner.landed.listen();
-                        if inner.creating.load(Ordering::SeqCst) > 0 {
+                        let landed = owned.map(|o| o.landed.listen());
+                        if let Some(landed) = landed
+                            && creating()
+                        {
                             landed.await;
                             swept_nothing = false;
                             continue;
@@ -414,7 +418,7 @@ impl ContextManager {
                         // nothing while nothing came or went, and left behind
                         // what was due when it began, met a storage failing
                         // to delete: it is not repeated.
-                        if !(swept_nothing && inner.storage.is_some()) {
+                        if !(swept_nothing && owned.is_some()) {
                             let before = inner.count.word();
                             let removed = self.sweep_expired().await;
                             swept_nothing = removed == 0
@@ -424,9 +428,11 @@ impl ContextManager {
                         }
                     } else {
                         // (A listener only when needed: in memory none is.)
-                        if inner.creating.load(Ordering::SeqCst) > 0 {
-                            let landed = inner.landed.listen();
-                            if inner.creating.load(Ordering::SeqCst) > 0 {
+                        if let Some(owned) = owned
+                            && creating()
+                        {
+                            let landed = owned.landed.listen();
+                            if creating() {
                                 landed.await;
                             }
                             continue;
@@ -469,7 +475,7 @@ impl ContextManager {
         }
         let shard = inner.shard(id);
         let found = self
-            .read_id(shard, id, |map| {
+            .read_id(id, |map| {
                 // The clock is read only for contexts that can expire.
                 map.get(id)
                     .filter(|e| e.state.expires_at_ms.is_none_or(|at| at > inner.now()))
@@ -696,7 +702,8 @@ impl ContextManager {
         }
         // Through a storage the count also holds the slots of creates still
         // being written, which no read shows yet: count what the maps hold.
-        if self.inner.storage.is_none() && !self.may_have_expired(self.inner.now()) {
+        if self.inner.backend.removes_expired_in_place() && !self.may_have_expired(self.inner.now())
+        {
             return self.inner.count.load(Ordering::SeqCst);
         }
         let mut n = 0;

@@ -136,7 +136,7 @@ impl ContextManager {
             Box::pin(self.settle_abandoned()).await;
         }
         let points = self
-            .read_id(inner.shard(id), id, |map| {
+            .read_id(id, |map| {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
@@ -185,7 +185,7 @@ impl ContextManager {
             Box::pin(self.settle_abandoned()).await;
         }
         let source = self
-            .read_id(inner.shard(id), id, |map| {
+            .read_id(id, |map| {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
