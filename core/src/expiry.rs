@@ -2,6 +2,7 @@
 
 use crate::ContextError;
 use crate::ContextManager;
+use crate::backend::Backend;
 use crate::store::{Inner, Map, Removal, Shard};
 use crate::write::Patch;
 use std::sync::atomic::Ordering;
@@ -59,9 +60,8 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.sweep(&self.inner).await.unwrap_or_default();
         });
-        if self.inner.backend.owned().is_some() {
-            self.settle_abandoned().await;
-            return self.sweep_expired_through_storage().await;
+        if let Backend::Owned(owned) = self.backend().await {
+            return owned.sweep_expired(self).await;
         }
         let inner = &*self.inner;
         let start = inner.now();
@@ -125,37 +125,10 @@ impl ContextManager {
         }
     }
 
-    /// With a storage, each expired context is deleted from it before it leaves memory.
-    async fn sweep_expired_through_storage(&self) -> usize {
-        let inner = &*self.inner;
-        let start = inner.now();
-        let mut removed = 0;
-        for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
-            let due: Vec<String> = shard
-                .map
-                .write(|map| {
-                    let now = inner.now();
-                    // Exact again (an update may have moved the earliest expiry
-                    // later): what is due stays in it until it is removed.
-                    inner.refresh_earliest(shard, map);
-                    map.iter()
-                        .filter(|(_, e)| e.state.is_expired_at(now))
-                        .map(|(id, _)| id.clone())
-                        .collect()
-                })
-                .await;
-            for id in due {
-                let expired = self.remove_picked(&id, Removal::Expired, 0).await;
-                removed += usize::from(expired);
-            }
-        }
-        removed
-    }
-
     /// Removes `id` through the storage if it is still what the caller picked
     /// it for: expired now, or for an eviction not written since it was picked
     /// (`touched`). One write path serves both, so it exists once in the binary.
-    async fn remove_picked(&self, id: &str, why: Removal, touched: u64) -> bool {
+    pub(crate) async fn remove_picked(&self, id: &str, why: Removal, touched: u64) -> bool {
         self.write_through(id, |inner, _, map| match map.get(id) {
             Some(e)
                 if match why {

@@ -1,6 +1,7 @@
 //! [`ContextManager`]: the store.
 
 use crate::Storage;
+use crate::backend::Backend;
 use crate::events::{DEFAULT_EVENT_CAPACITY, Subscription};
 use crate::store::{Entry, Inner, Removal};
 use crate::write::Patch;
@@ -470,9 +471,6 @@ impl ContextManager {
         in_shared_mode!(inner, shared => {
             return shared.get(inner, id).await;
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let shard = inner.shard(id);
         let found = self
             .read_id(id, |map| {
@@ -619,23 +617,16 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.list_ids().await.unwrap_or_default();
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let mut ids = Vec::new();
-        for shard in self.inner.shards.iter() {
-            shard
-                .map
-                .read(|map| {
-                    let now = self.inner.now();
-                    ids.extend(
-                        map.iter()
-                            .filter(|(_, e)| !e.state.is_expired_at(now))
-                            .map(|(id, _)| id.clone()),
-                    );
-                })
-                .await;
-        }
+        self.scan(|map| {
+            let now = self.inner.now();
+            ids.extend(
+                map.iter()
+                    .filter(|(_, e)| !e.state.is_expired_at(now))
+                    .map(|(id, _)| id.clone()),
+            );
+        })
+        .await;
         ids.sort_unstable();
         ids
     }
@@ -658,23 +649,16 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.list().await.unwrap_or_default();
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let mut states = Vec::new();
-        for shard in self.inner.shards.iter() {
-            shard
-                .map
-                .read(|map| {
-                    let now = self.inner.now();
-                    states.extend(
-                        map.values()
-                            .filter(|e| !e.state.is_expired_at(now))
-                            .map(|e| Arc::clone(&e.state)),
-                    );
-                })
-                .await;
-        }
+        self.scan(|map| {
+            let now = self.inner.now();
+            states.extend(
+                map.values()
+                    .filter(|e| !e.state.is_expired_at(now))
+                    .map(|e| Arc::clone(&e.state)),
+            );
+        })
+        .await;
         states.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         states
     }
@@ -697,25 +681,19 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.count().await.unwrap_or_default();
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         // Through a storage the count also holds the slots of creates still
         // being written, which no read shows yet: count what the maps hold.
-        if self.inner.backend.removes_expired_in_place() && !self.may_have_expired(self.inner.now())
+        if matches!(self.backend().await, Backend::Memory)
+            && !self.may_have_expired(self.inner.now())
         {
             return self.inner.count.load(Ordering::SeqCst);
         }
         let mut n = 0;
-        for shard in self.inner.shards.iter() {
-            n += shard
-                .map
-                .read(|map| {
-                    let now = self.inner.now();
-                    map.values().filter(|e| !e.state.is_expired_at(now)).count()
-                })
-                .await;
-        }
+        self.scan_shards(|map| {
+            let now = self.inner.now();
+            n += map.values().filter(|e| !e.state.is_expired_at(now)).count();
+        })
+        .await;
         n
     }
 

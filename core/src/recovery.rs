@@ -132,9 +132,6 @@ impl ContextManager {
         in_shared_mode!(inner, shared => {
             return shared.recovery_points(id).await;
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let points = self
             .read_id(id, |map| {
                 let now = inner.now();
@@ -181,9 +178,6 @@ impl ContextManager {
         in_shared_mode!(inner, shared => {
             return shared.restore(inner, id, snapshot_id).await;
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let source = self
             .read_id(id, |map| {
                 let now = inner.now();

@@ -2,6 +2,7 @@
 //! shard section and [`install`] applies it, in the same section in memory,
 //! or once storage holds it through an owned storage (`backend/owned.rs`).
 
+use crate::backend::Backend;
 use crate::storage::{MaybeSend, Record};
 use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
 use crate::{ContextEvent, ContextManager, ContextState, Result};
@@ -106,7 +107,7 @@ impl ContextManager {
         plan: &mut Plan<'_>,
     ) -> Result<Option<Arc<ContextState>>> {
         let inner = &*self.inner;
-        let Some(owned) = inner.backend.owned() else {
+        let Backend::Owned(owned) = self.backend().await else {
             let shard = inner.shard(id);
             let (result, replaced) = shard
                 .map
@@ -121,7 +122,6 @@ impl ContextManager {
             drop(replaced);
             return result;
         };
-        self.settle_abandoned().await;
         owned.persist(inner, id, Some(plan)).await
     }
 
@@ -130,9 +130,25 @@ impl ContextManager {
     /// another call saw the new one.
     pub(crate) async fn read_id<R>(&self, id: &str, f: impl FnMut(&Map) -> R) -> R {
         let inner = &*self.inner;
-        match inner.backend.owned() {
-            Some(owned) => owned.read_id(inner, id, f).await,
-            None => inner.shard(id).map.read(f).await,
+        match self.backend().await {
+            Backend::Owned(owned) => owned.read_id(inner, id, f).await,
+            Backend::Memory => inner.shard(id).map.read(f).await,
+        }
+    }
+
+    /// Reads every shard in turn with `f`, each atomically (as of some
+    /// moment per shard).
+    pub(crate) async fn scan(&self, f: impl FnMut(&Map)) {
+        // Over an owned storage, writes with an unknown outcome settle first.
+        self.backend().await;
+        self.scan_shards(f).await;
+    }
+
+    /// [`scan`](Self::scan) for a caller that went through
+    /// [`backend`](Self::backend) already.
+    pub(crate) async fn scan_shards(&self, mut f: impl FnMut(&Map)) {
+        for shard in self.inner.shards.iter() {
+            shard.map.read(&mut f).await;
         }
     }
 }

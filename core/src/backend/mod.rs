@@ -7,6 +7,7 @@
 
 pub(crate) mod owned;
 
+use crate::ContextManager;
 use owned::Owned;
 
 /// Where a manager's contexts live.
@@ -17,6 +18,19 @@ pub(crate) enum Backend {
     Memory,
     /// Written through to a storage before a write is acknowledged.
     Owned(Owned),
+}
+
+impl ContextManager {
+    /// The manager's backend, ready for a call: every call that reads or
+    /// writes the maps comes through here, and over an owned storage this is
+    /// where writes whose outcome is unknown are read back first.
+    pub(crate) async fn backend(&self) -> &Backend {
+        let backend = &self.inner.backend;
+        if let Backend::Owned(owned) = backend {
+            owned.enter(&self.inner).await;
+        }
+        backend
+    }
 }
 
 impl Backend {

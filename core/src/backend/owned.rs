@@ -82,11 +82,6 @@ impl Owned {
     fn lane(&self, inner: &Inner, id: &str) -> &Lane {
         &self.lanes[inner.shard_index(id)]
     }
-
-    /// Whether some storage write has an unknown outcome (cheap: one load).
-    pub(crate) fn unsettled(&self) -> bool {
-        self.abandoned.load(Ordering::Relaxed) != 0
-    }
 }
 
 /// A storage write in flight for one id. Writers of that id wait until it
@@ -203,13 +198,46 @@ enum Durable {
 }
 
 impl Owned {
+    /// The entry point of every call through the storage (see
+    /// [`ContextManager::backend`]): each write whose outcome is unknown is
+    /// read back first, so memory shows what storage holds.
+    pub(crate) async fn enter(&self, inner: &Inner) {
+        if self.abandoned.load(Ordering::SeqCst) != 0 {
+            Box::pin(self.settle_abandoned(inner)).await;
+        }
+    }
+
+    /// With a storage, each expired context is deleted from it before it leaves memory.
+    pub(crate) async fn sweep_expired(&self, m: &ContextManager) -> usize {
+        let inner = &*m.inner;
+        let start = inner.now();
+        let mut removed = 0;
+        for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
+            let due: Vec<String> = shard
+                .map
+                .write(|map| {
+                    let now = inner.now();
+                    // Exact again (an update may have moved the earliest expiry
+                    // later): what is due stays in it until it is removed.
+                    inner.refresh_earliest(shard, map);
+                    map.iter()
+                        .filter(|(_, e)| e.state.is_expired_at(now))
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                })
+                .await;
+            for id in due {
+                let expired = m.remove_picked(&id, Removal::Expired, 0).await;
+                removed += usize::from(expired);
+            }
+        }
+        removed
+    }
+
     /// Reads back every id whose storage write has an unknown outcome, so
     /// that memory (contexts, capacity, recovery-point ids) shows what storage
     /// holds. Best effort: an id storage cannot answer for stays marked.
-    pub(crate) async fn settle_abandoned(&self, inner: &Inner) {
-        if self.abandoned.load(Ordering::SeqCst) == 0 {
-            return;
-        }
+    async fn settle_abandoned(&self, inner: &Inner) {
         for (shard, lane) in inner.shards.iter().zip(self.lanes.iter()) {
             let ids: Vec<String> = shard
                 .map
@@ -517,20 +545,5 @@ fn reconcile(
         None => {
             inner.remove(map, id, Removal::Deleted, reserved.revision);
         }
-    }
-}
-
-impl ContextManager {
-    /// The owned storage's writes with unknown outcome, read back (nothing
-    /// without a storage).
-    pub(crate) async fn settle_abandoned(&self) {
-        if let Some(owned) = self.inner.backend.owned() {
-            owned.settle_abandoned(&self.inner).await;
-        }
-    }
-
-    /// Whether some storage write has an unknown outcome (cheap: one load).
-    pub(crate) fn unsettled(&self) -> bool {
-        self.inner.backend.owned().is_some_and(Owned::unsettled)
     }
 }
