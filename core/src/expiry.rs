@@ -2,7 +2,7 @@
 
 use crate::ContextError;
 use crate::ContextManager;
-use crate::backend::Backend;
+use crate::backend::{Backend, memory};
 use crate::store::{Inner, Map, Removal, Shard};
 use crate::write::Patch;
 use std::sync::atomic::Ordering;
@@ -54,25 +54,15 @@ impl ContextManager {
         self.inner.shards.iter().any(|s| s.may_have_expired(now))
     }
 
-    /// Each shard is swept at the time it is locked; shards with nothing due
-    /// when the sweep starts are skipped.
+    /// Removes every expired context, the way the backend does.
     pub(crate) async fn sweep_expired(&self) -> usize {
         in_shared_mode!(self.inner, shared => {
             return shared.sweep(&self.inner).await.unwrap_or_default();
         });
-        if let Backend::Owned(owned) = self.backend().await {
-            return owned.sweep_expired(self).await;
+        match self.backend().await {
+            Backend::Owned(owned) => owned.sweep_expired(self).await,
+            Backend::Memory => memory::sweep_expired(&self.inner).await,
         }
-        let inner = &*self.inner;
-        let start = inner.now();
-        let mut removed = 0;
-        for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
-            removed += shard
-                .map
-                .write(|map| inner.sweep_shard(shard, map, inner.now()))
-                .await;
-        }
-        removed
     }
 
     /// Sets the capacity an adapter imposes (the smaller of it and the config wins).
@@ -154,20 +144,6 @@ pub(crate) fn ascending(keys: impl Iterator<Item = u64>) -> Vec<(u64, usize)> {
 }
 
 impl Inner {
-    /// Removes the expired contexts of one shard, inside its write section.
-    pub(crate) fn sweep_shard(&self, shard: &Shard, map: &mut Map, now: u64) -> usize {
-        let expired: Vec<String> = map
-            .iter()
-            .filter(|(_, e)| e.state.is_expired_at(now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &expired {
-            self.remove(map, id, Removal::Expired, None);
-        }
-        self.refresh_earliest(shard, map);
-        expired.len()
-    }
-
     /// Makes the shard's earliest expiry exact, inside its write section
     /// (every write to the shard happens under that lock).
     pub(crate) fn refresh_earliest(&self, shard: &Shard, map: &Map) {

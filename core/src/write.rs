@@ -2,7 +2,7 @@
 //! shard section and [`install`] applies it, in the same section in memory,
 //! or once storage holds it through an owned storage (`backend/owned.rs`).
 
-use crate::backend::Backend;
+use crate::backend::{Backend, memory};
 use crate::storage::{MaybeSend, Record};
 use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
 use crate::{ContextEvent, ContextManager, ContextState, Result};
@@ -107,22 +107,10 @@ impl ContextManager {
         plan: &mut Plan<'_>,
     ) -> Result<Option<Arc<ContextState>>> {
         let inner = &*self.inner;
-        let Backend::Owned(owned) = self.backend().await else {
-            let shard = inner.shard(id);
-            let (result, replaced) = shard
-                .map
-                .write(|map| match plan(inner, shard, map) {
-                    Ok(patch) => {
-                        let (replaced, state) = install(inner, shard, map, id, patch, None);
-                        (Ok(state), replaced)
-                    }
-                    Err(e) => (Err(e), Replaced::Nothing),
-                })
-                .await;
-            drop(replaced);
-            return result;
-        };
-        owned.persist(inner, id, Some(plan)).await
+        match self.backend().await {
+            Backend::Owned(owned) => owned.persist(inner, id, Some(plan)).await,
+            Backend::Memory => memory::write(inner, id, plan).await,
+        }
     }
 
     /// Reads `id`'s shard with `f`. Through a storage, a write of `id` in

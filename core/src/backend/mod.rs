@@ -5,10 +5,15 @@
 //! (writes in flight, writes whose outcome is unknown, creates not yet
 //! landed) is the owned backend's alone, in `owned.rs`.
 
+pub(crate) mod memory;
 pub(crate) mod owned;
 
-use crate::ContextManager;
+use crate::store::{Entry, Inner, Map, Shard};
+use crate::write::Patch;
+use crate::{ContextError, ContextManager, ContextState, Result};
 use owned::Owned;
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Where a manager's contexts live.
 #[derive(Debug)]
@@ -31,17 +36,72 @@ impl ContextManager {
         }
         backend
     }
+
+    /// Creates `id` with `state` (version 1, timestamps set as it takes
+    /// effect), retrying as the backend's rules for a full store say. Each
+    /// attempt's write goes through [`backend`](Self::backend).
+    pub(crate) async fn create(
+        &self,
+        id: &str,
+        state: ContextState,
+        ttl_ms: Option<u64>,
+    ) -> Result<Arc<ContextState>> {
+        match &self.inner.backend {
+            Backend::Owned(owned) => owned.create(self, id, state, ttl_ms).await,
+            Backend::Memory => memory::create(self, id, state, ttl_ms).await,
+        }
+    }
+}
+
+/// A create's decision, inside `id`'s shard section: `ALREADY_EXISTS` if
+/// `id` is there, else a capacity slot and the new entry, timestamped with
+/// the clock read as the slot was taken (where the create takes effect).
+/// `pending` is the state to create, taken when the entry is made. When the
+/// store is full, `full_at` gets the count as this attempt found it.
+///
+/// In memory an expired context with the id is dropped first, and a full
+/// store drops this shard's expired contexts before it answers (the caller
+/// sweeps the others and retries). Through a storage expired contexts leave
+/// by a storage delete: one with the id makes this fail, and the write
+/// machinery deletes it and decides the create again.
+pub(crate) fn decide_create(
+    inner: &Inner,
+    shard: &Shard,
+    map: &mut Map,
+    id: &str,
+    pending: &mut Option<ContextState>,
+    ttl_ms: Option<u64>,
+    full_at: &mut Option<u64>,
+) -> Result<Patch> {
+    let now = inner.now();
+    if inner.live_mut(map, id, now).is_some() || map.contains_key(id) {
+        return Err(ContextError::AlreadyExists { id: id.to_owned() });
+    }
+    let mut taken = inner.take_slot(shard, ttl_ms);
+    if let Err((at, _)) = taken
+        && inner.backend.removes_expired_in_place()
+        && shard.may_have_expired(at)
+        && memory::sweep_shard(inner, shard, map, at) > 0
+    {
+        taken = inner.take_slot(shard, ttl_ms);
+    }
+    // The clock read as the slot was taken: where the create takes effect.
+    let now = match taken {
+        Ok(now) => now,
+        Err((_, word)) => {
+            *full_at = Some(word);
+            return Err(ContextError::capacity("contexts", inner.limit()));
+        }
+    };
+    let mut state = pending.take().expect("a create inserts at most once");
+    state.created_at_ms = now;
+    state.updated_at_ms = now;
+    state.expires_at_ms = Inner::expires_at(now, ttl_ms);
+    let entry = Entry::new(Arc::new(state), ttl_ms, inner.next_touch(), VecDeque::new());
+    Ok(Patch::Insert(entry))
 }
 
 impl Backend {
-    /// The owned storage, if there is one.
-    pub(crate) fn owned(&self) -> Option<&Owned> {
-        match self {
-            Self::Owned(owned) => Some(owned),
-            Self::Memory => None,
-        }
-    }
-
     /// Whether a write that meets an expired context removes it on the spot
     /// (in memory), rather than leaving it for a storage delete to remove,
     /// so that every removal a subscriber sees is durable.

@@ -234,6 +234,79 @@ impl Owned {
         removed
     }
 
+    /// Creates `id` with `state`. Full means full once expired contexts are
+    /// gone: they leave by a storage delete, in a sweep, and the create
+    /// tries again.
+    pub(crate) async fn create(
+        &self,
+        m: &ContextManager,
+        id: &str,
+        state: ContextState,
+        ttl_ms: Option<u64>,
+    ) -> Result<Arc<ContextState>> {
+        let inner = &*m.inner;
+        let mut pending = Some(state);
+        let creating = || self.creating.load(Ordering::SeqCst) > 0;
+        let mut swept_nothing = false;
+        loop {
+            let mut full_at = None;
+            let attempt = m
+                .write_state(id, &mut |inner, shard, map| {
+                    super::decide_create(inner, shard, map, id, &mut pending, ttl_ms, &mut full_at)
+                })
+                .await;
+            let Err(ContextError::CapacityExceeded { .. }) = attempt else {
+                return attempt;
+            };
+            // The answer stands only if, at one instant after the attempt,
+            // nothing counted may have expired and no context came or went
+            // since the attempt: then every one it counted was live at that
+            // instant. Otherwise try again.
+            //
+            // A create still being written holds its slot, but its context
+            // is in no map: a sweep of its shard in the meantime makes the
+            // shard's earliest expiry exact for the contexts in the map,
+            // forgetting the create's. So whenever creates are being
+            // written, wait for them to land (their expiries are noted
+            // again) and look again. Checking for expiry before and after
+            // reading `creating` covers a create that took its slot and is
+            // still in its section.
+            let t0 = inner.now();
+            if m.may_have_expired(t0) {
+                let landed = self.landed.listen();
+                if creating() {
+                    landed.await;
+                    swept_nothing = false;
+                    continue;
+                }
+                // A sweep that removed nothing while nothing came or went,
+                // and left behind what was due when it began, met a storage
+                // failing to delete: it is not repeated.
+                if !swept_nothing {
+                    let before = inner.count.word();
+                    let removed = m.sweep_expired().await;
+                    swept_nothing =
+                        removed == 0 && inner.count.word() == before && m.may_have_expired(t0);
+                    continue;
+                }
+            } else {
+                if creating() {
+                    let landed = self.landed.listen();
+                    if creating() {
+                        landed.await;
+                    }
+                    continue;
+                }
+                if m.may_have_expired(inner.now()) {
+                    continue;
+                }
+            }
+            if full_at.is_none_or(|word| word == inner.count.word()) {
+                return attempt;
+            }
+        }
+    }
+
     /// Reads back every id whose storage write has an unknown outcome, so
     /// that memory (contexts, capacity, recovery-point ids) shows what storage
     /// holds. Best effort: an id storage cannot answer for stays marked.
