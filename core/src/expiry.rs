@@ -56,12 +56,11 @@ impl ContextManager {
 
     /// Removes every expired context, the way the backend does.
     pub(crate) async fn sweep_expired(&self) -> usize {
-        in_shared_mode!(self.inner, shared => {
-            return shared.sweep(&self.inner).await.unwrap_or_default();
-        });
         match self.backend().await {
             Backend::Owned(owned) => owned.sweep_expired(self).await,
             Backend::Memory => memory::sweep_expired(&self.inner).await,
+            #[cfg(feature = "shared")]
+            Backend::Shared(shared) => shared.sweep(&self.inner).await.unwrap_or_default(),
         }
     }
 

@@ -320,16 +320,6 @@ impl ContextManager {
         validate::metadata(&inner.cfg, &opts.metadata)?;
         let ttl_ms = opts.ttl_ms.or(inner.cfg.default_ttl_ms);
         validate::ttl(ttl_ms)?;
-        in_shared_mode!(inner, shared => {
-            let write = crate::Write::Create {
-                id: id.to_owned(),
-                data,
-                ttl_ms,
-                metadata: opts.metadata,
-                capacity: inner.limit(),
-            };
-            return shared.create(inner, write).await;
-        });
         // Timestamps are set inside the critical section, where the call takes effect.
         let state = ContextState {
             id: id.to_owned(),

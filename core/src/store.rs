@@ -279,11 +279,9 @@ pub(crate) struct Inner {
     touch: AtomicU64,
     pub events: Arc<EventLog>,
     pub counters: Counters,
-    /// Where the contexts live: in memory only, or written through to a storage.
+    /// Where the contexts live: in memory only, written through to a
+    /// storage, or in a shared backend.
     pub backend: Backend,
-    /// In shared mode, the backend that decides every call (the maps stay empty).
-    #[cfg(feature = "shared")]
-    pub shared: Option<crate::shared::Shared>,
 }
 
 impl Inner {
@@ -317,8 +315,6 @@ impl Inner {
             events: Arc::new(EventLog::new(event_capacity)),
             counters: Counters::default(),
             backend,
-            #[cfg(feature = "shared")]
-            shared: None,
         }
     }
 

@@ -107,10 +107,11 @@ impl ContextManager {
         plan: &mut Plan<'_>,
     ) -> Result<Option<Arc<ContextState>>> {
         let inner = &*self.inner;
-        match self.backend().await {
-            Backend::Owned(owned) => owned.persist(inner, id, Some(plan)).await,
-            Backend::Memory => memory::write(inner, id, plan).await,
+        // (A shared manager hands every write to its backend before this.)
+        if let Backend::Owned(owned) = self.backend().await {
+            return owned.persist(inner, id, Some(plan)).await;
         }
+        memory::write(inner, id, plan).await
     }
 
     /// Reads `id`'s shard with `f`. Through a storage, a write of `id` in
@@ -118,10 +119,10 @@ impl ContextManager {
     /// another call saw the new one.
     pub(crate) async fn read_id<R>(&self, id: &str, f: impl FnMut(&Map) -> R) -> R {
         let inner = &*self.inner;
-        match self.backend().await {
-            Backend::Owned(owned) => owned.read_id(inner, id, f).await,
-            Backend::Memory => inner.shard(id).map.read(f).await,
+        if let Backend::Owned(owned) = self.backend().await {
+            return owned.read_id(inner, id, f).await;
         }
+        inner.shard(id).map.read(f).await
     }
 
     /// Reads every shard in turn with `f`, each atomically (as of some

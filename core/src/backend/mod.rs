@@ -1,12 +1,19 @@
-//! The seam between a manager and where its contexts live: in memory only,
-//! or written through to a [`Storage`](crate::Storage) the manager owns.
+//! The seam between a manager and where its contexts live: in memory only
+//! (`memory.rs`), written through to a [`Storage`](crate::Storage) the
+//! manager owns (`owned.rs`), or in a shared backend (`shared.rs`, with the
+//! `shared` feature).
 //!
-//! Both keep the committed contexts in the shards' maps; what a storage adds
-//! (writes in flight, writes whose outcome is unknown, creates not yet
-//! landed) is the owned backend's alone, in `owned.rs`.
+//! Memory and owned storage keep the committed contexts in the shards' maps;
+//! what a storage adds (writes in flight, writes whose outcome is unknown,
+//! creates not yet landed) is the owned backend's alone. A shared backend
+//! decides every call itself and leaves the maps empty: a public method
+//! hands it the call first (`in_shared_mode!`), or it is one arm of the
+//! dispatch here.
 
 pub(crate) mod memory;
 pub(crate) mod owned;
+#[cfg(feature = "shared")]
+pub(crate) mod shared;
 
 use crate::store::{Entry, Inner, Map, Shard};
 use crate::write::Patch;
@@ -23,6 +30,9 @@ pub(crate) enum Backend {
     Memory,
     /// Written through to a storage before a write is acknowledged.
     Owned(Owned),
+    /// Every call decided by a backend shared with other managers.
+    #[cfg(feature = "shared")]
+    Shared(shared::Shared),
 }
 
 impl ContextManager {
@@ -39,7 +49,8 @@ impl ContextManager {
 
     /// Creates `id` with `state` (version 1, timestamps set as it takes
     /// effect), retrying as the backend's rules for a full store say. Each
-    /// attempt's write goes through [`backend`](Self::backend).
+    /// attempt's write goes through [`backend`](Self::backend). A shared
+    /// backend gets the state's data and metadata in one write.
     pub(crate) async fn create(
         &self,
         id: &str,
@@ -49,6 +60,17 @@ impl ContextManager {
         match &self.inner.backend {
             Backend::Owned(owned) => owned.create(self, id, state, ttl_ms).await,
             Backend::Memory => memory::create(self, id, state, ttl_ms).await,
+            #[cfg(feature = "shared")]
+            Backend::Shared(shared) => {
+                let write = crate::Write::Create {
+                    id: id.to_owned(),
+                    data: state.data,
+                    ttl_ms,
+                    metadata: state.metadata,
+                    capacity: self.inner.limit(),
+                };
+                shared.create(&self.inner, write).await
+            }
         }
     }
 }
