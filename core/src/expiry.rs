@@ -2,6 +2,7 @@
 
 use crate::ContextError;
 use crate::ContextManager;
+use crate::backend::{Backend, memory};
 use crate::store::{Inner, Map, Removal, Shard};
 use crate::write::Patch;
 use std::sync::atomic::Ordering;
@@ -53,26 +54,14 @@ impl ContextManager {
         self.inner.shards.iter().any(|s| s.may_have_expired(now))
     }
 
-    /// Each shard is swept at the time it is locked; shards with nothing due
-    /// when the sweep starts are skipped.
+    /// Removes every expired context, the way the backend does.
     pub(crate) async fn sweep_expired(&self) -> usize {
-        in_shared_mode!(self.inner, shared => {
-            return shared.sweep(&self.inner).await.unwrap_or_default();
-        });
-        if self.inner.storage.is_some() {
-            self.settle_abandoned().await;
-            return self.sweep_expired_through_storage().await;
+        match self.backend().await {
+            Backend::Owned(owned) => owned.sweep_expired(self).await,
+            Backend::Memory => memory::sweep_expired(&self.inner).await,
+            #[cfg(feature = "shared")]
+            Backend::Shared(shared) => shared.sweep(&self.inner).await.unwrap_or_default(),
         }
-        let inner = &*self.inner;
-        let start = inner.now();
-        let mut removed = 0;
-        for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
-            removed += shard
-                .map
-                .write(|map| inner.sweep_shard(shard, map, inner.now()))
-                .await;
-        }
-        removed
     }
 
     /// Sets the capacity an adapter imposes (the smaller of it and the config wins).
@@ -125,37 +114,10 @@ impl ContextManager {
         }
     }
 
-    /// With a storage, each expired context is deleted from it before it leaves memory.
-    async fn sweep_expired_through_storage(&self) -> usize {
-        let inner = &*self.inner;
-        let start = inner.now();
-        let mut removed = 0;
-        for shard in inner.shards.iter().filter(|s| s.may_have_expired(start)) {
-            let due: Vec<String> = shard
-                .map
-                .write(|map| {
-                    let now = inner.now();
-                    // Exact again (an update may have moved the earliest expiry
-                    // later): what is due stays in it until it is removed.
-                    inner.refresh_earliest(shard, map);
-                    map.iter()
-                        .filter(|(_, e)| e.state.is_expired_at(now))
-                        .map(|(id, _)| id.clone())
-                        .collect()
-                })
-                .await;
-            for id in due {
-                let expired = self.remove_picked(&id, Removal::Expired, 0).await;
-                removed += usize::from(expired);
-            }
-        }
-        removed
-    }
-
     /// Removes `id` through the storage if it is still what the caller picked
     /// it for: expired now, or for an eviction not written since it was picked
     /// (`touched`). One write path serves both, so it exists once in the binary.
-    async fn remove_picked(&self, id: &str, why: Removal, touched: u64) -> bool {
+    pub(crate) async fn remove_picked(&self, id: &str, why: Removal, touched: u64) -> bool {
         self.write_through(id, |inner, _, map| match map.get(id) {
             Some(e)
                 if match why {
@@ -181,20 +143,6 @@ pub(crate) fn ascending(keys: impl Iterator<Item = u64>) -> Vec<(u64, usize)> {
 }
 
 impl Inner {
-    /// Removes the expired contexts of one shard, inside its write section.
-    pub(crate) fn sweep_shard(&self, shard: &Shard, map: &mut Map, now: u64) -> usize {
-        let expired: Vec<String> = map
-            .iter()
-            .filter(|(_, e)| e.state.is_expired_at(now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &expired {
-            self.remove(map, id, Removal::Expired, None);
-        }
-        self.refresh_earliest(shard, map);
-        expired.len()
-    }
-
     /// Makes the shard's earliest expiry exact, inside its write section
     /// (every write to the shard happens under that lock).
     pub(crate) fn refresh_earliest(&self, shard: &Shard, map: &Map) {

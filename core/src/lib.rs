@@ -32,11 +32,12 @@
 macro_rules! in_shared_mode {
     ($inner:expr, $shared:ident => $body:block) => {
         #[cfg(feature = "shared")]
-        if let Some($shared) = $inner.shared.as_ref() $body
+        if let crate::backend::Backend::Shared($shared) = &$inner.backend $body
     };
 }
 
 mod adapter;
+mod backend;
 mod clock;
 mod error;
 mod events;

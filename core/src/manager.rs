@@ -1,6 +1,7 @@
 //! [`ContextManager`]: the store.
 
 use crate::Storage;
+use crate::backend::Backend;
 use crate::events::{DEFAULT_EVENT_CAPACITY, Subscription};
 use crate::store::{Entry, Inner, Removal};
 use crate::write::Patch;
@@ -9,7 +10,6 @@ use crate::{
     UpdateOptions, validate,
 };
 use serde_json::Value;
-use std::collections::VecDeque;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -345,18 +345,8 @@ impl ContextManager {
         validate::metadata(&inner.cfg, &opts.metadata)?;
         let ttl_ms = opts.ttl_ms.or(inner.cfg.default_ttl_ms);
         validate::ttl(ttl_ms)?;
-        in_shared_mode!(inner, shared => {
-            let write = crate::Write::Create {
-                id: id.to_owned(),
-                data,
-                ttl_ms,
-                metadata: opts.metadata,
-                capacity: inner.limit(),
-            };
-            return shared.create(inner, write).await;
-        });
         // Timestamps are set inside the critical section, where the call takes effect.
-        let mut pending = Some(ContextState {
+        let state = ContextState {
             id: id.to_owned(),
             version: 1,
             // Taken as the create commits.
@@ -366,107 +356,8 @@ impl ContextManager {
             expires_at_ms: None,
             data,
             metadata: opts.metadata,
-        });
-        let mut swept_nothing = false;
-        loop {
-            // The count as this attempt found the store full.
-            let mut full_at = None;
-            let attempt = self
-                .write_state(id, &mut |inner, shard, map| {
-                    let now = inner.now();
-                    // Through a storage an expired context stays in the map
-                    // until storage deletes it: the write machinery does that
-                    // on this error and decides the create again.
-                    if inner.live_mut(map, id, now).is_some() || map.contains_key(id) {
-                        return Err(ContextError::AlreadyExists { id: id.to_owned() });
-                    }
-                    // Expired contexts do not count: drop this shard's first (the
-                    // caller sweeps the others and retries).
-                    // (In memory only: through a storage, expired contexts leave
-                    // by a storage delete, in the caller's sweep.)
-                    let mut taken = inner.take_slot(shard, ttl_ms);
-                    if let Err((at, _)) = taken
-                        && inner.storage.is_none()
-                        && shard.may_have_expired(at)
-                        && inner.sweep_shard(shard, map, at) > 0
-                    {
-                        taken = inner.take_slot(shard, ttl_ms);
-                    }
-                    // The clock read as the slot was taken: where the create takes effect.
-                    let now = match taken {
-                        Ok(now) => now,
-                        Err((_, word)) => {
-                            full_at = Some(word);
-                            return Err(ContextError::capacity("contexts", inner.limit()));
-                        }
-                    };
-                    let mut state = pending.take().expect("a create inserts at most once");
-                    state.created_at_ms = now;
-                    state.updated_at_ms = now;
-                    state.expires_at_ms = Inner::expires_at(now, ttl_ms);
-                    let entry =
-                        Entry::new(Arc::new(state), ttl_ms, inner.next_touch(), VecDeque::new());
-                    Ok(Patch::Insert(entry))
-                })
-                .await;
-            match attempt {
-                Err(ContextError::CapacityExceeded { .. }) => {
-                    // Full: expired contexts elsewhere do not count either. The
-                    // answer stands only if, at one instant after the attempt,
-                    // nothing counted may have expired and no context came or
-                    // went since the attempt: then every one it counted was
-                    // live at that instant. Otherwise try again.
-                    //
-                    // A create still being written through a storage holds its
-                    // slot, but its context is in no map: a sweep of its shard
-                    // in the meantime makes the shard's earliest expiry exact
-                    // for the contexts in the map, forgetting the create's. So
-                    // whenever creates are being written, wait for them to land
-                    // (their expiries are noted again) and look again. Checking
-                    // for expiry before and after reading `creating` covers a
-                    // create that took its slot and is still in its section.
-                    let t0 = inner.now();
-                    if self.may_have_expired(t0) {
-                        let landed = inner.landed.listen();
-                        if inner.creating.load(Ordering::SeqCst) > 0 {
-                            landed.await;
-                            swept_nothing = false;
-                            continue;
-                        }
-                        // In memory a sweep leaves every shard's earliest
-                        // expiry exact, so sweeping again means something new
-                        // expired. Through a storage, a sweep that removed
-                        // nothing while nothing came or went, and left behind
-                        // what was due when it began, met a storage failing
-                        // to delete: it is not repeated.
-                        if !(swept_nothing && inner.storage.is_some()) {
-                            let before = inner.count.word();
-                            let removed = self.sweep_expired().await;
-                            swept_nothing = removed == 0
-                                && inner.count.word() == before
-                                && self.may_have_expired(t0);
-                            continue;
-                        }
-                    } else {
-                        // (A listener only when needed: in memory none is.)
-                        if inner.creating.load(Ordering::SeqCst) > 0 {
-                            let landed = inner.landed.listen();
-                            if inner.creating.load(Ordering::SeqCst) > 0 {
-                                landed.await;
-                            }
-                            continue;
-                        }
-                        if self.may_have_expired(inner.now()) {
-                            continue;
-                        }
-                    }
-                    if full_at.is_none_or(|word| word == inner.count.word()) {
-                        return attempt;
-                    }
-                }
-                other => return other,
-            }
-        }
+        };
+        self.create(id, state, ttl_ms).await
     }
 
     /// The live context `id`, shared (never copied), with the revision of the
@@ -489,12 +380,9 @@ impl ContextManager {
         in_shared_mode!(inner, shared => {
             return shared.get(inner, id).await;
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let shard = inner.shard(id);
         let found = self
-            .read_id(shard, id, |map| {
+            .read_id(id, |map| {
                 // The clock is read only for contexts that can expire.
                 map.get(id)
                     .filter(|e| e.state.expires_at_ms.is_none_or(|at| at > inner.now()))
@@ -638,23 +526,16 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.list_ids().await.unwrap_or_default();
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let mut ids = Vec::new();
-        for shard in self.inner.shards.iter() {
-            shard
-                .map
-                .read(|map| {
-                    let now = self.inner.now();
-                    ids.extend(
-                        map.iter()
-                            .filter(|(_, e)| !e.state.is_expired_at(now))
-                            .map(|(id, _)| id.clone()),
-                    );
-                })
-                .await;
-        }
+        self.scan(|map| {
+            let now = self.inner.now();
+            ids.extend(
+                map.iter()
+                    .filter(|(_, e)| !e.state.is_expired_at(now))
+                    .map(|(id, _)| id.clone()),
+            );
+        })
+        .await;
         ids.sort_unstable();
         ids
     }
@@ -677,23 +558,16 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.list().await.unwrap_or_default();
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let mut states = Vec::new();
-        for shard in self.inner.shards.iter() {
-            shard
-                .map
-                .read(|map| {
-                    let now = self.inner.now();
-                    states.extend(
-                        map.values()
-                            .filter(|e| !e.state.is_expired_at(now))
-                            .map(|e| Arc::clone(&e.state)),
-                    );
-                })
-                .await;
-        }
+        self.scan(|map| {
+            let now = self.inner.now();
+            states.extend(
+                map.values()
+                    .filter(|e| !e.state.is_expired_at(now))
+                    .map(|e| Arc::clone(&e.state)),
+            );
+        })
+        .await;
         states.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         states
     }
@@ -716,24 +590,19 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.count().await.unwrap_or_default();
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         // Through a storage the count also holds the slots of creates still
         // being written, which no read shows yet: count what the maps hold.
-        if self.inner.storage.is_none() && !self.may_have_expired(self.inner.now()) {
+        if matches!(self.backend().await, Backend::Memory)
+            && !self.may_have_expired(self.inner.now())
+        {
             return self.inner.count.load(Ordering::SeqCst);
         }
         let mut n = 0;
-        for shard in self.inner.shards.iter() {
-            n += shard
-                .map
-                .read(|map| {
-                    let now = self.inner.now();
-                    map.values().filter(|e| !e.state.is_expired_at(now)).count()
-                })
-                .await;
-        }
+        self.scan_shards(|map| {
+            let now = self.inner.now();
+            n += map.values().filter(|e| !e.state.is_expired_at(now)).count();
+        })
+        .await;
         n
     }
 

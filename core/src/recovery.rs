@@ -132,11 +132,8 @@ impl ContextManager {
         in_shared_mode!(inner, shared => {
             return shared.recovery_points(id).await;
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let points = self
-            .read_id(inner.shard(id), id, |map| {
+            .read_id(id, |map| {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
@@ -181,11 +178,8 @@ impl ContextManager {
         in_shared_mode!(inner, shared => {
             return shared.restore(inner, id, snapshot_id).await;
         });
-        if self.unsettled() {
-            Box::pin(self.settle_abandoned()).await;
-        }
         let source = self
-            .read_id(inner.shard(id), id, |map| {
+            .read_id(id, |map| {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))

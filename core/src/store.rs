@@ -1,5 +1,7 @@
 //! The sharded map behind a manager and the helpers its critical sections share.
 
+use crate::backend::Backend;
+use crate::backend::owned::Owned;
 use crate::events::EventLog;
 use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats, Storage};
 use std::collections::{HashMap, VecDeque};
@@ -8,10 +10,10 @@ use std::sync::Arc;
 // Under loom the count, the point ids, the revisions and the expiry bounds are
 // loom's atomics, so the models explore every interleaving of their updates.
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicU64, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::atomic::Ordering;
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 /// A recovery point as stored: it shares the state it was taken from.
 #[derive(Debug, Clone)]
@@ -83,48 +85,9 @@ impl Entry {
     }
 }
 
-pub(crate) type Entries = HashMap<String, Entry, ahash::RandomState>;
-
-/// One shard's committed contexts, plus the ids whose storage write is in
-/// flight (only with a storage). Derefs to the committed entries.
-#[derive(Debug)]
-pub(crate) struct Map {
-    entries: Entries,
-    pub flights: HashMap<String, Arc<crate::write::Flight>, ahash::RandomState>,
-}
-
-impl Map {
-    fn with_hasher(hasher: ahash::RandomState) -> Self {
-        Self {
-            entries: Entries::with_hasher(hasher.clone()),
-            flights: HashMap::with_hasher(hasher),
-        }
-    }
-}
-
-impl Map {
-    /// The storage write of `id` in progress, if any. Reads of `id` wait for
-    /// it, so none sees the old state after a call that saw the new one.
-    pub(crate) fn writing(&self, id: &str) -> Option<&Arc<crate::write::Flight>> {
-        if self.flights.is_empty() {
-            return None;
-        }
-        self.flights.get(id).filter(|f| f.in_progress())
-    }
-}
-
-impl std::ops::Deref for Map {
-    type Target = Entries;
-    fn deref(&self) -> &Entries {
-        &self.entries
-    }
-}
-
-impl std::ops::DerefMut for Map {
-    fn deref_mut(&mut self) -> &mut Entries {
-        &mut self.entries
-    }
-}
+/// One shard's contexts. Only contexts: a storage's writes in flight are the
+/// owned backend's (`backend/owned.rs`).
+pub(crate) type Map = HashMap<String, Entry, ahash::RandomState>;
 
 /// Read counters live per shard, so concurrent readers of different shards
 /// never share a cache line.
@@ -132,8 +95,6 @@ impl std::ops::DerefMut for Map {
 #[repr(align(128))]
 pub(crate) struct Shard {
     pub map: Scoped<Map>,
-    /// Notified whenever a storage write of this shard settles.
-    pub settled: event_listener::Event,
     /// No context in this shard expires before this instant (`u64::MAX`: none).
     /// A lower bound, only ever changed inside the shard's write closures.
     pub earliest_expiry: AtomicU64,
@@ -145,7 +106,6 @@ impl Shard {
     fn new(hasher: ahash::RandomState) -> Self {
         Self {
             map: Scoped::new(Map::with_hasher(hasher)),
-            settled: event_listener::Event::new(),
             earliest_expiry: AtomicU64::new(u64::MAX),
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
@@ -317,21 +277,11 @@ pub(crate) struct Inner {
     /// The revision the next commit takes (see [`Inner::commit`]).
     next_revision: AtomicU64,
     touch: AtomicU64,
-    /// Storage writes whose outcome is unknown (a dropped future, a failed
-    /// write that could not be read back) and not yet read back.
-    pub abandoned: AtomicUsize,
-    /// Creates whose storage write is in progress (their slots are taken,
-    /// their contexts not yet in a map, so no sweep can reach them).
-    pub creating: AtomicUsize,
-    /// Notified whenever one of those lands.
-    pub landed: event_listener::Event,
     pub events: Arc<EventLog>,
     pub counters: Counters,
-    /// Where writes go before they are acknowledged; `None` keeps everything in memory.
-    pub storage: Option<Arc<dyn Storage>>,
-    /// In shared mode, the backend that decides every call (the maps stay empty).
-    #[cfg(feature = "shared")]
-    pub shared: Option<crate::shared::Shared>,
+    /// Where the contexts live: in memory only, written through to a
+    /// storage, or in a shared backend.
+    pub backend: Backend,
 }
 
 impl Inner {
@@ -346,6 +296,10 @@ impl Inner {
         let shards = shards.clamp(1, 1024).next_power_of_two();
         let map_hasher = ahash::RandomState::with_seeds(seed[0], seed[1], seed[2], seed[3]);
         let shard_hasher = ahash::RandomState::with_seeds(seed[3], seed[2], seed[1], seed[0]);
+        let backend = match storage {
+            Some(storage) => Backend::Owned(Owned::new(storage, shards, &map_hasher)),
+            None => Backend::Memory,
+        };
         Self {
             limit: AtomicUsize::new(cfg.max_contexts),
             cfg,
@@ -358,14 +312,9 @@ impl Inner {
             next_snapshot: PointIds::new(1),
             next_revision: AtomicU64::new(1),
             touch: AtomicU64::new(0),
-            abandoned: AtomicUsize::new(0),
-            creating: AtomicUsize::new(0),
-            landed: event_listener::Event::new(),
             events: Arc::new(EventLog::new(event_capacity)),
             counters: Counters::default(),
-            storage,
-            #[cfg(feature = "shared")]
-            shared: None,
+            backend,
         }
     }
 
@@ -374,10 +323,14 @@ impl Inner {
     }
 
     pub(crate) fn shard(&self, id: &str) -> &Shard {
+        &self.shards[self.shard_index(id)]
+    }
+
+    /// The position of `id`'s shard in [`shards`](Self::shards).
+    pub(crate) fn shard_index(&self, id: &str) -> usize {
         let h = self.shard_hasher.hash_one(id);
         // High bits: the map inside the shard indexes by the low ones of its own hash.
-        let idx = (h >> 32) as usize & (self.shards.len() - 1);
-        &self.shards[idx]
+        (h >> 32) as usize & (self.shards.len() - 1)
     }
 
     pub(crate) fn next_touch(&self) -> u64 {
@@ -513,7 +466,7 @@ impl Inner {
         now: u64,
     ) -> Option<&'m mut Entry> {
         if map.get(id)?.state.is_expired_at(now) {
-            if self.storage.is_none() {
+            if self.backend.removes_expired_in_place() {
                 self.remove(map, id, Removal::Expired, None);
             }
             return None;

@@ -15,10 +15,8 @@
 
 #![cfg_attr(not(feature = "shared"), allow(dead_code, unused_imports))]
 
-mod manager;
-mod sequencer;
+pub(crate) mod sequencer;
 
-pub(crate) use manager::Shared;
 pub use sequencer::EventFeed;
 
 use crate::storage::{MaybeSend, MaybeSync, StorageFuture};
@@ -158,6 +156,9 @@ pub trait SharedBackend: MaybeSend + MaybeSync + Debug + 'static {
 }
 
 #[cfg(feature = "shared")]
+use crate::backend::{Backend, shared::Shared};
+
+#[cfg(feature = "shared")]
 impl crate::ManagerBuilder {
     /// A manager in shared mode: joins `backend`'s namespace (making it with
     /// this configuration if it does not exist; `INVALID_ARGUMENT` naming the
@@ -174,8 +175,8 @@ impl crate::ManagerBuilder {
         let joined = backend.join(&manager.inner.cfg, clock).await?;
         let shared = Shared::new(backend, &joined, Arc::clone(&manager.inner.events));
         let inner = Arc::get_mut(&mut manager.inner).expect("a new manager has one handle");
-        inner.shared = Some(shared);
-        if let Some(shared) = &manager.inner.shared {
+        inner.backend = Backend::Shared(shared);
+        if let Backend::Shared(shared) = &manager.inner.backend {
             shared.start();
         }
         Ok(manager)

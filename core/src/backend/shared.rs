@@ -1,9 +1,10 @@
-//! A manager in shared mode: every call goes to the backend, and the events
+//! The shared backend: every call goes to a [`SharedBackend`], and the events
 //! its writes committed join the namespace's log order before it returns.
+//! The shards' maps stay empty.
 
-use super::sequencer::{EventFeed, Sequencer};
-use super::{Committed, Joined, SharedBackend, Write};
 use crate::events::EventLog;
+use crate::shared::sequencer::{EventFeed, Sequencer};
+use crate::shared::{Committed, Joined, SharedBackend, Write};
 use crate::store::Inner;
 use crate::{ContextError, ContextEvent, ContextState, Result, Snapshot};
 use std::fmt;

@@ -1,0 +1,392 @@
+//! One write through the owned storage: decided in its shard's section,
+//! made durable, then installed; or, when its outcome is unknown, read back
+//! so that memory shows what storage holds.
+
+use super::{Lane, Owned};
+use crate::storage::{Meta, PointRecord, Record};
+use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
+use crate::write::{Patch, Plan, Replaced, entry_of, install, points_of};
+use crate::{ContextError, ContextEvent, ContextState, Result, validate};
+use event_listener::EventListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A storage write in flight for one id. Writers of that id wait until it
+/// settles; one whose outcome is unknown (its future was dropped, or storage
+/// failed and could not be read back) is marked abandoned, and the next call
+/// reads that id back from storage.
+#[derive(Debug, Default)]
+pub(crate) struct Flight {
+    pub(super) abandoned: AtomicBool,
+    reserved: Reserved,
+}
+
+impl Flight {
+    /// Whether the write is still going (not abandoned).
+    pub(super) fn in_progress(&self) -> bool {
+        !self.abandoned.load(Ordering::SeqCst)
+    }
+}
+
+/// Waits for `flight` to settle through `settled`, a listener of its shard
+/// made while the flight was seen in progress. A flight is abandoned (by a
+/// dropped future) without the shard's lock: it is marked first and notified
+/// after, so looking at the mark once the listener exists misses nothing.
+pub(super) async fn wait_for(flight: Arc<Flight>, settled: EventListener) {
+    if flight.in_progress() {
+        settled.await;
+    }
+}
+
+/// What deciding a write took in advance: given back unless storage holds it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reserved {
+    /// A capacity slot (a create).
+    slot: bool,
+    /// A recovery-point id.
+    point: Option<u64>,
+    /// The revision of the commit (never published before the write lands;
+    /// a read-back that publishes the change uses it).
+    revision: Option<u64>,
+}
+
+/// Marks its flight abandoned if dropped before the write settled.
+struct FlightGuard<'a> {
+    flight: Arc<Flight>,
+    owned: &'a Owned,
+    lane: &'a Lane,
+    shard: &'a Shard,
+    settled: bool,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            // Counted before it is marked: whoever sees the mark sees the count.
+            self.owned.abandoned.fetch_add(1, Ordering::SeqCst);
+            self.flight.abandoned.store(true, Ordering::SeqCst);
+        }
+        if self.flight.reserved.slot {
+            self.owned.creating.fetch_sub(1, Ordering::SeqCst);
+            self.owned.landed.notify(usize::MAX);
+        }
+        self.lane.settled.notify(usize::MAX);
+    }
+}
+
+/// Inside `shard`'s section: `id` is in flight until the returned guard settles.
+fn take_off<'a>(
+    owned: &'a Owned,
+    lane: &'a Lane,
+    shard: &'a Shard,
+    id: &str,
+    reserved: Reserved,
+) -> FlightGuard<'a> {
+    if reserved.slot {
+        owned.creating.fetch_add(1, Ordering::SeqCst);
+    }
+    let flight = Arc::new(Flight {
+        abandoned: AtomicBool::new(false),
+        reserved,
+    });
+    lane.flights().insert(id.to_owned(), Arc::clone(&flight));
+    FlightGuard {
+        flight,
+        owned,
+        lane,
+        shard,
+        settled: false,
+    }
+}
+
+enum Step<'a> {
+    Done(Result<Option<Arc<ContextState>>>),
+    Wait(Arc<Flight>, EventListener),
+    Persist(Box<Persist<'a>>),
+    ReadBack(FlightGuard<'a>),
+}
+
+/// A write decided through a storage: made durable, then installed.
+struct Persist<'a> {
+    guard: FlightGuard<'a>,
+    patch: Patch,
+    durable: Durable,
+    /// The commit's revision (`None` for a recovery point).
+    revision: Option<u64>,
+    /// The removal of an expired context the write met: decide the write
+    /// again once it is done.
+    expiry: bool,
+}
+
+/// What storage must hold before a patch is applied.
+enum Durable {
+    Put(Arc<Record>),
+    Delete { meta: Option<Meta> },
+}
+
+impl Owned {
+    /// One write of `id`: waits for a write of `id` in flight, reads back one
+    /// abandoned, then decides with `plan` (nothing to decide without one),
+    /// makes the change durable and applies it.
+    ///
+    /// An expired context stays in memory until storage no longer holds it:
+    /// a write that fails on one (it is absent to every plan) removes it
+    /// through storage first, with its `Expired` event, and is decided again.
+    pub(crate) async fn persist(
+        &self,
+        inner: &Inner,
+        id: &str,
+        mut plan: Option<&mut Plan<'_>>,
+    ) -> Result<Option<Arc<ContextState>>> {
+        let shard = inner.shard(id);
+        let lane = self.lane(inner, id);
+        loop {
+            let step = shard
+                .map
+                .write(|map| {
+                    let flight = lane.flights().get(id).cloned();
+                    if let Some(flight) = flight {
+                        if flight.in_progress() {
+                            return Step::Wait(flight, lane.settled.listen());
+                        }
+                        let reserved = flight.reserved;
+                        self.abandoned.fetch_sub(1, Ordering::SeqCst);
+                        return Step::ReadBack(take_off(self, lane, shard, id, reserved));
+                    }
+                    let Some(plan) = plan.as_mut() else {
+                        return Step::Done(Ok(None));
+                    };
+                    let (mut patch, expiry) = match plan(inner, shard, map) {
+                        Ok(p) => (p, false),
+                        Err(_)
+                            if map
+                                .get(id)
+                                .is_some_and(|e| e.state.is_expired_at(inner.now())) =>
+                        {
+                            (Patch::Remove(Removal::Expired), true)
+                        }
+                        Err(e) => return Step::Done(Err(e)),
+                    };
+                    // The revision is decided with the write: its record carries it.
+                    let revision = patch.is_commit().then(|| inner.take_revision());
+                    if let Some(revision) = revision {
+                        patch.stamp(revision);
+                    }
+                    let durable = durable_form(inner, map.get(id), &patch, revision);
+                    let reserved = Reserved {
+                        slot: matches!(patch, Patch::Insert(_)),
+                        point: match &patch {
+                            Patch::PushPoint(p) => Some(p.id),
+                            _ => None,
+                        },
+                        revision,
+                    };
+                    let guard = take_off(self, lane, shard, id, reserved);
+                    Step::Persist(Box::new(Persist {
+                        guard,
+                        patch,
+                        durable,
+                        revision,
+                        expiry,
+                    }))
+                })
+                .await;
+            match step {
+                Step::Done(result) => return result,
+                Step::Wait(flight, listener) => wait_for(flight, listener).await,
+                Step::Persist(decided) => {
+                    let Persist {
+                        mut guard,
+                        patch,
+                        durable,
+                        revision,
+                        expiry,
+                    } = *decided;
+                    let storage = &self.storage;
+                    let stored = match durable {
+                        Durable::Put(record) => storage.put(record).await,
+                        Durable::Delete { meta } => match meta {
+                            Some(meta) => match storage.put_meta(meta).await {
+                                Ok(()) => storage.delete(id).await,
+                                Err(e) => Err(e),
+                            },
+                            None => storage.delete(id).await,
+                        },
+                    };
+                    if let Err(e) = stored {
+                        // Storage may have applied some or all of it: memory
+                        // takes what it holds now. If it cannot say, the next
+                        // call asks again.
+                        let _ = self.read_back(inner, id, guard).await;
+                        return Err(as_storage_error(e));
+                    }
+                    let (replaced, state) = shard
+                        .map
+                        .write(|map| {
+                            lane.flights().remove(id);
+                            install(inner, shard, map, id, patch, revision)
+                        })
+                        .await;
+                    guard.settled = true;
+                    drop::<Replaced>(replaced);
+                    if !expiry {
+                        return Ok(state);
+                    }
+                }
+                Step::ReadBack(guard) => self.read_back(inner, id, guard).await?,
+            }
+        }
+    }
+
+    /// Makes memory hold what storage holds for `id` after a write whose
+    /// outcome is unknown, and lands its flight. Dropping the future or
+    /// failing leaves the flight abandoned.
+    async fn read_back(&self, inner: &Inner, id: &str, mut guard: FlightGuard<'_>) -> Result<()> {
+        let found = self.storage.get(id).await.map_err(as_storage_error)?;
+        if let Some(record) = &found {
+            validate::stored(&inner.cfg, record)
+                .and_then(|()| match record.state.id == id {
+                    true => Ok(()),
+                    false => Err(ContextError::Storage(format!(
+                        "get('{id}') returned the record of '{}'",
+                        record.state.id
+                    ))),
+                })
+                .map_err(|e| ContextError::Storage(format!("stored record '{id}': {e}")))?;
+        }
+        let (shard, lane) = (guard.shard, guard.lane);
+        let reserved = guard.flight.reserved;
+        shard
+            .map
+            .write(|map| {
+                lane.flights().remove(id);
+                reconcile(inner, shard, map, id, found, reserved);
+            })
+            .await;
+        guard.settled = true;
+        Ok(())
+    }
+}
+
+fn as_storage_error(e: ContextError) -> ContextError {
+    match e {
+        ContextError::Storage(_) => e,
+        other => ContextError::Storage(other.to_string()),
+    }
+}
+
+/// The record (or deletion) storage must hold for `patch`, which commits
+/// `revision`, to be applied.
+fn durable_form(
+    inner: &Inner,
+    before: Option<&Entry>,
+    patch: &Patch,
+    revision: Option<u64>,
+) -> Durable {
+    // A point's own record carries the id after it without holding it: the
+    // id can still be given back if that record never lands.
+    let next_snapshot_id = match patch {
+        Patch::PushPoint(_) => inner.next_snapshot.peek(),
+        _ => inner.next_snapshot.capture(),
+    };
+    let record = |state: &Arc<ContextState>, ttl_ms, points: &mut dyn Iterator<Item = &Point>| {
+        Durable::Put(Arc::new(Record {
+            state: Arc::clone(state),
+            ttl_ms,
+            points: points
+                .map(|p| PointRecord {
+                    id: p.id,
+                    created_at_ms: p.created_at_ms,
+                    state: Arc::clone(&p.state),
+                })
+                .collect(),
+            next_snapshot_id,
+        }))
+    };
+    match (patch, before) {
+        (Patch::Insert(e), _) => record(&e.state, e.ttl_ms(), &mut e.points().iter()),
+        (Patch::SetState { state, ttl_ms, .. }, Some(e)) => {
+            record(state, *ttl_ms, &mut e.points().iter())
+        }
+        (Patch::PushPoint(p), Some(e)) => {
+            let keep = inner.cfg.max_recovery_points;
+            let all: Vec<&Point> = e.points().iter().chain(std::iter::once(p)).collect();
+            let skip = all.len().saturating_sub(keep);
+            record(&e.state, e.ttl_ms(), &mut all.into_iter().skip(skip))
+        }
+        // Deleting the record loses its revision and its hint of handed-out
+        // snapshot ids: the meta keeps them, the removal's revision included.
+        (Patch::Remove(_), Some(_)) => Durable::Delete {
+            meta: Some(Meta {
+                next_snapshot_id,
+                next_revision: revision.map_or_else(|| inner.peek_revision(), |r| r + 1),
+            }),
+        },
+        _ => Durable::Delete { meta: None },
+    }
+}
+
+/// Makes memory agree with what storage holds for `id` after a write whose
+/// outcome is unknown, giving back what the write reserved. A change it
+/// publishes is the write's commit and carries the write's revision (a fresh
+/// one if it had none); a state installed keeps the revision it was stored with.
+fn reconcile(
+    inner: &Inner,
+    shard: &Shard,
+    map: &mut Map,
+    id: &str,
+    found: Option<Record>,
+    reserved: Reserved,
+) {
+    if reserved.slot {
+        inner.release_slot();
+    }
+    if let Some(point) = reserved.point
+        && !found
+            .as_ref()
+            .is_some_and(|r| r.points.iter().any(|p| p.id == point))
+    {
+        inner.next_snapshot.give_back(point);
+    }
+    // The revision tells a state apart from another of the same version (a
+    // context deleted and created again).
+    let before = map.get(id).map(|e| (e.state.version, e.state.revision));
+    match found {
+        Some(record) => {
+            let version = record.state.version;
+            inner.cover_revision(record.state.revision);
+            if before == Some((version, record.state.revision)) {
+                if let Some(e) = map.get_mut(id) {
+                    e.set_points(points_of(&record));
+                }
+                return;
+            }
+            let entry = entry_of(inner, record);
+            shard.note_expiry(entry.state.expires_at_ms);
+            if before.is_none() {
+                inner.count.fetch_add(1, Ordering::SeqCst);
+            }
+            // A state that has expired already is no news: a sweep removes it.
+            let live = !entry.state.is_expired_at(inner.now());
+            map.insert(id.to_owned(), entry);
+            if !live {
+                return;
+            }
+            inner.commit(reserved.revision, |revision| match before {
+                None => ContextEvent::Created {
+                    id: id.to_owned(),
+                    version,
+                    revision,
+                },
+                Some(_) => ContextEvent::Updated {
+                    id: id.to_owned(),
+                    version,
+                    revision,
+                },
+            });
+        }
+        None => {
+            inner.remove(map, id, Removal::Deleted, reserved.revision);
+        }
+    }
+}
