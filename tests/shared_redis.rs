@@ -165,6 +165,8 @@ const PROCESSES: usize = 8;
 const CREATES: usize = 1_000;
 const LIMIT: usize = 100;
 const INCREMENTS: u64 = 50;
+/// Tasks per process that increment by `modify_context`.
+const MODIFIERS: u64 = 2;
 
 /// The work of one child process of `processes_race_on_one_namespace`.
 #[test]
@@ -229,7 +231,24 @@ fn child_racer() {
                 })
             })
             .collect();
-        for t in tasks.into_iter().chain(incs) {
+        // Read-modify-write increments of a second counter, from 2 tasks:
+        // no retry loop here, modify_context retries with a backoff.
+        let modifies: Vec<_> = (0..MODIFIERS)
+            .map(|_| {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    for _ in 0..INCREMENTS {
+                        m.modify_context(
+                            "modified",
+                            |d| json!({ "n": d["n"].as_u64().unwrap() + 1 }),
+                        )
+                        .await
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks.into_iter().chain(incs).chain(modifies) {
             t.await.unwrap();
         }
         println!("won={}", won.load(Ordering::SeqCst));
@@ -255,16 +274,20 @@ fn processes_race_on_one_namespace() {
     let rt = runtime();
     let m = rt.block_on(async {
         let m = connect(&server.url(), &ns, capacity(LIMIT)).await;
-        // The counter takes a slot: 99 more creates win.
+        // The counters take two slots: 98 more creates win.
         m.create_context("counter", json!({ "n": 0 }))
+            .await
+            .unwrap();
+        m.create_context("modified", json!({ "n": 0 }))
             .await
             .unwrap();
         m
     });
-    let base = rt.block_on(m.get_context("counter")).unwrap().revision;
+    let base = rt.block_on(m.get_context("modified")).unwrap().revision;
     let increments = PROCESSES as u64 * 4 * INCREMENTS;
-    // Every commit after the counter's create: 99 creates and the increments.
-    let final_rev = base + (LIMIT as u64 - 1) + increments;
+    let modifies = PROCESSES as u64 * MODIFIERS * INCREMENTS;
+    // Every commit after the counters' creates: 98 creates and the increments.
+    let final_rev = base + (LIMIT as u64 - 2) + increments + modifies;
     let barrier = std::env::temp_dir().join(fresh_namespace("barrier"));
     std::fs::create_dir_all(&barrier).unwrap();
     let outs = children(
@@ -281,13 +304,16 @@ fn processes_race_on_one_namespace() {
         .iter()
         .map(|o| child_value(o, "won").parse::<usize>().unwrap())
         .sum();
-    assert_eq!(won, LIMIT - 1, "exactly the free slots were won");
+    assert_eq!(won, LIMIT - 2, "exactly the free slots were won");
     rt.block_on(async {
         assert_eq!(m.len().await, LIMIT);
         let counter = m.get_context("counter").await.unwrap();
         assert_eq!(counter.data["n"], json!(increments), "no lost update");
         assert_eq!(counter.version, 1 + increments);
-        assert_eq!(counter.revision, final_rev);
+        let modified = m.get_context("modified").await.unwrap();
+        assert_eq!(modified.data["n"], json!(modifies), "no lost modify");
+        assert_eq!(modified.version, 1 + modifies);
+        assert_eq!(counter.revision.max(modified.revision), final_rev);
     });
     let _ = std::fs::remove_dir_all(&barrier);
     // Every process saw the same sequence: every commit after the counter's

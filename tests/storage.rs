@@ -96,6 +96,16 @@ fn every_acknowledged_operation_survives_a_reopen() {
             .unwrap();
         assert_eq!(live, again);
         assert_eq!(live.expires_at_ms, Some(live.updated_at_ms + 10_000));
+        clock.advance(3);
+        let touched = m.touch_context("a").await.unwrap();
+        assert_eq!(touched.expires_at_ms, Some(m.clock().now_ms() + 10_000));
+        check("touch").await;
+        let modified = m
+            .modify_context("a", |d| json!({ "n": d["n"].as_u64().unwrap() * 10 }))
+            .await
+            .unwrap();
+        assert_eq!(modified.data, json!({ "n": 30 }));
+        check("modify").await;
         for _ in 0..3 {
             m.create_recovery_point("a").await.unwrap();
             check("recovery point (rotating)").await;

@@ -3,6 +3,7 @@
 use crate::Storage;
 use crate::backend::Backend;
 use crate::events::{DEFAULT_EVENT_CAPACITY, Subscription};
+use crate::storage::MaybeSend;
 use crate::store::{Entry, Inner, Removal};
 use crate::write::Patch;
 use crate::{
@@ -473,6 +474,107 @@ impl ContextManager {
                 ttl_ms,
                 restored: false,
             })
+        })
+        .await
+    }
+
+    /// Replaces `id`'s data with `f` of its current data, atomically: no
+    /// write of anyone else comes between the read `f` sees and the commit,
+    /// so concurrent modifies of one context never lose an update and need
+    /// no retry loop of the caller. Returns the new state (version + 1, TTL
+    /// restarted as by an update). `NOT_FOUND` if absent or expired.
+    ///
+    /// In memory and over an owned storage `f` runs inside the context's
+    /// critical section, once per attempt to decide the write (more than
+    /// once only when a write of the same id was in flight): keep it quick
+    /// and free of side effects, and do not call the manager from it. In
+    /// shared mode it runs on a fresh read and the result is committed by
+    /// compare-and-set; when another process wrote in between, `f` runs
+    /// again on the newer data after a short random wait, up to
+    /// [`MODIFY_ATTEMPTS`](Self::MODIFY_ATTEMPTS) times, after which the
+    /// call ends with `VERSION_CONFLICT`.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("cart", json!({ "items": 0 })).await?;
+    /// let s = m
+    ///     .modify_context("cart", |data| {
+    ///         let mut data = data.clone();
+    ///         data["items"] = json!(data["items"].as_u64().unwrap_or(0) + 1);
+    ///         data
+    ///     })
+    ///     .await?;
+    /// assert_eq!((s.version, &s.data), (2, &json!({ "items": 1 })));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn modify_context<F>(&self, id: &str, mut f: F) -> Result<Arc<ContextState>>
+    where
+        F: FnMut(&Value) -> Value + MaybeSend,
+    {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        in_shared_mode!(inner, shared => {
+            return shared.modify(inner, id, &mut f, Self::MODIFY_ATTEMPTS).await;
+        });
+        self.write_state(id, &mut |inner, _, map| {
+            let now = inner.now();
+            let entry = inner
+                .live_mut(map, id, now)
+                .ok_or_else(|| ContextError::context_not_found(id))?;
+            let data = f(&entry.state.data);
+            validate::data(&inner.cfg, &data)?;
+            let ttl_ms = entry.ttl_ms();
+            let state = inner.next_state(entry, data, now, ttl_ms)?;
+            Ok(Patch::SetState {
+                state,
+                ttl_ms,
+                restored: false,
+            })
+        })
+        .await
+    }
+
+    /// How many times [`modify_context`](Self::modify_context) tries in
+    /// shared mode before it gives up with `VERSION_CONFLICT`.
+    pub const MODIFY_ATTEMPTS: u32 = 32;
+
+    /// Restarts `id`'s TTL from now without a write of its data: the same
+    /// version and revision, no event (for idle expiry, where a read counts
+    /// as activity: touch on each request). A context without a TTL is
+    /// returned as it is. `NOT_FOUND` if absent or expired.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(1_000);
+    /// let m = ContextManager::builder(ManagerConfig::default()).clock(clock.clone()).build();
+    /// let opts = CreateOptions { ttl_ms: Some(100), ..CreateOptions::default() };
+    /// let s = m.create_context_with("a", json!({}), opts).await?;
+    /// clock.advance(60);
+    /// let t = m.touch_context("a").await?;
+    /// assert_eq!((t.version, t.revision, t.expires_at_ms), (s.version, s.revision, Some(1_160)));
+    /// clock.advance(60); // 120 ms after the create, 60 after the touch
+    /// assert!(m.get_context("a").await.is_ok());
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn touch_context(&self, id: &str) -> Result<Arc<ContextState>> {
+        let inner = &*self.inner;
+        validate::id(&inner.cfg, id)?;
+        in_shared_mode!(inner, shared => {
+            return shared.touch(inner, id).await;
+        });
+        self.write_state(id, &mut |inner, _, map| {
+            let now = inner.now();
+            let entry = inner
+                .live_mut(map, id, now)
+                .ok_or_else(|| ContextError::context_not_found(id))?;
+            let mut state = ContextState::clone(&entry.state);
+            state.expires_at_ms = Inner::expires_at(now, entry.ttl_ms());
+            Ok(Patch::Touch(Arc::new(state)))
         })
         .await
     }

@@ -23,15 +23,17 @@ pub(crate) enum Patch {
     },
     /// A new recovery point.
     PushPoint(Point),
+    /// The same version with its expiry restarted.
+    Touch(Arc<ContextState>),
     /// The context leaves the store.
     Remove(Removal),
 }
 
 impl Patch {
     /// Whether applying it is a commit, which takes a revision: all but a
-    /// recovery point, which leaves the context as it is.
+    /// recovery point or a touch, which leave the version as it is.
     pub(crate) fn is_commit(&self) -> bool {
-        !matches!(self, Self::PushPoint(_))
+        !matches!(self, Self::PushPoint(_) | Self::Touch(_))
     }
 
     /// Writes `revision` into the state the patch commits.
@@ -201,6 +203,14 @@ pub(crate) fn install(
             entry.set_ttl_ms(ttl_ms);
             entry.touched = inner.next_touch();
             inner.counters.updates.fetch_add(1, Ordering::Relaxed);
+            (Replaced::State(old), Some(state))
+        }
+        Patch::Touch(state) => {
+            let Some(entry) = map.get_mut(id) else {
+                return (Replaced::Nothing, None);
+            };
+            shard.note_expiry(state.expires_at_ms);
+            let old = std::mem::replace(&mut entry.state, Arc::clone(&state));
             (Replaced::State(old), Some(state))
         }
         Patch::PushPoint(point) => {

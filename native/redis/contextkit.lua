@@ -36,7 +36,7 @@
 -- client clock (tests with a manual clock): then each call passes its time
 -- and Redis's own key expiry is not used. Integers travel as decimal strings.
 
-local LIBRARY_VERSION = '2'
+local LIBRARY_VERSION = '3'
 -- The most time a TTL or a reply's lifetime may be (about 142,000 years).
 local MAX_MS = 4503599627370496
 -- Versions and recovery-point ids stop below 2^52 (exact in every client).
@@ -222,6 +222,24 @@ function ops.update(w, a)
   return set_data(w, id, rec, data, ttl, 'updated')
 end
 
+-- ARGV: id. Restarts the TTL of live id from now: the same version and
+-- revision, no event. Replies with the whole state, data included.
+function ops.touch(w, a)
+  local id = a[1]
+  local rec = load(w, id, true)
+  if not rec then
+    return 'NOT_FOUND', {}
+  end
+  if rec.t ~= '' then
+    rec.e = expires(w.now, rec.t)
+    store(w, id, format(rec.v, rec.r, rec.c, rec.u, rec.e, rec.t, rec.m, rec.d), rec.e, rec.v, true)
+    if not w.client_clock then
+      redis.call('PEXPIREAT', w.P .. 'p:' .. id, num(tonumber(rec.e) - 1))
+    end
+  end
+  return 'OK', { rec.v, rec.r, rec.c, rec.u, rec.e, rec.t, rec.m, rec.d }
+end
+
 -- ARGV: id
 function ops.delete(w, a)
   local id = a[1]
@@ -340,6 +358,7 @@ local NUMBERS = {
   create = { [3] = 'optional', [5] = 'count' },
   update = { [3] = 'optional', [4] = 'optional' },
   delete = {},
+  touch = {},
   point = { [2] = 'positive' },
   restore = { [2] = 'positive' },
   sweep = { [1] = 'positive' },

@@ -262,6 +262,97 @@ pub async fn updates_restart_the_ttl() {
     assert_eq!(m.cleanup_expired().await, 1);
 }
 
+pub async fn touch_restarts_the_ttl_without_a_write() {
+    let (m, clock) = manual(ManagerConfig::default());
+    let s = m
+        .create_context_with("a", json!({ "n": 1 }), ttl(100))
+        .await
+        .unwrap();
+    let forever = m.create_context("b", json!({})).await.unwrap();
+    let mut events = m.subscribe();
+    clock.advance(60);
+    let t = m.touch_context("a").await.unwrap();
+    assert_eq!(
+        (t.version, t.revision, t.updated_at_ms, t.expires_at_ms),
+        (s.version, s.revision, s.updated_at_ms, Some(1_160))
+    );
+    assert_eq!(t.data, json!({ "n": 1 }));
+    assert_eq!(m.get_context("a").await.unwrap().expires_at_ms, Some(1_160));
+    // Without a TTL there is nothing to restart.
+    assert_eq!(*m.touch_context("b").await.unwrap(), *forever);
+    // No event: the next one is the update's.
+    let u = m
+        .update_context("b", json!({ "x": 1 }), None)
+        .await
+        .unwrap();
+    assert_eq!(drain(&mut events), vec![ev("updated", "b", 2, u.revision)]);
+    clock.advance(99); // 1,159: a millisecond before the deadline the touch set
+    assert!(m.get_context("a").await.is_ok());
+    clock.advance(1);
+    assert_eq!(code(m.get_context("a").await), "NOT_FOUND");
+    assert_eq!(code(m.touch_context("a").await), "NOT_FOUND");
+    assert_eq!(code(m.touch_context("missing").await), "NOT_FOUND");
+    assert_eq!(code(m.touch_context("").await), "INVALID_ARGUMENT");
+}
+
+pub async fn modify_applies_to_the_current_data() {
+    let (m, _) = manual(ManagerConfig {
+        max_data_bytes: 64,
+        ..ManagerConfig::default()
+    });
+    m.create_context_with("a", json!({ "n": 1 }), ttl(100))
+        .await
+        .unwrap();
+    let mut events = m.subscribe();
+    let s = m
+        .modify_context("a", |data| json!({ "n": data["n"].as_u64().unwrap() + 1 }))
+        .await
+        .unwrap();
+    assert_eq!((s.version, &s.data), (2, &json!({ "n": 2 })));
+    assert_eq!(s.expires_at_ms, Some(s.updated_at_ms + 100));
+    assert_eq!(drain(&mut events), vec![ev("updated", "a", 2, s.revision)]);
+    // What the function returns is checked like any update's data, and a
+    // refused result changes nothing.
+    for bad in [json!([1]), json!({ "big": "x".repeat(64) })] {
+        let r = m.modify_context("a", move |_| bad.clone()).await;
+        assert_eq!(code(r), "INVALID_ARGUMENT");
+    }
+    assert_eq!(m.get_context("a").await.unwrap().version, 2);
+    assert_eq!(
+        code(m.modify_context("missing", |d| d.clone()).await),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        code(m.modify_context("", |d| d.clone()).await),
+        "INVALID_ARGUMENT"
+    );
+}
+
+/// Modifies of one context all in flight at once: each applies to the data
+/// the one before it committed.
+pub async fn concurrent_modifies_lose_no_update() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("counter", json!({ "n": 0 }))
+        .await
+        .unwrap();
+    let n = 24;
+    let all = (0..n).map(|_| {
+        m.modify_context(
+            "counter",
+            |data| json!({ "n": data["n"].as_u64().unwrap() + 1 }),
+        )
+    });
+    let mut versions: Vec<u64> = futures::future::join_all(all)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().version)
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=n + 1).collect::<Vec<_>>());
+    let s = m.get_context("counter").await.unwrap();
+    assert_eq!((s.version, &s.data), (n + 1, &json!({ "n": n })));
+}
+
 pub async fn cleanup_removes_expired_and_reports_them() {
     let (m, clock) = manual(ManagerConfig::default());
     let mut events = m.subscribe();

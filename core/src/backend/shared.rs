@@ -7,6 +7,7 @@ use crate::shared::sequencer::{EventFeed, Sequencer};
 use crate::shared::{Committed, Joined, SharedBackend, Write};
 use crate::store::Inner;
 use crate::{ContextError, ContextEvent, ContextState, Result, Snapshot};
+use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,6 +101,40 @@ impl Shared {
 
     pub(crate) async fn update(&self, inner: &Inner, write: Write) -> Result<Arc<ContextState>> {
         self.state(inner, write).await
+    }
+
+    pub(crate) async fn touch(&self, inner: &Inner, id: &str) -> Result<Arc<ContextState>> {
+        self.state(inner, Write::Touch { id: id.to_owned() }).await
+    }
+
+    /// Read, apply `f`, compare-and-set; tried again after a backoff when
+    /// another writer changed the context in between, up to `attempts` times.
+    pub(crate) async fn modify(
+        &self,
+        inner: &Inner,
+        id: &str,
+        f: &mut (dyn FnMut(&Value) -> Value + Send),
+        attempts: u32,
+    ) -> Result<Arc<ContextState>> {
+        let mut attempt = 0;
+        loop {
+            let current = self.get(inner, id).await?;
+            let data = f(&current.data);
+            crate::validate::data(&inner.cfg, &data)?;
+            let write = Write::Update {
+                id: id.to_owned(),
+                data,
+                expected_version: Some(current.version),
+                ttl_ms: None,
+            };
+            match self.state(inner, write).await {
+                Err(ContextError::VersionConflict { .. }) if attempt + 1 < attempts => {
+                    attempt += 1;
+                    self.backend.backoff(attempt).await?;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub(crate) async fn restore(

@@ -81,6 +81,12 @@ pub enum Write {
         /// The recovery point.
         point_id: u64,
     },
+    /// Restart the TTL of live `id` from now: no new version, revision or
+    /// event (a context without a TTL is left as it is).
+    Touch {
+        /// Context id.
+        id: String,
+    },
     /// Remove up to `max` expired contexts.
     Sweep {
         /// The most to remove in one step.
@@ -153,6 +159,14 @@ pub trait SharedBackend: MaybeSend + MaybeSync + Debug + 'static {
     /// [`join`](Self::join) returned into `feed`, until the feed says the
     /// manager is gone.
     fn start(&self, feed: EventFeed);
+    /// Waits before try `attempt` (1, 2, ...) of a read-modify-write that
+    /// lost a compare-and-set to another writer, so that writers racing on
+    /// one context spread out. The default does not wait; a backend on an
+    /// executor with timers waits a random, growing time.
+    fn backoff(&self, attempt: u32) -> StorageFuture<'_, ()> {
+        let _ = attempt;
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 #[cfg(feature = "shared")]

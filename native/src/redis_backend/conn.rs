@@ -134,7 +134,10 @@ pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), Red
         Err(e) if missing_library(&e) => None,
         Err(e) => return Err(e),
     };
-    if loaded.as_deref() == Some(library_version()) {
+    // A newer release's library (more operations, the same format) stays:
+    // replacing it would take operations from the processes that use them.
+    let number = |v: &str| v.parse::<u64>().unwrap_or(0);
+    if loaded.is_some_and(|v| number(&v) >= number(library_version())) {
         return Ok(());
     }
     conn.query(&load).await.map(drop)

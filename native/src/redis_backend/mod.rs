@@ -424,7 +424,7 @@ impl RedisBackend {
                     .arg(opt(*expected_version))
                     .arg(opt(check_ttl(*ttl_ms)?));
             }
-            Write::Delete { id } => {
+            Write::Delete { id } | Write::Touch { id } => {
                 cmd.arg(id);
             }
             Write::RecoveryPoint { id, keep } => {
@@ -565,11 +565,11 @@ impl RedisBackend {
             Write::Create { data, .. } | Write::Update { data, .. } => {
                 Committed::State(record::written(&id, d, data)?)
             }
-            Write::Restore { .. } => {
+            Write::Restore { .. } | Write::Touch { .. } => {
                 let raw = d
                     .get(7)
                     .and_then(record::bytes)
-                    .ok_or_else(|| record::bad("restore"))?;
+                    .ok_or_else(|| record::bad("a state with its data"))?;
                 let data = serde_json::from_slice(raw).map_err(record::bad)?;
                 Committed::State(record::written(&id, d, data)?)
             }
@@ -600,6 +600,7 @@ fn op_name(write: &Write) -> &'static str {
         Write::Create { .. } => "create",
         Write::Update { .. } => "update",
         Write::Delete { .. } => "delete",
+        Write::Touch { .. } => "touch",
         Write::RecoveryPoint { .. } => "point",
         Write::Restore { .. } => "restore",
         Write::Sweep { .. } => "sweep",
@@ -613,6 +614,7 @@ fn write_id(write: &Write) -> Option<&str> {
         Write::Create { id, .. }
         | Write::Update { id, .. }
         | Write::Delete { id }
+        | Write::Touch { id }
         | Write::RecoveryPoint { id, .. }
         | Write::Restore { id, .. } => Some(id),
         _ => None,
@@ -772,6 +774,20 @@ impl SharedBackend for RedisBackend {
             cmd.arg(self.now_arg());
             let reply = self.query("ck2_count", &cmd).await?;
             Ok(usize::try_from(int(&reply)?).unwrap_or(usize::MAX))
+        })
+    }
+
+    /// A random wait below 0.4 ms × 2^(attempt - 1), at most 51 ms: racing
+    /// writers of one context spread out, and one that lost a few times
+    /// waits longer.
+    fn backoff(&self, attempt: u32) -> StorageFuture<'_, ()> {
+        let bound = 400_u64 << attempt.saturating_sub(1).min(7);
+        let mut bytes = [0_u8; 8];
+        getrandom::getrandom(&mut bytes).expect("the operating system's randomness");
+        let wait = Duration::from_micros(u64::from_le_bytes(bytes) % bound);
+        Box::pin(async move {
+            tokio::time::sleep(wait).await;
+            Ok(())
         })
     }
 

@@ -308,6 +308,7 @@ fn durable_form(
         (Patch::SetState { state, ttl_ms, .. }, Some(e)) => {
             record(state, *ttl_ms, &mut e.points().iter())
         }
+        (Patch::Touch(state), Some(e)) => record(state, e.ttl_ms(), &mut e.points().iter()),
         (Patch::PushPoint(p), Some(e)) => {
             let keep = inner.cfg.max_recovery_points;
             let all: Vec<&Point> = e.points().iter().chain(std::iter::once(p)).collect();
