@@ -30,6 +30,9 @@ export async function usage(): Promise<void> {
     }
   });
   off();
+  m.subscribe(() => {}, { onError: (error: unknown, event: ContextEvent) => console.log(error, event.type) })();
+  // @ts-expect-error onError is a function
+  m.subscribe(() => {}, { onError: 'log' });
 
   const t = new ContextTracker(m, { syncIntervalMs: 500, autoRecovery: true, conflict: 'keepRemote' });
   await t.activateContext('doc');

@@ -56,6 +56,15 @@ export type ContextEvent =
 
 export type ContextEventType = ContextEvent['type'];
 
+export interface SubscribeOptions {
+  /**
+   * Receives what a subscriber callback threw, with the event it was given;
+   * delivery continues either way. Default: `console.error` with the event.
+   * If `onError` throws too, that goes to `console.error`.
+   */
+  onError?: ((error: unknown, event: ContextEvent) => void) | null;
+}
+
 /** Limits of a ContextManager; every field is optional and has a default. */
 export interface ManagerConfig {
   /** Most live contexts at once (default 10,000). */
@@ -230,9 +239,12 @@ export declare class ContextManager {
   /**
    * Calls `callback` for every committed change, in commit order, always
    * asynchronously. Returns a function that unsubscribes. A callback that
-   * throws is reported as an unhandled rejection; delivery continues.
+   * throws does not stop delivery: what it threw goes to `options.onError`,
+   * by default `console.error` with the event (never an unhandled rejection,
+   * which would end a Node process). INVALID_ARGUMENT (thrown) if `callback`
+   * is not a function or the options are not `SubscribeOptions`.
    */
-  subscribe(callback: (event: ContextEvent) => void): () => void;
+  subscribe(callback: (event: ContextEvent) => void, options?: SubscribeOptions | null): () => void;
   /** Counters since the manager was created. */
   stats(): Stats;
   /** The id the next recovery point will get (ids are never reused, also across a reopen). */

@@ -9,7 +9,6 @@ use crate::options;
 use crate::promise::{reject, run};
 use contextkit_core::{ContextError, ContextManager, ManagerConfig};
 use js_sys::{Function, Promise};
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 /// The context store. Every method except `subscribe` and `stats` returns a Promise.
@@ -206,16 +205,10 @@ impl Manager {
     }
 
     /// Calls `callback(event)` for every committed change, asynchronously and
-    /// in commit order. Returns a function that unsubscribes.
-    pub fn subscribe(&self, callback: JsValue) -> Result<Function, JsValue> {
-        let Some(callback) = callback.dyn_ref::<Function>() else {
-            return Err(crate::error::to_js(&invalid(format!(
-                "subscribe expects a function, got {}",
-                crate::error::kind(&callback)
-            ))));
-        };
-        let off = crate::events::deliver(self.inner.subscribe(), callback.clone());
-        Ok(off.unchecked_into())
+    /// in commit order; `{ onError }` receives what a callback throws.
+    /// Returns a function that unsubscribes.
+    pub fn subscribe(&self, callback: JsValue, options: JsValue) -> Result<Function, JsValue> {
+        crate::events::subscribe(&self.inner, &callback, &options)
     }
 
     /// The id the next recovery point will get.

@@ -11,6 +11,7 @@ use contextkit_core::{
     AdapterConfig, ConflictPolicy, ContextError, CreateOptions, ManagerConfig, TrackerConfig,
 };
 use std::collections::BTreeMap;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 /// Largest integer a JavaScript number holds exactly.
@@ -269,4 +270,19 @@ pub(crate) fn string_map(v: serde_json::Value) -> Option<BTreeMap<String, String
 pub(crate) fn expected_version(v: &JsValue) -> Result<Option<u64>, ContextError> {
     let o = Options::read(v, "updateContext options", &["expectedVersion"])?;
     Ok(o.nullable_int("expectedVersion", 0)?.flatten())
+}
+
+/// `subscribe(callback, { onError })`: the error handler, if given.
+pub(crate) fn subscribe_options(v: &JsValue) -> Result<Option<js_sys::Function>, ContextError> {
+    let o = Options::read(v, "subscribe options", &["onError"])?;
+    let f = o.get("onError")?;
+    if f.is_undefined() || f.is_null() {
+        return Ok(None);
+    }
+    f.dyn_into().map(Some).map_err(|f| {
+        invalid(format!(
+            "subscribe options.onError must be a function, got {}",
+            kind(&f)
+        ))
+    })
 }
