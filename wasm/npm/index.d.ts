@@ -278,7 +278,12 @@ export declare class ContextTracker {
   syncIfNeeded<T extends JsonObject = JsonObject>(): Promise<ContextState<T> | null>;
   /** A recovery point of the active context as stored. */
   createRecoveryPoint<T extends JsonObject = JsonObject>(): Promise<Snapshot<T>>;
-  /** Calls syncIfNeeded() every syncIntervalMs until stopAutoSync() or free(); failures go to onError. */
+  /**
+   * Calls syncIfNeeded() every syncIntervalMs until stopAutoSync() or free();
+   * failures go to onError. In Node the timer is unref'd: it does not keep
+   * the process alive on its own (a process with nothing else to do exits,
+   * and edits not synced yet stay unsynced: call syncState() before exiting).
+   */
   startAutoSync(onError?: (error: ContextError) => void): void;
   stopAutoSync(): void;
   free(): void;
@@ -308,7 +313,11 @@ export declare class ContextAdapter {
   /** NOT_ACTIVE if `id` has no tracker, UNSYNCED_CHANGES if it is dirty. */
   deactivateContext(id: string): Promise<void>;
   listActiveContextIds(): Promise<string[]>;
-  /** Sweeps expired contexts every cleanupIntervalMs until stopAutoCleanup() or free(). */
+  /**
+   * Sweeps expired contexts every cleanupIntervalMs until stopAutoCleanup()
+   * or free(). In Node the timer is unref'd: it does not keep the process
+   * alive on its own.
+   */
   startAutoCleanup(): void;
   stopAutoCleanup(): void;
   free(): void;
