@@ -108,7 +108,7 @@ to_cjs() {
     exit 1
   fi
 }
-to_cjs support ContextError toJson encodeInto makeState copyState makeEvent makeSnapshot storageCall storageLoad
+to_cjs support ContextError toJson encodeInto makeState copyState makeEvent makeSnapshot storageCall storageLoad guardFreed
 to_cjs storage MemoryStorage IndexedDBStorage
 printf '{ "type": "module" }\n' > "$stage/web/package.json"
 # The tools' own .gitignore files are not part of the package.

@@ -249,7 +249,12 @@ export declare class ContextManager {
   stats(): Stats;
   /** The id the next recovery point will get (ids are never reused, also across a reopen). */
   nextRecoveryPointId(): number;
-  /** Releases the manager's memory now instead of at garbage collection. */
+  /**
+   * Releases the manager's memory now instead of at garbage collection.
+   * Afterwards every method (free() included) fails with INVALID_ARGUMENT,
+   * "this ContextManager was freed": those that return a Promise reject, the
+   * others throw. Trackers and adapters made from it keep working.
+   */
   free(): void;
 }
 
@@ -286,6 +291,7 @@ export declare class ContextTracker {
    */
   startAutoSync(onError?: (error: ContextError) => void): void;
   stopAutoSync(): void;
+  /** Releases the tracker now; afterwards its methods fail with INVALID_ARGUMENT, "this ContextTracker was freed". */
   free(): void;
 }
 
@@ -320,6 +326,7 @@ export declare class ContextAdapter {
    */
   startAutoCleanup(): void;
   stopAutoCleanup(): void;
+  /** Releases the adapter now; afterwards its methods fail with INVALID_ARGUMENT, "this ContextAdapter was freed". */
   free(): void;
 }
 

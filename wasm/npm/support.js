@@ -474,3 +474,64 @@ export async function storageLoad(storage) {
   }
   return [pairs, problems];
 }
+
+/** Methods that return no Promise: after free() they throw instead of rejecting. */
+const SYNC_METHODS = new Set([
+  'free',
+  'subscribe',
+  'stats',
+  'nextRecoveryPointId',
+  'startAutoSync',
+  'stopAutoSync',
+  'startAutoCleanup',
+  'stopAutoCleanup',
+  Symbol.dispose,
+]);
+
+/** Whether `obj` is a wasm-bindgen object whose Rust value was freed. */
+const isFreed = (obj) => obj !== null && typeof obj === 'object' && obj.__wbg_ptr === 0;
+
+const freedError = (what) => new ContextError('INVALID_ARGUMENT', `${what} was freed`);
+
+/**
+ * Makes use after free() of the wasm-bindgen classes in `classes` ({ name:
+ * class }) a ContextError (INVALID_ARGUMENT, "this ContextManager was freed")
+ * instead of wasm-bindgen's bare "null pointer passed to rust": every method
+ * of their prototypes checks its object first (methods that return a Promise
+ * reject, the others throw), and the returned classes, to be exported in
+ * their place, check that a manager passed to a constructor is not freed.
+ * wasm-bindgen sets `__wbg_ptr` to 0 when an object is freed.
+ */
+export function guardFreed(classes) {
+  const guarded = {};
+  for (const [name, cls] of Object.entries(classes)) {
+    const proto = cls.prototype;
+    for (const key of Reflect.ownKeys(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+      // wasm-bindgen's own helpers (`__destroy_into_raw`) are left alone.
+      if (key === 'constructor' || typeof descriptor.value !== 'function' || String(key).startsWith('__')) continue;
+      const method = descriptor.value;
+      descriptor.value = SYNC_METHODS.has(key)
+        ? function (a, b, c) {
+            if (isFreed(this)) throw freedError(`this ${name}`);
+            return method.call(this, a, b, c);
+          }
+        : function (a, b, c) {
+            if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
+            return method.call(this, a, b, c);
+          };
+      Object.defineProperty(descriptor.value, 'name', { value: method.name });
+      Object.defineProperty(proto, key, descriptor);
+    }
+    guarded[name] = new Proxy(cls, {
+      construct(target, args, newTarget) {
+        const arg = args[0];
+        if (isFreed(arg) && Object.values(classes).some((c) => arg instanceof c)) {
+          throw freedError(`the ${arg.constructor.name} passed to new ${name}()`);
+        }
+        return Reflect.construct(target, args, newTarget);
+      },
+    });
+  }
+  return guarded;
+}
