@@ -162,7 +162,7 @@ test('messages do not repeat their code: it is a field of its own', async () => 
   ];
   const failing = { get: async () => undefined, put: async () => { throw new Error('disk full'); }, delete: async () => {}, list: async () => [] };
   const { manager } = await ContextManager.open(failing);
-  cases.push([() => manager.createContext('a', {}), 'STORAGE', "storage.put('c/a') failed: disk full"]);
+  cases.push([() => manager.createContext('a', {}), 'STORAGE', "createContext: storage.put('c/a') failed: disk full"]);
   for (const [call, code, message] of cases) {
     const e = await rejectsWith(call, code);
     if (typeof message === 'string') assert.equal(e.message, message);

@@ -171,7 +171,8 @@ export declare class ContextError extends Error {
  * For implementers:
  * - A Promise that resolves means the operation is durable; a rejection (or a
  *   throw) fails the manager call with a `STORAGE` ContextError naming the
- *   method and the key, and the manager does not change.
+ *   call, then the storage method and the key ("deleteContext:
+ *   storage.put('meta') failed: …"), and the manager does not change.
  * - Operations on one key must take effect in call order, also when they
  *   overlap (contextkit may start a `put` of a key before an earlier one
  *   resolved, for instance of `"meta"`).
@@ -355,7 +356,11 @@ export declare class MemoryStorage implements ContextStorage {
  * loads the rest. Use one FileStorage per directory at a time.
  */
 export declare class FileStorage implements ContextStorage {
-  /** The directory is created on first use. */
+  /**
+   * The directory is created on first use. `ContextManager.open` rejects
+   * with STORAGE naming the directory if it is a file, or one it cannot
+   * create files in (read-only).
+   */
   constructor(dir: string);
   /** The directory, as an absolute path. */
   readonly dir: string;

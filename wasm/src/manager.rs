@@ -83,7 +83,7 @@ impl Manager {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("createContext", async move {
             let s = m.create_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
@@ -98,7 +98,7 @@ impl Manager {
             Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("getContext", async move {
             let s = m.get_context(&key).await?;
             Ok(read_state_to_js(&s, Some(&id), &cache))
         })
@@ -120,7 +120,7 @@ impl Manager {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("updateContext", async move {
             let s = m.update_context(&key, data.value, expected).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
@@ -134,7 +134,7 @@ impl Manager {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("deleteContext", async move {
             m.delete_context(&id).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -144,13 +144,18 @@ impl Manager {
     #[wasm_bindgen(js_name = listContextIds)]
     pub fn list_context_ids(&self) -> Promise {
         let m = self.inner.clone();
-        run(async move { Ok(to_js(&m.list_context_ids().await)) })
+        run("listContextIds", async move {
+            Ok(to_js(&m.list_context_ids().await))
+        })
     }
 
     /// Number of live contexts.
     pub fn len(&self) -> Promise {
         let m = self.inner.clone();
-        run(async move { Ok(JsValue::from(m.len().await as f64)) })
+        run(
+            "len",
+            async move { Ok(JsValue::from(m.len().await as f64)) },
+        )
     }
 
     /// Snapshots the current version of `id`.
@@ -161,7 +166,9 @@ impl Manager {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(snapshot_to_js(&m.create_recovery_point(&id).await?)) })
+        run("createRecoveryPoint", async move {
+            Ok(snapshot_to_js(&m.create_recovery_point(&id).await?))
+        })
     }
 
     /// The recovery points of `id`, oldest first.
@@ -172,7 +179,7 @@ impl Manager {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("recoveryPoints", async move {
             let points = m.recovery_points(&id).await?;
             Ok(points
                 .iter()
@@ -191,7 +198,7 @@ impl Manager {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("restoreRecoveryPoint", async move {
             let s = m.restore_recovery_point(&key, point).await?;
             Ok(state_to_js(&s, Some(&id), None))
         })
@@ -201,7 +208,9 @@ impl Manager {
     #[wasm_bindgen(js_name = cleanupExpired)]
     pub fn cleanup_expired(&self) -> Promise {
         let m = self.inner.clone();
-        run(async move { Ok(JsValue::from(m.cleanup_expired().await as f64)) })
+        run("cleanupExpired", async move {
+            Ok(JsValue::from(m.cleanup_expired().await as f64))
+        })
     }
 
     /// Calls `callback(event)` for every committed change, asynchronously and

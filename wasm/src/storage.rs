@@ -235,7 +235,7 @@ impl Manager {
             )));
         }
         let storage = JsStorage::new(storage);
-        run(async move {
+        run("ContextManager.open", async move {
             let opened = ContextManager::builder(cfg)
                 .hash_seed(hash_seed())
                 .open(storage)
