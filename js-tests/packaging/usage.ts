@@ -52,6 +52,17 @@ export async function usage(): Promise<void> {
   const all: ContextState[] = await a.listContexts();
   a.startAutoCleanup();
   a.stopAutoCleanup();
+  const ap: Snapshot = await a.createRecoveryPoint('doc');
+  const aps: Snapshot[] = await a.recoveryPoints('doc');
+  const ar: ContextState = await a.restoreRecoveryPoint('doc', ap.id);
+  a.subscribe((ev: ContextEvent) => ev.type)();
+  // @ts-expect-error the adapter's TTL applies to its updates
+  await a.updateContext('doc', {}, { ttlMs: 5 });
+  await m.updateContext('doc', { title: 't', tags: [] }, { ttlMs: 60_000, expectedVersion: null });
+  m.startAutoCleanup(30_000);
+  m.startAutoCleanup();
+  m.stopAutoCleanup();
+  void [aps, ar];
 
   // Persistence: ContextManager.open over the shipped storages or any object with the four methods.
   const memory: ContextStorage = new MemoryStorage();

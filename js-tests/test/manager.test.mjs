@@ -270,3 +270,40 @@ test('free() while a tracker of the manager is in use: the tracker keeps working
   m.free();
   assert.deepEqual((await t.getState()).data, { n: 1 });
 });
+
+test('updateContext takes ttlMs, as Rust UpdateOptions.ttl_ms: it replaces the TTL; absent or null keeps it', async () => {
+  const m = new ContextManager();
+  const s = await m.createContext('a', {}, { ttlMs: 60_000 });
+  const longer = await m.updateContext('a', { n: 1 }, { ttlMs: 3_600_000, expectedVersion: s.version });
+  assert.equal(longer.expiresAtMs, longer.updatedAtMs + 3_600_000);
+  const kept = await m.updateContext('a', { n: 2 }, { ttlMs: null });
+  assert.equal(kept.expiresAtMs, kept.updatedAtMs + 3_600_000);
+  await m.createContext('b', {});
+  const set = await m.updateContext('b', { n: 1 }, { ttlMs: 5 });
+  assert.equal(set.expiresAtMs, set.updatedAtMs + 5);
+  while (Date.now() <= set.expiresAtMs) await sleep(2);
+  await rejectsWith(m.getContext('b'), 'NOT_FOUND');
+  for (const bad of [0, -1, 1.5, '10']) await rejectsWith(m.updateContext('a', {}, { ttlMs: bad }), 'INVALID_ARGUMENT');
+});
+
+test('ContextManager.startAutoCleanup(intervalMs) sweeps expired contexts until stopAutoCleanup()', async () => {
+  const m = new ContextManager();
+  const alive = setInterval(() => {}, 1_000); // the cleanup timer is unref'd
+  try {
+    const s = await m.createContext('t', {}, { ttlMs: 5 });
+    const seen = [];
+    const off = m.subscribe((ev) => seen.push(ev.type));
+    m.startAutoCleanup(5);
+    while (!seen.includes('expired')) await sleep(5);
+    assert.ok(Date.now() > s.expiresAtMs);
+    assert.equal(m.stats().expirations, 1);
+    m.stopAutoCleanup();
+    await m.createContext('u', {}, { ttlMs: 1 });
+    await sleep(40);
+    assert.equal(m.stats().expirations, 1);
+    off();
+    for (const bad of [0, -5, 'soon', null]) await rejectsWith(() => m.startAutoCleanup(bad), 'INVALID_ARGUMENT');
+  } finally {
+    clearInterval(alive);
+  }
+});

@@ -95,7 +95,15 @@ export interface CreateOptions {
 export interface UpdateOptions {
   /** Commit only if the stored version equals this one (else VERSION_CONFLICT). */
   expectedVersion?: number | null;
+  /**
+   * Replaces the context's TTL (ms, at least 1) from this update on; absent
+   * or null keeps its TTL, which the update restarts.
+   */
+  ttlMs?: number | null;
 }
+
+/** Options of `ContextAdapter.updateContext`: the adapter's TTL applies. */
+export type AdapterUpdateOptions = Omit<UpdateOptions, 'ttlMs'>;
 
 /** Counters of a manager since it was created. */
 export interface Stats {
@@ -221,7 +229,7 @@ export declare class ContextManager {
    * a new object, which the caller may change freely.
    */
   getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
-  /** Replaces the data: version + 1, expiry restarted. NOT_FOUND, VERSION_CONFLICT. */
+  /** Replaces the data: version + 1, expiry restarted (or set by `ttlMs`). NOT_FOUND, VERSION_CONFLICT. */
   updateContext<T extends JsonObject>(id: string, data: T, options?: UpdateOptions): Promise<ContextState<T>>;
   /** Deletes `id` and its recovery points. NOT_FOUND. */
   deleteContext(id: string): Promise<void>;
@@ -248,6 +256,14 @@ export declare class ContextManager {
   subscribe(callback: (event: ContextEvent) => void, options?: SubscribeOptions | null): () => void;
   /** Counters since the manager was created. */
   stats(): Stats;
+  /**
+   * Removes expired contexts every `intervalMs` (default 60,000) until
+   * stopAutoCleanup() or free(); calling it again restarts it with the new
+   * interval. In Node the timer is unref'd: it does not keep the process
+   * alive on its own.
+   */
+  startAutoCleanup(intervalMs?: number): void;
+  stopAutoCleanup(): void;
   /** The id the next recovery point will get (ids are never reused, also across a reopen). */
   nextRecoveryPointId(): number;
   /**
@@ -303,8 +319,16 @@ export declare class ContextAdapter {
   createContext<T extends JsonObject>(id: string, data: T): Promise<ContextState<T>>;
   getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data and restarts the expiry with the adapter's TTL. */
-  updateContext<T extends JsonObject>(id: string, data: T, options?: UpdateOptions): Promise<ContextState<T>>;
+  updateContext<T extends JsonObject>(id: string, data: T, options?: AdapterUpdateOptions): Promise<ContextState<T>>;
   deleteContext(id: string): Promise<void>;
+  /** The manager's createRecoveryPoint: snapshots the current version of `id`. */
+  createRecoveryPoint<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>>;
+  /** The recovery points of `id`, oldest first. */
+  recoveryPoints<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>[]>;
+  /** Makes a recovery point's data the next version of `id`. */
+  restoreRecoveryPoint<T extends JsonObject = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
+  /** The manager's subscribe: every committed change of the manager, whoever made it. */
+  subscribe(callback: (event: ContextEvent) => void, options?: SubscribeOptions | null): () => void;
   /** The live contexts, sorted by id. */
   listContexts(): Promise<ContextState[]>;
   /** Removes expired contexts now; resolves to how many. */

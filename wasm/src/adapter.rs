@@ -264,6 +264,30 @@ impl Adapter {
         })
     }
 
+    /// Snapshots the current version of `id` (a recovery point of the manager).
+    #[wasm_bindgen(js_name = createRecoveryPoint)]
+    pub fn create_recovery_point(&self, id: JsValue) -> Promise {
+        crate::manager::create_recovery_point(self.inner.manager().clone(), &id)
+    }
+
+    /// The recovery points of `id`, oldest first.
+    #[wasm_bindgen(js_name = recoveryPoints)]
+    pub fn recovery_points(&self, id: JsValue) -> Promise {
+        crate::manager::recovery_points(self.inner.manager().clone(), &id)
+    }
+
+    /// Makes recovery point `snapshotId`'s data the next version of `id`.
+    #[wasm_bindgen(js_name = restoreRecoveryPoint)]
+    pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
+        crate::manager::restore_recovery_point(self.inner.manager().clone(), id, &snapshot_id)
+    }
+
+    /// The manager's `subscribe(callback, { onError })`: every committed change
+    /// of the manager, whoever made it.
+    pub fn subscribe(&self, callback: JsValue, options: JsValue) -> Result<Function, JsValue> {
+        crate::events::subscribe(self.inner.manager(), &callback, &options)
+    }
+
     /// Sweeps expired contexts every `cleanupIntervalMs` on a JavaScript timer
     /// until `stopAutoCleanup()` or `free()`.
     #[wasm_bindgen(js_name = startAutoCleanup)]

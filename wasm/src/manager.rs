@@ -7,8 +7,10 @@ use crate::convert::{
 use crate::error::invalid;
 use crate::options;
 use crate::promise::{reject, run};
+use crate::timer::Interval;
 use contextkit_core::{ContextError, ContextManager, ManagerConfig};
 use js_sys::{Function, Promise};
+use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
 /// The context store. Every method except `subscribe` and `stats` returns a Promise.
@@ -17,6 +19,18 @@ pub struct Manager {
     pub(crate) inner: ContextManager,
     /// States already read, for the next read (see `cache.rs`).
     pub(crate) cache: ReadCache,
+    /// The timer of `startAutoCleanup()`, if running.
+    pub(crate) auto_cleanup: RefCell<Option<Interval>>,
+}
+
+impl Manager {
+    pub(crate) fn wrap(inner: ContextManager, cache_bytes: usize) -> Self {
+        Self {
+            inner,
+            cache: ReadCache::new(cache_bytes),
+            auto_cleanup: RefCell::new(None),
+        }
+    }
 }
 
 /// Random keys for the id hash from `crypto.getRandomValues`.
@@ -61,10 +75,7 @@ impl Manager {
     pub fn new(config: JsValue) -> Result<Manager, JsValue> {
         let (cfg, cache_bytes) = options::manager_config(&config).map_err(crate::error::js)?;
         let inner = ContextManager::builder(cfg).hash_seed(hash_seed()).build();
-        Ok(Manager {
-            inner,
-            cache: ReadCache::new(cache_bytes),
-        })
+        Ok(Manager::wrap(inner, cache_bytes))
     }
 
     /// Creates `id` at version 1 with `data` and optional `{ ttlMs, metadata }`.
@@ -104,7 +115,8 @@ impl Manager {
         })
     }
 
-    /// Replaces the data of `id`; `{ expectedVersion }` makes it a compare-and-set.
+    /// Replaces the data of `id`; `{ expectedVersion }` makes it a
+    /// compare-and-set, `{ ttlMs }` replaces its TTL.
     #[wasm_bindgen(js_name = updateContext)]
     pub fn update_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
         let m = self.inner.clone();
@@ -113,15 +125,15 @@ impl Manager {
             Ok::<_, ContextError>((
                 id_arg(&id, cfg)?,
                 data_arg(&data, cfg)?,
-                options::expected_version(&options)?,
+                options::update_options(&options)?,
             ))
         })();
-        let (key, data, expected) = match args {
+        let (key, data, opts) = match args {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
         run("updateContext", async move {
-            let s = m.update_context(&key, data.value, expected).await?;
+            let s = m.update_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
     }
@@ -161,47 +173,19 @@ impl Manager {
     /// Snapshots the current version of `id`.
     #[wasm_bindgen(js_name = createRecoveryPoint)]
     pub fn create_recovery_point(&self, id: JsValue) -> Promise {
-        let m = self.inner.clone();
-        let id = match id_arg(&id, m.config()) {
-            Ok(id) => id,
-            Err(e) => return reject(e),
-        };
-        run("createRecoveryPoint", async move {
-            Ok(snapshot_to_js(&m.create_recovery_point(&id).await?))
-        })
+        create_recovery_point(self.inner.clone(), &id)
     }
 
     /// The recovery points of `id`, oldest first.
     #[wasm_bindgen(js_name = recoveryPoints)]
     pub fn recovery_points(&self, id: JsValue) -> Promise {
-        let m = self.inner.clone();
-        let id = match id_arg(&id, m.config()) {
-            Ok(id) => id,
-            Err(e) => return reject(e),
-        };
-        run("recoveryPoints", async move {
-            let points = m.recovery_points(&id).await?;
-            Ok(points
-                .iter()
-                .map(snapshot_to_js)
-                .collect::<js_sys::Array>()
-                .into())
-        })
+        recovery_points(self.inner.clone(), &id)
     }
 
     /// Makes recovery point `snapshotId`'s data the next version of `id`.
     #[wasm_bindgen(js_name = restoreRecoveryPoint)]
     pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
-        let m = self.inner.clone();
-        let args = id_arg(&id, m.config()).and_then(|id| Ok((id, snapshot_arg(&snapshot_id)?)));
-        let (key, point) = match args {
-            Ok(a) => a,
-            Err(e) => return reject(e),
-        };
-        run("restoreRecoveryPoint", async move {
-            let s = m.restore_recovery_point(&key, point).await?;
-            Ok(state_to_js(&s, Some(&id), None))
-        })
+        restore_recovery_point(self.inner.clone(), id, &snapshot_id)
     }
 
     /// Removes expired contexts; resolves to how many.
@@ -220,6 +204,29 @@ impl Manager {
         crate::events::subscribe(&self.inner, &callback, &options)
     }
 
+    /// Sweeps expired contexts every `intervalMs` (default 60,000) on a
+    /// JavaScript timer until `stopAutoCleanup()` or `free()`; calling it
+    /// again restarts it with the new interval.
+    #[wasm_bindgen(js_name = startAutoCleanup)]
+    pub fn start_auto_cleanup(&self, interval_ms: JsValue) -> Result<(), JsValue> {
+        let every = options::cleanup_interval(&interval_ms).map_err(crate::error::js)?;
+        let m = self.inner.clone();
+        let timer = Interval::start(every, move || {
+            let m = m.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                m.cleanup_expired().await;
+            });
+        });
+        *self.auto_cleanup.borrow_mut() = Some(timer);
+        Ok(())
+    }
+
+    /// Stops the automatic sweeps.
+    #[wasm_bindgen(js_name = stopAutoCleanup)]
+    pub fn stop_auto_cleanup(&self) {
+        self.auto_cleanup.borrow_mut().take();
+    }
+
     /// The id the next recovery point will get.
     #[wasm_bindgen(js_name = nextRecoveryPointId)]
     pub fn next_recovery_point_id(&self) -> f64 {
@@ -230,4 +237,51 @@ impl Manager {
     pub fn stats(&self) -> JsValue {
         to_js(&self.inner.stats())
     }
+}
+
+// Recovery points, shared by `ContextManager` and `ContextAdapter` (whose
+// recovery points are its manager's).
+
+/// `createRecoveryPoint(id)` on `m`.
+pub(crate) fn create_recovery_point(m: ContextManager, id: &JsValue) -> Promise {
+    let id = match id_arg(id, m.config()) {
+        Ok(id) => id,
+        Err(e) => return reject(e),
+    };
+    run("createRecoveryPoint", async move {
+        Ok(snapshot_to_js(&m.create_recovery_point(&id).await?))
+    })
+}
+
+/// `recoveryPoints(id)` on `m`.
+pub(crate) fn recovery_points(m: ContextManager, id: &JsValue) -> Promise {
+    let id = match id_arg(id, m.config()) {
+        Ok(id) => id,
+        Err(e) => return reject(e),
+    };
+    run("recoveryPoints", async move {
+        let points = m.recovery_points(&id).await?;
+        Ok(points
+            .iter()
+            .map(snapshot_to_js)
+            .collect::<js_sys::Array>()
+            .into())
+    })
+}
+
+/// `restoreRecoveryPoint(id, snapshotId)` on `m`.
+pub(crate) fn restore_recovery_point(
+    m: ContextManager,
+    id: JsValue,
+    snapshot_id: &JsValue,
+) -> Promise {
+    let args = id_arg(&id, m.config()).and_then(|key| Ok((key, snapshot_arg(snapshot_id)?)));
+    let (key, point) = match args {
+        Ok(a) => a,
+        Err(e) => return reject(e),
+    };
+    run("restoreRecoveryPoint", async move {
+        let s = m.restore_recovery_point(&key, point).await?;
+        Ok(state_to_js(&s, Some(&id), None))
+    })
 }

@@ -9,6 +9,7 @@ use crate::error::{invalid, kind};
 use crate::host;
 use contextkit_core::{
     AdapterConfig, ConflictPolicy, ContextError, CreateOptions, ManagerConfig, TrackerConfig,
+    UpdateOptions,
 };
 use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
@@ -266,10 +267,34 @@ pub(crate) fn string_map(v: serde_json::Value) -> Option<BTreeMap<String, String
     Some(out)
 }
 
-/// `updateContext(id, data, { expectedVersion })`.
+/// `updateContext(id, data, { expectedVersion })` of an adapter (whose TTL
+/// is its own).
 pub(crate) fn expected_version(v: &JsValue) -> Result<Option<u64>, ContextError> {
     let o = Options::read(v, "updateContext options", &["expectedVersion"])?;
     Ok(o.nullable_int("expectedVersion", 0)?.flatten())
+}
+
+/// `updateContext(id, data, { expectedVersion, ttlMs })` of a manager;
+/// `ttlMs` absent or null keeps (and restarts) the context's TTL.
+pub(crate) fn update_options(v: &JsValue) -> Result<UpdateOptions, ContextError> {
+    let o = Options::read(v, "updateContext options", &["expectedVersion", "ttlMs"])?;
+    Ok(UpdateOptions {
+        expected_version: o.nullable_int("expectedVersion", 0)?.flatten(),
+        ttl_ms: o.nullable_int("ttlMs", 1)?.flatten(),
+    })
+}
+
+/// `startAutoCleanup(intervalMs)` of a manager: default one minute.
+pub(crate) fn cleanup_interval(v: &JsValue) -> Result<u64, ContextError> {
+    if v.is_undefined() {
+        return Ok(60_000);
+    }
+    int_value(v, 1).ok_or_else(|| {
+        invalid(format!(
+            "startAutoCleanup interval must be an integer from 1 to {MAX_SAFE} ms, got {}",
+            describe(v)
+        ))
+    })
 }
 
 /// `subscribe(callback, { onError })`: the error handler, if given.

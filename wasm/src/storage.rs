@@ -241,10 +241,7 @@ impl Manager {
                 .open(storage)
                 .await?;
             let problems: Array = opened.problems.iter().map(crate::error::to_js).collect();
-            let manager = JsValue::from(Manager {
-                inner: opened.manager,
-                cache: crate::cache::ReadCache::new(cache_bytes),
-            });
+            let manager = JsValue::from(Manager::wrap(opened.manager, cache_bytes));
             let out = Object::new();
             // Setting plain data properties on a fresh object cannot fail.
             let _ = Reflect::set(&out, &"manager".into(), &manager);
