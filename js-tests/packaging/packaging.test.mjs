@@ -120,3 +120,16 @@ test('tsc with the browser condition: the same API without FileStorage', async (
   `);
   await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', path.join(dir, 'tsconfig.browser.json')], { cwd: dir });
 });
+
+test('tsc with moduleResolution bundler in a Node project (no custom conditions): FileStorage is in the types', async () => {
+  await writeFile(path.join(dir, 'tsconfig.bundler.json'), JSON.stringify({
+    compilerOptions: { strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', target: 'es2022', types: [], skipLibCheck: false },
+    files: ['bundler-usage.mts'],
+  }));
+  await writeFile(path.join(dir, 'bundler-usage.mts'), `
+    import { ContextManager, FileStorage } from 'contextkit';
+    const { manager } = await ContextManager.open(new FileStorage('./contexts'));
+    await manager.createContext('a', { x: 1 });
+  `);
+  await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', path.join(dir, 'tsconfig.bundler.json')], { cwd: dir });
+});

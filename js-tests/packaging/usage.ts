@@ -98,6 +98,29 @@ export async function usage(): Promise<void> {
     }
   }
 
+  // Interfaces (no index signature), `as const` data and readonly arrays are JSON data too.
+  interface Plain {
+    title: string;
+    tags: readonly string[];
+    nested: { at: number | null; note?: string };
+  }
+  const plain: Plain = { title: 'p', tags: ['x'], nested: { at: null } };
+  const ps: ContextState<Plain> = await m.createContext<Plain>('plain', plain);
+  const readTags: readonly string[] = ps.data.tags;
+  const got2: ContextState<Plain> = await m.getContext<Plain>('plain');
+  await m.updateContext('plain', { title: 'q', tags: ['a', 'b'], nested: { at: 1 } } as const);
+  const frozen = { list: ['a', 'b'] as readonly string[], deep: [[1, 2], [3]] } as const;
+  await m.createContext('frozen', frozen);
+  await t.updateState<Plain>(plain);
+  interface WithDate {
+    when: Date;
+  }
+  // @ts-expect-error a Date is not JSON
+  await m.createContext<WithDate>('d', { when: new Date() });
+  // @ts-expect-error data is an object, not an array
+  await m.createContext('x', ['a']);
+  void [readTags, got2];
+
   // @ts-expect-error ids are strings
   await m.getContext(1);
   // @ts-expect-error data must be a JSON object

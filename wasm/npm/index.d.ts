@@ -8,8 +8,27 @@ export interface JsonObject {
   [key: string]: JsonValue | undefined;
 }
 
+/**
+ * `T` as JSON data (methods take `data: T & JsonData<T>`): each property a JSON value, checked field by field, so
+ * interfaces, readonly arrays and `as const` objects qualify (an index
+ * signature is not needed). A function, bigint, symbol or class instance
+ * (a Date, a Map) anywhere inside makes a property `never`, so `T` fails.
+ */
+export type JsonData<T> = T extends readonly unknown[] ? never : T extends object ? { [K in keyof T]: JsonField<T[K]> } : never;
+
+/** A property value of `JsonData`: `undefined` is allowed and left out, as by `JSON.stringify`. */
+export type JsonField<V> = V extends string | number | boolean | null | undefined
+  ? V
+  : V extends ((...args: never[]) => unknown) | bigint | symbol
+    ? never
+    : V extends readonly unknown[]
+      ? { [I in keyof V]: JsonField<V[I]> }
+      : V extends object
+        ? { [K in keyof V]: JsonField<V[K]> }
+        : never;
+
 /** One version of one context. Times are milliseconds since the Unix epoch. */
-export interface ContextState<T extends JsonObject = JsonObject> {
+export interface ContextState<T extends object = JsonObject> {
   id: string;
   /** Starts at 1 and grows by one with every committed change. */
   version: number;
@@ -29,7 +48,7 @@ export interface ContextState<T extends JsonObject = JsonObject> {
 }
 
 /** A recovery point: a copy of a context's data at one version. */
-export interface Snapshot<T extends JsonObject = JsonObject> {
+export interface Snapshot<T extends object = JsonObject> {
   /** Per-manager sequence number, strictly increasing. */
   id: number;
   contextId: string;
@@ -223,14 +242,14 @@ export declare class ContextManager {
    */
   static open(storage: ContextStorage, config?: ManagerConfig): Promise<OpenedManager>;
   /** Creates `id` at version 1. ALREADY_EXISTS if present; CAPACITY_EXCEEDED when full. */
-  createContext<T extends JsonObject>(id: string, data: T, options?: CreateOptions): Promise<ContextState<T>>;
+  createContext<T extends object>(id: string, data: T & JsonData<T>, options?: CreateOptions): Promise<ContextState<T>>;
   /**
    * The live context `id`. NOT_FOUND if absent or expired. Each call returns
    * a new object, which the caller may change freely.
    */
-  getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
+  getContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data: version + 1, expiry restarted (or set by `ttlMs`). NOT_FOUND, VERSION_CONFLICT. */
-  updateContext<T extends JsonObject>(id: string, data: T, options?: UpdateOptions): Promise<ContextState<T>>;
+  updateContext<T extends object>(id: string, data: T & JsonData<T>, options?: UpdateOptions): Promise<ContextState<T>>;
   /** Deletes `id` and its recovery points. NOT_FOUND. */
   deleteContext(id: string): Promise<void>;
   /** Ids of the live contexts, sorted. */
@@ -238,11 +257,11 @@ export declare class ContextManager {
   /** Number of live contexts. */
   len(): Promise<number>;
   /** Snapshots the current version of `id`; keeps the newest maxRecoveryPoints. */
-  createRecoveryPoint<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>>;
+  createRecoveryPoint<T extends object = JsonObject>(id: string): Promise<Snapshot<T>>;
   /** The recovery points of `id`, oldest first. */
-  recoveryPoints<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>[]>;
+  recoveryPoints<T extends object = JsonObject>(id: string): Promise<Snapshot<T>[]>;
   /** Makes a recovery point's data the next version of `id`. */
-  restoreRecoveryPoint<T extends JsonObject = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
+  restoreRecoveryPoint<T extends object = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
   /** Removes expired contexts; resolves to how many. */
   cleanupExpired(): Promise<number>;
   /**
@@ -279,27 +298,27 @@ export declare class ContextManager {
 export declare class ContextTracker {
   constructor(manager: ContextManager, config?: TrackerConfig);
   /** Loads `id` and makes it active. UNSYNCED_CHANGES if the current copy is dirty. */
-  activateContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
+  activateContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** UNSYNCED_CHANGES if dirty, NOT_ACTIVE if nothing is active. */
   deactivateContext(): Promise<void>;
   /** Drops local edits; resolves to the stored version they were based on. */
-  discardChanges<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  discardChanges<T extends object = JsonObject>(): Promise<ContextState<T>>;
   activeContextId(): Promise<string | null>;
   /** The working copy: local data with the version it was based on. NOT_ACTIVE. */
-  getState<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  getState<T extends object = JsonObject>(): Promise<ContextState<T>>;
   isDirty(): Promise<boolean>;
   /** Replaces the local data and marks the copy dirty. */
-  updateState<T extends JsonObject>(data: T): Promise<ContextState<T>>;
+  updateState<T extends object>(data: T & JsonData<T>): Promise<ContextState<T>>;
   /** Adopts a strictly newer version of the active context when clean; resolves to whether it did. */
   applyRemote(state: ContextState): Promise<boolean>;
   /** Pushes local edits with expectedVersion = their base version, applying the conflict policy. */
-  syncState<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  syncState<T extends object = JsonObject>(): Promise<ContextState<T>>;
   /** Dirty and syncIntervalMs elapsed since the last sync. */
   isSyncNeeded(): Promise<boolean>;
   /** Syncs if needed; resolves to the new state, or null if it did not sync. */
-  syncIfNeeded<T extends JsonObject = JsonObject>(): Promise<ContextState<T> | null>;
+  syncIfNeeded<T extends object = JsonObject>(): Promise<ContextState<T> | null>;
   /** A recovery point of the active context as stored. */
-  createRecoveryPoint<T extends JsonObject = JsonObject>(): Promise<Snapshot<T>>;
+  createRecoveryPoint<T extends object = JsonObject>(): Promise<Snapshot<T>>;
   /**
    * Calls syncIfNeeded() every syncIntervalMs until stopAutoSync() or free();
    * failures go to onError. In Node the timer is unref'd: it does not keep
@@ -316,17 +335,17 @@ export declare class ContextTracker {
 export declare class ContextAdapter {
   /** INVALID_ARGUMENT for zero limits, a zero TTL or a zero cleanup interval. */
   constructor(manager: ContextManager, config?: AdapterConfig);
-  createContext<T extends JsonObject>(id: string, data: T): Promise<ContextState<T>>;
-  getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
+  createContext<T extends object>(id: string, data: T & JsonData<T>): Promise<ContextState<T>>;
+  getContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data and restarts the expiry with the adapter's TTL. */
-  updateContext<T extends JsonObject>(id: string, data: T, options?: AdapterUpdateOptions): Promise<ContextState<T>>;
+  updateContext<T extends object>(id: string, data: T & JsonData<T>, options?: AdapterUpdateOptions): Promise<ContextState<T>>;
   deleteContext(id: string): Promise<void>;
   /** The manager's createRecoveryPoint: snapshots the current version of `id`. */
-  createRecoveryPoint<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>>;
+  createRecoveryPoint<T extends object = JsonObject>(id: string): Promise<Snapshot<T>>;
   /** The recovery points of `id`, oldest first. */
-  recoveryPoints<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>[]>;
+  recoveryPoints<T extends object = JsonObject>(id: string): Promise<Snapshot<T>[]>;
   /** Makes a recovery point's data the next version of `id`. */
-  restoreRecoveryPoint<T extends JsonObject = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
+  restoreRecoveryPoint<T extends object = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
   /** The manager's subscribe: every committed change of the manager, whoever made it. */
   subscribe(callback: (event: ContextEvent) => void, options?: SubscribeOptions | null): () => void;
   /** The live contexts, sorted by id. */
