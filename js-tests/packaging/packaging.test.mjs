@@ -47,8 +47,14 @@ test('the tarball holds exactly the package files', async () => {
   assert.deepEqual(files.filter((f) => !['node', 'web'].includes(f)).sort(), [
     'README.md', 'browser.d.mts', 'browser.mjs', 'file-storage.cjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
     'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
-    'web/contextkit_wasm.js', 'web/contextkit_wasm_bg.wasm', 'web/package.json',
+    'web/contextkit_wasm.js', 'web/package.json',
   ]);
+  // One .wasm, and no entry point names a file the package lacks.
+  assert.equal(files.filter((f) => f.endsWith('.wasm')).length, 1);
+  for (const f of files.filter((f) => /\.(c|m)?js$/.test(f))) {
+    const text = await readFile(path.join(root, f), 'utf8');
+    for (const [name] of text.matchAll(/\b[A-Z]+\.md\b/g)) assert.ok(files.includes(name), `${f} names ${name}, which the package lacks`);
+  }
   const manifest = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
   assert.equal(manifest.name, 'contextkit');
 });
