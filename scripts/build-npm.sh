@@ -70,16 +70,15 @@ features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-e
   --enable-reference-types --enable-multivalue --enable-mutable-globals
   # wasm-bindgen modules own their memory, which starts zeroed.
   --zero-filled-memory --converge --strip-target-features)
-if cmp -s "$stage/node/contextkit_wasm_bg.wasm" "$stage/web/contextkit_wasm_bg.wasm"; then
-  "$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
-    "$stage/web/contextkit_wasm_bg.wasm" -o "$stage/web/contextkit_wasm_bg.wasm"
-  cp "$stage/web/contextkit_wasm_bg.wasm" "$stage/node/contextkit_wasm_bg.wasm"
-else
-  for dir in node web; do
-    "$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
-      "$stage/$dir/contextkit_wasm_bg.wasm" -o "$stage/$dir/contextkit_wasm_bg.wasm"
-  done
+# Both glues load the same module: the package ships it once, in node/ (the
+# Node glue reads it from its own directory; browser.mjs fetches it there).
+if ! cmp -s "$stage/node/contextkit_wasm_bg.wasm" "$stage/web/contextkit_wasm_bg.wasm"; then
+  echo "wasm-bindgen made different .wasm files for nodejs and web; browser.mjs needs its own" >&2
+  exit 1
 fi
+"$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
+  "$stage/node/contextkit_wasm_bg.wasm" -o "$stage/node/contextkit_wasm_bg.wasm"
+rm "$stage/web/contextkit_wasm_bg.wasm"
 
 step "entry points and types"
 src="$root/wasm/npm"
@@ -108,7 +107,7 @@ to_cjs() {
     exit 1
   fi
 }
-to_cjs support ContextError toJson encodeInto makeState copyState makeEvent makeSnapshot storageCall storageLoad
+to_cjs support ContextError toJson encodeInto makeState copyState makeEvent makeSnapshot storageCall storageLoad guardFreed
 to_cjs storage MemoryStorage IndexedDBStorage
 printf '{ "type": "module" }\n' > "$stage/web/package.json"
 # The tools' own .gitignore files are not part of the package.

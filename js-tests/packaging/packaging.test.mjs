@@ -47,8 +47,14 @@ test('the tarball holds exactly the package files', async () => {
   assert.deepEqual(files.filter((f) => !['node', 'web'].includes(f)).sort(), [
     'README.md', 'browser.d.mts', 'browser.mjs', 'file-storage.cjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
     'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
-    'web/contextkit_wasm.js', 'web/contextkit_wasm_bg.wasm', 'web/package.json',
+    'web/contextkit_wasm.js', 'web/package.json',
   ]);
+  // One .wasm, and no entry point names a file the package lacks.
+  assert.equal(files.filter((f) => f.endsWith('.wasm')).length, 1);
+  for (const f of files.filter((f) => /\.(c|m)?js$/.test(f))) {
+    const text = await readFile(path.join(root, f), 'utf8');
+    for (const [name] of text.matchAll(/\b[A-Z]+\.md\b/g)) assert.ok(files.includes(name), `${f} names ${name}, which the package lacks`);
+  }
   const manifest = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
   assert.equal(manifest.name, 'contextkit');
 });
@@ -119,4 +125,17 @@ test('tsc with the browser condition: the same API without FileStorage', async (
     void [n, FileStorage];
   `);
   await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', path.join(dir, 'tsconfig.browser.json')], { cwd: dir });
+});
+
+test('tsc with moduleResolution bundler in a Node project (no custom conditions): FileStorage is in the types', async () => {
+  await writeFile(path.join(dir, 'tsconfig.bundler.json'), JSON.stringify({
+    compilerOptions: { strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', target: 'es2022', types: [], skipLibCheck: false },
+    files: ['bundler-usage.mts'],
+  }));
+  await writeFile(path.join(dir, 'bundler-usage.mts'), `
+    import { ContextManager, FileStorage } from 'contextkit';
+    const { manager } = await ContextManager.open(new FileStorage('./contexts'));
+    await manager.createContext('a', { x: 1 });
+  `);
+  await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', path.join(dir, 'tsconfig.bundler.json')], { cwd: dir });
 });

@@ -30,6 +30,9 @@ export async function usage(): Promise<void> {
     }
   });
   off();
+  m.subscribe(() => {}, { onError: (error: unknown, event: ContextEvent) => console.log(error, event.type) })();
+  // @ts-expect-error onError is a function
+  m.subscribe(() => {}, { onError: 'log' });
 
   const t = new ContextTracker(m, { syncIntervalMs: 500, autoRecovery: true, conflict: 'keepRemote' });
   await t.activateContext('doc');
@@ -49,6 +52,17 @@ export async function usage(): Promise<void> {
   const all: ContextState[] = await a.listContexts();
   a.startAutoCleanup();
   a.stopAutoCleanup();
+  const ap: Snapshot = await a.createRecoveryPoint('doc');
+  const aps: Snapshot[] = await a.recoveryPoints('doc');
+  const ar: ContextState = await a.restoreRecoveryPoint('doc', ap.id);
+  a.subscribe((ev: ContextEvent) => ev.type)();
+  // @ts-expect-error the adapter's TTL applies to its updates
+  await a.updateContext('doc', {}, { ttlMs: 5 });
+  await m.updateContext('doc', { title: 't', tags: [] }, { ttlMs: 60_000, expectedVersion: null });
+  m.startAutoCleanup(30_000);
+  m.startAutoCleanup();
+  m.stopAutoCleanup();
+  void [aps, ar];
 
   // Persistence: ContextManager.open over the shipped storages or any object with the four methods.
   const memory: ContextStorage = new MemoryStorage();
@@ -83,6 +97,29 @@ export async function usage(): Promise<void> {
       void expected;
     }
   }
+
+  // Interfaces (no index signature), `as const` data and readonly arrays are JSON data too.
+  interface Plain {
+    title: string;
+    tags: readonly string[];
+    nested: { at: number | null; note?: string };
+  }
+  const plain: Plain = { title: 'p', tags: ['x'], nested: { at: null } };
+  const ps: ContextState<Plain> = await m.createContext<Plain>('plain', plain);
+  const readTags: readonly string[] = ps.data.tags;
+  const got2: ContextState<Plain> = await m.getContext<Plain>('plain');
+  await m.updateContext('plain', { title: 'q', tags: ['a', 'b'], nested: { at: 1 } } as const);
+  const frozen = { list: ['a', 'b'] as readonly string[], deep: [[1, 2], [3]] } as const;
+  await m.createContext('frozen', frozen);
+  await t.updateState<Plain>(plain);
+  interface WithDate {
+    when: Date;
+  }
+  // @ts-expect-error a Date is not JSON
+  await m.createContext<WithDate>('d', { when: new Date() });
+  // @ts-expect-error data is an object, not an array
+  await m.createContext('x', ['a']);
+  void [readTags, got2];
 
   // @ts-expect-error ids are strings
   await m.getContext(1);

@@ -13,9 +13,10 @@ const pkg = path.resolve(process.env.CONTEXTKIT_PKG ?? path.join(root, 'wasm/pkg
 const LIMITS = { raw: 300_000, gzip: 110_000 };
 
 const rows = [];
-for (const build of ['web', 'node']) {
-  const bytes = await readFile(path.join(pkg, build, 'contextkit_wasm_bg.wasm'));
-  rows.push({ file: `${build}/contextkit_wasm_bg.wasm`, raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length });
+// One .wasm serves both builds (node/ and web/ glue).
+for (const file of ['node/contextkit_wasm_bg.wasm']) {
+  const bytes = await readFile(path.join(pkg, file));
+  rows.push({ file, raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length });
 }
 
 const kb = (n) => `${(n / 1000).toFixed(1)} KB`;

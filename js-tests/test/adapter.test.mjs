@@ -119,3 +119,27 @@ test('a freed tracker is never handed out again', async () => {
   assert.notEqual(again, t);
   assert.equal(await again.activeContextId(), 'x');
 });
+
+test('the adapter has the recovery points and subscribe of its manager', async () => {
+  const m = new ContextManager();
+  const a = new ContextAdapter(m, { ttlMs: 60_000 });
+  const seen = [];
+  const off = a.subscribe((ev) => seen.push(`${ev.type}:${ev.id}@${ev.version}`), { onError: () => {} });
+  await a.createContext('s', { step: 1 });
+  const p = await a.createRecoveryPoint('s');
+  assert.deepEqual([p.contextId, p.version, p.data], ['s', 1, { step: 1 }]);
+  await a.updateContext('s', { step: 2 });
+  assert.deepEqual((await a.recoveryPoints('s')).map((r) => r.id), [p.id]);
+  assert.deepEqual((await m.recoveryPoints('s')).map((r) => r.id), [p.id]);
+  const restored = await a.restoreRecoveryPoint('s', p.id);
+  assert.deepEqual([restored.version, restored.data], [3, { step: 1 }]);
+  assert.equal(restored.expiresAtMs, restored.updatedAtMs + 60_000);
+  await m.updateContext('s', { step: 4 });
+  while (seen.length < 4) await new Promise((r) => setImmediate(r));
+  off();
+  assert.deepEqual(seen, ['created:s@1', 'updated:s@2', 'restored:s@3', 'updated:s@4']);
+  await rejectsWith(a.restoreRecoveryPoint('s', 99), 'NOT_FOUND');
+  await rejectsWith(a.createRecoveryPoint(1), 'INVALID_ARGUMENT');
+  await rejectsWith(() => a.subscribe('f'), 'INVALID_ARGUMENT');
+  await rejectsWith(a.updateContext('s', {}, { ttlMs: 5 }), 'INVALID_ARGUMENT');
+});

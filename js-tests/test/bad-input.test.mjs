@@ -136,6 +136,41 @@ test('messages name the offending path', async () => {
   assert.match(e4.message, /larger than 1048576 bytes/);
 });
 
+test('a cycle is one short line saying where it is and what it refers back to', async () => {
+  const m = new ContextManager();
+  const e1 = await rejectsWith(m.createContext('a', cyclic()), 'INVALID_ARGUMENT');
+  assert.equal(e1.message, 'context data at .child.list[0] refers back to the top-level object (a cycle, which JSON cannot hold)');
+  const inner = { b: {} };
+  inner.b.c = inner;
+  const e2 = await rejectsWith(m.updateContext('a', { a: inner }), 'INVALID_ARGUMENT');
+  assert.equal(e2.message, 'context data at .a.b.c refers back to its ancestor at .a (a cycle, which JSON cannot hold)');
+  const self = {};
+  self.self = self;
+  const e3 = await rejectsWith(m.createContext('a', {}, { metadata: self }), 'INVALID_ARGUMENT');
+  assert.equal(e3.message, 'metadata at .self refers back to the top-level object (a cycle, which JSON cannot hold)');
+  // The same object twice, side by side, is no cycle.
+  const shared = { n: 1 };
+  assert.deepEqual((await m.createContext('b', { x: shared, y: [shared, shared] })).data, { x: { n: 1 }, y: [{ n: 1 }, { n: 1 }] });
+});
+
+test('messages do not repeat their code: it is a field of its own', async () => {
+  const m = new ContextManager({ maxContexts: 1 });
+  const cases = [
+    [() => m.getContext(1), 'INVALID_ARGUMENT', 'context id must be a string, got a number'],
+    [() => new ContextManager({ maxContext: 1 }), 'INVALID_ARGUMENT', /^unknown option 'maxContext' in ContextManager config/],
+    [async () => { await m.createContext('a', {}); await m.createContext('b', {}); }, 'CAPACITY_EXCEEDED', 'too many contexts: the limit is 1'],
+  ];
+  const failing = { get: async () => undefined, put: async () => { throw new Error('disk full'); }, delete: async () => {}, list: async () => [] };
+  const { manager } = await ContextManager.open(failing);
+  cases.push([() => manager.createContext('a', {}), 'STORAGE', "createContext: storage.put('c/a') failed: disk full"]);
+  for (const [call, code, message] of cases) {
+    const e = await rejectsWith(call, code);
+    if (typeof message === 'string') assert.equal(e.message, message);
+    else assert.match(e.message, message);
+    assert.doesNotMatch(e.message, /^(invalid argument|storage error|capacity exceeded):/);
+  }
+});
+
 test('what JSON allows is accepted: 128 levels, -0, unicode, undefined properties, null prototypes', async () => {
   const m = new ContextManager();
   await m.createContext('deep', deep(127));

@@ -1,7 +1,7 @@
 // ContextManager: every method and the error codes it can give.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ContextManager, ContextError, rejectsWith, sleep } from './helpers.mjs';
+import { ContextAdapter, ContextManager, ContextError, ContextTracker, rejectsWith, sleep } from './helpers.mjs';
 
 test('createContext returns version 1 with data, times and metadata', async () => {
   const m = new ContextManager();
@@ -214,9 +214,96 @@ test('ContextError is a real Error subclass with every code listed', () => {
   assert.equal(String(e), 'ContextError: disk on fire');
 });
 
-test('free() releases a manager; using it afterwards throws an Error', async () => {
+/** Every method of `obj`'s class, called after free(): [name, how it failed]. */
+async function afterFree(obj) {
+  const out = [];
+  const proto = Object.getPrototypeOf(obj);
+  for (const key of Reflect.ownKeys(proto)) {
+    if (key === 'constructor' || typeof proto[key] !== 'function' || String(key).startsWith('__')) continue;
+    let how;
+    try {
+      const r = proto[key].call(obj, 'a', { x: 1 }, undefined);
+      how = r instanceof Promise ? await r.then(() => 'resolved', (e) => ['rejects', e]) : 'returned';
+    } catch (e) {
+      how = ['throws', e];
+    }
+    out.push([String(key), how]);
+  }
+  return out;
+}
+
+test('use after free(), and a second free(), is a ContextError saying the object was freed, for every method of every class', async () => {
   const m = new ContextManager();
   await m.createContext('a', {});
+  const t = new ContextTracker(m);
+  const a = new ContextAdapter(m);
+  const handed = await a.activateContext('a');
+  const sync = ['free', 'subscribe', 'stats', 'nextRecoveryPointId', 'startAutoSync', 'stopAutoSync', 'startAutoCleanup', 'stopAutoCleanup', String(Symbol.dispose)];
+  for (const [obj, name] of [[t, 'ContextTracker'], [handed, 'ContextTracker'], [a, 'ContextAdapter'], [m, 'ContextManager']]) {
+    obj.free();
+    const results = await afterFree(obj);
+    assert.ok(results.length >= 8, name);
+    for (const [method, how] of results) {
+      assert.ok(Array.isArray(how), `${name}.${method} after free(): ${how}`);
+      const [kind, e] = how;
+      assert.equal(kind, sync.includes(method) ? 'throws' : 'rejects', `${name}.${method}`);
+      assert.ok(e instanceof ContextError, `${name}.${method}: ${e}`);
+      assert.equal(e.code, 'INVALID_ARGUMENT');
+      assert.equal(e.message, `this ${name} was freed`);
+    }
+  }
+  for (const make of [() => new ContextTracker(m), () => new ContextAdapter(m)]) {
+    const e = await rejectsWith(make, 'INVALID_ARGUMENT');
+    assert.match(e.message, /^the ContextManager passed to new Context(Tracker|Adapter)\(\) was freed$/);
+  }
+  // Another manager is unaffected, and the classes still work with instanceof.
+  const other = new ContextManager();
+  assert.ok(other instanceof ContextManager && new ContextTracker(other) instanceof ContextTracker);
+  assert.equal(ContextManager.name, 'ContextManager');
+});
+
+test('free() while a tracker of the manager is in use: the tracker keeps working', async () => {
+  const m = new ContextManager();
+  await m.createContext('a', { n: 1 });
+  const t = new ContextTracker(m);
+  await t.activateContext('a');
   m.free();
-  assert.throws(() => m.stats(), Error);
+  assert.deepEqual((await t.getState()).data, { n: 1 });
+});
+
+test('updateContext takes ttlMs, as Rust UpdateOptions.ttl_ms: it replaces the TTL; absent or null keeps it', async () => {
+  const m = new ContextManager();
+  const s = await m.createContext('a', {}, { ttlMs: 60_000 });
+  const longer = await m.updateContext('a', { n: 1 }, { ttlMs: 3_600_000, expectedVersion: s.version });
+  assert.equal(longer.expiresAtMs, longer.updatedAtMs + 3_600_000);
+  const kept = await m.updateContext('a', { n: 2 }, { ttlMs: null });
+  assert.equal(kept.expiresAtMs, kept.updatedAtMs + 3_600_000);
+  await m.createContext('b', {});
+  const set = await m.updateContext('b', { n: 1 }, { ttlMs: 5 });
+  assert.equal(set.expiresAtMs, set.updatedAtMs + 5);
+  while (Date.now() <= set.expiresAtMs) await sleep(2);
+  await rejectsWith(m.getContext('b'), 'NOT_FOUND');
+  for (const bad of [0, -1, 1.5, '10']) await rejectsWith(m.updateContext('a', {}, { ttlMs: bad }), 'INVALID_ARGUMENT');
+});
+
+test('ContextManager.startAutoCleanup(intervalMs) sweeps expired contexts until stopAutoCleanup()', async () => {
+  const m = new ContextManager();
+  const alive = setInterval(() => {}, 1_000); // the cleanup timer is unref'd
+  try {
+    const s = await m.createContext('t', {}, { ttlMs: 5 });
+    const seen = [];
+    const off = m.subscribe((ev) => seen.push(ev.type));
+    m.startAutoCleanup(5);
+    while (!seen.includes('expired')) await sleep(5);
+    assert.ok(Date.now() > s.expiresAtMs);
+    assert.equal(m.stats().expirations, 1);
+    m.stopAutoCleanup();
+    await m.createContext('u', {}, { ttlMs: 1 });
+    await sleep(40);
+    assert.equal(m.stats().expirations, 1);
+    off();
+    for (const bad of [0, -5, 'soon', null]) await rejectsWith(() => m.startAutoCleanup(bad), 'INVALID_ARGUMENT');
+  } finally {
+    clearInterval(alive);
+  }
 });

@@ -3,7 +3,7 @@
 // shipped MemoryStorage and FileStorage, hand-written storage objects, and
 // hostile ones.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -436,6 +436,54 @@ describe('FileStorage', () => {
     assert.deepEqual(entries, [['c/x', 'not a record']]);
     assert.deepEqual(problems, []);
     assert.deepEqual((await readdir(storage.dir)).sort(), [path.basename(storage.pathOf('c/x')), 'README.txt'].sort());
+  });
+
+  test('open refuses a storage path that is a file, naming it, with STORAGE', async () => {
+    const file = path.join(freshDir());
+    await writeFile(file, 'not a directory');
+    const e = await rejectsWith(ContextManager.open(new FileStorage(file)), 'STORAGE');
+    assert.ok(e.message.startsWith('ContextManager.open: '), e.message);
+    assert.ok(e.message.includes(`the storage directory ${file} is not a directory`), e.message);
+    assert.ok(e.message.length < 200, e.message);
+    const below = path.join(file, 'sub');
+    const e2 = await rejectsWith(ContextManager.open(new FileStorage(below)), 'STORAGE');
+    assert.ok(e2.message.includes(below), e2.message);
+  });
+
+  test('open refuses a directory it cannot write in, naming it, with STORAGE', async (t) => {
+    let dir = freshDir();
+    await mkdir(dir);
+    await chmod(dir, 0o555);
+    // root writes anyway: use a directory of sysfs, which nobody may write in.
+    if (process.getuid?.() === 0) dir = '/sys/kernel';
+    try {
+      await writeFile(path.join(dir, 'probe.tmp'), '');
+      await rm(path.join(dir, 'probe.tmp'));
+      t.skip(`no read-only directory at hand (${dir} is writable)`);
+      return;
+    } catch {
+      // Read-only, as wanted.
+    }
+    const e = await rejectsWith(ContextManager.open(new FileStorage(dir)), 'STORAGE');
+    assert.ok(e.message.includes(`cannot write in the storage directory ${dir}`), e.message);
+    assert.match(e.message, /EACCES|EROFS|EPERM/);
+  });
+
+  test('a failed write names the operation the caller called first, then the storage call', async () => {
+    class FailingMeta extends MemoryStorage {
+      put(key, value) {
+        return key === 'meta' && this.fail ? Promise.reject(new Error('EACCES: permission denied')) : super.put(key, value);
+      }
+    }
+    const storage = new FailingMeta();
+    const { manager } = await ContextManager.open(storage);
+    await manager.createContext('a', {});
+    storage.fail = true;
+    const e = await rejectsWith(manager.deleteContext('a'), 'STORAGE');
+    assert.equal(e.message, "deleteContext: storage.put('meta') failed: EACCES: permission denied");
+    const adapter = new ContextAdapter(manager);
+    const e2 = await rejectsWith(adapter.deleteContext('a'), 'STORAGE');
+    assert.ok(e2.message.startsWith('deleteContext: '), e2.message);
   });
 
   test('a damaged file fails get with a message naming it', async () => {

@@ -1,7 +1,39 @@
 // startAutoSync / startAutoCleanup run on JavaScript timers and stop on stop…() or free().
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { ContextAdapter, ContextManager, ContextTracker, collect, rejectsWith, sleep } from './helpers.mjs';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { ContextAdapter, ContextManager, ContextTracker, collect, pkgDir, rejectsWith, sleep } from './helpers.mjs';
+
+const run = promisify(execFile);
+
+test('running auto-sync and auto-cleanup timers do not keep a Node process alive', async () => {
+  const script = `
+    const { ContextManager, ContextTracker, ContextAdapter } = await import(${JSON.stringify(pathToFileURL(path.join(pkgDir, 'index.mjs')).href)});
+    const m = new ContextManager();
+    await m.createContext('doc', { v: 0 });
+    const t = new ContextTracker(m, { syncIntervalMs: 5 });
+    await t.activateContext('doc');
+    await t.updateState({ v: 1 });
+    t.startAutoSync();
+    const a = new ContextAdapter(m, { cleanupIntervalMs: 5 });
+    a.startAutoCleanup();
+    // Kept reachable, so that no garbage collection frees them (which stops their timers).
+    globalThis.kept = [m, t, a];
+    // The timers still run while something else keeps the process alive.
+    await new Promise((r) => setTimeout(r, 50));
+    console.log(JSON.stringify({ synced: (await m.getContext('doc')).version }));
+  `;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 5_000 });
+  assert.deepEqual(JSON.parse(stdout), { synced: 2 });
+});
+
+// The timers are unref'd, so the tests below keep the process alive themselves
+// while they wait for what only a timer does.
+const alive = setInterval(() => {}, 1_000);
+after(() => clearInterval(alive));
 
 test('auto-sync pushes local edits on its own, until stopAutoSync()', async () => {
   const m = new ContextManager();

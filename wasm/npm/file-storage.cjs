@@ -111,7 +111,7 @@ class FileStorage {
    * reached their rename (a crash) are removed.
    */
   async entries() {
-    await this.#mkdir();
+    await this.#usable();
     const names = await fs.readdir(this.#dir);
     const entries = [];
     const problems = [];
@@ -193,10 +193,38 @@ class FileStorage {
     });
   }
 
+  /**
+   * Creates the directory if missing and checks that files can be made in
+   * it (by making and removing one), so that a manager opened on a path that
+   * is a file, or on a directory it may not write to, fails at open naming
+   * the directory instead of at each write.
+   */
+  async #usable() {
+    await this.#mkdir();
+    const probe = path.join(this.#dir, `${'0'.repeat(64)}.json.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+    this.#temps.add(probe);
+    try {
+      await (await fs.open(probe, 'wx')).close();
+      await fs.rm(probe, { force: true });
+    } catch (e) {
+      throw new Error(`cannot write in the storage directory ${this.#dir}: ${e.message}`);
+    } finally {
+      this.#temps.delete(probe);
+    }
+  }
+
   /** Creates the directory if missing, durably (its parent is flushed too). */
   #mkdir() {
     this.#ready ??= (async () => {
-      const created = await fs.mkdir(this.#dir, { recursive: true });
+      let created;
+      try {
+        created = await fs.mkdir(this.#dir, { recursive: true });
+      } catch (e) {
+        if (e.code === 'EEXIST' || e.code === 'ENOTDIR') {
+          throw new Error(`the storage directory ${this.#dir} is not a directory (${e.code}: a file is in its place)`);
+        }
+        throw new Error(`cannot create the storage directory ${this.#dir}: ${e.message}`);
+      }
       if (created !== undefined) await this.#syncDir(path.dirname(created));
     })().catch((e) => {
       this.#ready = null;

@@ -6,11 +6,17 @@ const { MemoryStorage, IndexedDBStorage } = require('./storage.cjs');
 const { FileStorage } = require('./file-storage.cjs');
 
 wasm.__init(support);
-
-module.exports = {
+// Use after free() is a ContextError (see support.js).
+const { ContextManager, ContextTracker, ContextAdapter } = support.guardFreed({
   ContextManager: wasm.ContextManager,
   ContextTracker: wasm.ContextTracker,
   ContextAdapter: wasm.ContextAdapter,
+});
+
+module.exports = {
+  ContextManager,
+  ContextTracker,
+  ContextAdapter,
   ContextError: support.ContextError,
   MemoryStorage,
   FileStorage,

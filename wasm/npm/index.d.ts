@@ -8,8 +8,27 @@ export interface JsonObject {
   [key: string]: JsonValue | undefined;
 }
 
+/**
+ * `T` as JSON data (methods take `data: T & JsonData<T>`): each property a JSON value, checked field by field, so
+ * interfaces, readonly arrays and `as const` objects qualify (an index
+ * signature is not needed). A function, bigint, symbol or class instance
+ * (a Date, a Map) anywhere inside makes a property `never`, so `T` fails.
+ */
+export type JsonData<T> = T extends readonly unknown[] ? never : T extends object ? { [K in keyof T]: JsonField<T[K]> } : never;
+
+/** A property value of `JsonData`: `undefined` is allowed and left out, as by `JSON.stringify`. */
+export type JsonField<V> = V extends string | number | boolean | null | undefined
+  ? V
+  : V extends ((...args: never[]) => unknown) | bigint | symbol
+    ? never
+    : V extends readonly unknown[]
+      ? { [I in keyof V]: JsonField<V[I]> }
+      : V extends object
+        ? { [K in keyof V]: JsonField<V[K]> }
+        : never;
+
 /** One version of one context. Times are milliseconds since the Unix epoch. */
-export interface ContextState<T extends JsonObject = JsonObject> {
+export interface ContextState<T extends object = JsonObject> {
   id: string;
   /** Starts at 1 and grows by one with every committed change. */
   version: number;
@@ -29,7 +48,7 @@ export interface ContextState<T extends JsonObject = JsonObject> {
 }
 
 /** A recovery point: a copy of a context's data at one version. */
-export interface Snapshot<T extends JsonObject = JsonObject> {
+export interface Snapshot<T extends object = JsonObject> {
   /** Per-manager sequence number, strictly increasing. */
   id: number;
   contextId: string;
@@ -55,6 +74,15 @@ export type ContextEvent =
   | { type: 'lagged'; missed: number };
 
 export type ContextEventType = ContextEvent['type'];
+
+export interface SubscribeOptions {
+  /**
+   * Receives what a subscriber callback threw, with the event it was given;
+   * delivery continues either way. Default: `console.error` with the event.
+   * If `onError` throws too, that goes to `console.error`.
+   */
+  onError?: ((error: unknown, event: ContextEvent) => void) | null;
+}
 
 /** Limits of a ContextManager; every field is optional and has a default. */
 export interface ManagerConfig {
@@ -86,7 +114,15 @@ export interface CreateOptions {
 export interface UpdateOptions {
   /** Commit only if the stored version equals this one (else VERSION_CONFLICT). */
   expectedVersion?: number | null;
+  /**
+   * Replaces the context's TTL (ms, at least 1) from this update on; absent
+   * or null keeps its TTL, which the update restarts.
+   */
+  ttlMs?: number | null;
 }
+
+/** Options of `ContextAdapter.updateContext`: the adapter's TTL applies. */
+export type AdapterUpdateOptions = Omit<UpdateOptions, 'ttlMs'>;
 
 /** Counters of a manager since it was created. */
 export interface Stats {
@@ -162,7 +198,8 @@ export declare class ContextError extends Error {
  * For implementers:
  * - A Promise that resolves means the operation is durable; a rejection (or a
  *   throw) fails the manager call with a `STORAGE` ContextError naming the
- *   method and the key, and the manager does not change.
+ *   call, then the storage method and the key ("deleteContext:
+ *   storage.put('meta') failed: …"), and the manager does not change.
  * - Operations on one key must take effect in call order, also when they
  *   overlap (contextkit may start a `put` of a key before an earlier one
  *   resolved, for instance of `"meta"`).
@@ -205,14 +242,14 @@ export declare class ContextManager {
    */
   static open(storage: ContextStorage, config?: ManagerConfig): Promise<OpenedManager>;
   /** Creates `id` at version 1. ALREADY_EXISTS if present; CAPACITY_EXCEEDED when full. */
-  createContext<T extends JsonObject>(id: string, data: T, options?: CreateOptions): Promise<ContextState<T>>;
+  createContext<T extends object>(id: string, data: T & JsonData<T>, options?: CreateOptions): Promise<ContextState<T>>;
   /**
    * The live context `id`. NOT_FOUND if absent or expired. Each call returns
    * a new object, which the caller may change freely.
    */
-  getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
-  /** Replaces the data: version + 1, expiry restarted. NOT_FOUND, VERSION_CONFLICT. */
-  updateContext<T extends JsonObject>(id: string, data: T, options?: UpdateOptions): Promise<ContextState<T>>;
+  getContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
+  /** Replaces the data: version + 1, expiry restarted (or set by `ttlMs`). NOT_FOUND, VERSION_CONFLICT. */
+  updateContext<T extends object>(id: string, data: T & JsonData<T>, options?: UpdateOptions): Promise<ContextState<T>>;
   /** Deletes `id` and its recovery points. NOT_FOUND. */
   deleteContext(id: string): Promise<void>;
   /** Ids of the live contexts, sorted. */
@@ -220,24 +257,40 @@ export declare class ContextManager {
   /** Number of live contexts. */
   len(): Promise<number>;
   /** Snapshots the current version of `id`; keeps the newest maxRecoveryPoints. */
-  createRecoveryPoint<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>>;
+  createRecoveryPoint<T extends object = JsonObject>(id: string): Promise<Snapshot<T>>;
   /** The recovery points of `id`, oldest first. */
-  recoveryPoints<T extends JsonObject = JsonObject>(id: string): Promise<Snapshot<T>[]>;
+  recoveryPoints<T extends object = JsonObject>(id: string): Promise<Snapshot<T>[]>;
   /** Makes a recovery point's data the next version of `id`. */
-  restoreRecoveryPoint<T extends JsonObject = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
+  restoreRecoveryPoint<T extends object = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
   /** Removes expired contexts; resolves to how many. */
   cleanupExpired(): Promise<number>;
   /**
    * Calls `callback` for every committed change, in commit order, always
    * asynchronously. Returns a function that unsubscribes. A callback that
-   * throws is reported as an unhandled rejection; delivery continues.
+   * throws does not stop delivery: what it threw goes to `options.onError`,
+   * by default `console.error` with the event (never an unhandled rejection,
+   * which would end a Node process). INVALID_ARGUMENT (thrown) if `callback`
+   * is not a function or the options are not `SubscribeOptions`.
    */
-  subscribe(callback: (event: ContextEvent) => void): () => void;
+  subscribe(callback: (event: ContextEvent) => void, options?: SubscribeOptions | null): () => void;
   /** Counters since the manager was created. */
   stats(): Stats;
+  /**
+   * Removes expired contexts every `intervalMs` (default 60,000) until
+   * stopAutoCleanup() or free(); calling it again restarts it with the new
+   * interval. In Node the timer is unref'd: it does not keep the process
+   * alive on its own.
+   */
+  startAutoCleanup(intervalMs?: number): void;
+  stopAutoCleanup(): void;
   /** The id the next recovery point will get (ids are never reused, also across a reopen). */
   nextRecoveryPointId(): number;
-  /** Releases the manager's memory now instead of at garbage collection. */
+  /**
+   * Releases the manager's memory now instead of at garbage collection.
+   * Afterwards every method (free() included) fails with INVALID_ARGUMENT,
+   * "this ContextManager was freed": those that return a Promise reject, the
+   * others throw. Trackers and adapters made from it keep working.
+   */
   free(): void;
 }
 
@@ -245,30 +298,36 @@ export declare class ContextManager {
 export declare class ContextTracker {
   constructor(manager: ContextManager, config?: TrackerConfig);
   /** Loads `id` and makes it active. UNSYNCED_CHANGES if the current copy is dirty. */
-  activateContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
+  activateContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** UNSYNCED_CHANGES if dirty, NOT_ACTIVE if nothing is active. */
   deactivateContext(): Promise<void>;
   /** Drops local edits; resolves to the stored version they were based on. */
-  discardChanges<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  discardChanges<T extends object = JsonObject>(): Promise<ContextState<T>>;
   activeContextId(): Promise<string | null>;
   /** The working copy: local data with the version it was based on. NOT_ACTIVE. */
-  getState<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  getState<T extends object = JsonObject>(): Promise<ContextState<T>>;
   isDirty(): Promise<boolean>;
   /** Replaces the local data and marks the copy dirty. */
-  updateState<T extends JsonObject>(data: T): Promise<ContextState<T>>;
+  updateState<T extends object>(data: T & JsonData<T>): Promise<ContextState<T>>;
   /** Adopts a strictly newer version of the active context when clean; resolves to whether it did. */
   applyRemote(state: ContextState): Promise<boolean>;
   /** Pushes local edits with expectedVersion = their base version, applying the conflict policy. */
-  syncState<T extends JsonObject = JsonObject>(): Promise<ContextState<T>>;
+  syncState<T extends object = JsonObject>(): Promise<ContextState<T>>;
   /** Dirty and syncIntervalMs elapsed since the last sync. */
   isSyncNeeded(): Promise<boolean>;
   /** Syncs if needed; resolves to the new state, or null if it did not sync. */
-  syncIfNeeded<T extends JsonObject = JsonObject>(): Promise<ContextState<T> | null>;
+  syncIfNeeded<T extends object = JsonObject>(): Promise<ContextState<T> | null>;
   /** A recovery point of the active context as stored. */
-  createRecoveryPoint<T extends JsonObject = JsonObject>(): Promise<Snapshot<T>>;
-  /** Calls syncIfNeeded() every syncIntervalMs until stopAutoSync() or free(); failures go to onError. */
+  createRecoveryPoint<T extends object = JsonObject>(): Promise<Snapshot<T>>;
+  /**
+   * Calls syncIfNeeded() every syncIntervalMs until stopAutoSync() or free();
+   * failures go to onError. In Node the timer is unref'd: it does not keep
+   * the process alive on its own (a process with nothing else to do exits,
+   * and edits not synced yet stay unsynced: call syncState() before exiting).
+   */
   startAutoSync(onError?: (error: ContextError) => void): void;
   stopAutoSync(): void;
+  /** Releases the tracker now; afterwards its methods fail with INVALID_ARGUMENT, "this ContextTracker was freed". */
   free(): void;
 }
 
@@ -276,11 +335,19 @@ export declare class ContextTracker {
 export declare class ContextAdapter {
   /** INVALID_ARGUMENT for zero limits, a zero TTL or a zero cleanup interval. */
   constructor(manager: ContextManager, config?: AdapterConfig);
-  createContext<T extends JsonObject>(id: string, data: T): Promise<ContextState<T>>;
-  getContext<T extends JsonObject = JsonObject>(id: string): Promise<ContextState<T>>;
+  createContext<T extends object>(id: string, data: T & JsonData<T>): Promise<ContextState<T>>;
+  getContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data and restarts the expiry with the adapter's TTL. */
-  updateContext<T extends JsonObject>(id: string, data: T, options?: UpdateOptions): Promise<ContextState<T>>;
+  updateContext<T extends object>(id: string, data: T & JsonData<T>, options?: AdapterUpdateOptions): Promise<ContextState<T>>;
   deleteContext(id: string): Promise<void>;
+  /** The manager's createRecoveryPoint: snapshots the current version of `id`. */
+  createRecoveryPoint<T extends object = JsonObject>(id: string): Promise<Snapshot<T>>;
+  /** The recovery points of `id`, oldest first. */
+  recoveryPoints<T extends object = JsonObject>(id: string): Promise<Snapshot<T>[]>;
+  /** Makes a recovery point's data the next version of `id`. */
+  restoreRecoveryPoint<T extends object = JsonObject>(id: string, snapshotId: number): Promise<ContextState<T>>;
+  /** The manager's subscribe: every committed change of the manager, whoever made it. */
+  subscribe(callback: (event: ContextEvent) => void, options?: SubscribeOptions | null): () => void;
   /** The live contexts, sorted by id. */
   listContexts(): Promise<ContextState[]>;
   /** Removes expired contexts now; resolves to how many. */
@@ -296,9 +363,14 @@ export declare class ContextAdapter {
   /** NOT_ACTIVE if `id` has no tracker, UNSYNCED_CHANGES if it is dirty. */
   deactivateContext(id: string): Promise<void>;
   listActiveContextIds(): Promise<string[]>;
-  /** Sweeps expired contexts every cleanupIntervalMs until stopAutoCleanup() or free(). */
+  /**
+   * Sweeps expired contexts every cleanupIntervalMs until stopAutoCleanup()
+   * or free(). In Node the timer is unref'd: it does not keep the process
+   * alive on its own.
+   */
   startAutoCleanup(): void;
   stopAutoCleanup(): void;
+  /** Releases the adapter now; afterwards its methods fail with INVALID_ARGUMENT, "this ContextAdapter was freed". */
   free(): void;
 }
 
@@ -327,7 +399,11 @@ export declare class MemoryStorage implements ContextStorage {
  * loads the rest. Use one FileStorage per directory at a time.
  */
 export declare class FileStorage implements ContextStorage {
-  /** The directory is created on first use. */
+  /**
+   * The directory is created on first use. `ContextManager.open` rejects
+   * with STORAGE naming the directory if it is a file, or one it cannot
+   * create files in (read-only).
+   */
   constructor(dir: string);
   /** The directory, as an absolute path. */
   readonly dir: string;

@@ -1,4 +1,6 @@
-// Node, import: the same instance as require() (see HACKING.md), re-exported as ES module names.
+// Node, import: the same instance as require(), re-exported as ES module names. Loading
+// the CommonJS build from both sides gives one wasm instance and one ContextError class
+// per process, so instanceof works across require and import.
 import contextkit from './index.cjs';
 
 export const { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage } =

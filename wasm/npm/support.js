@@ -41,10 +41,21 @@ const wellFormed = typeof ''.isWellFormed === 'function' ? (s) => s.isWellFormed
 
 /** Why a value was refused, and where (keys collected while unwinding). */
 class Refusal {
-  constructor(problem, located = true) {
+  /** `cycleTo`: for a cycle, how many levels below the top its target is. */
+  constructor(problem, located = true, cycleTo = -1) {
     this.problem = problem;
     this.located = located;
-    this.path = '';
+    this.cycleTo = cycleTo;
+    /** The path from the top, one segment per level ('.key', '[i]'). */
+    this.segments = [];
+  }
+
+  /** What is wrong, e.g. " at .a[2] is NaN, not a finite number". */
+  describe() {
+    const at = this.segments.length > 0 ? ` at ${this.segments.join('')}` : '';
+    if (this.cycleTo < 0) return `${at} ${this.problem}`;
+    const target = this.cycleTo === 0 ? 'the top-level object' : `its ancestor at ${this.segments.slice(0, this.cycleTo).join('')}`;
+    return `${at} refers back to ${target} (a cycle, which JSON cannot hold)`;
   }
 }
 
@@ -166,8 +177,10 @@ class Copier {
   }
 
   container(v) {
+    const back = this.ancestors.indexOf(v);
+    if (back >= 0) throw new Refusal('', true, back);
     if (this.ancestors.length >= MAX_DEPTH) {
-      throw new Refusal(this.ancestors.includes(v) ? 'contains a cycle' : `is nested too deeply (the limit is ${MAX_DEPTH} levels)`);
+      throw new Refusal(`is nested too deeply (the limit is ${MAX_DEPTH} levels)`);
     }
     // The opening bracket; each child then adds its comma or the closing one.
     this.spend(1);
@@ -228,7 +241,7 @@ let idle = new Copier();
 /** Turns anything thrown below `segment` into a Refusal located there. */
 function locate(e, segment) {
   const refusal = e instanceof Refusal ? e : new Refusal(`could not be read: ${e instanceof Error ? e.message : String(e)}`);
-  if (refusal.located) refusal.path = segment + refusal.path;
+  if (refusal.located && segment !== '') refusal.segments.unshift(segment);
   return refusal;
 }
 
@@ -253,8 +266,7 @@ export function toJson(value, maxBytes) {
   try {
     copy = copier.start(maxBytes).container(value);
   } catch (e) {
-    const refusal = locate(e, '');
-    throw new Error(`${refusal.path ? ` at ${refusal.path}` : ''} ${refusal.problem}`);
+    throw new Error(locate(e, '').describe());
   } finally {
     copier.ancestors.length = 0;
     long = copier.long;
@@ -473,4 +485,65 @@ export async function storageLoad(storage) {
     else if (v !== undefined) pairs.push(key, v);
   }
   return [pairs, problems];
+}
+
+/** Methods that return no Promise: after free() they throw instead of rejecting. */
+const SYNC_METHODS = new Set([
+  'free',
+  'subscribe',
+  'stats',
+  'nextRecoveryPointId',
+  'startAutoSync',
+  'stopAutoSync',
+  'startAutoCleanup',
+  'stopAutoCleanup',
+  Symbol.dispose,
+]);
+
+/** Whether `obj` is a wasm-bindgen object whose Rust value was freed. */
+const isFreed = (obj) => obj !== null && typeof obj === 'object' && obj.__wbg_ptr === 0;
+
+const freedError = (what) => new ContextError('INVALID_ARGUMENT', `${what} was freed`);
+
+/**
+ * Makes use after free() of the wasm-bindgen classes in `classes` ({ name:
+ * class }) a ContextError (INVALID_ARGUMENT, "this ContextManager was freed")
+ * instead of wasm-bindgen's bare "null pointer passed to rust": every method
+ * of their prototypes checks its object first (methods that return a Promise
+ * reject, the others throw), and the returned classes, to be exported in
+ * their place, check that a manager passed to a constructor is not freed.
+ * wasm-bindgen sets `__wbg_ptr` to 0 when an object is freed.
+ */
+export function guardFreed(classes) {
+  const guarded = {};
+  for (const [name, cls] of Object.entries(classes)) {
+    const proto = cls.prototype;
+    for (const key of Reflect.ownKeys(proto)) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, key);
+      // wasm-bindgen's own helpers (`__destroy_into_raw`) are left alone.
+      if (key === 'constructor' || typeof descriptor.value !== 'function' || String(key).startsWith('__')) continue;
+      const method = descriptor.value;
+      descriptor.value = SYNC_METHODS.has(key)
+        ? function (a, b, c) {
+            if (isFreed(this)) throw freedError(`this ${name}`);
+            return method.call(this, a, b, c);
+          }
+        : function (a, b, c) {
+            if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
+            return method.call(this, a, b, c);
+          };
+      Object.defineProperty(descriptor.value, 'name', { value: method.name });
+      Object.defineProperty(proto, key, descriptor);
+    }
+    guarded[name] = new Proxy(cls, {
+      construct(target, args, newTarget) {
+        const arg = args[0];
+        if (isFreed(arg) && Object.values(classes).some((c) => arg instanceof c)) {
+          throw freedError(`the ${arg.constructor.name} passed to new ${name}()`);
+        }
+        return Reflect.construct(target, args, newTarget);
+      },
+    });
+  }
+  return guarded;
 }

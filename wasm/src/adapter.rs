@@ -96,7 +96,7 @@ impl Adapter {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("createContext", async move {
             let s = a.create_context(&key, data.value).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
@@ -111,7 +111,7 @@ impl Adapter {
             Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("getContext", async move {
             let s = a.get_context(&key).await?;
             Ok(read_state_to_js(&s, Some(&id), &cache))
         })
@@ -133,7 +133,7 @@ impl Adapter {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("updateContext", async move {
             let s = a.update_context(&key, data.value, expected).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
@@ -147,7 +147,7 @@ impl Adapter {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("deleteContext", async move {
             a.delete_context(&id).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -157,7 +157,7 @@ impl Adapter {
     #[wasm_bindgen(js_name = listContexts)]
     pub fn list_contexts(&self) -> Promise {
         let a = self.inner.clone();
-        run(async move {
+        run("listContexts", async move {
             let states = a.list_contexts().await;
             let out = js_sys::Array::new_with_length(states.len() as u32);
             for (i, s) in states.iter().enumerate() {
@@ -171,14 +171,16 @@ impl Adapter {
     #[wasm_bindgen(js_name = cleanupExpiredContexts)]
     pub fn cleanup_expired_contexts(&self) -> Promise {
         let a = self.inner.clone();
-        run(async move { Ok(JsValue::from(a.cleanup_expired_contexts().await as f64)) })
+        run("cleanupExpiredContexts", async move {
+            Ok(JsValue::from(a.cleanup_expired_contexts().await as f64))
+        })
     }
 
     /// The current settings.
     #[wasm_bindgen(js_name = getConfig)]
     pub fn get_config(&self) -> Promise {
         let a = self.inner.clone();
-        run(async move { Ok(to_js(&a.get_config().await)) })
+        run("getConfig", async move { Ok(to_js(&a.get_config().await)) })
     }
 
     /// Changes the settings given (the others keep their values); resolves to
@@ -187,7 +189,7 @@ impl Adapter {
     pub fn update_config(&self, changes: JsValue) -> Promise {
         let a = self.inner.clone();
         let auto = Rc::clone(&self.auto);
-        run(async move {
+        run("updateConfig", async move {
             let current = a.get_config().await;
             let cfg = options::adapter_config(&changes, "updateConfig changes", current)?;
             let evicted = a.update_config(cfg).await?;
@@ -212,7 +214,7 @@ impl Adapter {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("activateContext", async move {
             let tracker = a.activate_context(&id).await?;
             let active = a.list_active_context_ids().await;
             let mut handed = handed.borrow_mut();
@@ -246,7 +248,7 @@ impl Adapter {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("deactivateContext", async move {
             a.deactivate_context(&id).await?;
             handed.borrow_mut().retain(|h| h.id != id);
             Ok(JsValue::UNDEFINED)
@@ -257,7 +259,33 @@ impl Adapter {
     #[wasm_bindgen(js_name = listActiveContextIds)]
     pub fn list_active_context_ids(&self) -> Promise {
         let a = self.inner.clone();
-        run(async move { Ok(to_js(&a.list_active_context_ids().await)) })
+        run("listActiveContextIds", async move {
+            Ok(to_js(&a.list_active_context_ids().await))
+        })
+    }
+
+    /// Snapshots the current version of `id` (a recovery point of the manager).
+    #[wasm_bindgen(js_name = createRecoveryPoint)]
+    pub fn create_recovery_point(&self, id: JsValue) -> Promise {
+        crate::manager::create_recovery_point(self.inner.manager().clone(), &id)
+    }
+
+    /// The recovery points of `id`, oldest first.
+    #[wasm_bindgen(js_name = recoveryPoints)]
+    pub fn recovery_points(&self, id: JsValue) -> Promise {
+        crate::manager::recovery_points(self.inner.manager().clone(), &id)
+    }
+
+    /// Makes recovery point `snapshotId`'s data the next version of `id`.
+    #[wasm_bindgen(js_name = restoreRecoveryPoint)]
+    pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
+        crate::manager::restore_recovery_point(self.inner.manager().clone(), id, &snapshot_id)
+    }
+
+    /// The manager's `subscribe(callback, { onError })`: every committed change
+    /// of the manager, whoever made it.
+    pub fn subscribe(&self, callback: JsValue, options: JsValue) -> Result<Function, JsValue> {
+        crate::events::subscribe(self.inner.manager(), &callback, &options)
     }
 
     /// Sweeps expired contexts every `cleanupIntervalMs` on a JavaScript timer

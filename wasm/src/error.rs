@@ -18,7 +18,7 @@ pub(crate) fn set_class(class: Function) {
 /// A JavaScript error for `err`: a `ContextError` with `code` and, for a
 /// version conflict, `expected` and `actual`.
 pub(crate) fn to_js(err: &ContextError) -> JsValue {
-    let js = make(err.code(), &err.to_string());
+    let js = make(err.code(), &message(err));
     if let ContextError::VersionConflict {
         expected, actual, ..
     } = err
@@ -28,6 +28,18 @@ pub(crate) fn to_js(err: &ContextError) -> JsValue {
         let _ = Reflect::set(&js, &"actual".into(), &(*actual as f64).into());
     }
     js
+}
+
+/// What `err` says, without repeating its code (which is a field of its own):
+/// "context id must be a string, got a number", not "invalid argument: …".
+fn message(err: &ContextError) -> String {
+    match err {
+        ContextError::InvalidArgument(msg) | ContextError::Storage(msg) => msg.clone(),
+        ContextError::CapacityExceeded { what, limit } => {
+            format!("too many {what}: the limit is {limit}")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// `to_js` for an owned error, handy in `map_err`.

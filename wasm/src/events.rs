@@ -9,6 +9,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 #[derive(Default)]
@@ -18,10 +19,15 @@ struct Control {
 }
 
 /// Calls `callback` with each event of `events` from a spawned task, so never
-/// inside the call that caused the event. Returns the unsubscribe function:
-/// after it is called no further event is delivered and the subscription is
-/// dropped.
-pub(crate) fn deliver(mut events: Subscription, callback: Function) -> JsValue {
+/// inside the call that caused the event. A callback that throws does not stop
+/// delivery: what it threw goes to `on_error(error, event)`, or without one to
+/// `console.error`. Returns the unsubscribe function: after it is called no
+/// further event is delivered and the subscription is dropped.
+pub(crate) fn deliver(
+    mut events: Subscription,
+    callback: Function,
+    on_error: Option<Function>,
+) -> JsValue {
     let control = Rc::new(Control::default());
     let task = Rc::clone(&control);
     wasm_bindgen_futures::spawn_local(async move {
@@ -38,10 +44,9 @@ pub(crate) fn deliver(mut events: Subscription, callback: Function) -> JsValue {
             if task.stopped.get() {
                 break;
             }
-            if let Err(thrown) = callback.call1(&JsValue::UNDEFINED, &event_to_js(event)) {
-                // Like an exception in an event listener: reported as an
-                // unhandled rejection, and delivery goes on.
-                let _ = js_sys::Promise::reject(&thrown);
+            let event = event_to_js(event);
+            if let Err(thrown) = callback.call1(&JsValue::UNDEFINED, &event) {
+                report(on_error.as_ref(), &thrown, &event);
             }
         }
         // Dropping `events` here unregisters the subscriber.
@@ -54,4 +59,32 @@ pub(crate) fn deliver(mut events: Subscription, callback: Function) -> JsValue {
         }
     });
     off.into_js_value()
+}
+
+/// Hands what a subscriber threw to `on_error`; without one, or if it throws
+/// too, logs it. Never an unhandled rejection: in Node that ends the process.
+fn report(on_error: Option<&Function>, thrown: &JsValue, event: &JsValue) {
+    let (what, thrown) = match on_error.map(|f| f.call2(&JsValue::UNDEFINED, thrown, event)) {
+        Some(Ok(_)) => return,
+        Some(Err(again)) => ("contextkit: a subscriber's onError threw on", again),
+        None => ("contextkit: a subscriber threw on", thrown.clone()),
+    };
+    let _ = crate::host::console_error(what, event, &thrown);
+}
+
+/// `subscribe(callback, { onError })` of a manager or an adapter.
+pub(crate) fn subscribe(
+    manager: &contextkit_core::ContextManager,
+    callback: &JsValue,
+    options: &JsValue,
+) -> Result<Function, JsValue> {
+    let Some(callback) = callback.dyn_ref::<Function>() else {
+        return Err(crate::error::to_js(&crate::error::invalid(format!(
+            "subscribe expects a function, got {}",
+            crate::error::kind(callback)
+        ))));
+    };
+    let on_error = crate::options::subscribe_options(options).map_err(crate::error::js)?;
+    let off = deliver(manager.subscribe(), callback.clone(), on_error);
+    Ok(off.unchecked_into())
 }

@@ -27,6 +27,14 @@ extern "C" {
     #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
     pub(crate) fn get_random_values(buf: &mut [u8]) -> Result<JsValue, JsValue>;
 
+    /// `console.error(what, event, error)`; a throwing console is ignored.
+    #[wasm_bindgen(catch, js_namespace = console, js_name = error)]
+    pub(crate) fn console_error(
+        what: &str,
+        event: &JsValue,
+        error: &JsValue,
+    ) -> Result<(), JsValue>;
+
     #[wasm_bindgen(js_name = setInterval)]
     pub(crate) fn set_interval(callback: &Function, ms: f64) -> JsValue;
 

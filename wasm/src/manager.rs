@@ -7,9 +7,10 @@ use crate::convert::{
 use crate::error::invalid;
 use crate::options;
 use crate::promise::{reject, run};
+use crate::timer::Interval;
 use contextkit_core::{ContextError, ContextManager, ManagerConfig};
 use js_sys::{Function, Promise};
-use wasm_bindgen::JsCast;
+use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
 /// The context store. Every method except `subscribe` and `stats` returns a Promise.
@@ -18,6 +19,18 @@ pub struct Manager {
     pub(crate) inner: ContextManager,
     /// States already read, for the next read (see `cache.rs`).
     pub(crate) cache: ReadCache,
+    /// The timer of `startAutoCleanup()`, if running.
+    pub(crate) auto_cleanup: RefCell<Option<Interval>>,
+}
+
+impl Manager {
+    pub(crate) fn wrap(inner: ContextManager, cache_bytes: usize) -> Self {
+        Self {
+            inner,
+            cache: ReadCache::new(cache_bytes),
+            auto_cleanup: RefCell::new(None),
+        }
+    }
 }
 
 /// Random keys for the id hash from `crypto.getRandomValues`.
@@ -65,10 +78,7 @@ impl Manager {
             .hash_seed(hash_seed())
             .try_build()
             .map_err(crate::error::js)?;
-        Ok(Manager {
-            inner,
-            cache: ReadCache::new(cache_bytes),
-        })
+        Ok(Manager::wrap(inner, cache_bytes))
     }
 
     /// Creates `id` at version 1 with `data` and optional `{ ttlMs, metadata }`.
@@ -87,7 +97,7 @@ impl Manager {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("createContext", async move {
             let s = m.create_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
@@ -102,13 +112,14 @@ impl Manager {
             Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("getContext", async move {
             let s = m.get_context(&key).await?;
             Ok(read_state_to_js(&s, Some(&id), &cache))
         })
     }
 
-    /// Replaces the data of `id`; `{ expectedVersion }` makes it a compare-and-set.
+    /// Replaces the data of `id`; `{ expectedVersion }` makes it a
+    /// compare-and-set, `{ ttlMs }` replaces its TTL.
     #[wasm_bindgen(js_name = updateContext)]
     pub fn update_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
         let m = self.inner.clone();
@@ -117,15 +128,15 @@ impl Manager {
             Ok::<_, ContextError>((
                 id_arg(&id, cfg)?,
                 data_arg(&data, cfg)?,
-                options::expected_version(&options)?,
+                options::update_options(&options)?,
             ))
         })();
-        let (key, data, expected) = match args {
+        let (key, data, opts) = match args {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
-        run(async move {
-            let s = m.update_context(&key, data.value, expected).await?;
+        run("updateContext", async move {
+            let s = m.update_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
     }
@@ -138,7 +149,7 @@ impl Manager {
             Ok(id) => id,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("deleteContext", async move {
             m.delete_context(&id).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -148,77 +159,75 @@ impl Manager {
     #[wasm_bindgen(js_name = listContextIds)]
     pub fn list_context_ids(&self) -> Promise {
         let m = self.inner.clone();
-        run(async move { Ok(to_js(&m.list_context_ids().await)) })
+        run("listContextIds", async move {
+            Ok(to_js(&m.list_context_ids().await))
+        })
     }
 
     /// Number of live contexts.
     pub fn len(&self) -> Promise {
         let m = self.inner.clone();
-        run(async move { Ok(JsValue::from(m.len().await as f64)) })
+        run(
+            "len",
+            async move { Ok(JsValue::from(m.len().await as f64)) },
+        )
     }
 
     /// Snapshots the current version of `id`.
     #[wasm_bindgen(js_name = createRecoveryPoint)]
     pub fn create_recovery_point(&self, id: JsValue) -> Promise {
-        let m = self.inner.clone();
-        let id = match id_arg(&id, m.config()) {
-            Ok(id) => id,
-            Err(e) => return reject(e),
-        };
-        run(async move { Ok(snapshot_to_js(&m.create_recovery_point(&id).await?)) })
+        create_recovery_point(self.inner.clone(), &id)
     }
 
     /// The recovery points of `id`, oldest first.
     #[wasm_bindgen(js_name = recoveryPoints)]
     pub fn recovery_points(&self, id: JsValue) -> Promise {
-        let m = self.inner.clone();
-        let id = match id_arg(&id, m.config()) {
-            Ok(id) => id,
-            Err(e) => return reject(e),
-        };
-        run(async move {
-            let points = m.recovery_points(&id).await?;
-            Ok(points
-                .iter()
-                .map(snapshot_to_js)
-                .collect::<js_sys::Array>()
-                .into())
-        })
+        recovery_points(self.inner.clone(), &id)
     }
 
     /// Makes recovery point `snapshotId`'s data the next version of `id`.
     #[wasm_bindgen(js_name = restoreRecoveryPoint)]
     pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
-        let m = self.inner.clone();
-        let args = id_arg(&id, m.config()).and_then(|id| Ok((id, snapshot_arg(&snapshot_id)?)));
-        let (key, point) = match args {
-            Ok(a) => a,
-            Err(e) => return reject(e),
-        };
-        run(async move {
-            let s = m.restore_recovery_point(&key, point).await?;
-            Ok(state_to_js(&s, Some(&id), None))
-        })
+        restore_recovery_point(self.inner.clone(), id, &snapshot_id)
     }
 
     /// Removes expired contexts; resolves to how many.
     #[wasm_bindgen(js_name = cleanupExpired)]
     pub fn cleanup_expired(&self) -> Promise {
         let m = self.inner.clone();
-        run(async move { Ok(JsValue::from(m.cleanup_expired().await as f64)) })
+        run("cleanupExpired", async move {
+            Ok(JsValue::from(m.cleanup_expired().await as f64))
+        })
     }
 
     /// Calls `callback(event)` for every committed change, asynchronously and
-    /// in commit order. Returns a function that unsubscribes.
-    pub fn subscribe(&self, callback: JsValue) -> Result<Function, JsValue> {
-        let Some(callback) = callback.dyn_ref::<Function>() else {
-            return Err(crate::error::to_js(&invalid(format!(
-                "subscribe expects a function, got {}",
-                crate::error::kind(&callback)
-            ))));
-        };
-        let off = crate::events::deliver(self.inner.subscribe(), callback.clone());
-        Ok(off.unchecked_into())
+    /// in commit order; `{ onError }` receives what a callback throws.
+    /// Returns a function that unsubscribes.
+    pub fn subscribe(&self, callback: JsValue, options: JsValue) -> Result<Function, JsValue> {
+        crate::events::subscribe(&self.inner, &callback, &options)
+    }
+
+    /// Sweeps expired contexts every `intervalMs` (default 60,000) on a
+    /// JavaScript timer until `stopAutoCleanup()` or `free()`; calling it
+    /// again restarts it with the new interval.
+    #[wasm_bindgen(js_name = startAutoCleanup)]
+    pub fn start_auto_cleanup(&self, interval_ms: JsValue) -> Result<(), JsValue> {
+        let every = options::cleanup_interval(&interval_ms).map_err(crate::error::js)?;
+        let m = self.inner.clone();
+        let timer = Interval::start(every, move || {
+            let m = m.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                m.cleanup_expired().await;
+            });
+        });
+        *self.auto_cleanup.borrow_mut() = Some(timer);
+        Ok(())
+    }
+
+    /// Stops the automatic sweeps.
+    #[wasm_bindgen(js_name = stopAutoCleanup)]
+    pub fn stop_auto_cleanup(&self) {
+        self.auto_cleanup.borrow_mut().take();
     }
 
     /// The id the next recovery point will get.
@@ -231,4 +240,51 @@ impl Manager {
     pub fn stats(&self) -> JsValue {
         to_js(&self.inner.stats())
     }
+}
+
+// Recovery points, shared by `ContextManager` and `ContextAdapter` (whose
+// recovery points are its manager's).
+
+/// `createRecoveryPoint(id)` on `m`.
+pub(crate) fn create_recovery_point(m: ContextManager, id: &JsValue) -> Promise {
+    let id = match id_arg(id, m.config()) {
+        Ok(id) => id,
+        Err(e) => return reject(e),
+    };
+    run("createRecoveryPoint", async move {
+        Ok(snapshot_to_js(&m.create_recovery_point(&id).await?))
+    })
+}
+
+/// `recoveryPoints(id)` on `m`.
+pub(crate) fn recovery_points(m: ContextManager, id: &JsValue) -> Promise {
+    let id = match id_arg(id, m.config()) {
+        Ok(id) => id,
+        Err(e) => return reject(e),
+    };
+    run("recoveryPoints", async move {
+        let points = m.recovery_points(&id).await?;
+        Ok(points
+            .iter()
+            .map(snapshot_to_js)
+            .collect::<js_sys::Array>()
+            .into())
+    })
+}
+
+/// `restoreRecoveryPoint(id, snapshotId)` on `m`.
+pub(crate) fn restore_recovery_point(
+    m: ContextManager,
+    id: JsValue,
+    snapshot_id: &JsValue,
+) -> Promise {
+    let args = id_arg(&id, m.config()).and_then(|key| Ok((key, snapshot_arg(snapshot_id)?)));
+    let (key, point) = match args {
+        Ok(a) => a,
+        Err(e) => return reject(e),
+    };
+    run("restoreRecoveryPoint", async move {
+        let s = m.restore_recovery_point(&key, point).await?;
+        Ok(state_to_js(&s, Some(&id), None))
+    })
 }

@@ -9,8 +9,10 @@ use crate::error::{invalid, kind};
 use crate::host;
 use contextkit_core::{
     AdapterConfig, ConflictPolicy, ContextError, CreateOptions, ManagerConfig, TrackerConfig,
+    UpdateOptions,
 };
 use std::collections::BTreeMap;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 /// Largest integer a JavaScript number holds exactly.
@@ -265,8 +267,47 @@ pub(crate) fn string_map(v: serde_json::Value) -> Option<BTreeMap<String, String
     Some(out)
 }
 
-/// `updateContext(id, data, { expectedVersion })`.
+/// `updateContext(id, data, { expectedVersion })` of an adapter (whose TTL
+/// is its own).
 pub(crate) fn expected_version(v: &JsValue) -> Result<Option<u64>, ContextError> {
     let o = Options::read(v, "updateContext options", &["expectedVersion"])?;
     Ok(o.nullable_int("expectedVersion", 0)?.flatten())
+}
+
+/// `updateContext(id, data, { expectedVersion, ttlMs })` of a manager;
+/// `ttlMs` absent or null keeps (and restarts) the context's TTL.
+pub(crate) fn update_options(v: &JsValue) -> Result<UpdateOptions, ContextError> {
+    let o = Options::read(v, "updateContext options", &["expectedVersion", "ttlMs"])?;
+    Ok(UpdateOptions {
+        expected_version: o.nullable_int("expectedVersion", 0)?.flatten(),
+        ttl_ms: o.nullable_int("ttlMs", 1)?.flatten(),
+    })
+}
+
+/// `startAutoCleanup(intervalMs)` of a manager: default one minute.
+pub(crate) fn cleanup_interval(v: &JsValue) -> Result<u64, ContextError> {
+    if v.is_undefined() {
+        return Ok(60_000);
+    }
+    int_value(v, 1).ok_or_else(|| {
+        invalid(format!(
+            "startAutoCleanup interval must be an integer from 1 to {MAX_SAFE} ms, got {}",
+            describe(v)
+        ))
+    })
+}
+
+/// `subscribe(callback, { onError })`: the error handler, if given.
+pub(crate) fn subscribe_options(v: &JsValue) -> Result<Option<js_sys::Function>, ContextError> {
+    let o = Options::read(v, "subscribe options", &["onError"])?;
+    let f = o.get("onError")?;
+    if f.is_undefined() || f.is_null() {
+        return Ok(None);
+    }
+    f.dyn_into().map(Some).map_err(|f| {
+        invalid(format!(
+            "subscribe options.onError must be a function, got {}",
+            kind(&f)
+        ))
+    })
 }

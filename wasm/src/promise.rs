@@ -7,34 +7,46 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use wasm_bindgen::prelude::*;
 
-/// A Promise of `fut`'s result; errors become `ContextError`s.
+/// A Promise of `fut`'s result; errors become `ContextError`s. `op` is the
+/// method the caller called (`deleteContext`): a storage failure names it
+/// first, then the storage call that failed inside it.
 ///
 /// The future owns everything it uses (callers clone the core handle into it),
 /// so the JavaScript object it came from is not borrowed while the Promise is
 /// pending. Most operations finish without waiting for a lock, so the future
 /// is polled once right away and an already settled Promise is returned;
 /// otherwise it continues on the microtask queue.
-pub(crate) fn run<F>(fut: F) -> Promise
+pub(crate) fn run<F>(op: &'static str, fut: F) -> Promise
 where
     F: Future<Output = Result<JsValue, ContextError>> + 'static,
 {
-    settle(Box::pin(fut))
+    settle(op, Box::pin(fut))
 }
 
 /// One operation, type-erased so that the Promise machinery below exists
 /// once in the module rather than once per method.
 type Operation = Pin<Box<dyn Future<Output = Result<JsValue, ContextError>>>>;
 
-fn settle(mut fut: Operation) -> Promise {
+fn settle(op: &'static str, mut fut: Operation) -> Promise {
     let mut cx = Context::from_waker(Waker::noop());
     match fut.as_mut().poll(&mut cx) {
         Poll::Ready(Ok(v)) => Promise::resolve(&v),
-        Poll::Ready(Err(e)) => Promise::reject(&crate::error::to_js(&e)),
+        Poll::Ready(Err(e)) => Promise::reject(&failed(op, e)),
         Poll::Pending => {
             wasm_bindgen_futures::future_to_promise(
-                async move { fut.await.map_err(crate::error::js) },
+                async move { fut.await.map_err(|e| failed(op, e)) },
             )
         }
+    }
+}
+
+/// The JavaScript error of `op` failing with `err`.
+fn failed(op: &'static str, err: ContextError) -> JsValue {
+    match err {
+        ContextError::Storage(msg) => {
+            crate::error::to_js(&ContextError::Storage(format!("{op}: {msg}")))
+        }
+        other => crate::error::to_js(&other),
     }
 }
 

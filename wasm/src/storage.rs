@@ -235,16 +235,13 @@ impl Manager {
             )));
         }
         let storage = JsStorage::new(storage);
-        run(async move {
+        run("ContextManager.open", async move {
             let opened = ContextManager::builder(cfg)
                 .hash_seed(hash_seed())
                 .open(storage)
                 .await?;
             let problems: Array = opened.problems.iter().map(crate::error::to_js).collect();
-            let manager = JsValue::from(Manager {
-                inner: opened.manager,
-                cache: crate::cache::ReadCache::new(cache_bytes),
-            });
+            let manager = JsValue::from(Manager::wrap(opened.manager, cache_bytes));
             let out = Object::new();
             // Setting plain data properties on a fresh object cannot fail.
             let _ = Reflect::set(&out, &"manager".into(), &manager);

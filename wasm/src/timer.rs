@@ -8,7 +8,8 @@ use wasm_bindgen::prelude::*;
 const MAX_DELAY_MS: u64 = 2_147_483_647;
 
 /// A `setInterval` that is cleared when this value is dropped (by a `stop…()`
-/// call, or when its JavaScript object is freed or garbage collected).
+/// call, or when its JavaScript object is freed or garbage collected). In
+/// Node it is unref'd: it never keeps the process alive on its own.
 pub(crate) struct Interval {
     id: JsValue,
     _tick: Closure<dyn FnMut()>,
@@ -20,6 +21,13 @@ impl Interval {
         let tick = Closure::<dyn FnMut()>::new(tick);
         let ms = every_ms.clamp(1, MAX_DELAY_MS) as f64;
         let id = host::set_interval(tick.as_ref().unchecked_ref(), ms);
+        // Node's timers have `unref()`; browsers' ids are numbers, where the
+        // lookup fails and there is nothing to do.
+        if let Ok(unref) = host::get_str(&id, "unref") {
+            if let Some(unref) = unref.dyn_ref::<js_sys::Function>() {
+                let _ = unref.call0(&id);
+            }
+        }
         Self { id, _tick: tick }
     }
 }

@@ -71,7 +71,7 @@ impl Tracker {
             Ok(key) => key,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("activateContext", async move {
             Ok(state_to_js(
                 &*t.activate_context(&key).await?,
                 Some(&id),
@@ -84,7 +84,7 @@ impl Tracker {
     #[wasm_bindgen(js_name = deactivateContext)]
     pub fn deactivate_context(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move {
+        run("deactivateContext", async move {
             t.deactivate_context().await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -94,14 +94,16 @@ impl Tracker {
     #[wasm_bindgen(js_name = discardChanges)]
     pub fn discard_changes(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(state_to_js(&*t.discard_changes().await?, None, None)) })
+        run("discardChanges", async move {
+            Ok(state_to_js(&*t.discard_changes().await?, None, None))
+        })
     }
 
     /// The active context's id, or null.
     #[wasm_bindgen(js_name = activeContextId)]
     pub fn active_context_id(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move {
+        run("activeContextId", async move {
             Ok(match t.active_context_id().await {
                 Some(id) => JsValue::from_str(&id),
                 None => JsValue::NULL,
@@ -113,14 +115,19 @@ impl Tracker {
     #[wasm_bindgen(js_name = getState)]
     pub fn get_state(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(state_to_js(&*t.get_state().await?, None, None)) })
+        run("getState", async move {
+            Ok(state_to_js(&*t.get_state().await?, None, None))
+        })
     }
 
     /// Whether the working copy has local edits.
     #[wasm_bindgen(js_name = isDirty)]
     pub fn is_dirty(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(JsValue::from(t.is_dirty().await)) })
+        run(
+            "isDirty",
+            async move { Ok(JsValue::from(t.is_dirty().await)) },
+        )
     }
 
     /// Replaces the local data and marks the copy dirty.
@@ -131,7 +138,7 @@ impl Tracker {
             Ok(d) => d,
             Err(e) => return reject(e),
         };
-        run(async move {
+        run("updateState", async move {
             let s = t.update_state(data.value).await?;
             Ok(state_to_js(&s, None, Some(data.copy)))
         })
@@ -145,28 +152,34 @@ impl Tracker {
             Ok(s) => s,
             Err(e) => return reject(e),
         };
-        run(async move { Ok(JsValue::from(t.apply_remote(state).await)) })
+        run("applyRemote", async move {
+            Ok(JsValue::from(t.apply_remote(state).await))
+        })
     }
 
     /// Pushes local edits to the manager, applying the conflict policy.
     #[wasm_bindgen(js_name = syncState)]
     pub fn sync_state(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(state_to_js(&*t.sync_state().await?, None, None)) })
+        run("syncState", async move {
+            Ok(state_to_js(&*t.sync_state().await?, None, None))
+        })
     }
 
     /// Whether the copy is dirty and `syncIntervalMs` passed since the last sync.
     #[wasm_bindgen(js_name = isSyncNeeded)]
     pub fn is_sync_needed(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(JsValue::from(t.is_sync_needed().await)) })
+        run("isSyncNeeded", async move {
+            Ok(JsValue::from(t.is_sync_needed().await))
+        })
     }
 
     /// Syncs if needed; resolves to the new state, or null if it did not sync.
     #[wasm_bindgen(js_name = syncIfNeeded)]
     pub fn sync_if_needed(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move {
+        run("syncIfNeeded", async move {
             Ok(match t.sync_if_needed().await? {
                 Some(s) => state_to_js(&s, None, None),
                 None => JsValue::NULL,
@@ -178,7 +191,9 @@ impl Tracker {
     #[wasm_bindgen(js_name = createRecoveryPoint)]
     pub fn create_recovery_point(&self) -> Promise {
         let t = self.inner.clone();
-        run(async move { Ok(snapshot_to_js(&t.create_recovery_point().await?)) })
+        run("createRecoveryPoint", async move {
+            Ok(snapshot_to_js(&t.create_recovery_point().await?))
+        })
     }
 
     /// Syncs when needed every `syncIntervalMs` on a JavaScript timer until

@@ -160,7 +160,9 @@ async fn events_arrive_asynchronously_and_stop_after_unsubscribe() {
         let id = get(&ev, "id").as_string().unwrap_or_default();
         sink.borrow_mut().push(format!("{kind}:{id}"));
     });
-    let off = m.subscribe(cb.as_ref().clone()).unwrap();
+    let off = m
+        .subscribe(cb.as_ref().clone(), JsValue::UNDEFINED)
+        .unwrap();
     let pending = m.create_context("a".into(), obj(&[]), JsValue::UNDEFINED);
     assert!(seen.borrow().is_empty(), "delivered inside the call");
     ok(pending).await;
