@@ -69,7 +69,12 @@ step "wasm-opt -Oz"
 features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
   --enable-reference-types --enable-multivalue --enable-mutable-globals
   # wasm-bindgen modules own their memory, which starts zeroed.
-  --zero-filled-memory --converge --strip-target-features)
+  --zero-filled-memory --converge --strip-target-features
+  # Nothing lives in the lowest 1 KB of memory: Rust's stack grows down
+  # towards it from 1 MiB, and contextkit's recursion is bounded by the
+  # 128-level depth limit. Lets address arithmetic fold into load and store
+  # offsets (about 0.6 KB gzipped).
+  --low-memory-unused)
 # Both glues load the same module: the package ships it once, in node/ (the
 # Node glue reads it from its own directory; browser.mjs fetches it there).
 if ! cmp -s "$stage/node/contextkit_wasm_bg.wasm" "$stage/web/contextkit_wasm_bg.wasm"; then

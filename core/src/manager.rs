@@ -514,6 +514,32 @@ impl ContextManager {
     where
         F: FnMut(&Value) -> Value + MaybeSend,
     {
+        self.try_modify_context(id, move |data| Ok(f(data))).await
+    }
+
+    /// [`modify_context`](Self::modify_context) with a function that may
+    /// refuse: its error ends the call and nothing changes.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("stock", json!({ "left": 0 })).await?;
+    /// let sold = m
+    ///     .try_modify_context("stock", |data| match data["left"].as_u64() {
+    ///         Some(left) if left > 0 => Ok(json!({ "left": left - 1 })),
+    ///         _ => Err(ContextError::InvalidArgument("sold out".into())),
+    ///     })
+    ///     .await;
+    /// assert_eq!(sold.unwrap_err().code(), "INVALID_ARGUMENT");
+    /// assert_eq!(m.get_context("stock").await?.version, 1);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_modify_context<F>(&self, id: &str, mut f: F) -> Result<Arc<ContextState>>
+    where
+        F: FnMut(&Value) -> Result<Value> + MaybeSend,
+    {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
         in_shared_mode!(inner, shared => {
@@ -524,7 +550,7 @@ impl ContextManager {
             let entry = inner
                 .live_mut(map, id, now)
                 .ok_or_else(|| ContextError::context_not_found(id))?;
-            let data = f(&entry.state.data);
+            let data = f(&entry.state.data)?;
             validate::data(&inner.cfg, &data)?;
             let ttl_ms = entry.ttl_ms();
             let state = inner.next_state(entry, data, now, ttl_ms)?;

@@ -250,6 +250,21 @@ export declare class ContextManager {
   getContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data: version + 1, expiry restarted (or set by `ttlMs`). NOT_FOUND, VERSION_CONFLICT. */
   updateContext<T extends object>(id: string, data: T & JsonData<T>, options?: UpdateOptions): Promise<ContextState<T>>;
+  /**
+   * Replaces the data with `fn(data)` in one step, with no retry loop: `fn`
+   * gets a copy of the current data and runs inside the context's critical
+   * section, so concurrent modifies never lose an update. Version + 1,
+   * expiry restarted. What `fn` throws rejects the call as thrown, and
+   * nothing changes; `fn` must be synchronous and must not call the manager.
+   * NOT_FOUND; INVALID_ARGUMENT if `fn` returns what `updateContext` refuses.
+   */
+  modifyContext<T extends object = JsonObject>(id: string, fn: (data: T) => T & JsonData<T>): Promise<ContextState<T>>;
+  /**
+   * Restarts the TTL of `id` from now without a write of its data: the same
+   * version and revision, no event (idle expiry where a read counts as
+   * activity). A context without a TTL is returned as it is. NOT_FOUND.
+   */
+  touchContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Deletes `id` and its recovery points. NOT_FOUND. */
   deleteContext(id: string): Promise<void>;
   /** Ids of the live contexts, sorted. */

@@ -10,6 +10,13 @@
 pub use contextkit_core as core;
 
 mod adapter;
+
+/// TLSF: constant-time allocation and free, and a small fraction of the
+/// code of the standard library's dlmalloc (see BENCHMARKS.md, "wasm size").
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
+
 mod cache;
 mod convert;
 mod error;

@@ -6,7 +6,7 @@ use crate::convert::{
 };
 use crate::error::invalid;
 use crate::options;
-use crate::promise::{reject, run};
+use crate::promise::{Failure, reject, run};
 use crate::timer::Interval;
 use contextkit_core::{ContextError, ContextManager, ManagerConfig};
 use js_sys::{Function, Promise};
@@ -138,6 +138,62 @@ impl Manager {
         run("updateContext", async move {
             let s = m.update_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
+        })
+    }
+
+    /// Replaces the data of `id` with `fn(data)` in one step: `fn` gets a
+    /// copy of the current data and runs inside the context's critical
+    /// section, so no other write comes between. What `fn` throws rejects
+    /// the call as it was thrown, and nothing changes.
+    #[wasm_bindgen(js_name = modifyContext)]
+    pub fn modify_context(&self, id: JsValue, f: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let cfg = m.config();
+        let key = match id_arg(&id, cfg) {
+            Ok(key) => key,
+            Err(e) => return reject(e),
+        };
+        let Some(f) = f.dyn_ref::<Function>().cloned() else {
+            return reject(invalid(format!(
+                "modifyContext expects a function, got {}",
+                crate::error::kind(&f)
+            )));
+        };
+        let max_bytes = cfg.max_data_bytes;
+        run("modifyContext", async move {
+            let (mut copy, mut thrown) = (None, None);
+            let modified = m
+                .try_modify_context(&key, |data| {
+                    let out = f.call1(&JsValue::UNDEFINED, &to_js(data)).map_err(|e| {
+                        thrown = Some(e);
+                        invalid("modifyContext's function threw")
+                    })?;
+                    let what = "the data modifyContext's function returned";
+                    let arg = object_from_js(&out, what, max_bytes)?;
+                    copy = Some(arg.copy);
+                    Ok(arg.value)
+                })
+                .await;
+            match (modified, thrown) {
+                (Ok(s), _) => Ok(state_to_js(&s, Some(&id), copy)),
+                (Err(_), Some(thrown)) => Err(Failure::Thrown(thrown)),
+                (Err(e), None) => Err(e.into()),
+            }
+        })
+    }
+
+    /// Restarts the TTL of `id` from now: the same version, no event.
+    #[wasm_bindgen(js_name = touchContext)]
+    pub fn touch_context(&self, id: JsValue) -> Promise {
+        let m = self.inner.clone();
+        let key = match id_arg(&id, m.config()) {
+            Ok(key) => key,
+            Err(e) => return reject(e),
+        };
+        let cache = self.cache.clone();
+        run("touchContext", async move {
+            let s = m.touch_context(&key).await?;
+            Ok(read_state_to_js(&s, Some(&id), &cache))
         })
     }
 

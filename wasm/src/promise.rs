@@ -18,14 +18,27 @@ use wasm_bindgen::prelude::*;
 /// otherwise it continues on the microtask queue.
 pub(crate) fn run<F>(op: &'static str, fut: F) -> Promise
 where
-    F: Future<Output = Result<JsValue, ContextError>> + 'static,
+    F: Future<Output = Result<JsValue, Failure>> + 'static,
 {
     settle(op, Box::pin(fut))
 }
 
+/// Why an operation failed: an error of contextkit, or what a callback of
+/// the caller threw, passed on as it was thrown.
+pub(crate) enum Failure {
+    Error(ContextError),
+    Thrown(JsValue),
+}
+
+impl From<ContextError> for Failure {
+    fn from(e: ContextError) -> Self {
+        Self::Error(e)
+    }
+}
+
 /// One operation, type-erased so that the Promise machinery below exists
 /// once in the module rather than once per method.
-type Operation = Pin<Box<dyn Future<Output = Result<JsValue, ContextError>>>>;
+type Operation = Pin<Box<dyn Future<Output = Result<JsValue, Failure>>>>;
 
 fn settle(op: &'static str, mut fut: Operation) -> Promise {
     let mut cx = Context::from_waker(Waker::noop());
@@ -41,12 +54,13 @@ fn settle(op: &'static str, mut fut: Operation) -> Promise {
 }
 
 /// The JavaScript error of `op` failing with `err`.
-fn failed(op: &'static str, err: ContextError) -> JsValue {
+fn failed(op: &'static str, err: Failure) -> JsValue {
     match err {
-        ContextError::Storage(msg) => {
+        Failure::Thrown(thrown) => thrown,
+        Failure::Error(ContextError::Storage(msg)) => {
             crate::error::to_js(&ContextError::Storage(format!("{op}: {msg}")))
         }
-        other => crate::error::to_js(&other),
+        Failure::Error(other) => crate::error::to_js(&other),
     }
 }
 

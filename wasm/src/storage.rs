@@ -200,7 +200,10 @@ impl Storage for JsStorage {
         let key = record_key(&record.state.id);
         let write = serde_json::to_string(&*record)
             .map(|text| self.call("put", &key, &text))
-            .map_err(|e| storage_error(format!("cannot encode '{key}': {e}")));
+            // (It cannot fail: every map of a record has string keys. Its
+            // error is not formatted, which keeps serde_json's and std::io's
+            // message tables out of the module.)
+            .map_err(|_| storage_error(format!("cannot encode '{key}'")));
         Box::pin(async move { write?.await.map(drop) })
     }
 
@@ -214,7 +217,7 @@ impl Storage for JsStorage {
         self.meta_high.set(meta);
         let write = serde_json::to_string(&meta)
             .map(|text| self.call("put", META_KEY, &text))
-            .map_err(|e| storage_error(format!("cannot encode '{META_KEY}': {e}")));
+            .map_err(|_| storage_error(format!("cannot encode '{META_KEY}'")));
         Box::pin(async move { write?.await.map(drop) })
     }
 }

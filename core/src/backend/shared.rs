@@ -113,13 +113,13 @@ impl Shared {
         &self,
         inner: &Inner,
         id: &str,
-        f: &mut (dyn FnMut(&Value) -> Value + Send),
+        f: &mut (dyn FnMut(&Value) -> Result<Value> + Send),
         attempts: u32,
     ) -> Result<Arc<ContextState>> {
         let mut attempt = 0;
         loop {
             let current = self.get(inner, id).await?;
-            let data = f(&current.data);
+            let data = f(&current.data)?;
             crate::validate::data(&inner.cfg, &data)?;
             let write = Write::Update {
                 id: id.to_owned(),
