@@ -69,7 +69,7 @@ struct Shared {
     config: Scoped<AdapterConfig>,
     /// Mirror of `config.max_active_contexts`, readable inside the registry's section.
     max_active: AtomicUsize,
-    trackers: Scoped<HashMap<String, ContextTracker>>,
+    trackers: Scoped<HashMap<String, ContextTracker, ahash::RandomState>>,
     tracker_config: TrackerConfig,
     last_cleanup_ms: AtomicU64,
 }
@@ -149,11 +149,12 @@ impl ContextAdapter {
     ) -> Self {
         manager.set_capacity_limit(config.max_contexts);
         let now = manager.inner.now();
+        let trackers = HashMap::with_hasher(manager.inner.id_hasher());
         let shared = Shared {
             manager,
             max_active: AtomicUsize::new(config.max_active_contexts),
             config: Scoped::new(config),
-            trackers: Scoped::default(),
+            trackers: Scoped::new(trackers),
             tracker_config,
             last_cleanup_ms: AtomicU64::new(now),
         };
@@ -211,11 +212,36 @@ impl ContextAdapter {
     /// # }).unwrap();
     /// ```
     pub async fn create_context(&self, id: &str, data: Value) -> Result<Arc<ContextState>> {
+        self.create_context_with(id, data, CreateOptions::default())
+            .await
+    }
+
+    /// [`create_context`](Self::create_context) with metadata, and a TTL of
+    /// its own if `opts.ttl_ms` is set (else the adapter's).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let a = ContextAdapter::new(m, AdapterConfig { ttl_ms: Some(1_000), ..AdapterConfig::default() });
+    /// let metadata = [("owner".to_string(), "ada".to_string())].into();
+    /// let opts = CreateOptions { metadata, ..CreateOptions::default() };
+    /// let s = a.create_context_with("a", json!({}), opts).await?;
+    /// assert_eq!((s.metadata["owner"].as_str(), s.expires_at_ms), ("ada", Some(s.created_at_ms + 1_000)));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn create_context_with(
+        &self,
+        id: &str,
+        data: Value,
+        opts: CreateOptions,
+    ) -> Result<Arc<ContextState>> {
         let cfg = self.config().await;
         self.maybe_cleanup(&cfg).await;
         let opts = CreateOptions {
-            ttl_ms: cfg.ttl_ms,
-            ..CreateOptions::default()
+            ttl_ms: opts.ttl_ms.or(cfg.ttl_ms),
+            ..opts
         };
         self.shared
             .manager

@@ -12,7 +12,6 @@ use crate::{
 };
 use serde_json::Value;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -171,9 +170,24 @@ impl ManagerBuilder {
 }
 
 /// Process-random keys from the standard library's hasher seeding.
+#[cfg(not(target_arch = "wasm32"))]
 fn random_seed() -> [u64; 4] {
+    use std::hash::BuildHasher;
     let s = std::collections::hash_map::RandomState::new();
     [0_u8, 1, 2, 3].map(|i| s.hash_one(i))
+}
+
+/// Fixed keys: wasm32-unknown-unknown has no randomness of its own (the
+/// standard library's would be fixed too), and the npm package always sets a
+/// seed from `crypto.getRandomValues`. Leaves SipHash out of the module.
+#[cfg(target_arch = "wasm32")]
+fn random_seed() -> [u64; 4] {
+    [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    ]
 }
 
 impl ContextManager {

@@ -322,6 +322,13 @@ impl Inner {
         self.clock.now_ms()
     }
 
+    /// A hasher for maps of ids beside the shards' (the adapter's trackers),
+    /// keyed from this manager's seed.
+    pub(crate) fn id_hasher(&self) -> ahash::RandomState {
+        let [a, b, c, d] = [1_u8, 2, 3, 4].map(|i| self.shard_hasher.hash_one(i));
+        ahash::RandomState::with_seeds(a, b, c, d)
+    }
+
     pub(crate) fn shard(&self, id: &str) -> &Shard {
         &self.shards[self.shard_index(id)]
     }

@@ -143,3 +143,16 @@ test('the adapter has the recovery points and subscribe of its manager', async (
   await rejectsWith(() => a.subscribe('f'), 'INVALID_ARGUMENT');
   await rejectsWith(a.updateContext('s', {}, { ttlMs: 5 }), 'INVALID_ARGUMENT');
 });
+
+test("adapter createContext takes metadata, and a TTL of its own over the adapter's", async () => {
+  const m = new ContextManager();
+  const a = new ContextAdapter(m, { ttlMs: 60_000, autoCleanup: false });
+  const s = await a.createContext('s1', { n: 1 }, { metadata: { owner: 'ada' } });
+  assert.deepEqual(s.metadata, { owner: 'ada' });
+  assert.equal(s.expiresAtMs, s.createdAtMs + 60_000);
+  assert.deepEqual((await m.getContext('s1')).metadata, { owner: 'ada' });
+  const t = await a.createContext('s2', {}, { ttlMs: 5_000 });
+  assert.equal(t.expiresAtMs, t.createdAtMs + 5_000);
+  await rejectsWith(a.createContext('s3', {}, { metadata: { n: 1 } }), 'INVALID_ARGUMENT');
+  await rejectsWith(a.createContext('s3', {}, { ttlMs: 0 }), 'INVALID_ARGUMENT');
+});

@@ -1,7 +1,10 @@
 //! Cases for the adapter: TTL, capacity, eviction and active trackers.
 
 use super::{code, drain, ev, manual};
-use contextkit_core::{AdapterConfig, ContextAdapter, ContextError, ManagerConfig, json};
+use contextkit_core::{
+    AdapterConfig, ContextAdapter, ContextError, CreateOptions, ManagerConfig, json,
+};
+use std::collections::BTreeMap;
 
 fn config(max_contexts: usize, ttl_ms: Option<u64>) -> AdapterConfig {
     AdapterConfig {
@@ -32,6 +35,25 @@ pub async fn adapter_ttl_applies_and_updates_refresh_it() {
     assert_eq!(code(m.get_context("s").await), "NOT_FOUND");
     assert!(a.list_contexts().await.is_empty());
     assert_eq!(a.cleanup_expired_contexts().await, 1);
+}
+
+pub async fn adapter_creates_carry_metadata_and_their_own_ttl() {
+    let (m, _) = manual(ManagerConfig::default());
+    let a = ContextAdapter::new(m.clone(), config(10, Some(100)));
+    let metadata: BTreeMap<String, String> = [("owner".to_string(), "ada".to_string())].into();
+    let opts = CreateOptions {
+        metadata: metadata.clone(),
+        ..CreateOptions::default()
+    };
+    let s = a.create_context_with("s", json!({}), opts).await.unwrap();
+    assert_eq!((&s.metadata, s.expires_at_ms), (&metadata, Some(1_100)));
+    assert_eq!(m.get_context("s").await.unwrap().metadata, metadata);
+    let own = CreateOptions {
+        ttl_ms: Some(5),
+        ..CreateOptions::default()
+    };
+    let t = a.create_context_with("t", json!({}), own).await.unwrap();
+    assert_eq!(t.expires_at_ms, Some(1_005));
 }
 
 pub async fn adapter_capacity_smaller_limit_wins() {

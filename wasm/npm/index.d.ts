@@ -350,7 +350,8 @@ export declare class ContextTracker {
 export declare class ContextAdapter {
   /** INVALID_ARGUMENT for zero limits, a zero TTL or a zero cleanup interval. */
   constructor(manager: ContextManager, config?: AdapterConfig);
-  createContext<T extends object>(id: string, data: T & JsonData<T>): Promise<ContextState<T>>;
+  /** Creates `id` with the adapter's TTL, or `options.ttlMs` if given, and `options.metadata`. */
+  createContext<T extends object>(id: string, data: T & JsonData<T>, options?: CreateOptions): Promise<ContextState<T>>;
   getContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data and restarts the expiry with the adapter's TTL. */
   updateContext<T extends object>(id: string, data: T & JsonData<T>, options?: AdapterUpdateOptions): Promise<ContextState<T>>;

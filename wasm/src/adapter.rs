@@ -88,16 +88,23 @@ impl Adapter {
 
     /// Creates `id` with the adapter's TTL.
     #[wasm_bindgen(js_name = createContext)]
-    pub fn create_context(&self, id: JsValue, data: JsValue) -> Promise {
+    pub fn create_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
         let a = self.inner.clone();
         let cfg = a.manager().config();
-        let args = id_arg(&id, cfg).and_then(|id| Ok((id, data_arg(&data, cfg)?)));
-        let (key, data) = match args {
+        let args = id_arg(&id, cfg).and_then(|id| {
+            let data = data_arg(&data, cfg)?;
+            Ok((
+                id,
+                data,
+                options::create_options(&options, cfg.max_data_bytes)?,
+            ))
+        });
+        let (key, data, opts) = match args {
             Ok(a) => a,
             Err(e) => return reject(e),
         };
         run("createContext", async move {
-            let s = a.create_context(&key, data.value).await?;
+            let s = a.create_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
     }

@@ -43,7 +43,9 @@ struct Entry {
 
 #[derive(Default)]
 struct Entries {
-    map: HashMap<usize, Entry>,
+    /// Keyed by address: ahash (already in the module for the core's maps)
+    /// rather than the standard library's SipHash.
+    map: HashMap<usize, Entry, std::hash::BuildHasherDefault<ahash::AHasher>>,
     /// Every key of `map` once, oldest first.
     order: VecDeque<usize>,
     bytes: usize,

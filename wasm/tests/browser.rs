@@ -185,7 +185,7 @@ async fn auto_cleanup_runs_on_a_browser_timer() {
         ("cleanupIntervalMs", 5.into()),
     ]);
     let a = Adapter::new(&m, cfg).unwrap();
-    ok(a.create_context("old".into(), obj(&[]))).await;
+    ok(a.create_context("old".into(), obj(&[]), JsValue::UNDEFINED)).await;
     a.start_auto_cleanup();
     while get(&m.stats(), "expirations").as_f64() != Some(1.0) {
         sleep(5).await;
