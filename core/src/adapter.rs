@@ -1,8 +1,9 @@
 //! [`ContextAdapter`]: a facade for protocol layers, with TTL, capacity and active trackers.
 
+use crate::storage::MaybeSend;
 use crate::{
     ContextError, ContextManager, ContextState, ContextTracker, CreateOptions, Result, Scoped,
-    TrackerConfig, UpdateOptions,
+    Snapshot, Subscription, TrackerConfig, UpdateOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -314,6 +315,68 @@ impl ContextAdapter {
     /// ```
     pub async fn delete_context(&self, id: &str) -> Result<()> {
         self.shared.manager.delete_context(id).await
+    }
+
+    /// The manager's [`modify_context`](ContextManager::modify_context):
+    /// `f` of the current data becomes the data in one step.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let a = ContextAdapter::new(ContextManager::new(ManagerConfig::default()), AdapterConfig::default());
+    /// a.create_context("a", json!({ "n": 1 })).await?;
+    /// let s = a.modify_context("a", |d| json!({ "n": d["n"].as_u64().unwrap() + 1 })).await?;
+    /// assert_eq!(s.data, json!({ "n": 2 }));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn modify_context<F>(&self, id: &str, f: F) -> Result<Arc<ContextState>>
+    where
+        F: FnMut(&Value) -> Value + MaybeSend,
+    {
+        self.shared.manager.modify_context(id, f).await
+    }
+
+    /// The manager's [`try_modify_context`](ContextManager::try_modify_context).
+    pub async fn try_modify_context<F>(&self, id: &str, f: F) -> Result<Arc<ContextState>>
+    where
+        F: FnMut(&Value) -> Result<Value> + MaybeSend,
+    {
+        self.shared.manager.try_modify_context(id, f).await
+    }
+
+    /// The manager's [`touch_context`](ContextManager::touch_context):
+    /// restarts the TTL of `id` from now, without a new version.
+    pub async fn touch_context(&self, id: &str) -> Result<Arc<ContextState>> {
+        self.shared.manager.touch_context(id).await
+    }
+
+    /// The manager's [`create_recovery_point`](ContextManager::create_recovery_point).
+    pub async fn create_recovery_point(&self, id: &str) -> Result<Snapshot> {
+        self.shared.manager.create_recovery_point(id).await
+    }
+
+    /// The manager's [`recovery_points`](ContextManager::recovery_points).
+    pub async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
+        self.shared.manager.recovery_points(id).await
+    }
+
+    /// The manager's [`restore_recovery_point`](ContextManager::restore_recovery_point).
+    pub async fn restore_recovery_point(
+        &self,
+        id: &str,
+        point_id: u64,
+    ) -> Result<Arc<ContextState>> {
+        self.shared
+            .manager
+            .restore_recovery_point(id, point_id)
+            .await
+    }
+
+    /// The manager's [`subscribe`](ContextManager::subscribe): every
+    /// committed change of the manager, whoever made it.
+    pub fn subscribe(&self) -> Subscription {
+        self.shared.manager.subscribe()
     }
 
     /// The live contexts, sorted by id.

@@ -156,3 +156,19 @@ test("adapter createContext takes metadata, and a TTL of its own over the adapte
   await rejectsWith(a.createContext('s3', {}, { metadata: { n: 1 } }), 'INVALID_ARGUMENT');
   await rejectsWith(a.createContext('s3', {}, { ttlMs: 0 }), 'INVALID_ARGUMENT');
 });
+
+test('the adapter has the modifyContext and touchContext of its manager', async () => {
+  const m = new ContextManager();
+  const a = new ContextAdapter(m, { ttlMs: 60_000, autoCleanup: false });
+  const s = await a.createContext('s1', { n: 1 });
+  const t = await a.modifyContext('s1', (d) => ({ n: d.n + 1 }));
+  assert.equal(t.version, 2);
+  assert.deepEqual(t.data, { n: 2 });
+  await new Promise((r) => setTimeout(r, 5));
+  const u = await a.touchContext('s1');
+  assert.equal(u.version, 2);
+  assert.ok(u.expiresAtMs > t.expiresAtMs);
+  assert.ok(u.expiresAtMs >= s.createdAtMs + 60_000);
+  await rejectsWith(a.modifyContext('missing', (d) => d), 'NOT_FOUND');
+  await rejectsWith(a.touchContext('missing'), 'NOT_FOUND');
+});

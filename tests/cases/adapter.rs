@@ -56,6 +56,39 @@ pub async fn adapter_creates_carry_metadata_and_their_own_ttl() {
     assert_eq!(t.expires_at_ms, Some(1_005));
 }
 
+/// What the manager offers besides create, get, update and delete, through
+/// the adapter: modify, touch, recovery points and events.
+pub async fn adapter_offers_modify_touch_recovery_points_and_events() {
+    let (m, clock) = manual(ManagerConfig::default());
+    let a = ContextAdapter::new(m.clone(), config(10, Some(100)));
+    let mut events = a.subscribe();
+    let s = a.create_context("s", json!({ "n": 1 })).await.unwrap();
+    let p = a.create_recovery_point("s").await.unwrap();
+    let s2 = a
+        .modify_context("s", |d| json!({ "n": d["n"].as_u64().unwrap() + 1 }))
+        .await
+        .unwrap();
+    assert_eq!((s2.version, &s2.data), (2, &json!({ "n": 2 })));
+    let refused = a
+        .try_modify_context("s", |_| Err(ContextError::InvalidArgument("no".into())))
+        .await;
+    assert_eq!(code(refused), "INVALID_ARGUMENT");
+    clock.advance(50);
+    let t = a.touch_context("s").await.unwrap();
+    assert_eq!((t.version, t.expires_at_ms), (2, Some(1_150)));
+    assert_eq!(a.recovery_points("s").await.unwrap(), vec![p.clone()]);
+    let r = a.restore_recovery_point("s", p.id).await.unwrap();
+    assert_eq!((r.version, &r.data), (3, &json!({ "n": 1 })));
+    assert_eq!(
+        drain(&mut events),
+        vec![
+            ev("created", "s", 1, s.revision),
+            ev("updated", "s", 2, s2.revision),
+            ev("restored", "s", 3, r.revision),
+        ]
+    );
+}
+
 pub async fn adapter_capacity_smaller_limit_wins() {
     let (m, _) = manual(ManagerConfig {
         max_contexts: 3,

@@ -143,6 +143,7 @@ macro_rules! for_each_case {
             tracker::tracker_auto_recovery_snapshots_each_sync,
             adapter::adapter_ttl_applies_and_updates_refresh_it,
             adapter::adapter_creates_carry_metadata_and_their_own_ttl,
+            adapter::adapter_offers_modify_touch_recovery_points_and_events,
             adapter::adapter_capacity_smaller_limit_wins,
             adapter::lowering_capacity_evicts_least_recently_updated,
             adapter::activating_twice_returns_the_same_tracker,

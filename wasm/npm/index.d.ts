@@ -355,6 +355,10 @@ export declare class ContextAdapter {
   getContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data and restarts the expiry with the adapter's TTL. */
   updateContext<T extends object>(id: string, data: T & JsonData<T>, options?: AdapterUpdateOptions): Promise<ContextState<T>>;
+  /** The manager's modifyContext: `fn(data)` becomes the data in one step (see ContextManager.modifyContext). */
+  modifyContext<T extends object = JsonObject>(id: string, fn: (data: T) => T & JsonData<T>): Promise<ContextState<T>>;
+  /** The manager's touchContext: restarts the TTL of `id` from now, without a new version. */
+  touchContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   deleteContext(id: string): Promise<void>;
   /** The manager's createRecoveryPoint: snapshots the current version of `id`. */
   createRecoveryPoint<T extends object = JsonObject>(id: string): Promise<Snapshot<T>>;

@@ -289,6 +289,18 @@ impl Adapter {
         crate::manager::restore_recovery_point(self.inner.manager().clone(), id, &snapshot_id)
     }
 
+    /// The manager's `modifyContext`: `fn(data)` becomes the data in one step.
+    #[wasm_bindgen(js_name = modifyContext)]
+    pub fn modify_context(&self, id: JsValue, f: JsValue) -> Promise {
+        crate::manager::modify_context(self.inner.manager().clone(), id, &f)
+    }
+
+    /// The manager's `touchContext`: restarts the TTL of `id` from now.
+    #[wasm_bindgen(js_name = touchContext)]
+    pub fn touch_context(&self, id: JsValue) -> Promise {
+        crate::manager::touch_context(self.inner.manager().clone(), id, &self.cache)
+    }
+
     /// The manager's `subscribe(callback, { onError })`: every committed change
     /// of the manager, whoever made it.
     pub fn subscribe(&self, callback: JsValue, options: JsValue) -> Result<Function, JsValue> {

@@ -147,54 +147,13 @@ impl Manager {
     /// the call as it was thrown, and nothing changes.
     #[wasm_bindgen(js_name = modifyContext)]
     pub fn modify_context(&self, id: JsValue, f: JsValue) -> Promise {
-        let m = self.inner.clone();
-        let cfg = m.config();
-        let key = match id_arg(&id, cfg) {
-            Ok(key) => key,
-            Err(e) => return reject(e),
-        };
-        let Some(f) = f.dyn_ref::<Function>().cloned() else {
-            return reject(invalid(format!(
-                "modifyContext expects a function, got {}",
-                crate::error::kind(&f)
-            )));
-        };
-        let max_bytes = cfg.max_data_bytes;
-        run("modifyContext", async move {
-            let (mut copy, mut thrown) = (None, None);
-            let modified = m
-                .try_modify_context(&key, |data| {
-                    let out = f.call1(&JsValue::UNDEFINED, &to_js(data)).map_err(|e| {
-                        thrown = Some(e);
-                        invalid("modifyContext's function threw")
-                    })?;
-                    let what = "the data modifyContext's function returned";
-                    let arg = object_from_js(&out, what, max_bytes)?;
-                    copy = Some(arg.copy);
-                    Ok(arg.value)
-                })
-                .await;
-            match (modified, thrown) {
-                (Ok(s), _) => Ok(state_to_js(&s, Some(&id), copy)),
-                (Err(_), Some(thrown)) => Err(Failure::Thrown(thrown)),
-                (Err(e), None) => Err(e.into()),
-            }
-        })
+        modify_context(self.inner.clone(), id, &f)
     }
 
     /// Restarts the TTL of `id` from now: the same version, no event.
     #[wasm_bindgen(js_name = touchContext)]
     pub fn touch_context(&self, id: JsValue) -> Promise {
-        let m = self.inner.clone();
-        let key = match id_arg(&id, m.config()) {
-            Ok(key) => key,
-            Err(e) => return reject(e),
-        };
-        let cache = self.cache.clone();
-        run("touchContext", async move {
-            let s = m.touch_context(&key).await?;
-            Ok(read_state_to_js(&s, Some(&id), &cache))
-        })
+        touch_context(self.inner.clone(), id, &self.cache)
     }
 
     /// Deletes `id` and its recovery points.
@@ -342,5 +301,54 @@ pub(crate) fn restore_recovery_point(
     run("restoreRecoveryPoint", async move {
         let s = m.restore_recovery_point(&key, point).await?;
         Ok(state_to_js(&s, Some(&id), None))
+    })
+}
+
+/// `modifyContext` of a manager or an adapter.
+pub(crate) fn modify_context(m: ContextManager, id: JsValue, f: &JsValue) -> Promise {
+    let cfg = m.config();
+    let key = match id_arg(&id, cfg) {
+        Ok(key) => key,
+        Err(e) => return reject(e),
+    };
+    let Some(f) = f.dyn_ref::<Function>().cloned() else {
+        return reject(invalid(format!(
+            "modifyContext expects a function, got {}",
+            crate::error::kind(f)
+        )));
+    };
+    let max_bytes = cfg.max_data_bytes;
+    run("modifyContext", async move {
+        let (mut copy, mut thrown) = (None, None);
+        let modified = m
+            .try_modify_context(&key, |data| {
+                let out = f.call1(&JsValue::UNDEFINED, &to_js(data)).map_err(|e| {
+                    thrown = Some(e);
+                    invalid("modifyContext's function threw")
+                })?;
+                let what = "the data modifyContext's function returned";
+                let arg = object_from_js(&out, what, max_bytes)?;
+                copy = Some(arg.copy);
+                Ok(arg.value)
+            })
+            .await;
+        match (modified, thrown) {
+            (Ok(s), _) => Ok(state_to_js(&s, Some(&id), copy)),
+            (Err(_), Some(thrown)) => Err(Failure::Thrown(thrown)),
+            (Err(e), None) => Err(e.into()),
+        }
+    })
+}
+
+/// `touchContext` of a manager or an adapter.
+pub(crate) fn touch_context(m: ContextManager, id: JsValue, cache: &ReadCache) -> Promise {
+    let key = match id_arg(&id, m.config()) {
+        Ok(key) => key,
+        Err(e) => return reject(e),
+    };
+    let cache = cache.clone();
+    run("touchContext", async move {
+        let s = m.touch_context(&key).await?;
+        Ok(read_state_to_js(&s, Some(&id), &cache))
     })
 }
