@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package `contextkit` and runs every JavaScript-side test:
 # the size budget, the Node test suites (API, events, overlapping calls,
-# timers, hostile input, model-based sequences, storages, read cache), wasm memory under
+# timers, hostile input, model-based sequences, storages, read cache), the
+# READMEs' JavaScript snippets, the session-server example, wasm memory under
 # repeated create/drop, the packed tarball with require/import/tsc, the
 # package in headless Chromium through playwright-core (IndexedDB included),
 # and the wasm-side tests with wasm-pack in headless Chrome. Exits non-zero on the first failure.
@@ -29,6 +30,13 @@ rm -rf js-tests/.tmp
 
 step "Node: API, events, overlapping calls, timers, hostile input, model, storages, read cache"
 node --test js-tests/test/*.test.mjs
+
+# Suites named by file, so a missing one fails the run instead of matching nothing.
+step "README snippets: every js/mjs/cjs block of README.md and wasm/npm/README.md, in a fresh Node process"
+node --test js-tests/snippets/snippets.test.mjs
+
+step "examples/session-server.mjs against a scripted client"
+node --test js-tests/examples/session-server.test.mjs
 
 step "Node: wasm memory after 10,000 managers (with and without free())"
 # --no-opt: under --expose-gc, Node 20's optimizing compiler sometimes aborts
