@@ -225,6 +225,12 @@ impl EventLog {
         }
     }
 
+    /// How many events a subscriber can fall behind before it lags.
+    #[cfg(feature = "shared")]
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     fn ring(&self) -> MutexGuard<'_, Ring> {
         // The ring is consistent after every statement; a poisoned lock is still usable.
         self.ring.lock().unwrap_or_else(|e| e.into_inner())

@@ -59,6 +59,12 @@ impl Sequencer {
                 order.early.insert(rev, event);
             }
         }
+        // While the log cannot be read (or lags far behind), no more of this
+        // manager's own events wait here than a subscriber could hold: the
+        // log brings the others when it reads again, or counts them missed.
+        while order.early.len() > self.log.capacity() {
+            order.early.pop_first();
+        }
         self.drain(&mut order);
         drop(order);
         self.moved.notify(usize::MAX);
@@ -215,5 +221,44 @@ impl EventFeed {
         if let Some(seq) = self.seq.upgrade() {
             seq.set_lost(why.into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn updated(rev: u64) -> ContextEvent {
+        ContextEvent::Updated {
+            id: "a".into(),
+            version: rev,
+            revision: rev,
+        }
+    }
+
+    /// Own writes that cannot be delivered (an earlier revision is not read
+    /// yet) are kept up to the log's capacity, the newest ones, and the log's
+    /// read delivers or counts every revision once.
+    #[test]
+    fn own_events_waiting_for_the_log_are_bounded() {
+        let log = Arc::new(EventLog::new(8));
+        let seq = Sequencer::new(0, Arc::clone(&log));
+        let mut sub = log.subscribe();
+        for rev in 2..=14 {
+            seq.own(vec![updated(rev)]);
+        }
+        let kept: Vec<u64> = seq.order().early.keys().copied().collect();
+        assert_eq!(kept, (7..=14).collect::<Vec<_>>());
+        assert_eq!(sub.try_next(), None);
+        // The log brings 1 and 14 (2..=13 were trimmed): published are 1,
+        // Lagged { 5 } for 2..=6, 7..=13 from own writes, 14 once; the
+        // subscriber, 8 behind at most, sees the newest 8 after a Lagged.
+        seq.logged(vec![updated(1), updated(14)], 14);
+        let seen: Vec<ContextEvent> = std::iter::from_fn(|| sub.try_next()).collect();
+        let mut expected = vec![ContextEvent::Lagged { missed: 2 }];
+        expected.extend((7..=14).map(updated));
+        assert_eq!(seen, expected);
+        assert!(seq.order().early.is_empty());
+        assert_eq!(seq.order().next, 15);
     }
 }
