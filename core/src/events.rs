@@ -226,7 +226,6 @@ impl EventLog {
     }
 
     /// How many events a subscriber can fall behind before it lags.
-    #[cfg(feature = "shared")]
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
