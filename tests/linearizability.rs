@@ -1,12 +1,13 @@
 //! Linearizability: many tasks on a multi-threaded tokio runtime call create,
-//! get, update (mostly compare-and-set), delete, recovery points, restore and
-//! cleanup on a few ids of one manager while another task moves its manual
-//! clock, so contexts expire mid-run. Every call's invocation, response and
+//! get, update (mostly compare-and-set), modify, touch, delete, recovery
+//! points, restore and cleanup on a few ids of one manager while another task
+//! moves its manual clock, so contexts expire mid-run. Every call's invocation, response and
 //! result is recorded, and the checker in `evidence/lin.rs` must find a
 //! sequential order of each history that the specification accepts.
 //!
-//! A deliberately broken store (create checks under a read lock and inserts
-//! under a later write lock) must be caught by the same checker.
+//! Deliberately broken stores (create checks under a read lock and inserts
+//! under a later write lock; modify reads, then writes unconditionally) must
+//! be caught by the same checker.
 //!
 //! Revisions are checked beside the specification (which leaves them out):
 //! see [`check_revisions`].
@@ -22,7 +23,7 @@ use contextkit::{
     ContextError, ContextManager, CreateOptions, Loaded, ManagerConfig, ManualClock, MemoryStorage,
     Meta, Record, Scoped, Storage, StorageFuture,
 };
-use lin::{CAPACITY, IDS, Op, Out, POINTS, Rec, Verdict};
+use lin::{CAPACITY, IDS, MODIFY_STEP, Op, Out, POINTS, Rec, Verdict};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -56,6 +57,11 @@ fn tag_of(data: &serde_json::Value) -> u32 {
         .as_u64()
         .and_then(|w| u32::try_from(w).ok())
         .unwrap_or(u32::MAX)
+}
+
+/// The function of [`Op::Modify`]: `{ "w": w }` becomes `{ "w": w + MODIFY_STEP }`.
+fn add_step(data: &serde_json::Value) -> serde_json::Value {
+    json!({ "w": data["w"].as_u64().unwrap_or(u64::from(u32::MAX)) + u64::from(MODIFY_STEP) })
 }
 
 fn out_err(e: &ContextError) -> Out {
@@ -98,6 +104,8 @@ impl Target for Real {
                 let (id, data) = (key(id), json!({ "w": tag }));
                 return out_state(m.update_context(&id, data, expected).await);
             }
+            Op::Modify(id) => return out_state(m.modify_context(&key(id), add_step).await),
+            Op::Touch(id) => return out_state(m.touch_context(&key(id)).await),
             Op::Delete(id) => m
                 .delete_context(&key(id))
                 .await
@@ -122,10 +130,13 @@ impl Target for Real {
 /// A minimal store without expiry or recovery points. With `split`, it has
 /// the shape of the original system's bug: create checks for the id under a
 /// read lock and inserts under a later write lock, with an await between.
-/// Without it, the same store does the check and the insert in one section.
+/// With `split_modify`, modify is a read and then an unconditional update
+/// (version + 1 of whatever is there) in a later section. Without them, the
+/// same store does each call in one section.
 #[derive(Default)]
 struct MiniStore {
     split: bool,
+    split_modify: bool,
     map: Scoped<HashMap<u8, (u64, u32)>>,
 }
 
@@ -182,6 +193,30 @@ impl MiniStore {
                 })
                 .await
             }
+            Op::Modify(id) if self.split_modify => {
+                let Some((_, tag)) = map.read(|m| m.get(&id).copied()).await else {
+                    return Out::Err("NOT_FOUND");
+                };
+                tokio::task::yield_now().await;
+                map.write(|m| match m.get_mut(&id) {
+                    None => Out::Err("NOT_FOUND"),
+                    Some(e) => {
+                        *e = (e.0 + 1, tag + MODIFY_STEP);
+                        state(*e)
+                    }
+                })
+                .await
+            }
+            Op::Modify(id) => {
+                map.write(|m| match m.get_mut(&id) {
+                    None => Out::Err("NOT_FOUND"),
+                    Some(e) => {
+                        *e = (e.0 + 1, e.1 + MODIFY_STEP);
+                        state(*e)
+                    }
+                })
+                .await
+            }
             Op::Delete(id) => map
                 .write(|m| m.remove(&id))
                 .await
@@ -201,7 +236,7 @@ fn pick(
     with_ttl: bool,
 ) -> Op {
     let id = rng.gen_range(0..IDS as u8);
-    let roll = rng.gen_range(0..if full_mix { 100 } else { 60 });
+    let roll = rng.gen_range(0..if full_mix { 115 } else { 70 });
     match roll {
         0..=19 if !full_mix || !with_ttl => Op::Create { id, ttl: None, tag },
         0..=19 => Op::Create {
@@ -216,8 +251,10 @@ fn pick(
             expected: rng.gen_bool(0.8).then(|| rng.gen_range(1..4)),
         },
         50..=59 => Op::Delete(id),
-        60..=74 => Op::Point(id),
-        75..=89 => Op::Restore(id, rng.gen_range(1..=seen_point.max(1) + 1)),
+        60..=69 => Op::Modify(id),
+        70..=84 => Op::Point(id),
+        85..=99 => Op::Restore(id, rng.gen_range(1..=seen_point.max(1) + 1)),
+        100..=104 => Op::Touch(id),
         _ if with_cleanup => Op::Cleanup,
         _ => Op::Get(id),
     }
@@ -328,20 +365,26 @@ fn record<T: Target>(
 
 /// The revisions of a recorded history, beside the specification (whose
 /// search leaves them out), as far as real time decides them:
-/// - a state returned by a write (create, update, restore) has a revision of
-///   its own: no two writes return the same one;
+/// - a state returned by a write (create, update, modify, restore) has a
+///   revision of its own: no two writes return the same one;
 /// - a write that began after another call returned a state has a larger
 ///   revision than that state, whatever the ids (revisions are store-wide);
-/// - a read returns the revision the write of that state returned.
+/// - a read (get, or touch: no new version) returns the revision the write
+///   of that state returned.
 fn check_revisions(history: &[Rec], revisions: &[Option<u64>]) -> Result<(), String> {
     let id_of = |op: &Op| match *op {
-        Op::Create { id, .. } | Op::Update { id, .. } | Op::Restore(id, _) | Op::Get(id) => id,
+        Op::Create { id, .. }
+        | Op::Update { id, .. }
+        | Op::Modify(id)
+        | Op::Restore(id, _)
+        | Op::Get(id)
+        | Op::Touch(id) => id,
         _ => u8::MAX,
     };
     let mut states = Vec::new();
     for (r, rev) in history.iter().zip(revisions) {
         if let (Out::State { version, tag, .. }, Some(rev)) = (r.out, rev) {
-            let write = !matches!(r.op, Op::Get(_));
+            let write = !matches!(r.op, Op::Get(_) | Op::Touch(_));
             states.push((r, write, (id_of(&r.op), version, tag), *rev));
         } else if matches!(r.out, Out::State { .. }) {
             return Err(format!("{:?} returned a state without a revision", r.op));
@@ -683,10 +726,11 @@ fn a_create_at_capacity_waits_for_a_create_that_expired_while_being_written() {
     });
 }
 
-fn check_mini(split: bool, seeds: u64) -> Option<(u64, String)> {
+fn check_mini(split: bool, split_modify: bool, seeds: u64) -> Option<(u64, String)> {
     for seed in 0..seeds {
         let store = Arc::new(MiniStore {
             split,
+            split_modify,
             ..MiniStore::default()
         });
         let (history, _) = record(store, ManualClock::new(START_MS), seed, false, false, false);
@@ -701,16 +745,26 @@ fn check_mini(split: bool, seeds: u64) -> Option<(u64, String)> {
 
 #[test]
 fn checker_catches_a_check_then_act_split_across_two_critical_sections() {
-    let (seed, why) =
-        check_mini(true, 200).expect("the checker accepted every history of the broken store");
+    let (seed, why) = check_mini(true, false, 200)
+        .expect("the checker accepted every history of the broken store");
     println!("broken store caught at seed {seed}: {why}");
 }
 
-/// The control for the test above: the same store with the check and the
-/// insert in one critical section passes, so the violation is the split.
+/// A modify that reads, then writes what it computed in a later section
+/// (an update without an expected version) loses a write that came between:
+/// its result builds on data that was no longer the latest.
+#[test]
+fn checker_catches_a_modify_that_reads_then_writes_in_two_sections() {
+    let (seed, why) = check_mini(false, true, 200)
+        .expect("the checker accepted every history of the read-then-write modify");
+    println!("read-then-write modify caught at seed {seed}: {why}");
+}
+
+/// The control for the two tests above: the same store with each call in one
+/// critical section passes, so the violations are the splits.
 #[test]
 fn the_same_store_without_the_split_passes() {
-    if let Some((seed, why)) = check_mini(false, 60) {
+    if let Some((seed, why)) = check_mini(false, false, 60) {
         panic!("seed {seed}: {why}");
     }
 }

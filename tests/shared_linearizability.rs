@@ -2,7 +2,8 @@
 //! `PROCESSES` copies of this test binary, each running `TASKS` tasks on one
 //! shared manager over Redis, all on one fresh namespace of a private
 //! `redis-server`. The tasks call create, get, update (mostly
-//! compare-and-set), delete, recovery points and restore on the few ids of
+//! compare-and-set), modify, touch, delete, recovery points and restore on
+//! the few ids of
 //! `evidence/lin.rs` with its small capacity; the parent merges the
 //! processes' records into one history and the same checker must find a
 //! legal sequential order of it.
@@ -17,8 +18,8 @@
 //! the system clock during a run would break that; nothing here steps it.)
 //!
 //! A deliberately broken shared backend ([`GetThenSet`]: create and update
-//! decided on a prior read, then written unconditionally) runs the same
-//! workload and must be caught.
+//! decided on a prior read, then written unconditionally, so a modify's
+//! compare-and-set is one too) runs the same workload and must be caught.
 //!
 //! `SHARED_LIN_SEEDS` sets the number of histories on the real backend
 //! (default 50), `SHARED_LIN_BROKEN_SEEDS` the number on the broken one
@@ -35,7 +36,7 @@ use contextkit::{
     ManagerConfig, ManualClock, RedisBackend, SharedBackend, Snapshot, StorageFuture, Write,
     WriteReply,
 };
-use lin::{CAPACITY, IDS, Op, Out, POINTS, Rec, Verdict};
+use lin::{CAPACITY, IDS, MODIFY_STEP, Op, Out, POINTS, Rec, Verdict};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use redis_server::{Durability, RedisServer};
@@ -272,6 +273,17 @@ async fn call(m: &ContextManager, op: Op) -> Out {
             m.update_context(&key(id), json!({ "w": tag }), expected)
                 .await,
         ),
+        Op::Modify(id) => {
+            let add_step = |d: &serde_json::Value| json!({ "w": d["w"].as_u64().unwrap_or(u64::from(u32::MAX)) + u64::from(MODIFY_STEP) });
+            match m.modify_context(&key(id), add_step).await {
+                Err(ContextError::VersionConflict { .. }) => panic!(
+                    "modify gave up after {} attempts",
+                    ContextManager::MODIFY_ATTEMPTS
+                ),
+                r => out_state(r),
+            }
+        }
+        Op::Touch(id) => out_state(m.touch_context(&key(id)).await),
         Op::Delete(id) => m
             .delete_context(&key(id))
             .await
@@ -292,7 +304,7 @@ async fn call(m: &ContextManager, op: Op) -> Out {
 /// version the task last saw of that id (so that some succeed).
 fn pick(rng: &mut SmallRng, tag: u32, seen_point: u64, seen_version: &[u64; IDS]) -> Op {
     let id = rng.gen_range(0..IDS as u8);
-    match rng.gen_range(0..100) {
+    match rng.gen_range(0..110) {
         0..=19 => Op::Create { id, ttl: None, tag },
         20..=34 => Op::Get(id),
         35..=54 => {
@@ -306,6 +318,8 @@ fn pick(rng: &mut SmallRng, tag: u32, seen_point: u64, seen_version: &[u64; IDS]
         55..=64 => Op::Delete(id),
         65..=79 => Op::Point(id),
         80..=94 => Op::Restore(id, rng.gen_range(1..=seen_point + 1)),
+        95..=104 => Op::Modify(id),
+        105..=109 => Op::Touch(id),
         _ => Op::Get(id),
     }
 }
@@ -324,6 +338,8 @@ fn encode_op(op: Op) -> String {
         Op::Delete(id) => format!("delete {id}"),
         Op::Point(id) => format!("point {id}"),
         Op::Restore(id, p) => format!("restore {id} {p}"),
+        Op::Modify(id) => format!("modify {id}"),
+        Op::Touch(id) => format!("touch {id}"),
         Op::Cleanup | Op::Advance(_) => unreachable!("not in this workload"),
     }
 }
@@ -396,6 +412,8 @@ fn decode(line: &str) -> (usize, Rec) {
         Some("delete") => Op::Delete(id(w.next())),
         Some("point") => Op::Point(id(w.next())),
         Some("restore") => Op::Restore(id(w.next()), n(w.next())),
+        Some("modify") => Op::Modify(id(w.next())),
+        Some("touch") => Op::Touch(id(w.next())),
         _ => unreadable(line),
     };
     let mut w = out.split(' ');
@@ -493,6 +511,8 @@ fn child_history() {
                                 Op::Create { id, .. }
                                 | Op::Get(id)
                                 | Op::Update { id, .. }
+                                | Op::Modify(id)
+                                | Op::Touch(id)
                                 | Op::Restore(id, _),
                                 Out::State { version, .. } | Out::Conflict(version),
                             ) => seen_version[usize::from(id)] = version,

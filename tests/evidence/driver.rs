@@ -1,7 +1,7 @@
 //! Runs one operation on the real objects and on the reference model, and
 //! checks a whole sequence step by step.
 
-use super::ops::{self, Op, Setup};
+use super::ops::{self, Change, Op, Setup};
 use super::refmodel::{Adapter, Out, Store, Tracker};
 use contextkit::{
     ContextAdapter, ContextError, ContextEvent, ContextManager, ContextState, ContextTracker,
@@ -83,6 +83,24 @@ pub fn build(setup: &Setup) -> (Real, Model) {
     (real, model)
 }
 
+/// `modify_context`, or `try_modify_context` when `fallible`, on the
+/// manager or through the adapter.
+async fn modify_real(r: &Real, adapter: bool, id: &str, change: Change, fallible: bool) -> Out {
+    let fallible = fallible || change.fallible();
+    let f = move |d: &serde_json::Value| change.apply(d);
+    let infallible = move |d: &serde_json::Value| f(d).expect("only a fallible change refuses");
+    out_state(match (adapter, fallible) {
+        (false, false) => r.m.modify_context(id, infallible).await,
+        (false, true) => r.m.try_modify_context(id, f).await,
+        (true, false) => r.a.modify_context(id, infallible).await,
+        (true, true) => r.a.try_modify_context(id, f).await,
+    })
+}
+
+fn modify_model(s: &mut Store, id: &str, change: Change) -> Out {
+    state(s.modify(id, |d| change.apply(d).map_err(|e| Out::Err(e.code()))))
+}
+
 pub async fn run_real(r: &mut Real, op: &Op) -> Out {
     let (m, t, a) = (&r.m, &r.t, &r.a);
     match op {
@@ -129,6 +147,12 @@ pub async fn run_real(r: &mut Real, op: &Op) -> Out {
         Op::CreatePoint(id) => from(m.create_recovery_point(id).await, Out::Snapshot),
         Op::Points(id) => from(m.recovery_points(id).await, Out::Points),
         Op::Restore(id, p) => out_state(m.restore_recovery_point(id, *p).await),
+        Op::Modify {
+            id,
+            change,
+            fallible,
+        } => modify_real(r, false, id, *change, *fallible).await,
+        Op::Touch(id) => out_state(m.touch_context(id).await),
         Op::Cleanup => Out::Count(m.cleanup_expired().await),
         Op::TActivate(id) => out_state(t.activate_context(id).await),
         Op::TDeactivate => from(t.deactivate_context().await, |()| Out::Unit),
@@ -173,6 +197,12 @@ pub async fn run_real(r: &mut Real, op: &Op) -> Out {
         },
         Op::ADeactivate(id) => from(a.deactivate_context(id).await, |()| Out::Unit),
         Op::AListActive => Out::Ids(a.list_active_context_ids().await),
+        Op::AModify {
+            id,
+            change,
+            fallible,
+        } => modify_real(r, true, id, *change, *fallible).await,
+        Op::ATouch(id) => out_state(a.touch_context(id).await),
         Op::AtUpdate(id, data) => match r.handles.get(id.as_str()) {
             Some(h) => out_state(h.update_state(data.json()).await),
             None => Out::Skip,
@@ -262,6 +292,8 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
         Op::CreatePoint(id) => model(s.create_point(id), Out::Snapshot),
         Op::Points(id) => model(s.points(id), Out::Points),
         Op::Restore(id, p) => state(s.restore(id, *p)),
+        Op::Modify { id, change, .. } => modify_model(s, id, *change),
+        Op::Touch(id) => state(s.touch(id)),
         Op::Cleanup => Out::Count(s.sweep()),
         Op::TActivate(id) => state(t.activate(s, id)),
         Op::TDeactivate => model(t.deactivate(), |()| Out::Unit),
@@ -309,6 +341,9 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
             Out::Unit
         }),
         Op::AListActive => Out::Ids(a.active_ids()),
+        // The adapter's modify and touch are the manager's: no auto-cleanup.
+        Op::AModify { id, change, .. } => modify_model(s, id, *change),
+        Op::ATouch(id) => state(s.touch(id)),
         Op::AtUpdate(id, data) => match a.trackers.get_mut(id.as_str()) {
             Some((tr, _)) => state(tr.update_state(s, data.json())),
             None => Out::Skip,

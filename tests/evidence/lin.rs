@@ -31,6 +31,10 @@ pub const IDS: usize = 3;
 pub const CAPACITY: usize = 2;
 /// `max_recovery_points` of the store under test.
 pub const POINTS: usize = 2;
+/// What [`Op::Modify`] adds to the tag: its function maps `{ "w": w }` to
+/// `{ "w": w + MODIFY_STEP }`. Tags a workload gives its calls stay below it,
+/// so a tag reads as "the write of tag % step, then tag / step modifies".
+pub const MODIFY_STEP: u32 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -48,6 +52,13 @@ pub enum Op {
     Delete(u8),
     Point(u8),
     Restore(u8, u64),
+    /// `modify_context` with a function adding [`MODIFY_STEP`] to the tag:
+    /// it must act on the data of the write just before it in the order, so
+    /// two modifies never both build on the same data.
+    Modify(u8),
+    /// `touch_context`: the expiry restarts from the call's clock reading,
+    /// with the same version and tag.
+    Touch(u8),
     Cleanup,
     /// The clock was set to this value.
     Advance(u64),
@@ -235,6 +246,24 @@ impl Spec {
                     },
                 }
             }
+            Op::Modify(id) => match s.live_for_write(id, now) {
+                None => nf,
+                Some(e) => {
+                    let tag = e.tag.wrapping_add(MODIFY_STEP);
+                    Self::next_version(e, tag, now)
+                }
+            },
+            Op::Touch(id) => match s.live_for_write(id, now) {
+                None => nf,
+                Some(e) => {
+                    e.expires = e.ttl.map(|t| now + t);
+                    Out::State {
+                        version: e.version,
+                        tag: e.tag,
+                        expires: e.expires,
+                    }
+                }
+            },
             Op::Cleanup => Out::Count(s.sweep(now)),
             Op::Advance(to) => {
                 s.clock = to;

@@ -1,6 +1,6 @@
 //! The operations of the model-based test and their proptest strategies.
 
-use contextkit::{AdapterConfig, ConflictPolicy, ManagerConfig, TrackerConfig};
+use contextkit::{AdapterConfig, ConflictPolicy, ContextError, ManagerConfig, TrackerConfig};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -20,6 +20,42 @@ impl Data {
             Self::Big => json!({ "s": "x".repeat(64) }),
             Self::NotObject(n) => json!([n]),
         }
+    }
+}
+
+/// The function a modify applies to the current data (deterministic, so the
+/// model can apply it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Field `n` + 1 (from 0 when absent).
+    Increment,
+    /// Field `k` set to this value.
+    Set(u8),
+    /// An array instead of the data: not a data object.
+    NotObject,
+    /// The data with a 64-byte string added: over `max_data_bytes`.
+    Big,
+    /// Refuses with an error of its own (`try_modify_context` only: an
+    /// infallible modify cannot refuse).
+    Refuse,
+}
+
+impl Change {
+    pub fn apply(self, data: &Value) -> Result<Value, ContextError> {
+        let mut next = data.clone();
+        match self {
+            Self::Increment => next["n"] = json!(data["n"].as_u64().unwrap_or(0) + 1),
+            Self::Set(v) => next["k"] = json!(v),
+            Self::NotObject => next = json!([data.clone()]),
+            Self::Big => next["s"] = json!("x".repeat(64)),
+            Self::Refuse => return Err(ContextError::NotActive("refused by the function".into())),
+        }
+        Ok(next)
+    }
+
+    /// Whether it needs `try_modify_context`.
+    pub fn fallible(self) -> bool {
+        self == Self::Refuse
     }
 }
 
@@ -72,6 +108,14 @@ pub enum Op {
     CreatePoint(String),
     Points(String),
     Restore(String, u64),
+    /// `modify_context`, or `try_modify_context` when `fallible` (always
+    /// for a change that refuses).
+    Modify {
+        id: String,
+        change: Change,
+        fallible: bool,
+    },
+    Touch(String),
     Cleanup,
     TActivate(String),
     TDeactivate,
@@ -96,6 +140,12 @@ pub enum Op {
     AActivate(String),
     ADeactivate(String),
     AListActive,
+    AModify {
+        id: String,
+        change: Change,
+        fallible: bool,
+    },
+    ATouch(String),
     AtUpdate(String, Data),
     AtSync(String),
     AtGetState(String),
@@ -133,6 +183,22 @@ fn data() -> impl Strategy<Value = Data> {
         1 => Just(Data::Big),
         1 => (0_u8..3).prop_map(Data::NotObject),
     ]
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        4 => Just(Change::Increment),
+        3 => (0_u8..8).prop_map(Change::Set),
+        1 => Just(Change::NotObject),
+        1 => Just(Change::Big),
+        1 => Just(Change::Refuse),
+    ]
+}
+
+/// The id, the change and whether the call is `try_modify_context`.
+fn modify() -> impl Strategy<Value = (String, Change, bool)> {
+    (id(), change(), any::<bool>())
+        .prop_map(|(id, change, fallible)| (id, change, fallible || change.fallible()))
 }
 
 fn ttl() -> impl Strategy<Value = Option<u64>> {
@@ -219,6 +285,8 @@ pub fn op() -> impl Strategy<Value = Op> {
         3 => id().prop_map(Op::CreatePoint),
         2 => id().prop_map(Op::Points),
         3 => (id(), 1_u64..8).prop_map(|(id, p)| Op::Restore(id, p)),
+        4 => modify().prop_map(|(id, change, fallible)| Op::Modify { id, change, fallible }),
+        2 => id().prop_map(Op::Touch),
         2 => Just(Op::Cleanup),
     ];
     let tracker = prop_oneof![
@@ -247,6 +315,8 @@ pub fn op() -> impl Strategy<Value = Op> {
         2 => id().prop_map(Op::AActivate),
         2 => id().prop_map(Op::ADeactivate),
         1 => Just(Op::AListActive),
+        2 => modify().prop_map(|(id, change, fallible)| Op::AModify { id, change, fallible }),
+        1 => id().prop_map(Op::ATouch),
         2 => (id(), data()).prop_map(|(id, d)| Op::AtUpdate(id, d)),
         2 => id().prop_map(Op::AtSync),
         1 => id().prop_map(Op::AtGetState),

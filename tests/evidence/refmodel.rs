@@ -304,6 +304,31 @@ impl Store {
         Ok(state)
     }
 
+    /// An update to `f` of the current data, decided on it in one step: no
+    /// expected version, the context's own TTL restarted.
+    pub fn modify(&mut self, id: &str, f: impl FnOnce(&Value) -> R<Value>) -> R<ContextState> {
+        self.check_id(id)?;
+        let data = f(&self.live_for_write(id)?.state.data)?;
+        self.check_data(&data)?;
+        let state = self.commit(id, data);
+        self.events.push(ContextEvent::Updated {
+            id: id.to_owned(),
+            version: state.version,
+            revision: state.revision,
+        });
+        Ok(state)
+    }
+
+    /// The expiry restarts from now with the context's TTL; nothing else
+    /// changes (no version, revision, event, counter or eviction order).
+    pub fn touch(&mut self, id: &str) -> R<ContextState> {
+        self.check_id(id)?;
+        let now = self.now;
+        let e = self.live_for_write(id)?;
+        e.state.expires_at_ms = e.ttl.map(|t| now.saturating_add(t));
+        Ok(e.state.clone())
+    }
+
     pub fn delete(&mut self, id: &str) -> R<()> {
         self.check_id(id)?;
         self.live_for_write(id)?;
