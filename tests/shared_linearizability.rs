@@ -25,11 +25,8 @@
 //! (default 50), `SHARED_LIN_BROKEN_SEEDS` the number on the broken one
 //! (default 15: the checker needs its whole search to reject a history).
 //!
-//! `SHARED_LIN_MODIFY=1` adds `modify_context` to the workload. It is off by
-//! default because shared mode's modify compares versions only: a context
-//! deleted and created again back at the version its read saw takes the
-//! result of `f` on the old context's data (about 1 history in 10 is
-//! rejected; see
+//! `SHARED_LIN_MODIFY=0` leaves `modify_context` out of the workload (it is
+//! in by default: its compare-and-set is on the revision it read, see
 //! `modify_is_not_fooled_by_a_context_deleted_and_created_again`).
 
 // Cleanup and clock advances are not in this workload.
@@ -165,6 +162,7 @@ impl GetThenSet {
                 id,
                 data,
                 expected_version,
+                expected_revision,
                 ttl_ms,
             } => {
                 // GET: the version to compare with.
@@ -172,10 +170,12 @@ impl GetThenSet {
                     let what = format!("context '{id}'");
                     return Ok(refused(ContextError::NotFound { what }));
                 };
-                if let Some(expected) = expected_version.filter(|&v| v != state.version) {
+                let stale_version = expected_version.is_some_and(|v| v != state.version);
+                let stale_revision = expected_revision.is_some_and(|r| r != state.revision);
+                if stale_version || stale_revision {
                     return Ok(refused(ContextError::VersionConflict {
                         id,
-                        expected,
+                        expected: expected_version.unwrap_or(0),
                         actual: state.version,
                     }));
                 }
@@ -184,6 +184,7 @@ impl GetThenSet {
                     id,
                     data,
                     expected_version: None,
+                    expected_revision: None,
                     ttl_ms,
                 };
                 inner.write(update).await
@@ -476,7 +477,7 @@ fn child_history() {
     let seed: u64 = env("CK_SEED").parse().unwrap();
     let t0: u64 = env("CK_T0").parse().unwrap();
     let broken = env("CK_BROKEN") == "1";
-    let with_modify = env_or("SHARED_LIN_MODIFY", 0) == 1;
+    let with_modify = env_or("SHARED_LIN_MODIFY", 1) == 1;
     let barrier = PathBuf::from(env("CK_BARRIER"));
     let lines = runtime().block_on(async move {
         let backend = RedisBackend::new(&url, &ns)
@@ -685,17 +686,15 @@ fn a_get_then_set_backend_across_processes_is_caught() {
     );
 }
 
-/// Shared mode's modify reads, runs `f`, then commits by compare-and-set on
-/// the version it read. Here another manager deletes the context and
-/// creates it again up to that same version while `f` runs, so the
-/// compare-and-set matches a context `f` never saw: the commit builds on
-/// data that is gone (`{"w": 102}`) and the other manager's `{"w": 20}` is
-/// lost. `modify_context` promises that no write comes between the read `f`
-/// sees and the commit: it must run `f` again on `{"w": 20}`. (In memory and
-/// over a storage `f` runs inside the critical section and this cannot
-/// happen.) Found by the workload above with `SHARED_LIN_MODIFY=1`.
+/// Shared mode's modify reads, runs `f`, then commits by compare-and-set.
+/// Here another manager deletes the context and creates it again up to the
+/// same version while `f` runs. A compare-and-set on the version would
+/// match a context `f` never saw: the commit would build on data that is
+/// gone (`{"w": 102}`) and the other manager's `{"w": 20}` would be lost
+/// (found by the workload above). On the revision it read, the
+/// compare-and-set fails and `f` runs again on `{"w": 20}`. (In memory and
+/// over a storage `f` runs inside the critical section.)
 #[test]
-#[ignore = "fails: shared modify compares versions only (a context created again at the same version)"]
 fn modify_is_not_fooled_by_a_context_deleted_and_created_again() {
     let server = RedisServer::start(Durability::None);
     runtime().block_on(async {

@@ -469,6 +469,7 @@ impl ContextManager {
                 id: id.to_owned(),
                 data,
                 expected_version: opts.expected_version,
+                expected_revision: None,
                 ttl_ms: opts.ttl_ms,
             };
             return shared.update(inner, write).await;

@@ -36,7 +36,7 @@
 -- client clock (tests with a manual clock): then each call passes its time
 -- and Redis's own key expiry is not used. Integers travel as decimal strings.
 
-local LIBRARY_VERSION = '3'
+local LIBRARY_VERSION = '4'
 -- The most time a TTL or a reply's lifetime may be (about 142,000 years).
 local MAX_MS = 4503599627370496
 -- Versions and recovery-point ids stop below 2^52 (exact in every client).
@@ -209,14 +209,17 @@ function ops.create(w, a)
   return 'OK', { '1', r, now, now, exp, ttl, metadata }
 end
 
--- ARGV: id, data, expected version ('' any), ttl ('' keep)
+-- ARGV: id, data, expected version ('' any), ttl ('' keep), expected
+-- revision ('' any: the state committed at that revision, for a
+-- read-modify-write; a version repeats after a delete and a create)
 function ops.update(w, a)
-  local id, data, expected, ttl = a[1], a[2], a[3], a[4]
+  local id, data, expected, ttl, revision = a[1], a[2], a[3], a[4], a[5] or ''
   local rec = load(w, id, false)
   if not rec then
     return 'NOT_FOUND', {}
   end
-  if expected ~= '' and tonumber(expected) ~= tonumber(rec.v) then
+  if (expected ~= '' and tonumber(expected) ~= tonumber(rec.v))
+    or (revision ~= '' and tonumber(revision) ~= tonumber(rec.r)) then
     return 'VERSION_CONFLICT', { rec.v }
   end
   return set_data(w, id, rec, data, ttl, 'updated')
@@ -338,10 +341,9 @@ end
 -- Whether s is a whole number in `least`..MAX_MS, or '' when `kind` is
 -- 'optional'. Kinds: 'optional' (1.. or ''), 'positive' (1..), 'count' (0..).
 local function whole(s, kind)
-  if s == nil then
-    return false
-  end
-  if s == '' then
+  -- An optional number may be left out (a client of an earlier release of
+  -- this format passes fewer arguments).
+  if s == nil or s == '' then
     return kind == 'optional'
   end
   local n = tonumber(s)
@@ -356,7 +358,7 @@ end
 -- common ones.
 local NUMBERS = {
   create = { [3] = 'optional', [5] = 'count' },
-  update = { [3] = 'optional', [4] = 'optional' },
+  update = { [3] = 'optional', [4] = 'optional', [5] = 'optional' },
   delete = {},
   touch = {},
   point = { [2] = 'positive' },

@@ -125,6 +125,9 @@ impl Shared {
                 id: id.to_owned(),
                 data,
                 expected_version: Some(current.version),
+                // The version alone could match a context deleted and
+                // created again since the read.
+                expected_revision: Some(current.revision),
                 ttl_ms: None,
             };
             match self.state(inner, write).await {

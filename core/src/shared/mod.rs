@@ -59,6 +59,10 @@ pub enum Write {
         data: Value,
         /// Commit only if the stored version is this one.
         expected_version: Option<u64>,
+        /// Commit only if the stored state is the one committed at this
+        /// revision: no write since (a version repeats after a delete and a
+        /// create; a revision never does).
+        expected_revision: Option<u64>,
         /// A new TTL; `None` keeps the current one.
         ttl_ms: Option<u64>,
     },

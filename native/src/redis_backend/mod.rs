@@ -417,12 +417,14 @@ impl RedisBackend {
                 id,
                 data,
                 expected_version,
+                expected_revision,
                 ttl_ms,
             } => {
                 cmd.arg(id)
                     .arg(json(data)?)
                     .arg(opt(*expected_version))
-                    .arg(opt(check_ttl(*ttl_ms)?));
+                    .arg(opt(check_ttl(*ttl_ms)?))
+                    .arg(opt(*expected_revision));
             }
             Write::Delete { id } | Write::Touch { id } => {
                 cmd.arg(id);
