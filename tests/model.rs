@@ -44,6 +44,7 @@ mod regressions {
                 default_ttl_ms: None,
                 max_id_bytes: 4,
                 max_data_bytes: 40,
+                sliding_ttl: false,
             },
             shards: 1,
             tracker: TrackerConfig {
@@ -94,6 +95,7 @@ mod regressions {
                 default_ttl_ms: Some(2),
                 max_id_bytes: 4,
                 max_data_bytes: 40,
+                sliding_ttl: false,
             },
             shards: 1,
             tracker: TrackerConfig {

@@ -1356,3 +1356,60 @@ fn any_text_and_exact_numbers_round_trip() {
         assert_eq!(b.len().await, 4);
     });
 }
+
+/// Sliding expiry is each manager's choice, not the namespace's: managers
+/// that differ in it join one namespace (other settings must match), and
+/// only the sliding one's reads restart a TTL.
+#[test]
+fn sliding_expiry_is_each_managers_choice_on_one_namespace() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("sliding");
+    runtime().block_on(async {
+        let clock = ManualClock::new(1_000);
+        let join = |config: ManagerConfig| {
+            let backend = RedisBackend::new(&server.url(), &ns)
+                .unwrap()
+                .client_clock();
+            ContextManager::builder(config)
+                .clock(clock.clone())
+                .connect(backend)
+        };
+        let plain = join(ManagerConfig::default()).await.unwrap();
+        let sliding = ManagerConfig {
+            sliding_ttl: true,
+            ..ManagerConfig::default()
+        };
+        let slider = join(sliding.clone()).await.unwrap();
+        let other = ManagerConfig {
+            max_contexts: 5,
+            ..sliding
+        };
+        let err = join(other).await.unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        assert!(err.to_string().contains("maxContexts"), "{err}");
+
+        let opts = contextkit::CreateOptions {
+            ttl_ms: Some(100),
+            ..Default::default()
+        };
+        let s = plain
+            .create_context_with("s", json!({}), opts)
+            .await
+            .unwrap();
+        clock.advance(60);
+        assert_eq!(
+            plain.get_context("s").await.unwrap().expires_at_ms,
+            Some(1_100)
+        );
+        let slid = slider.get_context("s").await.unwrap();
+        assert_eq!(
+            (slid.version, slid.revision, slid.expires_at_ms),
+            (s.version, s.revision, Some(1_160))
+        );
+        clock.advance(60);
+        assert_eq!(
+            plain.get_context("s").await.unwrap().expires_at_ms,
+            Some(1_160)
+        );
+    });
+}

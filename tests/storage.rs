@@ -1224,3 +1224,52 @@ fn a_write_that_meets_an_expired_context_removes_it_through_storage() {
         assert_eq!(m.create_context("c", json!({})).await.unwrap().revision, 6);
     });
 }
+
+#[test]
+fn a_sliding_get_is_stored_and_survives_a_reopen() {
+    futures::executor::block_on(async {
+        let clock = ManualClock::new(1_000);
+        let storage = Faulty::default();
+        let sliding = ManagerConfig {
+            sliding_ttl: true,
+            ..config()
+        };
+        let opened = ContextManager::builder(sliding.clone())
+            .clock(clock.clone())
+            .open(storage.clone())
+            .await
+            .unwrap();
+        let m = opened.manager;
+        let ttl = CreateOptions {
+            ttl_ms: Some(100),
+            ..CreateOptions::default()
+        };
+        let s = m.create_context_with("a", json!({}), ttl).await.unwrap();
+        let b = m.create_context("b", json!({})).await.unwrap();
+        clock.advance(60);
+        let slid = m.get_context("a").await.unwrap();
+        assert_eq!(
+            (slid.version, slid.revision, slid.expires_at_ms),
+            (s.version, s.revision, Some(1_160))
+        );
+        // Each sliding get is a durable write of the same version (one of a
+        // context without a TTL too, which stays as it was).
+        assert_eq!(*m.get_context("b").await.unwrap(), *b);
+        let puts = storage.log.lock().unwrap().clone();
+        assert_eq!((&puts["a"][..], &puts["b"][..]), (&[1, 1][..], &[1, 1][..]));
+        // A manager reopened on what storage holds sees the slid expiry, on
+        // the same deadline (with sliding off, so its reads move nothing).
+        let reopened = open(storage.inner.duplicate(), &clock).await;
+        assert_eq!(dump(&reopened).await, dump(&m).await);
+        clock.advance(60); // 1,120: past the created deadline
+        assert_eq!(
+            reopened.get_context("a").await.unwrap().expires_at_ms,
+            Some(1_160)
+        );
+        clock.advance(40);
+        assert_eq!(
+            reopened.get_context("a").await.unwrap_err().code(),
+            "NOT_FOUND"
+        );
+    });
+}

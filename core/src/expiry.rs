@@ -1,13 +1,33 @@
-//! Expiry and eviction: lazy invisibility, sweeps, and shrinking to a lowered capacity.
+//! Expiry and eviction: lazy invisibility, touches and sliding reads,
+//! sweeps, and shrinking to a lowered capacity.
 
-use crate::ContextError;
-use crate::ContextManager;
 use crate::backend::{Backend, memory};
 use crate::store::{Inner, Map, Removal, Shard};
 use crate::write::Patch;
+use crate::{ContextError, ContextManager, ContextState, Result};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 impl ContextManager {
+    /// Restarts `id`'s TTL from now (the same version and revision, no
+    /// event), decided and applied in one section of its shard: the touch of
+    /// `touch_context` and of sliding gets.
+    pub(crate) async fn touch(&self, id: &str) -> Result<Arc<ContextState>> {
+        in_shared_mode!(self.inner, shared => {
+            return shared.touch(&self.inner, id).await;
+        });
+        self.write_state(id, &mut |inner, _, map| {
+            let now = inner.now();
+            let entry = inner
+                .live_mut(map, id, now)
+                .ok_or_else(|| ContextError::context_not_found(id))?;
+            let mut state = ContextState::clone(&entry.state);
+            state.expires_at_ms = Inner::expires_at(now, entry.ttl_ms());
+            Ok(Patch::Touch(Arc::new(state)))
+        })
+        .await
+    }
+
     /// Removes every expired context (with an `Expired` event each) and returns
     /// how many. Each context is re-checked inside its shard's write section, so
     /// a context refreshed by a concurrent update survives. Shards with nothing
@@ -43,7 +63,7 @@ impl ContextManager {
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
-    pub async fn try_cleanup_expired(&self) -> crate::Result<usize> {
+    pub async fn try_cleanup_expired(&self) -> Result<usize> {
         in_shared_mode!(self.inner, shared => {
             return shared.sweep(&self.inner).await;
         });

@@ -376,7 +376,10 @@ impl ContextManager {
     }
 
     /// The live context `id`, shared (never copied), with the revision of the
-    /// commit that made it. `NOT_FOUND` if absent or expired.
+    /// commit that made it. `NOT_FOUND` if absent or expired. With
+    /// [`sliding_ttl`](ManagerConfig::sliding_ttl) it is a
+    /// [`touch_context`](Self::touch_context) instead: a context with a TTL
+    /// comes back (copied) with its expiry restarted.
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -390,26 +393,42 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn get_context(&self, id: &str) -> Result<Arc<ContextState>> {
+        self.get_or_touch(id, self.inner.cfg.sliding_ttl, true)
+            .await
+    }
+
+    /// A read of `id` or, with `touch`, a touch; counted as a read (a hit or
+    /// a miss) with `read`. One path for `get_context` and `touch_context`,
+    /// so that the touch exists once in the binary.
+    async fn get_or_touch(&self, id: &str, touch: bool, read: bool) -> Result<Arc<ContextState>> {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
-        in_shared_mode!(inner, shared => {
-            return shared.get(inner, id).await;
-        });
-        let shard = inner.shard(id);
-        let found = self
-            .read_id(id, |map| {
+        let found = if touch {
+            match self.touch(id).await {
+                Err(ContextError::NotFound { .. }) => None,
+                touched => Some(touched?),
+            }
+        } else {
+            in_shared_mode!(inner, shared => {
+                return shared.get(inner, id).await;
+            });
+            self.read_id(id, |map| {
                 // The clock is read only for contexts that can expire.
                 map.get(id)
                     .filter(|e| e.state.expires_at_ms.is_none_or(|at| at > inner.now()))
                     .map(|e| Arc::clone(&e.state))
             })
-            .await;
-        let counter = if found.is_some() {
-            &shard.hits
-        } else {
-            &shard.misses
+            .await
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if read {
+            let shard = inner.shard(id);
+            let counter = if found.is_some() {
+                &shard.hits
+            } else {
+                &shard.misses
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         found.ok_or_else(|| ContextError::context_not_found(id))
     }
 
@@ -603,21 +622,7 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub async fn touch_context(&self, id: &str) -> Result<Arc<ContextState>> {
-        let inner = &*self.inner;
-        validate::id(&inner.cfg, id)?;
-        in_shared_mode!(inner, shared => {
-            return shared.touch(inner, id).await;
-        });
-        self.write_state(id, &mut |inner, _, map| {
-            let now = inner.now();
-            let entry = inner
-                .live_mut(map, id, now)
-                .ok_or_else(|| ContextError::context_not_found(id))?;
-            let mut state = ContextState::clone(&entry.state);
-            state.expires_at_ms = Inner::expires_at(now, entry.ttl_ms());
-            Ok(Patch::Touch(Arc::new(state)))
-        })
-        .await
+        self.get_or_touch(id, true, false).await
     }
 
     /// Deletes `id` and its recovery points together. `NOT_FOUND` if absent or expired.

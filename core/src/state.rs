@@ -153,6 +153,33 @@ pub struct ManagerConfig {
     pub max_id_bytes: usize,
     /// Largest serialized JSON data in bytes (default 1 MiB).
     pub max_data_bytes: usize,
+    /// Sliding expiry (default off): every successful
+    /// [`get_context`](crate::ContextManager::get_context) of a context with
+    /// a TTL restarts it from now, as
+    /// [`touch_context`](crate::ContextManager::touch_context) does (same
+    /// version and revision, no event), and returns the touched state.
+    /// Contexts without a TTL come back as they are, and listing touches
+    /// nothing. Such a get is a write: it takes its shard's write lock and
+    /// returns a copy (not the shared state), over a storage each one is
+    /// stored durably before it returns, and in shared mode it is the
+    /// backend's touch. In shared mode it is this manager's choice, not the
+    /// namespace's: a manager that reads without sliding (an admin tool)
+    /// keeps nothing alive.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new(0);
+    /// let cfg = ManagerConfig { sliding_ttl: true, ..ManagerConfig::default() };
+    /// let m = ContextManager::builder(cfg).clock(clock.clone()).build();
+    /// let opts = CreateOptions { ttl_ms: Some(100), ..CreateOptions::default() };
+    /// m.create_context_with("a", json!({}), opts).await?;
+    /// clock.advance(60);
+    /// assert_eq!(m.get_context("a").await?.expires_at_ms, Some(160));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub sliding_ttl: bool,
 }
 
 impl ManagerConfig {
@@ -179,6 +206,7 @@ impl Default for ManagerConfig {
             default_ttl_ms: None,
             max_id_bytes: 256,
             max_data_bytes: 1 << 20,
+            sliding_ttl: false,
         }
     }
 }

@@ -56,6 +56,7 @@ fn setup(u: &mut Unstructured) -> Result<Setup> {
         default_ttl_ms: opt(u, |u| u.int_in_range(1..=80))?,
         max_id_bytes: 4,
         max_data_bytes: 40,
+        sliding_ttl: false,
     };
     let conflict = *u.choose(&[
         ConflictPolicy::Reject,

@@ -295,6 +295,71 @@ pub async fn touch_restarts_the_ttl_without_a_write() {
     assert_eq!(code(m.touch_context("").await), "INVALID_ARGUMENT");
 }
 
+pub async fn sliding_ttl_restarts_the_ttl_on_each_get() {
+    let sliding = ManagerConfig {
+        sliding_ttl: true,
+        ..ManagerConfig::default()
+    };
+    let (m, clock) = manual(sliding);
+    let s = m
+        .create_context_with("a", json!({ "n": 1 }), ttl(100))
+        .await
+        .unwrap();
+    let forever = m.create_context("b", json!({})).await.unwrap();
+    let mut events = m.subscribe();
+    clock.advance(60);
+    // A get restarts the TTL from now, as a touch does: same version and
+    // revision, no event.
+    let g = m.get_context("a").await.unwrap();
+    assert_eq!(
+        (g.version, g.revision, g.updated_at_ms, g.expires_at_ms),
+        (s.version, s.revision, s.updated_at_ms, Some(1_160))
+    );
+    assert_eq!(g.data, json!({ "n": 1 }));
+    // Without a TTL there is nothing to restart.
+    assert_eq!(*m.get_context("b").await.unwrap(), *forever);
+    clock.advance(60); // 1,120: past the created deadline, 60 ms after the get
+    // Listing shows the slid expiry and touches nothing.
+    let listed: Vec<_> = m
+        .list_contexts()
+        .await
+        .iter()
+        .map(|s| (s.id.clone(), s.expires_at_ms))
+        .collect();
+    assert_eq!(
+        listed,
+        [("a".to_owned(), Some(1_160)), ("b".to_owned(), None)]
+    );
+    let g = m.get_context("a").await.unwrap();
+    assert_eq!((g.version, g.expires_at_ms), (1, Some(1_220)));
+    // No event: the next one is the update's.
+    let u = m
+        .update_context("b", json!({ "x": 1 }), None)
+        .await
+        .unwrap();
+    assert_eq!(drain(&mut events), vec![ev("updated", "b", 2, u.revision)]);
+    clock.advance(100); // 1,220: the deadline the last get set
+    assert_eq!(code(m.get_context("a").await), "NOT_FOUND");
+    assert_eq!(code(m.get_context("missing").await), "NOT_FOUND");
+    assert_eq!(code(m.get_context("").await), "INVALID_ARGUMENT");
+    // Sliding gets count as reads, not as updates.
+    let stats = m.stats();
+    assert_eq!(
+        (stats.reads, stats.hits, stats.misses, stats.updates),
+        (5, 3, 2, 1)
+    );
+
+    // Off (the default), a get leaves the expiry as it is.
+    let (m, clock) = manual(ManagerConfig::default());
+    m.create_context_with("a", json!({}), ttl(100))
+        .await
+        .unwrap();
+    clock.advance(60);
+    assert_eq!(m.get_context("a").await.unwrap().expires_at_ms, Some(1_100));
+    clock.advance(40);
+    assert_eq!(code(m.get_context("a").await), "NOT_FOUND");
+}
+
 pub async fn modify_applies_to_the_current_data() {
     let (m, _) = manual(ManagerConfig {
         max_data_bytes: 64,

@@ -114,6 +114,7 @@ macro_rules! for_each_case {
             manager::default_ttl_applies,
             manager::updates_restart_the_ttl,
             manager::touch_restarts_the_ttl_without_a_write,
+            manager::sliding_ttl_restarts_the_ttl_on_each_get,
             manager::modify_applies_to_the_current_data,
             manager::concurrent_modifies_lose_no_update,
             manager::cleanup_removes_expired_and_reports_them,

@@ -239,6 +239,7 @@ pub fn setup() -> impl Strategy<Value = Setup> {
             default_ttl_ms,
             max_id_bytes: 4,
             max_data_bytes: 40,
+            sliding_ttl: false,
         },
     );
     let policy = prop::sample::select(vec![

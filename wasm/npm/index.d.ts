@@ -97,6 +97,16 @@ export interface ManagerConfig {
   /** Largest data as JSON text in bytes (default 1 MiB). */
   maxDataBytes?: number;
   /**
+   * Sliding expiry (default false): every `getContext` of a context with a
+   * TTL restarts it from now, as `touchContext` does (same version and
+   * revision, no event), and resolves with the touched state. Contexts
+   * without a TTL come back as they are; an adapter's `listContexts` touches
+   * nothing. Such a get is a write: on a manager opened over a storage each
+   * one is a durable `put`, and none is served from `readCacheBytes`' cache
+   * of earlier reads (each returns a new state).
+   */
+  slidingTtl?: boolean;
+  /**
    * Memory for states already read, kept for the next read of the same
    * version: their data's JSON size plus 128 bytes each (default 16 MiB; 0
    * keeps none). Every read still returns an object of its own.
@@ -245,7 +255,8 @@ export declare class ContextManager {
   createContext<T extends object>(id: string, data: T & JsonData<T>, options?: CreateOptions): Promise<ContextState<T>>;
   /**
    * The live context `id`. NOT_FOUND if absent or expired. Each call returns
-   * a new object, which the caller may change freely.
+   * a new object, which the caller may change freely. With `slidingTtl` it
+   * restarts the context's TTL, as `touchContext` does.
    */
   getContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** Replaces the data: version + 1, expiry restarted (or set by `ttlMs`). NOT_FOUND, VERSION_CONFLICT. */

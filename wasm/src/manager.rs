@@ -70,7 +70,7 @@ fn snapshot_arg(v: &JsValue) -> Result<u64, ContextError> {
 
 #[wasm_bindgen(js_class = ContextManager)]
 impl Manager {
-    /// `new ContextManager({ maxContexts, maxRecoveryPoints, defaultTtlMs, maxIdBytes, maxDataBytes, readCacheBytes })`.
+    /// `new ContextManager({ maxContexts, maxRecoveryPoints, defaultTtlMs, maxIdBytes, maxDataBytes, slidingTtl, readCacheBytes })`.
     #[wasm_bindgen(constructor)]
     pub fn new(config: JsValue) -> Result<Manager, JsValue> {
         let (cfg, cache_bytes) = options::manager_config(&config).map_err(crate::error::js)?;

@@ -145,6 +145,7 @@ pub(crate) fn manager_config(v: &JsValue) -> Result<(ManagerConfig, usize), Cont
             "defaultTtlMs",
             "maxIdBytes",
             "maxDataBytes",
+            "slidingTtl",
             "readCacheBytes",
         ],
     )?;
@@ -163,6 +164,9 @@ pub(crate) fn manager_config(v: &JsValue) -> Result<(ManagerConfig, usize), Cont
     }
     if let Some(n) = o.int("maxDataBytes", 2)? {
         cfg.max_data_bytes = usize_of(n);
+    }
+    if let Some(b) = o.bool("slidingTtl")? {
+        cfg.sliding_ttl = b;
     }
     let cache = o
         .int("readCacheBytes", 0)?

@@ -688,6 +688,12 @@ fn namespace_config(config: &ManagerConfig, client_clock: bool) -> serde_json::V
     if let Some(map) = cfg.as_object_mut() {
         let clock = if client_clock { "client" } else { "server" };
         map.insert("clock".into(), clock.into());
+        // Sliding expiry is how this manager reads, not what the namespace
+        // holds: every touch is decided by Redis against its own state, so
+        // managers that differ here still act as one store, and a manager
+        // that only inspects (an admin tool) can read without keeping
+        // sessions alive. Namespaces made before the setting existed join too.
+        map.remove("slidingTtl");
     }
     cfg
 }
