@@ -1252,11 +1252,13 @@ fn a_sliding_get_is_stored_and_survives_a_reopen() {
             (slid.version, slid.revision, slid.expires_at_ms),
             (s.version, s.revision, Some(1_160))
         );
-        // Each sliding get is a durable write of the same version (one of a
-        // context without a TTL too, which stays as it was).
+        // A sliding get that moves a deadline is a durable write of the same
+        // version; one that would move nothing (no TTL, or the same
+        // millisecond) writes nothing.
         assert_eq!(*m.get_context("b").await.unwrap(), *b);
+        assert_eq!(*m.get_context("a").await.unwrap(), *slid);
         let puts = storage.log.lock().unwrap().clone();
-        assert_eq!((&puts["a"][..], &puts["b"][..]), (&[1, 1][..], &[1, 1][..]));
+        assert_eq!((&puts["a"][..], &puts["b"][..]), (&[1, 1][..], &[1][..]));
         // A manager reopened on what storage holds sees the slid expiry, on
         // the same deadline (with sliding off, so its reads move nothing).
         let reopened = open(storage.inner.duplicate(), &clock).await;

@@ -16,16 +16,33 @@ impl ContextManager {
         in_shared_mode!(self.inner, shared => {
             return shared.touch(&self.inner, id).await;
         });
-        self.write_state(id, &mut |inner, _, map| {
-            let now = inner.now();
-            let entry = inner
-                .live_mut(map, id, now)
-                .ok_or_else(|| ContextError::context_not_found(id))?;
-            let mut state = ContextState::clone(&entry.state);
-            state.expires_at_ms = Inner::expires_at(now, entry.ttl_ms());
-            Ok(Patch::Touch(Arc::new(state)))
-        })
-        .await
+        // A touch that would change nothing (no TTL, or the deadline it would
+        // set is the one there) is a read: no copy, no storage write. Its
+        // plan ends the write with the state as it is.
+        let mut unchanged = None;
+        let touched = self
+            .write_state(id, &mut |inner, _, map| {
+                // (Decided again if the write machinery asks: only the last
+                // decision counts.)
+                unchanged = None;
+                let now = inner.now();
+                let entry = inner
+                    .live_mut(map, id, now)
+                    .ok_or_else(|| ContextError::context_not_found(id))?;
+                let deadline = Inner::expires_at(now, entry.ttl_ms());
+                if deadline == entry.state.expires_at_ms {
+                    unchanged = Some(Arc::clone(&entry.state));
+                    return Err(ContextError::context_not_found(id));
+                }
+                let mut state = ContextState::clone(&entry.state);
+                state.expires_at_ms = deadline;
+                Ok(Patch::Touch(Arc::new(state)))
+            })
+            .await;
+        match unchanged {
+            Some(state) => Ok(state),
+            None => touched,
+        }
     }
 
     /// Removes every expired context (with an `Expired` event each) and returns
