@@ -421,13 +421,7 @@ impl ContextManager {
             .await
         };
         if read {
-            let shard = inner.shard(id);
-            let counter = if found.is_some() {
-                &shard.hits
-            } else {
-                &shard.misses
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            inner.count_read(id, found.is_some());
         }
         found.ok_or_else(|| ContextError::context_not_found(id))
     }

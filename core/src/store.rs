@@ -322,6 +322,13 @@ impl Inner {
         self.clock.now_ms()
     }
 
+    /// Counts a read of `id` that found it or not.
+    pub(crate) fn count_read(&self, id: &str, found: bool) {
+        let shard = self.shard(id);
+        let counter = if found { &shard.hits } else { &shard.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A hasher for maps of ids beside the shards' (the adapter's trackers),
     /// keyed from this manager's seed.
     pub(crate) fn id_hasher(&self) -> ahash::RandomState {

@@ -118,7 +118,13 @@ impl Shared {
     ) -> Result<Arc<ContextState>> {
         let mut attempt = 0;
         loop {
-            let current = self.get(inner, id).await?;
+            // Not counted as a read: a modify in memory reads nothing either.
+            self.check()?;
+            let current = self
+                .backend
+                .get(id)
+                .await?
+                .ok_or_else(|| ContextError::context_not_found(id))?;
             let data = f(&current.data)?;
             crate::validate::data(&inner.cfg, &data)?;
             let write = Write::Update {
@@ -173,13 +179,7 @@ impl Shared {
     pub(crate) async fn get(&self, inner: &Inner, id: &str) -> Result<Arc<ContextState>> {
         self.check()?;
         let found = self.backend.get(id).await?;
-        let shard = inner.shard(id);
-        let counter = if found.is_some() {
-            &shard.hits
-        } else {
-            &shard.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        inner.count_read(id, found.is_some());
         found.ok_or_else(|| ContextError::context_not_found(id))
     }
 
