@@ -30,14 +30,10 @@ cargo build -q -p contextkit-core --target wasm32-unknown-unknown
 step "the core's conformance suite as wasm under Node"
 wasm-pack test --node core
 
-if [ -x scripts/test-js.sh ]; then
-  step "npm package: Node, browser, packaging, memory and size"
-  ./scripts/test-js.sh
-fi
+step "npm package: Node, browser, packaging, memory and size"
+./scripts/test-js.sh
 
-if [ -x scripts/bench-smoke.sh ]; then
-  step "benchmarks, once each in smoke mode (no timing)"
-  ./scripts/bench-smoke.sh
-fi
+step "benchmarks, once each in smoke mode (no timing)"
+./scripts/bench-smoke.sh
 
 step "all suites passed"
