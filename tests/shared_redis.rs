@@ -508,7 +508,7 @@ fn killed_connections_never_apply_a_write_twice() {
                         n += 1;
                         match m.update_context("c", json!({ "n": n }), None).await {
                             Ok(_) => ok += 1,
-                            Err(e) => failed.push(e.code()),
+                            Err(e) => failed.push((e.code(), e.to_string())),
                         }
                     }
                     (ok, failed)
@@ -527,7 +527,7 @@ fn killed_connections_never_apply_a_write_twice() {
             ok > 100,
             "writes went on while connections were killed: {ok}"
         );
-        assert!(failed.iter().all(|c| *c == "STORAGE"), "{failed:?}");
+        assert!(failed.iter().all(|(c, _)| *c == "STORAGE"), "{failed:?}");
         let s = m.get_context("c").await.unwrap();
         assert!(
             failed.is_empty(),

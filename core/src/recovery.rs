@@ -133,7 +133,7 @@ impl ContextManager {
             return shared.recovery_points(id).await;
         });
         let points = self
-            .read_id(id, |map| {
+            .read_id(inner.shard_index(id), id, |map| {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
@@ -179,7 +179,7 @@ impl ContextManager {
             return shared.restore(inner, id, snapshot_id).await;
         });
         let source = self
-            .read_id(id, |map| {
+            .read_id(inner.shard_index(id), id, |map| {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))

@@ -103,6 +103,12 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
+    /// Counts a read of one of its ids that found it or not.
+    pub(crate) fn count_read(&self, found: bool) {
+        let counter = if found { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn new(hasher: ahash::RandomState) -> Self {
         Self {
             map: Scoped::new(Map::with_hasher(hasher)),
@@ -324,9 +330,7 @@ impl Inner {
 
     /// Counts a read of `id` that found it or not.
     pub(crate) fn count_read(&self, id: &str, found: bool) {
-        let shard = self.shard(id);
-        let counter = if found { &shard.hits } else { &shard.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.shard(id).count_read(found);
     }
 
     /// A hasher for maps of ids beside the shards' (the adapter's trackers),

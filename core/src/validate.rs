@@ -57,9 +57,7 @@ pub fn json_depth(text: &[u8]) -> usize {
 
 pub(crate) fn config(cfg: &ManagerConfig) -> Result<()> {
     if cfg.max_contexts == 0 {
-        return Err(ContextError::invalid(
-            "maxContexts must be at least 1 (a store that can hold nothing)",
-        ));
+        return Err(ContextError::invalid("maxContexts must be at least 1"));
     }
     if cfg.max_id_bytes == 0 {
         return Err(ContextError::invalid("maxIdBytes must be at least 1"));
@@ -70,9 +68,7 @@ pub(crate) fn config(cfg: &ManagerConfig) -> Result<()> {
         ));
     }
     if cfg.default_ttl_ms == Some(0) {
-        return Err(ContextError::invalid(
-            "defaultTtlMs must be at least 1 ms (leave it out for no expiry)",
-        ));
+        return Err(ContextError::invalid("defaultTtlMs must be at least 1 ms"));
     }
     Ok(())
 }

@@ -116,15 +116,16 @@ impl ContextManager {
         memory::write(inner, id, plan).await
     }
 
-    /// Reads `id`'s shard with `f`. Through a storage, a write of `id` in
-    /// progress is waited for first, so no read sees the old state after
-    /// another call saw the new one.
-    pub(crate) async fn read_id<R>(&self, id: &str, f: impl FnMut(&Map) -> R) -> R {
+    /// Reads `id`'s shard, at `at` ([`Inner::shard_index`]), with `f`.
+    /// Through a storage, a write of `id` in progress is waited for first, so
+    /// no read sees the old state after another call saw the new one.
+    pub(crate) async fn read_id<R>(&self, at: usize, id: &str, f: impl FnMut(&Map) -> R) -> R {
         let inner = &*self.inner;
-        if let Backend::Owned(owned) = self.backend().await {
-            return owned.read_id(inner, id, f).await;
+        if let Backend::Owned(owned) = &inner.backend {
+            owned.enter(inner).await;
+            return owned.read_id(inner, at, id, f).await;
         }
-        inner.shard(id).map.read(f).await
+        inner.shards[at].map.read(f).await
     }
 
     /// Reads every shard in turn with `f`, each atomically (as of some

@@ -8,7 +8,7 @@
 mod flight;
 
 use crate::Storage;
-use crate::store::{AtomicUsize, Inner, Map, Removal};
+use crate::store::{AtomicUsize, Inner, Map, Removal, Shard};
 use crate::{ContextError, ContextManager, ContextState, Result};
 use event_listener::Event;
 use flight::{Flight, wait_for};
@@ -81,8 +81,14 @@ impl Owned {
         }
     }
 
-    fn lane(&self, inner: &Inner, id: &str) -> &Lane {
-        &self.lanes[inner.shard_index(id)]
+    /// The shard and the lane of `id` (hashed once).
+    fn place<'a>(&'a self, inner: &'a Inner, id: &str) -> (&'a Shard, &'a Lane) {
+        self.place_at(inner, inner.shard_index(id))
+    }
+
+    /// The shard and the lane at `at`.
+    fn place_at<'a>(&'a self, inner: &'a Inner, at: usize) -> (&'a Shard, &'a Lane) {
+        (&inner.shards[at], &self.lanes[at])
     }
 }
 
@@ -217,16 +223,17 @@ impl Owned {
         }
     }
 
-    /// Reads `id`'s shard with `f`, once a write of `id` in progress has
-    /// settled, so no read sees the old state after another call saw the new one.
+    /// Reads `id`'s shard (at `at`) with `f`, once a write of `id` in
+    /// progress has settled, so no read sees the old state after another call
+    /// saw the new one.
     pub(crate) async fn read_id<R>(
         &self,
         inner: &Inner,
+        at: usize,
         id: &str,
         mut f: impl FnMut(&Map) -> R,
     ) -> R {
-        let shard = inner.shard(id);
-        let lane = self.lane(inner, id);
+        let (shard, lane) = self.place_at(inner, at);
         loop {
             let read = shard
                 .map

@@ -138,8 +138,7 @@ impl Owned {
         id: &str,
         mut plan: Option<&mut Plan<'_>>,
     ) -> Result<Option<Arc<ContextState>>> {
-        let shard = inner.shard(id);
-        let lane = self.lane(inner, id);
+        let (shard, lane) = self.place(inner, id);
         loop {
             let step = shard
                 .map
