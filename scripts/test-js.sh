@@ -15,7 +15,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }
 
-if [ ! -d js-tests/node_modules ]; then
+if [ ! -d js-tests/node_modules ] || [ js-tests/package-lock.json -nt js-tests/node_modules/.package-lock.json ]; then
   step "npm ci (js-tests)"
   (cd js-tests && npm ci --no-audit --no-fund --loglevel=error)
 fi
