@@ -61,7 +61,7 @@ pub use events::{ContextEvent, DEFAULT_EVENT_CAPACITY, Subscription};
 pub use manager::{ContextManager, ManagerBuilder};
 pub use open::Opened;
 pub use scoped::Scoped;
-pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply};
+pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply, wire};
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
 pub use storage::{
     Loaded, MaybeSend, MaybeSync, MemoryStorage, Meta, PointRecord, Record, Storage, StorageFuture,

@@ -16,6 +16,7 @@
 #![cfg_attr(not(feature = "shared"), allow(dead_code, unused_imports))]
 
 pub(crate) mod sequencer;
+pub mod wire;
 
 pub use sequencer::EventFeed;
 

@@ -7,11 +7,12 @@ mod events;
 mod record;
 
 use conn::{Conn, Failure, Target, call};
+use contextkit_core::wire;
 use contextkit_core::{
     Clock, Committed, ContextError, ContextState, EventFeed, Joined, ManagerConfig, Result,
     SharedBackend, Snapshot, StorageFuture, Write, WriteReply,
 };
-use record::{array, int, text};
+use record::int;
 use redis::Value;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -66,24 +67,6 @@ impl fmt::Debug for RedisBackend {
     }
 }
 
-fn check_namespace(namespace: &str) -> Result<()> {
-    if namespace.is_empty() || namespace.len() > 128 {
-        return Err(ContextError::InvalidArgument(format!(
-            "namespace is {} bytes; it must be 1 to 128",
-            namespace.len()
-        )));
-    }
-    if let Some(c) = namespace
-        .chars()
-        .find(|c| c.is_control() || *c == '{' || *c == '}')
-    {
-        return Err(ContextError::InvalidArgument(format!(
-            "namespace {namespace:?} contains {c:?} (no braces or control characters)"
-        )));
-    }
-    Ok(())
-}
-
 impl RedisBackend {
     /// A backend for `namespace` on the Redis server at `url`
     /// (`redis://[user:password@]host[:port][/db]`, `rediss://` with TLS
@@ -116,7 +99,7 @@ impl RedisBackend {
     }
 
     fn with_target(target: Target, namespace: &str) -> Result<Self> {
-        check_namespace(namespace)?;
+        wire::check_namespace(namespace)?;
         let prefix = format!("ck:{{{namespace}}}:");
         Ok(Self {
             shared: Arc::new(Settings {
@@ -259,7 +242,7 @@ impl RedisBackend {
             .map_err(|_| Failure::NoAnswer(None).into_error("FUNCTION LOAD", s.timeout))?
             .map_err(|e| conn::storage("FUNCTION LOAD", &e))?;
         check_eviction(&mut conn, s.timeout).await?;
-        let cfg = namespace_config(config, s.client_clock);
+        let cfg = wire::namespace_config(config, s.client_clock);
         let mut cmd = redis::cmd("FCALL");
         cmd.arg("ck2_join")
             .arg(1)
@@ -269,30 +252,19 @@ impl RedisBackend {
         let reply = call(&mut conn, &cmd, s.timeout)
             .await
             .map_err(|f| f.into_error("ck2_join", s.timeout))?;
-        let [epoch, stored, revision] = array(&reply)? else {
-            return Err(record::bad("ck2_join"));
-        };
-        let stored: serde_json::Value = serde_json::from_str(text(stored)?).map_err(|e| {
-            ContextError::Storage(format!(
-                "namespace {:?} has an unreadable configuration: {e}",
-                s.namespace
-            ))
-        })?;
-        if let Some(diff) = difference(&stored, &cfg) {
-            return Err(ContextError::InvalidArgument(format!(
-                "namespace {:?} was made with another configuration: {diff}",
-                s.namespace
-            )));
-        }
-        let _ = self.epoch.set(text(epoch)?.to_owned());
+        let (epoch, revision) = wire::joined(
+            &record::to_wire(&reply),
+            &cfg,
+            &s.namespace,
+            record::parse_json,
+        )?;
+        let _ = self.epoch.set(epoch);
         let _ = self.conn.set(conn);
         let _ = self.runtime.set(tokio::runtime::Handle::current());
         if let Some(cache) = &self.cache {
             self.track(cache).await;
         }
-        Ok(Joined {
-            revision: int(revision)?,
-        })
+        Ok(Joined { revision })
     }
 
     /// Makes sure the cache hears of every change in the namespace, where
@@ -379,7 +351,7 @@ impl RedisBackend {
             format!("{}exp", s.prefix),
             format!("{}op:{op}", s.prefix),
         ];
-        if let Some(id) = write_id(&write).filter(|id| !id.is_empty()) {
+        if let Some(id) = wire::write_id(&write).filter(|id| !id.is_empty()) {
             keys.push(self.key("c", id));
             keys.push(self.key("p", id));
         }
@@ -387,85 +359,33 @@ impl RedisBackend {
         cmd.arg("ck2_write")
             .arg(keys.len())
             .arg(&keys)
-            .arg(op_name(&write))
+            .arg(wire::op_name(&write))
             .arg(epoch)
             .arg(&op)
             .arg(self.reply_ttl_ms())
             .arg(s.event_retention)
-            .arg(self.now_arg());
-        let json = |v: &serde_json::Value| {
-            serde_json::to_string(v).map_err(|e| ContextError::Storage(e.to_string()))
-        };
-        let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
-        match &write {
-            Write::Create {
-                id,
-                data,
-                ttl_ms,
-                metadata,
-                capacity,
-            } => {
-                let metadata = serde_json::to_string(metadata)
-                    .map_err(|e| ContextError::Storage(e.to_string()))?;
-                cmd.arg(id)
-                    .arg(json(data)?)
-                    .arg(opt(check_ttl(*ttl_ms)?))
-                    .arg(metadata)
-                    .arg((*capacity).min(MAX_COUNT));
-            }
-            Write::Update {
-                id,
-                data,
-                expected_version,
-                expected_revision,
-                ttl_ms,
-            } => {
-                cmd.arg(id)
-                    .arg(json(data)?)
-                    .arg(opt(*expected_version))
-                    .arg(opt(check_ttl(*ttl_ms)?))
-                    .arg(opt(*expected_revision));
-            }
-            Write::Delete { id } | Write::Touch { id } => {
-                cmd.arg(id);
-            }
-            Write::RecoveryPoint { id, keep } => {
-                // No list holds more: keeping "all" is keeping this many.
-                cmd.arg(id).arg((*keep).clamp(1, MAX_COUNT));
-            }
-            Write::Restore { id, point_id } => {
-                cmd.arg(id).arg(*point_id);
-            }
-            Write::Sweep { max } => {
-                cmd.arg((*max).clamp(1, MAX_COUNT));
-            }
-            Write::Evict { capacity } => {
-                cmd.arg((*capacity).min(MAX_COUNT));
-            }
-            _ => {
-                return Err(ContextError::Storage(
-                    "a write this backend does not know".into(),
-                ));
-            }
-        }
+            .arg(self.now_arg())
+            .arg(wire::write_args(&write)?);
         let mut conn = self.conn()?;
         let reply = match call(&mut conn, &cmd, s.timeout).await {
             Ok(reply) => reply,
             Err(Failure::NoAnswer(last)) => self.settle(&mut conn, &op, last).await?,
             Err(failure) => return Err(failure.into_error("ck2_write", s.timeout)),
         };
-        let [status, details, events, rest @ ..] = array(&reply)? else {
-            return Err(record::bad("ck2_write"));
-        };
-        let events = record::events(array(events)?)?;
-        let contexts = rest.first().map(int).transpose()?;
-        let contexts = contexts.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-        let outcome = self.outcome(write, text(status)?, array(details)?);
-        Ok(WriteReply {
-            outcome,
-            events,
-            contexts,
-        })
+        let timeout_ms = u64::try_from(s.timeout.as_millis()).unwrap_or(u64::MAX);
+        let decoded = wire::write_reply(
+            write,
+            &record::to_wire(&reply),
+            &s.namespace,
+            timeout_ms,
+            record::parse_json,
+        )?;
+        if decoded.lost
+            && let Some(feed) = self.feed.get()
+        {
+            feed.lost(wire::lost_message(&s.namespace));
+        }
+        Ok(decoded.reply)
     }
 
     /// How long Redis keeps a write's reply for a retry: the configured
@@ -506,121 +426,6 @@ impl RedisBackend {
             ))),
         }
     }
-
-    fn outcome(&self, write: Write, status: &str, d: &[Value]) -> Result<Committed> {
-        let id = write_id(&write).unwrap_or_default().to_owned();
-        match status {
-            "OK" => {}
-            "NOT_FOUND" => {
-                let what = match (&write, d.first()) {
-                    (Write::Restore { point_id, .. }, Some(_)) => {
-                        format!("recovery point {point_id} of context '{id}'")
-                    }
-                    _ => format!("context '{id}'"),
-                };
-                return Err(ContextError::NotFound { what });
-            }
-            "ALREADY_EXISTS" => return Err(ContextError::AlreadyExists { id }),
-            "CAPACITY_EXCEEDED" => {
-                let (what, limit) = match d {
-                    [w, l, ..] => (text(w)?.to_owned(), int(l)?),
-                    _ => ("contexts".to_owned(), 0),
-                };
-                return Err(ContextError::CapacityExceeded {
-                    what,
-                    limit: usize::try_from(limit).unwrap_or(usize::MAX),
-                });
-            }
-            "VERSION_CONFLICT" => {
-                let expected = match &write {
-                    Write::Update {
-                        expected_version, ..
-                    } => expected_version.unwrap_or(0),
-                    _ => 0,
-                };
-                let actual = d.first().map(int).transpose()?.unwrap_or(0);
-                return Err(ContextError::VersionConflict {
-                    id,
-                    expected,
-                    actual,
-                });
-            }
-            "ABORTED" => {
-                return Err(ContextError::Storage(format!(
-                    "redis: no answer within {} ms; the write was not applied",
-                    self.shared.timeout.as_millis()
-                )));
-            }
-            "EPOCH" => {
-                let why = format!(
-                    "namespace {:?} is not the one this manager joined: Redis lost its data (restarted without persistence, flushed or failed over to an empty replica)",
-                    self.shared.namespace
-                );
-                if let Some(feed) = self.feed.get() {
-                    feed.lost(why.clone());
-                }
-                return Err(ContextError::Storage(why));
-            }
-            other => return Err(record::bad(format!("status {other:?}"))),
-        }
-        Ok(match write {
-            Write::Create { data, .. } | Write::Update { data, .. } => {
-                Committed::State(record::written(&id, d, data)?)
-            }
-            Write::Restore { .. } | Write::Touch { .. } => {
-                let raw = d
-                    .get(7)
-                    .and_then(record::bytes)
-                    .ok_or_else(|| record::bad("a state with its data"))?;
-                let data = serde_json::from_slice(raw).map_err(record::bad)?;
-                Committed::State(record::written(&id, d, data)?)
-            }
-            Write::RecoveryPoint { .. } => {
-                let [pid, v, at, data, ..] = d else {
-                    return Err(record::bad("a recovery point reply"));
-                };
-                Committed::Point(Snapshot {
-                    id: int(pid)?,
-                    context_id: id,
-                    version: int(v)?,
-                    created_at_ms: int(at)?,
-                    data: serde_json::from_slice(record::bytes(data).unwrap_or(b"null"))
-                        .map_err(record::bad)?,
-                })
-            }
-            Write::Sweep { .. } | Write::Evict { .. } => {
-                let n = d.first().map(int).transpose()?.unwrap_or(0);
-                Committed::Removed(usize::try_from(n).unwrap_or(usize::MAX))
-            }
-            _ => Committed::Done,
-        })
-    }
-}
-
-fn op_name(write: &Write) -> &'static str {
-    match write {
-        Write::Create { .. } => "create",
-        Write::Update { .. } => "update",
-        Write::Delete { .. } => "delete",
-        Write::Touch { .. } => "touch",
-        Write::RecoveryPoint { .. } => "point",
-        Write::Restore { .. } => "restore",
-        Write::Sweep { .. } => "sweep",
-        Write::Evict { .. } => "evict",
-        _ => "unknown",
-    }
-}
-
-fn write_id(write: &Write) -> Option<&str> {
-    match write {
-        Write::Create { id, .. }
-        | Write::Update { id, .. }
-        | Write::Delete { id }
-        | Write::Touch { id }
-        | Write::RecoveryPoint { id, .. }
-        | Write::Restore { id, .. } => Some(id),
-        _ => None,
-    }
 }
 
 /// `INVALID_ARGUMENT` unless Redis keeps every key until it is deleted
@@ -659,59 +464,11 @@ async fn check_eviction(conn: &mut Conn, timeout: std::time::Duration) -> Result
 /// The most time a write may spend settling an unknown outcome, after its timeout.
 const SETTLE_TIME: Duration = Duration::from_millis(500);
 
-/// Counts sent to Redis stay below this (exact as a double in Lua).
-const MAX_COUNT: usize = 1 << 40;
-
-/// TTLs beyond 2^52 ms (142,000 years) are refused: Redis could not store
-/// their expiry.
-fn check_ttl(ttl_ms: Option<u64>) -> Result<Option<u64>> {
-    const MAX_TTL_MS: u64 = 1 << 52;
-    match ttl_ms {
-        Some(ttl) if ttl > MAX_TTL_MS => Err(ContextError::InvalidArgument(format!(
-            "ttl_ms is {ttl}; a shared namespace takes at most {MAX_TTL_MS}"
-        ))),
-        other => Ok(other),
-    }
-}
-
 /// 128 random bits as hex: an epoch or an operation id.
 fn random_id() -> String {
     let mut bytes = [0_u8; 16];
     getrandom::getrandom(&mut bytes).expect("the operating system's randomness");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The configuration a namespace is made with: the manager's (camelCase
-/// JSON, as the npm package writes it too) and the kind of clock.
-fn namespace_config(config: &ManagerConfig, client_clock: bool) -> serde_json::Value {
-    let mut cfg = serde_json::to_value(config).unwrap_or_default();
-    if let Some(map) = cfg.as_object_mut() {
-        let clock = if client_clock { "client" } else { "server" };
-        map.insert("clock".into(), clock.into());
-        // Sliding expiry is how this manager reads, not what the namespace
-        // holds: every touch is decided by Redis against its own state, so
-        // managers that differ here still act as one store, and a manager
-        // that only inspects (an admin tool) can read without keeping
-        // sessions alive. Namespaces made before the setting existed join too.
-        map.remove("slidingTtl");
-    }
-    cfg
-}
-
-/// The first setting in which two namespace configurations differ.
-fn difference(stored: &serde_json::Value, wanted: &serde_json::Value) -> Option<String> {
-    let (a, b) = (stored.as_object()?, wanted.as_object()?);
-    let missing = serde_json::Value::Null;
-    a.keys()
-        .chain(b.keys())
-        .find(|k| a.get(*k) != b.get(*k))
-        .map(|k| {
-            format!(
-                "{k} is {} there, {} here",
-                a.get(k).unwrap_or(&missing),
-                b.get(k).unwrap_or(&missing)
-            )
-        })
 }
 
 impl SharedBackend for RedisBackend {
@@ -739,39 +496,21 @@ impl SharedBackend for RedisBackend {
     fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>> {
         Box::pin(async move {
             let reply = self.read_fn_id("ck2_points", id).await?;
-            match array(&reply)? {
-                [status, points] if text(status)? == "OK" => array(points)?
-                    .iter()
-                    .map(|p| record::point(id, record::bytes(p).unwrap_or_default()))
-                    .collect::<Result<Vec<_>>>()
-                    .map(Some),
-                _ => Ok(None),
-            }
+            wire::points(id, &record::to_wire(&reply), record::parse_json)
         })
     }
 
     fn list(&self) -> StorageFuture<'_, Vec<Arc<ContextState>>> {
         Box::pin(async move {
             let reply = self.read_fn("ck2_live", "states").await?;
-            let mut out = Vec::new();
-            for pair in array(&reply)?.chunks(2) {
-                if let [id, raw] = pair
-                    && let Some(state) = record::state(text(id)?, raw)?
-                {
-                    out.push(state);
-                }
-            }
-            Ok(out)
+            wire::live_states(&record::to_wire(&reply), record::parse_json)
         })
     }
 
     fn list_ids(&self) -> StorageFuture<'_, Vec<String>> {
         Box::pin(async move {
             let reply = self.read_fn("ck2_live", "ids").await?;
-            array(&reply)?
-                .iter()
-                .map(|v| text(v).map(str::to_owned))
-                .collect()
+            wire::live_ids(&record::to_wire(&reply))
         })
     }
 

@@ -1,7 +1,8 @@
 //! The record format of a shared namespace in Redis, read and written as the
 //! library `native/redis/contextkit.lua` lays it out.
 
-use contextkit_core::{ContextError, ContextEvent, ContextState, Result, Snapshot};
+use contextkit_core::wire::{self, Wire};
+use contextkit_core::{ContextError, ContextEvent, ContextState, Result};
 use redis::Value;
 use std::sync::Arc;
 
@@ -33,17 +34,6 @@ pub(crate) fn int(v: &Value) -> Result<u64> {
     }
 }
 
-/// `''` for none.
-fn opt_int(v: &Value) -> Result<Option<u64>> {
-    match text(v)? {
-        "" => Ok(None),
-        s => s
-            .parse()
-            .map(Some)
-            .map_err(|_| bad(format!("{s:?} is not a number"))),
-    }
-}
-
 pub(crate) fn array(v: &Value) -> Result<&[Value]> {
     match v {
         Value::Array(items) | Value::Set(items) => Ok(items),
@@ -55,140 +45,33 @@ pub(crate) fn array(v: &Value) -> Result<&[Value]> {
     }
 }
 
-fn json<T: serde::de::DeserializeOwned>(what: &str, id: &str, raw: &[u8]) -> Result<T> {
-    serde_json::from_slice(raw).map_err(|e| {
-        ContextError::Storage(format!(
-            "the {what} of '{id}' in Redis is not valid JSON: {e}"
-        ))
-    })
+/// A reply as the library's call format reads it ([`wire`]).
+pub(crate) fn to_wire(v: &Value) -> Wire {
+    match v {
+        Value::Nil => Wire::Nil,
+        Value::Int(n) => Wire::Int(*n),
+        Value::Array(items) | Value::Set(items) => Wire::List(items.iter().map(to_wire).collect()),
+        // An empty table that went through cjson (a replayed reply) comes
+        // back as an empty map.
+        Value::Map(m) if m.is_empty() => Wire::List(Vec::new()),
+        other => match bytes(other) {
+            Some(b) => Wire::Text(String::from_utf8_lossy(b).into_owned()),
+            None => Wire::Text(format!("{other:?}")),
+        },
+    }
 }
 
-/// A context from its record, `"V R C U E T\n" + metadata + "\n" + data`
-/// (E and T empty for none); `None` for no record.
+/// JSON text read with serde_json (exact numbers: `float_roundtrip`).
+pub(crate) fn parse_json(text: &str) -> std::result::Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// A context from its record (see [`wire::state`]); `None` for no record.
 pub(crate) fn state(id: &str, record: &Value) -> Result<Option<Arc<ContextState>>> {
-    let Some(raw) = bytes(record) else {
-        return match record {
-            Value::Nil => Ok(None),
-            other => Err(bad(format!("the record of '{id}' is {other:?}"))),
-        };
-    };
-    let damaged = || ContextError::Storage(format!("the record of '{id}' in Redis is damaged"));
-    let mut lines = raw.splitn(3, |b| *b == b'\n');
-    let (Some(head), Some(metadata), Some(data)) = (lines.next(), lines.next(), lines.next())
-    else {
-        return Err(damaged());
-    };
-    let head = std::str::from_utf8(head).map_err(|_| damaged())?;
-    let mut fields = head.split(' ');
-    let mut next = || fields.next().ok_or_else(damaged);
-    let number = |s: &str| s.parse::<u64>().map_err(|_| damaged());
-    let optional = |s: &str| {
-        if s.is_empty() {
-            Ok(None)
-        } else {
-            number(s).map(Some)
-        }
-    };
-    let (v, r, c, u, e) = (next()?, next()?, next()?, next()?, next()?);
-    Ok(Some(Arc::new(ContextState {
-        id: id.to_owned(),
-        version: number(v)?,
-        revision: number(r)?,
-        created_at_ms: number(c)?,
-        updated_at_ms: number(u)?,
-        expires_at_ms: optional(e)?,
-        data: json("data", id, data)?,
-        metadata: json("metadata", id, metadata)?,
-    })))
-}
-
-/// The state a write replied with: `[version, revision, created, updated,
-/// expires, ttl, metadata]`, its data being `data`.
-pub(crate) fn written(id: &str, d: &[Value], data: serde_json::Value) -> Result<Arc<ContextState>> {
-    let [v, r, c, u, e, _ttl, m, ..] = d else {
-        return Err(bad(format!("a state of {} fields", d.len())));
-    };
-    Ok(Arc::new(ContextState {
-        id: id.to_owned(),
-        version: int(v)?,
-        revision: int(r)?,
-        created_at_ms: int(c)?,
-        updated_at_ms: int(u)?,
-        expires_at_ms: opt_int(e)?,
-        data,
-        metadata: json("metadata", id, bytes(m).ok_or_else(|| bad("no metadata"))?)?,
-    }))
-}
-
-/// A recovery point as the list of `p:<id>` holds it: `pid\nversion\ncreated\ndata`.
-pub(crate) fn point(id: &str, raw: &[u8]) -> Result<Snapshot> {
-    let mut parts = raw.splitn(4, |b| *b == b'\n');
-    let mut num = || -> Result<u64> {
-        let part = parts.next().ok_or_else(|| bad("a short recovery point"))?;
-        std::str::from_utf8(part)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("a recovery point's number"))
-    };
-    let (pid, version, created) = (num()?, num()?, num()?);
-    let data = parts
-        .next()
-        .ok_or_else(|| bad("a recovery point without data"))?;
-    Ok(Snapshot {
-        id: pid,
-        context_id: id.to_owned(),
-        version,
-        created_at_ms: created,
-        data: json("recovery point", id, data)?,
-    })
-}
-
-/// An event from its type, id, version and revision.
-pub(crate) fn event(kind: &str, id: &str, version: u64, revision: u64) -> Result<ContextEvent> {
-    let id = id.to_owned();
-    Ok(match kind {
-        "created" => ContextEvent::Created {
-            id,
-            version,
-            revision,
-        },
-        "updated" => ContextEvent::Updated {
-            id,
-            version,
-            revision,
-        },
-        "deleted" => ContextEvent::Deleted {
-            id,
-            version,
-            revision,
-        },
-        "restored" => ContextEvent::Restored {
-            id,
-            version,
-            revision,
-        },
-        "expired" => ContextEvent::Expired {
-            id,
-            version,
-            revision,
-        },
-        "evicted" => ContextEvent::Evicted {
-            id,
-            version,
-            revision,
-        },
-        other => return Err(bad(format!("an event of type {other:?}"))),
-    })
-}
-
-/// The events of a write reply: flat (type, id, version, revision) quadruples.
-pub(crate) fn events(flat: &[Value]) -> Result<Vec<ContextEvent>> {
-    flat.chunks(4)
-        .map(|q| match q {
-            [t, i, v, r] => event(text(t)?, text(i)?, int(v)?, int(r)?),
-            _ => Err(bad("a short event")),
-        })
-        .collect()
+    match record {
+        Value::Nil => Ok(None),
+        other => wire::state(id, text(other)?, parse_json).map(Some),
+    }
 }
 
 /// What an `XREAD` of one stream brought.
@@ -251,7 +134,7 @@ pub(crate) fn stream_events(reply: &Value) -> Result<StreamRead> {
                 }
             }
             if let (Some(k), Some(i), Some(v)) = (kind, id, version)
-                && let Ok(event) = event(k, i, v, revision)
+                && let Ok(event) = wire::event(k, i, v, revision)
             {
                 out.push(event);
             }
