@@ -87,7 +87,9 @@ rm "$stage/web/contextkit_wasm_bg.wasm"
 
 step "entry points and types"
 src="$root/wasm/npm"
-cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,index.d.ts,file-storage.cjs} "$stage/"
+cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,index.d.ts,file-storage.cjs,redis-backend.cjs} "$stage/"
+# The Redis library that RedisBackend loads: the Rust crate's very file.
+cp "$root/native/redis/contextkit.lua" "$stage/"
 cp "$src/index.d.ts" "$stage/index.d.mts"
 # Browsers get no FileStorage: their types leave out the lines marked Node-only.
 sed '/^\/\/ node-only:start/,/^\/\/ node-only:end/d' "$src/index.d.ts" > "$stage/browser.d.mts"
@@ -112,7 +114,7 @@ to_cjs() {
     exit 1
   fi
 }
-to_cjs support ContextError toJson encodeInto makeState copyState makeEvent makeSnapshot storageCall storageLoad guardFreed
+to_cjs support ContextError toJson encodeInto makeState copyState makeEvent makeSnapshot storageCall storageLoad sharedCall sleep guardFreed
 to_cjs storage MemoryStorage IndexedDBStorage
 printf '{ "type": "module" }\n' > "$stage/web/package.json"
 # The tools' own .gitignore files are not part of the package.

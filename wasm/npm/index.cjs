@@ -4,6 +4,7 @@ const wasm = require('./node/contextkit_wasm.js');
 const support = require('./support.cjs');
 const { MemoryStorage, IndexedDBStorage } = require('./storage.cjs');
 const { FileStorage } = require('./file-storage.cjs');
+const { RedisBackend } = require('./redis-backend.cjs');
 
 wasm.__init(support);
 // Use after free() is a ContextError (see support.js).
@@ -21,4 +22,5 @@ module.exports = {
   MemoryStorage,
   FileStorage,
   IndexedDBStorage,
+  RedisBackend,
 };

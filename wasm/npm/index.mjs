@@ -3,5 +3,5 @@
 // per process, so instanceof works across require and import.
 import contextkit from './index.cjs';
 
-export const { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage } =
+export const { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage, RedisBackend } =
   contextkit;

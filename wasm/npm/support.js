@@ -487,6 +487,62 @@ export async function storageLoad(storage) {
   return [pairs, problems];
 }
 
+/** A copy of a shared transport's reply: null, strings, integers and arrays of them, at most 8 levels deep. */
+function plainReply(v, depth = 0) {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return Number.isInteger(v) ? v : String(v);
+  if (typeof v === 'bigint') return String(v);
+  if (typeof v === 'object' && typeof v.toString === 'function' && ArrayBuffer.isView(v)) return new TextDecoder().decode(v);
+  const items = arrayCopy(v);
+  if (items === null || depth >= 8) throw new TypeError(`a reply holds ${kindOf(v)}`);
+  return items.map((item) => plainReply(item, depth + 1));
+}
+
+/**
+ * `transport[method](...args)` of a shared backend (see redis-backend.cjs) as
+ * a Promise that never rejects: `[0, reply]`, `[1, message]` (refused), `[2,
+ * message]` (no answer in time: the outcome is unknown) or `[3, message]`
+ * (refused as an invalid argument).
+ */
+export function sharedCall(transport, method, args) {
+  const name = `backend.${method}()`;
+  let started;
+  try {
+    started = Promise.resolve(Reflect.apply(transport[method], transport, args));
+  } catch (e) {
+    started = Promise.reject(e);
+  }
+  return started.then(
+    (reply) => {
+      try {
+        return [0, plainReply(reply)];
+      } catch (e) {
+        return [1, `${name} resolved to something else than a reply: ${reason(e)}`];
+      }
+    },
+    (e) => {
+      let unknown = false;
+      let code;
+      try {
+        unknown = e?.outcomeUnknown === true;
+        code = e?.code;
+      } catch {
+        // A throwing getter says nothing more.
+      }
+      return [unknown ? 2 : code === 'INVALID_ARGUMENT' ? 3 : 1, reason(e)];
+    },
+  );
+}
+
+/** A Promise that resolves after `ms` milliseconds, on a timer that keeps no process alive. */
+export function sleep(ms) {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    t?.unref?.();
+  });
+}
+
 /** Methods that return no Promise: after free() they throw instead of rejecting. */
 const SYNC_METHODS = new Set([
   'free',

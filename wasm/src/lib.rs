@@ -28,6 +28,8 @@ mod options;
 mod promise;
 mod record;
 #[cfg(target_arch = "wasm32")]
+mod shared;
+#[cfg(target_arch = "wasm32")]
 mod storage;
 mod timer;
 mod tracker;

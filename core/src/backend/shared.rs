@@ -12,6 +12,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The function of a modify: `Send` natively, where the manager's futures are.
+#[cfg(not(target_arch = "wasm32"))]
+type ModifyFn<'a> = dyn FnMut(&Value) -> Result<Value> + Send + 'a;
+#[cfg(target_arch = "wasm32")]
+type ModifyFn<'a> = dyn FnMut(&Value) -> Result<Value> + 'a;
+
 /// How many expired contexts one sweep step removes.
 const SWEEP_STEP: usize = 1_000;
 
@@ -113,7 +119,7 @@ impl Shared {
         &self,
         inner: &Inner,
         id: &str,
-        f: &mut (dyn FnMut(&Value) -> Result<Value> + Send),
+        f: &mut ModifyFn<'_>,
         attempts: u32,
     ) -> Result<Arc<ContextState>> {
         let mut attempt = 0;

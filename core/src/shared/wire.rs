@@ -33,7 +33,7 @@ pub enum Wire {
 pub type ParseJson = fn(&str) -> std::result::Result<Value, String>;
 
 /// Counts sent to the library stay below this (exact as a double in Lua).
-pub const MAX_COUNT: usize = 1 << 40;
+pub const MAX_COUNT: u64 = 1 << 40;
 
 /// TTLs beyond 2^52 ms (142,000 years) are refused: Redis could not store
 /// their expiry.
@@ -115,6 +115,14 @@ fn check_ttl(ttl_ms: Option<u64>) -> Result<String> {
     }
 }
 
+/// A count as the library takes it.
+fn count(n: usize) -> String {
+    u64::try_from(n)
+        .unwrap_or(u64::MAX)
+        .min(MAX_COUNT)
+        .to_string()
+}
+
 fn opt(n: Option<u64>) -> String {
     n.map(|n| n.to_string()).unwrap_or_default()
 }
@@ -138,7 +146,7 @@ pub fn write_args(write: &Write) -> Result<Vec<String>> {
             to_json(data)?,
             check_ttl(*ttl_ms)?,
             to_json(metadata)?,
-            (*capacity).min(MAX_COUNT).to_string(),
+            count(*capacity),
         ],
         Write::Update {
             id,
@@ -156,11 +164,11 @@ pub fn write_args(write: &Write) -> Result<Vec<String>> {
         Write::Delete { id } | Write::Touch { id } => vec![id.clone()],
         // No list holds more: keeping "all" is keeping this many.
         Write::RecoveryPoint { id, keep } => {
-            vec![id.clone(), (*keep).clamp(1, MAX_COUNT).to_string()]
+            vec![id.clone(), count((*keep).max(1))]
         }
         Write::Restore { id, point_id } => vec![id.clone(), point_id.to_string()],
-        Write::Sweep { max } => vec![(*max).clamp(1, MAX_COUNT).to_string()],
-        Write::Evict { capacity } => vec![(*capacity).min(MAX_COUNT).to_string()],
+        Write::Sweep { max } => vec![count((*max).max(1))],
+        Write::Evict { capacity } => vec![count(*capacity)],
     })
 }
 

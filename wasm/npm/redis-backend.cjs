@@ -1,0 +1,232 @@
+'use strict';
+// RedisBackend: shared mode over Redis for Node (see index.d.ts), on the
+// `redis` npm package (node-redis), an optional peer dependency.
+//
+// It runs the same Redis library as the Rust crate (contextkit.lua, shipped
+// in this package) with the same arguments and record format, so Rust and
+// Node managers on one namespace are one store. This object only moves the
+// library's calls; the wasm module decides what to call and reads the
+// replies (core/src/shared/wire.rs). Its interface towards the module, the
+// shared transport, is:
+//
+//   open()                      connect, check the server, load the library
+//   call(fn, keys, args)        FCALL/FCALL_RO of a library function; `keys`
+//                               are relative to the namespace ('meta',
+//                               'c:<id>', ...); resolves to the raw reply,
+//                               rejects with an Error whose `outcomeUnknown`
+//                               is true when no answer came in time
+//   get(id)                     the record text of live `id`, or null
+//   head()                      [epoch or null, last revision]
+//   events(after, count, block) the stream entries after revision `after`
+//                               as [revision, type, id, version], waiting up
+//                               to `block` ms when there are none
+//   close()                     disconnects
+//
+// and the properties namespace, timeoutMs, operationTtlMs, eventRetention.
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const LIBRARY_FILE = path.join(__dirname, 'contextkit.lua');
+/** Entries read at most per XREAD. */
+const BATCH = 1000;
+
+let library = null;
+function loadLibrary() {
+  if (library === null) {
+    const source = fs.readFileSync(LIBRARY_FILE, 'utf8');
+    const m = /^local LIBRARY_VERSION = '(\d+)'$/m.exec(source);
+    if (!m) throw new Error(`${LIBRARY_FILE} declares no LIBRARY_VERSION`);
+    library = { source, version: Number(m[1]) };
+  }
+  return library;
+}
+
+function namespaceProblem(ns) {
+  if (typeof ns !== 'string') return `namespace must be a string, got ${ns === null ? 'null' : typeof ns}`;
+  const bytes = Buffer.byteLength(ns);
+  if (bytes < 1 || bytes > 128) return `namespace is ${bytes} bytes; it must be 1 to 128`;
+  // Braces would change the hash tag; control characters have no place in a key.
+  // eslint-disable-next-line no-control-regex
+  if (/[{}\u0000-\u001f\u007f-\u009f]/.test(ns)) return `namespace ${JSON.stringify(ns)} contains a brace or a control character`;
+  return null;
+}
+
+function positive(name, v, fallback, max) {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
+    throw new RangeError(`RedisBackend: ${name} must be an integer from 1 to ${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+class RedisBackend {
+  #url;
+  #prefix;
+  #client = null;
+  #reader = null;
+  #lastError = null;
+  #createClient;
+
+  /**
+   * @param {object} options
+   * @param {string} options.url redis://[user:password@]host[:port][/db] (rediss:// for TLS)
+   * @param {string} options.namespace 1 to 128 bytes, no braces or control characters
+   * @param {number} [options.timeoutMs] how long one call may take before it fails with STORAGE (default 2000)
+   * @param {number} [options.operationTtlMs] how long Redis remembers a write's reply for a retry (default 60000)
+   * @param {number} [options.eventRetention] about how many events the namespace's stream keeps (default 100000)
+   * @param {Function} [options.createClient] node-redis's createClient (default: require('redis').createClient)
+   */
+  constructor(options) {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError('RedisBackend expects { url, namespace }');
+    }
+    const { url, namespace } = options;
+    if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
+      throw new TypeError(`RedisBackend: url must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
+    }
+    const problem = namespaceProblem(namespace);
+    if (problem) throw new TypeError(`RedisBackend: ${problem}`);
+    this.#url = url;
+    this.namespace = namespace;
+    this.#prefix = `ck:{${namespace}}:`;
+    this.timeoutMs = positive('timeoutMs', options.timeoutMs, 2000, 86_400_000);
+    this.operationTtlMs = positive('operationTtlMs', options.operationTtlMs, 60_000, 86_400_000 * 365);
+    this.eventRetention = positive('eventRetention', options.eventRetention, 100_000, 2 ** 40);
+    if (options.createClient !== undefined && typeof options.createClient !== 'function') {
+      throw new TypeError('RedisBackend: createClient must be a function');
+    }
+    this.#createClient = options.createClient ?? null;
+  }
+
+  #client_factory() {
+    if (this.#createClient) return this.#createClient;
+    try {
+      return require('redis').createClient;
+    } catch (e) {
+      throw new Error(`RedisBackend needs the npm package "redis" (npm install redis): ${e.message}`);
+    }
+  }
+
+  #newClient() {
+    const client = this.#client_factory()({
+      url: this.#url,
+      socket: { connectTimeout: this.timeoutMs },
+    });
+    // node-redis reconnects by itself; an error without a listener would end the process.
+    client.on('error', (e) => {
+      this.#lastError = e;
+    });
+    return client;
+  }
+
+  /** Runs `args` with the call's timeout; a timeout or a lost connection is an unknown outcome. */
+  async #send(client, args, timeoutMs = this.timeoutMs) {
+    try {
+      return await client.sendCommand(args, { abortSignal: AbortSignal.timeout(timeoutMs) });
+    } catch (e) {
+      if (e instanceof Error && /^(AbortError|TimeoutError|ClientClosedError|SocketClosedUnexpectedlyError|ConnectionTimeoutError)$/.test(e.name)) {
+        const last = this.#lastError ? `; last error: ${this.#lastError.message}` : '';
+        const err = new Error(`redis ${args[0]} ${args[1] ?? ''}: no answer within ${timeoutMs} ms${last}`);
+        err.outcomeUnknown = true;
+        throw err;
+      }
+      throw new Error(`redis ${args[0]} ${args[1] ?? ''}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  async open() {
+    const client = this.#newClient();
+    const connect = client.connect();
+    const timeout = new Promise((_, reject) => {
+      const t = setTimeout(() => reject(new Error(`redis: could not connect to ${this.#url} within ${this.timeoutMs} ms${this.#lastError ? `: ${this.#lastError.message}` : ''}`)), this.timeoutMs);
+      t.unref?.();
+      connect.finally(() => clearTimeout(t)).catch(() => {});
+    });
+    try {
+      await Promise.race([connect, timeout]);
+    } catch (e) {
+      client.destroy?.();
+      throw e;
+    }
+    this.#client = client;
+    const info = String(await this.#send(client, ['INFO', 'memory']).catch(() => ''));
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info);
+    if (policy && policy[1] !== 'noeviction') {
+      const err = new Error(`redis evicts keys under memory pressure (maxmemory-policy ${policy[1]}): a shared namespace needs noeviction, or it could lose contexts and events silently`);
+      err.code = 'INVALID_ARGUMENT';
+      throw err;
+    }
+    const lib = loadLibrary();
+    let loaded = 0;
+    try {
+      loaded = Number(await this.#send(client, ['FCALL_RO', 'ck2_version', '0']));
+    } catch (e) {
+      if (!/Function not found/i.test(e.message)) throw e;
+    }
+    // A newer release's library (more operations, the same format) stays.
+    if (!(loaded >= lib.version)) {
+      await this.#send(client, ['FUNCTION', 'LOAD', 'REPLACE', lib.source]);
+    }
+  }
+
+  call(fn, keys, args) {
+    if (this.#client === null) return Promise.reject(new Error('the redis backend is not connected'));
+    const cmd = fn === 'ck2_write' || fn === 'ck2_settle' || fn === 'ck2_join' ? 'FCALL' : 'FCALL_RO';
+    return this.#send(this.#client, [cmd, fn, String(keys.length), ...keys.map((k) => this.#prefix + k), ...args]);
+  }
+
+  async get(id) {
+    if (this.#client === null) throw new Error('the redis backend is not connected');
+    const raw = await this.#send(this.#client, ['GET', `${this.#prefix}c:${id}`]);
+    return raw === null || raw === undefined ? null : String(raw);
+  }
+
+  /** The reader's own connection: a blocking read must not hold up the calls of others. */
+  async #readerClient() {
+    if (this.#reader === null) {
+      const reader = this.#client.duplicate();
+      reader.on('error', (e) => {
+        this.#lastError = e;
+      });
+      await reader.connect();
+      this.#reader = reader;
+    }
+    return this.#reader;
+  }
+
+  async head() {
+    const reader = await this.#readerClient();
+    const [epoch, rev] = await this.#send(reader, ['HMGET', `${this.#prefix}meta`, 'epoch', 'rev']);
+    return [epoch === null ? null : String(epoch), Number(rev ?? 0)];
+  }
+
+  async events(after, count, blockMs) {
+    const reader = await this.#readerClient();
+    const args = ['XREAD', 'COUNT', String(Math.min(count, BATCH))];
+    if (blockMs > 0) args.push('BLOCK', String(blockMs));
+    args.push('STREAMS', `${this.#prefix}ev`, `${after}-0`);
+    const reply = await this.#send(reader, args, this.timeoutMs + blockMs);
+    const out = [];
+    if (reply === null) return out;
+    // RESP2: [[stream, [[id, [field, value, ...]], ...]]]
+    for (const [, entries] of reply) {
+      for (const [entryId, fields] of entries) {
+        const revision = Number(String(entryId).split('-')[0]);
+        const e = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) e[String(fields[i])] = String(fields[i + 1]);
+        out.push([revision, e.t ?? '', e.i ?? '', Number(e.v ?? 0)]);
+      }
+    }
+    return out;
+  }
+
+  async close() {
+    const clients = [this.#client, this.#reader].filter(Boolean);
+    this.#client = null;
+    this.#reader = null;
+    await Promise.all(clients.map((c) => Promise.resolve(c.destroy ? c.destroy() : c.quit()).catch(() => {})));
+  }
+}
+
+module.exports = { RedisBackend };
