@@ -1,0 +1,274 @@
+// IndexedDBShared: one shared namespace in an IndexedDB database, which any
+// number of tabs (and workers) of one origin use as one store, driven by the
+// same calls as a namespace in Redis. Every call runs the function of
+// contextkit's Redis library (native/redis/contextkit.lua) of that name, as
+// ported in idb-shared-library.js, in ONE IndexedDB transaction, and
+// resolves to the reply the Lua function gives as node-redis delivers it.
+//
+// Database: `${name}${IndexedDBShared.SUFFIX}` (IndexedDBShared.databaseName):
+// never the database of an IndexedDBStorage (owned mode) of the same name,
+// whose object store 'contexts' holds another format. The database is
+// created at version 1 with the stores below and the record 'format' =
+// FORMAT in 'meta'; open() refuses a database of that name without them.
+//
+// Redis key (namespace NS)  object store   what it holds
+// ck:{NS}:meta   hash       meta           'hash' -> { epoch, cfg, rev, pid, replays } (strings),
+//                                          'format' -> FORMAT (the schema marker)
+// ck:{NS}:c:<id> string     contexts       id -> { value: record text "V R C U E T\n" + metadata + "\n" + data,
+//                                                  pxat: ms | null }
+// ck:{NS}:p:<id> list       points         id -> { value: [point text, ...] oldest first, pxat }
+// ck:{NS}:ids    hash       ids            id -> version
+// ck:{NS}:exp    zset       exp            id -> { score: expires at, order }, index 'due' on
+//                                          [score, order]; order is the id's UTF-8 bytes as
+//                                          char codes, so ties sort as Redis sorts members
+// ck:{NS}:ev     stream     log            revision -> { t, i, v } (entry id "<revision>-0")
+// ck:{NS}:op:<op> string    ops            op -> { value: reply JSON | 'aborted', pxat }, index 'pxat'
+//
+// The server's clock (Redis's TIME) is Date.now() of the tab that makes the
+// call, read once per call, unless the call passes its time (client clock).
+// `pxat` is Redis's own key expiry (SET ... PXAT/PX, PEXPIREAT, PERSIST): a
+// key whose pxat is before the call's time reads as missing, as Redis
+// deletes it then. So with the server's clock a context with a TTL
+// disappears from every read at its expiry, and its Expired event comes
+// from a sweep or a write that meets it, as with Redis. Expired replies are
+// dropped a few per write; expired contexts and points by the library's
+// sweeps, as with Redis. The event log keeps exactly the last `maxlen`
+// entries (Redis keeps about that many); readers detect gaps by revision.
+//
+// Atomicity. A Lua function runs alone on the Redis server: nothing else
+// reads or writes between its first command and its reply. Here each call
+// is one transaction whose scope is every object store: IndexedDB runs
+// readwrite transactions with overlapping scopes one at a time, in order of
+// creation, across all connections of the origin, and a readonly one sees
+// the state between two readwrite ones, never half of one. The library code
+// awaits nothing but the requests of its own transaction, so the
+// transaction stays active from its first request to its last and commits
+// as one (an error or a thrown exception aborts it: nothing is written).
+// (Awaiting a request's promise resumes the code in a microtask of the
+// request's success event, while the transaction is still active: current
+// browsers and fake-indexeddb do this, and libraries such as idb rely on
+// it; the Chromium and Node tests in js-tests/idb-shared run every call
+// this way.) Writes are
+// acknowledged when the transaction completes, with durability 'strict'.
+//
+// Where replies may differ from Redis's: ck2_live lists ids in key order
+// (Redis in its hash's order, which callers must not rely on). A run-time
+// error of the library (Redis: "ERR user_function:<line>: <cause> script:
+// ...") rejects with a LuaError whose message is the cause. And on purpose:
+// Redis does not roll back a function that fails half-way (an argument
+// that passes the library's checks but that a Redis command then refuses,
+// such as a reply ttl of "1e3"); here such a call changes nothing.
+//
+// Events. After a transaction that committed revisions completes, a nudge
+// (the last revision) is posted on the BroadcastChannel named after the
+// database; waiters in this object are woken directly (a channel does not
+// deliver to its sender). events() registers its waiter before it reads, so
+// a nudge is not missed; if one were, the wait would time out and the next
+// read would find the entries.
+
+import { FUNCTIONS } from './idb-shared-library.js';
+import { Keys, ReplyError, STORES, request } from './idb-shared-keys.js';
+
+export { LuaError, ReplyError } from './idb-shared-keys.js';
+
+const SUFFIX = ':contextkit-shared-2';
+const FORMAT = 'contextkit shared namespace, Redis library format 2';
+
+/** Creates the stores of a new database (version 1). */
+function create(db) {
+  const meta = db.createObjectStore('meta');
+  meta.put(FORMAT, 'format');
+  for (const name of ['contexts', 'points', 'ids', 'log']) db.createObjectStore(name);
+  db.createObjectStore('exp').createIndex('due', ['score', 'order']);
+  db.createObjectStore('ops').createIndex('pxat', 'pxat');
+}
+
+export class IndexedDBShared {
+  static SUFFIX = SUFFIX;
+  static FORMAT = FORMAT;
+
+  #name;
+  #idb;
+  #keyRange;
+  #channel = null;
+  /** A Promise of the open connection, or null (opened again on the next call). */
+  #db = null;
+  #waiters = new Set();
+  #closed = false;
+
+  /** The database that holds namespace `name`. */
+  static databaseName(name) {
+    return `${name}${SUFFIX}`;
+  }
+
+  /**
+   * Opens (or creates) the shared namespace `name`.
+   * Options: `indexedDB`, `IDBKeyRange`, `BroadcastChannel` (default: the
+   * globals; without a BroadcastChannel other tabs' commits are seen when a
+   * wait times out).
+   */
+  static async open(name, { indexedDB = globalThis.indexedDB, IDBKeyRange = globalThis.IDBKeyRange, BroadcastChannel = globalThis.BroadcastChannel } = {}) {
+    if (typeof name !== 'string' || name === '') throw new TypeError('IndexedDBShared.open expects a namespace name (a non-empty string)');
+    if (!indexedDB || !IDBKeyRange) throw new Error('IndexedDBShared needs IndexedDB, which this environment does not have');
+    const shared = new IndexedDBShared(name, indexedDB, IDBKeyRange);
+    await shared.#open();
+    if (BroadcastChannel) {
+      shared.#channel = new BroadcastChannel(shared.#name);
+      shared.#channel.onmessage = () => shared.#wake();
+      // In Node, a channel would keep the process alive.
+      shared.#channel.unref?.();
+    }
+    return shared;
+  }
+
+  constructor(name, indexedDB, keyRange) {
+    this.#name = IndexedDBShared.databaseName(name);
+    this.#idb = indexedDB;
+    this.#keyRange = keyRange;
+  }
+
+  #open() {
+    if (this.#closed) return Promise.reject(new Error(`IndexedDBShared '${this.#name}' is closed`));
+    this.#db ??= (async () => {
+      const req = this.#idb.open(this.#name, 1);
+      req.onupgradeneeded = () => create(req.result);
+      const db = await request(req);
+      const stores = [...db.objectStoreNames];
+      const marked = stores.includes('meta') && (await request(db.transaction('meta').objectStore('meta').get('format'))) === FORMAT;
+      if (!marked || !STORES.every((s) => stores.includes(s))) {
+        db.close();
+        throw new Error(`IndexedDB database '${this.#name}' is not a contextkit shared namespace (no '${FORMAT}' marker)`);
+      }
+      // Someone deletes or upgrades the database: let them; the next call
+      // opens it again (a deleted namespace then answers EPOCH to writes).
+      db.onversionchange = () => {
+        db.close();
+        this.#db = null;
+      };
+      // The browser closed it (the site's data cleared): likewise.
+      db.onclose = () => {
+        this.#db = null;
+      };
+      return db;
+    })().catch((e) => {
+      this.#db = null;
+      throw e;
+    });
+    return this.#db;
+  }
+
+  /**
+   * Runs library function `fn` with ARGV `args` (strings, as the Rust client
+   * passes them) in one transaction; resolves to its reply (numbers,
+   * strings, arrays, null) or rejects with a ReplyError (an error reply) or
+   * a LuaError. `id`: for ck2_settle the operation id (its op:<op> key),
+   * otherwise unused (the context's id is in `args`).
+   */
+  async call(fn, id, args) {
+    const f = typeof fn === 'string' ? FUNCTIONS[fn] : undefined;
+    if (!f) throw new ReplyError('ERR Function not found');
+    if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
+      throw new TypeError(`IndexedDBShared.call('${fn}'): args must be an array of strings`);
+    }
+    if (fn === 'ck2_settle' && typeof id !== 'string') throw new TypeError('ck2_settle needs the operation id');
+    const db = await this.#open();
+    const { reply, revision } = await new Promise((resolve, reject) => {
+      const tx = db.transaction(STORES, f.writes ? 'readwrite' : 'readonly', f.writes ? { durability: 'strict' } : undefined);
+      const keys = new Keys(tx, Date.now(), this.#keyRange);
+      let done;
+      let failure;
+      f.run(keys, id, args)
+        .then(async (r) => {
+          if (f.writes) await keys.finish();
+          done = { reply: r, revision: keys.revision };
+        })
+        .catch((e) => {
+          failure = e;
+          try {
+            tx.abort();
+          } catch {
+            // Already finished: oncomplete or onabort reports it.
+          }
+        });
+      tx.oncomplete = () => (done ? resolve(done) : reject(failure ?? new Error(`IndexedDB transaction on '${this.#name}' ended early`)));
+      tx.onabort = () => reject(failure ?? tx.error ?? new Error(`IndexedDB transaction on '${this.#name}' was aborted`));
+    });
+    if (revision !== null) {
+      this.#channel?.postMessage(revision);
+      this.#wake();
+    }
+    return reply;
+  }
+
+  /** The record text of `id` as stored, or null: `GET ck:{NS}:c:<id>` (null from its expiry with the server's clock). */
+  async get(id) {
+    const db = await this.#open();
+    const entry = await request(db.transaction('contexts').objectStore('contexts').get(String(id)));
+    return entry !== undefined && (entry.pxat === null || Date.now() <= entry.pxat) ? entry.value : null;
+  }
+
+  /** `[epoch | null, revision]` of the namespace (revision 0 before ck2_join made it). */
+  async head() {
+    const db = await this.#open();
+    const hash = await request(db.transaction('meta').objectStore('meta').get('hash'));
+    return [hash?.epoch ?? null, Number(hash?.rev ?? 0)];
+  }
+
+  /**
+   * The log entries after revision `after`, oldest first, at most `count`:
+   * `[[revision, type, id, version], ...]`. When there are none, waits up
+   * to `blockMs` for a commit (here or in another tab) and reads once more.
+   */
+  async events(after, count, blockMs = 0) {
+    const wait = blockMs > 0 ? this.#wait(blockMs) : null;
+    const first = await this.#read(after, count).catch((e) => {
+      wait?.cancel();
+      throw e;
+    });
+    if (first.length > 0 || !wait) {
+      wait?.cancel();
+      return first;
+    }
+    await wait.promise;
+    return this.#closed ? [] : this.#read(after, count);
+  }
+
+  async #read(after, count) {
+    const db = await this.#open();
+    const log = db.transaction('log').objectStore('log');
+    const range = this.#keyRange.lowerBound(Number(after), true);
+    const n = count > 0 ? Number(count) : undefined;
+    const [revisions, entries] = await Promise.all([request(log.getAllKeys(range, n)), request(log.getAll(range, n))]);
+    return entries.map((e, i) => [revisions[i], e.t, e.i, Number(e.v)]);
+  }
+
+  /** A wait for the next nudge, at most `ms`: { promise, cancel }. */
+  #wait(ms) {
+    let wake;
+    const promise = new Promise((resolve) => {
+      const timer = setTimeout(() => wake(), ms);
+      wake = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        resolve();
+      };
+      this.#waiters.add(wake);
+    });
+    return { promise, cancel: wake };
+  }
+
+  #wake() {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** Closes the connection and the channel; waiting events() calls resolve to []. */
+  close() {
+    this.#closed = true;
+    this.#channel?.close();
+    this.#channel = null;
+    this.#wake();
+    const db = this.#db;
+    this.#db = null;
+    db?.then((d) => d.close(), () => {});
+  }
+}
