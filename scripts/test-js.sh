@@ -5,10 +5,12 @@
 # READMEs' JavaScript snippets, the session-server example, wasm memory under
 # repeated create/drop, the packed tarball with require/import/tsc, the
 # package in headless Chromium through playwright-core (IndexedDB included),
-# and the wasm-side tests with wasm-pack in headless Chrome. Exits non-zero on the first failure.
+# the IndexedDB shared-mode transport (wasm/npm/idb-shared.js) against the
+# Redis library and in Chromium, and the wasm-side tests with wasm-pack in
+# headless Chrome. Exits non-zero on the first failure.
 #
 # Needs what scripts/install-tools.sh installs (wasm target, wasm-bindgen-cli,
-# wasm-pack, chromium + chromedriver, js-tests/node_modules).
+# wasm-pack, chromium + chromedriver, redis-server, js-tests/node_modules).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -52,6 +54,14 @@ node --test js-tests/packaging/*.test.mjs
 
 step "headless Chromium (playwright-core)"
 node --test js-tests/browser/*.test.mjs
+
+# wasm/npm's ES modules are plain .js files in a package that does not say
+# "type": "module"; Node reads them as ESM after a warning, silenced here.
+step "IndexedDBShared against the Redis library (redis-server, fake-indexeddb), and its own transport promises"
+node --disable-warning=MODULE_TYPELESS_PACKAGE_JSON --test js-tests/idb-shared/differential.test.mjs js-tests/idb-shared/transport.test.mjs
+
+step "IndexedDBShared in headless Chromium: 2 and 4 pages racing on one namespace"
+node --test js-tests/idb-shared/chromium.test.mjs
 
 step "wasm-pack test --headless --chrome"
 (cd wasm && wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)")
