@@ -148,3 +148,27 @@ test('compare-and-set increments racing on 3 connections end exact; one create o
     for (const s of all) s.close();
   }
 });
+
+test("the shared-transport shape the wasm side expects (redis-backend.cjs): new + open(), namespace and options as properties, KEYS as call's second argument", async () => {
+  const indexedDB = new IDBFactory();
+  const s = new IndexedDBShared('app', { indexedDB, IDBKeyRange, eventRetention: 50 });
+  assert.equal(s.namespace, 'app');
+  assert.equal(s.eventRetention, 50);
+  assert.equal(s.timeoutMs, undefined);
+  await s.open();
+  await s.open();
+  try {
+    const [epoch] = await s.call('ck2_join', ['meta'], ['E', '{"clock":"server"}']);
+    const op = 'o1';
+    const keys = ['meta', 'ev', 'ids', 'exp', `op:${op}`, 'c:a', 'p:a'];
+    const created = await s.call('ck2_write', keys, ['create', epoch, op, '60000', '50', '', 'a', '{}', '', '{}', '9']);
+    assert.equal(created[0], 'OK');
+    // A settle names its operation by its key.
+    assert.deepEqual(await s.call('ck2_settle', ['meta', `op:${op}`], ['60000']), created);
+    assert.deepEqual(await s.call('ck2_settle', ['meta', 'op:o2'], ['60000']), ['ABORTED', [], []]);
+    assert.equal((await s.call('ck2_write', keys, ['create', epoch, 'o2', '60000', '50', '', 'b', '{}', '', '{}', '9']))[0], 'ABORTED');
+    assert.equal(await s.call('ck2_count', ['meta'], ['']), 1);
+  } finally {
+    s.close();
+  }
+});

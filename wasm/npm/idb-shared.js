@@ -4,6 +4,11 @@
 // contextkit's Redis library (native/redis/contextkit.lua) of that name, as
 // ported in idb-shared-library.js, in ONE IndexedDB transaction, and
 // resolves to the reply the Lua function gives as node-redis delivers it.
+// It is a shared transport as the wasm side expects one (the interface
+// described at the top of redis-backend.cjs: open(), call(fn, keys, args),
+// get, head, events, close, the property namespace), so
+// `ContextManager.connect(new IndexedDBShared(name), config)` can drive it
+// as it drives a RedisBackend.
 //
 // Database: `${name}${IndexedDBShared.SUFFIX}` (IndexedDBShared.databaseName):
 // never the database of an IndexedDBStorage (owned mode) of the same name,
@@ -90,6 +95,7 @@ export class IndexedDBShared {
   #name;
   #idb;
   #keyRange;
+  #channelClass;
   #channel = null;
   /** A Promise of the open connection, or null (opened again on the next call). */
   #db = null;
@@ -101,30 +107,41 @@ export class IndexedDBShared {
     return `${name}${SUFFIX}`;
   }
 
-  /**
-   * Opens (or creates) the shared namespace `name`.
-   * Options: `indexedDB`, `IDBKeyRange`, `BroadcastChannel` (default: the
-   * globals; without a BroadcastChannel other tabs' commits are seen when a
-   * wait times out).
-   */
-  static async open(name, { indexedDB = globalThis.indexedDB, IDBKeyRange = globalThis.IDBKeyRange, BroadcastChannel = globalThis.BroadcastChannel } = {}) {
-    if (typeof name !== 'string' || name === '') throw new TypeError('IndexedDBShared.open expects a namespace name (a non-empty string)');
-    if (!indexedDB || !IDBKeyRange) throw new Error('IndexedDBShared needs IndexedDB, which this environment does not have');
-    const shared = new IndexedDBShared(name, indexedDB, IDBKeyRange);
-    await shared.#open();
-    if (BroadcastChannel) {
-      shared.#channel = new BroadcastChannel(shared.#name);
-      shared.#channel.onmessage = () => shared.#wake();
-      // In Node, a channel would keep the process alive.
-      shared.#channel.unref?.();
-    }
+  /** `new IndexedDBShared(name, options)` then `open()`: resolves to the opened namespace. */
+  static async open(name, options) {
+    const shared = new IndexedDBShared(name, options);
+    await shared.open();
     return shared;
   }
 
-  constructor(name, indexedDB, keyRange) {
+  /**
+   * The shared namespace `name` (opened by open()). Options: `indexedDB`,
+   * `IDBKeyRange`, `BroadcastChannel` (default: the globals; without a
+   * BroadcastChannel other tabs' commits are seen when a wait times out),
+   * and `timeoutMs`, `operationTtlMs`, `eventRetention`, kept as properties
+   * for the wasm side, which reads them from a shared transport as from a
+   * RedisBackend (see redis-backend.cjs; unset, it uses its defaults).
+   */
+  constructor(name, { indexedDB = globalThis.indexedDB, IDBKeyRange = globalThis.IDBKeyRange, BroadcastChannel = globalThis.BroadcastChannel, timeoutMs, operationTtlMs, eventRetention } = {}) {
+    if (typeof name !== 'string' || name === '') throw new TypeError('IndexedDBShared expects a namespace name (a non-empty string)');
+    if (!indexedDB || !IDBKeyRange) throw new Error('IndexedDBShared needs IndexedDB, which this environment does not have');
+    this.namespace = name;
+    Object.assign(this, { timeoutMs, operationTtlMs, eventRetention });
     this.#name = IndexedDBShared.databaseName(name);
     this.#idb = indexedDB;
-    this.#keyRange = keyRange;
+    this.#keyRange = IDBKeyRange;
+    this.#channelClass = BroadcastChannel ?? null;
+  }
+
+  /** Opens (or creates) the database, and the channel of nudges; again: nothing more. */
+  async open() {
+    await this.#open();
+    if (this.#channelClass && !this.#channel && !this.#closed) {
+      this.#channel = new this.#channelClass(this.#name);
+      this.#channel.onmessage = () => this.#wake();
+      // In Node, a channel would keep the process alive.
+      this.#channel.unref?.();
+    }
   }
 
   #open() {
@@ -162,9 +179,13 @@ export class IndexedDBShared {
    * passes them) in one transaction; resolves to its reply (numbers,
    * strings, arrays, null) or rejects with a ReplyError (an error reply) or
    * a LuaError. `id`: for ck2_settle the operation id (its op:<op> key),
-   * otherwise unused (the context's id is in `args`).
+   * otherwise unused (the context's id is in `args`). It may also be the
+   * call's KEYS relative to the namespace (['meta', 'op:<op>'], as the wasm
+   * side passes them to a RedisBackend): ck2_settle's operation id is then
+   * taken from its second key.
    */
   async call(fn, id, args) {
+    if (Array.isArray(id)) id = fn === 'ck2_settle' && typeof id[1] === 'string' && id[1].startsWith('op:') ? id[1].slice(3) : null;
     const f = typeof fn === 'string' ? FUNCTIONS[fn] : undefined;
     if (!f) throw new ReplyError('ERR Function not found');
     if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) {
