@@ -35,6 +35,8 @@ fi
 
 step "Node benchmark, a few iterations each"
 node js-bench/bench.mjs --smoke
+step "Node benchmark over a local redis-server (contextkit, keyv, node-redis), a few calls each"
+node js-bench/redis.mjs --smoke
 step "Node memory benchmark (2,000 contexts)"
 node --expose-gc js-bench/memory.mjs --smoke
 step "benchmark smoke run passed"
