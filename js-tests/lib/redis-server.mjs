@@ -65,7 +65,7 @@ export async function startRedis({ durable = false, args = [] } = {}) {
     }
   };
   const halt = async (signal) => {
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
     child.kill(signal);
     await exited;

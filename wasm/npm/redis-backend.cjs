@@ -170,10 +170,20 @@ class RedisBackend {
     }
   }
 
-  call(fn, keys, args) {
-    if (this.#client === null) return Promise.reject(new Error('the redis backend is not connected'));
+  async call(fn, keys, args) {
+    if (this.#client === null) throw new Error('the redis backend is not connected');
     const cmd = fn === 'ck2_write' || fn === 'ck2_settle' || fn === 'ck2_join' ? 'FCALL' : 'FCALL_RO';
-    return this.#send(this.#client, [cmd, fn, String(keys.length), ...keys.map((k) => this.#prefix + k), ...args]);
+    const full = [cmd, fn, String(keys.length), ...keys.map((k) => this.#prefix + k), ...args];
+    try {
+      return await this.#send(this.#client, full);
+    } catch (e) {
+      // A server that restarted without persistence lost the library too:
+      // load it again, so that the call reaches the library and learns what
+      // else was lost (the namespace's epoch), instead of failing on this.
+      if (e.outcomeUnknown || !/Function not found/i.test(e.message)) throw e;
+      await this.#send(this.#client, ['FUNCTION', 'LOAD', 'REPLACE', loadLibrary().source]);
+      return this.#send(this.#client, full);
+    }
   }
 
   async get(id) {

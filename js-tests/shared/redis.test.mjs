@@ -1,0 +1,247 @@
+// Shared mode of the npm package over Redis: ContextManager.connect(new
+// RedisBackend(...)) against a redis-server of this test's own. Managers in
+// one process, several Node processes, and Node and Rust processes on one
+// namespace act as one store.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { startRedis } from '../lib/redis-server.mjs';
+import { createClient } from 'redis';
+import { ContextManager, ContextError, pkgDir } from '../test/helpers.mjs';
+import { createRequire } from 'node:module';
+
+// The package finds `redis` where it is installed; here it lives in js-tests.
+const { RedisBackend: Backend } = createRequire(import.meta.url)(`${pkgDir}/index.cjs`);
+class RedisBackend extends Backend {
+  constructor(options) {
+    super(options && typeof options === 'object' ? { createClient, ...options } : options);
+  }
+}
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+let redis;
+let nsCounter = 0;
+const fresh = () => `t${process.pid}-${++nsCounter}`;
+const backend = (namespace, extra = {}) => new RedisBackend({ url: redis.url, namespace, ...extra });
+const settle = () => new Promise((r) => setTimeout(r, 50));
+
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  await redis?.stop();
+});
+
+async function heardThrough(events, revision) {
+  const deadline = Date.now() + 5000;
+  while ((events.at(-1)?.revision ?? 0) < revision && Date.now() < deadline) await settle();
+}
+
+test('two managers on one namespace are one store', async () => {
+  const ns = fresh();
+  const a = await ContextManager.connect(backend(ns), { maxContexts: 10 });
+  const b = await ContextManager.connect(backend(ns), { maxContexts: 10 });
+  const heardA = [];
+  const heardB = [];
+  a.subscribe((e) => heardA.push(e));
+  b.subscribe((e) => heardB.push(e));
+  try {
+    const s = await a.createContext('cart', { items: [1, 2], note: 'é' }, { metadata: { owner: 'x' } });
+    assert.equal(s.version, 1);
+    assert.deepEqual((await b.getContext('cart')).data, { items: [1, 2], note: 'é' });
+    assert.deepEqual((await b.getContext('cart')).metadata, { owner: 'x' });
+    await assert.rejects(b.createContext('cart', {}), { code: 'ALREADY_EXISTS' });
+    const u = await b.updateContext('cart', { items: [] }, { expectedVersion: 1 });
+    assert.equal(u.version, 2);
+    assert.ok(u.revision > s.revision);
+    await assert.rejects(a.updateContext('cart', { items: [9] }, { expectedVersion: 1 }), (e) => {
+      assert.ok(e instanceof ContextError);
+      assert.equal(e.code, 'VERSION_CONFLICT');
+      return true;
+    });
+    const p = await a.createRecoveryPoint('cart');
+    await b.updateContext('cart', { items: [3] });
+    const r = await b.restoreRecoveryPoint('cart', p.id);
+    assert.deepEqual(r.data, { items: [] });
+    assert.deepEqual((await a.recoveryPoints('cart')).map((x) => x.id), [p.id]);
+    await a.deleteContext('cart');
+    await assert.rejects(b.getContext('cart'), { code: 'NOT_FOUND' });
+    const again = await b.createContext('cart', { items: [] });
+    assert.equal(again.version, 1);
+    assert.ok(again.revision > r.revision, 'a revision is never reused');
+    assert.deepEqual(await a.recoveryPoints('cart'), [], 'delete removed the points');
+    const last = (await a.getContext('cart')).revision;
+    await heardThrough(heardA, last);
+    await heardThrough(heardB, last);
+    assert.deepEqual(heardA, heardB, 'every manager hears every change, in one order');
+    assert.deepEqual(
+      heardA.map((e) => e.type),
+      ['created', 'updated', 'updated', 'restored', 'deleted', 'created'],
+    );
+  } finally {
+    a.free();
+    b.free();
+  }
+});
+
+test('modify, touch and the capacity hold across managers', async () => {
+  const ns = fresh();
+  const managers = await Promise.all([0, 1, 2, 3].map(() => ContextManager.connect(backend(ns), { maxContexts: 5 })));
+  try {
+    await managers[0].createContext('n', { n: 0 }, { ttlMs: 60_000 });
+    await Promise.all(
+      managers.flatMap((m) => Array.from({ length: 10 }, () => m.modifyContext('n', (d) => ({ n: d.n + 1 })))),
+    );
+    assert.equal((await managers[1].getContext('n')).data.n, 40);
+    const before = await managers[2].getContext('n');
+    const touched = await managers[3].touchContext('n');
+    assert.equal(touched.version, before.version);
+    const ids = Array.from({ length: 12 }, (_, i) => `c${i}`);
+    const results = await Promise.allSettled(ids.map((id, i) => managers[i % 4].createContext(id, {})));
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 4, 'exactly the room left');
+    for (const r of results) if (r.status === 'rejected') assert.equal(r.reason.code, 'CAPACITY_EXCEEDED');
+    assert.equal((await managers[0].listContextIds()).length, 5);
+  } finally {
+    for (const m of managers) m.free();
+  }
+});
+
+test('a namespace has one configuration', async () => {
+  const ns = fresh();
+  const a = await ContextManager.connect(backend(ns), { maxContexts: 10 });
+  try {
+    await assert.rejects(ContextManager.connect(backend(ns), { maxContexts: 11 }), (e) => {
+      assert.equal(e.code, 'INVALID_ARGUMENT');
+      assert.match(e.message, /maxContexts is 10 there, 11 here/);
+      return true;
+    });
+  } finally {
+    a.free();
+  }
+});
+
+test('bad backend options are refused at once', () => {
+  assert.throws(() => new RedisBackend({ url: 'http://x', namespace: 'a' }), TypeError);
+  assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a{b}' }), TypeError);
+  assert.throws(() => new RedisBackend({ url: redis.url, namespace: '' }), TypeError);
+  assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a', timeoutMs: 0 }), RangeError);
+  assert.throws(() => new RedisBackend(null), TypeError);
+});
+
+test('ContextManager.connect refuses what is not a backend', async () => {
+  await assert.rejects(ContextManager.connect({}, {}), { code: 'INVALID_ARGUMENT' });
+  await assert.rejects(ContextManager.connect(null, {}), { code: 'INVALID_ARGUMENT' });
+  // A transport whose calls resolve to nonsense: STORAGE, no panic.
+  const odd = { namespace: 'x', open: async () => {}, call: async () => ({ x: 1 }) };
+  await assert.rejects(ContextManager.connect(odd, {}), { code: 'STORAGE' });
+});
+
+test('Redis down gives STORAGE within the timeout, and the manager works again when it is back', async () => {
+  const own = await startRedis();
+  try {
+    const m = await ContextManager.connect(new RedisBackend({ url: own.url, namespace: 'down', timeoutMs: 300 }), {});
+    try {
+      await m.createContext('a', { n: 1 });
+      await own.kill();
+      const t0 = Date.now();
+      await assert.rejects(m.getContext('a'), { code: 'STORAGE' });
+      assert.ok(Date.now() - t0 < 5000, 'a dead server fails fast');
+      await own.restart();
+      // Without persistence the namespace is gone: detected, not papered over.
+      let last;
+      for (let i = 0; i < 50; i++) {
+        try {
+          await m.createContext('b', {});
+          last = null;
+          break;
+        } catch (e) {
+          last = e;
+          await settle();
+        }
+      }
+      assert.ok(last, 'a write to a namespace that lost its data must fail');
+      assert.equal(last.code, 'STORAGE');
+      assert.match(last.message, /lost its data/);
+    } finally {
+      m.free();
+    }
+  } finally {
+    await own.stop();
+  }
+});
+
+test('a connection that cannot be made fails with STORAGE', async () => {
+  const t0 = Date.now();
+  await assert.rejects(
+    ContextManager.connect(new RedisBackend({ url: 'redis://127.0.0.1:1', namespace: 'x', timeoutMs: 300 }), {}),
+    { code: 'STORAGE' },
+  );
+  assert.ok(Date.now() - t0 < 5000);
+});
+
+/** A worker process speaking the protocol of js-tests/shared/worker.mjs. */
+function worker(cmd, args) {
+  const child = spawn(cmd[0], [...cmd.slice(1), ...args], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const queue = [];
+  const waiting = [];
+  lines.on('line', (l) => (waiting.length ? waiting.shift()(l) : queue.push(l)));
+  const exited = new Promise((r) => child.once('exit', r));
+  return {
+    next: () =>
+      queue.length
+        ? Promise.resolve(queue.shift())
+        : Promise.race([
+            new Promise((r) => waiting.push(r)),
+            exited.then((code) => Promise.reject(new Error(`worker ${cmd.join(' ')} exited with ${code}`))),
+          ]),
+    send: (l) => child.stdin.write(`${l}\n`),
+    exited,
+  };
+}
+
+const NODE = [process.execPath, 'js-tests/shared/worker.mjs'];
+const RUST = ['cargo', 'run', '-q', '-p', 'contextkit', '--features', 'redis', '--example', 'shared_worker', '--'];
+
+async function race(kinds, increments, slots) {
+  const ns = fresh();
+  const room = 5;
+  const setup = await ContextManager.connect(backend(ns), { maxContexts: room + 1 });
+  await setup.createContext('counter', { n: 0 });
+  const workers = kinds.map((cmd) => worker(cmd, [redis.url, ns, String(room + 1), String(increments), String(slots)]));
+  try {
+    for (const w of workers) assert.equal(await w.next(), 'ready');
+    for (const w of workers) w.send('go');
+    const done = [];
+    for (const w of workers) done.push(JSON.parse(await w.next()).done);
+    const final = await setup.getContext('counter');
+    assert.equal(final.data.n, kinds.length * increments, 'no compare-and-set increment is lost');
+    assert.equal(done.reduce((s, d) => s + d.created, 0), room, 'exactly the room left is created');
+    for (const d of done) assert.equal(d.created + d.exists + d.full, slots);
+    const ids = await Promise.all((await setup.listContextIds()).map((id) => setup.getContext(id)));
+    assert.equal(ids.length, room + 1);
+    const last = Math.max(...ids.map((s) => s.revision));
+    for (const w of workers) w.send(String(last));
+    const logs = [];
+    for (const w of workers) logs.push(JSON.parse(await w.next()).events);
+    for (const log of logs.slice(1)) assert.deepEqual(log, logs[0], 'every process hears one sequence');
+    const updates = logs[0].filter(([t, id]) => t === 'updated' && id === 'counter').length;
+    assert.equal(updates, kinds.length * increments);
+    assert.equal(logs[0].filter(([t]) => t === 'created').length, room);
+    // Revisions strictly increase, with no gap (one commit, one revision).
+    logs[0].forEach(([, , , r], i) => i && assert.equal(r, logs[0][i - 1][3] + 1));
+    await Promise.all(workers.map((w) => w.exited));
+  } finally {
+    setup.free();
+  }
+}
+
+test('four Node processes race creates at capacity and compare-and-set increments', { timeout: 120_000 }, async () => {
+  await race([NODE, NODE, NODE, NODE], 30, 8);
+});
+
+test('Rust and Node processes on one namespace are one store', { timeout: 600_000 }, async () => {
+  await race([NODE, RUST, NODE, RUST], 30, 8);
+});
