@@ -24,9 +24,10 @@ const TEMP_AGE_MS = 60_000;
 const linux = process.platform === 'linux';
 
 /**
- * Locks this process holds or is taking, by nonce: `{ closing }`, a Promise
- * while the storage holding it is letting it go. Shared by every copy of the
- * package loaded in the process, so that two copies exclude each other too.
+ * Locks this process holds or is taking, by nonce: `{ closing }`, a function
+ * that returns a Promise while the storage holding the lock is letting it go
+ * (else null). Shared by every copy of the package loaded in the process, so
+ * that two copies exclude each other too.
  */
 const held = (globalThis[Symbol.for('contextkit.FileStorage.locks')] ??= new Map());
 /** Locks taken through this copy of the module and not yet released (released at exit). */
@@ -115,7 +116,7 @@ function liveHolder(bytes, file) {
   }
   if (h.pid === process.pid && h.processStart === processStart) {
     const mine = held.get(h.nonce);
-    return mine === undefined ? null : { who: `${who}, this process`, closing: mine.closing };
+    return mine === undefined ? null : { who: `${who}, this process`, closing: mine.closing() };
   }
   return running(h.pid, h.processStart) ? { who, closing: null } : null;
 }
@@ -234,12 +235,6 @@ class DirLock {
     this.#nonce = nonce;
   }
 
-  /** Marks the lock as being let go once `promise` settles: an opener in this process waits for it. */
-  closing(promise) {
-    const entry = held.get(this.#nonce);
-    if (entry !== undefined) entry.closing = promise;
-  }
-
   /** Removes the lock file if it still is this lock's. */
   release() {
     if (!live.delete(this)) return;
@@ -254,15 +249,17 @@ class DirLock {
 
 /**
  * Takes the lock of `dir` (which exists): resolves to a DirLock, or rejects
- * with an Error naming the directory and the holder.
+ * with an Error naming the directory and the holder. `closing()` returns a
+ * Promise while the storage taking the lock is closing (an opener in this
+ * process then waits for it instead of being refused), else null.
  */
-async function acquire(dir) {
+async function acquire(dir, closing) {
   const nonce = crypto.randomBytes(16).toString('hex');
   const me = { pid: process.pid, hostname: os.hostname(), processStart, started: Date.now(), nonce, by: 'contextkit (Node)' };
   const bytes = Buffer.from(`${JSON.stringify(me)}\n`, 'utf8');
   const file = path.join(dir, LOCK);
   const temp = path.join(dir, `${LOCK}.${nonce}.tmp`);
-  held.set(nonce, { closing: null });
+  held.set(nonce, { closing });
   try {
     try {
       fs.writeFileSync(temp, bytes, { flag: 'wx' });

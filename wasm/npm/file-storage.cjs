@@ -209,11 +209,11 @@ class FileStorage {
       return Promise.resolve();
     }
     if (this.#closing === null) {
+      // An opener in this process waits for this (see file-lock.cjs).
       this.#closing = new Promise((resolve) => this.#idle.push(resolve)).then(() => {
         this.#closing = null;
         return this.close();
       });
-      this.#lock?.closing(this.#closing);
     }
     return this.#closing;
   }
@@ -314,7 +314,7 @@ class FileStorage {
         throw new Error(`cannot create the storage directory ${this.#dir}: ${e.message}`);
       }
       if (created !== undefined) await this.#syncDir(path.dirname(created));
-      this.#lock = await acquire(this.#dir);
+      this.#lock = await acquire(this.#dir, () => this.#closing);
     })().catch((e) => {
       this.#taking = null;
       throw e;
