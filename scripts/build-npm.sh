@@ -87,7 +87,7 @@ rm "$stage/web/contextkit_wasm_bg.wasm"
 
 step "entry points and types"
 src="$root/wasm/npm"
-cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,index.d.ts,file-storage.cjs,redis-backend.cjs} "$stage/"
+cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,index.d.ts,file-storage.cjs,file-lock.cjs,redis-backend.cjs} "$stage/"
 # The Redis library that RedisBackend loads: the Rust crate's very file.
 cp "$root/native/redis/contextkit.lua" "$stage/"
 cp "$src/index.d.ts" "$stage/index.d.mts"

@@ -3,11 +3,13 @@
 # the size budget, the Node test suites (API, events, overlapping calls,
 # timers, hostile input, model-based sequences, storages, read cache), the
 # READMEs' JavaScript snippets, the session-server example, wasm memory under
-# repeated create/drop, the packed tarball with require/import/tsc, the
-# package in headless Chromium through playwright-core (IndexedDB included),
-# the IndexedDB shared-mode transport (wasm/npm/idb-shared.js) against the
-# Redis library and in Chromium, and the wasm-side tests with wasm-pack in
-# headless Chrome. Exits non-zero on the first failure.
+# repeated create/drop, FileStorage's lock across processes and against the
+# Rust crate's FileStorage (native/examples/file_interop.rs, built with
+# cargo), the packed tarball with require/import/tsc, the package in headless
+# Chromium through playwright-core (IndexedDB included), the IndexedDB
+# shared-mode transport (wasm/npm/idb-shared.js) against the Redis library and
+# in Chromium, and the wasm-side tests with wasm-pack in headless Chrome.
+# Exits non-zero on the first failure.
 #
 # Needs what scripts/install-tools.sh installs (wasm target, wasm-bindgen-cli,
 # wasm-pack, chromium + chromedriver, redis-server, js-tests/node_modules).
@@ -48,6 +50,12 @@ node --expose-gc --no-opt --test js-tests/memory/*.test.mjs
 
 step "Node: FileStorage survives 50 SIGKILLs of a writing process"
 node --test js-tests/crash/*.test.mjs
+
+step "Node: FileStorage's directory lock across processes (refusal, takeover after SIGKILL, racing takeovers)"
+node --test js-tests/lock/file-lock.test.mjs
+
+step "one FileStorage for Rust and Node: each opens the other's directory exactly, and their locks exclude each other"
+node --test js-tests/interop/file-interop.test.mjs
 
 step "packed tarball: require, import, tsc --strict"
 node --test js-tests/packaging/*.test.mjs

@@ -26,6 +26,7 @@ const scenario = `
   const dir = require('node:path').join(process.cwd(), 'contexts-' + process.pid);
   const opened = await ContextManager.open(new FileStorage(dir));
   await opened.manager.createContext('f', { on: 'disk' });
+  opened.manager.free();
   const reopened = await ContextManager.open(new FileStorage(dir));
   const memory = await ContextManager.open(new MemoryStorage());
   let idb;
@@ -45,8 +46,8 @@ test('the tarball holds exactly the package files', async () => {
   const root = path.join(dir, 'node_modules/contextkit');
   const files = [...(await readdir(root)), ...(await readdir(path.join(root, 'node'))).map((f) => `node/${f}`), ...(await readdir(path.join(root, 'web'))).map((f) => `web/${f}`)];
   assert.deepEqual(files.filter((f) => !['node', 'web'].includes(f)).sort(), [
-    'README.md', 'browser.d.mts', 'browser.mjs', 'file-storage.cjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
-    'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
+    'README.md', 'browser.d.mts', 'browser.mjs', 'contextkit.lua', 'file-lock.cjs', 'file-storage.cjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
+    'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'redis-backend.cjs', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
     'web/contextkit_wasm.js', 'web/package.json',
   ]);
   // One .wasm, and no entry point names a file the package lacks.

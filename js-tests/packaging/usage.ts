@@ -74,6 +74,7 @@ export async function usage(): Promise<void> {
   const filePath: string = files.pathOf('c/doc');
   const bulk: StorageEntries = await files.entries();
   const pairs: Array<[string, string]> = bulk.entries;
+  const closed: Promise<void> = files.close();
   const browser: ContextStorage = new IndexedDBStorage('app', 'contexts');
   const map = new Map<string, string>();
   const own: ContextStorage = {
@@ -147,5 +148,5 @@ export async function usage(): Promise<void> {
   (await ContextManager.open(own)).createContext('x', {});
 
   void [s, expires, ids, n, points, removed, stats, dirty, synced, active, cfg, evicted, tracker, all, wrong, code];
-  void [problems, dirPath, filePath, pairs, browser, nextPoint];
+  void [problems, dirPath, filePath, pairs, closed, browser, nextPoint];
 }

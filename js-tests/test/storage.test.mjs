@@ -3,6 +3,7 @@
 // shipped MemoryStorage and FileStorage, hand-written storage objects, and
 // hostile ones.
 import assert from 'node:assert/strict';
+import { cpSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -55,11 +56,22 @@ function objectStorage({ maxDelayMs = 3 } = {}) {
   };
 }
 
+/**
+ * A copy of a storage directory as it is now, without its lock: what a new
+ * process would find there if this one died at this moment (the directory
+ * itself stays locked while its manager is open).
+ */
+function copyOfDir(dir) {
+  const copy = freshDir();
+  cpSync(dir, copy, { recursive: true, filter: (src) => !path.basename(src).startsWith('contextkit.lock') });
+  return copy;
+}
+
 /** The kinds of storage every scenario runs on; `reopen` gives what a new process would get. */
 const kinds = [
   { name: 'a plain object', make: () => objectStorage(), reopen: (s) => s },
   { name: 'MemoryStorage', make: () => new MemoryStorage(), reopen: (s) => s },
-  { name: 'FileStorage', make: () => new FileStorage(freshDir()), reopen: (s) => new FileStorage(s.dir) },
+  { name: 'FileStorage', make: () => new FileStorage(freshDir()), reopen: (s) => new FileStorage(copyOfDir(s.dir)) },
 ];
 
 /** Everything a manager shows: live contexts with their recovery points, and the next recovery point id. */
@@ -405,14 +417,26 @@ describe('FileStorage', () => {
 
   test('file names are safe for any key, and keys that differ only in case or normalisation get their own files', async () => {
     const storage = new FileStorage(freshDir());
-    const keys = ['c/a', 'c/A', 'c/../../etc/passwd', 'c/con', 'c/a:b*?"<>|', 'c/\u00e9', 'c/e\u0301', 'c/\ud800', 'c/\ufffd', 'meta'];
-    for (const [i, key] of keys.entries()) await storage.put(key, String(i));
-    const names = await readdir(storage.dir);
-    assert.equal(names.length, keys.length);
-    assert.ok(names.every((n) => /^[0-9a-f]{64}\.json$/.test(n)), names.join(' '));
-    for (const [i, key] of keys.entries()) assert.equal(await storage.get(key), String(i));
+    const ids = ['a', 'A', '../../etc/passwd', 'con', 'a:b*?"<>|', '\u00e9', 'e\u0301', '\ufffd'];
+    // Context keys hold records; a record's id is inside it (the format of native/src/file.rs).
+    const record = (id) => JSON.stringify({ state: { id, version: 1 }, points: [] });
+    for (const id of ids) await storage.put(`c/${id}`, record(id));
+    await storage.put('meta', '{"nextSnapshotId":1,"nextRevision":1}');
+    // Other keys, lone surrogates included, get files of their own.
+    const others = ['app/a', 'App/a', 'c/\ud800', '\ud800', '', 'meta2'];
+    for (const [i, key] of others.entries()) await storage.put(key, `value ${i} \ud800`);
+    const names = (await readdir(storage.dir)).filter((n) => n !== 'contextkit.lock');
+    assert.equal(names.length, ids.length + 1 + others.length);
+    assert.equal(names.filter((n) => /^ctx-[0-9a-f]{64}\.json$/.test(n)).length, ids.length, names.join(' '));
+    assert.equal(names.filter((n) => /^key-[0-9a-f]{64}\.json$/.test(n)).length, others.length, names.join(' '));
+    assert.ok(names.includes('meta.json'));
+    for (const id of ids) assert.equal(await storage.get(`c/${id}`), record(id));
+    for (const [i, key] of others.entries()) assert.equal(await storage.get(key), `value ${i} \ud800`);
+    const keys = [...ids.map((id) => `c/${id}`), 'meta', ...others];
     assert.deepEqual((await storage.list()).sort(), [...keys].sort());
     assert.equal(path.dirname(storage.pathOf('c/../../x')), storage.dir);
+    await assert.rejects(storage.put('c/a', 'lone \ud800'), TypeError);
+    await storage.close();
   });
 
   test('operations on one key take effect in call order, and writes leave no temporary files', async () => {
@@ -424,18 +448,24 @@ describe('FileStorage', () => {
     await Promise.all(Array.from({ length: 200 }, (_, i) => storage.put(`k${i % 20}`, String(i))));
     for (let k = 0; k < 20; k++) assert.equal(await storage.get(`k${k}`), String(180 + k));
     assert.deepEqual((await readdir(storage.dir)).filter((n) => n.endsWith('.tmp')), []);
+    await storage.close();
   });
 
   test('a temporary file left by a crash is removed at open, and files of other programs are ignored', async () => {
     const storage = new FileStorage(freshDir());
-    await storage.put('c/x', 'not a record');
-    const stale = `${storage.pathOf('c/a')}.1234.abcdef.tmp`;
+    await storage.put('app/x', 'not a record');
+    await storage.close();
+    const stale = `${storage.pathOf('c/a')}.tmp`;
     await writeFile(stale, 'half a wri');
+    await writeFile(`${storage.dir}/meta.json.tmp`, 'half a wri');
     await writeFile(path.join(storage.dir, 'README.txt'), 'hello');
-    const { entries, problems } = await new FileStorage(storage.dir).entries();
-    assert.deepEqual(entries, [['c/x', 'not a record']]);
+    await writeFile(path.join(storage.dir, 'ctx-1.json.tmp'), 'not ours');
+    const again = new FileStorage(storage.dir);
+    const { entries, problems } = await again.entries();
+    assert.deepEqual(entries, [['app/x', 'not a record']]);
     assert.deepEqual(problems, []);
-    assert.deepEqual((await readdir(storage.dir)).sort(), [path.basename(storage.pathOf('c/x')), 'README.txt'].sort());
+    await again.close();
+    assert.deepEqual((await readdir(storage.dir)).sort(), [path.basename(storage.pathOf('app/x')), 'README.txt', 'ctx-1.json.tmp'].sort());
   });
 
   test('open refuses a storage path that is a file, naming it, with STORAGE', async () => {

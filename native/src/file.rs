@@ -1,10 +1,41 @@
 //! [`FileStorage`]: one checksummed JSON file per context, replaced atomically.
+//!
+//! # The on-disk format
+//!
+//! One format for the storage directories of this crate's `FileStorage` and
+//! of the npm package's (wasm/npm/file-storage.cjs, which refers here): a
+//! directory written by either opens in the other with the same contexts,
+//! versions, revisions, recovery points, TTLs and metadata.
+//!
+//! | name | what it holds |
+//! |---|---|
+//! | `ctx-<h>.json` | one context's [`Record`]; `<h>` is the SHA-256 of the id's UTF-8 bytes in lowercase hex, so any id gets a safe name of its own |
+//! | `meta.json` | the manager-wide [`Meta`] |
+//! | `ctx-<h>.json.tmp`, `meta.json.tmp` | a write that has not reached its rename: never acknowledged, removed at open |
+//! | `contextkit.lock`, `contextkit.lock.*` | the directory lock and its claims (see `file/lock.rs`) |
+//! | `key-<h>.json` (and `.tmp`) | the npm package only: a value stored under a key that is not contextkit's (anything but `c/<id>` and `meta`) through its storage interface; `<h>` is the SHA-256 of the key's UTF-16 code units; the value is stored as JSON `{"key":…,"value":…}` |
+//! | anything else | left alone |
+//!
+//! - Every `.json` file is the header line `contextkit <64 lowercase hex
+//!   digits>\n`, the SHA-256 of the rest, then JSON: serde_json's compact
+//!   text of the core's [`Record`] or [`Meta`] (camelCase field names), e.g.
+//!   `{"state":{"id":"a","version":1,"revision":1,"createdAtMs":…,"updatedAtMs":…,
+//!   "expiresAtMs":null,"data":{…},"metadata":{}},"ttlMs":null,"points":[{"id":1,
+//!   "createdAtMs":…,"state":{…}}],"nextSnapshotId":2}` and
+//!   `{"nextSnapshotId":2,"nextRevision":5}`. The npm package stores the text
+//!   its wasm module makes with the same serde_json code from the same types,
+//!   so both write the same bytes for the same record. The id is the record's
+//!   `state.id`; a file whose id does not hash to its name is reported as
+//!   misplaced, one whose header does not match what follows as damaged.
+//! - A write goes to `<name>.tmp`, which is fsynced, renamed over `<name>`,
+//!   and the directory is fsynced; a delete unlinks and fsyncs the directory;
+//!   a directory is created with its missing parents, each parent fsynced.
 
 use contextkit_core::{ContextError, Loaded, Meta, Record, Result, Storage, StorageFuture};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::fs::{self, File, TryLockError};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -13,10 +44,10 @@ use std::thread::{self, JoinHandle};
 /// Worker threads; each id always goes to the same one.
 const WORKERS: usize = 4;
 
+mod lock;
+
 /// The manager-wide facts.
 const META: &str = "meta.json";
-/// The file whose lock marks the directory as in use.
-const LOCK: &str = "contextkit.lock";
 /// What a write appends to the name of the file it replaces.
 const TMP: &str = ".tmp";
 /// How every file this storage writes begins, before the checksum.
@@ -40,10 +71,14 @@ type Job = Box<dyn FnOnce() + Send>;
 /// - File names are `ctx-<sha256 of the id>.json`: safe for any id (no path
 ///   traversal, no clash between ids that differ only in case or in characters
 ///   a file system rejects); the id itself is inside the file.
-/// - One `FileStorage` per directory: [`new`](Self::new) takes an exclusive
-///   lock on `contextkit.lock` in it, held until the storage is dropped (or its
-///   process dies). Dropping waits for the file work already queued, then
-///   releases the lock.
+/// - One `FileStorage` per directory, Rust's or the npm package's:
+///   [`new`](Self::new) takes the directory's lock (`contextkit.lock`, naming
+///   the holding process), held until the storage is dropped. Dropping waits
+///   for the file work already queued, then releases the lock. A lock left by
+///   a process that died (killed, crashed) is taken over, safely also when
+///   several processes try at once (the protocol is in `file/lock.rs`).
+/// - The format is the npm package's `FileStorage`'s too (see the module's
+///   documentation): a directory written by one opens in the other.
 /// - File work runs on its own threads, never on the executor. Operations on
 ///   one id run in the order they were issued, even when the future of an
 ///   earlier one was dropped.
@@ -71,8 +106,8 @@ pub struct FileStorage {
     /// other order than they took their ids and revisions: a smaller value
     /// never overwrites a larger one.
     meta_high: Arc<Mutex<Meta>>,
-    /// The locked `contextkit.lock`; closing it releases the directory.
-    _lock: File,
+    /// The directory's lock; dropping it releases the directory.
+    _lock: lock::DirLock,
 }
 
 impl fmt::Debug for FileStorage {
@@ -187,27 +222,6 @@ fn create_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Locks `dir` for one storage: `STORAGE` if another holds it.
-fn lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK);
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| storage_error("cannot open", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(storage_error(
-            "cannot open",
-            dir,
-            "in use by another FileStorage",
-        )),
-        Err(TryLockError::Error(e)) => Err(storage_error("cannot lock", &path, e)),
-    }
-}
-
 /// The deepest nesting a record file can hold: data at the limit the core
 /// accepts, inside a recovery point inside the record (four levels).
 const RECORD_DEPTH: usize = contextkit_core::MAX_DEPTH + 4;
@@ -252,12 +266,13 @@ fn read_meta(path: &Path) -> Result<Meta> {
 }
 
 impl FileStorage {
-    /// A storage in `dir`, created if missing. `STORAGE` if another
-    /// `FileStorage`, in this process or another, has the directory open.
+    /// A storage in `dir`, created if missing. `STORAGE`, naming the
+    /// directory and the holding process, if another `FileStorage` (Rust's or
+    /// the npm package's), in this process or another, has it open.
     pub fn new(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         create_dir(&dir).map_err(|e| storage_error("cannot create", &dir, e))?;
-        let lock = lock(&dir)?;
+        let lock = lock::DirLock::acquire(&dir)?;
         let mut workers = Vec::with_capacity(WORKERS);
         let mut threads = Vec::with_capacity(WORKERS);
         for i in 0..WORKERS {

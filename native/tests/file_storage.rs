@@ -70,6 +70,11 @@ fn file_of(dir: &Path, id: &str) -> PathBuf {
     path
 }
 
+/// The line of `dir`'s lock file, naming its holder.
+fn lock_holder(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(dir.join("contextkit.lock")).unwrap()).unwrap()
+}
+
 /// Replaces the first `from` in `path` by `to`, leaving the header as it was.
 fn edit(path: &Path, from: &str, to: &str) {
     let text = fs::read_to_string(path).unwrap();
@@ -474,8 +479,10 @@ async fn a_directory_has_one_file_storage_at_a_time() {
     assert_eq!(
         e.to_string(),
         format!(
-            "storage error: cannot open {}: in use by another FileStorage",
-            dir.display()
+            "storage error: cannot open {}: in use by another FileStorage (pid {} on {}, this process)",
+            dir.display(),
+            std::process::id(),
+            lock_holder(&dir)["hostname"].as_str().unwrap()
         )
     );
     // Also through a clone of the manager, which shares the storage.

@@ -1,47 +1,114 @@
 'use strict';
 // FileStorage: a ContextStorage in a directory, for Node (see index.d.ts).
+// The directory's format is the Rust crate's FileStorage's, documented at the
+// top of native/src/file.rs: a directory written by either opens in the
+// other. Its lock is file-lock.cjs (the protocol of native/src/file/lock.rs).
 
 const crypto = require('node:crypto');
 const fs = require('node:fs/promises');
 const path = require('node:path');
+const { acquire } = require('./file-lock.cjs');
 
 /** File operations at once, across keys (each key runs one at a time anyway). */
 const MAX_CONCURRENT = 64;
-/** A stored file: the SHA-256 of its key, in hex. */
-const FILE = /^[0-9a-f]{64}\.json$/;
-/** A temporary file of a write: the stored file's name, the process and a random part. */
-const TEMP = /^[0-9a-f]{64}\.json\.\d+\.[0-9a-f]+\.tmp$/;
+/** How every file begins, before the checksum: `contextkit <64 hex digits>\n`. */
+const MAGIC = 'contextkit ';
+const HEADER_LEN = MAGIC.length + 64 + 1;
+const HEX64 = /^[0-9a-f]{64}$/;
+/** The manager-wide facts (key 'meta'). */
+const META = 'meta.json';
+/** A context's record (key 'c/<id>'): the SHA-256 of the id's UTF-8. */
+const CONTEXT = /^ctx-[0-9a-f]{64}\.json$/;
+/** A value under any other key: the SHA-256 of the key's UTF-16 code units. */
+const OTHER = /^key-[0-9a-f]{64}\.json$/;
+/** A write that never reached its rename. */
+const OWN_TEMP = /^(?:meta|(?:ctx|key)-[0-9a-f]{64})\.json\.tmp$/;
+/** serde_json writes a record's id first: `{"state":{"id":"…"`. */
+const RECORD_ID = /^\{"state":\{"id":("(?:[^"\\]|\\.)*")/;
 
 const sha256 = (data, encoding) => crypto.createHash('sha256').update(data, encoding).digest('hex');
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The id of a context key `c/<id>` (as every id contextkit writes, valid Unicode), or null. */
+const contextId = (key) => (key.startsWith('c/') && key.isWellFormed() ? key.slice(2) : null);
+
+/** Whether `key` is stored as its value's text alone (contextkit's keys) rather than as a key-value pair. */
+const isOwnKey = (key) => key === 'meta' || contextId(key) !== null;
 
 /**
- * The file name of `key`: the SHA-256 of its UTF-16 code units, so every
- * string (lone surrogates included) has its own name, and names differ in no
- * way a file system could fold together (case, Unicode normalisation).
+ * The file name of `key`: `meta.json`, `ctx-<SHA-256 of the id>.json` for
+ * `c/<id>`, and for every other key `key-<SHA-256 of its UTF-16 code
+ * units>.json` (lone surrogates included), so every key has its own name
+ * and names differ in no way a file system could fold together.
  */
-const fileName = (key) => `${sha256(key, 'utf16le')}.json`;
+function fileName(key) {
+  if (key === 'meta') return META;
+  const id = contextId(key);
+  return id !== null ? `ctx-${sha256(id, 'utf8')}.json` : `key-${sha256(key, 'utf16le')}.json`;
+}
+
+/** A file's bytes: the header line with the checksum of the JSON, then the JSON. */
+function encode(key, value) {
+  const body = Buffer.from(isOwnKey(key) ? value : JSON.stringify({ key, value }), 'utf8');
+  return Buffer.concat([Buffer.from(`${MAGIC}${sha256(body)}\n`, 'latin1'), body]);
+}
 
 class Corrupt extends Error {}
 
+/** The JSON text of a file's bytes once its header matches it; `corrupt(why)` makes the error. */
+function decode(bytes, corrupt) {
+  if (bytes.length < MAGIC.length || bytes.toString('latin1', 0, MAGIC.length) !== MAGIC) throw corrupt('missing header');
+  if (bytes.length < HEADER_LEN) throw corrupt('bad header');
+  const digest = bytes.toString('latin1', MAGIC.length, HEADER_LEN - 1);
+  if (bytes[HEADER_LEN - 1] !== 0x0a || !HEX64.test(digest)) throw corrupt('bad header');
+  const json = bytes.subarray(HEADER_LEN);
+  if (sha256(json) !== digest) throw corrupt('checksum mismatch');
+  try {
+    return utf8.decode(json);
+  } catch {
+    throw corrupt('not valid UTF-8');
+  }
+}
+
+/** The id of a record's JSON text, or null. */
+function recordId(text) {
+  const m = RECORD_ID.exec(text);
+  if (m !== null) return JSON.parse(m[1]);
+  try {
+    const id = JSON.parse(text)?.state?.id;
+    return typeof id === 'string' ? id : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * A storage in a directory: one file per key, named by the SHA-256 of the key
- * (no path traversal, no collisions between keys that differ in case or in
- * characters a file system rejects). A file holds a header line with its key
- * and the SHA-256 of the value, then the value; a truncated or garbled file
- * fails the check and is reported by name.
+ * A storage in a directory, in the format of the Rust crate's FileStorage
+ * (one checksummed file per context, named by the SHA-256 of its id, plus
+ * `meta.json`): a directory written by either opens in the other.
  *
  * - A write goes to a temporary file, which is flushed to disk
  *   (`filehandle.sync()`), renamed over the old file, and the directory is
  *   flushed too: after a crash a key holds its old or its new value, never a
  *   torn one. `put` and `delete` resolve once the change is durable.
  * - Operations on one key run one at a time, in call order.
- * - The directory is created on first use.
- * - Use one FileStorage per directory at a time (one process, one object):
- *   opening a directory removes the temporary files other writers left.
+ * - The first operation creates the directory if missing and takes its lock
+ *   (`contextkit.lock`, shared with the Rust crate): while this storage holds
+ *   it, any other FileStorage, in this process or another, Node's or Rust's,
+ *   is refused. `close()` lets it go (as does `free()` of the manager opened
+ *   on it, and the end of the process); a lock left by a process that died is
+ *   taken over.
  */
 class FileStorage {
   #dir;
-  #ready = null;
+  /** A Promise of the lock while it is being taken. */
+  #taking = null;
+  /** The lock, once taken. */
+  #lock = null;
+  /** Operations called and not yet settled (close() waits for them). */
+  #pending = 0;
+  #idle = [];
+  #closing = null;
   /** Per key: a Promise that settles when the key's last queued operation has. */
   #queues = new Map();
   /** Temporary files of writes in progress, which a bulk read must leave alone. */
@@ -65,15 +132,22 @@ class FileStorage {
     return path.join(this.#dir, fileName(key));
   }
 
-  /** The value of `key`, or undefined; rejects naming the file if it is damaged. */
+  /**
+   * The value of `key`, or undefined; rejects naming the file if it is
+   * damaged. (The id inside a context's record is the manager's to check.)
+   */
   get(key) {
     return this.#queued(key, async () => {
+      const file = this.pathOf(key);
+      let bytes;
       try {
-        return (await this.#read(this.pathOf(key))).value;
+        bytes = await this.#slot(() => fs.readFile(file));
       } catch (e) {
         if (e.code === 'ENOENT') return undefined;
         throw e;
       }
+      const text = decode(bytes, corrupter(file));
+      return isOwnKey(key) ? text : pairOf(text, file).value;
     });
   }
 
@@ -82,9 +156,10 @@ class FileStorage {
     if (typeof key !== 'string' || typeof value !== 'string') {
       return Promise.reject(new TypeError('FileStorage.put expects a string key and a string value'));
     }
-    const body = Buffer.from(value, 'utf8');
-    const header = `${JSON.stringify({ key, sha256: sha256(body) })}\n`;
-    return this.#queued(key, () => this.#replace(this.pathOf(key), Buffer.concat([Buffer.from(header, 'utf8'), body])));
+    if (isOwnKey(key) && !value.isWellFormed()) {
+      return Promise.reject(new TypeError(`FileStorage.put: the value of ${JSON.stringify(key)} is not valid Unicode (it has a lone surrogate)`));
+    }
+    return this.#queued(key, () => this.#replace(this.pathOf(key), encode(key, value)));
   }
 
   /** Resolves once `key` is durably gone; deleting an absent key is not an error. */
@@ -111,21 +186,52 @@ class FileStorage {
    * reached their rename (a crash) are removed.
    */
   async entries() {
-    await this.#usable();
+    this.#pending++;
+    try {
+      await this.#open();
+      return await this.#entries();
+    } finally {
+      this.#settled();
+    }
+  }
+
+  /**
+   * Waits for the operations called so far, then lets the directory go
+   * (removes its lock). The next operation takes it again. `free()` of a
+   * manager opened on this storage calls it.
+   */
+  close() {
+    if (this.#pending === 0) {
+      const lock = this.#lock;
+      this.#lock = null;
+      this.#taking = null;
+      lock?.release();
+      return Promise.resolve();
+    }
+    if (this.#closing === null) {
+      // An opener in this process waits for this (see file-lock.cjs).
+      this.#closing = new Promise((resolve) => this.#idle.push(resolve)).then(() => {
+        this.#closing = null;
+        return this.close();
+      });
+    }
+    return this.#closing;
+  }
+
+  async #entries() {
     const names = await fs.readdir(this.#dir);
     const entries = [];
     const problems = [];
     await Promise.all(
       names.map(async (name) => {
         const file = path.join(this.#dir, name);
-        if (TEMP.test(name)) {
+        if (OWN_TEMP.test(name)) {
           if (!this.#temps.has(file)) await fs.rm(file, { force: true });
           return;
         }
-        if (!FILE.test(name)) return;
+        if (name !== META && !CONTEXT.test(name) && !OTHER.test(name)) return;
         try {
-          const { key, value } = await this.#read(file);
-          entries.push([key, value]);
+          entries.push(await this.#read(file, name));
         } catch (e) {
           if (e.code === 'ENOENT') return; // deleted meanwhile
           problems.push(e instanceof Corrupt ? e.message : `cannot read ${file}: ${e.message}`);
@@ -135,29 +241,25 @@ class FileStorage {
     return { entries, problems };
   }
 
-  /** Reads and checks one file: `{ key, value }`, or throws a Corrupt naming it. */
-  async #read(file) {
-    const bytes = await this.#slot(() => fs.readFile(file));
-    const corrupt = (why) => new Corrupt(`corrupt file ${file}: ${why}`);
-    const newline = bytes.indexOf(0x0a);
-    if (newline < 0) throw corrupt('no header line (truncated)');
-    let header;
-    try {
-      header = JSON.parse(bytes.subarray(0, newline).toString('utf8'));
-    } catch {
-      throw corrupt('the header line is not JSON (garbled)');
+  /** Reads and checks the file `name`: `[key, value]`, or throws a Corrupt naming it. */
+  async #read(file, name) {
+    const text = decode(await this.#slot(() => fs.readFile(file)), corrupter(file));
+    if (name === META) return ['meta', text];
+    if (CONTEXT.test(name)) {
+      const id = recordId(text);
+      if (id === null) throw new Corrupt(`corrupt context file ${file}: not a context record (no state.id)`);
+      const expected = fileName(`c/${id}`);
+      if (expected !== name) throw new Corrupt(`misplaced context file ${file}: it holds '${id}', whose file is ${expected}`);
+      return [`c/${id}`, text];
     }
-    if (typeof header?.key !== 'string' || typeof header.sha256 !== 'string') throw corrupt('the header line lacks its key or checksum');
-    const body = bytes.subarray(newline + 1);
-    if (sha256(body) !== header.sha256) throw corrupt('the value does not match its checksum (truncated or garbled)');
-    if (fileName(header.key) !== path.basename(file)) throw corrupt(`it holds key ${JSON.stringify(header.key)}, whose file is ${fileName(header.key)}`);
-    return { key: header.key, value: body.toString('utf8') };
+    const { key, value } = pairOf(text, file);
+    if (fileName(key) !== name) throw new Corrupt(`misplaced file ${file}: it holds key ${JSON.stringify(key)}, whose file is ${fileName(key)}`);
+    return [key, value];
   }
 
   /** Replaces `file` with `bytes` atomically and durably. */
   async #replace(file, bytes) {
-    await this.#mkdir();
-    const temp = `${file}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+    const temp = `${file}.tmp`;
     this.#temps.add(temp);
     try {
       await this.#slot(async () => {
@@ -194,28 +296,14 @@ class FileStorage {
   }
 
   /**
-   * Creates the directory if missing and checks that files can be made in
-   * it (by making and removing one), so that a manager opened on a path that
-   * is a file, or on a directory it may not write to, fails at open naming
-   * the directory instead of at each write.
+   * Creates the directory if missing (durably: its parent is flushed too)
+   * and takes its lock, unless this storage holds it. Taking the lock makes
+   * a file in the directory, so a path that is a file, or a directory this
+   * process may not write in, fails here, naming the directory.
    */
-  async #usable() {
-    await this.#mkdir();
-    const probe = path.join(this.#dir, `${'0'.repeat(64)}.json.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`);
-    this.#temps.add(probe);
-    try {
-      await (await fs.open(probe, 'wx')).close();
-      await fs.rm(probe, { force: true });
-    } catch (e) {
-      throw new Error(`cannot write in the storage directory ${this.#dir}: ${e.message}`);
-    } finally {
-      this.#temps.delete(probe);
-    }
-  }
-
-  /** Creates the directory if missing, durably (its parent is flushed too). */
-  #mkdir() {
-    this.#ready ??= (async () => {
+  #open() {
+    if (this.#lock !== null) return Promise.resolve();
+    this.#taking ??= (async () => {
       let created;
       try {
         created = await fs.mkdir(this.#dir, { recursive: true });
@@ -226,16 +314,27 @@ class FileStorage {
         throw new Error(`cannot create the storage directory ${this.#dir}: ${e.message}`);
       }
       if (created !== undefined) await this.#syncDir(path.dirname(created));
+      this.#lock = await acquire(this.#dir, () => this.#closing);
     })().catch((e) => {
-      this.#ready = null;
+      this.#taking = null;
       throw e;
     });
-    return this.#ready;
+    return this.#taking;
   }
 
-  /** Runs `op` after every operation on `key` called before it has settled. */
+  /** One operation fewer pending; wakes close() when none is left. */
+  #settled() {
+    this.#pending--;
+    if (this.#pending === 0) for (const wake of this.#idle.splice(0)) wake();
+  }
+
+  /** Runs `op` after every operation on `key` called before it has settled, with the directory held. */
   #queued(key, op) {
-    const run = (this.#queues.get(key) ?? Promise.resolve()).then(op);
+    this.#pending++;
+    const run = (this.#queues.get(key) ?? Promise.resolve()).then(async () => {
+      await this.#open();
+      return op();
+    });
     const settled = run.then(
       () => {},
       () => {},
@@ -243,6 +342,7 @@ class FileStorage {
     this.#queues.set(key, settled);
     settled.then(() => {
       if (this.#queues.get(key) === settled) this.#queues.delete(key);
+      this.#settled();
     });
     return run;
   }
@@ -261,4 +361,91 @@ class FileStorage {
   }
 }
 
-module.exports = { FileStorage };
+const corrupter = (file) => {
+  const name = path.basename(file);
+  const what = name === META ? 'meta file' : CONTEXT.test(name) ? 'context file' : 'file';
+  return (why) => new Corrupt(`corrupt ${what} ${file}: ${why}`);
+};
+
+/** The `{ key, value }` a file of another key holds. */
+function pairOf(text, file) {
+  let pair;
+  try {
+    pair = JSON.parse(text);
+  } catch {
+    pair = null;
+  }
+  if (typeof pair?.key !== 'string' || typeof pair.value !== 'string') {
+    throw new Corrupt(`corrupt file ${file}: not a {"key", "value"} pair`);
+  }
+  return pair;
+}
+
+/** `v instanceof FileStorage`, false for what cannot be asked (a revoked proxy). */
+function isFileStorage(v) {
+  try {
+    return v instanceof FileStorage;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Ties FileStorages to the managers opened on them (called once by
+ * index.cjs with the package's classes): `ContextManager.open` refuses a
+ * FileStorage that another open manager uses, with STORAGE, and `free()`
+ * (or `[Symbol.dispose]()`, or the manager being garbage-collected) closes
+ * it, letting its directory go once its writes are done.
+ */
+function closeWithManager(ContextManager, ContextError) {
+  /** Storages in use by a manager (or being opened). */
+  const inUse = new WeakSet();
+  /** Manager → its FileStorage. */
+  const storageOf = new WeakMap();
+  const letGo = (storage) => {
+    inUse.delete(storage);
+    storage.close().catch(() => {});
+  };
+  const finalizer = new FinalizationRegistry(letGo);
+  const open = ContextManager.open;
+  ContextManager.open = function open_(storage, config) {
+    if (!isFileStorage(storage)) return open.call(this, storage, config);
+    if (inUse.has(storage)) {
+      return Promise.reject(
+        new ContextError('STORAGE', `ContextManager.open: cannot open ${storage.dir}: this FileStorage is in use by another ContextManager; free() that one first`),
+      );
+    }
+    inUse.add(storage);
+    return open.call(this, storage, config).then(
+      (opened) => {
+        storageOf.set(opened.manager, storage);
+        finalizer.register(opened.manager, storage, opened.manager);
+        return opened;
+      },
+      (e) => {
+        letGo(storage);
+        throw e;
+      },
+    );
+  };
+  Object.defineProperty(ContextManager.open, 'name', { value: 'open' });
+  const proto = ContextManager.prototype;
+  for (const key of ['free', Symbol.dispose]) {
+    const method = proto[key];
+    if (typeof method !== 'function') continue;
+    const wrapped = function () {
+      const result = method.call(this);
+      const storage = storageOf.get(this);
+      if (storage !== undefined) {
+        storageOf.delete(this);
+        finalizer.unregister(this);
+        letGo(storage);
+      }
+      return result;
+    };
+    Object.defineProperty(wrapped, 'name', { value: method.name });
+    proto[key] = wrapped;
+  }
+}
+
+module.exports = { FileStorage, closeWithManager };

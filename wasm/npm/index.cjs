@@ -3,7 +3,7 @@
 const wasm = require('./node/contextkit_wasm.js');
 const support = require('./support.cjs');
 const { MemoryStorage, IndexedDBStorage } = require('./storage.cjs');
-const { FileStorage } = require('./file-storage.cjs');
+const { FileStorage, closeWithManager } = require('./file-storage.cjs');
 const { RedisBackend } = require('./redis-backend.cjs');
 
 wasm.__init(support);
@@ -13,6 +13,8 @@ const { ContextManager, ContextTracker, ContextAdapter } = support.guardFreed({
   ContextTracker: wasm.ContextTracker,
   ContextAdapter: wasm.ContextAdapter,
 });
+// A FileStorage serves one open manager, and free() lets its directory go.
+closeWithManager(ContextManager, support.ContextError);
 
 module.exports = {
   ContextManager,

@@ -423,17 +423,28 @@ export declare class MemoryStorage implements ContextStorage {
 
 // node-only:start (browser.d.mts is this file without the lines up to node-only:end)
 /**
- * A storage in a directory, for Node (not exported in browsers): one file per
- * key, named by the SHA-256 of the key (safe for any key), replaced atomically
+ * A storage in a directory, for Node (not exported in browsers), in the
+ * on-disk format of the Rust crate's `FileStorage`: a directory written by
+ * either opens in the other with the same contexts. One file per context,
+ * named by the SHA-256 of its id (safe for any id), replaced atomically
  * (temporary file, fsync, rename, fsync of the directory). A file that is
  * truncated or garbled fails its checksum: open() reports it by path and
- * loads the rest. Use one FileStorage per directory at a time.
+ * loads the rest.
+ *
+ * The first operation takes the directory's lock (`contextkit.lock`, which
+ * names the holding process), shared with the Rust crate: while it is held,
+ * another FileStorage on the directory (in this process or another, Node's or
+ * Rust's) is refused, and `ContextManager.open` rejects with STORAGE naming
+ * the directory and the holder (`pid 123 on host`). The lock goes with
+ * `close()`, with `free()` of the manager opened on this storage, and with
+ * the end of the process; a lock left by a process that died (killed,
+ * crashed) is taken over. A FileStorage serves one open manager at a time.
  */
 export declare class FileStorage implements ContextStorage {
   /**
    * The directory is created on first use. `ContextManager.open` rejects
    * with STORAGE naming the directory if it is a file, or one it cannot
-   * create files in (read-only).
+   * create files in (read-only), or if another FileStorage holds it.
    */
   constructor(dir: string);
   /** The directory, as an absolute path. */
@@ -445,6 +456,12 @@ export declare class FileStorage implements ContextStorage {
   delete(key: string): Promise<void>;
   list(): Promise<string[]>;
   entries(): Promise<StorageEntries & { problems: string[] }>;
+  /**
+   * Waits for the operations called so far, then lets the directory go
+   * (removes its lock); the next operation takes it again. `free()` of the
+   * manager opened on this storage calls it.
+   */
+  close(): Promise<void>;
 }
 // node-only:end
 
