@@ -57,6 +57,11 @@ node --test js-tests/lock/file-lock.test.mjs
 step "one FileStorage for Rust and Node: each opens the other's directory exactly, and their locks exclude each other"
 node --test js-tests/interop/file-interop.test.mjs
 
+step "shared mode over Redis: managers, Node processes, and Node with Rust processes on one namespace"
+# The Rust side of the cross-language race, built before the clock of the test starts.
+cargo build -q -p contextkit --features redis --example shared_worker
+node --test js-tests/shared/redis.test.mjs
+
 step "packed tarball: require, import, tsc --strict"
 node --test js-tests/packaging/*.test.mjs
 

@@ -92,7 +92,7 @@ test('require and import in one program share one module and one ContextError', 
   assert.deepEqual(JSON.parse(stdout), { sameClass: true, sameError: true, tracker: true });
 });
 
-const imports = `import { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage } from 'contextkit';
+const imports = `import { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage, RedisBackend } from 'contextkit';
 import type { ContextEvent, ContextState, ContextStorage, OpenedManager, Snapshot, Stats, StorageEntries, ResolvedAdapterConfig } from 'contextkit';
 `;
 

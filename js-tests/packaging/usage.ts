@@ -150,3 +150,14 @@ export async function usage(): Promise<void> {
   void [s, expires, ids, n, points, removed, stats, dirty, synced, active, cfg, evicted, tracker, all, wrong, code];
   void [problems, dirPath, filePath, pairs, closed, browser, nextPoint];
 }
+
+// Shared mode over Redis (Node): connect() resolves to a manager.
+const backend = new RedisBackend({ url: 'redis://127.0.0.1:6379', namespace: 'app', timeoutMs: 500 });
+const ns: string = backend.namespace;
+const sharedManager: Promise<ContextManager> = ContextManager.connect(backend, { maxContexts: 10 });
+void ns;
+void sharedManager;
+// @ts-expect-error a RedisBackend needs a namespace
+new RedisBackend({ url: 'redis://127.0.0.1:6379' });
+// @ts-expect-error connect takes a shared backend, not a storage
+ContextManager.connect(new MemoryStorage());

@@ -198,6 +198,7 @@ function worker(cmd, args) {
             exited.then((code) => Promise.reject(new Error(`worker ${cmd.join(' ')} exited with ${code}`))),
           ]),
     send: (l) => child.stdin.write(`${l}\n`),
+    kill: () => child.kill('SIGKILL'),
     exited,
   };
 }
@@ -234,6 +235,7 @@ async function race(kinds, increments, slots) {
     logs[0].forEach(([, , , r], i) => i && assert.equal(r, logs[0][i - 1][3] + 1));
     await Promise.all(workers.map((w) => w.exited));
   } finally {
+    for (const w of workers) w.kill();
     setup.free();
   }
 }

@@ -62,3 +62,5 @@ for await (const line of createInterface({ input: process.stdin })) {
   }
 }
 m.free();
+// An open stdin would keep the process alive.
+process.exit(0);

@@ -1,6 +1,7 @@
 // Prints the exact size of the release .wasm of the npm package, raw and
-// gzipped, and fails if it is over budget: 300 KB raw, 110 KB gzipped
-// (KB = 1,000 bytes). With --write, also replaces the "## wasm size" section
+// gzipped, and fails if it is over budget: 400 KB raw, 160 KB gzipped
+// (KB = 1,000 bytes; 300/110 before shared mode joined the package: see
+// BENCHMARKS.md, "What shared mode costs the .wasm"). With --write, also replaces the "## wasm size" section
 // of BENCHMARKS.md with the figures.
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const pkg = path.resolve(process.env.CONTEXTKIT_PKG ?? path.join(root, 'wasm/pkg'));
-const LIMITS = { raw: 300_000, gzip: 110_000 };
+const LIMITS = { raw: 400_000, gzip: 160_000 };
 
 const rows = [];
 // One .wasm serves both builds (node/ and web/ glue).
@@ -35,7 +36,7 @@ if (process.argv.includes('--write')) {
     '',
     'The release `.wasm` of the npm package `contextkit` (profile `wasm-release`,',
     'then `wasm-opt -Oz`), as built by `scripts/build-npm.sh` and measured by',
-    '`node js-tests/size/size.mjs` (budget: 300 KB raw, 110 KB gzipped; KB = 1,000 bytes).',
+    '`node js-tests/size/size.mjs` (budget: 400 KB raw, 160 KB gzipped; KB = 1,000 bytes).',
     '',
     table,
     '',

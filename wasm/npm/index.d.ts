@@ -251,6 +251,18 @@ export declare class ContextManager {
    * Rejects with STORAGE if the storage cannot be read at all.
    */
   static open(storage: ContextStorage, config?: ManagerConfig): Promise<OpenedManager>;
+  /**
+   * A manager in shared mode on `backend`'s namespace (a `RedisBackend` in
+   * Node): every manager of the namespace, in any process (Rust's included),
+   * acts as one store with this manager's contract. The backend decides each
+   * write atomically, each state and event carries the namespace-wide
+   * revision, and subscribers hear every manager's changes in one order.
+   * Makes the namespace with `config` if it does not exist; INVALID_ARGUMENT
+   * naming the difference if it was made with another configuration; STORAGE
+   * if the backend cannot be reached within its timeout. `free()` closes the
+   * backend's connections.
+   */
+  static connect(backend: SharedBackend, config?: ManagerConfig): Promise<ContextManager>;
   /** Creates `id` at version 1. ALREADY_EXISTS if present; CAPACITY_EXCEEDED when full. */
   createContext<T extends object>(id: string, data: T & JsonData<T>, options?: CreateOptions): Promise<ContextState<T>>;
   /**
@@ -421,6 +433,18 @@ export declare class MemoryStorage implements ContextStorage {
   readonly size: number;
 }
 
+/**
+ * What `ContextManager.connect` drives: an object that runs the calls of
+ * contextkit's Redis library (see redis-backend.cjs for the interface).
+ * `RedisBackend` is one.
+ */
+export interface SharedBackend {
+  readonly namespace: string;
+  readonly timeoutMs?: number;
+  readonly operationTtlMs?: number;
+  readonly eventRetention?: number;
+}
+
 // node-only:start (browser.d.mts is this file without the lines up to node-only:end)
 /**
  * A storage in a directory, for Node (not exported in browsers), in the
@@ -462,6 +486,42 @@ export declare class FileStorage implements ContextStorage {
    * manager opened on this storage calls it.
    */
   close(): Promise<void>;
+}
+/** Options of a `RedisBackend`. */
+export interface RedisBackendOptions {
+  /** `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. */
+  url: string;
+  /** The namespace: 1 to 128 bytes, no braces or control characters. */
+  namespace: string;
+  /** How long one call may take before it fails with STORAGE (default 2000). */
+  timeoutMs?: number;
+  /** How long Redis keeps a write's reply for a retry of it (default 60000). */
+  operationTtlMs?: number;
+  /** About how many events the namespace's stream keeps (default 100000). */
+  eventRetention?: number;
+  /** node-redis's `createClient` (default: the one of the `redis` package this package finds). */
+  createClient?: (options: { url: string; socket?: object }) => unknown;
+}
+
+/**
+ * Shared mode over Redis 7+ for Node, on the npm package `redis`
+ * (node-redis, an optional peer dependency: `npm install redis`). It runs
+ * the same Redis library (`contextkit.lua`, shipped in this package) and
+ * record format as the Rust crate's `RedisBackend`, so Rust and Node
+ * managers on one namespace are one store. Keys of a namespace share one
+ * hash tag (`ck:{namespace}:...`). A write whose answer is lost is settled
+ * exactly (an operation id makes a retry or a late copy a no-op); a Redis
+ * that lost the namespace (restarted without persistence) is reported as
+ * STORAGE, not papered over. The server must keep every key
+ * (`maxmemory-policy noeviction`): connect refuses one that evicts.
+ */
+export declare class RedisBackend implements SharedBackend {
+  /** Checks the options (TypeError, RangeError); connects when a manager connects. */
+  constructor(options: RedisBackendOptions);
+  readonly namespace: string;
+  readonly timeoutMs: number;
+  readonly operationTtlMs: number;
+  readonly eventRetention: number;
 }
 // node-only:end
 

@@ -346,7 +346,7 @@ async fn read_events(s: Rc<Settings>, feed: EventFeed) {
         }
         if rev + 1 < next {
             feed.lost(format!(
-                "namespace {:?} went back to revision {rev} after this manager saw {}: the store lost acknowledged writes",
+                "namespace '{}' went back to revision {rev} after this manager saw {}: the store lost acknowledged writes",
                 s.namespace,
                 next - 1
             ));

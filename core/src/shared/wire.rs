@@ -44,11 +44,21 @@ pub(crate) fn bad(what: impl std::fmt::Display) -> ContextError {
 }
 
 impl Wire {
+    /// What the reply is, for messages.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Nil => "nil",
+            Self::Int(_) => "an integer",
+            Self::Text(_) => "text",
+            Self::List(_) => "an array",
+        }
+    }
+
     /// The text of a string reply.
     pub fn text(&self) -> Result<&str> {
         match self {
             Self::Text(s) => Ok(s),
-            other => Err(bad(format!("{other:?} is not text"))),
+            other => Err(bad(format!("{} where text belongs", other.kind()))),
         }
     }
 
@@ -56,8 +66,8 @@ impl Wire {
     pub fn int(&self) -> Result<u64> {
         match self {
             Self::Int(n) => u64::try_from(*n).map_err(|_| bad(n)),
-            Self::Text(s) => s.parse().map_err(|_| bad(format!("{s:?} is not a number"))),
-            other => Err(bad(format!("{other:?} is not a number"))),
+            Self::Text(s) => s.parse().map_err(|_| bad(format!("'{s}' is not a number"))),
+            other => Err(bad(format!("{} where a number belongs", other.kind()))),
         }
     }
 
@@ -74,7 +84,7 @@ impl Wire {
         match self {
             Self::List(items) => Ok(items),
             Self::Nil => Ok(&[]),
-            other => Err(bad(format!("{other:?} is not an array"))),
+            other => Err(bad(format!("{} where an array belongs", other.kind()))),
         }
     }
 }
@@ -176,7 +186,7 @@ pub fn write_args(write: &Write) -> Result<Vec<String>> {
 /// manager joined.
 pub fn lost_message(namespace: &str) -> String {
     format!(
-        "namespace {namespace:?} is not the one this manager joined: the store lost its data (restarted without persistence, flushed or failed over to an empty replica)"
+        "namespace '{namespace}' is not the one this manager joined: the store lost its data (restarted without persistence, flushed or failed over to an empty replica)"
     )
 }
 
@@ -278,7 +288,7 @@ fn outcome(
             )));
         }
         "EPOCH" => return Err(ContextError::Storage(lost_message(namespace))),
-        other => return Err(bad(format!("status {other:?}"))),
+        other => return Err(bad(format!("status '{other}'"))),
     }
     let json = |what: &str, w: &Wire| -> Result<Value> {
         parse(w.text()?).map_err(|e| {
@@ -475,7 +485,7 @@ pub fn event(kind: &str, id: &str, version: u64, revision: u64) -> Result<Contex
             version,
             revision,
         },
-        other => return Err(bad(format!("an event of type {other:?}"))),
+        other => return Err(bad(format!("an event of type '{other}'"))),
     })
 }
 
@@ -519,12 +529,12 @@ pub fn joined(
     };
     let stored = parse(stored.text()?).map_err(|e| {
         ContextError::Storage(format!(
-            "namespace {namespace:?} has an unreadable configuration: {e}"
+            "namespace '{namespace}' has an unreadable configuration: {e}"
         ))
     })?;
     if let Some(diff) = difference(&stored, wanted) {
         return Err(ContextError::InvalidArgument(format!(
-            "namespace {namespace:?} was made with another configuration: {diff}"
+            "namespace '{namespace}' was made with another configuration: {diff}"
         )));
     }
     Ok((epoch.text()?.to_owned(), revision.int()?))
