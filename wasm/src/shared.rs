@@ -121,6 +121,9 @@ struct Settings {
     operation_ttl_ms: u64,
     event_retention: u64,
     epoch: RefCell<String>,
+    /// Operation ids: 64 random bits of this manager, then a count.
+    op_prefix: String,
+    ops: std::cell::Cell<u64>,
 }
 
 impl Drop for Settings {
@@ -167,7 +170,9 @@ impl JsShared {
 
     async fn write_call(&self, write: Write) -> Result<WriteReply> {
         let s = &self.settings;
-        let op = random_id();
+        let n = s.ops.get() + 1;
+        s.ops.set(n);
+        let op = format!("{}{n:x}", s.op_prefix);
         let mut keys = vec![
             "meta".to_owned(),
             "ev".to_owned(),
@@ -437,6 +442,8 @@ impl Manager {
                 event_retention: option(&backend, "eventRetention", 100_000, 1 << 40)?,
                 transport: backend,
                 epoch: RefCell::new(String::new()),
+                op_prefix: random_id()[..16].to_owned() + "-",
+                ops: std::cell::Cell::new(0),
             })
         })();
         let settings = match settings {
