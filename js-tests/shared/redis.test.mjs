@@ -172,6 +172,50 @@ test('Redis down gives STORAGE within the timeout, and the manager works again w
   }
 });
 
+/** A RedisBackend whose next write's answer is lost: `ran` says whether the write reached Redis first. */
+class LosingBackend extends RedisBackend {
+  lose = null;
+  async call(fn, keys, args) {
+    const lose = fn === 'ck2_write' ? this.lose : null;
+    if (!lose) return super.call(fn, keys, args);
+    this.lose = null;
+    if (lose.ran) await super.call(fn, keys, args);
+    const e = new Error('the connection dropped before the answer');
+    e.outcomeUnknown = true;
+    throw e;
+  }
+}
+
+test('a write whose answer is lost is settled exactly: applied once, or not at all', async () => {
+  const ns = fresh();
+  const b = new LosingBackend({ url: redis.url, namespace: ns });
+  const m = await ContextManager.connect(b, {});
+  const other = await ContextManager.connect(backend(ns), {});
+  try {
+    await m.createContext('n', { n: 0 });
+    // It ran, its answer was lost: the settle replays its own reply.
+    b.lose = { ran: true };
+    const s = await m.updateContext('n', { n: 1 }, { expectedVersion: 1 });
+    assert.equal(s.version, 2);
+    assert.equal((await other.getContext('n')).version, 2, 'applied once');
+    // It never reached Redis: the settle marks it, and the call says so.
+    b.lose = { ran: false };
+    await assert.rejects(m.updateContext('n', { n: 2 }, { expectedVersion: 2 }), (e) => {
+      assert.equal(e.code, 'STORAGE');
+      assert.match(e.message, /not applied/);
+      return true;
+    });
+    const now = await other.getContext('n');
+    assert.equal(now.version, 2);
+    assert.deepEqual(now.data, { n: 1 });
+    // The manager goes on.
+    assert.equal((await m.updateContext('n', { n: 2 }, { expectedVersion: 2 })).version, 3);
+  } finally {
+    m.free();
+    other.free();
+  }
+});
+
 test('a connection that cannot be made fails with STORAGE', async () => {
   const t0 = Date.now();
   await assert.rejects(

@@ -60,6 +60,14 @@ function positive(name, v, fallback, max) {
   return v;
 }
 
+/** Whether `e` is an error reply of the server (it answered), as node-redis's ErrorReply and its subclasses. */
+function isErrorReply(e) {
+  for (let p = e; p !== null && typeof p === 'object'; p = Object.getPrototypeOf(p)) {
+    if (p.constructor?.name === 'ErrorReply') return true;
+  }
+  return false;
+}
+
 class RedisBackend {
   #url;
   #prefix;
@@ -120,18 +128,17 @@ class RedisBackend {
     return client;
   }
 
-  /** Runs `args` with the call's timeout; a timeout or a lost connection is an unknown outcome. */
+  /** Runs `args` with the call's timeout; no answer (a timeout, a lost connection) is an unknown outcome. */
   async #send(client, args, timeoutMs = this.timeoutMs) {
     try {
-      return await client.sendCommand(args, { abortSignal: AbortSignal.timeout(timeoutMs) });
+      return await client.sendCommand(args, { timeout: timeoutMs });
     } catch (e) {
-      if (e instanceof Error && /^(AbortError|TimeoutError|ClientClosedError|SocketClosedUnexpectedlyError|ConnectionTimeoutError)$/.test(e.name)) {
-        const last = this.#lastError ? `; last error: ${this.#lastError.message}` : '';
-        const err = new Error(`redis ${args[0]} ${args[1] ?? ''}: no answer within ${timeoutMs} ms${last}`);
-        err.outcomeUnknown = true;
-        throw err;
-      }
-      throw new Error(`redis ${args[0]} ${args[1] ?? ''}: ${e instanceof Error ? e.message : String(e)}`);
+      const what = `redis ${args[0]} ${args[1] ?? ''}`;
+      if (isErrorReply(e)) throw new Error(`${what}: ${e.message}`);
+      const last = this.#lastError ? `; last error: ${this.#lastError.message}` : '';
+      const err = new Error(`${what}: no answer within ${timeoutMs} ms (${e instanceof Error ? e.message : String(e)})${last}`);
+      err.outcomeUnknown = true;
+      throw err;
     }
   }
 
