@@ -55,7 +55,7 @@ step "Node: FileStorage's directory lock across processes (refusal, takeover aft
 node --test js-tests/lock/file-lock.test.mjs
 
 step "one FileStorage for Rust and Node: each opens the other's directory exactly, and their locks exclude each other"
-node --test js-tests/interop/file-interop.test.mjs
+node --test js-tests/interop/file-interop.test.mjs js-tests/interop/earlier-format.test.mjs
 
 step "shared mode over Redis: managers, Node processes, and Node with Rust processes on one namespace"
 # The Rust side of the cross-language race, built before the clock of the test starts.

@@ -24,6 +24,12 @@ const OTHER = /^key-[0-9a-f]{64}\.json$/;
 /** A write that never reached its rename. */
 const OWN_TEMP = /^(?:meta|(?:ctx|key)-[0-9a-f]{64})\.json\.tmp$/;
 /** serde_json writes a record's id first: `{"state":{"id":"…"`. */
+/**
+ * A file of the npm package's format before it took the Rust crate's: the
+ * SHA-256 of the key's UTF-16 code units, a header line `{"key","sha256"}`,
+ * then the value. Opening a directory moves such files to the current format.
+ */
+const OLD_FILE = /^[0-9a-f]{64}\.json$/;
 const RECORD_ID = /^\{"state":\{"id":("(?:[^"\\]|\\.)*")/;
 
 const sha256 = (data, encoding) => crypto.createHash('sha256').update(data, encoding).digest('hex');
@@ -222,11 +228,16 @@ class FileStorage {
     const names = await fs.readdir(this.#dir);
     const entries = [];
     const problems = [];
+    const old = [];
     await Promise.all(
       names.map(async (name) => {
         const file = path.join(this.#dir, name);
         if (OWN_TEMP.test(name)) {
           if (!this.#temps.has(file)) await fs.rm(file, { force: true });
+          return;
+        }
+        if (OLD_FILE.test(name)) {
+          old.push(file);
           return;
         }
         if (name !== META && !CONTEXT.test(name) && !OTHER.test(name)) return;
@@ -238,7 +249,48 @@ class FileStorage {
         }
       }),
     );
+    if (old.length > 0) await this.#migrate(old, entries, problems);
     return { entries, problems };
+  }
+
+  /**
+   * Moves files of the package's earlier format (OLD_FILE) to the current
+   * one: each is checked (header, checksum, name), written in the current
+   * format (durably, unless a file of the current format has its key
+   * already: that one was written later, or by an earlier move), then
+   * removed. A file that fails its check stays where it is and is reported.
+   */
+  async #migrate(files, entries, problems) {
+    const present = new Set(entries.map(([key]) => key));
+    for (const file of files) {
+      let key;
+      let value;
+      try {
+        const bytes = await this.#slot(() => fs.readFile(file));
+        const newline = bytes.indexOf(10);
+        const header = newline < 0 ? null : JSON.parse(bytes.subarray(0, newline).toString('utf8'));
+        const body = newline < 0 ? null : bytes.subarray(newline + 1);
+        if (typeof header?.key !== 'string' || typeof header.sha256 !== 'string' || sha256(body) !== header.sha256) {
+          throw new Corrupt(`corrupt file ${file} of the earlier format: its header or checksum does not match (left in place)`);
+        }
+        if (`${sha256(header.key, 'utf16le')}.json` !== path.basename(file)) {
+          throw new Corrupt(`misplaced file ${file} of the earlier format: it holds key ${JSON.stringify(header.key)} (left in place)`);
+        }
+        key = header.key;
+        value = utf8.decode(body);
+      } catch (e) {
+        if (e.code === 'ENOENT') continue;
+        problems.push(e instanceof Corrupt ? e.message : `cannot move ${file} of the earlier format: ${e.message}`);
+        continue;
+      }
+      if (!present.has(key)) {
+        await this.#queued(key, () => this.#replace(this.pathOf(key), encode(key, value)));
+        entries.push([key, value]);
+        present.add(key);
+      }
+      await fs.rm(file, { force: true });
+    }
+    await this.#syncDir();
   }
 
   /** Reads and checks the file `name`: `[key, value]`, or throws a Corrupt naming it. */
