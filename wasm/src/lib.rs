@@ -22,7 +22,8 @@ mod convert;
 mod error;
 mod events;
 mod host;
-mod json;
+// The JSON parser, in its own crate with its own tests and fuzz target.
+use contextkit_json as json;
 mod manager;
 mod options;
 mod promise;

@@ -15,18 +15,28 @@
 
 mod float;
 
+/// The double nearest to `text`, a number in JSON's grammar (`-`, digits,
+/// an optional fraction and exponent), correctly rounded; ±infinity past the
+/// largest double. (For differential fuzzing against `str::parse`.)
+pub fn parse_f64(text: &str) -> f64 {
+    float::parse(text.as_bytes())
+}
+
 use serde_json::{Map, Number, Value};
 use std::fmt;
 
 /// Why a text was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Error {
+pub enum Error {
     /// More containers nested than the limit, which it holds.
     TooDeep(usize),
     /// Not JSON: what is wrong, and where (line and column from 1, in bytes).
     Invalid {
+        /// What is wrong ("expected a value").
         what: &'static str,
+        /// The line, from 1.
         line: usize,
+        /// The column in bytes, from 1.
         column: usize,
     },
 }
@@ -53,7 +63,7 @@ impl fmt::Display for Error {
 /// Integers without fraction or exponent become `u64` or, when negative,
 /// `i64` numbers if they fit; all other numbers (`-0` included) become `f64`,
 /// correctly rounded, and refused if out of its range.
-pub(crate) fn parse(text: &str, max_depth: usize, raw_controls: bool) -> Result<Value, Error> {
+pub fn parse(text: &str, max_depth: usize, raw_controls: bool) -> Result<Value, Error> {
     let mut p = Parser {
         text,
         bytes: text.as_bytes(),

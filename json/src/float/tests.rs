@@ -5,7 +5,7 @@ use super::{
     APPROXIMATION_ERROR, Big, INF, approximate, compare, correct, decode, digits, magnitude, parse,
     round,
 };
-use crate::json::tests::Rng;
+use crate::tests::Rng;
 use std::cmp::Ordering;
 
 fn same_as_std(text: &str) {

@@ -1,0 +1,79 @@
+//! The wasm module's JSON parser (`contextkit-json`) against serde_json with
+//! `float_roundtrip` (exact) on any bytes: both accept the same texts, and
+//! read them to the same value, written the same (so doubles agree to the
+//! bit); and its double reader against `str::parse::<f64>` on every number
+//! in JSON's grammar.
+//!
+//! `cargo +nightly fuzz run json` (from fuzz/).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+/// Deeper than serde_json goes (128), so depth is never why ours refuses.
+const DEPTH: usize = 1_000;
+
+/// Whether `s` is a number in JSON's grammar.
+fn json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let theirs = serde_json::from_str::<Value>(text);
+    let ours = contextkit_json::parse(text, DEPTH, false);
+    match (&ours, &theirs) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, b, "{text:?}");
+            assert_eq!(
+                serde_json::to_string(a).ok(),
+                serde_json::to_string(b).ok(),
+                "{text:?}"
+            );
+        }
+        (Err(_), Err(e)) if e.to_string().contains("recursion limit") => {}
+        (Ok(_), Err(_)) if theirs.as_ref().is_err_and(|e| e.to_string().contains("recursion limit")) => {}
+        (Err(_), Err(_)) => {}
+        _ => panic!("{text:?}: ours {ours:?}, serde_json {theirs:?}"),
+    }
+    let trimmed = text.trim();
+    if json_number(trimmed) {
+        let want = trimmed.parse::<f64>().expect("JSON numbers parse");
+        let got = contextkit_json::parse_f64(trimmed);
+        assert_eq!(got.to_bits(), want.to_bits(), "{trimmed:?}");
+    }
+});
