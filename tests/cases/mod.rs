@@ -57,40 +57,8 @@ pub fn drain(sub: &mut Subscription) -> Vec<ContextEvent> {
 
 /// The event of one commit: its kind, context id, version and revision.
 pub fn ev(kind: &str, id: &str, version: u64, revision: u64) -> ContextEvent {
-    let id = id.to_owned();
-    match kind {
-        "created" => ContextEvent::Created {
-            id,
-            version,
-            revision,
-        },
-        "updated" => ContextEvent::Updated {
-            id,
-            version,
-            revision,
-        },
-        "deleted" => ContextEvent::Deleted {
-            id,
-            version,
-            revision,
-        },
-        "restored" => ContextEvent::Restored {
-            id,
-            version,
-            revision,
-        },
-        "expired" => ContextEvent::Expired {
-            id,
-            version,
-            revision,
-        },
-        "evicted" => ContextEvent::Evicted {
-            id,
-            version,
-            revision,
-        },
-        other => panic!("unknown event kind {other}"),
-    }
+    contextkit_core::wire::event(kind, id, version, revision)
+        .unwrap_or_else(|e| panic!("unknown event kind {kind}: {e}"))
 }
 
 /// Expands to the list of every case, for the runners.

@@ -173,17 +173,7 @@ impl JsShared {
         let n = s.ops.get() + 1;
         s.ops.set(n);
         let op = format!("{}{n:x}", s.op_prefix);
-        let mut keys = vec![
-            "meta".to_owned(),
-            "ev".to_owned(),
-            "ids".to_owned(),
-            "exp".to_owned(),
-            Self::key("op", &op),
-        ];
-        if let Some(id) = wire::write_id(&write).filter(|id| !id.is_empty()) {
-            keys.push(Self::key("c", id));
-            keys.push(Self::key("p", id));
-        }
+        let keys = wire::write_keys(&write, &op);
         let epoch = s.epoch.borrow().clone();
         let head = [
             wire::op_name(&write).to_owned(),

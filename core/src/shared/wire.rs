@@ -141,6 +141,26 @@ fn to_json(v: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(|e| ContextError::Storage(e.to_string()))
 }
 
+/// The keys a `ck2_write` of operation `op` touches, relative to the
+/// namespace's prefix (`ck:{namespace}:`): declared so that a cluster moving
+/// the namespace's slot answers ASK or TRYAGAIN instead of running the write
+/// against a namespace that is half here, half there. The first is the one
+/// the library reads its names from.
+pub fn write_keys(write: &Write, op: &str) -> Vec<String> {
+    let mut keys = vec![
+        "meta".to_owned(),
+        "ev".to_owned(),
+        "ids".to_owned(),
+        "exp".to_owned(),
+        format!("op:{op}"),
+    ];
+    if let Some(id) = write_id(write).filter(|id| !id.is_empty()) {
+        keys.push(format!("c:{id}"));
+        keys.push(format!("p:{id}"));
+    }
+    keys
+}
+
 /// The arguments of `ck2_write` that follow the common ones (operation,
 /// epoch, operation id, reply lifetime, event retention, time).
 pub fn write_args(write: &Write) -> Result<Vec<String>> {

@@ -340,21 +340,10 @@ impl RedisBackend {
         let s = &self.shared;
         let epoch = self.epoch.get().map(String::as_str).unwrap_or("");
         let op = random_id();
-        // The keys the write touches, declared so that a cluster moving the
-        // namespace's slot answers ASK or TRYAGAIN (retried) instead of
-        // running the write against a namespace that is half here, half
-        // there. (KEYS[1] is the one the library reads its names from.)
-        let mut keys = vec![
-            s.meta.clone(),
-            format!("{}ev", s.prefix),
-            format!("{}ids", s.prefix),
-            format!("{}exp", s.prefix),
-            format!("{}op:{op}", s.prefix),
-        ];
-        if let Some(id) = wire::write_id(&write).filter(|id| !id.is_empty()) {
-            keys.push(self.key("c", id));
-            keys.push(self.key("p", id));
-        }
+        let keys: Vec<String> = wire::write_keys(&write, &op)
+            .iter()
+            .map(|k| format!("{}{k}", s.prefix))
+            .collect();
         let mut cmd = redis::cmd("FCALL");
         cmd.arg("ck2_write")
             .arg(keys.len())
