@@ -41,6 +41,11 @@ if [ ! -x "$wasm_opt" ]; then
   echo "wasm-opt (npm package binaryen) is missing: run (cd js-tests && npm ci)" >&2
   exit 1
 fi
+esbuild="$root/js-tests/node_modules/.bin/esbuild"
+if [ ! -x "$esbuild" ]; then
+  echo "esbuild (npm package esbuild) is missing: run (cd js-tests && npm ci)" >&2
+  exit 1
+fi
 
 pkg="$root/wasm/pkg"
 stage="$pkg.tmp"
@@ -115,7 +120,15 @@ to_cjs() {
   fi
 }
 to_cjs support ContextError toJson encodeInto makeState copyState makeEvent makeSnapshot storageCall storageLoad sharedCall sleep guardFreed
-to_cjs storage MemoryStorage IndexedDBStorage
+to_cjs storage MemoryStorage IndexedDBStorage isIndexedDBStorage
+# idb-tabs.js (IndexedDBStorage in shared mode) imports idb-shared.js, which
+# imports the other idb-shared-*.js: esbuild bundles the four into one file
+# per module format, idb-tabs.mjs for browser.mjs and idb-tabs.cjs for
+# index.cjs (Node has no IndexedDB of its own, but a polyfill serves).
+for ext in mjs cjs; do
+  "$esbuild" "$src/idb-tabs.js" --bundle --platform=neutral --format="$([ "$ext" = mjs ] && echo esm || echo cjs)" \
+    --log-level=warning --outfile="$stage/idb-tabs.$ext"
+done
 printf '{ "type": "module" }\n' > "$stage/web/package.json"
 # The tools' own .gitignore files are not part of the package.
 rm -f "$stage"/node/.gitignore "$stage"/web/.gitignore

@@ -1,7 +1,11 @@
 // The packed package in headless Chromium: a page served from localhost imports
 // `contextkit` (through an import map, as a browser app would) and runs a
 // create / update / subscribe / expiry scenario; a second page keeps contexts
-// in IndexedDB and reads them back from a second manager and after a reload.
+// in IndexedDB (an IndexedDBStorage, shared mode) and reads them back from a
+// second manager and after a reload, runs owned mode over a plain object
+// wrapping an IndexedDBStorage, and copies what owned mode left into the
+// shared store as wasm/npm/README.md shows. Tabs of one origin racing on one
+// IndexedDBStorage are tabs.test.mjs.
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -76,6 +80,16 @@ const idbPage = `<!doctype html>
   import { ContextManager, ContextAdapter, ContextError, IndexedDBStorage, MemoryStorage } from 'contextkit';
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const DB = 'contextkit-test';
+  const OWNED = 'contextkit-owned';
+  // A plain object over an IndexedDBStorage's methods: ContextManager.open
+  // uses it in owned mode, as it used an IndexedDBStorage before shared mode.
+  const owned = (storage) => ({
+    get: (k) => storage.get(k),
+    put: (k, v) => storage.put(k, v),
+    delete: (k) => storage.delete(k),
+    list: () => storage.list(),
+    entries: () => storage.entries(),
+  });
   async function view(m) {
     const contexts = {};
     for (const id of await m.listContextIds()) {
@@ -83,9 +97,9 @@ const idbPage = `<!doctype html>
     }
     return { contexts, nextRecoveryPointId: m.nextRecoveryPointId() };
   }
-  async function reopened(config) {
-    const storage = new IndexedDBStorage(DB);
-    const { manager, problems } = await ContextManager.open(storage, config);
+  async function reopened(config, name = DB, wrap = (s) => s) {
+    const storage = new IndexedDBStorage(name);
+    const { manager, problems } = await ContextManager.open(wrap(storage), config);
     const v = await view(manager);
     manager.free();
     await storage.close();
@@ -138,25 +152,27 @@ const idbPage = `<!doctype html>
       return reopened({ maxRecoveryPoints: 2 });
     },
     async failing() {
-      // A wrapper over IndexedDB that refuses one chosen write.
-      const storage = new IndexedDBStorage(DB);
+      // Owned mode, over a wrapper that refuses one chosen write.
+      const storage = new IndexedDBStorage(OWNED);
       let failNext = null;
       const wrapper = {
-        get: (k) => storage.get(k),
-        list: () => storage.list(),
-        entries: () => storage.entries(),
+        ...owned(storage),
         put: (k, v) => (failNext === k ? ((failNext = null), Promise.reject(new Error('quota exceeded'))) : storage.put(k, v)),
-        delete: (k) => storage.delete(k),
       };
-      const { manager: m } = await ContextManager.open(wrapper, { maxRecoveryPoints: 2 });
+      const config = { maxRecoveryPoints: 2 };
+      const { manager: m } = await ContextManager.open(wrapper, config);
+      await m.createContext('a', { x: 1 }, { metadata: { owner: 'ada' } });
+      await m.updateContext('a', { x: 2 });
+      await m.createRecoveryPoint('a');
+      await m.createContext('b', { y: 1 }, { ttlMs: 600000 });
       const before = await view(m);
       failNext = 'c/a';
       const e = await m.updateContext('a', { x: 99 }).catch((err) => err);
       const after = await view(m);
-      const again = await reopened({ maxRecoveryPoints: 2 });
+      const again = await reopened(config, OWNED, owned);
       // A value that does not parse is a problem naming its key; the rest loads.
       await storage.put('c/zz', '{"state":');
-      const damaged = await reopened({ maxRecoveryPoints: 2 });
+      const damaged = await reopened(config, OWNED, owned);
       await storage.delete('c/zz');
       m.free();
       await storage.close();
@@ -166,6 +182,32 @@ const idbPage = `<!doctype html>
         reopenedSame: JSON.stringify(again.view) === JSON.stringify(after),
         damaged: { problems: damaged.problems, ids: Object.keys(damaged.view.contexts) },
       };
+    },
+    async legacy() {
+      // What owned mode left (the step above) is reported, and copied over
+      // as wasm/npm/README.md shows; then nothing is reported.
+      const storage = new IndexedDBStorage(OWNED);
+      const { manager, problems } = await ContextManager.open(storage);
+      const reported = problems.map((e) => ({ isContextError: e instanceof ContextError, code: e.code, message: e.message }));
+      const { manager: old } = await ContextManager.open(owned(storage));
+      const copied = [];
+      for (const id of await old.listContextIds()) {
+        const s = await old.getContext(id);
+        const ttlMs = s.expiresAtMs === null ? undefined : s.expiresAtMs - Date.now();
+        if (ttlMs === undefined || ttlMs > 0) {
+          await manager.createContext(id, s.data, { ttlMs, metadata: s.metadata }).catch((e) => {
+            if (e.code !== 'ALREADY_EXISTS') throw e;
+          });
+        }
+        await old.deleteContext(id);
+        copied.push(id);
+      }
+      old.free();
+      const v = await view(manager);
+      manager.free();
+      const again = await reopened(undefined, OWNED);
+      await storage.close();
+      return { reported, copied, view: v, again };
     },
   };
   const step = new URLSearchParams(location.search).get('step');
@@ -253,7 +295,7 @@ async function resultOf(tab, url) {
   }
 }
 
-test('IndexedDBStorage: a second manager and a reloaded page see exactly the acknowledged state; a failed write changes nothing', { timeout: 120_000 }, async () => {
+test('IndexedDBStorage: a second manager and a reloaded page see exactly the acknowledged state; owned mode over a plain object: a failed write changes nothing; what owned mode left is reported and copied over', { timeout: 120_000 }, async () => {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'contextkit-chromium-'));
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
   try {
@@ -286,6 +328,20 @@ test('IndexedDBStorage: a second manager and a reloaded page see exactly the ack
     assert.deepEqual(failing.damaged.ids.sort(), ['a', 'b']);
     assert.equal(failing.damaged.problems.length, 1);
     assert.match(failing.damaged.problems[0], /'c\/zz'/);
+
+    const legacy = await resultOf(tab, `${base}idb.html?step=legacy`);
+    assert.equal(legacy.reported.length, 1);
+    assert.equal(legacy.reported[0].isContextError, true);
+    assert.equal(legacy.reported[0].code, 'STORAGE');
+    assert.match(legacy.reported[0].message, /database 'contextkit-owned', object store 'contexts', holds 2 contexts in owned mode/);
+    assert.match(legacy.reported[0].message, /database 'contextkit-owned:contextkit-shared-2'/);
+    assert.deepEqual(legacy.copied, ['a', 'b']);
+    assert.deepEqual(legacy.view.contexts.a.state.data, { x: 2 });
+    assert.deepEqual(legacy.view.contexts.a.state.metadata, { owner: 'ada' });
+    assert.equal(legacy.view.contexts.a.state.version, 1);
+    assert.notEqual(legacy.view.contexts.b.state.expiresAtMs, null);
+    assert.deepEqual(legacy.again.problems, []);
+    assert.deepEqual(legacy.again.view, legacy.view);
   } finally {
     await context.close();
     await rm(profile, { recursive: true, force: true });

@@ -46,7 +46,7 @@ test('the tarball holds exactly the package files', async () => {
   const root = path.join(dir, 'node_modules/contextkit');
   const files = [...(await readdir(root)), ...(await readdir(path.join(root, 'node'))).map((f) => `node/${f}`), ...(await readdir(path.join(root, 'web'))).map((f) => `web/${f}`)];
   assert.deepEqual(files.filter((f) => !['node', 'web'].includes(f)).sort(), [
-    'README.md', 'browser.d.mts', 'browser.mjs', 'contextkit.lua', 'file-lock.cjs', 'file-storage.cjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
+    'README.md', 'browser.d.mts', 'browser.mjs', 'contextkit.lua', 'file-lock.cjs', 'file-storage.cjs', 'idb-tabs.cjs', 'idb-tabs.mjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
     'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'redis-backend.cjs', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
     'web/contextkit_wasm.js', 'web/package.json',
   ]);
@@ -90,6 +90,26 @@ test('require and import in one program share one module and one ContextError', 
   `);
   const { stdout } = await sh(process.execPath, [file], { cwd: dir });
   assert.deepEqual(JSON.parse(stdout), { sameClass: true, sameError: true, tracker: true });
+});
+
+test('with an IndexedDB polyfill in Node, IndexedDBStorage is shared mode, with require and with import', async () => {
+  const polyfill = JSON.stringify(path.join(jsTests, 'node_modules/fake-indexeddb/auto/index.js'));
+  const body = `
+    const a = await ContextManager.open(new IndexedDBStorage('app'));
+    const b = await ContextManager.open(new IndexedDBStorage('app'));
+    await a.manager.createContext('x', { n: 1 });
+    const got = (await b.manager.getContext('x')).data;
+    const code = await b.manager.createContext('x', {}).catch((e) => e instanceof ContextError && e.code);
+    a.manager.free();
+    b.manager.free();
+    console.log(JSON.stringify({ got, code, problems: [...a.problems, ...b.problems] }));
+  `;
+  await writeFile(path.join(dir, 'idb.cjs'), `require(${polyfill});\nconst { ContextManager, ContextError, IndexedDBStorage } = require('contextkit');\n(async () => {${body}})();`);
+  await writeFile(path.join(dir, 'idb.mjs'), `import { createRequire } from 'node:module';\ncreateRequire(import.meta.url)(${polyfill});\nconst { ContextManager, ContextError, IndexedDBStorage } = await import('contextkit');\n${body}`);
+  for (const file of ['idb.cjs', 'idb.mjs']) {
+    const { stdout } = await sh(process.execPath, [path.join(dir, file)], { cwd: dir });
+    assert.deepEqual(JSON.parse(stdout), { got: { n: 1 }, code: 'ALREADY_EXISTS', problems: [] }, file);
+  }
 });
 
 const imports = `import { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage, RedisBackend } from 'contextkit';

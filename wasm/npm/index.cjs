@@ -2,19 +2,24 @@
 // Node, require(): the wasm-bindgen build for Node loads the module synchronously.
 const wasm = require('./node/contextkit_wasm.js');
 const support = require('./support.cjs');
-const { MemoryStorage, IndexedDBStorage } = require('./storage.cjs');
+const { MemoryStorage, IndexedDBStorage, isIndexedDBStorage } = require('./storage.cjs');
 const { FileStorage, closeWithManager } = require('./file-storage.cjs');
 const { RedisBackend } = require('./redis-backend.cjs');
+const { openInTabs } = require('./idb-tabs.cjs');
 
 wasm.__init(support);
 // Use after free() is a ContextError (see support.js).
-const { ContextManager, ContextTracker, ContextAdapter } = support.guardFreed({
+const guarded = support.guardFreed({
   ContextManager: wasm.ContextManager,
   ContextTracker: wasm.ContextTracker,
   ContextAdapter: wasm.ContextAdapter,
 });
+const { ContextManager, ContextTracker } = guarded;
 // A FileStorage serves one open manager, and free() lets its directory go.
 closeWithManager(ContextManager, support.ContextError);
+// ContextManager.open(new IndexedDBStorage(name)) is shared mode, as in
+// browsers, where an IndexedDB polyfill (fake-indexeddb) provides indexedDB.
+const ContextAdapter = openInTabs({ ContextManager, ContextAdapter: guarded.ContextAdapter, ContextError: support.ContextError, isIndexedDBStorage });
 
 module.exports = {
   ContextManager,

@@ -4,6 +4,12 @@
 // index.d.ts): async get/put/delete/list of string keys and JSON-text values,
 // operations on one key taking effect in call order, plus entries() for the
 // bulk read at open.
+//
+// ContextManager.open does not use the methods of an IndexedDBStorage: it
+// opens the shared namespace the storage names (idb-tabs.js), so that tabs
+// of one origin are one store. Its methods serve as a ContextStorage where
+// one is passed on its own (a plain object calling them opens the database's
+// object store in owned mode, as open did before shared mode).
 
 /**
  * A storage in memory (a Map from key to JSON text) that outlives the
@@ -45,6 +51,17 @@ export class MemoryStorage {
   }
 }
 
+/** `#name in value`, from inside IndexedDBStorage. */
+let brand;
+
+/**
+ * Whether `value` is an IndexedDBStorage (or of a subclass): a brand check,
+ * which runs no code of `value` (a Proxy's traps, a getter), unlike instanceof.
+ */
+export function isIndexedDBStorage(value) {
+  return value !== null && typeof value === 'object' && brand(value);
+}
+
 /** A Promise of an IndexedDB request's result. */
 function requested(req) {
   return new Promise((resolve, reject) => {
@@ -79,6 +96,10 @@ export class IndexedDBStorage {
   /** A Promise of the open connection, or null. */
   #db = null;
 
+  static {
+    brand = (value) => #name in value;
+  }
+
   /**
    * @param {string} dbName the database
    * @param {string} [storeName] the object store (default 'contexts')
@@ -92,6 +113,16 @@ export class IndexedDBStorage {
     }
     this.#name = dbName;
     this.#store = storeName;
+  }
+
+  /** The database name given to the constructor. */
+  get databaseName() {
+    return this.#name;
+  }
+
+  /** The object store name given to the constructor ('contexts' by default). */
+  get storeName() {
+    return this.#store;
   }
 
   #open() {
