@@ -6,9 +6,10 @@
 # repeated create/drop, FileStorage's lock across processes and against the
 # Rust crate's FileStorage (native/examples/file_interop.rs, built with
 # cargo), the packed tarball with require/import/tsc, the package in headless
-# Chromium through playwright-core (IndexedDB included), the IndexedDB
-# shared-mode transport (wasm/npm/idb-shared.js) against the Redis library and
-# in Chromium, and the wasm-side tests with wasm-pack in headless Chrome.
+# Chromium through playwright-core (IndexedDB included), tabs of one origin
+# sharing an IndexedDBStorage in Chromium, the IndexedDB shared-mode transport
+# (wasm/npm/idb-shared.js) against the Redis library and in Chromium, and the
+# wasm-side tests with wasm-pack in headless Chrome.
 # Exits non-zero on the first failure.
 #
 # Needs what scripts/install-tools.sh installs (wasm target, wasm-bindgen-cli,
@@ -32,7 +33,7 @@ node js-tests/size/size.mjs
 
 rm -rf js-tests/.tmp
 
-step "Node: API, events, overlapping calls, timers, hostile input, model, storages, read cache"
+step "Node: API, events, overlapping calls, timers, hostile input, model, storages (IndexedDBStorage over fake-indexeddb), read cache"
 node --test js-tests/test/*.test.mjs
 
 # Suites named by file, so a missing one fails the run instead of matching nothing.
@@ -66,7 +67,10 @@ step "packed tarball: require, import, tsc --strict"
 node --test js-tests/packaging/*.test.mjs
 
 step "headless Chromium (playwright-core)"
-node --test js-tests/browser/*.test.mjs
+node --test js-tests/browser/browser.test.mjs
+
+step "headless Chromium: 2 and 4 tabs on one IndexedDBStorage (shared mode), a tab reloaded mid-run, the elected sweeper"
+node --test js-tests/browser/tabs.test.mjs
 
 # wasm/npm's ES modules are plain .js files in a package that does not say
 # "type": "module"; Node reads them as ESM after a warning, silenced here.
