@@ -76,6 +76,10 @@ export async function usage(): Promise<void> {
   const pairs: Array<[string, string]> = bulk.entries;
   const closed: Promise<void> = files.close();
   const browser: ContextStorage = new IndexedDBStorage('app', 'contexts');
+  const idb = new IndexedDBStorage('app');
+  const idbNames: [string, string] = [idb.databaseName, idb.storeName];
+  // @ts-expect-error the names are read-only
+  idb.storeName = 'other';
   const map = new Map<string, string>();
   const own: ContextStorage = {
     get: async (key) => map.get(key),
@@ -148,7 +152,7 @@ export async function usage(): Promise<void> {
   (await ContextManager.open(own)).createContext('x', {});
 
   void [s, expires, ids, n, points, removed, stats, dirty, synced, active, cfg, evicted, tracker, all, wrong, code];
-  void [problems, dirPath, filePath, pairs, closed, browser, nextPoint];
+  void [problems, dirPath, filePath, pairs, closed, browser, idbNames, nextPoint];
 }
 
 // Shared mode over Redis (Node): connect() resolves to a manager.

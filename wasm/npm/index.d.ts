@@ -237,7 +237,11 @@ export interface StorageEntries {
 export interface OpenedManager {
   /** The manager, holding every context the storage held and could read. */
   manager: ContextManager;
-  /** One STORAGE error per stored value that could not be read, naming it. */
+  /**
+   * One STORAGE error per stored value that could not be read, naming it;
+   * for an IndexedDBStorage, one naming the contexts owned mode left in its
+   * own database, if any.
+   */
   problems: ContextError[];
 }
 
@@ -249,6 +253,9 @@ export declare class ContextManager {
    * and from then on a call resolves only once its change is durable there.
    * A storage failure rejects that call with STORAGE and changes nothing.
    * Rejects with STORAGE if the storage cannot be read at all.
+   *
+   * An `IndexedDBStorage` opens shared mode instead: the manager is one of
+   * any number on that store, in this tab and others (see IndexedDBStorage).
    */
   static open(storage: ContextStorage, config?: ManagerConfig): Promise<OpenedManager>;
   /**
@@ -526,13 +533,40 @@ export declare class RedisBackend implements SharedBackend {
 // node-only:end
 
 /**
- * A storage in an IndexedDB object store, for browsers: writes are
- * readwrite transactions with `durability: 'strict'`, acknowledged when they
- * complete. The constructor throws where there is no `indexedDB` (Node).
+ * IndexedDB, for browsers, shared by tabs: `ContextManager.open(new
+ * IndexedDBStorage(name), config)` is shared mode. Every manager of the
+ * origin opened on the same names, in any tab or worker, is one store with
+ * the contract of a single manager: each call is one IndexedDB transaction
+ * (writes with `durability: 'strict'`, acknowledged when they complete) that
+ * decides against what the database holds, so creates never overwrite,
+ * `expectedVersion` is a compare-and-set across tabs and the capacity is
+ * exact; every tab's subscribers get every tab's changes, in revision order
+ * (through a `BroadcastChannel`). The store lives in database
+ * `<dbName>:contextkit-shared-2` (`<dbName>/<storeName>:…` for an object
+ * store other than 'contexts'; `%` and `/` in the names escaped as `%25` and
+ * `%2F`), never in `dbName` itself. Its configuration is the first
+ * manager's: another is `INVALID_ARGUMENT`. The auto-cleanup timers
+ * (`startAutoCleanup`) of managers opened this way, and of adapters over
+ * them, sweep only while they hold the Web Lock `contextkit sweeper
+ * <database>`, so one timer of the origin sweeps at a time.
+ *
+ * `open` reports contexts that earlier releases kept in `dbName`'s object
+ * store `storeName` (owned mode) as one STORAGE problem, and does not load
+ * them; the package's README shows how to copy them over.
+ *
+ * The methods below are those of a ContextStorage over that object store
+ * (`open` does not use them): a plain object calling them opens it in owned
+ * mode, one manager holding the contexts, as `open` did before shared mode.
+ * The constructor throws where there is no `indexedDB` (Node without a
+ * polyfill such as fake-indexeddb).
  */
 export declare class IndexedDBStorage implements ContextStorage {
-  /** Opens (on first use) database `dbName`, creating object store `storeName` (default 'contexts') if missing. */
+  /** Names database `dbName` and object store `storeName` (default 'contexts'); nothing is opened yet. */
   constructor(dbName: string, storeName?: string);
+  /** The database name given to the constructor. */
+  readonly databaseName: string;
+  /** The object store name given to the constructor. */
+  readonly storeName: string;
   get(key: string): Promise<string | undefined>;
   put(key: string, value: string): Promise<void>;
   delete(key: string): Promise<void>;
