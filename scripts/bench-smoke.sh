@@ -22,7 +22,7 @@ cargo test -q -p contextkit --bench memory
 # CONTEXTKIT_PKG may name another build of the package (the benchmarks read it too).
 if [ -z "${CONTEXTKIT_PKG:-}" ] && [ ! -f wasm/pkg/index.cjs ]; then
   step "building the npm package (scripts/build-npm.sh)"
-  if [ ! -x js-tests/node_modules/.bin/wasm-opt ]; then
+  if [ ! -x js-tests/node_modules/.bin/wasm-opt ] || [ ! -x js-tests/node_modules/.bin/esbuild ]; then
     (cd js-tests && npm ci --no-audit --no-fund --loglevel=error)
   fi
   ./scripts/build-npm.sh >/dev/null
@@ -39,4 +39,9 @@ step "Node benchmark over a local redis-server (contextkit, keyv, node-redis), a
 node js-bench/redis.mjs --smoke
 step "Node memory benchmark (2,000 contexts)"
 node --expose-gc js-bench/memory.mjs --smoke
+step "IndexedDB in headless Chromium: shared mode, owned mode, memory, raw IndexedDB, a few calls each"
+if [ ! -d js-tests/node_modules/playwright-core ]; then
+  (cd js-tests && npm ci --no-audit --no-fund --loglevel=error)
+fi
+node js-bench/idb.mjs --smoke
 step "benchmark smoke run passed"
