@@ -127,3 +127,52 @@ test('without Web Locks every auto-cleanup timer sweeps (each expiry once); othe
   assert.ok(memory.size > 0);
   owned.free();
 });
+
+test('maxStaleMs: gets served from memory, forgotten at every commit here or elsewhere, never older than the bound', async () => {
+  // Counts the transactions that read a record (what a get costs without the cache).
+  const proto = globalThis.IDBDatabase.prototype;
+  const transaction = proto.transaction;
+  let reads = 0;
+  proto.transaction = function (stores, ...rest) {
+    if (stores === 'contexts') reads++;
+    return transaction.call(this, stores, ...rest);
+  };
+  const a = (await ContextManager.open(new IndexedDBStorage('cached', { maxStaleMs: 60_000 }))).manager;
+  const b = await open('cached');
+  const c = (await ContextManager.open(new IndexedDBStorage('cached', 'contexts', { maxStaleMs: 50 }))).manager;
+  try {
+    assert.throws(() => new IndexedDBStorage('x', { maxStaleMs: -1 }), RangeError);
+    await a.createContext('x', { n: 1 });
+    await a.getContext('x');
+    const before = reads;
+    for (let i = 0; i < 20; i++) assert.equal((await a.getContext('x')).data.n, 1);
+    assert.equal(reads, before, 'served from memory');
+    // Its own write: seen at once.
+    await a.updateContext('x', { n: 2 });
+    assert.equal((await a.getContext('x')).data.n, 2);
+    // Another manager's write: seen once its notice arrives.
+    await b.updateContext('x', { n: 3 });
+    let seen;
+    for (let i = 0; i < 200 && seen !== 3; i++) {
+      seen = (await a.getContext('x')).data.n;
+      if (seen !== 3) await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(seen, 3, "another manager's commit empties the memory");
+    // Never older than the bound: after 50 ms the record is read again.
+    await c.getContext('x');
+    const t = reads;
+    await c.getContext('x');
+    assert.equal(reads, t);
+    await new Promise((r) => setTimeout(r, 80));
+    await c.getContext('x');
+    assert.equal(reads, t + 1, 'read again past maxStaleMs');
+    // A delete is seen too.
+    await a.deleteContext('x');
+    await rejectsWith(a.getContext('x'), 'NOT_FOUND');
+  } finally {
+    proto.transaction = transaction;
+    a.free();
+    b.free();
+    c.free();
+  }
+});

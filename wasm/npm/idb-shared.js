@@ -77,6 +77,8 @@ import { Keys, ReplyError, STORES, request } from './idb-shared-keys.js';
 export { LuaError, ReplyError } from './idb-shared-keys.js';
 
 const SUFFIX = ':contextkit-shared-2';
+/** Records kept for cached reads at most; past it the cache starts again. */
+const MAX_CACHED = 10_000;
 const FORMAT = 'contextkit shared namespace, Redis library format 2';
 
 /** Creates the stores of a new database (version 1). */
@@ -101,6 +103,11 @@ export class IndexedDBShared {
   #db = null;
   #waiters = new Set();
   #closed = false;
+  /** Records read, for `get` within `maxStaleMs`: id -> { value, pxat, at }. */
+  #cached = new Map();
+  #maxStaleMs = 0;
+  /** Counts commits seen (#forget): a read that saw one meanwhile is not kept. */
+  #generation = 0;
 
   /** The database that holds namespace `name`. */
   static databaseName(name) {
@@ -121,8 +128,10 @@ export class IndexedDBShared {
    * and `timeoutMs`, `operationTtlMs`, `eventRetention`, kept as properties
    * for the wasm side, which reads them from a shared transport as from a
    * RedisBackend (see redis-backend.cjs; unset, it uses its defaults).
+   * `maxStaleMs` (default 0: off) lets `get` serve a record read at most
+   * that long ago from memory (see #cached).
    */
-  constructor(name, { indexedDB = globalThis.indexedDB, IDBKeyRange = globalThis.IDBKeyRange, BroadcastChannel = globalThis.BroadcastChannel, timeoutMs, operationTtlMs, eventRetention } = {}) {
+  constructor(name, { indexedDB = globalThis.indexedDB, IDBKeyRange = globalThis.IDBKeyRange, BroadcastChannel = globalThis.BroadcastChannel, timeoutMs, operationTtlMs, eventRetention, maxStaleMs = 0 } = {}) {
     if (typeof name !== 'string' || name === '') throw new TypeError('IndexedDBShared expects a namespace name (a non-empty string)');
     if (!indexedDB || !IDBKeyRange) throw new Error('IndexedDBShared needs IndexedDB, which this environment does not have');
     this.namespace = name;
@@ -131,6 +140,10 @@ export class IndexedDBShared {
     this.#idb = indexedDB;
     this.#keyRange = IDBKeyRange;
     this.#channelClass = BroadcastChannel ?? null;
+    if (typeof maxStaleMs !== 'number' || !(maxStaleMs >= 0) || maxStaleMs > 86_400_000) {
+      throw new RangeError(`maxStaleMs must be a number of milliseconds from 0 to 86400000, got ${String(maxStaleMs)}`);
+    }
+    this.#maxStaleMs = maxStaleMs;
   }
 
   /** Opens (or creates) the database, and the channel of nudges; again: nothing more. */
@@ -138,7 +151,10 @@ export class IndexedDBShared {
     await this.#open();
     if (this.#channelClass && !this.#channel && !this.#closed) {
       this.#channel = new this.#channelClass(this.#name);
-      this.#channel.onmessage = () => this.#wake();
+      this.#channel.onmessage = () => {
+        this.#forget();
+        this.#wake();
+      };
       // In Node, a channel would keep the process alive.
       this.#channel.unref?.();
     }
@@ -215,6 +231,7 @@ export class IndexedDBShared {
       tx.onabort = () => reject(failure ?? tx.error ?? new Error(`IndexedDB transaction on '${this.#name}' was aborted`));
     });
     if (revision !== null) {
+      this.#forget();
       this.#channel?.postMessage(revision);
       this.#wake();
     }
@@ -223,9 +240,33 @@ export class IndexedDBShared {
 
   /** The record text of `id` as stored, or null: `GET ck:{NS}:c:<id>` (null from its expiry with the server's clock). */
   async get(id) {
+    id = String(id);
+    const now = Date.now();
+    const hit = this.#cached.get(id);
+    if (hit !== undefined && now - hit.at <= this.#maxStaleMs && (hit.pxat === null || now <= hit.pxat)) return hit.value;
+    const generation = this.#generation;
     const db = await this.#open();
-    const entry = await request(db.transaction('contexts').objectStore('contexts').get(String(id)));
-    return entry !== undefined && (entry.pxat === null || Date.now() <= entry.pxat) ? entry.value : null;
+    const entry = await request(db.transaction('contexts').objectStore('contexts').get(id));
+    const live = entry !== undefined && (entry.pxat === null || Date.now() <= entry.pxat);
+    // Kept only if no commit was seen since the read began: a commit of this
+    // object, or a nudge of another's, forgets everything (#forget).
+    if (this.#maxStaleMs > 0 && generation === this.#generation) {
+      if (this.#cached.size >= MAX_CACHED) this.#cached.clear();
+      this.#cached.set(id, live ? { value: entry.value, pxat: entry.pxat, at: now } : { value: null, pxat: null, at: now });
+    }
+    return live ? entry.value : null;
+  }
+
+  /**
+   * Forgets every record read: after this object's commits (so a manager
+   * sees its own writes) and on every nudge of another's (a commit
+   * elsewhere). A nudge comes after the commit it announces, so a record
+   * served from memory may miss a commit of another tab made less than
+   * `maxStaleMs` ago (a nudge lost or late): never more.
+   */
+  #forget() {
+    this.#generation++;
+    this.#cached.clear();
   }
 
   /** `[epoch | null, revision]` of the namespace (revision 0 before ck2_join made it). */

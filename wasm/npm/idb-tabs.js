@@ -97,7 +97,7 @@ export function openInTabs({ ContextManager, ContextAdapter, ContextError, isInd
     const namespace = sharedNamespace(storage.databaseName, storage.storeName);
     let transport;
     try {
-      transport = new IndexedDBShared(namespace);
+      transport = new IndexedDBShared(namespace, { maxStaleMs: storage.maxStaleMs });
     } catch (e) {
       return Promise.reject(new ContextError('STORAGE', `ContextManager.open: ${e?.message ?? e}`));
     }

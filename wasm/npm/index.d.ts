@@ -560,9 +560,26 @@ export declare class RedisBackend implements SharedBackend {
  * The constructor throws where there is no `indexedDB` (Node without a
  * polyfill such as fake-indexeddb).
  */
+/** Options of an `IndexedDBStorage`. */
+export interface IndexedDBStorageOptions {
+  /** See `IndexedDBStorage.maxStaleMs` (default 0). */
+  maxStaleMs?: number;
+}
+
 export declare class IndexedDBStorage implements ContextStorage {
   /** Names database `dbName` and object store `storeName` (default 'contexts'); nothing is opened yet. */
-  constructor(dbName: string, storeName?: string);
+  constructor(dbName: string, storeName?: string, options?: IndexedDBStorageOptions);
+  /** The same, with the object store among the options. */
+  constructor(dbName: string, options: IndexedDBStorageOptions & { storeName?: string });
+  /**
+   * In shared mode, a get may be served from memory, at most this many ms
+   * behind what the tabs committed (0, the default: every get reads
+   * IndexedDB). Every commit of this manager, and every other tab's commit as
+   * soon as its notice arrives, empties that memory, so a manager always sees
+   * its own writes and usually others' at once; only a notice lost or late
+   * makes a read stale, by at most `maxStaleMs`.
+   */
+  readonly maxStaleMs: number;
   /** The database name given to the constructor. */
   readonly databaseName: string;
   /** The object store name given to the constructor. */

@@ -93,6 +93,7 @@ function openDatabase(name, version, store) {
 export class IndexedDBStorage {
   #name;
   #store;
+  #maxStaleMs;
   /** A Promise of the open connection, or null. */
   #db = null;
 
@@ -102,9 +103,21 @@ export class IndexedDBStorage {
 
   /**
    * @param {string} dbName the database
-   * @param {string} [storeName] the object store (default 'contexts')
+   * @param {string | { storeName?: string, maxStaleMs?: number }} [storeName] the object store
+   *   (default 'contexts'), or the options
+   * @param {{ maxStaleMs?: number }} [options] `maxStaleMs`: in shared mode, a
+   *   get may be served from memory, at most this many ms behind (default 0: never)
    */
-  constructor(dbName, storeName = 'contexts') {
+  constructor(dbName, storeName = 'contexts', options = {}) {
+    if (storeName !== null && typeof storeName === 'object') {
+      options = storeName;
+      storeName = options.storeName ?? 'contexts';
+    }
+    const maxStaleMs = options?.maxStaleMs ?? 0;
+    if (typeof maxStaleMs !== 'number' || !(maxStaleMs >= 0) || maxStaleMs > 86_400_000) {
+      throw new RangeError(`IndexedDBStorage: maxStaleMs must be a number of milliseconds from 0 to 86400000, got ${String(maxStaleMs)}`);
+    }
+    this.#maxStaleMs = maxStaleMs;
     if (typeof indexedDB === 'undefined') {
       throw new Error('IndexedDBStorage needs IndexedDB, which this environment does not have (in Node, use FileStorage)');
     }
@@ -118,6 +131,11 @@ export class IndexedDBStorage {
   /** The database name given to the constructor. */
   get databaseName() {
     return this.#name;
+  }
+
+  /** How far behind a get of a shared manager may be, in ms (0: never served from memory). */
+  get maxStaleMs() {
+    return this.#maxStaleMs;
   }
 
   /** The object store name given to the constructor ('contexts' by default). */
