@@ -49,9 +49,10 @@ const SMOKE_OPS = 3;
 const ROUNDS = smoke ? 1 : 5;
 const WARMUP = smoke ? 0 : 1;
 const OPS = ['get', 'create', 'update'];
-const STORES = ['shared', 'owned', 'memory', 'raw'];
+const STORES = ['shared', 'cached', 'owned', 'memory', 'raw'];
 const NAMES = {
   shared: 'IndexedDBStorage, shared mode',
+  cached: 'shared mode, maxStaleMs 1000',
   owned: 'IndexedDB, owned mode',
   memory: 'no storage (memory)',
   raw: 'raw IndexedDB',
@@ -112,6 +113,10 @@ async function setUp({ keys, names }) {
       const { manager, problems } = await ContextManager.open(new IndexedDBStorage('bench-shared'), config);
       check(problems.length === 0, 'open shared');
       stores.shared = managed(manager, name);
+    } else if (name === 'cached') {
+      const { manager, problems } = await ContextManager.open(new IndexedDBStorage('bench-cached', { maxStaleMs: 1000 }), config);
+      check(problems.length === 0, 'open cached');
+      stores.cached = managed(manager, name);
     } else if (name === 'owned') {
       const s = new IndexedDBStorage('bench-owned');
       const owned = { get: (k) => s.get(k), put: (k, v) => s.put(k, v), delete: (k) => s.delete(k), list: () => s.list(), entries: () => s.entries() };
