@@ -150,12 +150,12 @@ impl ContextTracker {
             .work
             .write(|w| {
                 let now = self.now();
-                if let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation) {
-                    if Arc::ptr_eq(&a.base, &p.base) || remote.version >= a.base.version {
-                        a.base = Arc::clone(&remote);
-                        a.local = None;
-                        a.last_sync_ms = now;
-                    }
+                if let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation)
+                    && (Arc::ptr_eq(&a.base, &p.base) || remote.version >= a.base.version)
+                {
+                    a.base = Arc::clone(&remote);
+                    a.local = None;
+                    a.last_sync_ms = now;
                 }
             })
             .await;
