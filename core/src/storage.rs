@@ -1,12 +1,13 @@
 //! [`Storage`]: where a manager's contexts live durably.
 
+use crate::sync::Mutex;
 use crate::{ContextError, ContextState, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// `Send` natively; nothing in single-threaded wasm, where JavaScript-backed
 /// storages cannot be `Send`.

@@ -1,11 +1,11 @@
 //! [`ContextTracker`]: a working copy of one active context that syncs back.
 
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::{ContextError, ContextManager, ContextState, Result, Scoped, validate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// What [`ContextTracker::sync_state`] does when the stored version moved on.
 ///

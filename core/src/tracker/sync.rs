@@ -1,9 +1,9 @@
 //! Pushing a tracker's working copy back to the store.
 
 use super::ContextTracker;
+use crate::sync::Ordering;
 use crate::{ConflictPolicy, ContextError, ContextState, Result, Snapshot};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// What a sync read from the working copy before pushing it.
 struct Pending {
