@@ -1,5 +1,7 @@
 //! A small, obviously-sequential reference model of the manager, its trackers
-//! and an adapter, written from DESIGN.md: plain maps, no locks, no sharding.
+//! and an adapter, written from the contract that the README ("Semantics
+//! worth knowing" and the sections before it) and the rustdoc of
+//! `contextkit-core` state: plain maps, no locks, no sharding.
 //!
 //! Every method returns an [`Out`], the same normalised outcome the driver
 //! builds from the real objects, and appends the events it expects.
