@@ -16,7 +16,8 @@ fi
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $want" ]; then
   step "installing wasm-bindgen-cli $want"
-  # Not --locked: the registry lacks a few of the CLI's pinned dependency versions.
+  # Not --locked: the CLI's own lockfile pins dependency versions that a
+  # registry mirror may not carry; its semver ranges resolve anywhere.
   cargo install wasm-bindgen-cli --version "$want" --force
 fi
 

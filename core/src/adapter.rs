@@ -1,6 +1,7 @@
 //! [`ContextAdapter`]: a facade for protocol layers, with TTL, capacity and active trackers.
 
 use crate::storage::MaybeSend;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crate::{
     ContextError, ContextManager, ContextState, ContextTracker, CreateOptions, Result, Scoped,
     Snapshot, Subscription, TrackerConfig, UpdateOptions,
@@ -10,7 +11,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Settings of a [`ContextAdapter`].
 ///

@@ -1,8 +1,8 @@
 //! Time enters the core only through [`Clock`].
 
+use crate::sync::{AtomicU64, Ordering};
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
 ///

@@ -1,13 +1,13 @@
 //! Change events: a bounded broadcast log that never blocks writers.
 
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
 use event_listener::{Event, EventListener};
 use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// A committed change, as seen by [`ContextManager::subscribe`](crate::ContextManager::subscribe).

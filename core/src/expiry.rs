@@ -3,10 +3,10 @@
 
 use crate::backend::{Backend, memory};
 use crate::store::{Inner, Map, Removal, Shard};
+use crate::sync::Ordering;
 use crate::write::Patch;
 use crate::{ContextError, ContextManager, ContextState, Result};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 impl ContextManager {
     /// Restarts `id`'s TTL from now (the same version and revision, no

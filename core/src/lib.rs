@@ -50,6 +50,7 @@ mod shared;
 mod state;
 mod storage;
 mod store;
+mod sync;
 mod tracker;
 mod validate;
 mod write;

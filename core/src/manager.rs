@@ -5,6 +5,7 @@ use crate::backend::Backend;
 use crate::events::{DEFAULT_EVENT_CAPACITY, Subscription};
 use crate::storage::MaybeSend;
 use crate::store::{Entry, Inner, Removal};
+use crate::sync::Ordering;
 use crate::write::Patch;
 use crate::{
     Clock, ContextError, ContextState, CreateOptions, ManagerConfig, Result, Stats, SystemClock,
@@ -13,7 +14,6 @@ use crate::{
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// The context store: keyed, versioned JSON contexts.
 ///

@@ -2,10 +2,10 @@
 
 use crate::expiry::ascending;
 use crate::store::Inner;
+use crate::sync::Ordering;
 use crate::write::entry_of;
 use crate::{ContextError, ContextManager, ManagerBuilder, Record, Result, Storage, validate};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// A manager opened over a storage, with what could not be loaded.
 #[derive(Debug)]

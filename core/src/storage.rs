@@ -1,12 +1,13 @@
 //! [`Storage`]: where a manager's contexts live durably.
 
+use crate::sync::Mutex;
 use crate::{ContextError, ContextState, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// `Send` natively; nothing in single-threaded wasm, where JavaScript-backed
 /// storages cannot be `Send`.
@@ -225,6 +226,42 @@ impl Storage for MemoryStorage {
     fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
         self.with(|s| s.1 = Some(s.1.map_or(meta, |kept| kept.max(meta))));
         Box::pin(async { Ok(()) })
+    }
+}
+
+/// A storage behind an [`Arc`] is one too: keep a clone to reach the
+/// storage's own methods (a file storage's `close`, say) while a manager uses it.
+///
+/// ```
+/// use contextkit_core::*;
+/// use std::sync::Arc;
+/// # futures::executor::block_on(async {
+/// let storage = Arc::new(MemoryStorage::default());
+/// let m = ContextManager::builder(ManagerConfig::default()).open(Arc::clone(&storage)).await?.manager;
+/// m.create_context("a", json!({})).await?;
+/// assert_eq!(storage.ids(), ["a"]);
+/// # Ok::<(), ContextError>(())
+/// # }).unwrap();
+/// ```
+impl<S: Storage + ?Sized> Storage for Arc<S> {
+    fn load(&self) -> StorageFuture<'_, Loaded> {
+        (**self).load()
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Record>> {
+        (**self).get(id)
+    }
+
+    fn put(&self, record: Arc<Record>) -> StorageFuture<'_, ()> {
+        (**self).put(record)
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> StorageFuture<'a, ()> {
+        (**self).delete(id)
+    }
+
+    fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
+        (**self).put_meta(meta)
     }
 }
 

@@ -3,17 +3,11 @@
 use crate::backend::Backend;
 use crate::backend::owned::Owned;
 use crate::events::EventLog;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats, Storage};
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::Arc;
-// Under loom the count, the point ids, the revisions and the expiry bounds are
-// loom's atomics, so the models explore every interleaving of their updates.
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::atomic::Ordering;
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 /// A recovery point as stored: it shares the state it was taken from.
 #[derive(Debug, Clone)]

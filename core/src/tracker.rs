@@ -1,11 +1,11 @@
 //! [`ContextTracker`]: a working copy of one active context that syncs back.
 
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::{ContextError, ContextManager, ContextState, Result, Scoped, validate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What [`ContextTracker::sync_state`] does when the stored version moved on.
 ///
@@ -50,7 +50,9 @@ pub enum ConflictPolicy {
 pub struct TrackerConfig {
     /// Least time between automatic syncs (default 1,000 ms).
     pub sync_interval_ms: u64,
-    /// Make a recovery point after each successful sync (default off).
+    /// Make a recovery point after each successful sync (default off). A sync
+    /// that committed but could not take its point still succeeds; see
+    /// [`ContextTracker::missed_recovery_points`].
     pub auto_recovery: bool,
     /// What a sync does on a version conflict (default `Reject`).
     pub conflict: ConflictPolicy,
@@ -118,6 +120,8 @@ struct Shared {
     pinned: bool,
     /// A pinned tracker that was deactivated; it never becomes active again.
     released: AtomicBool,
+    /// Syncs that committed without their automatic recovery point.
+    missed_recovery_points: AtomicU64,
 }
 
 /// A working copy of one active context: edit locally, then sync back.
@@ -179,6 +183,7 @@ impl ContextTracker {
                 work: Scoped::new(work),
                 pinned,
                 released: AtomicBool::new(false),
+                missed_recovery_points: AtomicU64::new(0),
             }),
         }
     }

@@ -5,10 +5,10 @@
 use crate::backend::{Backend, memory};
 use crate::storage::{MaybeSend, Record};
 use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
+use crate::sync::Ordering;
 use crate::{ContextEvent, ContextManager, ContextState, Result};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// The change a write decided on, applied by [`install`].
 #[derive(Debug)]

@@ -13,8 +13,8 @@
 //! threads contend for the same `Scoped` map; two run on many shards, where
 //! creates of different ids meet only in the compare-and-set on the context
 //! count. Loom explores async-lock's atomics and event listeners, and under
-//! `cfg(loom)` the core's count, recovery-point ids and expiry bounds are
-//! loom atomics too.
+//! `cfg(loom)` the core's own atomics and mutexes are loom's too (they all
+//! come from `core/src/sync.rs`).
 #![cfg(loom)]
 
 use contextkit_core::{ContextManager, ManagerConfig, ManualClock, Scoped};

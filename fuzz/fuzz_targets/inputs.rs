@@ -1,8 +1,9 @@
 //! Fuzz target: arbitrary ids and JSON bytes through every entry point that
 //! takes them. Nothing may panic; an id or data is accepted exactly when the
-//! rules of DESIGN.md allow it (1..=max bytes without control characters; a
-//! JSON object within the size and depth limits), and what is stored is what
-//! was given, through reads, updates, recovery points and a JSON round trip.
+//! rules in the README's "Semantics worth knowing" allow it (1..=max bytes
+//! without control characters; a JSON object within the size and depth
+//! limits), and what is stored is what was given, through reads, updates,
+//! recovery points and a JSON round trip.
 #![no_main]
 
 use contextkit_core::{

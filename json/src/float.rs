@@ -109,10 +109,8 @@ fn magnitude(text: &[u8]) -> u64 {
         }
     }
     let (m, e2) = approximate(w, e_w);
-    if !truncated {
-        if let Some(bits) = round(m, e2, APPROXIMATION_ERROR) {
-            return bits;
-        }
+    if !truncated && let Some(bits) = round(m, e2, APPROXIMATION_ERROR) {
+        return bits;
     }
     let candidate = scale((m >> 64) as u64 as f64, e2 + 64).to_bits().min(INF);
     let (d, e_d) = digits(mantissa, n, e10);

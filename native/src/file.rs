@@ -38,13 +38,13 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Mutex};
 
 /// Worker threads; each id always goes to the same one.
 const WORKERS: usize = 4;
 
 mod lock;
+mod workers;
 
 /// The manager-wide facts.
 const META: &str = "meta.json";
@@ -54,8 +54,6 @@ const TMP: &str = ".tmp";
 const MAGIC: &str = "contextkit ";
 /// `contextkit <64 hex digits>\n`.
 const HEADER_LEN: usize = MAGIC.len() + 64 + 1;
-
-type Job = Box<dyn FnOnce() + Send>;
 
 /// A [`Storage`] in a directory: one file per context, plus `meta.json`.
 ///
@@ -73,10 +71,20 @@ type Job = Box<dyn FnOnce() + Send>;
 ///   a file system rejects); the id itself is inside the file.
 /// - One `FileStorage` per directory, Rust's or the npm package's:
 ///   [`new`](Self::new) takes the directory's lock (`contextkit.lock`, naming
-///   the holding process), held until the storage is dropped. Dropping waits
-///   for the file work already queued, then releases the lock. A lock left by
-///   a process that died (killed, crashed) is taken over, safely also when
-///   several processes try at once (the protocol is in `file/lock.rs`).
+///   the holding process), held until the storage is closed (or dropped) and
+///   done with the file work queued before. A lock left by a process that
+///   died (killed, crashed) is taken over, safely also when several processes
+///   try at once (the protocol is in `file/lock.rs`).
+/// - [`close`](Self::close) waits for the file work already queued, then
+///   releases the lock. Dropping the storage (with the last manager holding
+///   it) closes it too. With nothing queued the lock goes at once. Work still
+///   queued (writes whose futures were dropped: acknowledged writes are
+///   durable already) is never waited for on a tokio runtime's thread: inside
+///   a runtime the drop returns at once, and the storage's threads finish that
+///   work and then release the lock; outside a runtime the drop waits for it,
+///   as `close` does. A `FileStorage::new` of the directory in this process
+///   meanwhile waits for the release instead of failing; another process
+///   sees the directory in use until then (`close` first if that matters).
 /// - The format is the npm package's `FileStorage`'s too (see the module's
 ///   documentation): a directory written by one opens in the other.
 /// - File work runs on its own threads, never on the executor. Operations on
@@ -99,15 +107,13 @@ type Job = Box<dyn FnOnce() + Send>;
 /// ```
 pub struct FileStorage {
     dir: Arc<PathBuf>,
-    workers: Vec<mpsc::Sender<Job>>,
-    threads: Vec<JoinHandle<()>>,
+    /// Its threads and queues; they hold the directory's lock.
+    workers: workers::Workers,
     /// The largest value of each field of `meta.json`. Meta writes run on
     /// one worker in issue order, but two removals may issue theirs in the
     /// other order than they took their ids and revisions: a smaller value
     /// never overwrites a larger one.
     meta_high: Arc<Mutex<Meta>>,
-    /// The directory's lock; dropping it releases the directory.
-    _lock: lock::DirLock,
 }
 
 impl fmt::Debug for FileStorage {
@@ -115,20 +121,6 @@ impl fmt::Debug for FileStorage {
         f.debug_struct("FileStorage")
             .field("dir", &self.dir)
             .finish()
-    }
-}
-
-/// Closing the queues stops each worker once it has done the work already
-/// queued; only then is the lock (a field, dropped after this) released, so
-/// the next storage on the directory never overlaps this one's writes.
-impl Drop for FileStorage {
-    fn drop(&mut self) {
-        self.workers.clear();
-        for thread in self.threads.drain(..) {
-            if thread.thread().id() != thread::current().id() {
-                let _ = thread.join();
-            }
-        }
     }
 }
 
@@ -273,28 +265,38 @@ impl FileStorage {
         let dir = dir.as_ref().to_path_buf();
         create_dir(&dir).map_err(|e| storage_error("cannot create", &dir, e))?;
         let lock = lock::DirLock::acquire(&dir)?;
-        let mut workers = Vec::with_capacity(WORKERS);
-        let mut threads = Vec::with_capacity(WORKERS);
-        for i in 0..WORKERS {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let thread = thread::Builder::new()
-                .name(format!("contextkit-files-{i}"))
-                .spawn(move || {
-                    for job in rx {
-                        job();
-                    }
-                })
-                .map_err(|e| storage_error("cannot start a worker for", &dir, e))?;
-            workers.push(tx);
-            threads.push(thread);
-        }
+        let workers = workers::Workers::start(&dir, WORKERS, lock)?;
         Ok(Self {
             dir: Arc::new(dir),
             workers,
-            threads,
             meta_high: Arc::default(),
-            _lock: lock,
         })
+    }
+
+    /// Waits for the file work already queued, then releases the directory
+    /// (its lock) for the next storage. Every later operation fails with
+    /// `STORAGE`: close it once no manager uses it any more. To call this
+    /// while a manager holds the storage, give the manager an
+    /// `Arc<FileStorage>` (a [`Storage`] too) and keep a clone.
+    ///
+    /// ```
+    /// use contextkit::{ContextManager, FileStorage, ManagerConfig, Storage, json};
+    /// use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> contextkit::Result<()> {
+    /// let dir = std::env::temp_dir().join(format!("contextkit-close-{}", std::process::id()));
+    /// let storage = Arc::new(FileStorage::new(&dir)?);
+    /// let opened = ContextManager::builder(ManagerConfig::default()).open(Arc::clone(&storage)).await?;
+    /// opened.manager.create_context("a", json!({ "x": 1 })).await?;
+    /// drop(opened);
+    /// storage.close().await;
+    /// assert!(!dir.join("contextkit.lock").exists()); // free for any process
+    /// assert_eq!(storage.get("a").await.unwrap_err().code(), "STORAGE");
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) {
+        self.workers.close();
+        self.workers.released().await;
     }
 
     /// The directory it writes to.
@@ -312,11 +314,17 @@ impl FileStorage {
         let worker = usize::from(Sha256::digest(key.as_bytes())[0]) % WORKERS;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let dir = Arc::clone(&self.dir);
-        let queued = self.workers[worker].send(Box::new(move || {
-            let _ = tx.send(job(&dir));
-        }));
+        let queued = self.workers.send(
+            worker,
+            Box::new(move |done| {
+                let result = job(&dir);
+                drop(done);
+                let _ = tx.send(result);
+            }),
+            &self.dir,
+        );
         Box::pin(async move {
-            queued.map_err(|_| ContextError::Storage("file storage worker stopped".into()))?;
+            queued?;
             rx.await
                 .map_err(|_| ContextError::Storage("file storage worker stopped".into()))?
         })

@@ -110,6 +110,7 @@ macro_rules! for_each_case {
             tracker::tracker_apply_remote_only_moves_forward,
             tracker::tracker_sync_interval_follows_the_clock,
             tracker::tracker_auto_recovery_snapshots_each_sync,
+            tracker::tracker_sync_that_committed_is_ok_without_its_recovery_point,
             adapter::adapter_ttl_applies_and_updates_refresh_it,
             adapter::adapter_creates_carry_metadata_and_their_own_ttl,
             adapter::adapter_offers_modify_touch_recovery_points_and_events,

@@ -220,3 +220,33 @@ pub async fn tracker_auto_recovery_snapshots_each_sync() {
     let manual_point = t.create_recovery_point().await.unwrap();
     assert_eq!(manual_point.version, 3);
 }
+
+/// A sync whose push committed returns Ok even when its automatic recovery
+/// point cannot be taken; the tracker counts the missed point instead.
+pub async fn tracker_sync_that_committed_is_ok_without_its_recovery_point() {
+    let config = ManagerConfig {
+        max_recovery_points: 0,
+        ..ManagerConfig::default()
+    };
+    let (m, _) = manual(config);
+    m.create_context("a", json!({ "n": 0 })).await.unwrap();
+    let cfg = TrackerConfig {
+        auto_recovery: true,
+        ..TrackerConfig::default()
+    };
+    let t = ContextTracker::new(m.clone(), cfg);
+    t.activate_context("a").await.unwrap();
+    assert_eq!(t.missed_recovery_points(), 0);
+    for n in 1..=2 {
+        t.update_state(json!({ "n": n })).await.unwrap();
+        let synced = t.sync_state().await.unwrap();
+        assert_eq!(synced.version, n + 1);
+        assert!(!t.is_dirty().await);
+        assert_eq!(t.missed_recovery_points(), n);
+    }
+    assert_eq!(m.get_context("a").await.unwrap().data, json!({ "n": 2 }));
+    assert!(m.recovery_points("a").await.unwrap().is_empty());
+    // Clones share the count; a clean sync writes nothing and misses nothing.
+    t.clone().sync_state().await.unwrap();
+    assert_eq!(t.clone().missed_recovery_points(), 2);
+}

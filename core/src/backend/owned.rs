@@ -8,13 +8,13 @@
 mod flight;
 
 use crate::Storage;
-use crate::store::{AtomicUsize, Inner, Map, Removal, Shard};
+use crate::store::{Inner, Map, Removal, Shard};
+use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::{ContextError, ContextManager, ContextState, Result};
 use event_listener::Event;
 use flight::{Flight, wait_for};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 
 /// A manager's storage and the bookkeeping of its writes.
 #[derive(Debug)]
@@ -44,9 +44,7 @@ struct Lane {
 }
 
 impl Lane {
-    fn flights(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Flight>, ahash::RandomState>> {
+    fn flights(&self) -> MutexGuard<'_, HashMap<String, Arc<Flight>, ahash::RandomState>> {
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -6,11 +6,11 @@ use crate::events::EventLog;
 use crate::shared::sequencer::{EventFeed, Sequencer};
 use crate::shared::{Committed, Joined, SharedBackend, Write};
 use crate::store::Inner;
+use crate::sync::{AtomicUsize, Ordering};
 use crate::{ContextError, ContextEvent, ContextState, Result, Snapshot};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The function of a modify: `Send` natively, where the manager's futures are.
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,6 +1,7 @@
 //! Pushing a tracker's working copy back to the store.
 
 use super::ContextTracker;
+use crate::sync::Ordering;
 use crate::{ConflictPolicy, ContextError, ContextState, Result, Snapshot};
 use std::sync::Arc;
 
@@ -21,6 +22,11 @@ impl ContextTracker {
     /// it makes a recovery point after each successful push. A clean copy
     /// returns its state without writing. Edits made while a sync is in flight
     /// stay dirty, rebased on the pushed version.
+    ///
+    /// A push that committed returns `Ok` even when its automatic recovery
+    /// point cannot be taken (`max_recovery_points` is 0, the context was
+    /// deleted meanwhile, the storage failed): the tracker counts it in
+    /// [`missed_recovery_points`](Self::missed_recovery_points) instead.
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -71,8 +77,14 @@ impl ContextTracker {
             {
                 Ok(state) => {
                     self.settle(&p, &state).await;
-                    if self.shared.config.auto_recovery {
-                        manager.add_recovery_point(&p.id).await?;
+                    // The push committed: the sync is Ok whatever happens to
+                    // its recovery point; a missed one is counted instead.
+                    if self.shared.config.auto_recovery
+                        && manager.add_recovery_point(&p.id).await.is_err()
+                    {
+                        self.shared
+                            .missed_recovery_points
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                     return Ok(state);
                 }
@@ -138,16 +150,37 @@ impl ContextTracker {
             .work
             .write(|w| {
                 let now = self.now();
-                if let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation) {
-                    if Arc::ptr_eq(&a.base, &p.base) || remote.version >= a.base.version {
-                        a.base = Arc::clone(&remote);
-                        a.local = None;
-                        a.last_sync_ms = now;
-                    }
+                if let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation)
+                    && (Arc::ptr_eq(&a.base, &p.base) || remote.version >= a.base.version)
+                {
+                    a.base = Arc::clone(&remote);
+                    a.local = None;
+                    a.last_sync_ms = now;
                 }
             })
             .await;
         Ok(remote)
+    }
+
+    /// How many syncs of this tracker (and its clones) committed their push
+    /// but could not take the recovery point `auto_recovery` asks for; such a
+    /// sync still returns `Ok` (see [`sync_state`](Self::sync_state)).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig { max_recovery_points: 0, ..ManagerConfig::default() });
+    /// m.create_context("a", json!({})).await?;
+    /// let t = ContextTracker::new(m.clone(), TrackerConfig { auto_recovery: true, ..TrackerConfig::default() });
+    /// t.activate_context("a").await?;
+    /// t.update_state(json!({ "n": 1 })).await?;
+    /// assert_eq!(t.sync_state().await?.version, 2); // committed, without a recovery point
+    /// assert_eq!(t.missed_recovery_points(), 1);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn missed_recovery_points(&self) -> u64 {
+        self.shared.missed_recovery_points.load(Ordering::Relaxed)
     }
 
     /// Whether the copy is dirty and `sync_interval_ms` passed since the last sync.

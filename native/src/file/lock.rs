@@ -29,7 +29,10 @@
 //! 3. A lock without a live holder is stale: take it over (below) and go to 1.
 //!
 //! Releasing: remove `contextkit.lock` if it still holds this storage's line.
-//! A storage releases it when dropped; a killed process leaves it stale.
+//! A storage releases it once closed (or dropped) and done with the file
+//! work queued before; a killed process leaves it stale. An opener in this
+//! process that finds the lock of a storage of this process that is closing
+//! waits for it to be released and goes back to step 1, rather than failing.
 //!
 //! # Taking over a stale lock
 //!
@@ -76,12 +79,12 @@ use super::{hex, storage_error};
 use contextkit_core::{ContextError, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -96,10 +99,13 @@ const MAX_CLAIMS: u32 = 64;
 /// Temporary files of the protocol older than this are left by dead processes.
 const TEMP_AGE: Duration = Duration::from_secs(60);
 
-/// Nonces of the locks this process holds or is taking.
-static HELD: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+/// Nonces of the locks this process holds or is taking, each with whether
+/// its storage is closing.
+static HELD: Mutex<BTreeMap<String, bool>> = Mutex::new(BTreeMap::new());
+/// Notified whenever a lock leaves [`HELD`].
+static RELEASED: Condvar = Condvar::new();
 
-fn held() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+fn held() -> std::sync::MutexGuard<'static, BTreeMap<String, bool>> {
     HELD.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -161,7 +167,7 @@ impl DirLock {
         bytes.push(b'\n');
         let path = dir.join(LOCK);
         let temp = dir.join(format!("{LOCK}.{}.tmp", me.nonce));
-        held().insert(me.nonce.clone());
+        held().insert(me.nonce.clone(), false);
         let taken = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -181,6 +187,14 @@ impl DirLock {
             nonce: me.nonce,
         })
     }
+
+    /// Its storage is closing: the lock goes once the storage's queued work
+    /// is done, and an opener in this process waits for that instead of failing.
+    pub(super) fn mark_closing(&self) {
+        if let Some(closing) = held().get_mut(&self.nonce) {
+            *closing = true;
+        }
+    }
 }
 
 impl Drop for DirLock {
@@ -189,6 +203,7 @@ impl Drop for DirLock {
             let _ = fs::remove_file(&self.path);
         }
         held().remove(&self.nonce);
+        RELEASED.notify_all();
     }
 }
 
@@ -215,6 +230,9 @@ fn take(dir: &Path, path: &Path, temp: &Path) -> Result<()> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(storage_error("cannot read", path, e)),
         };
+        if waited_for_closing(&stale) {
+            continue;
+        }
         if let Some(holder) = live(&stale, path) {
             return Err(in_use(dir, &holder));
         }
@@ -281,10 +299,33 @@ fn live(bytes: &[u8], path: &Path) -> Option<String> {
     }
     if holder.pid == std::process::id() && holder.process_start == process_start() {
         return held()
-            .contains(&holder.nonce)
+            .contains_key(&holder.nonce)
             .then(|| format!("{who}, this process"));
     }
     running(holder.pid, holder.process_start).then_some(who)
+}
+
+/// If these lock bytes are those of a storage of this process that is
+/// closing, waits until it released the lock and says so. Its workers finish
+/// the work queued before on their own threads, so this ends.
+fn waited_for_closing(bytes: &[u8]) -> bool {
+    let Ok(holder) = serde_json::from_slice::<Holder>(bytes) else {
+        return false;
+    };
+    if holder.pid != std::process::id()
+        || holder.process_start != process_start()
+        || holder.hostname != hostname()
+    {
+        return false;
+    }
+    let mut held = held();
+    if held.get(&holder.nonce) != Some(&true) {
+        return false;
+    }
+    while held.contains_key(&holder.nonce) {
+        held = RELEASED.wait(held).unwrap_or_else(|e| e.into_inner());
+    }
+    true
 }
 
 /// Deletes what dead processes left of the protocol (see the module's docs);

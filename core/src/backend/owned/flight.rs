@@ -5,11 +5,11 @@
 use super::{Lane, Owned};
 use crate::storage::{Meta, PointRecord, Record};
 use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
+use crate::sync::{AtomicBool, Ordering};
 use crate::write::{Patch, Plan, Replaced, entry_of, install, points_of};
 use crate::{ContextError, ContextEvent, ContextState, Result, validate};
 use event_listener::EventListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A storage write in flight for one id. Writers of that id wait until it
 /// settles; one whose outcome is unknown (its future was dropped, or storage
