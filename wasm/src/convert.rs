@@ -1,6 +1,6 @@
 //! JavaScript values in and out.
 //!
-//! In: the package's `toJson` (wasm/npm/support.mjs, registered at load time)
+//! In: the package's `toJson` (wasm/npm/support.js, registered at load time)
 //! checks that an argument is plain JSON data (plain objects, arrays, strings,
 //! finite numbers, booleans, null; object properties that are `undefined` are
 //! left out as in `JSON.stringify`), within [`MAX_DEPTH`](contextkit_core::MAX_DEPTH)
@@ -34,7 +34,7 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
 extern "C" {
-    /// The JavaScript half of the package (wasm/npm/support.mjs).
+    /// The JavaScript half of the package (wasm/npm/support.js).
     #[derive(Clone)]
     pub type Support;
 
@@ -196,10 +196,10 @@ pub(crate) fn read_state_to_js(
         return with_support(|support| support.copy_state(&kept)).unwrap_or(JsValue::UNDEFINED);
     }
     let (fresh, len) = make_state(state, id, None);
-    if cache.enabled() {
-        if let Some(kept) = with_support(|support| support.copy_state(&fresh)) {
-            cache.put(state, kept, len);
-        }
+    if cache.enabled()
+        && let Some(kept) = with_support(|support| support.copy_state(&fresh))
+    {
+        cache.put(state, kept, len);
     }
     fresh
 }

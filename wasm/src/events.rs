@@ -52,10 +52,10 @@ pub(crate) fn deliver(
         // Dropping `events` here unregisters the subscriber.
     });
     let off = Closure::<dyn FnMut()>::new(move || {
-        if !control.stopped.replace(true) {
-            if let Some(waker) = control.waker.borrow_mut().take() {
-                waker.wake();
-            }
+        if !control.stopped.replace(true)
+            && let Some(waker) = control.waker.borrow_mut().take()
+        {
+            waker.wake();
         }
     });
     off.into_js_value()

@@ -43,7 +43,7 @@ pub use tracker::Tracker;
 use wasm_bindgen::prelude::*;
 
 /// Called once by the package's entry point with the JavaScript half of
-/// contextkit (wasm/npm/support.mjs): its `ContextError` class, which every
+/// contextkit (wasm/npm/support.js): its `ContextError` class, which every
 /// error is an instance of, and the converters `toJson` and `makeState`.
 #[wasm_bindgen(js_name = "__init", skip_typescript)]
 pub fn init(support: convert::Support) {

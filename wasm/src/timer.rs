@@ -23,10 +23,10 @@ impl Interval {
         let id = host::set_interval(tick.as_ref().unchecked_ref(), ms);
         // Node's timers have `unref()`; browsers' ids are numbers, where the
         // lookup fails and there is nothing to do.
-        if let Ok(unref) = host::get_str(&id, "unref") {
-            if let Some(unref) = unref.dyn_ref::<js_sys::Function>() {
-                let _ = unref.call0(&id);
-            }
+        if let Ok(unref) = host::get_str(&id, "unref")
+            && let Some(unref) = unref.dyn_ref::<js_sys::Function>()
+        {
+            let _ = unref.call0(&id);
         }
         Self { id, _tick: tick }
     }

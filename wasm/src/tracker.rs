@@ -226,9 +226,9 @@ impl Tracker {
 /// Hands a background failure to `on_error`; without one it is dropped (the
 /// state it concerns stays observable: a tracker stays dirty).
 pub(crate) fn report(on_error: Option<&Function>, e: &ContextError) {
-    if let Some(f) = on_error {
-        if let Err(thrown) = f.call1(&JsValue::UNDEFINED, &crate::error::to_js(e)) {
-            let _ = js_sys::Promise::reject(&thrown);
-        }
+    if let Some(f) = on_error
+        && let Err(thrown) = f.call1(&JsValue::UNDEFINED, &crate::error::to_js(e))
+    {
+        let _ = js_sys::Promise::reject(&thrown);
     }
 }
