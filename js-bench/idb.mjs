@@ -20,13 +20,12 @@
 // rotates from round to round); the median round is reported, with the
 // range of the shared / owned ratio over the rounds.
 import { execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import http from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serveStatic } from '../js-tests/lib/static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const smoke = process.argv.includes('--smoke') || !!process.env.CONTEXTKIT_BENCH_SMOKE;
@@ -211,22 +210,7 @@ function median(xs) {
 }
 
 async function main() {
-  const server = http.createServer(async (req, res) => {
-    const { pathname } = new URL(req.url, 'http://localhost');
-    if (pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(page);
-      return;
-    }
-    const file = path.join(pkgDir, path.normalize(decodeURIComponent(pathname.replace(/^\/pkg\//, '/'))));
-    if (!pathname.startsWith('/pkg/') || !file.startsWith(pkgDir) || !(await stat(file).then((s) => s.isFile(), () => false))) {
-      res.writeHead(404).end();
-      return;
-    }
-    const type = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' }[path.extname(file)];
-    res.writeHead(200, { 'content-type': type ?? 'application/octet-stream' });
-    createReadStream(file).pipe(res);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const server = await serveStatic({ root: pkgDir, prefix: '/pkg/', pages: { '/': page } });
   const profile = await mkdtemp(path.join(os.tmpdir(), 'contextkit-idb-bench-'));
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
   const load = () => os.loadavg()[0].toFixed(2);
@@ -235,7 +219,7 @@ async function main() {
     const tab = context.pages()[0] ?? (await context.newPage());
     const errors = [];
     tab.on('pageerror', (e) => errors.push(e.message));
-    await tab.goto(`http://127.0.0.1:${server.address().port}/`);
+    await tab.goto(server.base);
     await tab.waitForFunction(() => window.ready === true, null, { timeout: 60_000 });
     await tab.evaluate(setUp, { keys: KEYS, names: STORES });
     const version = await context.browser()?.version() ?? execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).trim();
@@ -296,7 +280,7 @@ async function main() {
   } finally {
     await context.close();
     await rm(profile, { recursive: true, force: true });
-    server.close();
+    await server.close();
   }
 }
 

@@ -13,21 +13,19 @@
 // - The auto-cleanup timers of the pages elect one sweeper with a Web Lock;
 //   when its page closes, the next one sweeps.
 import assert from 'node:assert/strict';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { installPacked } from '../packaging/consumer.mjs';
+import { serveStatic } from '../lib/static-server.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = [
   '--no-sandbox', '--headless=new', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run',
 ];
-const TYPES = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
 const PER_PAGE = 200;
 
 // The page only loads the package; the tests drive it with evaluate().
@@ -48,22 +46,12 @@ let base;
 before(async () => {
   dir = await installPacked('tabs');
   await writeFile(path.join(dir, 'index.html'), page);
-  server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://localhost');
-    const file = path.join(dir, path.normalize(decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname)));
-    if (!file.startsWith(dir) || !(await stat(file).then((s) => s.isFile(), () => false))) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
-    createReadStream(file).pipe(res);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${server.address().port}/`;
+  server = await serveStatic({ root: dir });
+  base = server.base;
 });
 
 after(async () => {
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
 });
 
 /** A Chromium with a profile of its own; `use(context, addPage, problems)`, then closes it. */

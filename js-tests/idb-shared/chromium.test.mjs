@@ -5,12 +5,13 @@
 // VERSION_CONFLICT), 200 per page, end exact; every page reads the same
 // event sequence; a page waiting in events() wakes on another page's commit.
 import assert from 'node:assert/strict';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { serveStatic } from '../lib/static-server.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = [
@@ -33,21 +34,12 @@ const page = `<!doctype html>
 let server;
 let base;
 before(async () => {
-  server = http.createServer(async (req, res) => {
-    const { pathname } = new URL(req.url, 'http://localhost');
-    if (pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(page);
-    } else if (/^\/idb-shared[a-z-]*\.js$/.test(pathname)) {
-      res.writeHead(200, { 'content-type': 'text/javascript' }).end(await readFile(new URL(pathname.slice(1), MODULES)));
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${server.address().port}/`;
+  // The page, and the modules under test from wasm/npm/.
+  server = await serveStatic({ root: fileURLToPath(MODULES), pages: { '/': page } });
+  base = server.base;
 });
 after(async () => {
-  await new Promise((resolve) => server?.close(resolve));
+  await server?.close();
 });
 
 /** In a page: opens namespace `name` and joins it (window.s, window.epoch). */
