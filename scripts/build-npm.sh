@@ -99,28 +99,12 @@ cp "$src/index.d.ts" "$stage/index.d.mts"
 # Browsers get no FileStorage: their types leave out the lines marked Node-only.
 sed '/^\/\/ node-only:start/,/^\/\/ node-only:end/d' "$src/index.d.ts" > "$stage/browser.d.mts"
 # support.js and storage.js are ES modules; in the package they are .mjs (the
-# package is not "type": "module"), and .cjs copies serve CommonJS: each
-# exported name of the module, listed, becomes a property of module.exports.
-to_cjs() {
-  local name=$1
-  shift
+# package is not "type": "module"), and esbuild writes the CommonJS copies.
+for name in support storage; do
   cp "$src/$name.js" "$stage/$name.mjs"
-  {
-    printf "'use strict';\n"
-    sed -e 's/^export class /class /' -e 's/^export function /function /' \
-      -e 's/^export async function /async function /' "$src/$name.js"
-    printf '\nmodule.exports = { %s };\n' "$(IFS=,; echo "$*" | sed 's/,/, /g')"
-  } > "$stage/$name.cjs"
-  # Every export must be listed.
-  local exported
-  exported=$(sed -n -E 's/^export (async )?(class|function) ([A-Za-z]+).*/\3/p' "$src/$name.js" | sort)
-  if [ "$exported" != "$(printf '%s\n' "$@" | sort)" ]; then
-    echo "update the export list of $name.js in scripts/build-npm.sh (exports: $exported)" >&2
-    exit 1
-  fi
-}
-to_cjs support ContextError toJson encodeInto makeState copyState makeEvent makeSnapshot storageCall storageLoad sharedCall sleep guardFreed
-to_cjs storage MemoryStorage IndexedDBStorage isIndexedDBStorage
+  "$esbuild" "$src/$name.js" --format=cjs --platform=neutral --banner:js="'use strict';" --log-level=warning \
+    --outfile="$stage/$name.cjs"
+done
 # idb-tabs.js (IndexedDBStorage in shared mode) imports idb-shared.js, which
 # imports the other idb-shared-*.js: esbuild bundles the four into one file
 # per module format, idb-tabs.mjs for browser.mjs and idb-tabs.cjs for

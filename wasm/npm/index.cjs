@@ -1,7 +1,9 @@
 'use strict';
 // Node, require(): the wasm-bindgen build for Node loads the module synchronously.
 const wasm = require('./node/contextkit_wasm.js');
-const support = require('./support.cjs');
+// Own data properties (the CommonJS build exports getters): the module reads
+// them on every call.
+const support = { ...require('./support.cjs') };
 const { MemoryStorage, IndexedDBStorage, isIndexedDBStorage } = require('./storage.cjs');
 const { FileStorage, closeWithManager } = require('./file-storage.cjs');
 const { RedisBackend } = require('./redis-backend.cjs');
