@@ -562,13 +562,23 @@ const isFreed = (obj) => obj !== null && typeof obj === 'object' && obj.__wbg_pt
 const freedError = (what) => new ContextError('INVALID_ARGUMENT', `${what} was freed`);
 
 /**
+ * wasm-bindgen's check of an argument's class throws a plain Error ("expected
+ * instance of ContextManager"); the package documents a TypeError.
+ */
+function classError(e) {
+  const m = e instanceof Error && e.constructor === Error ? /^expected instance of (\w+)$/.exec(e.message) : null;
+  return m ? new TypeError(`expected an instance of ${m[1]}`) : e;
+}
+
+/**
  * Makes use after free() of the wasm-bindgen classes in `classes` ({ name:
  * class }) a ContextError (INVALID_ARGUMENT, "this ContextManager was freed")
  * instead of wasm-bindgen's bare "null pointer passed to rust": every method
  * of their prototypes checks its object first (methods that return a Promise
  * reject, the others throw), and the returned classes, to be exported in
  * their place, check that a manager passed to a constructor is not freed.
- * wasm-bindgen sets `__wbg_ptr` to 0 when an object is freed.
+ * wasm-bindgen sets `__wbg_ptr` to 0 when an object is freed. Their class
+ * checks throw TypeErrors (see classError).
  */
 export function guardFreed(classes) {
   const guarded = {};
@@ -582,11 +592,19 @@ export function guardFreed(classes) {
       descriptor.value = SYNC_METHODS.has(key)
         ? function (a, b, c) {
             if (isFreed(this)) throw freedError(`this ${name}`);
-            return method.call(this, a, b, c);
+            try {
+              return method.call(this, a, b, c);
+            } catch (e) {
+              throw classError(e);
+            }
           }
         : function (a, b, c) {
             if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
-            return method.call(this, a, b, c);
+            try {
+              return method.call(this, a, b, c);
+            } catch (e) {
+              throw classError(e);
+            }
           };
       Object.defineProperty(descriptor.value, 'name', { value: method.name });
       Object.defineProperty(proto, key, descriptor);
@@ -597,7 +615,11 @@ export function guardFreed(classes) {
         if (isFreed(arg) && Object.values(classes).some((c) => arg instanceof c)) {
           throw freedError(`the ${arg.constructor.name} passed to new ${name}()`);
         }
-        return Reflect.construct(target, args, newTarget);
+        try {
+          return Reflect.construct(target, args, newTarget);
+        } catch (e) {
+          throw classError(e);
+        }
       },
     });
   }
