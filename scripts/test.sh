@@ -15,6 +15,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p contextkit-core -p contextkit-wasm --target wasm32-unknown-unknown -- -D warnings
+# The npm package's JavaScript (wasm/npm): formatting and lints, as cargo fmt
+# and clippy for Rust (biome, pinned in js-tests; configuration in biome.json).
+js-tests/node_modules/.bin/biome check .
 
 step "native tests: unit, doc, conformance on four executors, contention, cancellation, model, linearizability"
 cargo test --workspace

@@ -10,7 +10,11 @@ import { openInTabs } from './idb-tabs.mjs';
 await init({ module_or_path: new URL('./node/contextkit_wasm_bg.wasm', import.meta.url) });
 __init(support);
 // Use after free() is a ContextError (see support.mjs).
-const { ContextManager, ContextTracker, ContextAdapter: Guarded } = support.guardFreed({
+const {
+  ContextManager,
+  ContextTracker,
+  ContextAdapter: Guarded,
+} = support.guardFreed({
   ContextManager: Manager,
   ContextTracker: Tracker,
   ContextAdapter: Adapter,

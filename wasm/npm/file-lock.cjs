@@ -29,7 +29,8 @@ const linux = process.platform === 'linux';
  * (else null). Shared by every copy of the package loaded in the process, so
  * that two copies exclude each other too.
  */
-const held = (globalThis[Symbol.for('contextkit.FileStorage.locks')] ??= new Map());
+globalThis[Symbol.for('contextkit.FileStorage.locks')] ??= new Map();
+const held = globalThis[Symbol.for('contextkit.FileStorage.locks')];
 /** Locks taken through this copy of the module and not yet released (released at exit). */
 const live = new Set();
 let exitHook = false;
@@ -41,7 +42,10 @@ const digest16 = (bytes) => crypto.createHash('sha256').update(bytes).digest('he
 function procStat(pid) {
   const text = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
   // `pid (name) state ppid …`: the name may hold spaces and parentheses.
-  const fields = text.slice(text.lastIndexOf(')') + 1).trim().split(/\s+/);
+  const fields = text
+    .slice(text.lastIndexOf(')') + 1)
+    .trim()
+    .split(/\s+/);
   const start = fields.length > 19 && /^\d+$/.test(fields[19]) ? Number(fields[19]) : NaN;
   if (!Number.isSafeInteger(start)) throw new Error(`unexpected /proc/${pid}/stat`);
   return [fields[0], start];
@@ -158,7 +162,7 @@ function takeOver(dir, file, temp, stale) {
       // The one live claimer of these bytes (see the argument in lock.rs).
       try {
         const now = readIfThere(file);
-        if (now !== null && now.equals(stale)) fs.rmSync(file, { force: true });
+        if (now?.equals(stale)) fs.rmSync(file, { force: true });
       } finally {
         fs.rmSync(claim, { force: true });
       }
@@ -213,9 +217,7 @@ function cleanUp(dir, own) {
     const rest = name.slice(LOCK.length + 1);
     const file = path.join(dir, name);
     try {
-      const garbage = rest.startsWith('claim-')
-        ? !rest.startsWith(ownClaims)
-        : rest.endsWith('.tmp') && Date.now() - fs.statSync(file).mtimeMs > TEMP_AGE_MS;
+      const garbage = rest.startsWith('claim-') ? !rest.startsWith(ownClaims) : rest.endsWith('.tmp') && Date.now() - fs.statSync(file).mtimeMs > TEMP_AGE_MS;
       if (garbage) fs.rmSync(file, { force: true });
     } catch {
       // Gone meanwhile.

@@ -464,7 +464,10 @@ function closeWithManager(ContextManager, ContextError) {
     if (!isFileStorage(storage)) return open.call(this, storage, config);
     if (inUse.has(storage)) {
       return Promise.reject(
-        new ContextError('STORAGE', `ContextManager.open: cannot open ${storage.dir}: this FileStorage is in use by another ContextManager; free() that one first`),
+        new ContextError(
+          'STORAGE',
+          `ContextManager.open: cannot open ${storage.dir}: this FileStorage is in use by another ContextManager; free() that one first`,
+        ),
       );
     }
     inUse.add(storage);

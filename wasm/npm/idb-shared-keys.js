@@ -165,7 +165,7 @@ export class Keys {
     return (await request(this.#store(key).get(arg(field)))) ?? null;
   }
 
-  async hmget(key, ...fields) {
+  async hmget(_key, ...fields) {
     const hash = await this.#hash();
     return fields.map((f) => hash?.[f] ?? null);
   }
@@ -182,7 +182,7 @@ export class Keys {
     for (let i = 0; i < pairs.length; i += 2) await request(this.#store(key).put(pairs[i + 1], pairs[i]));
   }
 
-  async hincrby(key, field, by) {
+  async hincrby(_key, field, by) {
     const hash = { ...(await this.#hash()) };
     const n = Number(hash[field] ?? '0') + by;
     hash[field] = String(n);
@@ -217,12 +217,20 @@ export class Keys {
   /** ZRANGEBYSCORE key -inf max [LIMIT 0 limit]: members by score, then by their bytes. */
   async zrangebyscore(key, max, limit) {
     const due = this.#range.upperBound([Number(max), []]);
-    return request(this.#store(key).index('due').getAllKeys(due, limit === null ? undefined : Number(limit)));
+    return request(
+      this.#store(key)
+        .index('due')
+        .getAllKeys(due, limit === null ? undefined : Number(limit)),
+    );
   }
 
   /** ZCOUNT key -inf max */
   async zcount(key, max) {
-    return request(this.#store(key).index('due').count(this.#range.upperBound([Number(max), []])));
+    return request(
+      this.#store(key)
+        .index('due')
+        .count(this.#range.upperBound([Number(max), []])),
+    );
   }
 
   // ---- the stream ev: revision -> { t, i, v } ----

@@ -203,8 +203,7 @@ ops.create = async (w, [id, data, ttl, metadata, limitArg]) => {
 ops.update = async (w, [id, data, expected, ttl, revision = '']) => {
   const rec = await load(w, id, false);
   if (!rec) return ['NOT_FOUND', []];
-  if ((expected !== '' && luaNumber(expected) !== luaNumber(rec.v))
-    || (revision !== '' && luaNumber(revision) !== luaNumber(rec.r))) {
+  if ((expected !== '' && luaNumber(expected) !== luaNumber(rec.v)) || (revision !== '' && luaNumber(revision) !== luaNumber(rec.r))) {
     return ['VERSION_CONFLICT', [rec.v]];
   }
   return setData(w, id, rec, data, ttl, 'updated');
@@ -419,12 +418,12 @@ async function points(k, args) {
  * key), unused by the others (their KEYS are implied by the database).
  */
 export const FUNCTIONS = Object.assign(Object.create(null), {
-  ck2_write: { writes: true, run: (k, id, args) => write(k, args) },
+  ck2_write: { writes: true, run: (k, _id, args) => write(k, args) },
   ck2_settle: { writes: true, run: (k, id, args) => settle(k, id, args) },
-  ck2_join: { writes: true, run: (k, id, args) => join(k, args) },
-  ck2_live: { writes: false, run: (k, id, args) => liveAll(k, args) },
-  ck2_count: { writes: false, run: (k, id, args) => count(k, args) },
-  ck2_get: { writes: false, run: (k, id, args) => get(k, args) },
-  ck2_points: { writes: false, run: (k, id, args) => points(k, args) },
+  ck2_join: { writes: true, run: (k, _id, args) => join(k, args) },
+  ck2_live: { writes: false, run: (k, _id, args) => liveAll(k, args) },
+  ck2_count: { writes: false, run: (k, _id, args) => count(k, args) },
+  ck2_get: { writes: false, run: (k, _id, args) => get(k, args) },
+  ck2_points: { writes: false, run: (k, _id, args) => points(k, args) },
   ck2_version: { writes: false, run: async () => LIBRARY_VERSION },
 });

@@ -131,7 +131,18 @@ export class IndexedDBShared {
    * `maxStaleMs` (default 0: off) lets `get` serve a record read at most
    * that long ago from memory (see #cached).
    */
-  constructor(name, { indexedDB = globalThis.indexedDB, IDBKeyRange = globalThis.IDBKeyRange, BroadcastChannel = globalThis.BroadcastChannel, timeoutMs, operationTtlMs, eventRetention, maxStaleMs = 0 } = {}) {
+  constructor(
+    name,
+    {
+      indexedDB = globalThis.indexedDB,
+      IDBKeyRange = globalThis.IDBKeyRange,
+      BroadcastChannel = globalThis.BroadcastChannel,
+      timeoutMs,
+      operationTtlMs,
+      eventRetention,
+      maxStaleMs = 0,
+    } = {},
+  ) {
     if (typeof name !== 'string' || name === '') throw new TypeError('IndexedDBShared expects a namespace name (a non-empty string)');
     if (!indexedDB || !IDBKeyRange) throw new Error('IndexedDBShared needs IndexedDB, which this environment does not have');
     this.namespace = name;
@@ -331,6 +342,9 @@ export class IndexedDBShared {
     this.#wake();
     const db = this.#db;
     this.#db = null;
-    db?.then((d) => d.close(), () => {});
+    db?.then(
+      (d) => d.close(),
+      () => {},
+    );
   }
 }

@@ -32,11 +32,11 @@ const DEFAULT_INTERVAL_MS = 60_000;
 /** Longest delay setTimeout honours (larger ones fire at once). */
 const MAX_DELAY_MS = 2_147_483_647;
 
-const escape = (s) => s.replaceAll('%', '%25').replaceAll('/', '%2F');
+const escapeName = (s) => s.replaceAll('%', '%25').replaceAll('/', '%2F');
 
 /** The shared namespace of IndexedDBStorage(dbName, storeName). */
 export function sharedNamespace(dbName, storeName) {
-  return storeName === DEFAULT_STORE ? escape(dbName) : `${escape(dbName)}/${escape(storeName)}`;
+  return storeName === DEFAULT_STORE ? escapeName(dbName) : `${escapeName(dbName)}/${escapeName(storeName)}`;
 }
 
 /** The Web Lock that elects the sweeper of shared namespace `namespace`. */
@@ -169,12 +169,15 @@ export function openInTabs({ ContextManager, ContextAdapter, ContextError, isInd
       return next();
     };
     locks()
-      .request(lock, { signal: abort.signal }, () =>
-        new Promise((resolve) => {
-          release = resolve;
-          if (stopped) resolve();
-          else next();
-        }),
+      .request(
+        lock,
+        { signal: abort.signal },
+        () =>
+          new Promise((resolve) => {
+            release = resolve;
+            if (stopped) resolve();
+            else next();
+          }),
       )
       // Stopped while waiting in line (AbortError).
       .catch(() => {});
@@ -197,10 +200,11 @@ export function openInTabs({ ContextManager, ContextAdapter, ContextError, isInd
     const stopTimer = proto.stopAutoCleanup;
     Object.defineProperty(proto, 'startAutoCleanup', {
       ...Object.getOwnPropertyDescriptor(proto, 'startAutoCleanup'),
-      value: function startAutoCleanup(intervalMs) {
+      value: function startAutoCleanup(...args) {
+        const [intervalMs] = args;
         const lock = lockOf.get(this);
-        if (lock === undefined || locks() === null) return Reflect.apply(start, this, arguments);
-        Reflect.apply(start, this, arguments);
+        if (lock === undefined || locks() === null) return Reflect.apply(start, this, args);
+        Reflect.apply(start, this, args);
         stopTimer.call(this);
         elect(this, lock, (t) => period(t, intervalMs), sweep);
         return undefined;

@@ -3,5 +3,4 @@
 // per process, so instanceof works across require and import.
 import contextkit from './index.cjs';
 
-export const { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage, RedisBackend } =
-  contextkit;
+export const { ContextManager, ContextTracker, ContextAdapter, ContextError, MemoryStorage, FileStorage, IndexedDBStorage, RedisBackend } = contextkit;

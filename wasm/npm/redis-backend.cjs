@@ -47,7 +47,7 @@ function namespaceProblem(ns) {
   const bytes = Buffer.byteLength(ns);
   if (bytes < 1 || bytes > 128) return `namespace is ${bytes} bytes; it must be 1 to 128`;
   // Braces would change the hash tag; control characters have no place in a key.
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (/[{}\u0000-\u001f\u007f-\u009f]/.test(ns)) return `namespace ${JSON.stringify(ns)} contains a brace or a control character`;
   return null;
 }
@@ -146,7 +146,10 @@ class RedisBackend {
     const client = this.#newClient();
     const connect = client.connect();
     const timeout = new Promise((_, reject) => {
-      const t = setTimeout(() => reject(new Error(`redis: could not connect to ${this.#url} within ${this.timeoutMs} ms${this.#lastError ? `: ${this.#lastError.message}` : ''}`)), this.timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`redis: could not connect to ${this.#url} within ${this.timeoutMs} ms${this.#lastError ? `: ${this.#lastError.message}` : ''}`)),
+        this.timeoutMs,
+      );
       t.unref?.();
       connect.finally(() => clearTimeout(t)).catch(() => {});
     });
@@ -160,7 +163,9 @@ class RedisBackend {
     const info = String(await this.#send(client, ['INFO', 'memory']).catch(() => ''));
     const policy = /^maxmemory_policy:(\S+)/m.exec(info);
     if (policy && policy[1] !== 'noeviction') {
-      const err = new Error(`redis evicts keys under memory pressure (maxmemory-policy ${policy[1]}): a shared namespace needs noeviction, or it could lose contexts and events silently`);
+      const err = new Error(
+        `redis evicts keys under memory pressure (maxmemory-policy ${policy[1]}): a shared namespace needs noeviction, or it could lose contexts and events silently`,
+      );
       err.code = 'INVALID_ARGUMENT';
       throw err;
     }

@@ -477,7 +477,13 @@ export async function storageLoad(storage) {
     if (typeof key !== 'string') throw `storage.list() returned a key that is ${kindOf(key)}`;
   }
   // The gets are issued together and awaited in order.
-  const reads = keys.filter(isOwnKey).map((key) => [key, storageCall(storage, 'get', key).then((v) => ({ v }), (e) => ({ e }))]);
+  const reads = keys.filter(isOwnKey).map((key) => [
+    key,
+    storageCall(storage, 'get', key).then(
+      (v) => ({ v }),
+      (e) => ({ e }),
+    ),
+  ]);
   for (const [key, read] of reads) {
     const { v, e } = await read;
     if (e !== undefined) problems.push(e);
