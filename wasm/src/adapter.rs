@@ -4,7 +4,7 @@ use crate::cache::ReadCache;
 use crate::convert::{read_state_to_js, state_to_js, to_js};
 use crate::manager::{Manager, data_arg, id_arg};
 use crate::options;
-use crate::promise::{reject, run};
+use crate::promise::{run, run_with};
 use crate::timer::Interval;
 use crate::tracker::Tracker;
 use contextkit_core::{AdapterConfig, ContextAdapter, ContextError, ContextTracker};
@@ -99,11 +99,7 @@ impl Adapter {
                 options::create_options(&options, cfg.max_data_bytes)?,
             ))
         });
-        let (key, data, opts) = match args {
-            Ok(a) => a,
-            Err(e) => return reject(e),
-        };
-        run("createContext", async move {
+        run_with("createContext", args, move |(key, data, opts)| async move {
             let s = a.create_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
@@ -114,14 +110,14 @@ impl Adapter {
     pub fn get_context(&self, id: JsValue) -> Promise {
         let a = self.inner.clone();
         let cache = self.cache.clone();
-        let key = match id_arg(&id, a.manager().config()) {
-            Ok(key) => key,
-            Err(e) => return reject(e),
-        };
-        run("getContext", async move {
-            let s = a.get_context(&key).await?;
-            Ok(read_state_to_js(&s, Some(&id), &cache))
-        })
+        run_with(
+            "getContext",
+            id_arg(&id, a.manager().config()),
+            move |key| async move {
+                let s = a.get_context(&key).await?;
+                Ok(read_state_to_js(&s, Some(&id), &cache))
+            },
+        )
     }
 
     /// Replaces the data of `id` and restarts its expiry.
@@ -136,28 +132,28 @@ impl Adapter {
                 options::expected_version(&options)?,
             ))
         })();
-        let (key, data, expected) = match args {
-            Ok(a) => a,
-            Err(e) => return reject(e),
-        };
-        run("updateContext", async move {
-            let s = a.update_context(&key, data.value, expected).await?;
-            Ok(state_to_js(&s, Some(&id), Some(data.copy)))
-        })
+        run_with(
+            "updateContext",
+            args,
+            move |(key, data, expected)| async move {
+                let s = a.update_context(&key, data.value, expected).await?;
+                Ok(state_to_js(&s, Some(&id), Some(data.copy)))
+            },
+        )
     }
 
     /// Deletes `id` and its recovery points.
     #[wasm_bindgen(js_name = deleteContext)]
     pub fn delete_context(&self, id: JsValue) -> Promise {
         let a = self.inner.clone();
-        let id = match id_arg(&id, a.manager().config()) {
-            Ok(id) => id,
-            Err(e) => return reject(e),
-        };
-        run("deleteContext", async move {
-            a.delete_context(&id).await?;
-            Ok(JsValue::UNDEFINED)
-        })
+        run_with(
+            "deleteContext",
+            id_arg(&id, a.manager().config()),
+            move |id| async move {
+                a.delete_context(&id).await?;
+                Ok(JsValue::UNDEFINED)
+            },
+        )
     }
 
     /// The live contexts, sorted by id.
@@ -217,33 +213,33 @@ impl Adapter {
     pub fn activate_context(&self, id: JsValue) -> Promise {
         let a = self.inner.clone();
         let handed = Rc::clone(&self.handed);
-        let id = match id_arg(&id, a.manager().config()) {
-            Ok(id) => id,
-            Err(e) => return reject(e),
-        };
-        run("activateContext", async move {
-            let tracker = a.activate_context(&id).await?;
-            let active = a.list_active_context_ids().await;
-            let mut handed = handed.borrow_mut();
-            handed.retain(|h| h.alive.get() && active.binary_search(&h.id).is_ok());
-            if let Some(h) = handed
-                .iter()
-                .find(|h| h.id == id && h.tracker.same_as(&tracker))
-            {
-                return Ok(h.object.clone());
-            }
-            let wrapper = Tracker::wrap(tracker.clone());
-            let alive = Rc::clone(&wrapper.alive);
-            let object = JsValue::from(wrapper);
-            handed.retain(|h| h.id != id);
-            handed.push(Handed {
-                id,
-                tracker,
-                alive,
-                object: object.clone(),
-            });
-            Ok(object)
-        })
+        run_with(
+            "activateContext",
+            id_arg(&id, a.manager().config()),
+            move |id| async move {
+                let tracker = a.activate_context(&id).await?;
+                let active = a.list_active_context_ids().await;
+                let mut handed = handed.borrow_mut();
+                handed.retain(|h| h.alive.get() && active.binary_search(&h.id).is_ok());
+                if let Some(h) = handed
+                    .iter()
+                    .find(|h| h.id == id && h.tracker.same_as(&tracker))
+                {
+                    return Ok(h.object.clone());
+                }
+                let wrapper = Tracker::wrap(tracker.clone());
+                let alive = Rc::clone(&wrapper.alive);
+                let object = JsValue::from(wrapper);
+                handed.retain(|h| h.id != id);
+                handed.push(Handed {
+                    id,
+                    tracker,
+                    alive,
+                    object: object.clone(),
+                });
+                Ok(object)
+            },
+        )
     }
 
     /// Deactivates the tracker of `id` (`NOT_ACTIVE`, `UNSYNCED_CHANGES`).
@@ -251,15 +247,15 @@ impl Adapter {
     pub fn deactivate_context(&self, id: JsValue) -> Promise {
         let a = self.inner.clone();
         let handed = Rc::clone(&self.handed);
-        let id = match id_arg(&id, a.manager().config()) {
-            Ok(id) => id,
-            Err(e) => return reject(e),
-        };
-        run("deactivateContext", async move {
-            a.deactivate_context(&id).await?;
-            handed.borrow_mut().retain(|h| h.id != id);
-            Ok(JsValue::UNDEFINED)
-        })
+        run_with(
+            "deactivateContext",
+            id_arg(&id, a.manager().config()),
+            move |id| async move {
+                a.deactivate_context(&id).await?;
+                handed.borrow_mut().retain(|h| h.id != id);
+                Ok(JsValue::UNDEFINED)
+            },
+        )
     }
 
     /// Ids with an active tracker, sorted.

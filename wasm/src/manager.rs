@@ -6,7 +6,7 @@ use crate::convert::{
 };
 use crate::error::invalid;
 use crate::options;
-use crate::promise::{Failure, reject, run};
+use crate::promise::{Failure, run, run_with};
 use crate::timer::Interval;
 use contextkit_core::{ContextError, ContextManager, ManagerConfig};
 use js_sys::{Function, Promise};
@@ -93,11 +93,7 @@ impl Manager {
                 options::create_options(&options, cfg.max_data_bytes)?,
             ))
         })();
-        let (key, data, opts) = match args {
-            Ok(a) => a,
-            Err(e) => return reject(e),
-        };
-        run("createContext", async move {
+        run_with("createContext", args, move |(key, data, opts)| async move {
             let s = m.create_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
@@ -108,14 +104,14 @@ impl Manager {
     pub fn get_context(&self, id: JsValue) -> Promise {
         let m = self.inner.clone();
         let cache = self.cache.clone();
-        let key = match id_arg(&id, m.config()) {
-            Ok(key) => key,
-            Err(e) => return reject(e),
-        };
-        run("getContext", async move {
-            let s = m.get_context(&key).await?;
-            Ok(read_state_to_js(&s, Some(&id), &cache))
-        })
+        run_with(
+            "getContext",
+            id_arg(&id, m.config()),
+            move |key| async move {
+                let s = m.get_context(&key).await?;
+                Ok(read_state_to_js(&s, Some(&id), &cache))
+            },
+        )
     }
 
     /// Replaces the data of `id`; `{ expectedVersion }` makes it a
@@ -131,11 +127,7 @@ impl Manager {
                 options::update_options(&options)?,
             ))
         })();
-        let (key, data, opts) = match args {
-            Ok(a) => a,
-            Err(e) => return reject(e),
-        };
-        run("updateContext", async move {
+        run_with("updateContext", args, move |(key, data, opts)| async move {
             let s = m.update_context_with(&key, data.value, opts).await?;
             Ok(state_to_js(&s, Some(&id), Some(data.copy)))
         })
@@ -160,14 +152,14 @@ impl Manager {
     #[wasm_bindgen(js_name = deleteContext)]
     pub fn delete_context(&self, id: JsValue) -> Promise {
         let m = self.inner.clone();
-        let id = match id_arg(&id, m.config()) {
-            Ok(id) => id,
-            Err(e) => return reject(e),
-        };
-        run("deleteContext", async move {
-            m.delete_context(&id).await?;
-            Ok(JsValue::UNDEFINED)
-        })
+        run_with(
+            "deleteContext",
+            id_arg(&id, m.config()),
+            move |id| async move {
+                m.delete_context(&id).await?;
+                Ok(JsValue::UNDEFINED)
+            },
+        )
     }
 
     /// Ids of the live contexts, sorted.
@@ -262,29 +254,27 @@ impl Manager {
 
 /// `createRecoveryPoint(id)` on `m`.
 pub(crate) fn create_recovery_point(m: ContextManager, id: &JsValue) -> Promise {
-    let id = match id_arg(id, m.config()) {
-        Ok(id) => id,
-        Err(e) => return reject(e),
-    };
-    run("createRecoveryPoint", async move {
-        Ok(snapshot_to_js(&m.create_recovery_point(&id).await?))
-    })
+    run_with(
+        "createRecoveryPoint",
+        id_arg(id, m.config()),
+        move |id| async move { Ok(snapshot_to_js(&m.create_recovery_point(&id).await?)) },
+    )
 }
 
 /// `recoveryPoints(id)` on `m`.
 pub(crate) fn recovery_points(m: ContextManager, id: &JsValue) -> Promise {
-    let id = match id_arg(id, m.config()) {
-        Ok(id) => id,
-        Err(e) => return reject(e),
-    };
-    run("recoveryPoints", async move {
-        let points = m.recovery_points(&id).await?;
-        Ok(points
-            .iter()
-            .map(snapshot_to_js)
-            .collect::<js_sys::Array>()
-            .into())
-    })
+    run_with(
+        "recoveryPoints",
+        id_arg(id, m.config()),
+        move |id| async move {
+            let points = m.recovery_points(&id).await?;
+            Ok(points
+                .iter()
+                .map(snapshot_to_js)
+                .collect::<js_sys::Array>()
+                .into())
+        },
+    )
 }
 
 /// `restoreRecoveryPoint(id, snapshotId)` on `m`.
@@ -294,31 +284,28 @@ pub(crate) fn restore_recovery_point(
     snapshot_id: &JsValue,
 ) -> Promise {
     let args = id_arg(&id, m.config()).and_then(|key| Ok((key, snapshot_arg(snapshot_id)?)));
-    let (key, point) = match args {
-        Ok(a) => a,
-        Err(e) => return reject(e),
-    };
-    run("restoreRecoveryPoint", async move {
-        let s = m.restore_recovery_point(&key, point).await?;
-        Ok(state_to_js(&s, Some(&id), None))
-    })
+    run_with(
+        "restoreRecoveryPoint",
+        args,
+        move |(key, point)| async move {
+            let s = m.restore_recovery_point(&key, point).await?;
+            Ok(state_to_js(&s, Some(&id), None))
+        },
+    )
 }
 
 /// `modifyContext` of a manager or an adapter.
 pub(crate) fn modify_context(m: ContextManager, id: JsValue, f: &JsValue) -> Promise {
     let cfg = m.config();
-    let key = match id_arg(&id, cfg) {
-        Ok(key) => key,
-        Err(e) => return reject(e),
-    };
-    let Some(f) = f.dyn_ref::<Function>().cloned() else {
-        return reject(invalid(format!(
+    let max_bytes = cfg.max_data_bytes;
+    let args = id_arg(&id, cfg).and_then(|key| match f.dyn_ref::<Function>() {
+        Some(f) => Ok((key, f.clone())),
+        None => Err(invalid(format!(
             "modifyContext expects a function, got {}",
             crate::error::kind(f)
-        )));
-    };
-    let max_bytes = cfg.max_data_bytes;
-    run("modifyContext", async move {
+        ))),
+    });
+    run_with("modifyContext", args, move |(key, f)| async move {
         let (mut copy, mut thrown) = (None, None);
         let modified = m
             .try_modify_context(&key, |data| {
@@ -342,13 +329,13 @@ pub(crate) fn modify_context(m: ContextManager, id: JsValue, f: &JsValue) -> Pro
 
 /// `touchContext` of a manager or an adapter.
 pub(crate) fn touch_context(m: ContextManager, id: JsValue, cache: &ReadCache) -> Promise {
-    let key = match id_arg(&id, m.config()) {
-        Ok(key) => key,
-        Err(e) => return reject(e),
-    };
     let cache = cache.clone();
-    run("touchContext", async move {
-        let s = m.touch_context(&key).await?;
-        Ok(read_state_to_js(&s, Some(&id), &cache))
-    })
+    run_with(
+        "touchContext",
+        id_arg(&id, m.config()),
+        move |key| async move {
+            let s = m.touch_context(&key).await?;
+            Ok(read_state_to_js(&s, Some(&id), &cache))
+        },
+    )
 }

@@ -23,6 +23,23 @@ where
     settle(op, Box::pin(fut))
 }
 
+/// A Promise of `body(args)`, or one rejected at once with the error of the
+/// argument step `args` (checked before any work starts).
+pub(crate) fn run_with<A, F, Fut>(
+    op: &'static str,
+    args: Result<A, ContextError>,
+    body: F,
+) -> Promise
+where
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = Result<JsValue, Failure>> + 'static,
+{
+    match args {
+        Ok(a) => run(op, body(a)),
+        Err(e) => reject(e),
+    }
+}
+
 /// Why an operation failed: an error of contextkit, or what a callback of
 /// the caller threw, passed on as it was thrown.
 pub(crate) enum Failure {

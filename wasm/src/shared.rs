@@ -12,7 +12,7 @@ use crate::convert::{NOT_INITIALISED, Support, with_support};
 use crate::error::invalid;
 use crate::json;
 use crate::manager::{Manager, hash_seed};
-use crate::promise::{reject, run};
+use crate::promise::{reject, run_with};
 use contextkit_core::wire::{self, Wire};
 use contextkit_core::{
     Clock, ContextError, ContextManager, ContextState, EventFeed, Joined, MAX_DEPTH, ManagerConfig,
@@ -436,22 +436,22 @@ impl Manager {
                 ops: std::cell::Cell::new(0),
             })
         })();
-        let settings = match settings {
-            Ok(s) => s,
-            Err(e) => return reject(e),
-        };
-        run("ContextManager.connect", async move {
-            let opened = call(&settings.transport, "open", &Array::new()).await;
-            let shared = JsShared {
-                settings: Rc::new(settings),
-            };
-            opened.reply()?;
-            let manager = ContextManager::builder(cfg)
-                .hash_seed(hash_seed())
-                .connect(shared)
-                .await?;
-            // Every read comes from the store: states are never read twice.
-            Ok(Manager::wrap(manager, 0).into())
-        })
+        run_with(
+            "ContextManager.connect",
+            settings,
+            move |settings| async move {
+                let opened = call(&settings.transport, "open", &Array::new()).await;
+                let shared = JsShared {
+                    settings: Rc::new(settings),
+                };
+                opened.reply()?;
+                let manager = ContextManager::builder(cfg)
+                    .hash_seed(hash_seed())
+                    .connect(shared)
+                    .await?;
+                // Every read comes from the store: states are never read twice.
+                Ok(Manager::wrap(manager, 0).into())
+            },
+        )
     }
 }

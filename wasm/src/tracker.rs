@@ -4,7 +4,7 @@ use crate::convert::{snapshot_to_js, state_to_js};
 use crate::error::invalid;
 use crate::manager::{Manager, data_arg, id_arg};
 use crate::options;
-use crate::promise::{reject, run};
+use crate::promise::{run, run_with};
 use crate::timer::Interval;
 use contextkit_core::{ContextError, ContextState, ContextTracker};
 use js_sys::{Function, Promise};
@@ -67,17 +67,17 @@ impl Tracker {
     #[wasm_bindgen(js_name = activateContext)]
     pub fn activate_context(&self, id: JsValue) -> Promise {
         let t = self.inner.clone();
-        let key = match id_arg(&id, t.manager().config()) {
-            Ok(key) => key,
-            Err(e) => return reject(e),
-        };
-        run("activateContext", async move {
-            Ok(state_to_js(
-                &*t.activate_context(&key).await?,
-                Some(&id),
-                None,
-            ))
-        })
+        run_with(
+            "activateContext",
+            id_arg(&id, t.manager().config()),
+            move |key| async move {
+                Ok(state_to_js(
+                    &*t.activate_context(&key).await?,
+                    Some(&id),
+                    None,
+                ))
+            },
+        )
     }
 
     /// Deactivates the active context (`UNSYNCED_CHANGES` if dirty).
@@ -134,27 +134,25 @@ impl Tracker {
     #[wasm_bindgen(js_name = updateState)]
     pub fn update_state(&self, data: JsValue) -> Promise {
         let t = self.inner.clone();
-        let data = match data_arg(&data, t.manager().config()) {
-            Ok(d) => d,
-            Err(e) => return reject(e),
-        };
-        run("updateState", async move {
-            let s = t.update_state(data.value).await?;
-            Ok(state_to_js(&s, None, Some(data.copy)))
-        })
+        run_with(
+            "updateState",
+            data_arg(&data, t.manager().config()),
+            move |data| async move {
+                let s = t.update_state(data.value).await?;
+                Ok(state_to_js(&s, None, Some(data.copy)))
+            },
+        )
     }
 
     /// Adopts `state` if it is a newer version of the active context and the copy is clean.
     #[wasm_bindgen(js_name = applyRemote)]
     pub fn apply_remote(&self, state: JsValue) -> Promise {
         let t = self.inner.clone();
-        let state = match state_arg(&state, &t) {
-            Ok(s) => s,
-            Err(e) => return reject(e),
-        };
-        run("applyRemote", async move {
-            Ok(JsValue::from(t.apply_remote(state).await))
-        })
+        run_with(
+            "applyRemote",
+            state_arg(&state, &t),
+            move |state| async move { Ok(JsValue::from(t.apply_remote(state).await)) },
+        )
     }
 
     /// Pushes local edits to the manager, applying the conflict policy.
