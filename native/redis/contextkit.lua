@@ -36,7 +36,7 @@
 -- client clock (tests with a manual clock): then each call passes its time
 -- and Redis's own key expiry is not used. Integers travel as decimal strings.
 
-local LIBRARY_VERSION = '4'
+local LIBRARY_VERSION = '5'
 -- The most time a TTL or a reply's lifetime may be (about 142,000 years).
 local MAX_MS = 4503599627370496
 -- Versions and recovery-point ids stop below 2^52 (exact in every client).
@@ -345,6 +345,12 @@ local function whole(s, kind)
   -- this format passes fewer arguments).
   if s == nil or s == '' then
     return kind == 'optional'
+  end
+  -- Plain decimal digits, as every client writes them: a form tonumber reads
+  -- but a Redis command refuses (' 5', '1e3', '0x10', '05', '+5') would make
+  -- the call fail half-way, after its first write.
+  if s ~= '0' and not string.match(s, '^[1-9]%d*$') then
+    return false
   end
   local n = tonumber(s)
   local least = 1

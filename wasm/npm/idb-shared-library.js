@@ -13,7 +13,7 @@
 
 import { LuaError, ReplyError } from './idb-shared-keys.js';
 
-export const LIBRARY_VERSION = '4';
+export const LIBRARY_VERSION = '5';
 // The most time a TTL or a reply's lifetime may be (about 142,000 years).
 const MAX_MS = 4503599627370496;
 // Versions and recovery-point ids stop below 2^52 (exact in every client).
@@ -299,6 +299,8 @@ function whole(s, kind) {
   // An optional number may be left out (a client of an earlier release of
   // this format passes fewer arguments).
   if (s === undefined || s === '') return kind === 'optional';
+  // Plain decimal digits, as every client writes them (see contextkit.lua).
+  if (s !== '0' && !/^[1-9][0-9]*$/.test(s)) return false;
   const n = luaNumber(s);
   const least = kind === 'count' ? 0 : 1;
   return n !== null && n >= least && n <= MAX_MS && n === Math.floor(n);
