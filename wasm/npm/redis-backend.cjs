@@ -107,7 +107,7 @@ class RedisBackend {
     this.#createClient = options.createClient ?? null;
   }
 
-  #client_factory() {
+  #clientFactory() {
     if (this.#createClient) return this.#createClient;
     try {
       return require('redis').createClient;
@@ -117,7 +117,7 @@ class RedisBackend {
   }
 
   #newClient() {
-    const client = this.#client_factory()({
+    const client = this.#clientFactory()({
       url: this.#url,
       socket: { connectTimeout: this.timeoutMs },
     });
