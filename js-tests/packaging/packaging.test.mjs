@@ -46,8 +46,8 @@ test('the tarball holds exactly the package files', async () => {
   const root = path.join(dir, 'node_modules/contextkit');
   const files = [...(await readdir(root)), ...(await readdir(path.join(root, 'node'))).map((f) => `node/${f}`), ...(await readdir(path.join(root, 'web'))).map((f) => `web/${f}`)];
   assert.deepEqual(files.filter((f) => !['node', 'web'].includes(f)).sort(), [
-    'README.md', 'browser.d.mts', 'browser.mjs', 'contextkit.lua', 'file-lock.cjs', 'file-storage.cjs', 'idb-tabs.cjs', 'idb-tabs.mjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
-    'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'redis-backend.cjs', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
+    'README.md', 'browser.d.mts', 'browser.mjs', 'common.d.cts', 'contextkit.lua', 'file-lock.cjs', 'file-storage.cjs', 'idb-tabs.cjs', 'idb-tabs.mjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
+    'node-only.d.cts', 'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'redis-backend.cjs', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
     'web/contextkit_wasm.js', 'web/package.json',
   ]);
   // One .wasm, and no entry point names a file the package lacks.
