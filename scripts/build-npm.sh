@@ -82,12 +82,13 @@ rm "$stage/web/contextkit_wasm_bg.wasm"
 
 step "entry points and types"
 src="$root/wasm/npm"
-cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,index.d.ts,file-storage.cjs,file-lock.cjs,redis-backend.cjs} "$stage/"
+cp "$src"/{package.json,README.md,index.cjs,index.mjs,browser.mjs,file-storage.cjs,file-lock.cjs,redis-backend.cjs} "$stage/"
+# The types, as they are: the entry files index.d.ts (require), index.d.mts
+# (import) and browser.d.mts re-export common.d.cts, and all but the
+# browser's node-only.d.cts too.
+cp "$src"/{index.d.ts,index.d.mts,browser.d.mts,common.d.cts,node-only.d.cts} "$stage/"
 # The Redis library that RedisBackend loads: the Rust crate's very file.
 cp "$root/native/redis/contextkit.lua" "$stage/"
-cp "$src/index.d.ts" "$stage/index.d.mts"
-# Browsers get no FileStorage: their types leave out the lines marked Node-only.
-sed '/^\/\/ node-only:start/,/^\/\/ node-only:end/d' "$src/index.d.ts" > "$stage/browser.d.mts"
 # support.js and storage.js are ES modules; in the package they are .mjs (the
 # package is not "type": "module"), and esbuild writes the CommonJS copies.
 for name in support storage; do

@@ -13,7 +13,9 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+# cargo pkgid reads the version from Cargo.lock alone: no network, no build.
+want=$(cargo pkgid -p wasm-bindgen)
+want=${want##*@}
 if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $want" ]; then
   step "installing wasm-bindgen-cli $want"
   # Not --locked: the CLI's own lockfile pins dependency versions that a

@@ -1,9 +1,11 @@
 // The built package's runtime exports against its hand-written declarations,
-// for require (index.cjs against index.d.ts) and for import (index.mjs
-// against index.d.mts): the same exported values, and for each exported
-// class the same methods, static methods, static properties and prototype
-// accessors, with a runtime arity (`fn.length`) that the declared parameters
-// allow. The declarations are read with the TypeScript compiler API.
+// for require (index.cjs against index.d.ts), for import (index.mjs against
+// index.d.mts) and for browsers (browser.mjs against browser.d.mts): the
+// same exported values, and for each exported class the same methods, static
+// methods, static properties and prototype accessors, with a runtime arity
+// (`fn.length`) that the declared parameters allow. The declarations are read
+// with the TypeScript compiler API; an entry file's `export * from` is
+// followed to the declaration file it names (common.d.cts, node-only.d.cts).
 //
 // Arity, where it can be checked: a declaration allows `length` from its
 // required parameters to all of them (a JavaScript parameter with a default
@@ -71,16 +73,48 @@ function memberName(name, source) {
 const isStatic = (node) => (ts.getCombinedModifierFlags(node) & ts.ModifierFlags.Static) !== 0;
 const isExported = (node) => (ts.getCombinedModifierFlags(node) & ts.ModifierFlags.Export) !== 0;
 
+/** Declaration files by the specifier TypeScript resolves to each. */
+const DECLARATION_OF = [
+  ['.cjs', '.d.cts'],
+  ['.mjs', '.d.mts'],
+  ['.js', '.d.ts'],
+];
+
+/** The declaration file that `export * from 'specifier'` in `file` re-exports. */
+function declarationFile(file, specifier) {
+  const [ext, dts] = DECLARATION_OF.find(([ext]) => specifier.endsWith(ext)) ?? [];
+  if (!specifier.startsWith('./') || !ext) throw new Error(`${file}: re-export of '${specifier}': only './name.js', './name.cjs' and './name.mjs' are followed`);
+  return path.join(path.dirname(file), specifier.slice(0, -ext.length) + dts);
+}
+
 /**
- * The exported values of declaration text: name → `{ kind: 'class', ctor,
- * methods, statics, staticProps, props, base }`, `{ kind: 'function', arity }`
- * or `{ kind: 'value' }`. Type-only exports are left out; an export form this
- * reader does not know fails loudly rather than being skipped.
+ * The exported values of declaration file `file` (its text read by `read`):
+ * name → `{ kind: 'class', ctor, methods, statics, staticProps, props, base }`,
+ * `{ kind: 'function', arity }` or `{ kind: 'value' }`. `export * from` of a
+ * relative path adds the values of the file it names (recursively), as
+ * TypeScript and JavaScript do: a local declaration wins, and a name that two
+ * re-exports give, other than one declaration reached twice, fails.
+ * Type-only exports are left out; an export form this reader does not know
+ * fails loudly rather than being skipped. `files` holds each file's values
+ * once read, so one declaration reached twice is one object.
  */
-function declaredValues(text, fileName = 'index.d.ts') {
-  const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true);
+function declaredValues(file, read = (f) => readFileSync(f, 'utf8'), files = new Map()) {
+  if (files.has(file)) return files.get(file);
+  const fileName = path.basename(file);
+  const source = ts.createSourceFile(fileName, read(file), ts.ScriptTarget.Latest, true);
   const values = new Map();
+  files.set(file, values);
+  const reexported = new Map();
   for (const statement of source.statements) {
+    if (ts.isExportDeclaration(statement) && !statement.exportClause && statement.moduleSpecifier) {
+      if (statement.isTypeOnly) continue;
+      const target = declarationFile(file, statement.moduleSpecifier.text);
+      for (const [name, value] of declaredValues(target, read, files)) {
+        if (reexported.has(name) && reexported.get(name) !== value) throw new Error(`${fileName}: ${name} is re-exported from two files`);
+        reexported.set(name, value);
+      }
+      continue;
+    }
     if (ts.isInterfaceDeclaration(statement) || ts.isTypeAliasDeclaration(statement)) continue;
     if (ts.isClassDeclaration(statement) && isExported(statement)) {
       const cls = { kind: 'class', ctor: undefined, methods: new Map(), statics: new Map(), staticProps: new Set(), props: new Set(), base: null };
@@ -110,6 +144,7 @@ function declaredValues(text, fileName = 'index.d.ts') {
       throw new Error(`${fileName}: unhandled export ${ts.SyntaxKind[statement.kind]}: ${statement.getText(source).slice(0, 80)}`);
     }
   }
+  for (const [name, value] of reexported) if (!values.has(name)) values.set(name, value);
   return values;
 }
 
@@ -272,45 +307,96 @@ function unwrappedClasses(glue) {
   );
 }
 
-function assertAgree(found) {
-  const unexpected = found.filter((d) => !KNOWN.includes(d));
-  const gone = KNOWN.filter((d) => !found.includes(d));
+/**
+ * browser.mjs's exports, loaded in Node: its wasm-bindgen init fetches the
+ * .wasm by a file: URL, which Node's fetch refuses, so while it loads, fetch
+ * answers file: URLs from the disk.
+ */
+async function browserExports() {
+  const fetch = globalThis.fetch;
+  globalThis.fetch = async (url, ...rest) =>
+    url instanceof URL && url.protocol === 'file:' ? new Response(readFileSync(url), { headers: { 'content-type': 'application/wasm' } }) : fetch(url, ...rest);
+  try {
+    return { ...(await import(pathToFileURL(path.join(pkgDir, 'browser.mjs')).href)) };
+  } finally {
+    globalThis.fetch = fetch;
+  }
+}
+
+/** No disagreement but those of `KNOWN` about the exports in `runtime`, and each of those still found. */
+function assertAgree(runtime, found) {
+  const known = KNOWN.filter((d) => d.slice(0, d.indexOf(':')) in runtime);
+  const unexpected = found.filter((d) => !known.includes(d));
+  const gone = known.filter((d) => !found.includes(d));
   assert.deepEqual(unexpected, [], `the runtime and the declarations disagree:\n${unexpected.join('\n')}`);
   assert.deepEqual(gone, [], `no longer true, remove from KNOWN in exports.test.mjs:\n${gone.join('\n')}`);
 }
 
 test('require: index.cjs exports what index.d.ts declares, with matching methods and arity', () => {
   const runtime = require(path.join(pkgDir, 'index.cjs'));
-  const declared = declaredValues(readFileSync(path.join(pkgDir, 'index.d.ts'), 'utf8'), 'index.d.ts');
+  const declared = declaredValues(path.join(pkgDir, 'index.d.ts'));
   const unwrapped = unwrappedClasses(freshGlue());
   assert.deepEqual(Object.keys(unwrapped).sort(), ['ContextAdapter', 'ContextManager', 'ContextTracker']);
-  assertAgree(disagreements(runtime, declared, unwrapped));
+  assertAgree(runtime, disagreements(runtime, declared, unwrapped));
 });
 
 test('import: index.mjs exports what index.d.mts declares, with matching methods and arity', async () => {
   const runtime = { ...(await import(pathToFileURL(path.join(pkgDir, 'index.mjs')).href)) };
-  const declared = declaredValues(readFileSync(path.join(pkgDir, 'index.d.mts'), 'utf8'), 'index.d.mts');
-  assertAgree(disagreements(runtime, declared, unwrappedClasses(freshGlue())));
+  const declared = declaredValues(path.join(pkgDir, 'index.d.mts'));
+  assertAgree(runtime, disagreements(runtime, declared, unwrappedClasses(freshGlue())));
 });
 
+test('browsers: browser.mjs exports what browser.d.mts declares (no FileStorage, no RedisBackend)', async () => {
+  const runtime = await browserExports();
+  const declared = declaredValues(path.join(pkgDir, 'browser.d.mts'));
+  for (const name of ['FileStorage', 'RedisBackend']) assert.ok(!(name in runtime) && !declared.has(name), name);
+  // The web glue's classes are the Node glue's, made from the same Rust: their exact arity is the Node glue's.
+  assertAgree(runtime, disagreements(runtime, declared, unwrappedClasses(freshGlue())));
+});
+
+/** A `read` for declaredValues over the files of `texts` (path → text). */
+function inMemory(texts) {
+  return (file) => {
+    if (!(file in texts)) throw new Error(`no file ${file}`);
+    return texts[file];
+  };
+}
+
 test('the check itself reports each kind of disagreement', () => {
-  const declared = declaredValues(`
-    export interface Options { a?: number }
-    export declare class Base { constructor(x: number); inherited(): void; }
-    export declare class Thing extends Base {
-      constructor(x: number, y?: string);
-      static make(a: string): Thing;
-      static readonly KINDS: string[];
-      readonly size: number;
-      one(a: string): void;
-      two(a: string, b?: number): void;
-      gone(): void;
-      many(...xs: number[]): void;
-    }
-    export declare function helper(a: number, b?: number): void;
-    export declare const VERSION: string;
-    export declare function missing(): void;
-  `);
+  // The entry re-exports two files, one of which re-exports the other too
+  // (one declaration reached twice), and a type-only file (no values).
+  const declared = declaredValues(
+    '/pkg/index.d.ts',
+    inMemory({
+      '/pkg/index.d.ts': `
+        export * from './common.cjs';
+        export * from './extra.cjs';
+        export type * from './hidden.mjs';
+        export declare function missing(): void;
+      `,
+      '/pkg/common.d.cts': `
+        export interface Options { a?: number }
+        export declare class Base { constructor(x: number); inherited(): void; }
+        export declare class Thing extends Base {
+          constructor(x: number, y?: string);
+          static make(a: string): Thing;
+          static readonly KINDS: string[];
+          readonly size: number;
+          one(a: string): void;
+          two(a: string, b?: number): void;
+          gone(): void;
+          many(...xs: number[]): void;
+        }
+      `,
+      '/pkg/extra.d.cts': `
+        import type { Options } from './common.cjs';
+        export * from './common.cjs';
+        export declare function helper(a: number, b?: Options): void;
+        export declare const VERSION: string;
+      `,
+      '/pkg/hidden.d.mts': 'export declare class Hidden {}',
+    }),
+  );
   class Base {
     constructor(x) { this.x = x; }
     inherited() {}
@@ -327,9 +413,10 @@ test('the check itself reports each kind of disagreement', () => {
     surprise() {}
   }
   Thing.KINDS = [];
-  const runtime = { Base, Thing, helper: (a, b, c) => {}, VERSION: '1', Undeclared: 1 };
+  const runtime = { Base, Thing, helper: (a, b, c) => {}, VERSION: '1', Undeclared: 1, Hidden: class {} };
   // Exact arity for Thing, as for the glue's classes: constructor(x) takes 1, declared 2.
   assert.deepEqual(disagreements(runtime, declared, { Thing }).sort(), [
+    'Hidden: exported at runtime but not declared',
     'Thing.make: takes 2 parameter(s) at runtime, declared 1',
     'Thing.prototype.one: takes 0 parameter(s) at runtime, declared 1',
     'Thing: accessor color exists at runtime but is not declared',
@@ -350,4 +437,18 @@ test('the check itself reports each kind of disagreement', () => {
     'Thing: method surprise exists at runtime but is not declared',
     'Thing: static method extra exists at runtime but is not declared',
   ]);
+});
+
+test('re-exports: a local declaration wins, a name two files give fails, and only ./ paths to .js, .cjs and .mjs files are followed', () => {
+  const local = declaredValues(
+    '/pkg/a.d.ts',
+    inMemory({ '/pkg/a.d.ts': "export * from './b.js';\nexport declare function X(a: number): void;", '/pkg/b.d.ts': 'export declare const X: 1;' }),
+  );
+  assert.deepEqual(local.get('X'), { kind: 'function', arity: { min: 1, max: 1 } });
+  const twice = inMemory({ '/pkg/a.d.mts': "export * from './b.mjs';\nexport * from './c.cjs';", '/pkg/b.d.mts': 'export declare const X: 1;', '/pkg/c.d.cts': 'export declare const X: 2;' });
+  assert.throws(() => declaredValues('/pkg/a.d.mts', twice), /a\.d\.mts: X is re-exported from two files/);
+  for (const specifier of ['contextkit', './b', '../b.js', './b.d.ts']) {
+    assert.throws(() => declaredValues('/pkg/a.d.ts', inMemory({ '/pkg/a.d.ts': `export * from '${specifier}';` })), /only '\.\/name\.js', '\.\/name\.cjs' and '\.\/name\.mjs' are followed/, specifier);
+  }
+  assert.throws(() => declaredValues('/pkg/a.d.ts', inMemory({ '/pkg/a.d.ts': "export { X } from './b.js';" })), /unhandled export/);
 });

@@ -46,8 +46,8 @@ test('the tarball holds exactly the package files', async () => {
   const root = path.join(dir, 'node_modules/contextkit');
   const files = [...(await readdir(root)), ...(await readdir(path.join(root, 'node'))).map((f) => `node/${f}`), ...(await readdir(path.join(root, 'web'))).map((f) => `web/${f}`)];
   assert.deepEqual(files.filter((f) => !['node', 'web'].includes(f)).sort(), [
-    'README.md', 'browser.d.mts', 'browser.mjs', 'contextkit.lua', 'file-lock.cjs', 'file-storage.cjs', 'idb-tabs.cjs', 'idb-tabs.mjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
-    'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'redis-backend.cjs', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
+    'README.md', 'browser.d.mts', 'browser.mjs', 'common.d.cts', 'contextkit.lua', 'file-lock.cjs', 'file-storage.cjs', 'idb-tabs.cjs', 'idb-tabs.mjs', 'index.cjs', 'index.d.mts', 'index.d.ts', 'index.mjs',
+    'node-only.d.cts', 'node/contextkit_wasm.js', 'node/contextkit_wasm_bg.wasm', 'package.json', 'redis-backend.cjs', 'storage.cjs', 'storage.mjs', 'support.cjs', 'support.mjs',
     'web/contextkit_wasm.js', 'web/package.json',
   ]);
   // One .wasm, and no entry point names a file the package lacks.
@@ -116,47 +116,65 @@ const imports = `import { ContextManager, ContextTracker, ContextAdapter, Contex
 import type { ContextEvent, ContextState, ContextStorage, OpenedManager, Snapshot, Stats, StorageEntries, ResolvedAdapterConfig } from 'contextkit';
 `;
 
-test('tsc --strict --noEmit accepts typed usage and rejects misuse (require and import)', async () => {
-  await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { strict: true, noEmit: true, module: 'node16', moduleResolution: 'node16', target: 'es2022', types: [], skipLibCheck: false },
-    files: ['usage.mts', 'usage.cts'],
+const browserUsage = `
+  import { ContextManager, IndexedDBStorage, MemoryStorage } from 'contextkit';
+  // @ts-expect-error FileStorage is for Node only
+  import { FileStorage } from 'contextkit';
+  // @ts-expect-error RedisBackend is for Node only
+  import { RedisBackend } from 'contextkit';
+  // @ts-expect-error so are its options
+  import type { RedisBackendOptions } from 'contextkit';
+  const { manager, problems } = await ContextManager.open(new IndexedDBStorage('db', 'store'));
+  await manager.createContext('a', { x: 1 });
+  const n: number = problems.length;
+  await ContextManager.open(new MemoryStorage());
+  const options: RedisBackendOptions | undefined = undefined;
+  void [n, FileStorage, RedisBackend, options];
+`;
+
+/** The package's declaration files in a program, by the entry that the consumer resolves. */
+const REQUIRE_TYPES = ['common.d.cts', 'index.d.ts', 'node-only.d.cts'];
+const IMPORT_TYPES = ['common.d.cts', 'index.d.mts', 'node-only.d.cts'];
+const BROWSER_TYPES = ['browser.d.mts', 'common.d.cts'];
+
+/**
+ * Runs tsc --strict --noEmit on one consumer file with the given module
+ * options (tsconfig.NAME.json), and checks which of the package's
+ * declaration files the program read: `types`.
+ */
+async function tsc(name, file, options, types) {
+  const config = `tsconfig.${name}.json`;
+  await writeFile(path.join(dir, config), JSON.stringify({
+    compilerOptions: { strict: true, noEmit: true, target: 'es2022', types: [], skipLibCheck: false, ...options },
+    files: [file],
   }));
+  const { stdout } = await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', config, '--listFiles'], { cwd: dir });
+  const pkg = `${path.join(dir, 'node_modules/contextkit')}${path.sep}`;
+  const read = stdout.split('\n').filter((f) => f.startsWith(pkg)).map((f) => f.slice(pkg.length));
+  assert.deepEqual(read.sort(), types, `${name}: ${file} read the package's declarations`);
+}
+
+// One consumer file per program: TypeScript 5.9 leaves unreported an error
+// in the require typings (such as index.d.ts re-exporting an ES module
+// typing) when the same program also has an import consumer.
+test('tsc --strict --noEmit accepts typed usage and rejects misuse: require and import, node16, nodenext and bundler', async () => {
   const usage = await readFile(path.join(jsTests, 'packaging/usage.ts'), 'utf8');
   await writeFile(path.join(dir, 'usage.mts'), `${imports}${usage}`);
   await writeFile(path.join(dir, 'usage.cts'), `${imports}${usage}`);
-  await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', dir], { cwd: dir });
+  // moduleResolution bundler sets neither `node` nor `browser`: a Node project compiled that way gets FileStorage too.
+  const modes = { node16: { module: 'node16' }, nodenext: { module: 'nodenext' }, bundler: { module: 'preserve', moduleResolution: 'bundler' } };
+  await Promise.all(
+    Object.entries(modes).flatMap(([mode, options]) => [
+      tsc(`${mode}-require`, 'usage.cts', options, REQUIRE_TYPES),
+      tsc(`${mode}-import`, 'usage.mts', options, IMPORT_TYPES),
+    ]),
+  );
 });
 
-test('tsc with the browser condition: the same API without FileStorage', async () => {
-  await writeFile(path.join(dir, 'tsconfig.browser.json'), JSON.stringify({
-    compilerOptions: {
-      strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', customConditions: ['browser'],
-      target: 'es2022', types: [], skipLibCheck: false,
-    },
-    files: ['browser-usage.mts'],
-  }));
-  await writeFile(path.join(dir, 'browser-usage.mts'), `
-    import { ContextManager, IndexedDBStorage, MemoryStorage } from 'contextkit';
-    // @ts-expect-error FileStorage is for Node only
-    import { FileStorage } from 'contextkit';
-    const { manager, problems } = await ContextManager.open(new IndexedDBStorage('db', 'store'));
-    await manager.createContext('a', { x: 1 });
-    const n: number = problems.length;
-    await ContextManager.open(new MemoryStorage());
-    void [n, FileStorage];
-  `);
-  await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', path.join(dir, 'tsconfig.browser.json')], { cwd: dir });
-});
-
-test('tsc with moduleResolution bundler in a Node project (no custom conditions): FileStorage is in the types', async () => {
-  await writeFile(path.join(dir, 'tsconfig.bundler.json'), JSON.stringify({
-    compilerOptions: { strict: true, noEmit: true, module: 'esnext', moduleResolution: 'bundler', target: 'es2022', types: [], skipLibCheck: false },
-    files: ['bundler-usage.mts'],
-  }));
-  await writeFile(path.join(dir, 'bundler-usage.mts'), `
-    import { ContextManager, FileStorage } from 'contextkit';
-    const { manager } = await ContextManager.open(new FileStorage('./contexts'));
-    await manager.createContext('a', { x: 1 });
-  `);
-  await sh(path.join(jsTests, 'node_modules/.bin/tsc'), ['-p', path.join(dir, 'tsconfig.bundler.json')], { cwd: dir });
+test('tsc with the browser condition (bundler and node16): the same API without FileStorage and RedisBackend', async () => {
+  await writeFile(path.join(dir, 'browser-usage.mts'), browserUsage);
+  await Promise.all([
+    tsc('browser-bundler', 'browser-usage.mts', { module: 'preserve', moduleResolution: 'bundler', customConditions: ['browser'] }, BROWSER_TYPES),
+    tsc('browser-node16', 'browser-usage.mts', { module: 'node16', customConditions: ['browser'] }, BROWSER_TYPES),
+  ]);
 });
