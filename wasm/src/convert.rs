@@ -21,7 +21,7 @@
 //! value instead of one per property.
 
 use crate::cache::ReadCache;
-use crate::error::{invalid, kind};
+use crate::error::invalid;
 use crate::json;
 use contextkit_core::{ContextError, ContextEvent, ContextState, MAX_DEPTH, Snapshot};
 use js_sys::{Array, Function, JsString};
@@ -280,20 +280,4 @@ pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
         Ok(text) => js_sys::JSON::parse(&text).unwrap_or(JsValue::UNDEFINED),
         Err(_) => JsValue::UNDEFINED,
     }
-}
-
-/// A string argument, rejected before copying when longer than `max_bytes`.
-pub(crate) fn string_arg(
-    v: &JsValue,
-    what: &str,
-    max_bytes: usize,
-) -> Result<String, ContextError> {
-    if !v.is_string() {
-        return Err(invalid(format!("{what} must be a string, got {}", kind(v))));
-    }
-    // UTF-8 never takes fewer bytes than UTF-16 code units.
-    if v.unchecked_ref::<JsString>().length() as usize > max_bytes {
-        return Err(invalid(format!("{what} is longer than {max_bytes} bytes")));
-    }
-    Ok(v.as_string().unwrap_or_default())
 }
