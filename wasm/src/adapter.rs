@@ -2,14 +2,14 @@
 
 use crate::args;
 use crate::cache::ReadCache;
-use crate::contexts::{self, Target};
+use crate::contexts::{Target, context_methods};
 use crate::convert::{state_to_js, to_js};
 use crate::manager::Manager;
 use crate::promise::{run, run_with};
 use crate::timer::Interval;
 use crate::tracker::Tracker;
 use contextkit_core::{AdapterConfig, ContextAdapter, ContextManager, ContextTracker};
-use js_sys::{Function, Promise};
+use js_sys::Promise;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -61,6 +61,8 @@ impl Adapter {
     }
 }
 
+context_methods!(Adapter, "ContextAdapter");
+
 #[wasm_bindgen(js_class = ContextAdapter)]
 impl Adapter {
     /// `new ContextAdapter(manager, { maxContexts, ttlMs, autoCleanup, cleanupIntervalMs, maxActiveContexts })`.
@@ -79,30 +81,6 @@ impl Adapter {
                 every_ms: cfg.cleanup_interval_ms,
             })),
         })
-    }
-
-    /// Creates `id` with the adapter's TTL.
-    #[wasm_bindgen(js_name = createContext)]
-    pub fn create_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
-        contexts::create(self.target(), id, &data, &options)
-    }
-
-    /// The live context `id`.
-    #[wasm_bindgen(js_name = getContext)]
-    pub fn get_context(&self, id: JsValue) -> Promise {
-        contexts::get(self.target(), id, &self.cache)
-    }
-
-    /// Replaces the data of `id` and restarts its expiry.
-    #[wasm_bindgen(js_name = updateContext)]
-    pub fn update_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
-        contexts::update(self.target(), id, &data, &options)
-    }
-
-    /// Deletes `id` and its recovery points.
-    #[wasm_bindgen(js_name = deleteContext)]
-    pub fn delete_context(&self, id: JsValue) -> Promise {
-        contexts::delete(self.manager(), &id)
     }
 
     /// The live contexts, sorted by id.
@@ -214,42 +192,6 @@ impl Adapter {
         run("listActiveContextIds", async move {
             Ok(to_js(&a.list_active_context_ids().await))
         })
-    }
-
-    /// Snapshots the current version of `id` (a recovery point of the manager).
-    #[wasm_bindgen(js_name = createRecoveryPoint)]
-    pub fn create_recovery_point(&self, id: JsValue) -> Promise {
-        contexts::create_recovery_point(self.manager(), &id)
-    }
-
-    /// The recovery points of `id`, oldest first.
-    #[wasm_bindgen(js_name = recoveryPoints)]
-    pub fn recovery_points(&self, id: JsValue) -> Promise {
-        contexts::recovery_points(self.manager(), &id)
-    }
-
-    /// Makes recovery point `snapshotId`'s data the next version of `id`.
-    #[wasm_bindgen(js_name = restoreRecoveryPoint)]
-    pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
-        contexts::restore_recovery_point(self.manager(), id, &snapshot_id)
-    }
-
-    /// The manager's `modifyContext`: `fn(data)` becomes the data in one step.
-    #[wasm_bindgen(js_name = modifyContext)]
-    pub fn modify_context(&self, id: JsValue, f: JsValue) -> Promise {
-        contexts::modify(self.manager(), id, &f)
-    }
-
-    /// The manager's `touchContext`: restarts the TTL of `id` from now.
-    #[wasm_bindgen(js_name = touchContext)]
-    pub fn touch_context(&self, id: JsValue) -> Promise {
-        contexts::touch(self.manager(), id, &self.cache)
-    }
-
-    /// The manager's `subscribe(callback, { onError })`: every committed change
-    /// of the manager, whoever made it.
-    pub fn subscribe(&self, callback: JsValue, options: JsValue) -> Result<Function, JsValue> {
-        crate::events::subscribe(self.inner.manager(), &callback, &options)
     }
 
     /// Sweeps expired contexts every `cleanupIntervalMs` on a JavaScript timer

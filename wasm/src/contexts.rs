@@ -1,6 +1,7 @@
 //! The context methods `ContextManager` and `ContextAdapter` share, once:
-//! each reads its arguments, calls the core and converts the result. The
-//! class files only map their JavaScript names onto these.
+//! each reads its arguments, calls the core and converts the result, and
+//! [`context_methods!`] gives both classes the same JavaScript methods for
+//! them.
 
 use crate::args;
 use crate::cache::ReadCache;
@@ -179,3 +180,86 @@ pub(crate) fn restore_recovery_point(m: ContextManager, id: JsValue, point: &JsV
         },
     )
 }
+
+/// The methods of both classes above, for a class with `target()`, `cache`
+/// and `manager()` (an adapter's recovery points, modify, touch, delete and
+/// events are its manager's).
+macro_rules! context_methods {
+    ($class:ident, $js_class:literal) => {
+        #[wasm_bindgen::prelude::wasm_bindgen(js_class = $js_class)]
+        impl $class {
+            /// Creates `id` at version 1 with `data` and optional `{ ttlMs, metadata }`
+            /// (an adapter's TTL unless `ttlMs` is given).
+            #[wasm_bindgen(js_name = createContext)]
+            pub fn create_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
+                crate::contexts::create(self.target(), id, &data, &options)
+            }
+
+            /// The live context `id`.
+            #[wasm_bindgen(js_name = getContext)]
+            pub fn get_context(&self, id: JsValue) -> Promise {
+                crate::contexts::get(self.target(), id, &self.cache)
+            }
+
+            /// Replaces the data of `id`; `{ expectedVersion }` makes it a
+            /// compare-and-set, a manager's `{ ttlMs }` replaces its TTL.
+            #[wasm_bindgen(js_name = updateContext)]
+            pub fn update_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
+                crate::contexts::update(self.target(), id, &data, &options)
+            }
+
+            /// Replaces the data of `id` with `fn(data)` in one step: `fn` gets a
+            /// copy of the current data and runs inside the context's critical
+            /// section, so no other write comes between. What `fn` throws rejects
+            /// the call as it was thrown, and nothing changes.
+            #[wasm_bindgen(js_name = modifyContext)]
+            pub fn modify_context(&self, id: JsValue, f: JsValue) -> Promise {
+                crate::contexts::modify(self.manager(), id, &f)
+            }
+
+            /// Restarts the TTL of `id` from now: the same version, no event.
+            #[wasm_bindgen(js_name = touchContext)]
+            pub fn touch_context(&self, id: JsValue) -> Promise {
+                crate::contexts::touch(self.manager(), id, &self.cache)
+            }
+
+            /// Deletes `id` and its recovery points.
+            #[wasm_bindgen(js_name = deleteContext)]
+            pub fn delete_context(&self, id: JsValue) -> Promise {
+                crate::contexts::delete(self.manager(), &id)
+            }
+
+            /// Snapshots the current version of `id`.
+            #[wasm_bindgen(js_name = createRecoveryPoint)]
+            pub fn create_recovery_point(&self, id: JsValue) -> Promise {
+                crate::contexts::create_recovery_point(self.manager(), &id)
+            }
+
+            /// The recovery points of `id`, oldest first.
+            #[wasm_bindgen(js_name = recoveryPoints)]
+            pub fn recovery_points(&self, id: JsValue) -> Promise {
+                crate::contexts::recovery_points(self.manager(), &id)
+            }
+
+            /// Makes recovery point `snapshotId`'s data the next version of `id`.
+            #[wasm_bindgen(js_name = restoreRecoveryPoint)]
+            pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
+                crate::contexts::restore_recovery_point(self.manager(), id, &snapshot_id)
+            }
+
+            /// Calls `callback(event)` for every committed change of the manager,
+            /// whoever made it, asynchronously and in commit order;
+            /// `{ onError }` receives what a callback throws. Returns a function
+            /// that unsubscribes.
+            pub fn subscribe(
+                &self,
+                callback: JsValue,
+                options: JsValue,
+            ) -> Result<js_sys::Function, JsValue> {
+                crate::events::subscribe(&self.manager(), &callback, &options)
+            }
+        }
+    };
+}
+
+pub(crate) use context_methods;

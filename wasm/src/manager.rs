@@ -2,12 +2,12 @@
 
 use crate::args;
 use crate::cache::ReadCache;
-use crate::contexts::{self, Target};
+use crate::contexts::{Target, context_methods};
 use crate::convert::to_js;
 use crate::promise::run;
 use crate::timer::Interval;
 use contextkit_core::ContextManager;
-use js_sys::{Function, Promise};
+use js_sys::Promise;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
@@ -33,7 +33,13 @@ impl Manager {
     fn target(&self) -> Target {
         Target::Manager(self.inner.clone())
     }
+
+    fn manager(&self) -> ContextManager {
+        self.inner.clone()
+    }
 }
+
+context_methods!(Manager, "ContextManager");
 
 #[wasm_bindgen(js_class = ContextManager)]
 impl Manager {
@@ -46,46 +52,6 @@ impl Manager {
             .try_build()
             .map_err(crate::error::js)?;
         Ok(Manager::wrap(inner, cache_bytes))
-    }
-
-    /// Creates `id` at version 1 with `data` and optional `{ ttlMs, metadata }`.
-    #[wasm_bindgen(js_name = createContext)]
-    pub fn create_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
-        contexts::create(self.target(), id, &data, &options)
-    }
-
-    /// The live context `id`.
-    #[wasm_bindgen(js_name = getContext)]
-    pub fn get_context(&self, id: JsValue) -> Promise {
-        contexts::get(self.target(), id, &self.cache)
-    }
-
-    /// Replaces the data of `id`; `{ expectedVersion }` makes it a
-    /// compare-and-set, `{ ttlMs }` replaces its TTL.
-    #[wasm_bindgen(js_name = updateContext)]
-    pub fn update_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
-        contexts::update(self.target(), id, &data, &options)
-    }
-
-    /// Replaces the data of `id` with `fn(data)` in one step: `fn` gets a
-    /// copy of the current data and runs inside the context's critical
-    /// section, so no other write comes between. What `fn` throws rejects
-    /// the call as it was thrown, and nothing changes.
-    #[wasm_bindgen(js_name = modifyContext)]
-    pub fn modify_context(&self, id: JsValue, f: JsValue) -> Promise {
-        contexts::modify(self.inner.clone(), id, &f)
-    }
-
-    /// Restarts the TTL of `id` from now: the same version, no event.
-    #[wasm_bindgen(js_name = touchContext)]
-    pub fn touch_context(&self, id: JsValue) -> Promise {
-        contexts::touch(self.inner.clone(), id, &self.cache)
-    }
-
-    /// Deletes `id` and its recovery points.
-    #[wasm_bindgen(js_name = deleteContext)]
-    pub fn delete_context(&self, id: JsValue) -> Promise {
-        contexts::delete(self.inner.clone(), &id)
     }
 
     /// Ids of the live contexts, sorted.
@@ -106,24 +72,6 @@ impl Manager {
         )
     }
 
-    /// Snapshots the current version of `id`.
-    #[wasm_bindgen(js_name = createRecoveryPoint)]
-    pub fn create_recovery_point(&self, id: JsValue) -> Promise {
-        contexts::create_recovery_point(self.inner.clone(), &id)
-    }
-
-    /// The recovery points of `id`, oldest first.
-    #[wasm_bindgen(js_name = recoveryPoints)]
-    pub fn recovery_points(&self, id: JsValue) -> Promise {
-        contexts::recovery_points(self.inner.clone(), &id)
-    }
-
-    /// Makes recovery point `snapshotId`'s data the next version of `id`.
-    #[wasm_bindgen(js_name = restoreRecoveryPoint)]
-    pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
-        contexts::restore_recovery_point(self.inner.clone(), id, &snapshot_id)
-    }
-
     /// Removes expired contexts; resolves to how many.
     #[wasm_bindgen(js_name = cleanupExpired)]
     pub fn cleanup_expired(&self) -> Promise {
@@ -131,13 +79,6 @@ impl Manager {
         run("cleanupExpired", async move {
             Ok(JsValue::from(m.cleanup_expired().await as f64))
         })
-    }
-
-    /// Calls `callback(event)` for every committed change, asynchronously and
-    /// in commit order; `{ onError }` receives what a callback throws.
-    /// Returns a function that unsubscribes.
-    pub fn subscribe(&self, callback: JsValue, options: JsValue) -> Result<Function, JsValue> {
-        crate::events::subscribe(&self.inner, &callback, &options)
     }
 
     /// Sweeps expired contexts every `intervalMs` (default 60,000) on a
