@@ -1,17 +1,17 @@
 //! `ContextAdapter` for JavaScript.
 
+use crate::args;
 use crate::cache::ReadCache;
-use crate::convert::{read_state_to_js, state_to_js, to_js};
-use crate::manager::{Manager, data_arg, id_arg};
-use crate::options;
+use crate::contexts::{Target, context_methods};
+use crate::convert::{state_to_js, to_js};
+use crate::manager::Manager;
 use crate::promise::{run, run_with};
 use crate::timer::Interval;
 use crate::tracker::Tracker;
-use contextkit_core::{AdapterConfig, ContextAdapter, ContextError, ContextTracker};
-use js_sys::{Function, Promise};
+use contextkit_core::{AdapterConfig, ContextAdapter, ContextManager, ContextTracker};
+use js_sys::Promise;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 /// The JavaScript object handed out for an active id, so that activating it
@@ -51,28 +51,25 @@ pub struct Adapter {
     auto: Rc<RefCell<AutoCleanup>>,
 }
 
-/// `undefined`/`null` or a function.
-pub(crate) fn optional_callback(v: &JsValue, method: &str) -> Result<Option<Function>, JsValue> {
-    if v.is_undefined() || v.is_null() {
-        return Ok(None);
+impl Adapter {
+    fn target(&self) -> Target {
+        Target::Adapter(self.inner.clone())
     }
-    match v.dyn_ref::<Function>() {
-        Some(f) => Ok(Some(f.clone())),
-        None => Err(crate::error::to_js(&crate::error::invalid(format!(
-            "{method} expects a function or nothing, got {}",
-            crate::error::kind(v)
-        )))),
+
+    fn manager(&self) -> ContextManager {
+        self.inner.manager().clone()
     }
 }
+
+context_methods!(Adapter, "ContextAdapter");
 
 #[wasm_bindgen(js_class = ContextAdapter)]
 impl Adapter {
     /// `new ContextAdapter(manager, { maxContexts, ttlMs, autoCleanup, cleanupIntervalMs, maxActiveContexts })`.
     #[wasm_bindgen(constructor)]
     pub fn new(manager: &Manager, config: JsValue) -> Result<Adapter, JsValue> {
-        let cfg =
-            options::adapter_config(&config, "ContextAdapter config", AdapterConfig::default())
-                .map_err(crate::error::js)?;
+        let cfg = args::adapter_config(&config, "ContextAdapter config", AdapterConfig::default())
+            .map_err(crate::error::js)?;
         let inner =
             ContextAdapter::try_new(manager.inner.clone(), cfg).map_err(crate::error::js)?;
         Ok(Adapter {
@@ -84,76 +81,6 @@ impl Adapter {
                 every_ms: cfg.cleanup_interval_ms,
             })),
         })
-    }
-
-    /// Creates `id` with the adapter's TTL.
-    #[wasm_bindgen(js_name = createContext)]
-    pub fn create_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
-        let a = self.inner.clone();
-        let cfg = a.manager().config();
-        let args = id_arg(&id, cfg).and_then(|id| {
-            let data = data_arg(&data, cfg)?;
-            Ok((
-                id,
-                data,
-                options::create_options(&options, cfg.max_data_bytes)?,
-            ))
-        });
-        run_with("createContext", args, move |(key, data, opts)| async move {
-            let s = a.create_context_with(&key, data.value, opts).await?;
-            Ok(state_to_js(&s, Some(&id), Some(data.copy)))
-        })
-    }
-
-    /// The live context `id`.
-    #[wasm_bindgen(js_name = getContext)]
-    pub fn get_context(&self, id: JsValue) -> Promise {
-        let a = self.inner.clone();
-        let cache = self.cache.clone();
-        run_with(
-            "getContext",
-            id_arg(&id, a.manager().config()),
-            move |key| async move {
-                let s = a.get_context(&key).await?;
-                Ok(read_state_to_js(&s, Some(&id), &cache))
-            },
-        )
-    }
-
-    /// Replaces the data of `id` and restarts its expiry.
-    #[wasm_bindgen(js_name = updateContext)]
-    pub fn update_context(&self, id: JsValue, data: JsValue, options: JsValue) -> Promise {
-        let a = self.inner.clone();
-        let cfg = a.manager().config();
-        let args = (|| {
-            Ok::<_, ContextError>((
-                id_arg(&id, cfg)?,
-                data_arg(&data, cfg)?,
-                options::expected_version(&options)?,
-            ))
-        })();
-        run_with(
-            "updateContext",
-            args,
-            move |(key, data, expected)| async move {
-                let s = a.update_context(&key, data.value, expected).await?;
-                Ok(state_to_js(&s, Some(&id), Some(data.copy)))
-            },
-        )
-    }
-
-    /// Deletes `id` and its recovery points.
-    #[wasm_bindgen(js_name = deleteContext)]
-    pub fn delete_context(&self, id: JsValue) -> Promise {
-        let a = self.inner.clone();
-        run_with(
-            "deleteContext",
-            id_arg(&id, a.manager().config()),
-            move |id| async move {
-                a.delete_context(&id).await?;
-                Ok(JsValue::UNDEFINED)
-            },
-        )
     }
 
     /// The live contexts, sorted by id.
@@ -194,7 +121,7 @@ impl Adapter {
         let auto = Rc::clone(&self.auto);
         run("updateConfig", async move {
             let current = a.get_config().await;
-            let cfg = options::adapter_config(&changes, "updateConfig changes", current)?;
+            let cfg = args::adapter_config(&changes, "updateConfig changes", current)?;
             let evicted = a.update_config(cfg).await?;
             let mut auto = auto.borrow_mut();
             if auto.every_ms != cfg.cleanup_interval_ms {
@@ -215,7 +142,7 @@ impl Adapter {
         let handed = Rc::clone(&self.handed);
         run_with(
             "activateContext",
-            id_arg(&id, a.manager().config()),
+            args::id(&id, a.manager().config()),
             move |id| async move {
                 let tracker = a.activate_context(&id).await?;
                 let active = a.list_active_context_ids().await;
@@ -249,7 +176,7 @@ impl Adapter {
         let handed = Rc::clone(&self.handed);
         run_with(
             "deactivateContext",
-            id_arg(&id, a.manager().config()),
+            args::id(&id, a.manager().config()),
             move |id| async move {
                 a.deactivate_context(&id).await?;
                 handed.borrow_mut().retain(|h| h.id != id);
@@ -265,42 +192,6 @@ impl Adapter {
         run("listActiveContextIds", async move {
             Ok(to_js(&a.list_active_context_ids().await))
         })
-    }
-
-    /// Snapshots the current version of `id` (a recovery point of the manager).
-    #[wasm_bindgen(js_name = createRecoveryPoint)]
-    pub fn create_recovery_point(&self, id: JsValue) -> Promise {
-        crate::manager::create_recovery_point(self.inner.manager().clone(), &id)
-    }
-
-    /// The recovery points of `id`, oldest first.
-    #[wasm_bindgen(js_name = recoveryPoints)]
-    pub fn recovery_points(&self, id: JsValue) -> Promise {
-        crate::manager::recovery_points(self.inner.manager().clone(), &id)
-    }
-
-    /// Makes recovery point `snapshotId`'s data the next version of `id`.
-    #[wasm_bindgen(js_name = restoreRecoveryPoint)]
-    pub fn restore_recovery_point(&self, id: JsValue, snapshot_id: JsValue) -> Promise {
-        crate::manager::restore_recovery_point(self.inner.manager().clone(), id, &snapshot_id)
-    }
-
-    /// The manager's `modifyContext`: `fn(data)` becomes the data in one step.
-    #[wasm_bindgen(js_name = modifyContext)]
-    pub fn modify_context(&self, id: JsValue, f: JsValue) -> Promise {
-        crate::manager::modify_context(self.inner.manager().clone(), id, &f)
-    }
-
-    /// The manager's `touchContext`: restarts the TTL of `id` from now.
-    #[wasm_bindgen(js_name = touchContext)]
-    pub fn touch_context(&self, id: JsValue) -> Promise {
-        crate::manager::touch_context(self.inner.manager().clone(), id, &self.cache)
-    }
-
-    /// The manager's `subscribe(callback, { onError })`: every committed change
-    /// of the manager, whoever made it.
-    pub fn subscribe(&self, callback: JsValue, options: JsValue) -> Result<Function, JsValue> {
-        crate::events::subscribe(self.inner.manager(), &callback, &options)
     }
 
     /// Sweeps expired contexts every `cleanupIntervalMs` on a JavaScript timer

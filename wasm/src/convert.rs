@@ -21,7 +21,7 @@
 //! value instead of one per property.
 
 use crate::cache::ReadCache;
-use crate::error::{invalid, kind};
+use crate::error::invalid;
 use crate::json;
 use contextkit_core::{ContextError, ContextEvent, ContextState, MAX_DEPTH, Snapshot};
 use js_sys::{Array, Function, JsString};
@@ -48,7 +48,7 @@ extern "C" {
     #[wasm_bindgen(method, js_name = encodeInto)]
     fn encode_into(this: &Support, text: &JsString, bytes: &mut [u8]) -> u32;
 
-    /// A state object from its fields and a ready data object.
+    /// A state object from its fields; `data` is a ready object, or JSON text.
     #[wasm_bindgen(method, js_name = makeState)]
     #[allow(clippy::too_many_arguments)]
     fn make_state(
@@ -61,21 +61,6 @@ extern "C" {
         expires_at_ms: Option<f64>,
         metadata: Option<String>,
         data: &JsValue,
-    ) -> JsValue;
-
-    /// `make_state` with the data as JSON text.
-    #[wasm_bindgen(method, js_name = makeState)]
-    #[allow(clippy::too_many_arguments)]
-    fn make_state_from_text(
-        this: &Support,
-        id: &JsValue,
-        version: f64,
-        revision: f64,
-        created_at_ms: f64,
-        updated_at_ms: f64,
-        expires_at_ms: Option<f64>,
-        metadata: Option<String>,
-        data: &str,
     ) -> JsValue;
 
     /// A copy of a state object made by `make_state`: new objects and arrays
@@ -220,26 +205,28 @@ fn make_state(
     };
     let metadata = (!state.metadata.is_empty())
         .then(|| serde_json::to_string(&state.metadata).unwrap_or_default());
-    let version = state.version as f64;
-    let revision = state.revision as f64;
-    let created = state.created_at_ms as f64;
-    let updated = state.updated_at_ms as f64;
-    let expires = state.expires_at_ms.map(|t| t as f64);
-    let text = match copy {
-        Some(_) => String::new(),
-        None => serde_json::to_string(&state.data).unwrap_or_default(),
+    let (data, len) = match copy {
+        Some(data) => (data, 0),
+        None => {
+            let text = serde_json::to_string(&state.data).unwrap_or_default();
+            (JsValue::from_str(&text), text.len())
+        }
     };
     // The entry points register the JavaScript half before anything else runs.
-    let js = with_support(|support| match &copy {
-        Some(data) => support.make_state(
-            id, version, revision, created, updated, expires, metadata, data,
-        ),
-        None => support.make_state_from_text(
-            id, version, revision, created, updated, expires, metadata, &text,
-        ),
+    let js = with_support(|support| {
+        support.make_state(
+            id,
+            state.version as f64,
+            state.revision as f64,
+            state.created_at_ms as f64,
+            state.updated_at_ms as f64,
+            state.expires_at_ms.map(|t| t as f64),
+            metadata,
+            &data,
+        )
     })
     .unwrap_or(JsValue::UNDEFINED);
-    (js, text.len())
+    (js, len)
 }
 
 /// `point` as a JavaScript object.
@@ -280,20 +267,4 @@ pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
         Ok(text) => js_sys::JSON::parse(&text).unwrap_or(JsValue::UNDEFINED),
         Err(_) => JsValue::UNDEFINED,
     }
-}
-
-/// A string argument, rejected before copying when longer than `max_bytes`.
-pub(crate) fn string_arg(
-    v: &JsValue,
-    what: &str,
-    max_bytes: usize,
-) -> Result<String, ContextError> {
-    if !v.is_string() {
-        return Err(invalid(format!("{what} must be a string, got {}", kind(v))));
-    }
-    // UTF-8 never takes fewer bytes than UTF-16 code units.
-    if v.unchecked_ref::<JsString>().length() as usize > max_bytes {
-        return Err(invalid(format!("{what} is longer than {max_bytes} bytes")));
-    }
-    Ok(v.as_string().unwrap_or_default())
 }

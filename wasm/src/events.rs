@@ -78,13 +78,9 @@ pub(crate) fn subscribe(
     callback: &JsValue,
     options: &JsValue,
 ) -> Result<Function, JsValue> {
-    let Some(callback) = callback.dyn_ref::<Function>() else {
-        return Err(crate::error::to_js(&crate::error::invalid(format!(
-            "subscribe expects a function, got {}",
-            crate::error::kind(callback)
-        ))));
-    };
-    let on_error = crate::options::subscribe_options(options).map_err(crate::error::js)?;
-    let off = deliver(manager.subscribe(), callback.clone(), on_error);
+    let callback = crate::args::function(callback, "subscribe expects a function")
+        .map_err(crate::error::js)?;
+    let on_error = crate::args::subscribe_options(options).map_err(crate::error::js)?;
+    let off = deliver(manager.subscribe(), callback, on_error);
     Ok(off.unchecked_into())
 }

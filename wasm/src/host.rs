@@ -41,3 +41,26 @@ extern "C" {
     #[wasm_bindgen(js_name = clearInterval)]
     pub(crate) fn clear_interval(id: &JsValue);
 }
+
+/// `buf` filled from `crypto.getRandomValues`, or from `Math.random` where
+/// there is no Web Crypto (still unknown to callers).
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    if get_random_values(buf).is_err() {
+        for b in buf {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+}
+
+/// Random keys for a manager's id hash.
+pub(crate) fn hash_seed() -> [u64; 4] {
+    let mut bytes = [0_u8; 32];
+    random_bytes(&mut bytes);
+    let mut seed = [0_u64; 4];
+    for (word, chunk) in seed.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0_u8; 8];
+        b.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(b);
+    }
+    seed
+}

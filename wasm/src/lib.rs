@@ -10,6 +10,7 @@
 pub use contextkit_core as core;
 
 mod adapter;
+mod args;
 
 /// TLSF: constant-time allocation and free, and a small fraction of the
 /// code of the standard library's dlmalloc (see BENCHMARKS.md, "wasm size").
@@ -18,6 +19,7 @@ mod adapter;
 static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
 
 mod cache;
+mod contexts;
 mod convert;
 mod error;
 mod events;
@@ -25,7 +27,6 @@ mod host;
 // The JSON parser, in its own crate with its own tests and fuzz target.
 use contextkit_json as json;
 mod manager;
-mod options;
 mod promise;
 mod record;
 #[cfg(target_arch = "wasm32")]

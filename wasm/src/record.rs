@@ -8,7 +8,7 @@
 // Records and metadata are read by storage.rs, which exists only in wasm.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use crate::options::string_map;
+use crate::args::string_map;
 use contextkit_core::{ContextState, Meta, PointRecord, Record};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -10,8 +10,9 @@
 
 use crate::convert::{NOT_INITIALISED, Support, with_support};
 use crate::error::invalid;
+use crate::host::hash_seed;
 use crate::json;
-use crate::manager::{Manager, hash_seed};
+use crate::manager::Manager;
 use crate::promise::{reject, run_with};
 use contextkit_core::wire::{self, Wire};
 use contextkit_core::{
@@ -409,7 +410,7 @@ impl Manager {
     /// `ContextManager.connect(backend, config)`: a manager in shared mode on
     /// `backend`'s namespace (a `RedisBackend`).
     pub fn connect(backend: JsValue, config: JsValue) -> Promise {
-        let (cfg, _) = match crate::options::manager_config(&config) {
+        let (cfg, _) = match crate::args::manager_config(&config) {
             Ok(c) => c,
             Err(e) => return reject(e),
         };

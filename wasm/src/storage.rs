@@ -19,8 +19,9 @@
 
 use crate::convert::{NOT_INITIALISED, Support, with_support};
 use crate::error::kind;
+use crate::host::hash_seed;
 use crate::json;
-use crate::manager::{Manager, hash_seed};
+use crate::manager::Manager;
 use crate::promise::{reject, run};
 use crate::record::{self, Decoded};
 use contextkit_core::{
@@ -227,7 +228,7 @@ impl Manager {
     /// `ContextManager.open(storage, config)`: a manager over `storage`,
     /// holding everything it could load; resolves to `{ manager, problems }`.
     pub fn open(storage: JsValue, config: JsValue) -> Promise {
-        let (cfg, cache_bytes) = match crate::options::manager_config(&config) {
+        let (cfg, cache_bytes) = match crate::args::manager_config(&config) {
             Ok(c) => c,
             Err(e) => return reject(e),
         };

@@ -1,16 +1,14 @@
 //! `ContextTracker` for JavaScript.
 
+use crate::args;
 use crate::convert::{snapshot_to_js, state_to_js};
-use crate::error::invalid;
-use crate::manager::{Manager, data_arg, id_arg};
-use crate::options;
+use crate::manager::Manager;
 use crate::promise::{run, run_with};
 use crate::timer::Interval;
-use contextkit_core::{ContextError, ContextState, ContextTracker};
+use contextkit_core::{ContextError, ContextTracker};
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 
 /// A working copy of one active context that syncs back to its manager.
@@ -38,28 +36,12 @@ impl Drop for Tracker {
     }
 }
 
-/// A `ContextState` passed back from JavaScript (to `applyRemote`).
-fn state_arg(v: &JsValue, tracker: &ContextTracker) -> Result<Arc<ContextState>, ContextError> {
-    let max = tracker.manager().config().max_data_bytes;
-    let budget = max.saturating_mul(2).saturating_add(4096);
-    let value = crate::convert::object_from_js(v, "state", budget)?.value;
-    let bad = || {
-        invalid(
-            "state must be a context state: { id, version, revision, createdAtMs, updatedAtMs, \
-             expiresAtMs, data, metadata } as returned by contextkit",
-        )
-    };
-    crate::record::state(value, "state")
-        .map(Arc::new)
-        .map_err(|_| bad())
-}
-
 #[wasm_bindgen(js_class = ContextTracker)]
 impl Tracker {
     /// `new ContextTracker(manager, { syncIntervalMs, autoRecovery, conflict })`.
     #[wasm_bindgen(constructor)]
     pub fn new(manager: &Manager, config: JsValue) -> Result<Tracker, JsValue> {
-        let cfg = options::tracker_config(&config).map_err(crate::error::js)?;
+        let cfg = args::tracker_config(&config).map_err(crate::error::js)?;
         Ok(Self::wrap(ContextTracker::new(manager.inner.clone(), cfg)))
     }
 
@@ -69,7 +51,7 @@ impl Tracker {
         let t = self.inner.clone();
         run_with(
             "activateContext",
-            id_arg(&id, t.manager().config()),
+            args::id(&id, t.manager().config()),
             move |key| async move {
                 Ok(state_to_js(
                     &*t.activate_context(&key).await?,
@@ -136,7 +118,7 @@ impl Tracker {
         let t = self.inner.clone();
         run_with(
             "updateState",
-            data_arg(&data, t.manager().config()),
+            args::data(&data, t.manager().config()),
             move |data| async move {
                 let s = t.update_state(data.value).await?;
                 Ok(state_to_js(&s, None, Some(data.copy)))
@@ -150,7 +132,7 @@ impl Tracker {
         let t = self.inner.clone();
         run_with(
             "applyRemote",
-            state_arg(&state, &t),
+            args::state(&state, t.manager().config().max_data_bytes),
             move |state| async move { Ok(JsValue::from(t.apply_remote(state).await)) },
         )
     }
@@ -199,7 +181,9 @@ impl Tracker {
     /// `onError` if given (the local edits stay, so the next tick retries).
     #[wasm_bindgen(js_name = startAutoSync)]
     pub fn start_auto_sync(&self, on_error: JsValue) -> Result<(), JsValue> {
-        let on_error = crate::adapter::optional_callback(&on_error, "startAutoSync")?;
+        let on_error =
+            args::optional_function(&on_error, "startAutoSync expects a function or nothing")
+                .map_err(crate::error::js)?;
         let t = self.inner.clone();
         let timer = Interval::start(t.config().sync_interval_ms, move || {
             let t = t.clone();
