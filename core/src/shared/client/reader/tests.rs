@@ -83,17 +83,23 @@ fn a_short_read_covers_the_head_revision() {
     assert_eq!(received(&mut events), [updated(1), updated(2), lagged]);
 }
 
-#[test]
-fn the_reader_reports_a_changed_epoch() {
+/// A manager joined at `joined_at` whose reader found `head` and ended.
+fn ended_at(head: Result<Wire>, joined_at: u64) -> (Fake, ContextManager) {
     let fake = Fake::new(0);
     let mut pool = LocalPool::new();
-    fake.script().heads.push_back(head("e2", 0));
-    let (m, _events, reader) = reading(&fake, 0, &pool);
+    fake.script().heads.push_back(head);
+    let (m, _events, reader) = reading(&fake, joined_at, &pool);
     pool.run_until_stalled();
     assert!(
         matches!(reader.now_or_never(), Some(Ok(()))),
         "the reader ended"
     );
+    (fake, m)
+}
+
+#[test]
+fn the_reader_reports_a_changed_epoch() {
+    let (fake, m) = ended_at(head("e2", 0), 0);
     let err = block_on(m.get_context("a")).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -104,15 +110,7 @@ fn the_reader_reports_a_changed_epoch() {
 
 #[test]
 fn the_reader_reports_a_revision_that_went_back() {
-    let fake = Fake::new(0);
-    let mut pool = LocalPool::new();
-    fake.script().heads.push_back(head("e1", 3));
-    let (m, _events, reader) = reading(&fake, 5, &pool);
-    pool.run_until_stalled();
-    assert!(
-        matches!(reader.now_or_never(), Some(Ok(()))),
-        "the reader ended"
-    );
+    let (_fake, m) = ended_at(head("e1", 3), 5);
     let err = block_on(m.try_list_context_ids()).unwrap_err();
     assert_eq!(err.code(), "STORAGE");
     assert!(
