@@ -62,6 +62,8 @@ pub use events::{ContextEvent, DEFAULT_EVENT_CAPACITY, Subscription};
 pub use manager::{ContextManager, ManagerBuilder};
 pub use open::Opened;
 pub use scoped::Scoped;
+#[cfg(feature = "shared")]
+pub use shared::client;
 pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply, wire};
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
 pub use storage::{

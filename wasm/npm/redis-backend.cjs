@@ -6,8 +6,10 @@
 // in this package) with the same arguments and record format, so Rust and
 // Node managers on one namespace are one store. This object only moves the
 // library's calls; the wasm module decides what to call and reads the
-// replies (core/src/shared/wire.rs). Its interface towards the module, the
-// shared transport, is:
+// replies (the core's SharedClient, core/src/shared/client.rs, with the
+// format of core/src/shared/wire.rs). Its interface towards the module, the
+// shared transport (the core's Transport trait, made of these methods by
+// wasm/src/shared.rs), is:
 //
 //   open()                      connect, check the server, load the library
 //   call(fn, keys, args)        FCALL/FCALL_RO of a library function; `keys`

@@ -9,12 +9,16 @@
 //!
 //! The core stays executor-free: a backend does its own I/O and, once
 //! started, pushes the namespace's events into an [`EventFeed`].
+//! [`client::SharedClient`] is such a backend for any host that can move
+//! the calls of contextkit's Redis library (a [`client::Transport`]).
 //!
 //! `ManagerBuilder::connect` exists with the `shared` feature; without it
 //! nothing can make a shared manager and these paths compile away.
 
 #![cfg_attr(not(feature = "shared"), allow(dead_code, unused_imports))]
 
+#[cfg(feature = "shared")]
+pub mod client;
 pub(crate) mod sequencer;
 pub mod wire;
 

@@ -1,0 +1,141 @@
+//! The reader of a [`SharedClient`](super::super::SharedClient) over the
+//! scripted transport of the client's tests.
+
+use super::super::tests::{Fake, connect, int, t};
+use crate::shared::wire::{self, Wire};
+use crate::{ContextError, ContextEvent, ContextManager, Result, Subscription};
+use futures::FutureExt;
+use futures::executor::{LocalPool, block_on};
+use futures::future::RemoteHandle;
+use futures::task::LocalSpawnExt;
+use std::time::Duration;
+
+/// A manager on `fake` joined at `joined_at`, a subscriber, and its reader
+/// running on `pool` (until the transport stops answering).
+fn reading(
+    fake: &Fake,
+    joined_at: u64,
+    pool: &LocalPool,
+) -> (ContextManager, Subscription, RemoteHandle<Result<()>>) {
+    fake.script().joined_at = joined_at;
+    let m = connect(fake);
+    let events = m.subscribe();
+    let task = fake.script().tasks.pop().expect("a reader");
+    let handle = pool.spawner().spawn_local_with_handle(task).unwrap();
+    (m, events, handle)
+}
+
+fn head(epoch: &str, rev: u64) -> Result<Wire> {
+    Ok(Wire::List(vec![t(epoch), t(&rev.to_string())]))
+}
+
+/// A read of the log: `(revision, type)` entries of context 'a'.
+fn batch(entries: &[(u64, &str)]) -> Result<Wire> {
+    let entry = |&(rev, kind): &(u64, &str)| Wire::List(vec![int(rev), t(kind), t("a"), int(rev)]);
+    Ok(Wire::List(entries.iter().map(entry).collect()))
+}
+
+fn updated(rev: u64) -> ContextEvent {
+    ContextEvent::Updated {
+        id: "a".into(),
+        version: rev,
+        revision: rev,
+    }
+}
+
+fn received(events: &mut Subscription) -> Vec<ContextEvent> {
+    std::iter::from_fn(|| events.try_next()).collect()
+}
+
+#[test]
+fn the_reader_delivers_batches_in_order() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    // Two revisions are there; then nothing new until the second read,
+    // which waits (half the timeout) and gets the third.
+    fake.script().heads.extend([head("e1", 2), head("e1", 2)]);
+    let batches = [
+        batch(&[(1, "updated"), (2, "updated")]),
+        batch(&[(3, "updated")]),
+    ];
+    fake.script().batches.extend(batches);
+    let (_m, mut events, _reader) = reading(&fake, 0, &pool);
+    pool.run_until_stalled();
+    assert_eq!(
+        received(&mut events),
+        (1..=3).map(updated).collect::<Vec<_>>()
+    );
+    assert_eq!(fake.script().reads, [(0, 0), (2, 50)]);
+}
+
+#[test]
+fn a_short_read_covers_the_head_revision() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    // The log kept 1 and 2 of 5: 3 to 5 were trimmed before this read.
+    fake.script().heads.push_back(head("e1", 5));
+    fake.script()
+        .batches
+        .push_back(batch(&[(1, "updated"), (2, "updated")]));
+    let (_m, mut events, _reader) = reading(&fake, 0, &pool);
+    pool.run_until_stalled();
+    let lagged = ContextEvent::Lagged { missed: 3 };
+    assert_eq!(received(&mut events), [updated(1), updated(2), lagged]);
+}
+
+/// A manager joined at `joined_at` whose reader found `head` and ended.
+fn ended_at(head: Result<Wire>, joined_at: u64) -> (Fake, ContextManager) {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    fake.script().heads.push_back(head);
+    let (m, _events, reader) = reading(&fake, joined_at, &pool);
+    pool.run_until_stalled();
+    assert!(
+        matches!(reader.now_or_never(), Some(Ok(()))),
+        "the reader ended"
+    );
+    (fake, m)
+}
+
+#[test]
+fn the_reader_reports_a_changed_epoch() {
+    let (fake, m) = ended_at(head("e2", 0), 0);
+    let err = block_on(m.get_context("a")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        ContextError::Storage(wire::lost_message("ns")).to_string()
+    );
+    assert!(fake.script().reads.is_empty());
+}
+
+#[test]
+fn the_reader_reports_a_revision_that_went_back() {
+    let (_fake, m) = ended_at(head("e1", 3), 5);
+    let err = block_on(m.try_list_context_ids()).unwrap_err();
+    assert_eq!(err.code(), "STORAGE");
+    assert!(
+        err.to_string()
+            .contains("namespace 'ns' went back to revision 3 after this manager saw 5"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreachable_store_stalls_the_reader_with_growing_pauses() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    let down = || Err(ContextError::Storage("down".into()));
+    fake.script().heads.extend((0..8).map(|_| down()));
+    // Reachable again: the pause starts over.
+    fake.script().heads.extend([head("e1", 0), down()]);
+    fake.script().batches.push_back(batch(&[]));
+    let (_m, _events, _reader) = reading(&fake, 0, &pool);
+    pool.run_until_stalled();
+    let ms: Vec<u128> = fake
+        .script()
+        .sleeps
+        .iter()
+        .map(Duration::as_millis)
+        .collect();
+    assert_eq!(ms, [10, 20, 40, 80, 160, 320, 500, 500, 10]);
+}

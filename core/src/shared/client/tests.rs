@@ -1,0 +1,308 @@
+//! A [`SharedClient`] over a scripted in-memory transport: what it asks the
+//! store, and what it makes of the answers (the reader's tests, in
+//! `reader/tests.rs`, use the same transport).
+
+use super::*;
+use crate::ContextManager;
+use futures::executor::{LocalPool, block_on};
+use futures::task::LocalSpawnExt;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// One call of the library: function, keys, args.
+type Call = (String, Vec<String>, Vec<String>);
+
+/// What the fake transport was asked, and what it answers.
+#[derive(Default)]
+pub(super) struct Script {
+    /// The revision `ck2_join` reports.
+    pub(super) joined_at: u64,
+    /// Every call of the library (`open` included), in order.
+    calls: Vec<Call>,
+    /// Answers to the calls after `ck2_join`, in order.
+    answers: VecDeque<Result<Outcome>>,
+    /// Answers to `head` and `events`: once they run out, the transport
+    /// never answers again.
+    pub(super) heads: VecDeque<Result<Wire>>,
+    pub(super) batches: VecDeque<Result<Wire>>,
+    /// `(after, wait_ms)` of every `events` read.
+    pub(super) reads: Vec<(u64, u64)>,
+    pub(super) sleeps: Vec<Duration>,
+    pub(super) tasks: Vec<StorageFuture<'static, ()>>,
+    /// The next random byte.
+    random: u8,
+    closed: usize,
+}
+
+#[derive(Clone)]
+pub(super) struct Fake(Arc<Mutex<Script>>);
+
+impl Fake {
+    pub(super) fn new(seed: u8) -> Self {
+        Self(Arc::new(Mutex::new(Script {
+            random: seed,
+            ..Script::default()
+        })))
+    }
+
+    pub(super) fn script(&self) -> std::sync::MutexGuard<'_, Script> {
+        self.0.lock().unwrap()
+    }
+
+    fn answer(&self, answers: impl IntoIterator<Item = Result<Outcome>>) {
+        self.script().answers.extend(answers);
+    }
+
+    fn calls(&self, function: &str) -> Vec<Call> {
+        let calls = self.script().calls.clone();
+        calls.into_iter().filter(|c| c.0 == function).collect()
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: Result<T>) -> StorageFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+/// The next scripted answer, or one that never comes.
+fn next_or_never<'a>(queue: &mut VecDeque<Result<Wire>>) -> StorageFuture<'a, Wire> {
+    match queue.pop_front() {
+        Some(answer) => ready(answer),
+        None => Box::pin(std::future::pending()),
+    }
+}
+
+impl Transport for Fake {
+    fn open(&self) -> StorageFuture<'_, ()> {
+        self.script().calls.push(("open".into(), vec![], vec![]));
+        ready(Ok(()))
+    }
+
+    fn call<'a>(
+        &'a self,
+        function: &'a str,
+        keys: &'a [String],
+        args: &'a [String],
+    ) -> StorageFuture<'a, Outcome> {
+        let mut s = self.script();
+        s.calls
+            .push((function.into(), keys.to_vec(), args.to_vec()));
+        if function == "ck2_join" {
+            // A new namespace, made with the configuration asked for.
+            let reply = Wire::List(vec![t("e1"), t(&args[1]), Wire::Int(s.joined_at as i64)]);
+            return ready(Ok(Outcome::Replied(reply)));
+        }
+        let answer = s.answers.pop_front();
+        ready(answer.unwrap_or_else(|| Err(ContextError::Storage(format!("{function}?")))))
+    }
+
+    fn get<'a>(&'a self, _id: &'a str) -> StorageFuture<'a, Wire> {
+        ready(Ok(Wire::Nil))
+    }
+
+    fn head(&self) -> StorageFuture<'_, Wire> {
+        next_or_never(&mut self.script().heads)
+    }
+
+    fn events(&self, after: u64, count: usize, wait_ms: u64) -> StorageFuture<'_, Wire> {
+        assert_eq!(count, reader::BATCH);
+        let mut s = self.script();
+        s.reads.push((after, wait_ms));
+        next_or_never(&mut s.batches)
+    }
+
+    fn sleep(&self, duration: Duration) -> StorageFuture<'_, ()> {
+        self.script().sleeps.push(duration);
+        ready(Ok(()))
+    }
+
+    fn fill_random(&self, bytes: &mut [u8]) {
+        let mut s = self.script();
+        for b in bytes {
+            *b = s.random;
+            s.random = s.random.wrapping_add(1);
+        }
+    }
+
+    fn spawn(&self, task: StorageFuture<'static, ()>) {
+        self.script().tasks.push(task);
+    }
+
+    fn close(&self) {
+        self.script().closed += 1;
+    }
+}
+
+pub(super) fn t(s: &str) -> Wire {
+    Wire::Text(s.into())
+}
+
+pub(super) fn int(n: u64) -> Wire {
+    Wire::Int(n as i64)
+}
+
+fn parse(text: &str) -> std::result::Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Timeout 100 ms, so a write's reply is kept 2 × 100 + 500 ms.
+fn settings() -> ClientConfig {
+    ClientConfig {
+        namespace: "ns".into(),
+        timeout_ms: 100,
+        operation_ttl_ms: 100,
+        event_retention: 10,
+        parse_json: parse,
+    }
+}
+
+/// A manager on `fake` (its reader is not running).
+pub(super) fn connect(fake: &Fake) -> ContextManager {
+    let client = SharedClient::new(fake.clone(), settings());
+    block_on(ContextManager::builder(ManagerConfig::default()).connect(client)).unwrap()
+}
+
+/// The `ck2_write` reply of the create of `id` at revision `rev`.
+fn created(id: &str, rev: u64) -> Outcome {
+    let state = [int(1), int(rev), t("5"), t("5"), t(""), t(""), t("{}")];
+    let events = [t("created"), t(id), int(1), int(rev)];
+    Outcome::Replied(Wire::List(vec![
+        t("OK"),
+        Wire::List(state.to_vec()),
+        Wire::List(events.to_vec()),
+        int(1),
+    ]))
+}
+
+fn unknown(why: &str) -> Result<Outcome> {
+    Ok(Outcome::Unknown(why.into()))
+}
+
+#[test]
+fn a_write_without_an_answer_returns_the_reply_its_settle_finds() {
+    let fake = Fake::new(0);
+    let m = connect(&fake);
+    fake.answer([unknown("timed out"), Ok(created("a", 1))]);
+    let state = block_on(m.create_context("a", json!({}))).unwrap();
+    assert_eq!((state.version, state.revision), (1, 1));
+    let [(_, keys, args)] = &fake.calls("ck2_write")[..] else {
+        panic!("one write");
+    };
+    // [op, epoch, op id, reply TTL, event retention, time, id, ...]
+    assert_eq!(
+        args[..6],
+        ["create", "e1", args[2].as_str(), "700", "10", ""]
+    );
+    assert_eq!(keys[4], format!("op:{}", args[2]));
+    // The settle names the write's operation, and keeps its reply as long.
+    let [(_, settle_keys, settle_args)] = &fake.calls("ck2_settle")[..] else {
+        panic!("one settle");
+    };
+    assert_eq!(settle_keys[..], ["meta".to_owned(), keys[4].clone()]);
+    assert_eq!(settle_args[..], ["700"]);
+}
+
+#[test]
+fn a_write_its_settle_aborted_was_not_applied() {
+    let fake = Fake::new(0);
+    let m = connect(&fake);
+    let aborted = Wire::List(vec![t("ABORTED"), Wire::Nil, Wire::Nil]);
+    fake.answer([unknown("timed out"), Ok(Outcome::Replied(aborted))]);
+    let err = block_on(m.create_context("a", json!({}))).unwrap_err();
+    assert_eq!(err.code(), "STORAGE");
+    assert!(
+        err.to_string()
+            .contains("no answer within 100 ms; the write was not applied"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_write_whose_settle_fails_too_has_an_unknown_outcome() {
+    let fake = Fake::new(0);
+    let m = connect(&fake);
+    let refused = Err(ContextError::Storage("down".into()));
+    fake.answer([unknown("socket closed"), unknown("again")]);
+    fake.answer([unknown("socket closed"), refused]);
+    for _ in 0..2 {
+        let err = block_on(m.create_context("a", json!({}))).unwrap_err();
+        assert_eq!(err.code(), "STORAGE");
+        assert!(
+            err.to_string().contains(
+                "no answer within 100 ms, outcome unknown (the write may have been applied); socket closed"
+            ),
+            "{err}"
+        );
+    }
+    assert_eq!(fake.calls("ck2_settle").len(), 2);
+}
+
+#[test]
+fn a_refused_write_is_not_settled() {
+    let fake = Fake::new(0);
+    let m = connect(&fake);
+    fake.answer([Err(ContextError::InvalidArgument("bad".into()))]);
+    let err = block_on(m.create_context("a", json!({}))).unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    assert!(fake.calls("ck2_settle").is_empty());
+}
+
+#[test]
+fn operation_ids_are_unique_per_manager() {
+    let ops = |seed| {
+        let fake = Fake::new(seed);
+        let m = connect(&fake);
+        for (rev, id) in (1..).zip(["a", "b", "c"]) {
+            fake.answer([Ok(created(id, rev))]);
+            block_on(m.create_context(id, json!({}))).unwrap();
+        }
+        let calls = fake.calls("ck2_write");
+        calls
+            .into_iter()
+            .map(|(_, _, args)| args[2].clone())
+            .collect::<Vec<_>>()
+    };
+    let (one, other) = (ops(0), ops(100));
+    let prefix = |op: &String| op[..17].to_owned();
+    for ops in [&one, &other] {
+        assert_eq!(ops.len(), 3);
+        assert!(
+            ops[0] != ops[1] && ops[1] != ops[2] && ops[0] != ops[2],
+            "{ops:?}"
+        );
+        assert!(
+            ops.iter().all(|op| prefix(op) == prefix(&ops[0])),
+            "{ops:?}"
+        );
+    }
+    // 64 random bits tell the managers apart.
+    assert_ne!(prefix(&one[0]), prefix(&other[0]));
+}
+
+#[test]
+fn the_transport_closes_once_the_manager_and_its_reader_are_gone() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    let m = connect(&fake);
+    let reader = fake.script().tasks.pop().expect("a reader");
+    drop(m);
+    assert_eq!(fake.script().closed, 0, "the reader still holds it");
+    pool.spawner()
+        .spawn_local(async { reader.await.unwrap() })
+        .unwrap();
+    pool.run_until_stalled();
+    assert_eq!(fake.script().closed, 1);
+}
+
+#[test]
+fn backoff_waits_less_than_its_bound() {
+    let fake = Fake::new(7);
+    let client = SharedClient::new(fake.clone(), settings());
+    for attempt in 1..=10 {
+        block_on(client.backoff(attempt)).unwrap();
+    }
+    let bounds = (1..=10_u32).map(|a| Duration::from_micros(400 << (a - 1).min(7)));
+    for (wait, bound) in fake.script().sleeps.iter().zip(bounds) {
+        assert!(*wait < bound, "{wait:?} of {bound:?}");
+    }
+}
