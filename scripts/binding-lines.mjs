@@ -4,8 +4,8 @@
 // belongs in the core, where both front-ends share it.
 //
 // A code line is a line that is not blank, not a comment (`//`, `///`,
-// `//!`) and not inside a `#[cfg(test)]` module. The JSON parser (its own
-// crate, json/) is neither.
+// `//!`) and not in a `#[cfg(test)]` module, inline or in a file of its
+// own. The JSON parser (its own crate, json/) is neither.
 //
 // Usage: node scripts/binding-lines.mjs
 import { readdirSync, readFileSync } from 'node:fs';
@@ -23,14 +23,24 @@ function rustFiles(dir) {
   });
 }
 
-/** Code lines of one file's text. */
+const TEST_ATTR = '#[cfg(test)]';
+const MOD = /^(?:pub(?:\(crate\))? )?mod (\w+)\s*([{;])$/;
+
+/** Code lines of one file's text, and the names of its test modules kept in files of their own. */
 export function codeLines(text) {
   const lines = text.split('\n');
   let count = 0;
+  const testFiles = [];
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
-    if (line === '#[cfg(test)]' && /^(pub(\(crate\))? )?mod \w+ \{$/.test(lines[i + 1]?.trim() ?? '')) {
-      // Skip the test module up to its closing brace.
+    const mod = line === TEST_ATTR ? MOD.exec(lines[i + 1]?.trim() ?? '') : null;
+    if (mod?.[2] === ';') {
+      testFiles.push(mod[1]);
+      i += 1;
+      continue;
+    }
+    if (mod) {
+      // Skip the inline test module up to its closing brace.
       let depth = 0;
       for (i += 1; i < lines.length; i++) {
         for (const c of lines[i]) depth += c === '{' ? 1 : c === '}' ? -1 : 0;
@@ -40,11 +50,27 @@ export function codeLines(text) {
     }
     if (line !== '' && !line.startsWith('//')) count++;
   }
-  return count;
+  return { count, testFiles };
 }
 
 function count(dir) {
-  return rustFiles(path.join(root, dir)).reduce((n, f) => n + codeLines(readFileSync(f, 'utf8')), 0);
+  const files = rustFiles(path.join(root, dir));
+  const tests = new Set();
+  let n = 0;
+  for (const f of files) {
+    const { count, testFiles } = codeLines(readFileSync(f, 'utf8'));
+    n += count;
+    // `mod tests;` in a.rs (or mod.rs) is a/tests.rs (or tests.rs beside it), or tests/mod.rs.
+    const base = path.basename(f) === 'mod.rs' || f.endsWith('lib.rs') ? path.dirname(f) : f.slice(0, -3);
+    for (const t of testFiles) {
+      tests.add(path.join(base, `${t}.rs`));
+      tests.add(path.join(base, t, 'mod.rs'));
+    }
+  }
+  for (const f of files) {
+    if (tests.has(f)) n -= codeLines(readFileSync(f, 'utf8')).count;
+  }
+  return n;
 }
 
 const binding = count('wasm/src');

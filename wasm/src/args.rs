@@ -386,3 +386,42 @@ pub(crate) fn string(v: &JsValue, what: &str, max_bytes: usize) -> Result<String
     }
     Ok(v.as_string().unwrap_or_default())
 }
+
+/// `ContextManager.connect(backend, config)`: the namespace and settings of
+/// `backend` (a `RedisBackend`, or any object with the same properties).
+pub(crate) fn shared_backend(
+    backend: &JsValue,
+    parse_json: contextkit_core::wire::ParseJson,
+) -> Result<contextkit_core::client::ClientConfig, ContextError> {
+    let namespace = match host::get_str(backend, "namespace")
+        .ok()
+        .and_then(|n| n.as_string())
+    {
+        Some(n) if backend.is_object() => n,
+        _ => {
+            return Err(invalid(
+                "backend must be a shared backend such as a RedisBackend, with a namespace",
+            ));
+        }
+    };
+    // A whole number property from 1 to `max`, else `default`.
+    let option = |name: &str, default: u64, max: u64| {
+        let v = host::get_str(backend, name).unwrap_or(JsValue::UNDEFINED);
+        if v.is_undefined() {
+            return Ok(default);
+        }
+        match v.as_f64() {
+            Some(n) if n.fract() == 0.0 && n >= 1.0 && n <= max as f64 => Ok(n as u64),
+            _ => Err(invalid(format!(
+                "backend.{name} must be a whole number from 1 to {max}"
+            ))),
+        }
+    };
+    Ok(contextkit_core::client::ClientConfig {
+        namespace,
+        timeout_ms: option("timeoutMs", 2_000, 86_400_000)?,
+        operation_ttl_ms: option("operationTtlMs", 60_000, 1 << 45)?,
+        event_retention: option("eventRetention", 100_000, 1 << 40)?,
+        parse_json,
+    })
+}

@@ -7,12 +7,11 @@
 //! calls and turns what they resolve to into [`Wire`] replies.
 
 use crate::convert::{NOT_INITIALISED, Support, with_support};
-use crate::error::invalid;
 use crate::host::hash_seed;
 use crate::json;
 use crate::manager::Manager;
 use crate::promise::{reject, run_with};
-use contextkit_core::client::{ClientConfig, Outcome, SharedClient, Transport};
+use contextkit_core::client::{Outcome, SharedClient, Transport};
 use contextkit_core::wire::Wire;
 use contextkit_core::{ContextError, ContextManager, MAX_DEPTH, Result, StorageFuture};
 use js_sys::{Array, Promise};
@@ -124,11 +123,7 @@ impl Transport for JsTransport {
     }
 
     fn fill_random(&self, bytes: &mut [u8]) {
-        if crate::host::get_random_values(bytes).is_err() {
-            for b in bytes {
-                *b = (js_sys::Math::random() * 256.0) as u8;
-            }
-        }
+        crate::host::random_bytes(bytes);
     }
 
     fn spawn(&self, task: StorageFuture<'static, ()>) {
@@ -147,20 +142,6 @@ fn parse_json(text: &str) -> std::result::Result<Value, String> {
     json::parse(text, MAX_DEPTH + 1, false).map_err(|e| e.to_string())
 }
 
-/// A whole number option of `backend` from 1 to `max`, else `default`.
-fn option(backend: &JsValue, name: &str, default: u64, max: u64) -> Result<u64> {
-    let v = crate::host::get_str(backend, name).unwrap_or(JsValue::UNDEFINED);
-    if v.is_undefined() {
-        return Ok(default);
-    }
-    match v.as_f64() {
-        Some(n) if n.fract() == 0.0 && n >= 1.0 && n <= max as f64 => Ok(n as u64),
-        _ => Err(invalid(format!(
-            "backend.{name} must be a whole number from 1 to {max}"
-        ))),
-    }
-}
-
 #[wasm_bindgen(js_class = ContextManager)]
 impl Manager {
     /// `ContextManager.connect(backend, config)`: a manager in shared mode on
@@ -170,26 +151,7 @@ impl Manager {
             Ok(c) => c,
             Err(e) => return reject(e),
         };
-        let namespace = match crate::host::get_str(&backend, "namespace")
-            .ok()
-            .and_then(|n| n.as_string())
-        {
-            Some(n) if backend.is_object() => n,
-            _ => {
-                return reject(invalid(String::from(
-                    "backend must be a shared backend such as a RedisBackend, with a namespace",
-                )));
-            }
-        };
-        let settings = (|| {
-            Ok(ClientConfig {
-                namespace,
-                timeout_ms: option(&backend, "timeoutMs", 2_000, 86_400_000)?,
-                operation_ttl_ms: option(&backend, "operationTtlMs", 60_000, 1 << 45)?,
-                event_retention: option(&backend, "eventRetention", 100_000, 1 << 40)?,
-                parse_json,
-            })
-        })();
+        let settings = crate::args::shared_backend(&backend, parse_json);
         run_with(
             "ContextManager.connect",
             settings,
