@@ -361,8 +361,8 @@ export function makeSnapshot(id, contextId, version, createdAtMs, data) {
 /** Keys contextkit reads: context records and the manager's metadata. */
 const isOwnKey = (key) => key === 'meta' || key.startsWith('c/');
 
-/** `describe`, also for values that cannot be inspected (a revoked proxy). */
-function kindOf(v) {
+/** `describe`, also for values that cannot be inspected (a revoked proxy); the wasm side's messages use it too. */
+export function kindOf(v) {
   try {
     return describe(v);
   } catch {

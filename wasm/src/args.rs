@@ -387,6 +387,7 @@ pub(crate) fn string(v: &JsValue, what: &str, max_bytes: usize) -> Result<String
     Ok(v.as_string().unwrap_or_default())
 }
 
+#[cfg(target_arch = "wasm32")]
 /// `ContextManager.connect(backend, config)`: the namespace and settings of
 /// `backend` (a `RedisBackend`, or any object with the same properties).
 pub(crate) fn shared_backend(

@@ -84,6 +84,10 @@ extern "C" {
     #[wasm_bindgen(method, js_name = makeEvent)]
     fn make_event(this: &Support, kind: i32, id: Option<String>, n: f64, revision: f64) -> JsValue;
 
+    /// What kind of value `v` is, for messages: "an array", "a string", "NaN".
+    #[wasm_bindgen(method, js_name = kindOf)]
+    pub(crate) fn kind_of(this: &Support, v: &JsValue) -> String;
+
     #[wasm_bindgen(method, getter, js_name = ContextError)]
     pub(crate) fn context_error(this: &Support) -> Function;
 }

@@ -67,26 +67,8 @@ pub(crate) fn invalid(msg: impl Into<String>) -> ContextError {
     ContextError::InvalidArgument(msg.into())
 }
 
-/// A short description of a JavaScript value's type for messages.
+/// A short description of a JavaScript value's type for messages ("an
+/// array", "a string", "NaN"), by support.js `kindOf`, as its own messages.
 pub(crate) fn kind(v: &JsValue) -> String {
-    if v.is_null() {
-        return "null".into();
-    }
-    if crate::host::is_array(v).unwrap_or(false) {
-        return "an array".into();
-    }
-    match v.js_typeof().as_string().as_deref() {
-        Some("object") => "an object".into(),
-        Some("undefined") => "undefined".into(),
-        Some("number") => match v.as_f64() {
-            Some(n) if n.is_nan() => "NaN".into(),
-            Some(n) if n == f64::INFINITY => "Infinity".into(),
-            Some(n) if n == f64::NEG_INFINITY => "-Infinity".into(),
-            _ => "a number".into(),
-        },
-        Some(t @ ("string" | "boolean" | "function" | "symbol" | "bigint")) => {
-            format!("a {t}")
-        }
-        _ => "an unsupported value".into(),
-    }
+    crate::convert::with_support(|s| s.kind_of(v)).unwrap_or_default()
 }

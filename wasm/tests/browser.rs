@@ -33,6 +33,8 @@ extern "C" {
     static STORAGE_CALL: Function;
     #[wasm_bindgen(thread_local_v2, js_name = storageLoad)]
     static STORAGE_LOAD: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = kindOf)]
+    static KIND_OF: Function;
 }
 
 #[wasm_bindgen]
@@ -53,6 +55,7 @@ fn setup() {
         ("makeSnapshot", MAKE_SNAPSHOT.with(Clone::clone).into()),
         ("storageCall", STORAGE_CALL.with(Clone::clone).into()),
         ("storageLoad", STORAGE_LOAD.with(Clone::clone).into()),
+        ("kindOf", KIND_OF.with(Clone::clone).into()),
     ]);
     contextkit_wasm::init(support.unchecked_into());
 }
