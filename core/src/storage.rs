@@ -10,6 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 mod decode;
+mod text;
+
+pub use text::{LoadedText, ParseText, TextStorage, TextStore};
 
 /// `Send` natively; nothing in single-threaded wasm, where JavaScript-backed
 /// storages cannot be `Send`.
