@@ -27,7 +27,6 @@ use contextkit_json as json;
 mod manager;
 mod options;
 mod promise;
-mod record;
 #[cfg(target_arch = "wasm32")]
 mod shared;
 #[cfg(target_arch = "wasm32")]

@@ -49,7 +49,7 @@ fn state_arg(v: &JsValue, tracker: &ContextTracker) -> Result<Arc<ContextState>,
              expiresAtMs, data, metadata } as returned by contextkit",
         )
     };
-    crate::record::state(value, "state")
+    ContextState::from_value(value)
         .map(Arc::new)
         .map_err(|_| bad())
 }
