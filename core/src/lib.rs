@@ -67,7 +67,8 @@ pub use shared::client;
 pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply, wire};
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
 pub use storage::{
-    Loaded, MaybeSend, MaybeSync, MemoryStorage, Meta, PointRecord, Record, Storage, StorageFuture,
+    Loaded, LoadedText, MaybeSend, MaybeSync, MemoryStorage, Meta, ParseText, PointRecord, Record,
+    Storage, StorageFuture, TextStorage, TextStore, metadata_from_value,
 };
 pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
 pub use validate::{MAX_DEPTH, json_depth};

@@ -9,6 +9,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+mod decode;
+mod text;
+
+pub use decode::metadata_from_value;
+pub use text::{LoadedText, ParseText, TextStorage, TextStore};
+
 /// `Send` natively; nothing in single-threaded wasm, where JavaScript-backed
 /// storages cannot be `Send`.
 #[cfg(not(target_arch = "wasm32"))]

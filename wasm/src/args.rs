@@ -14,7 +14,6 @@ use contextkit_core::{
     TrackerConfig, UpdateOptions,
 };
 use js_sys::{Function, JsString};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -267,25 +266,10 @@ pub(crate) fn create_options(v: &JsValue, max_bytes: usize) -> Result<CreateOpti
     let meta = o.get("metadata")?;
     if !meta.is_undefined() {
         let value = object_from_js(&meta, "metadata", max_bytes)?.value;
-        opts.metadata =
-            string_map(value).ok_or_else(|| invalid("metadata values must be strings"))?;
+        opts.metadata = contextkit_core::metadata_from_value(value)
+            .ok_or_else(|| invalid("metadata values must be strings"))?;
     }
     Ok(opts)
-}
-
-/// A JSON object whose values are all strings, as a map.
-pub(crate) fn string_map(v: serde_json::Value) -> Option<BTreeMap<String, String>> {
-    let serde_json::Value::Object(map) = v else {
-        return None;
-    };
-    let mut out = BTreeMap::new();
-    for (k, v) in map {
-        let serde_json::Value::String(s) = v else {
-            return None;
-        };
-        out.insert(k, s);
-    }
-    Some(out)
 }
 
 /// `updateContext(id, data, { expectedVersion, ttlMs })`: `ttlMs` absent or
@@ -365,14 +349,12 @@ pub(crate) fn snapshot_id(v: &JsValue) -> Result<u64, ContextError> {
 pub(crate) fn state(v: &JsValue, max_data_bytes: usize) -> Result<Arc<ContextState>, ContextError> {
     let budget = max_data_bytes.saturating_mul(2).saturating_add(4096);
     let value = object_from_js(v, "state", budget)?.value;
-    crate::record::state(value, "state")
-        .map(Arc::new)
-        .map_err(|_| {
-            invalid(
-                "state must be a context state: { id, version, revision, createdAtMs, updatedAtMs, \
+    ContextState::from_value(value).map(Arc::new).map_err(|_| {
+        invalid(
+            "state must be a context state: { id, version, revision, createdAtMs, updatedAtMs, \
              expiresAtMs, data, metadata } as returned by contextkit",
-            )
-        })
+        )
+    })
 }
 
 /// A string argument, rejected before copying when longer than `max_bytes`.

@@ -28,7 +28,6 @@ mod host;
 use contextkit_json as json;
 mod manager;
 mod promise;
-mod record;
 #[cfg(target_arch = "wasm32")]
 mod shared;
 #[cfg(target_arch = "wasm32")]

@@ -3,9 +3,10 @@
 //!
 //! The object has async `get(key)`, `put(key, value)`, `delete(key)` and
 //! `list()`, and optionally `entries()` for a bulk read at open (see
-//! `ContextStorage` in wasm/npm/index.d.ts). Values are JSON text: key
-//! `"c/" + id` holds the serde_json form of a context's [`Record`], key
-//! `"meta"` the [`Meta`]; other keys are left alone, so a storage may be shared.
+//! `ContextStorage` in wasm/npm/index.d.ts). Values are JSON text in the
+//! core's layout ([`TextStorage`]: key `"c/" + id` holds a context's record,
+//! key `"meta"` the manager's meta; other keys are left alone, so a storage
+//! may be shared); this file only moves the text.
 //!
 //! The package's JavaScript half (`storageCall`, `storageLoad` in
 //! wasm/npm/support.js) makes the calls and checks what comes back: whatever
@@ -14,8 +15,7 @@
 //! resolves to checked values or rejects with a message naming the method and
 //! the key, which becomes a `STORAGE` error. Each storage method is called when
 //! the core issues the operation (not when its future is first polled), so the
-//! storage sees operations in the order the core issued them. A stored value
-//! that does not parse is a problem of `open` naming its key.
+//! storage sees operations in the order the core issued them.
 
 use crate::convert::{NOT_INITIALISED, Support, with_support};
 use crate::error::kind;
@@ -23,27 +23,16 @@ use crate::host::hash_seed;
 use crate::json;
 use crate::manager::Manager;
 use crate::promise::{reject, run};
-use crate::record::{self, Decoded};
 use contextkit_core::{
-    ContextError, ContextManager, Loaded, MAX_DEPTH, Meta, Record, Result, Storage, StorageFuture,
+    ContextError, ContextManager, LoadedText, Result, StorageFuture, TextStorage, TextStore,
 };
 use js_sys::{Array, Object, Promise, Reflect};
 use serde_json::Value;
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-
-/// Key of the manager-wide [`Meta`].
-const META_KEY: &str = "meta";
-/// Prefix of the key of a context's record.
-const RECORD_PREFIX: &str = "c/";
-/// Levels a record adds above a context's data: the record, its list of
-/// recovery points, a point, and the point's state.
-const RECORD_NESTING: usize = 4;
 
 #[wasm_bindgen]
 extern "C" {
@@ -62,18 +51,14 @@ extern "C" {
     fn storage_load(this: &Support, storage: &JsValue) -> Result<Promise, JsValue>;
 }
 
-/// A [`Storage`] over a JavaScript object.
-pub(crate) struct JsStorage {
+/// The text of a JavaScript storage object.
+struct JsStore {
     object: JsValue,
-    /// The largest `nextSnapshotId` and `nextRevision` handed to the storage
-    /// so far. Two removals may store their meta concurrently, and the one
-    /// decided first may be issued last: the meta written never goes back.
-    meta_high: Cell<Meta>,
 }
 
-impl fmt::Debug for JsStorage {
+impl fmt::Debug for JsStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JsStorage")
+        f.write_str("JsStore")
     }
 }
 
@@ -81,53 +66,12 @@ fn storage_error(msg: String) -> ContextError {
     ContextError::Storage(msg)
 }
 
-/// Parses the stored value at `key`: JSON text, then `decode`.
-fn parse<T>(key: &str, text: &str, decode: fn(Value) -> Decoded<T>, what: &str) -> Result<T> {
-    // Data may be MAX_DEPTH levels deep inside a record.
-    let value = json::parse(text, MAX_DEPTH + RECORD_NESTING, false)
-        .map_err(|why| storage_error(format!("stored value of '{key}' {why}")))?;
-    decode(value).map_err(|field| {
-        storage_error(format!(
-            "stored value of '{key}' is not {what}: its {field} is missing or invalid"
-        ))
-    })
+/// Stored text as a value, with the package's exact parser.
+fn parse_json(text: &str, max_depth: usize) -> std::result::Result<Value, String> {
+    json::parse(text, max_depth, false).map_err(|why| why.to_string())
 }
 
-/// Parses a stored record of `id` found at `key`.
-fn parse_record(key: &str, id: &str, text: &str) -> Result<Record> {
-    let record = parse(key, text, record::record, "a context record")?;
-    if record.state.id != id {
-        return Err(storage_error(format!(
-            "stored value of '{key}' holds context '{}'",
-            record.state.id
-        )));
-    }
-    Ok(record)
-}
-
-/// Adds what `text` at `key` holds to `loaded` (the JavaScript half passes
-/// on only contextkit's keys).
-fn take(loaded: &mut Loaded, key: &str, text: &str) {
-    match key.strip_prefix(RECORD_PREFIX) {
-        Some(id) => match parse_record(key, id, text) {
-            Ok(record) => loaded.records.push(record),
-            Err(e) => loaded.problems.push(e),
-        },
-        None => match parse(key, text, record::meta, "contextkit metadata") {
-            Ok(meta) => loaded.meta = Some(meta),
-            Err(e) => loaded.problems.push(e),
-        },
-    }
-}
-
-impl JsStorage {
-    pub(crate) fn new(object: JsValue) -> Self {
-        Self {
-            object,
-            meta_high: Cell::new(Meta::default()),
-        }
-    }
-
+impl JsStore {
     /// Calls `storage[method]` now (`value` is used by `put` only) and returns
     /// a future of what it resolved to.
     fn call(
@@ -157,69 +101,42 @@ async fn settle(started: Option<Result<Promise, JsValue>>) -> Result<JsValue> {
     JsFuture::from(promise).await.map_err(failed)
 }
 
-fn record_key(id: &str) -> String {
-    format!("{RECORD_PREFIX}{id}")
-}
-
-impl Storage for JsStorage {
-    fn load(&self) -> StorageFuture<'_, Loaded> {
+impl TextStore for JsStore {
+    fn load(&self) -> StorageFuture<'_, LoadedText> {
         let started = with_support(|s| s.storage_load(&self.object));
         Box::pin(async move {
-            // [pairs, problems]: keys alternating with their JSON text, and messages.
+            // [pairs, problems]: keys alternating with their JSON text (only
+            // contextkit's keys), and messages.
             let got: Array = settle(started).await?.unchecked_into();
             let pairs: Array = got.get(0).unchecked_into();
-            let mut loaded = Loaded::default();
-            for i in (0..pairs.length()).step_by(2) {
-                let key = pairs.get(i).as_string().unwrap_or_default();
-                let text = pairs.get(i + 1).as_string().unwrap_or_default();
-                take(&mut loaded, &key, &text);
-            }
+            let text = |i| pairs.get(i).as_string().unwrap_or_default();
             let problems: Array = got.get(1).unchecked_into();
-            for p in problems.iter() {
-                loaded
-                    .problems
-                    .push(storage_error(p.as_string().unwrap_or_default()));
-            }
-            self.meta_high.set(loaded.meta.unwrap_or_default());
-            Ok(loaded)
+            Ok(LoadedText {
+                entries: (0..pairs.length())
+                    .step_by(2)
+                    .map(|i| (text(i), text(i + 1)))
+                    .collect(),
+                problems: (problems.iter())
+                    .map(|p| storage_error(p.as_string().unwrap_or_default()))
+                    .collect(),
+            })
         })
     }
 
-    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Record>> {
-        let key = record_key(id);
-        let read = self.call("get", &key, "");
-        Box::pin(async move {
-            // A string, or undefined for none (checked by the JavaScript half).
-            match read.await?.as_string() {
-                Some(text) => parse_record(&key, id, &text).map(Some),
-                None => Ok(None),
-            }
-        })
+    fn get(&self, key: &str) -> StorageFuture<'_, Option<String>> {
+        let read = self.call("get", key, "");
+        // A string, or undefined for none (checked by the JavaScript half).
+        Box::pin(async move { Ok(read.await?.as_string()) })
     }
 
-    fn put(&self, record: Arc<Record>) -> StorageFuture<'_, ()> {
-        let key = record_key(&record.state.id);
-        let write = serde_json::to_string(&*record)
-            .map(|text| self.call("put", &key, &text))
-            // (It cannot fail: every map of a record has string keys. Its
-            // error is not formatted, which keeps serde_json's and std::io's
-            // message tables out of the module.)
-            .map_err(|_| storage_error(format!("cannot encode '{key}'")));
-        Box::pin(async move { write?.await.map(drop) })
-    }
-
-    fn delete<'a>(&'a self, id: &'a str) -> StorageFuture<'a, ()> {
-        let write = self.call("delete", &record_key(id), "");
+    fn put(&self, key: &str, text: String) -> StorageFuture<'_, ()> {
+        let write = self.call("put", key, &text);
         Box::pin(async move { write.await.map(drop) })
     }
 
-    fn put_meta(&self, meta: Meta) -> StorageFuture<'_, ()> {
-        let meta = meta.max(self.meta_high.get());
-        self.meta_high.set(meta);
-        let write = serde_json::to_string(&meta)
-            .map(|text| self.call("put", META_KEY, &text))
-            .map_err(|_| storage_error(format!("cannot encode '{META_KEY}'")));
-        Box::pin(async move { write?.await.map(drop) })
+    fn delete(&self, key: &str) -> StorageFuture<'_, ()> {
+        let write = self.call("delete", key, "");
+        Box::pin(async move { write.await.map(drop) })
     }
 }
 
@@ -238,7 +155,7 @@ impl Manager {
                 kind(&storage)
             )));
         }
-        let storage = JsStorage::new(storage);
+        let storage = TextStorage::new(JsStore { object: storage }, parse_json);
         run("ContextManager.open", async move {
             let opened = ContextManager::builder(cfg)
                 .hash_seed(hash_seed())
