@@ -48,6 +48,7 @@ mod recovery;
 mod scoped;
 mod shared;
 mod state;
+mod state_cache;
 mod storage;
 mod store;
 mod sync;
@@ -66,6 +67,7 @@ pub use scoped::Scoped;
 pub use shared::client;
 pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply, wire};
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
+pub use state_cache::StateCache;
 pub use storage::{
     Loaded, LoadedText, MaybeSend, MaybeSync, MemoryStorage, Meta, ParseText, PointRecord, Record,
     Storage, StorageFuture, TextStorage, TextStore, metadata_from_value,
