@@ -436,7 +436,7 @@ fn real_store(shards: usize, clock: &ManualClock) -> Arc<Real> {
 }
 
 /// A [`MemoryStorage`] whose writes yield to the executor a few times first,
-/// so that writes are in flight while other calls run.
+/// so that writes are in progress while other calls run.
 #[derive(Debug, Default)]
 struct Slow(MemoryStorage);
 
@@ -579,7 +579,7 @@ fn histories_on_many_shards_are_linearizable() {
     run_real(8, true).unwrap();
 }
 
-/// Through a storage, writes are in flight while other calls run; reads of
+/// Through a storage, writes are in progress while other calls run; reads of
 /// an id wait for its write. Cleanup through a storage deletes each expired
 /// context on its own (not one section), so it is left out.
 #[test]
@@ -661,7 +661,7 @@ impl Storage for Gated {
 /// (`k0`, no TTL) and so forgets `k1`'s 1004. A create of `k2` at 1005 then
 /// found the store full (`k0` and `k1`'s slot) and nothing that may have
 /// expired, and answered CAPACITY_EXCEEDED although only `k0` was live. It
-/// must wait for `k1` to land, sweep it and succeed.
+/// must wait for the write of `k1` to end, sweep it and succeed.
 #[test]
 fn a_create_at_capacity_waits_for_a_create_that_expired_while_being_written() {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -359,7 +359,7 @@ fn writes_of_one_id_reach_storage_in_version_order() {
 }
 
 #[test]
-fn writes_dropped_in_flight_are_repaired_from_storage() {
+fn writes_dropped_midway_are_repaired_from_storage() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .build()

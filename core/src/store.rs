@@ -79,7 +79,7 @@ impl Entry {
     }
 }
 
-/// One shard's contexts. Only contexts: a storage's writes in flight are the
+/// One shard's contexts. Only contexts: a storage's pending writes are the
 /// owned backend's (`backend/owned.rs`).
 pub(crate) type Map = HashMap<String, Entry, ahash::RandomState>;
 

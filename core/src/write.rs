@@ -131,7 +131,7 @@ impl ContextManager {
     /// Reads every shard in turn with `f`, each atomically (as of some
     /// moment per shard).
     pub(crate) async fn scan(&self, f: impl FnMut(&Map)) {
-        // Over an owned storage, writes with an unknown outcome settle first.
+        // Over an owned storage, writes with an unknown outcome are read back first.
         self.backend().await;
         self.scan_shards(f).await;
     }

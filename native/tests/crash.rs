@@ -2,7 +2,7 @@
 //! updates, recovery points, restores, deletes) is killed with SIGKILL at
 //! random moments, mid-write and mid-fsync included. After each kill the
 //! directory reopens without problems and every id holds exactly what the
-//! child acknowledged, except the id of the one operation in flight, which
+//! child acknowledged, except the id of the one operation in progress, which
 //! holds either its acknowledged state or the state that operation makes.
 #![cfg(unix)]
 
@@ -277,7 +277,7 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
     let mut model = Model::new();
     let mut max_point = 0;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let (mut in_flight, mut took_effect, mut torn, mut acked) = (0, 0, 0, 0);
+    let (mut mid_operation, mut took_effect, mut torn, mut acked) = (0, 0, 0, 0);
     for round in 0..ROUNDS {
         let mut proc = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
@@ -356,7 +356,7 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
             let (before, after) = (model.get(&id), seen.get(&id));
             match &pending {
                 Some((busy, op)) if *busy == id => {
-                    in_flight += 1;
+                    mid_operation += 1;
                     if after == before {
                         continue;
                     }
@@ -393,14 +393,14 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
         }
     }
     eprintln!(
-        "{ROUNDS} rounds, {acked} acknowledged operations; killed mid-operation {in_flight} times, \
+        "{ROUNDS} rounds, {acked} acknowledged operations; killed mid-operation {mid_operation} times, \
          {took_effect} of them after it took effect, {torn} between a temporary file's creation \
          and its rename"
     );
     assert!(model.len() >= 2, "the child made progress: {model:?}");
     assert!(
-        in_flight >= ROUNDS / 4,
-        "only {in_flight} of {ROUNDS} kills landed mid-operation"
+        mid_operation >= ROUNDS / 4,
+        "only {mid_operation} of {ROUNDS} kills came mid-operation"
     );
-    assert!(torn >= 3, "only {torn} kills landed mid-write");
+    assert!(torn >= 3, "only {torn} kills came mid-write");
 }
