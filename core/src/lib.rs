@@ -65,7 +65,8 @@ pub use scoped::Scoped;
 pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply, wire};
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
 pub use storage::{
-    Loaded, MaybeSend, MaybeSync, MemoryStorage, Meta, PointRecord, Record, Storage, StorageFuture,
+    Loaded, MaybeSend, MaybeSync, MemoryStorage, Meta, Record, SnapshotRecord, Storage,
+    StorageFuture,
 };
 pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
 pub use validate::{MAX_DEPTH, json_depth};

@@ -267,8 +267,8 @@ pub(crate) fn recovery_points(m: ContextManager, id: &JsValue) -> Promise {
         "recoveryPoints",
         id_arg(id, m.config()),
         move |id| async move {
-            let points = m.recovery_points(&id).await?;
-            Ok(points
+            let snapshots = m.recovery_points(&id).await?;
+            Ok(snapshots
                 .iter()
                 .map(snapshot_to_js)
                 .collect::<js_sys::Array>()
@@ -287,8 +287,8 @@ pub(crate) fn restore_recovery_point(
     run_with(
         "restoreRecoveryPoint",
         args,
-        move |(key, point)| async move {
-            let s = m.restore_recovery_point(&key, point).await?;
+        move |(key, snapshot_id)| async move {
+            let s = m.restore_recovery_point(&key, snapshot_id).await?;
             Ok(state_to_js(&s, Some(&id), None))
         },
     )

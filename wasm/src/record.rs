@@ -9,7 +9,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use crate::options::string_map;
-use contextkit_core::{ContextState, Meta, PointRecord, Record};
+use contextkit_core::{ContextState, Meta, Record, SnapshotRecord};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -74,9 +74,9 @@ pub(crate) fn state(v: Value, what: &'static str) -> Decoded<ContextState> {
     })
 }
 
-fn point(v: Value) -> Decoded<PointRecord> {
+fn point(v: Value) -> Decoded<SnapshotRecord> {
     let mut f = object(v, "points[]")?;
-    Ok(PointRecord {
+    Ok(SnapshotRecord {
         id: uint(take(&mut f, "id"), "points[].id")?,
         created_at_ms: uint(take(&mut f, "createdAtMs"), "points[].createdAtMs")?,
         state: Arc::new(state(take(&mut f, "state"), "points[].state")?),
@@ -96,7 +96,7 @@ pub(crate) fn record(v: Value) -> Decoded<Record> {
     Ok(Record {
         state,
         ttl_ms,
-        points,
+        snapshots: points,
         next_snapshot_id,
     })
 }

@@ -249,7 +249,7 @@ impl SharedBackend for JsShared {
         Box::pin(async move {
             let keys = strings(["meta".to_owned(), Self::key("c", id)]);
             let reply = self.read("ck2_points", keys, strings([id, ""])).await?;
-            wire::points(id, &reply, parse_json)
+            wire::snapshots(id, &reply, parse_json)
         })
     }
 

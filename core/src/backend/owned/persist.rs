@@ -3,10 +3,10 @@
 //! so that memory shows what storage holds.
 
 use super::{Lane, Owned};
-use crate::storage::{Meta, PointRecord, Record};
-use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
+use crate::storage::{Meta, Record, SnapshotRecord};
+use crate::store::{Entry, Inner, Map, Removal, Shard, SnapshotEntry};
 use crate::sync::{AtomicBool, Ordering};
-use crate::write::{Patch, Plan, Replaced, entry_of, install, points_of};
+use crate::write::{Patch, Plan, Replaced, entry_of, install, snapshots_of};
 use crate::{ContextError, ContextEvent, ContextState, Result, validate};
 use event_listener::EventListener;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ struct Reserved {
     /// A capacity slot (a create).
     slot: bool,
     /// A recovery-point id.
-    point: Option<u64>,
+    snapshot_id: Option<u64>,
     /// The revision of the commit (never published before storage holds the
     /// write; a read-back that publishes the change uses it).
     revision: Option<u64>,
@@ -177,8 +177,8 @@ impl Owned {
                     let durable = durable_form(inner, map.get(id), &patch, revision);
                     let reserved = Reserved {
                         slot: matches!(patch, Patch::Insert(_)),
-                        point: match &patch {
-                            Patch::PushPoint(p) => Some(p.id),
+                        snapshot_id: match &patch {
+                            Patch::PushSnapshot(s) => Some(s.id),
                             _ => None,
                         },
                         revision,
@@ -290,35 +290,36 @@ fn durable_form(
     patch: &Patch,
     revision: Option<u64>,
 ) -> Durable {
-    // A point's own record carries the id after it without holding it: the
-    // id can still be given back if storage never holds that record.
+    // A snapshot's own record carries the id after it without holding it:
+    // the id can still be given back if storage never holds that record.
     let next_snapshot_id = match patch {
-        Patch::PushPoint(_) => inner.next_snapshot.peek(),
+        Patch::PushSnapshot(_) => inner.next_snapshot.peek(),
         _ => inner.next_snapshot.capture(),
     };
-    let record = |state: &Arc<ContextState>, ttl_ms, points: &mut dyn Iterator<Item = &Point>| {
-        Durable::Put(Arc::new(Record {
-            state: Arc::clone(state),
-            ttl_ms,
-            points: points
-                .map(|p| PointRecord {
-                    id: p.id,
-                    created_at_ms: p.created_at_ms,
-                    state: Arc::clone(&p.state),
-                })
-                .collect(),
-            next_snapshot_id,
-        }))
-    };
+    let record =
+        |state: &Arc<ContextState>, ttl_ms, snapshots: &mut dyn Iterator<Item = &SnapshotEntry>| {
+            Durable::Put(Arc::new(Record {
+                state: Arc::clone(state),
+                ttl_ms,
+                snapshots: snapshots
+                    .map(|s| SnapshotRecord {
+                        id: s.id,
+                        created_at_ms: s.created_at_ms,
+                        state: Arc::clone(&s.state),
+                    })
+                    .collect(),
+                next_snapshot_id,
+            }))
+        };
     match (patch, before) {
-        (Patch::Insert(e), _) => record(&e.state, e.ttl_ms(), &mut e.points().iter()),
+        (Patch::Insert(e), _) => record(&e.state, e.ttl_ms(), &mut e.snapshots().iter()),
         (Patch::SetState { state, ttl_ms, .. }, Some(e)) => {
-            record(state, *ttl_ms, &mut e.points().iter())
+            record(state, *ttl_ms, &mut e.snapshots().iter())
         }
-        (Patch::Touch(state), Some(e)) => record(state, e.ttl_ms(), &mut e.points().iter()),
-        (Patch::PushPoint(p), Some(e)) => {
+        (Patch::Touch(state), Some(e)) => record(state, e.ttl_ms(), &mut e.snapshots().iter()),
+        (Patch::PushSnapshot(s), Some(e)) => {
             let keep = inner.cfg.max_recovery_points;
-            let all: Vec<&Point> = e.points().iter().chain(std::iter::once(p)).collect();
+            let all: Vec<&SnapshotEntry> = e.snapshots().iter().chain(std::iter::once(s)).collect();
             let skip = all.len().saturating_sub(keep);
             record(&e.state, e.ttl_ms(), &mut all.into_iter().skip(skip))
         }
@@ -349,12 +350,12 @@ fn reconcile(
     if reserved.slot {
         inner.release_slot();
     }
-    if let Some(point) = reserved.point
+    if let Some(snapshot_id) = reserved.snapshot_id
         && !found
             .as_ref()
-            .is_some_and(|r| r.points.iter().any(|p| p.id == point))
+            .is_some_and(|r| r.snapshots.iter().any(|s| s.id == snapshot_id))
     {
-        inner.next_snapshot.give_back(point);
+        inner.next_snapshot.give_back(snapshot_id);
     }
     // The revision tells a state apart from another of the same version (a
     // context deleted and created again).
@@ -365,7 +366,7 @@ fn reconcile(
             inner.cover_revision(record.state.revision);
             if before == Some((version, record.state.revision)) {
                 if let Some(e) = map.get_mut(id) {
-                    e.set_points(points_of(&record));
+                    e.set_snapshots(snapshots_of(&record));
                 }
                 return;
             }
