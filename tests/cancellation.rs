@@ -54,7 +54,7 @@ fn dropped_waiting_write_applies_nothing_and_frees_the_lock() {
 }
 
 #[test]
-fn operations_dropped_mid_flight_leave_the_store_consistent() {
+fn operations_dropped_midway_leave_the_store_consistent() {
     runtime().block_on(async {
         let m = ContextManager::builder(ManagerConfig {
             max_contexts: 6,
@@ -101,8 +101,8 @@ fn operations_dropped_mid_flight_leave_the_store_consistent() {
                                     let m = m.clone();
                                     let id = id.clone();
                                     async move {
-                                        if let Ok(points) = m.recovery_points(&id).await
-                                            && let Some(p) = points.first()
+                                        if let Ok(snapshots) = m.recovery_points(&id).await
+                                            && let Some(p) = snapshots.first()
                                         {
                                             let _ = m.restore_recovery_point(&id, p.id).await;
                                         }

@@ -23,7 +23,7 @@ use contextkit::{
     ContextError, ContextManager, CreateOptions, Loaded, ManagerConfig, ManualClock, MemoryStorage,
     Meta, Record, Scoped, Storage, StorageFuture,
 };
-use lin::{CAPACITY, IDS, MODIFY_STEP, Op, Out, POINTS, Rec, Verdict};
+use lin::{CAPACITY, IDS, MODIFY_STEP, Op, Out, Rec, SNAPSHOTS, Verdict};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -110,15 +110,15 @@ impl Target for Real {
                 .delete_context(&key(id))
                 .await
                 .map_or_else(|e| out_err(&e), |()| Out::Unit),
-            Op::Point(id) => match m.create_recovery_point(&key(id)).await {
-                Ok(p) => Out::Point {
+            Op::Snapshot(id) => match m.create_recovery_point(&key(id)).await {
+                Ok(p) => Out::Snapshot {
                     id: p.id,
                     version: p.version,
                 },
                 Err(e) => out_err(&e),
             },
-            Op::Restore(id, point) => {
-                return out_state(m.restore_recovery_point(&key(id), point).await);
+            Op::Restore(id, snapshot_id) => {
+                return out_state(m.restore_recovery_point(&key(id), snapshot_id).await);
             }
             Op::Cleanup => Out::Count(m.cleanup_expired().await),
             Op::Advance(_) => unreachable!("the clock task advances the clock itself"),
@@ -230,7 +230,7 @@ impl MiniStore {
 fn pick(
     rng: &mut SmallRng,
     tag: u32,
-    seen_point: u64,
+    seen_snapshot: u64,
     with_cleanup: bool,
     full_mix: bool,
     with_ttl: bool,
@@ -252,8 +252,8 @@ fn pick(
         },
         50..=59 => Op::Delete(id),
         60..=69 => Op::Modify(id),
-        70..=84 => Op::Point(id),
-        85..=99 => Op::Restore(id, rng.gen_range(1..=seen_point.max(1) + 1)),
+        70..=84 => Op::Snapshot(id),
+        85..=99 => Op::Restore(id, rng.gen_range(1..=seen_snapshot.max(1) + 1)),
         100..=104 => Op::Touch(id),
         _ if with_cleanup => Op::Cleanup,
         _ => Op::Get(id),
@@ -262,7 +262,7 @@ fn pick(
 
 struct Recorder {
     seq: AtomicU64,
-    seen_point: AtomicU64,
+    seen_snapshot: AtomicU64,
 }
 
 /// Runs one recorded workload on a fresh multi-threaded runtime: the history,
@@ -281,7 +281,7 @@ fn record<T: Target>(
         .unwrap();
     let rec = Arc::new(Recorder {
         seq: AtomicU64::new(0),
-        seen_point: AtomicU64::new(0),
+        seen_snapshot: AtomicU64::new(0),
     });
     rt.block_on(async {
         let mut handles = Vec::new();
@@ -295,7 +295,7 @@ fn record<T: Target>(
                     let op = pick(
                         &mut rng,
                         tag,
-                        rec.seen_point.load(Ordering::SeqCst),
+                        rec.seen_snapshot.load(Ordering::SeqCst),
                         with_cleanup,
                         full_mix,
                         with_ttl,
@@ -314,8 +314,8 @@ fn record<T: Target>(
                     let (out, revision) = target.call(op).await;
                     let resp = rec.seq.fetch_add(1, Ordering::SeqCst);
                     let clock_resp = contextkit::Clock::now_ms(&clock);
-                    if let Out::Point { id, .. } = out {
-                        rec.seen_point.fetch_max(id, Ordering::SeqCst);
+                    if let Out::Snapshot { id, .. } = out {
+                        rec.seen_snapshot.fetch_max(id, Ordering::SeqCst);
                     }
                     let call = Rec {
                         op,
@@ -424,7 +424,7 @@ fn seeds() -> u64 {
 fn real_store(shards: usize, clock: &ManualClock) -> Arc<Real> {
     let cfg = ManagerConfig {
         max_contexts: CAPACITY,
-        max_recovery_points: POINTS,
+        max_recovery_points: SNAPSHOTS,
         ..ManagerConfig::default()
     };
     Arc::new(Real(
@@ -436,7 +436,7 @@ fn real_store(shards: usize, clock: &ManualClock) -> Arc<Real> {
 }
 
 /// A [`MemoryStorage`] whose writes yield to the executor a few times first,
-/// so that writes are in flight while other calls run.
+/// so that writes are in progress while other calls run.
 #[derive(Debug, Default)]
 struct Slow(MemoryStorage);
 
@@ -482,7 +482,7 @@ impl Storage for Slow {
 fn real_store_on_storage(shards: usize, clock: &ManualClock) -> Arc<Real> {
     let cfg = ManagerConfig {
         max_contexts: CAPACITY,
-        max_recovery_points: POINTS,
+        max_recovery_points: SNAPSHOTS,
         ..ManagerConfig::default()
     };
     let opened = futures::executor::block_on(
@@ -579,7 +579,7 @@ fn histories_on_many_shards_are_linearizable() {
     run_real(8, true).unwrap();
 }
 
-/// Through a storage, writes are in flight while other calls run; reads of
+/// Through a storage, writes are in progress while other calls run; reads of
 /// an id wait for its write. Cleanup through a storage deletes each expired
 /// context on its own (not one section), so it is left out.
 #[test]
@@ -661,7 +661,7 @@ impl Storage for Gated {
 /// (`k0`, no TTL) and so forgets `k1`'s 1004. A create of `k2` at 1005 then
 /// found the store full (`k0` and `k1`'s slot) and nothing that may have
 /// expired, and answered CAPACITY_EXCEEDED although only `k0` was live. It
-/// must wait for `k1` to land, sweep it and succeed.
+/// must wait for the write of `k1` to end, sweep it and succeed.
 #[test]
 fn a_create_at_capacity_waits_for_a_create_that_expired_while_being_written() {
     let rt = tokio::runtime::Builder::new_current_thread()

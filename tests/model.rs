@@ -152,7 +152,7 @@ mod regressions {
             },
             Op::TSync,
             Op::TGetState,
-            Op::Points("a".into()),
+            Op::RecoveryPoints("a".into()),
         ];
         check(&setup(), &ops).unwrap();
     }
@@ -188,7 +188,7 @@ mod regressions {
     }
 
     #[test]
-    fn restore_uses_the_point_data_at_the_next_version() {
+    fn restore_uses_the_snapshot_data_at_the_next_version() {
         let ops = vec![
             Op::Create {
                 id: "a".into(),
@@ -196,14 +196,14 @@ mod regressions {
                 ttl: None,
                 meta: false,
             },
-            Op::CreatePoint("a".into()),
+            Op::CreateRecoveryPoint("a".into()),
             Op::Update {
                 id: "a".into(),
                 data: Data::Small(2),
                 expected: Some(1),
                 ttl: Some(5),
             },
-            Op::CreatePoint("a".into()),
+            Op::CreateRecoveryPoint("a".into()),
             Op::Restore("a".into(), 1),
             Op::Restore("a".into(), 2),
             Op::Advance(5),
@@ -274,11 +274,11 @@ mod regressions {
             Op::AtIsSyncNeeded("a".into()),
             Op::Advance(1),
             Op::AtSyncIfNeeded("a".into()),
-            Op::Points("a".into()),
+            Op::RecoveryPoints("a".into()),
             Op::AtIsDirty("a".into()),
             Op::AtDeactivate("a".into()),
             Op::AListActive,
-            Op::AtPoint("a".into()),
+            Op::AtRecoveryPoint("a".into()),
         ];
         check(&setup, &ops).unwrap();
     }

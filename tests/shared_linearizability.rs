@@ -40,7 +40,7 @@ use contextkit::{
     ManagerConfig, ManualClock, RedisBackend, SharedBackend, Snapshot, StorageFuture, Write,
     WriteReply,
 };
-use lin::{CAPACITY, IDS, MODIFY_STEP, Op, Out, POINTS, Rec, Verdict};
+use lin::{CAPACITY, IDS, MODIFY_STEP, Op, Out, Rec, SNAPSHOTS, Verdict};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use redis_server::{Durability, RedisServer};
@@ -77,7 +77,7 @@ fn key(id: u8) -> String {
 fn config() -> ManagerConfig {
     ManagerConfig {
         max_contexts: CAPACITY,
-        max_recovery_points: POINTS,
+        max_recovery_points: SNAPSHOTS,
         ..ManagerConfig::default()
     }
 }
@@ -296,14 +296,16 @@ async fn call(m: &ContextManager, op: Op) -> Out {
             .delete_context(&key(id))
             .await
             .map_or_else(|e| out_err(&e), |()| Out::Unit),
-        Op::Point(id) => match m.create_recovery_point(&key(id)).await {
-            Ok(p) => Out::Point {
+        Op::Snapshot(id) => match m.create_recovery_point(&key(id)).await {
+            Ok(p) => Out::Snapshot {
                 id: p.id,
                 version: p.version,
             },
             Err(e) => out_err(&e),
         },
-        Op::Restore(id, point) => out_state(m.restore_recovery_point(&key(id), point).await),
+        Op::Restore(id, snapshot_id) => {
+            out_state(m.restore_recovery_point(&key(id), snapshot_id).await)
+        }
         Op::Cleanup | Op::Advance(_) => unreachable!("not in this workload"),
     }
 }
@@ -313,7 +315,7 @@ async fn call(m: &ContextManager, op: Op) -> Out {
 fn pick(
     rng: &mut SmallRng,
     tag: u32,
-    seen_point: u64,
+    seen_snapshot: u64,
     seen_version: &[u64; IDS],
     with_modify: bool,
 ) -> Op {
@@ -330,8 +332,8 @@ fn pick(
             Op::Update { id, tag, expected }
         }
         55..=64 => Op::Delete(id),
-        65..=79 => Op::Point(id),
-        80..=94 => Op::Restore(id, rng.gen_range(1..=seen_point + 1)),
+        65..=79 => Op::Snapshot(id),
+        80..=94 => Op::Restore(id, rng.gen_range(1..=seen_snapshot + 1)),
         95..=104 if with_modify => Op::Modify(id),
         105..=109 => Op::Touch(id),
         _ => Op::Get(id),
@@ -350,7 +352,7 @@ fn encode_op(op: Op) -> String {
         Op::Get(id) => format!("get {id}"),
         Op::Update { id, tag, expected } => format!("update {id} {tag} {}", opt(expected)),
         Op::Delete(id) => format!("delete {id}"),
-        Op::Point(id) => format!("point {id}"),
+        Op::Snapshot(id) => format!("snapshot {id}"),
         Op::Restore(id, p) => format!("restore {id} {p}"),
         Op::Modify(id) => format!("modify {id}"),
         Op::Touch(id) => format!("touch {id}"),
@@ -365,7 +367,7 @@ fn encode_out(out: Out) -> String {
             tag,
             expires,
         } => format!("state {version} {tag} {}", opt(expires)),
-        Out::Point { id, version } => format!("point {id} {version}"),
+        Out::Snapshot { id, version } => format!("snapshot {id} {version}"),
         Out::Unit => "unit".to_owned(),
         Out::Count(n) => format!("count {n}"),
         Out::Conflict(v) => format!("conflict {v}"),
@@ -424,7 +426,7 @@ fn decode(line: &str) -> (usize, Rec) {
             expected: o(w.next()),
         },
         Some("delete") => Op::Delete(id(w.next())),
-        Some("point") => Op::Point(id(w.next())),
+        Some("snapshot") => Op::Snapshot(id(w.next())),
         Some("restore") => Op::Restore(id(w.next()), n(w.next())),
         Some("modify") => Op::Modify(id(w.next())),
         Some("touch") => Op::Touch(id(w.next())),
@@ -437,7 +439,7 @@ fn decode(line: &str) -> (usize, Rec) {
             tag: u32::try_from(n(w.next())).unwrap(),
             expires: o(w.next()),
         },
-        Some("point") => Out::Point {
+        Some("snapshot") => Out::Snapshot {
             id: n(w.next()),
             version: n(w.next()),
         },
@@ -496,10 +498,10 @@ fn child_history() {
         while std::fs::read_dir(&barrier).unwrap().count() < PROCESSES {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let seen_point = Arc::new(AtomicU64::new(0));
+        let seen_snapshot = Arc::new(AtomicU64::new(0));
         let tasks: Vec<_> = (0..TASKS)
             .map(|task| {
-                let (m, seen_point) = (m.clone(), Arc::clone(&seen_point));
+                let (m, seen_snapshot) = (m.clone(), Arc::clone(&seen_snapshot));
                 tokio::spawn(async move {
                     let me = process * TASKS + task;
                     let mut rng = SmallRng::seed_from_u64(seed * 1009 + me as u64);
@@ -510,7 +512,7 @@ fn child_history() {
                         let op = pick(
                             &mut rng,
                             tag,
-                            seen_point.load(Ordering::SeqCst),
+                            seen_snapshot.load(Ordering::SeqCst),
                             &seen_version,
                             with_modify,
                         );
@@ -520,8 +522,8 @@ fn child_history() {
                         let out = call(&m, op).await;
                         let resp = 2 * since_ns(t0) + 1;
                         match (op, out) {
-                            (_, Out::Point { id, .. }) => {
-                                seen_point.fetch_max(id, Ordering::SeqCst);
+                            (_, Out::Snapshot { id, .. }) => {
+                                seen_snapshot.fetch_max(id, Ordering::SeqCst);
                             }
                             (
                                 Op::Create { id, .. }

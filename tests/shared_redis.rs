@@ -624,14 +624,14 @@ fn killed_server_loses_nothing_acknowledged() {
         Duration::from_millis(300),
     ));
     let acked: Arc<Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
-    let mut points = Vec::new();
+    let mut snapshot_ids = Vec::new();
     for round in 0..20 {
         let writers: Vec<_> = (0..4)
             .map(|t| {
                 let (m, acked) = (m.clone(), Arc::clone(&acked));
                 rt.spawn(async move {
                     let id = format!("r{round}-t{t}");
-                    let mut points = Vec::new();
+                    let mut snapshot_ids = Vec::new();
                     if m.create_context(&id, json!({ "n": 0 })).await.is_ok() {
                         acked.lock().unwrap().insert(id.clone(), 1);
                     }
@@ -644,19 +644,19 @@ fn killed_server_loses_nothing_acknowledged() {
                         }
                         if n % 5 == 0 {
                             match m.create_recovery_point(&id).await {
-                                Ok(p) => points.push(p.id),
+                                Ok(p) => snapshot_ids.push(p.id),
                                 Err(_) => break,
                             }
                         }
                     }
-                    points
+                    snapshot_ids
                 })
             })
             .collect();
         std::thread::sleep(Duration::from_millis(60));
         server.kill();
         for w in writers {
-            points.extend(rt.block_on(w).unwrap());
+            snapshot_ids.extend(rt.block_on(w).unwrap());
         }
         server.restart();
     }
@@ -671,10 +671,14 @@ fn killed_server_loses_nothing_acknowledged() {
             );
         }
     });
-    let n = points.len();
-    points.sort_unstable();
-    points.dedup();
-    assert_eq!(points.len(), n, "no recovery-point id handed out twice");
+    let n = snapshot_ids.len();
+    snapshot_ids.sort_unstable();
+    snapshot_ids.dedup();
+    assert_eq!(
+        snapshot_ids.len(),
+        n,
+        "no recovery-point id handed out twice"
+    );
     // The stream: revisions 1..=rev, each once.
     let meta = format!("ck:{{{ns}}}:meta");
     let rev: u64 = server.cli(&["HGET", &meta, "rev"]).trim().parse().unwrap();

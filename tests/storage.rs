@@ -21,8 +21,8 @@ type Dump = (Vec<(ContextState, Vec<Snapshot>)>, u64);
 async fn dump(m: &ContextManager) -> Dump {
     let mut out = Vec::new();
     for s in m.list_contexts().await {
-        let points = m.recovery_points(&s.id).await.unwrap();
-        out.push((ContextState::clone(&s), points));
+        let snapshots = m.recovery_points(&s.id).await.unwrap();
+        out.push((ContextState::clone(&s), snapshots));
     }
     (out, m.next_recovery_point_id())
 }
@@ -283,13 +283,13 @@ fn failed_writes_change_nothing_in_memory_or_storage() {
         assert_eq!(m.recovery_points("a").await.unwrap().len(), 1);
         same("failed recovery point").await;
 
-        let point = m.recovery_points("a").await.unwrap()[0].id;
+        let snapshot_id = m.recovery_points("a").await.unwrap()[0].id;
         m.update_context("a", json!({ "v": 3 }), None)
             .await
             .unwrap();
         storage.fail(1);
         assert_eq!(
-            m.restore_recovery_point("a", point)
+            m.restore_recovery_point("a", snapshot_id)
                 .await
                 .unwrap_err()
                 .code(),
@@ -359,7 +359,7 @@ fn writes_of_one_id_reach_storage_in_version_order() {
 }
 
 #[test]
-fn writes_dropped_in_flight_are_repaired_from_storage() {
+fn writes_dropped_midway_are_repaired_from_storage() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .build()
@@ -520,7 +520,7 @@ fn a_stored_ttl_of_zero_is_a_problem_and_the_others_load() {
         let record = Record {
             state: bad,
             ttl_ms: Some(0),
-            points: Vec::new(),
+            snapshots: Vec::new(),
             next_snapshot_id: 1,
         };
         storage.put(Arc::new(record)).await.unwrap();
@@ -839,22 +839,28 @@ fn a_failed_recovery_point_keeps_its_id_once_a_stored_record_carries_the_next() 
         let err = m.create_recovery_point("a").await.unwrap_err();
         assert_eq!(err.code(), "STORAGE");
         assert_eq!(m.next_recovery_point_id(), 1);
-        assert_reopen_matches(&m, &storage.inner, &clock, "failed point").await;
+        assert_reopen_matches(&m, &storage.inner, &clock, "failed recovery point").await;
 
-        // A write of "b" stores next id 2 while the point of "a" (id 1) is
+        // A write of "b" stores next id 2 while the snapshot of "a" (id 1) is
         // still being written; then that write fails.
         storage.then(&[Act::GateThenFail]);
-        let point = m.create_recovery_point("a");
+        let snapshot = m.create_recovery_point("a");
         let other = async {
             m.update_context("b", json!({ "n": 1 }), None)
                 .await
                 .unwrap();
             storage.open_gate();
         };
-        let (point, ()) = futures::join!(point, other);
-        assert_eq!(point.unwrap_err().code(), "STORAGE");
+        let (snapshot, ()) = futures::join!(snapshot, other);
+        assert_eq!(snapshot.unwrap_err().code(), "STORAGE");
         assert_eq!(m.next_recovery_point_id(), 2);
-        assert_reopen_matches(&m, &storage.inner, &clock, "failed point, id stored").await;
+        assert_reopen_matches(
+            &m,
+            &storage.inner,
+            &clock,
+            "failed recovery point, id stored",
+        )
+        .await;
         assert_eq!(m.create_recovery_point("a").await.unwrap().id, 2);
     });
 }
@@ -887,7 +893,10 @@ fn stored_versions_and_ids_out_of_range_are_problems() {
         };
         damage(&storage, "v0", with_version(0)).await;
         damage(&storage, "vmax", with_version(u64::MAX)).await;
-        damage(&storage, "pmax", |r: &mut Record| r.points[0].id = u64::MAX).await;
+        damage(&storage, "pmax", |r: &mut Record| {
+            r.snapshots[0].id = u64::MAX
+        })
+        .await;
         damage(&storage, "nmax", |r: &mut Record| {
             r.next_snapshot_id = 1 << 53
         })
@@ -985,10 +994,10 @@ fn len_does_not_count_a_create_still_being_written() {
 
 /// Versions and recovery-point ids near the top of their range: a manager
 /// stops handing them out well before 2^53 - 1 (CAPACITY_EXCEEDED), so
-/// everything it stores still reads back; a stored point id of 2^53 - 1 (its
+/// everything it stores still reads back; a stored recovery-point id of 2^53 - 1 (its
 /// successor out of range) is a problem.
 #[test]
-fn versions_and_point_ids_stop_before_they_could_not_be_read_back() {
+fn versions_and_snapshot_ids_stop_before_they_could_not_be_read_back() {
     futures::executor::block_on(async {
         let storage = MemoryStorage::default();
         let clock = ManualClock::new(0);
@@ -1005,10 +1014,10 @@ fn versions_and_point_ids_stop_before_they_could_not_be_read_back() {
         high.state = Arc::new(state);
         storage.put(Arc::new(high)).await.unwrap();
         let mut top = storage.get("top").await.unwrap().unwrap();
-        top.points[0].id = max_safe;
+        top.snapshots[0].id = max_safe;
         storage.put(Arc::new(top)).await.unwrap();
         let mut edge = storage.get("edge").await.unwrap().unwrap();
-        edge.points[0].id = max_safe - 1;
+        edge.snapshots[0].id = max_safe - 1;
         storage.put(Arc::new(edge)).await.unwrap();
 
         let opened = ContextManager::builder(config())

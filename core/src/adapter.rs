@@ -365,11 +365,11 @@ impl ContextAdapter {
     pub async fn restore_recovery_point(
         &self,
         id: &str,
-        point_id: u64,
+        snapshot_id: u64,
     ) -> Result<Arc<ContextState>> {
         self.shared
             .manager
-            .restore_recovery_point(id, point_id)
+            .restore_recovery_point(id, snapshot_id)
             .await
     }
 

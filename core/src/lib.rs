@@ -27,8 +27,8 @@
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 /// Runs `$body` with the shared backend when the manager `$inner` is in
-/// shared mode. Without the `shared` feature it expands to nothing, so no
-/// shared-mode path reaches a build that cannot connect (the npm package).
+/// shared mode. Without the `shared` feature it expands to nothing, so a
+/// build that cannot connect carries no shared-mode path.
 macro_rules! in_shared_mode {
     ($inner:expr, $shared:ident => $body:block) => {
         #[cfg(feature = "shared")]
@@ -69,8 +69,8 @@ pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply,
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
 pub use state_cache::StateCache;
 pub use storage::{
-    Loaded, LoadedText, MaybeSend, MaybeSync, MemoryStorage, Meta, ParseText, PointRecord, Record,
-    Storage, StorageFuture, TextStorage, TextStore, metadata_from_value,
+    Loaded, LoadedText, MaybeSend, MaybeSync, MemoryStorage, Meta, ParseText, Record,
+    SnapshotRecord, Storage, StorageFuture, TextStorage, TextStore, metadata_from_value,
 };
 pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
 pub use validate::{MAX_DEPTH, json_depth};

@@ -520,7 +520,7 @@ impl ContextManager {
     ///
     /// In memory and over an owned storage `f` runs inside the context's
     /// critical section, once per attempt to decide the write (more than
-    /// once only when a write of the same id was in flight): keep it quick
+    /// once only when a write of the same id was in progress): keep it quick
     /// and free of side effects, and do not call the manager from it. In
     /// shared mode it runs on a fresh read and the result is committed by
     /// compare-and-set; when another process wrote in between, `f` runs

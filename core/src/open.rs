@@ -70,9 +70,11 @@ impl ManagerBuilder {
                 problems.push(ContextError::Storage(format!("stored record '{id}': {e}")));
                 continue;
             }
-            let newest_point = record.points.iter().map(|p| p.id + 1).max().unwrap_or(0);
-            next = next.max(record.next_snapshot_id).max(newest_point);
-            let newest_revision = record.points.iter().map(|p| p.state.revision);
+            let after_snapshots = record.snapshots.iter().map(|s| s.id + 1).max();
+            next = next
+                .max(record.next_snapshot_id)
+                .max(after_snapshots.unwrap_or(0));
+            let newest_revision = record.snapshots.iter().map(|s| s.state.revision);
             let newest_revision = newest_revision.fold(record.state.revision, u64::max);
             next_revision = next_revision.max(newest_revision + 1);
             let shard = inner.shard(&id);

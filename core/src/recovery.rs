@@ -1,13 +1,13 @@
 //! Recovery points: snapshots of a context that can be restored.
 
-use crate::store::Point;
+use crate::store::SnapshotEntry;
 use crate::write::Patch;
 use crate::{ContextError, ContextManager, ContextState, Result, Snapshot, validate};
 use std::sync::Arc;
 
-fn snapshot(point_id: u64, created_at_ms: u64, state: &ContextState) -> Snapshot {
+fn snapshot(snapshot_id: u64, created_at_ms: u64, state: &ContextState) -> Snapshot {
     Snapshot {
-        id: point_id,
+        id: snapshot_id,
         context_id: state.id.clone(),
         version: state.version,
         created_at_ms,
@@ -15,7 +15,7 @@ fn snapshot(point_id: u64, created_at_ms: u64, state: &ContextState) -> Snapshot
     }
 }
 
-fn point_not_found(id: &str, snapshot_id: u64) -> ContextError {
+fn snapshot_not_found(id: &str, snapshot_id: u64) -> ContextError {
     ContextError::NotFound {
         what: format!("recovery point {snapshot_id} of context '{id}'"),
     }
@@ -33,9 +33,9 @@ impl ContextManager {
     /// # futures::executor::block_on(async {
     /// let m = ContextManager::new(ManagerConfig::default());
     /// m.create_context("a", json!({ "step": 1 })).await?;
-    /// let point = m.create_recovery_point("a").await?;
+    /// let snapshot = m.create_recovery_point("a").await?;
     /// m.update_context("a", json!({ "step": 2 }), None).await?;
-    /// let s = m.restore_recovery_point("a", point.id).await?;
+    /// let s = m.restore_recovery_point("a", snapshot.id).await?;
     /// assert_eq!((s.version, s.data.clone()), (3, json!({ "step": 1 })));
     /// # Ok::<(), contextkit_core::ContextError>(())
     /// # }).unwrap();
@@ -45,8 +45,8 @@ impl ContextManager {
             self.check_recovery_point(id)?;
             return shared.recovery_point(&self.inner, id).await;
         });
-        let (point_id, now, state) = self.take_recovery_point(id).await?;
-        Ok(snapshot(point_id, now, &state))
+        let (snapshot_id, now, state) = self.take_recovery_point(id).await?;
+        Ok(snapshot(snapshot_id, now, &state))
     }
 
     /// A recovery point of `id` whose copy of the data nobody needs (a tracker's).
@@ -67,7 +67,7 @@ impl ContextManager {
     }
 
     /// [`create_recovery_point`](Self::create_recovery_point) without the copy
-    /// of the data a `Snapshot` carries: the point's id, its time and the
+    /// of the data a `Snapshot` carries: the snapshot's id, its time and the
     /// state it shares.
     pub(crate) async fn take_recovery_point(
         &self,
@@ -81,7 +81,7 @@ impl ContextManager {
         }
         self.write_through(id, |inner, _, map| {
             // The id is taken with a compare-and-set after reading the
-            // clock: ids grow in the order the points take effect, each
+            // clock: ids grow in the order the snapshots take effect, each
             // with the clock of that moment. Taken inside the section: ids
             // grow in commit order per context.
             if inner.next_snapshot.peek() >= validate::MAX_COUNTER {
@@ -95,7 +95,7 @@ impl ContextManager {
                 let live = map.get(id).is_some_and(|e| !e.state.is_expired_at(now));
                 live.then_some(now)
             });
-            let Some((point_id, now)) = taken else {
+            let Some((snapshot_id, now)) = taken else {
                 // Absent or expired (an expired one is dropped here).
                 inner.live_mut(map, id, inner.now());
                 return Err(ContextError::context_not_found(id));
@@ -104,12 +104,12 @@ impl ContextManager {
                 .live_mut(map, id, now)
                 .ok_or_else(|| ContextError::context_not_found(id))?;
             let state = Arc::clone(&entry.state);
-            let point = Point {
-                id: point_id,
+            let snapshot = SnapshotEntry {
+                id: snapshot_id,
                 created_at_ms: now,
                 state: Arc::clone(&state),
             };
-            Ok((Patch::PushPoint(point), (point_id, now, state)))
+            Ok((Patch::PushSnapshot(snapshot), (snapshot_id, now, state)))
         })
         .await
     }
@@ -121,8 +121,8 @@ impl ContextManager {
     /// # futures::executor::block_on(async {
     /// let m = ContextManager::new(ManagerConfig::default());
     /// m.create_context("a", json!({})).await?;
-    /// let p = m.create_recovery_point("a").await?;
-    /// assert_eq!(m.recovery_points("a").await?, vec![p]);
+    /// let snapshot = m.create_recovery_point("a").await?;
+    /// assert_eq!(m.recovery_points("a").await?, vec![snapshot]);
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
@@ -132,24 +132,24 @@ impl ContextManager {
         in_shared_mode!(inner, shared => {
             return shared.recovery_points(id).await;
         });
-        let points = self
+        let snapshots = self
             .read_id(inner.shard_index(id), id, |map| {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
                     .map(|entry| {
                         entry
-                            .points()
+                            .snapshots()
                             .iter()
-                            .map(|p| (p.id, p.created_at_ms, Arc::clone(&p.state)))
+                            .map(|s| (s.id, s.created_at_ms, Arc::clone(&s.state)))
                             .collect::<Vec<_>>()
                     })
             })
             .await
             .ok_or_else(|| ContextError::context_not_found(id))?;
-        Ok(points
+        Ok(snapshots
             .iter()
-            .map(|(pid, at, state)| snapshot(*pid, *at, state))
+            .map(|(sid, at, state)| snapshot(*sid, *at, state))
             .collect())
     }
 
@@ -161,9 +161,9 @@ impl ContextManager {
     /// # futures::executor::block_on(async {
     /// let m = ContextManager::new(ManagerConfig::default());
     /// m.create_context("a", json!({ "v": "good" })).await?;
-    /// let p = m.create_recovery_point("a").await?;
+    /// let snapshot = m.create_recovery_point("a").await?;
     /// m.update_context("a", json!({ "v": "bad" }), None).await?;
-    /// let s = m.restore_recovery_point("a", p.id).await?;
+    /// let s = m.restore_recovery_point("a", snapshot.id).await?;
     /// assert_eq!((s.version, &s.data["v"]), (3, &json!("good")));
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
@@ -184,22 +184,22 @@ impl ContextManager {
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
                     .ok_or_else(|| ContextError::context_not_found(id))?
-                    .points()
+                    .snapshots()
                     .iter()
-                    .find(|p| p.id == snapshot_id)
-                    .map(|p| Arc::clone(&p.state))
-                    .ok_or_else(|| point_not_found(id, snapshot_id))
+                    .find(|s| s.id == snapshot_id)
+                    .map(|s| Arc::clone(&s.state))
+                    .ok_or_else(|| snapshot_not_found(id, snapshot_id))
             })
             .await?;
-        // Copy outside the lock; the write below re-checks that the point is still there.
+        // Copy outside the lock; the write below re-checks that the snapshot is still there.
         let mut data = Some(source.data.clone());
         self.write_state(id, &mut |inner, _, map| {
             let now = inner.now();
             let entry = inner
                 .live_mut(map, id, now)
                 .ok_or_else(|| ContextError::context_not_found(id))?;
-            if !entry.points().iter().any(|p| p.id == snapshot_id) {
-                return Err(point_not_found(id, snapshot_id));
+            if !entry.snapshots().iter().any(|s| s.id == snapshot_id) {
+                return Err(snapshot_not_found(id, snapshot_id));
             }
             let data = data.take().expect("a restore commits at most once");
             let state = inner.next_state(entry, data, now, entry.ttl_ms())?;

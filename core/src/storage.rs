@@ -57,7 +57,8 @@ pub struct Record {
     /// The TTL each write restarts.
     pub ttl_ms: Option<u64>,
     /// Recovery points, oldest first.
-    pub points: Vec<PointRecord>,
+    #[serde(rename = "points")]
+    pub snapshots: Vec<SnapshotRecord>,
     /// The manager's next recovery-point id when this record was written.
     pub next_snapshot_id: u64,
 }
@@ -65,7 +66,7 @@ pub struct Record {
 /// A stored recovery point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PointRecord {
+pub struct SnapshotRecord {
     /// The recovery point's id.
     pub id: u64,
     /// When it was taken.
@@ -331,7 +332,7 @@ mod tests {
         let record = Record {
             state: Arc::new(state),
             ttl_ms: None,
-            points: Vec::new(),
+            snapshots: Vec::new(),
             next_snapshot_id: 1,
         };
         let text = serde_json::to_string(&record).unwrap();

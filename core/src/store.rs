@@ -9,9 +9,10 @@ use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-/// A recovery point as stored: it shares the state it was taken from.
+/// A recovery point in memory: it shares the state it was taken from (a
+/// [`Snapshot`](crate::Snapshot) carries a copy of its data).
 #[derive(Debug, Clone)]
-pub(crate) struct Point {
+pub(crate) struct SnapshotEntry {
     pub id: u64,
     pub created_at_ms: u64,
     pub state: Arc<ContextState>,
@@ -29,27 +30,27 @@ pub(crate) struct Entry {
     pub touched: u64,
     /// 8 bytes in every map slot instead of a `VecDeque`'s 32.
     #[allow(clippy::box_collection)]
-    points: Option<Box<VecDeque<Point>>>,
+    snapshots: Option<Box<VecDeque<SnapshotEntry>>>,
 }
 
 /// The recovery points of an entry that has none.
-static NO_POINTS: VecDeque<Point> = VecDeque::new();
+static NO_SNAPSHOTS: VecDeque<SnapshotEntry> = VecDeque::new();
 
 impl Entry {
     pub fn new(
         state: Arc<ContextState>,
         ttl_ms: Option<u64>,
         touched: u64,
-        points: VecDeque<Point>,
+        snapshots: VecDeque<SnapshotEntry>,
     ) -> Self {
         let mut entry = Self {
             state,
             ttl_ms: None,
             touched,
-            points: None,
+            snapshots: None,
         };
         entry.set_ttl_ms(ttl_ms);
-        entry.set_points(points);
+        entry.set_snapshots(snapshots);
         entry
     }
 
@@ -66,20 +67,20 @@ impl Entry {
     }
 
     /// Recovery points, oldest first.
-    pub fn points(&self) -> &VecDeque<Point> {
-        self.points.as_deref().unwrap_or(&NO_POINTS)
+    pub fn snapshots(&self) -> &VecDeque<SnapshotEntry> {
+        self.snapshots.as_deref().unwrap_or(&NO_SNAPSHOTS)
     }
 
-    pub fn points_mut(&mut self) -> &mut VecDeque<Point> {
-        self.points.get_or_insert_with(Box::default)
+    pub fn snapshots_mut(&mut self) -> &mut VecDeque<SnapshotEntry> {
+        self.snapshots.get_or_insert_with(Box::default)
     }
 
-    pub fn set_points(&mut self, points: VecDeque<Point>) {
-        self.points = (!points.is_empty()).then(|| Box::new(points));
+    pub fn set_snapshots(&mut self, snapshots: VecDeque<SnapshotEntry>) {
+        self.snapshots = (!snapshots.is_empty()).then(|| Box::new(snapshots));
     }
 }
 
-/// One shard's contexts. Only contexts: a storage's writes in flight are the
+/// One shard's contexts. Only contexts: a storage's pending writes are the
 /// owned backend's (`backend/owned.rs`).
 pub(crate) type Map = HashMap<String, Entry, ahash::RandomState>;
 
@@ -191,12 +192,12 @@ impl Slots {
 
 /// The next recovery-point id, with a mark set when a storage write captured
 /// the current value (every stored record carries it). An id taken for a
-/// point whose write failed is given back only if no write captured the value
-/// after it: otherwise a reopen would see the larger one.
+/// snapshot whose write failed is given back only if no write captured the
+/// value after it: otherwise a reopen would see the larger one.
 #[derive(Debug)]
-pub(crate) struct PointIds(AtomicU64);
+pub(crate) struct SnapshotIds(AtomicU64);
 
-impl PointIds {
+impl SnapshotIds {
     const CAPTURED: u64 = 1 << 63;
 
     pub(crate) fn new(next: u64) -> Self {
@@ -236,8 +237,8 @@ impl PointIds {
         }
     }
 
-    /// Gives `id` back for a point that was never stored, unless a later point
-    /// took the next one or a stored record carries it.
+    /// Gives `id` back for a snapshot that was never stored, unless a later
+    /// snapshot took the next one or a stored record carries it.
     pub(crate) fn give_back(&self, id: u64) {
         let _ = self
             .0
@@ -273,7 +274,7 @@ pub(crate) struct Inner {
     pub count: Slots,
     /// Effective capacity: the smaller of the config's and an adapter's.
     pub limit: AtomicUsize,
-    pub next_snapshot: PointIds,
+    pub next_snapshot: SnapshotIds,
     /// The revision the next commit takes (see [`Inner::commit`]).
     next_revision: AtomicU64,
     touch: AtomicU64,
@@ -309,7 +310,7 @@ impl Inner {
                 .collect(),
             shard_hasher,
             count: Slots::default(),
-            next_snapshot: PointIds::new(1),
+            next_snapshot: SnapshotIds::new(1),
             next_revision: AtomicU64::new(1),
             touch: AtomicU64::new(0),
             events: Arc::new(EventLog::new(event_capacity)),

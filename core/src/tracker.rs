@@ -51,7 +51,7 @@ pub struct TrackerConfig {
     /// Least time between automatic syncs (default 1,000 ms).
     pub sync_interval_ms: u64,
     /// Make a recovery point after each successful sync (default off). A sync
-    /// that committed but could not take its point still succeeds; see
+    /// that committed but could not take its recovery point still succeeds; see
     /// [`ContextTracker::missed_recovery_points`].
     pub auto_recovery: bool,
     /// What a sync does on a version conflict (default `Reject`).

@@ -150,8 +150,8 @@ pub(crate) const MAX_SAFE: u64 = (1 << 53) - 1;
 pub(crate) const MAX_COUNTER: u64 = 1 << 52;
 
 /// A record read back from a storage: its id, TTL, version, revisions and
-/// recovery-point ids must be ones a manager could have written. A point id
-/// and a revision stop below [`MAX_SAFE`], so the next one after it is in
+/// recovery-point ids must be ones a manager could have written. A
+/// recovery-point id and a revision stop below [`MAX_SAFE`], so the next one after it is in
 /// range too; a revision of 0 is a state stored before revisions existed.
 pub(crate) fn stored(cfg: &ManagerConfig, record: &Record) -> Result<()> {
     id(cfg, &record.state.id)?;
@@ -172,17 +172,17 @@ pub(crate) fn stored(cfg: &ManagerConfig, record: &Record) -> Result<()> {
     range("version", record.state.version)?;
     revision("revision", record.state.revision)?;
     range("next recovery point id", record.next_snapshot_id)?;
-    for p in &record.points {
-        if p.id >= MAX_SAFE {
+    for s in &record.snapshots {
+        if s.id >= MAX_SAFE {
             return Err(ContextError::invalid(format!(
                 "recovery point id {} is out of range (1 to {})",
-                p.id,
+                s.id,
                 MAX_SAFE - 1
             )));
         }
-        range("recovery point id", p.id)?;
-        range("recovery point version", p.state.version)?;
-        revision("recovery point revision", p.state.revision)?;
+        range("recovery point id", s.id)?;
+        range("recovery point version", s.state.version)?;
+        revision("recovery point revision", s.state.revision)?;
     }
     Ok(())
 }

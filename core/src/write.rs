@@ -4,7 +4,7 @@
 
 use crate::backend::{Backend, memory};
 use crate::storage::{MaybeSend, Record};
-use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
+use crate::store::{Entry, Inner, Map, Removal, Shard, SnapshotEntry};
 use crate::sync::Ordering;
 use crate::{ContextEvent, ContextManager, ContextState, Result};
 use std::collections::VecDeque;
@@ -22,7 +22,7 @@ pub(crate) enum Patch {
         restored: bool,
     },
     /// A new recovery point.
-    PushPoint(Point),
+    PushSnapshot(SnapshotEntry),
     /// The same version with its expiry restarted.
     Touch(Arc<ContextState>),
     /// The context leaves the store.
@@ -33,7 +33,7 @@ impl Patch {
     /// Whether applying it is a commit, which takes a revision: all but a
     /// recovery point or a touch, which leave the version as it is.
     pub(crate) fn is_commit(&self) -> bool {
-        !matches!(self, Self::PushPoint(_) | Self::Touch(_))
+        !matches!(self, Self::PushSnapshot(_) | Self::Touch(_))
     }
 
     /// Writes `revision` into the state the patch commits.
@@ -65,7 +65,7 @@ pub(crate) enum Replaced {
     Nothing,
     State(#[allow(dead_code)] Arc<ContextState>),
     Entry(#[allow(dead_code)] Entry),
-    Point(#[allow(dead_code)] Point),
+    Snapshot(#[allow(dead_code)] SnapshotEntry),
 }
 
 impl ContextManager {
@@ -131,7 +131,7 @@ impl ContextManager {
     /// Reads every shard in turn with `f`, each atomically (as of some
     /// moment per shard).
     pub(crate) async fn scan(&self, f: impl FnMut(&Map)) {
-        // Over an owned storage, writes with an unknown outcome settle first.
+        // Over an owned storage, writes with an unknown outcome are read back first.
         self.backend().await;
         self.scan_shards(f).await;
     }
@@ -214,17 +214,17 @@ pub(crate) fn install(
             let old = std::mem::replace(&mut entry.state, Arc::clone(&state));
             (Replaced::State(old), Some(state))
         }
-        Patch::PushPoint(point) => {
+        Patch::PushSnapshot(snapshot) => {
             let Some(entry) = map.get_mut(id) else {
                 return (Replaced::Nothing, None);
             };
-            let points = entry.points_mut();
-            points.push_back(point);
+            let snapshots = entry.snapshots_mut();
+            snapshots.push_back(snapshot);
             let mut oldest = None;
-            while points.len() > inner.cfg.max_recovery_points {
-                oldest = points.pop_front();
+            while snapshots.len() > inner.cfg.max_recovery_points {
+                oldest = snapshots.pop_front();
             }
-            (oldest.map_or(Replaced::Nothing, Replaced::Point), None)
+            (oldest.map_or(Replaced::Nothing, Replaced::Snapshot), None)
         }
         Patch::Remove(why) => {
             let removed = inner.remove(map, id, why, decided);
@@ -234,20 +234,20 @@ pub(crate) fn install(
 }
 
 /// The recovery points of a stored record.
-pub(crate) fn points_of(record: &Record) -> VecDeque<Point> {
+pub(crate) fn snapshots_of(record: &Record) -> VecDeque<SnapshotEntry> {
     record
-        .points
+        .snapshots
         .iter()
-        .map(|p| Point {
-            id: p.id,
-            created_at_ms: p.created_at_ms,
-            state: Arc::clone(&p.state),
+        .map(|s| SnapshotEntry {
+            id: s.id,
+            created_at_ms: s.created_at_ms,
+            state: Arc::clone(&s.state),
         })
         .collect()
 }
 
 /// The in-memory entry of a stored record.
 pub(crate) fn entry_of(inner: &Inner, record: Record) -> Entry {
-    let points = points_of(&record);
-    Entry::new(record.state, record.ttl_ms, inner.next_touch(), points)
+    let snapshots = snapshots_of(&record);
+    Entry::new(record.state, record.ttl_ms, inner.next_touch(), snapshots)
 }

@@ -87,13 +87,13 @@ fuzz_target!(|input: (&str, &[u8])| {
         assert_eq!(m.get_context(id).await.unwrap().data, value);
         let json = serde_json::to_string(&*s).unwrap();
         assert_eq!(serde_json::from_str::<ContextState>(&json).unwrap(), *s);
-        let point = m.create_recovery_point(id).await.unwrap();
+        let snapshot = m.create_recovery_point(id).await.unwrap();
         let s2 = m
             .update_context(id, serde_json::json!({ "other": true }), Some(1))
             .await
             .unwrap();
         assert_eq!(s2.version, 2);
-        let restored = m.restore_recovery_point(id, point.id).await.unwrap();
+        let restored = m.restore_recovery_point(id, snapshot.id).await.unwrap();
         assert_eq!((restored.version, &restored.data), (3, &value));
         assert_eq!(m.list_context_ids().await, vec![id.to_owned()]);
         let t = ContextTracker::new(m.clone(), TrackerConfig::default());

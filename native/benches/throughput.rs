@@ -48,7 +48,7 @@ const YIELD_EVERY: u64 = 16;
 /// Concurrent task counts measured.
 const TASKS: [usize; 4] = [1, 4, 16, 64];
 /// Recovery points kept per context (contextkit's default).
-const MAX_POINTS: usize = 10;
+const MAX_SNAPSHOTS: usize = 10;
 
 /// The payload of every context: 10 string fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +150,7 @@ impl Workload {
 trait Store: Send + Sync + 'static {
     const NAME: &'static str;
     /// Whether it has recovery points.
-    const POINTS: bool = true;
+    const SNAPSHOTS: bool = true;
     fn get(&self, id: &str) -> impl Future<Output = ()> + Send;
     fn update(&self, id: &str, p: &Data) -> impl Future<Output = ()> + Send;
     fn create(&self, id: &str, p: &Data) -> impl Future<Output = ()> + Send;
@@ -208,7 +208,7 @@ struct OldState {
 #[derive(Default)]
 struct Old {
     contexts: tokio::sync::RwLock<HashMap<String, OldState>>,
-    points: tokio::sync::RwLock<HashMap<String, VecDeque<OldState>>>,
+    snapshots: tokio::sync::RwLock<HashMap<String, VecDeque<OldState>>>,
 }
 
 fn now_ms() -> u64 {
@@ -258,7 +258,7 @@ impl Store for Old {
     async fn delete(&self, id: &str) {
         assert!(self.contexts.read().await.contains_key(id), "delete");
         self.contexts.write().await.remove(id);
-        self.points.write().await.remove(id);
+        self.snapshots.write().await.remove(id);
     }
     async fn snapshot(&self, id: &str) {
         let state = self
@@ -268,10 +268,10 @@ impl Store for Old {
             .get(id)
             .cloned()
             .expect("snapshot");
-        let mut points = self.points.write().await;
-        let list = points.entry(id.to_owned()).or_default();
+        let mut snapshots = self.snapshots.write().await;
+        let list = snapshots.entry(id.to_owned()).or_default();
         list.push_back(state);
-        while list.len() > MAX_POINTS {
+        while list.len() > MAX_SNAPSHOTS {
             list.pop_front();
         }
     }
@@ -283,7 +283,7 @@ struct Moka(moka::future::Cache<String, Arc<Value>>);
 
 impl Store for Moka {
     const NAME: &'static str = "moka";
-    const POINTS: bool = false;
+    const SNAPSHOTS: bool = false;
 
     async fn get(&self, id: &str) {
         black_box(self.0.get(id).await.expect("get"));
@@ -307,7 +307,7 @@ impl Store for Moka {
 struct DashEntry {
     version: u64,
     state: Arc<Value>,
-    points: VecDeque<Arc<Value>>,
+    snapshots: VecDeque<Arc<Value>>,
 }
 
 struct Dash(DashMap<String, DashEntry>);
@@ -331,7 +331,7 @@ impl Store for Dash {
                 v.insert(DashEntry {
                     version: 1,
                     state,
-                    points: VecDeque::new(),
+                    snapshots: VecDeque::new(),
                 });
             }
             dashmap::Entry::Occupied(_) => panic!("create"),
@@ -343,9 +343,9 @@ impl Store for Dash {
     async fn snapshot(&self, id: &str) {
         let mut e = self.0.get_mut(id).expect("snapshot");
         let state = Arc::clone(&e.state);
-        e.points.push_back(state);
-        while e.points.len() > MAX_POINTS {
-            e.points.pop_front();
+        e.snapshots.push_back(state);
+        while e.snapshots.len() > MAX_SNAPSHOTS {
+            e.snapshots.pop_front();
         }
     }
 }
@@ -546,7 +546,7 @@ impl Cell<'_> {
     /// Measures one store on this cell's workload and task count.
     fn bench<S: Store>(&self, g: &mut BenchmarkGroup<'_, WallTime>, lazy: &mut Lazy<S>) {
         let w = self.workload;
-        if w == Workload::RecoveryPoints && !S::POINTS {
+        if w == Workload::RecoveryPoints && !S::SNAPSHOTS {
             return;
         }
         let k = key(w, self.n, self.payload, S::NAME, self.tasks);
@@ -615,7 +615,7 @@ fn manager(n: usize) -> ContextManager {
     ContextManager::new(ManagerConfig {
         // Room for the churn workload's transient contexts.
         max_contexts: n + 100_000,
-        max_recovery_points: MAX_POINTS,
+        max_recovery_points: MAX_SNAPSHOTS,
         ..ManagerConfig::default()
     })
 }

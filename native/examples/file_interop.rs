@@ -47,8 +47,8 @@ async fn view(m: &ContextManager) -> contextkit::Result<Value> {
     let mut contexts = Vec::new();
     for id in m.list_context_ids().await {
         let state = m.get_context(&id).await?;
-        let points = m.recovery_points(&id).await?;
-        contexts.push(json!({ "state": *state, "points": points }));
+        let snapshots = m.recovery_points(&id).await?;
+        contexts.push(json!({ "state": *state, "points": snapshots }));
     }
     Ok(json!({
         "contexts": contexts,

@@ -36,16 +36,16 @@ async fn main() -> contextkit::Result<()> {
     {
         println!("stale write refused: {} ({e})", e.code());
     }
-    let point = manager.create_recovery_point("session-1").await?;
+    let snapshot = manager.create_recovery_point("session-1").await?;
     manager
         .update_context("session-1", json!({ "user": "ada", "step": 99 }), None)
         .await?;
     let s = manager
-        .restore_recovery_point("session-1", point.id)
+        .restore_recovery_point("session-1", snapshot.id)
         .await?;
     println!(
         "restored recovery point {} -> v{} {}",
-        point.id, s.version, s.data
+        snapshot.id, s.version, s.data
     );
     let opts = CreateOptions {
         ttl_ms: Some(50),

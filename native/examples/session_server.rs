@@ -294,13 +294,16 @@ async fn route(m: &ContextManager, req: Request) -> Result<Response, Failure> {
                 location: None,
             })
         }
-        ["sessions", id, "restore", point] => {
+        ["sessions", id, "restore", snapshot_id] => {
             allow(&["POST"])?;
-            let point = point.parse().map_err(|_| {
-                let message = format!("recovery point '{point}' is not a number");
+            let snapshot_id = snapshot_id.parse().map_err(|_| {
+                let message = format!("recovery point '{snapshot_id}' is not a number");
                 Failure::Http(400, "INVALID_ARGUMENT", message)
             })?;
-            Ok(state(200, &m.restore_recovery_point(id, point).await?))
+            Ok(state(
+                200,
+                &m.restore_recovery_point(id, snapshot_id).await?,
+            ))
         }
         _ => Err(no_route()),
     }

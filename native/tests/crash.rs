@@ -2,7 +2,7 @@
 //! updates, recovery points, restores, deletes) is killed with SIGKILL at
 //! random moments, mid-write and mid-fsync included. After each kill the
 //! directory reopens without problems and every id holds exactly what the
-//! child acknowledged, except the id of the one operation in flight, which
+//! child acknowledged, except the id of the one operation in progress, which
 //! holds either its acknowledged state or the state that operation makes.
 #![cfg(unix)]
 
@@ -23,11 +23,11 @@ const BASE_ENV: &str = "CONTEXTKIT_CRASH_BASE";
 const ROUNDS: u64 = 80;
 /// The child writes ids `k0` to `k5`.
 const IDS: u64 = 6;
-const POINTS: usize = 3;
+const SNAPSHOTS: usize = 3;
 
 fn config() -> ManagerConfig {
     ManagerConfig {
-        max_recovery_points: POINTS,
+        max_recovery_points: SNAPSHOTS,
         ..ManagerConfig::default()
     }
 }
@@ -45,8 +45,8 @@ impl Rng {
 }
 
 /// The child: one operation at a time, forever. Before each it prints
-/// `BEGIN <op> <id> <n> [<point id>]`, after it `ACK <id> <version> <data n>`,
-/// `ACK-POINT <id> <point id>` or `ACK-DEL <id> <n>`.
+/// `BEGIN <op> <id> <n> [<snapshot id>]`, after it `ACK <id> <version> <data n>`,
+/// `ACK-SNAPSHOT <id> <snapshot id>` or `ACK-DEL <id> <n>`.
 fn child(dir: &Path, seed: u64, base: u64) -> ! {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -71,19 +71,19 @@ fn child(dir: &Path, seed: u64, base: u64) -> ! {
         for n in base.. {
             let id = format!("k{}", rng.below(IDS));
             let current = m.get_context(&id).await.ok();
-            let points = match current {
+            let snapshots = match current {
                 Some(_) => m.recovery_points(&id).await.unwrap(),
                 None => Vec::new(),
             };
             let roll = rng.below(100);
             let ack = match current {
                 Some(_) if roll < 15 => {
-                    say(format!("BEGIN point {id} {n}"));
+                    say(format!("BEGIN snapshot {id} {n}"));
                     let p = m.create_recovery_point(&id).await.unwrap();
-                    format!("ACK-POINT {id} {}", p.id)
+                    format!("ACK-SNAPSHOT {id} {}", p.id)
                 }
-                Some(_) if roll < 25 && !points.is_empty() => {
-                    let p = points[rng.below(points.len() as u64) as usize].id;
+                Some(_) if roll < 25 && !snapshots.is_empty() => {
+                    let p = snapshots[rng.below(snapshots.len() as u64) as usize].id;
                     say(format!("BEGIN restore {id} {n} {p}"));
                     let s = m.restore_recovery_point(&id, p).await.unwrap();
                     format!("ACK {id} {} {}", s.version, s.data["n"])
@@ -113,7 +113,7 @@ fn child(dir: &Path, seed: u64, base: u64) -> ! {
 /// A recovery point as the parent models it: its id, and the version and
 /// data `n` it captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Point {
+struct Snapshot {
     id: u64,
     version: u64,
     n: u64,
@@ -124,7 +124,7 @@ struct Point {
 struct Ctx {
     version: u64,
     n: u64,
-    points: Vec<Point>,
+    snapshots: Vec<Snapshot>,
 }
 
 /// Each id's state; an absent id is not in the map.
@@ -133,13 +133,13 @@ type Model = BTreeMap<String, Ctx>;
 #[derive(Debug, Clone)]
 enum Op {
     Put { n: u64 },
-    Point,
-    Restore { point: u64 },
+    Snapshot,
+    Restore { snapshot_id: u64 },
     Delete,
 }
 
-/// The state `op` makes from `before`; `point` is the id a new recovery point gets.
-fn apply(before: Option<&Ctx>, op: &Op, point: Option<u64>) -> Option<Ctx> {
+/// The state `op` makes from `before`; `snapshot_id` is the id a new recovery point gets.
+fn apply(before: Option<&Ctx>, op: &Op, snapshot_id: Option<u64>) -> Option<Ctx> {
     let existing = || {
         before
             .expect("the child only changes live contexts")
@@ -150,32 +150,32 @@ fn apply(before: Option<&Ctx>, op: &Op, point: Option<u64>) -> Option<Ctx> {
             Some(b) => Ctx {
                 version: b.version + 1,
                 n: *n,
-                points: b.points.clone(),
+                snapshots: b.snapshots.clone(),
             },
             None => Ctx {
                 version: 1,
                 n: *n,
-                points: Vec::new(),
+                snapshots: Vec::new(),
             },
         }),
-        Op::Point => {
+        Op::Snapshot => {
             let mut c = existing();
-            c.points.push(Point {
-                id: point.expect("a new point has an id"),
+            c.snapshots.push(Snapshot {
+                id: snapshot_id.expect("a new snapshot has an id"),
                 version: c.version,
                 n: c.n,
             });
-            let excess = c.points.len().saturating_sub(POINTS);
-            c.points.drain(..excess);
+            let excess = c.snapshots.len().saturating_sub(SNAPSHOTS);
+            c.snapshots.drain(..excess);
             Some(c)
         }
-        Op::Restore { point } => {
+        Op::Restore { snapshot_id } => {
             let mut c = existing();
             let p = *c
-                .points
+                .snapshots
                 .iter()
-                .find(|p| p.id == *point)
-                .unwrap_or_else(|| panic!("restore of point {point}, not in {c:?}"));
+                .find(|p| p.id == *snapshot_id)
+                .unwrap_or_else(|| panic!("restore of snapshot {snapshot_id}, not in {c:?}"));
             c.version += 1;
             c.n = p.n;
             Some(c)
@@ -185,9 +185,9 @@ fn apply(before: Option<&Ctx>, op: &Op, point: Option<u64>) -> Option<Ctx> {
 }
 
 /// Applies the child's acknowledged operations to `model`; returns the one
-/// begun and not acknowledged, if any. Point ids must grow: `max_point` is
+/// begun and not acknowledged, if any. Snapshot ids must grow: `max_snapshot_id` is
 /// the largest one seen so far.
-fn replay(lines: &[String], model: &mut Model, max_point: &mut u64) -> Option<(String, Op)> {
+fn replay(lines: &[String], model: &mut Model, max_snapshot_id: &mut u64) -> Option<(String, Op)> {
     let mut pending: Option<(String, Op)> = None;
     for line in lines {
         let parts: Vec<&str> = line.split_whitespace().collect();
@@ -197,25 +197,30 @@ fn replay(lines: &[String], model: &mut Model, max_point: &mut u64) -> Option<(S
                 assert!(pending.is_none(), "two operations at once: {line}");
                 let op = match parts[1] {
                     "put" => Op::Put { n: num(3) },
-                    "point" => Op::Point,
-                    "restore" => Op::Restore { point: num(4) },
+                    "snapshot" => Op::Snapshot,
+                    "restore" => Op::Restore {
+                        snapshot_id: num(4),
+                    },
                     "delete" => Op::Delete,
                     other => panic!("unknown operation {other}"),
                 };
                 pending = Some((parts[2].to_owned(), op));
             }
-            Some(kind @ ("ACK" | "ACK-POINT" | "ACK-DEL")) => {
+            Some(kind @ ("ACK" | "ACK-SNAPSHOT" | "ACK-DEL")) => {
                 let (id, op) = pending.take().expect("an ACK follows its BEGIN");
                 assert_eq!(parts[1], id, "{line}");
-                let point = (kind == "ACK-POINT").then(|| num(2));
-                if let Some(p) = point {
-                    assert!(p > *max_point, "point id {p} reused (seen {max_point})");
-                    *max_point = p;
+                let snapshot_id = (kind == "ACK-SNAPSHOT").then(|| num(2));
+                if let Some(p) = snapshot_id {
+                    assert!(
+                        p > *max_snapshot_id,
+                        "snapshot id {p} reused (seen {max_snapshot_id})"
+                    );
+                    *max_snapshot_id = p;
                 }
-                let after = apply(model.get(&id), &op, point);
+                let after = apply(model.get(&id), &op, snapshot_id);
                 match (kind, &after) {
                     ("ACK", Some(c)) => assert_eq!((c.version, c.n), (num(2), num(3)), "{line}"),
-                    ("ACK-POINT", Some(_)) | ("ACK-DEL", None) => {}
+                    ("ACK-SNAPSHOT", Some(_)) | ("ACK-DEL", None) => {}
                     _ => panic!("{line} does not fit {op:?}"),
                 }
                 match after {
@@ -234,13 +239,13 @@ async fn observe(m: &ContextManager) -> Model {
     let mut seen = Model::new();
     for id in m.list_context_ids().await {
         let s = m.get_context(&id).await.unwrap();
-        let points = m.recovery_points(&id).await.unwrap();
+        let snapshots = m.recovery_points(&id).await.unwrap();
         let ctx = Ctx {
             version: s.version,
             n: s.data["n"].as_u64().unwrap(),
-            points: points
+            snapshots: snapshots
                 .iter()
-                .map(|p| Point {
+                .map(|p| Snapshot {
                     id: p.id,
                     version: p.version,
                     n: p.data["n"].as_u64().unwrap(),
@@ -275,9 +280,9 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
     // On the build's disk, not a tmpfs, so that fsyncs take real time.
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut model = Model::new();
-    let mut max_point = 0;
+    let mut max_snapshot_id = 0;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let (mut in_flight, mut took_effect, mut torn, mut acked) = (0, 0, 0, 0);
+    let (mut mid_operation, mut took_effect, mut torn, mut acked) = (0, 0, 0, 0);
     for round in 0..ROUNDS {
         let mut proc = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
@@ -322,7 +327,7 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
         );
         assert!(acks >= wanted, "round {round}: the child stalled");
 
-        let pending = replay(&lines, &mut model, &mut max_point);
+        let pending = replay(&lines, &mut model, &mut max_snapshot_id);
         // A temporary file left behind: killed between its creation and its
         // rename, so during a write or its fsync.
         let torn_now = std::fs::read_dir(tmp.path())
@@ -334,7 +339,7 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
             .enable_all()
             .build()
             .unwrap();
-        let (seen, next_point) = rt.block_on(async {
+        let (seen, next_snapshot_id) = rt.block_on(async {
             let opened = ContextManager::builder(config())
                 .open(FileStorage::new(tmp.path()).unwrap())
                 .await
@@ -356,22 +361,22 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
             let (before, after) = (model.get(&id), seen.get(&id));
             match &pending {
                 Some((busy, op)) if *busy == id => {
-                    in_flight += 1;
+                    mid_operation += 1;
                     if after == before {
                         continue;
                     }
-                    let point = match op {
-                        Op::Point => after.and_then(|c| c.points.last()).map(|p| p.id),
+                    let snapshot_id = match op {
+                        Op::Snapshot => after.and_then(|c| c.snapshots.last()).map(|p| p.id),
                         _ => None,
                     };
                     assert_eq!(
                         after,
-                        apply(before, op, point).as_ref(),
+                        apply(before, op, snapshot_id).as_ref(),
                         "round {round}: {id} in {op:?} holds neither its acknowledged state {before:?} nor the state {op:?} makes"
                     );
-                    if let Some(p) = point {
-                        assert!(p > max_point, "round {round}: point id {p} reused");
-                        max_point = p;
+                    if let Some(p) = snapshot_id {
+                        assert!(p > max_snapshot_id, "round {round}: snapshot id {p} reused");
+                        max_snapshot_id = p;
                     }
                     took_effect += 1;
                 }
@@ -379,8 +384,8 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
             }
         }
         assert!(
-            next_point > max_point,
-            "round {round}: point id {max_point} would be handed out again"
+            next_snapshot_id > max_snapshot_id,
+            "round {round}: snapshot id {max_snapshot_id} would be handed out again"
         );
         model = seen;
         // Reopening removed the temporary files of the interrupted write.
@@ -393,14 +398,14 @@ fn every_id_holds_exactly_its_acknowledged_state_after_sigkill() {
         }
     }
     eprintln!(
-        "{ROUNDS} rounds, {acked} acknowledged operations; killed mid-operation {in_flight} times, \
+        "{ROUNDS} rounds, {acked} acknowledged operations; killed mid-operation {mid_operation} times, \
          {took_effect} of them after it took effect, {torn} between a temporary file's creation \
          and its rename"
     );
     assert!(model.len() >= 2, "the child made progress: {model:?}");
     assert!(
-        in_flight >= ROUNDS / 4,
-        "only {in_flight} of {ROUNDS} kills landed mid-operation"
+        mid_operation >= ROUNDS / 4,
+        "only {mid_operation} of {ROUNDS} kills came mid-operation"
     );
-    assert!(torn >= 3, "only {torn} kills landed mid-write");
+    assert!(torn >= 3, "only {torn} kills came mid-write");
 }

@@ -101,8 +101,8 @@ async fn open_clean(dir: &Path, clock: &ManualClock) -> ContextManager {
 async fn dump(m: &ContextManager) -> (Vec<(ContextState, Vec<Snapshot>)>, u64) {
     let mut out = Vec::new();
     for s in m.list_contexts().await {
-        let points = m.recovery_points(&s.id).await.unwrap();
-        out.push((ContextState::clone(&s), points));
+        let snapshots = m.recovery_points(&s.id).await.unwrap();
+        out.push((ContextState::clone(&s), snapshots));
     }
     (out, m.next_recovery_point_id())
 }
@@ -179,7 +179,7 @@ async fn reopen_sees_exactly_the_acknowledged_state() {
     m.update_context_with("a", json!({ "v": 3 }), with_ttl)
         .await
         .unwrap();
-    // Three points, two kept; restore the oldest kept.
+    // Three snapshots, two kept; restore the oldest kept.
     for _ in 0..3 {
         m.create_recovery_point("a").await.unwrap();
         clock.advance(1);
@@ -341,7 +341,7 @@ async fn valid_json_garbling_is_reported_naming_the_file() {
         .unwrap();
     // A delete of a context with recovery points stores the meta.
     m.create_context("gone", json!({})).await.unwrap();
-    let point = m.create_recovery_point("gone").await.unwrap();
+    let snapshot = m.create_recovery_point("gone").await.unwrap();
     m.delete_context("gone").await.unwrap();
     drop(m);
     let meta = tmp.path().join("meta.json");
@@ -351,7 +351,7 @@ async fn valid_json_garbling_is_reported_naming_the_file() {
     let (pay, counter) = (file_of(tmp.path(), "pay"), file_of(tmp.path(), "counter"));
     edit(&pay, "\"amount\":100", "\"amount\":900");
     edit(&counter, "\"version\":2", "\"version\":3");
-    let next = format!("\"nextSnapshotId\":{}", point.id + 1);
+    let next = format!("\"nextSnapshotId\":{}", snapshot.id + 1);
     edit(&meta, &next, "\"nextSnapshotId\":1");
 
     let opened = open(tmp.path()).await;

@@ -238,16 +238,16 @@ async fn a_scripted_client_against_the_session_server() {
     );
 
     // Checkpoint, a bad edit, restore: the checkpoint's data as a new version.
-    let point = server
+    let snapshot = server
         .call("POST", &format!("{session}/checkpoints"), None, "")
         .await;
-    assert_eq!(point.status, 201);
-    assert_eq!(point.body["version"], 18);
+    assert_eq!(snapshot.status, 201);
+    assert_eq!(snapshot.body["version"], 18);
     let oops = server
         .call("PATCH", &session, None, r#"{"turns":null,"title":"oops"}"#)
         .await;
     assert_eq!(oops.status, 200);
-    let restore = format!("{session}/restore/{}", point.body["id"]);
+    let restore = format!("{session}/restore/{}", snapshot.body["id"]);
     let restored = server.call("POST", &restore, None, "").await;
     assert_eq!(restored.status, 200);
     assert_eq!(restored.body["version"], 20);

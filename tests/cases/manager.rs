@@ -482,7 +482,7 @@ pub async fn revision_is_store_wide_and_never_reused() {
         .update_context("a", json!({ "n": 2 }), Some(1))
         .await
         .unwrap();
-    let point = m.create_recovery_point("b").await.unwrap();
+    let snapshot = m.create_recovery_point("b").await.unwrap();
     assert_eq!(
         m.get_context("b").await.unwrap().revision,
         b1.revision,
@@ -515,7 +515,7 @@ pub async fn revision_is_store_wide_and_never_reused() {
     assert_eq!(m.get_context("a").await.unwrap().revision, again.revision);
     assert_eq!(m.get_context("b").await.unwrap().revision, b1.revision);
     // A restore is a commit too, with a revision of its own.
-    let restored = m.restore_recovery_point("b", point.id).await.unwrap();
+    let restored = m.restore_recovery_point("b", snapshot.id).await.unwrap();
     assert!(restored.revision > again.revision);
     assert_eq!(
         drain(&mut events),

@@ -100,7 +100,7 @@ macro_rules! for_each_case {
             recovery::delete_removes_recovery_points_too,
             recovery::zero_recovery_points_means_disabled,
             recovery::recovery_points_of_missing_context_is_not_found,
-            recovery::restore_of_unknown_point_is_not_found,
+            recovery::restore_of_unknown_snapshot_is_not_found,
             tracker::tracker_edits_locally_and_syncs_back,
             tracker::tracker_without_active_context,
             tracker::tracker_refuses_to_drop_unsynced_changes,

@@ -48,7 +48,7 @@ pub async fn restore_bumps_version_with_snapshot_data() {
     assert_eq!((s.version, s.updated_at_ms), (3, 1_003));
     assert_eq!(s.data, json!({ "step": 1 }));
     assert_eq!(m.get_context("a").await.unwrap().data, json!({ "step": 1 }));
-    // The point is still there and can be restored again.
+    // The snapshot is still there and can be restored again.
     assert_eq!(
         m.restore_recovery_point("a", p.id).await.unwrap().version,
         4
@@ -87,7 +87,7 @@ pub async fn recovery_points_of_missing_context_is_not_found() {
     assert_eq!(code(m.restore_recovery_point("nope", 1).await), "NOT_FOUND");
 }
 
-pub async fn restore_of_unknown_point_is_not_found() {
+pub async fn restore_of_unknown_snapshot_is_not_found() {
     let (m, _) = manual(keep(1));
     m.create_context("a", json!({})).await.unwrap();
     m.create_context("b", json!({})).await.unwrap();
@@ -101,7 +101,7 @@ pub async fn restore_of_unknown_point_is_not_found() {
             .contains(&format!("recovery point {}", first.id)),
         "{err}"
     );
-    // A point of another context is not a point of this one.
+    // A snapshot of another context is not a snapshot of this one.
     assert_eq!(
         code(m.restore_recovery_point("a", of_b.id).await),
         "NOT_FOUND"

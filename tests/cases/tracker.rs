@@ -214,15 +214,18 @@ pub async fn tracker_auto_recovery_snapshots_each_sync() {
         t.update_state(json!({ "n": n })).await.unwrap();
         t.sync_state().await.unwrap();
     }
-    let points = m.recovery_points("a").await.unwrap();
-    assert_eq!(points.iter().map(|p| p.version).collect::<Vec<_>>(), [2, 3]);
-    assert_eq!(points[1].data, json!({ "n": 2 }));
+    let snapshots = m.recovery_points("a").await.unwrap();
+    assert_eq!(
+        snapshots.iter().map(|p| p.version).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert_eq!(snapshots[1].data, json!({ "n": 2 }));
     let manual_point = t.create_recovery_point().await.unwrap();
     assert_eq!(manual_point.version, 3);
 }
 
 /// A sync whose push committed returns Ok even when its automatic recovery
-/// point cannot be taken; the tracker counts the missed point instead.
+/// point cannot be taken; the tracker counts the missed recovery point instead.
 pub async fn tracker_sync_that_committed_is_ok_without_its_recovery_point() {
     let config = ManagerConfig {
         max_recovery_points: 0,

@@ -144,8 +144,8 @@ pub async fn run_real(r: &mut Real, op: &Op) -> Out {
         ),
         Op::Len => Out::Count(m.len().await),
         Op::IsEmpty => Out::Bool(m.is_empty().await),
-        Op::CreatePoint(id) => from(m.create_recovery_point(id).await, Out::Snapshot),
-        Op::Points(id) => from(m.recovery_points(id).await, Out::Points),
+        Op::CreateRecoveryPoint(id) => from(m.create_recovery_point(id).await, Out::Snapshot),
+        Op::RecoveryPoints(id) => from(m.recovery_points(id).await, Out::Snapshots),
         Op::Restore(id, p) => out_state(m.restore_recovery_point(id, *p).await),
         Op::Modify {
             id,
@@ -170,7 +170,7 @@ pub async fn run_real(r: &mut Real, op: &Op) -> Out {
             Out::OptState(s.map(|s| ContextState::clone(&s)))
         }),
         Op::TIsSyncNeeded => Out::Bool(t.is_sync_needed().await),
-        Op::TPoint => from(t.create_recovery_point().await, Out::Snapshot),
+        Op::TRecoveryPoint => from(t.create_recovery_point().await, Out::Snapshot),
         Op::ACreate(id, data) => out_state(a.create_context(id, data.json()).await),
         Op::AGet(id) => out_state(a.get_context(id).await),
         Op::AUpdate(id, data, expected) => {
@@ -253,7 +253,7 @@ pub async fn run_real(r: &mut Real, op: &Op) -> Out {
             Some(h) => Out::Bool(h.is_sync_needed().await),
             None => Out::Skip,
         },
-        Op::AtPoint(id) => match r.handles.get(id.as_str()) {
+        Op::AtRecoveryPoint(id) => match r.handles.get(id.as_str()) {
             Some(h) => from(h.create_recovery_point().await, Out::Snapshot),
             None => Out::Skip,
         },
@@ -289,8 +289,8 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
         Op::List => Out::States(s.live_states()),
         Op::Len => Out::Count(s.live_states().len()),
         Op::IsEmpty => Out::Bool(s.live_states().is_empty()),
-        Op::CreatePoint(id) => model(s.create_point(id), Out::Snapshot),
-        Op::Points(id) => model(s.points(id), Out::Points),
+        Op::CreateRecoveryPoint(id) => model(s.create_recovery_point(id), Out::Snapshot),
+        Op::RecoveryPoints(id) => model(s.recovery_points(id), Out::Snapshots),
         Op::Restore(id, p) => state(s.restore(id, *p)),
         Op::Modify { id, change, .. } => modify_model(s, id, *change),
         Op::Touch(id) => state(s.touch(id)),
@@ -312,8 +312,8 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
             }
         }
         Op::TIsSyncNeeded => Out::Bool(t.sync_needed(s.now)),
-        Op::TPoint => match t.active.as_ref().map(|a| a.base.id.clone()) {
-            Some(id) => model(s.create_point(&id), Out::Snapshot),
+        Op::TRecoveryPoint => match t.active.as_ref().map(|a| a.base.id.clone()) {
+            Some(id) => model(s.create_recovery_point(&id), Out::Snapshot),
             None => Out::Err("NOT_ACTIVE"),
         },
         Op::ACreate(id, data) => {
@@ -390,9 +390,9 @@ pub fn run_model(md: &mut Model, op: &Op) -> Out {
             Some((tr, _)) => Out::Bool(tr.sync_needed(s.now)),
             None => Out::Skip,
         },
-        Op::AtPoint(id) => match a.trackers.get(id.as_str()) {
+        Op::AtRecoveryPoint(id) => match a.trackers.get(id.as_str()) {
             Some((tr, _)) => match tr.active.as_ref().map(|a| a.base.id.clone()) {
-                Some(id) => model(s.create_point(&id), Out::Snapshot),
+                Some(id) => model(s.create_recovery_point(&id), Out::Snapshot),
                 None => Out::Err("NOT_ACTIVE"),
             },
             None => Out::Skip,
@@ -472,10 +472,10 @@ pub fn check(setup: &Setup, ops: &[Op]) -> Result<(), String> {
         .collect();
     same(&live, &md.store.live_states(), "final contexts")?;
     for s in &live {
-        let points = from(block_on(real.m.recovery_points(&s.id)), Out::Points);
+        let snapshots = from(block_on(real.m.recovery_points(&s.id)), Out::Snapshots);
         same(
-            points,
-            model(md.store.points(&s.id), Out::Points),
+            snapshots,
+            model(md.store.recovery_points(&s.id), Out::Snapshots),
             "final recovery points",
         )?;
     }

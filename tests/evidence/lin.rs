@@ -30,7 +30,7 @@ pub const IDS: usize = 3;
 /// `max_contexts` of the store under test.
 pub const CAPACITY: usize = 2;
 /// `max_recovery_points` of the store under test.
-pub const POINTS: usize = 2;
+pub const SNAPSHOTS: usize = 2;
 /// What [`Op::Modify`] adds to the tag: its function maps `{ "w": w }` to
 /// `{ "w": w + MODIFY_STEP }`. Tags a workload gives its calls stay below it,
 /// so a tag reads as "the write of tag % step, then tag / step modifies".
@@ -50,7 +50,7 @@ pub enum Op {
         expected: Option<u64>,
     },
     Delete(u8),
-    Point(u8),
+    Snapshot(u8),
     Restore(u8, u64),
     /// `modify_context` with a function adding [`MODIFY_STEP`] to the tag:
     /// it must act on the data of the write just before it in the order, so
@@ -71,7 +71,7 @@ pub enum Out {
         tag: u32,
         expires: Option<u64>,
     },
-    Point {
+    Snapshot {
         id: u64,
         version: u64,
     },
@@ -100,8 +100,8 @@ struct Entry {
     tag: u32,
     expires: Option<u64>,
     ttl: Option<u64>,
-    /// (point id, tag of the data it holds), oldest first.
-    points: Vec<(u64, u32)>,
+    /// (snapshot id, tag of the data it holds), oldest first.
+    snapshots: Vec<(u64, u32)>,
 }
 
 impl Entry {
@@ -115,7 +115,7 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Spec {
     entries: [Option<Entry>; IDS],
-    next_point: u64,
+    next_snapshot: u64,
     clock: u64,
     /// The latest clock reading a call in the order so far acted with.
     used: u64,
@@ -125,7 +125,7 @@ impl Spec {
     pub fn new(clock: u64) -> Self {
         Self {
             entries: Default::default(),
-            next_point: 1,
+            next_snapshot: 1,
             clock,
             used: clock,
         }
@@ -186,7 +186,7 @@ impl Spec {
                         tag,
                         expires,
                         ttl,
-                        points: Vec::new(),
+                        snapshots: Vec::new(),
                     });
                     Out::State {
                         version: 1,
@@ -215,22 +215,22 @@ impl Spec {
                     Out::Unit
                 }
             },
-            Op::Point(id) => {
-                let pid = s.next_point;
+            Op::Snapshot(id) => {
+                let sid = s.next_snapshot;
                 match s.live_for_write(id, now) {
                     None => nf,
                     Some(e) => {
-                        e.points.push((pid, e.tag));
-                        if e.points.len() > POINTS {
-                            e.points.remove(0);
+                        e.snapshots.push((sid, e.tag));
+                        if e.snapshots.len() > SNAPSHOTS {
+                            e.snapshots.remove(0);
                         }
                         let version = e.version;
-                        s.next_point += 1;
-                        Out::Point { id: pid, version }
+                        s.next_snapshot += 1;
+                        Out::Snapshot { id: sid, version }
                     }
                 }
             }
-            Op::Restore(id, pid) => {
+            Op::Restore(id, sid) => {
                 let slot = &self.entries[usize::from(id)];
                 if slot.as_ref().is_some_and(|e| e.expired(now)) {
                     // Found expired by the read (nothing removed) or by the write (removed).
@@ -240,7 +240,7 @@ impl Spec {
                 }
                 match s.entries[usize::from(id)].as_mut() {
                     None => nf,
-                    Some(e) => match e.points.iter().find(|p| p.0 == pid) {
+                    Some(e) => match e.snapshots.iter().find(|p| p.0 == sid) {
                         None => nf,
                         Some(&(_, tag)) => Self::next_version(e, tag, now),
                     },

@@ -105,8 +105,8 @@ pub enum Op {
     List,
     Len,
     IsEmpty,
-    CreatePoint(String),
-    Points(String),
+    CreateRecoveryPoint(String),
+    RecoveryPoints(String),
     Restore(String, u64),
     /// `modify_context`, or `try_modify_context` when `fallible` (always
     /// for a change that refuses).
@@ -128,7 +128,7 @@ pub enum Op {
     TSync,
     TSyncIfNeeded,
     TIsSyncNeeded,
-    TPoint,
+    TRecoveryPoint,
     ACreate(String, Data),
     AGet(String),
     AUpdate(String, Data, Option<u64>),
@@ -158,7 +158,7 @@ pub enum Op {
     AtApplyRemote(String, String),
     AtSyncIfNeeded(String),
     AtIsSyncNeeded(String),
-    AtPoint(String),
+    AtRecoveryPoint(String),
 }
 
 pub fn metadata(on: bool) -> BTreeMap<String, String> {
@@ -283,8 +283,8 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::List),
         1 => Just(Op::Len),
         1 => Just(Op::IsEmpty),
-        3 => id().prop_map(Op::CreatePoint),
-        2 => id().prop_map(Op::Points),
+        3 => id().prop_map(Op::CreateRecoveryPoint),
+        2 => id().prop_map(Op::RecoveryPoints),
         3 => (id(), 1_u64..8).prop_map(|(id, p)| Op::Restore(id, p)),
         4 => modify().prop_map(|(id, change, fallible)| Op::Modify { id, change, fallible }),
         2 => id().prop_map(Op::Touch),
@@ -302,7 +302,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::TSync),
         1 => Just(Op::TSyncIfNeeded),
         1 => Just(Op::TIsSyncNeeded),
-        1 => Just(Op::TPoint),
+        1 => Just(Op::TRecoveryPoint),
     ];
     let adapter = prop_oneof![
         3 => (id(), data()).prop_map(|(id, d)| Op::ACreate(id, d)),
@@ -329,7 +329,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => (id(), id()).prop_map(|(id, from)| Op::AtApplyRemote(id, from)),
         1 => id().prop_map(Op::AtSyncIfNeeded),
         1 => id().prop_map(Op::AtIsSyncNeeded),
-        1 => id().prop_map(Op::AtPoint),
+        1 => id().prop_map(Op::AtRecoveryPoint),
     ];
     prop_oneof![5 => manager, 3 => tracker, 3 => adapter]
 }

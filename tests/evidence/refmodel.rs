@@ -21,7 +21,7 @@ pub enum Out {
     State(ContextState),
     States(Vec<ContextState>),
     Snapshot(Snapshot),
-    Points(Vec<Snapshot>),
+    Snapshots(Vec<Snapshot>),
     Ids(Vec<String>),
     OptId(Option<String>),
     OptState(Option<ContextState>),
@@ -43,7 +43,7 @@ pub struct Entry {
     pub state: ContextState,
     pub ttl: Option<u64>,
     pub touched: u64,
-    pub points: VecDeque<Snapshot>,
+    pub snapshots: VecDeque<Snapshot>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub struct Store {
     pub cfg: ManagerConfig,
     pub limit: usize,
     pub entries: BTreeMap<String, Entry>,
-    pub next_point: u64,
+    pub next_snapshot: u64,
     /// The revision the next commit takes: every create, update, restore and
     /// removal takes one, a recovery point none.
     pub next_revision: u64,
@@ -75,7 +75,7 @@ impl Store {
             limit: cfg.max_contexts,
             cfg,
             entries: BTreeMap::new(),
-            next_point: 1,
+            next_snapshot: 1,
             next_revision: 1,
             touch: 0,
             now,
@@ -234,7 +234,7 @@ impl Store {
                 state: state.clone(),
                 ttl,
                 touched,
-                points: VecDeque::new(),
+                snapshots: VecDeque::new(),
             },
         );
         self.stats.creates += 1;
@@ -346,42 +346,42 @@ impl Store {
             .collect()
     }
 
-    pub fn create_point(&mut self, id: &str) -> R<Snapshot> {
+    pub fn create_recovery_point(&mut self, id: &str) -> R<Snapshot> {
         self.check_id(id)?;
         let max = self.cfg.max_recovery_points;
         if max == 0 {
             return Err(err("CAPACITY_EXCEEDED"));
         }
-        let (now, point_id) = (self.now, self.next_point);
+        let (now, snapshot_id) = (self.now, self.next_snapshot);
         let e = self.live_for_write(id)?;
         let snap = Snapshot {
-            id: point_id,
+            id: snapshot_id,
             context_id: id.to_owned(),
             version: e.state.version,
             created_at_ms: now,
             data: e.state.data.clone(),
         };
-        e.points.push_back(snap.clone());
-        while e.points.len() > max {
-            e.points.pop_front();
+        e.snapshots.push_back(snap.clone());
+        while e.snapshots.len() > max {
+            e.snapshots.pop_front();
         }
-        self.next_point += 1;
+        self.next_snapshot += 1;
         Ok(snap)
     }
 
-    pub fn points(&self, id: &str) -> R<Vec<Snapshot>> {
+    pub fn recovery_points(&self, id: &str) -> R<Vec<Snapshot>> {
         self.check_id(id)?;
         let e = self.live(id).ok_or(err("NOT_FOUND"))?;
-        Ok(e.points.iter().cloned().collect())
+        Ok(e.snapshots.iter().cloned().collect())
     }
 
-    pub fn restore(&mut self, id: &str, point: u64) -> R<ContextState> {
+    pub fn restore(&mut self, id: &str, snapshot_id: u64) -> R<ContextState> {
         self.check_id(id)?;
         let e = self.live(id).ok_or(err("NOT_FOUND"))?;
         let p = e
-            .points
+            .snapshots
             .iter()
-            .find(|p| p.id == point)
+            .find(|p| p.id == snapshot_id)
             .ok_or(err("NOT_FOUND"))?;
         let data = p.data.clone();
         let state = self.commit(id, data);
@@ -526,7 +526,7 @@ impl Tracker {
         // The push committed: a recovery point that cannot be taken
         // (`max_recovery_points` is 0) does not fail the sync.
         if self.cfg.auto_recovery {
-            let _ = store.create_point(&id);
+            let _ = store.create_recovery_point(&id);
         }
         Ok(pushed)
     }

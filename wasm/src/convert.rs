@@ -233,15 +233,15 @@ fn make_state(
     (js, len)
 }
 
-/// `point` as a JavaScript object.
-pub(crate) fn snapshot_to_js(point: &Snapshot) -> JsValue {
-    let data = serde_json::to_string(&point.data).unwrap_or_default();
+/// `snapshot` as a JavaScript object.
+pub(crate) fn snapshot_to_js(snapshot: &Snapshot) -> JsValue {
+    let data = serde_json::to_string(&snapshot.data).unwrap_or_default();
     with_support(|support| {
         support.make_snapshot(
-            point.id as f64,
-            &point.context_id,
-            point.version as f64,
-            point.created_at_ms as f64,
+            snapshot.id as f64,
+            &snapshot.context_id,
+            snapshot.version as f64,
+            snapshot.created_at_ms as f64,
             &data,
         )
     })

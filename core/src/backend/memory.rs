@@ -39,12 +39,12 @@ pub(crate) async fn create(
     ttl_ms: Option<u64>,
 ) -> Result<Arc<ContextState>> {
     let inner = &*m.inner;
-    let mut pending = Some(state);
+    let mut initial = Some(state);
     loop {
         let mut full_at = None;
         let attempt = m
             .write_state(id, &mut |inner, shard, map| {
-                super::decide_create(inner, shard, map, id, &mut pending, ttl_ms, &mut full_at)
+                super::decide_create(inner, shard, map, id, &mut initial, ttl_ms, &mut full_at)
             })
             .await;
         let Err(ContextError::CapacityExceeded { .. }) = attempt else {

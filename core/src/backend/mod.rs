@@ -4,8 +4,8 @@
 //! `shared` feature).
 //!
 //! Memory and owned storage keep the committed contexts in the shards' maps;
-//! what a storage adds (writes in flight, writes whose outcome is unknown,
-//! creates not yet landed) is the owned backend's alone. A shared backend
+//! what a storage adds (writes in progress, writes whose outcome is unknown,
+//! creates not yet in memory) is the owned backend's alone. A shared backend
 //! decides every call itself and leaves the maps empty: a public method
 //! hands it the call first (`in_shared_mode!`), or it is one arm of the
 //! dispatch here.
@@ -78,8 +78,8 @@ impl ContextManager {
 /// A create's decision, inside `id`'s shard section: `ALREADY_EXISTS` if
 /// `id` is there, else a capacity slot and the new entry, timestamped with
 /// the clock read as the slot was taken (where the create takes effect).
-/// `pending` is the state to create, taken when the entry is made. When the
-/// store is full, `full_at` gets the count as this attempt found it.
+/// `initial` is the new context's first state, taken when the entry is made.
+/// When the store is full, `full_at` gets the count as this attempt found it.
 ///
 /// In memory an expired context with the id is dropped first, and a full
 /// store drops this shard's expired contexts before it answers (the caller
@@ -91,7 +91,7 @@ pub(crate) fn decide_create(
     shard: &Shard,
     map: &mut Map,
     id: &str,
-    pending: &mut Option<ContextState>,
+    initial: &mut Option<ContextState>,
     ttl_ms: Option<u64>,
     full_at: &mut Option<u64>,
 ) -> Result<Patch> {
@@ -115,7 +115,7 @@ pub(crate) fn decide_create(
             return Err(ContextError::capacity("contexts", inner.limit()));
         }
     };
-    let mut state = pending.take().expect("a create inserts at most once");
+    let mut state = initial.take().expect("a create inserts at most once");
     state.created_at_ms = now;
     state.updated_at_ms = now;
     state.expires_at_ms = Inner::expires_at(now, ttl_ms);

@@ -1,18 +1,18 @@
 //! The owned-storage backend: a write is decided in its shard's critical
 //! section, made durable in the storage, then applied. Everything a storage
-//! adds to the in-memory store lives here: the writes in flight per id (reads
+//! adds to the in-memory store lives here: the pending writes per id (reads
 //! of an id wait for its write), the writes whose outcome is unknown (read
 //! back by the next call) and the creates whose slot is taken but whose
-//! context has not landed yet. The path of one write is in `owned/flight.rs`.
+//! context is not in memory yet. The path of one write is in `owned/persist.rs`.
 
-mod flight;
+mod persist;
 
 use crate::Storage;
 use crate::store::{Inner, Map, Removal, Shard};
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::{ContextError, ContextManager, ContextState, Result};
 use event_listener::Event;
-use flight::{Flight, wait_for};
+use persist::{PendingWrite, wait_for};
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
@@ -28,34 +28,36 @@ pub(crate) struct Owned {
     /// Creates whose storage write is in progress (their slots are taken,
     /// their contexts not yet in a map, so no sweep can reach them).
     pub(crate) creating: AtomicUsize,
-    /// Notified whenever one of those lands.
-    pub(crate) landed: Event,
+    /// Notified whenever the storage write of one of those ends.
+    pub(crate) create_ended: Event,
 }
 
-/// The writes in flight of one shard.
+/// The pending writes of one shard.
 #[derive(Debug)]
 struct Lane {
-    /// Ids whose storage write is in flight. Changed only inside the
-    /// shard's write section, read inside its sections: the mutex only lets
-    /// readers look while they share the shard's lock.
-    flights: Mutex<HashMap<String, Arc<Flight>, ahash::RandomState>>,
-    /// Notified whenever a storage write of this shard settles.
-    settled: Event,
+    /// Ids with a pending storage write (in progress, or abandoned and not
+    /// yet read back). Changed only inside the shard's write section, read
+    /// inside its sections: the mutex only lets readers look while they
+    /// share the shard's lock.
+    pending: Mutex<HashMap<String, Arc<PendingWrite>, ahash::RandomState>>,
+    /// Notified whenever a storage write of this shard ends (resolved or
+    /// abandoned).
+    write_ended: Event,
 }
 
 impl Lane {
-    fn flights(&self) -> MutexGuard<'_, HashMap<String, Arc<Flight>, ahash::RandomState>> {
-        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    fn pending(&self) -> MutexGuard<'_, HashMap<String, Arc<PendingWrite>, ahash::RandomState>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The storage write of `id` in progress, if any. Reads of `id` wait for
     /// it, so none sees the old state after a call that saw the new one.
-    fn writing(&self, id: &str) -> Option<Arc<Flight>> {
-        let flights = self.flights();
-        if flights.is_empty() {
+    fn writing(&self, id: &str) -> Option<Arc<PendingWrite>> {
+        let pending = self.pending();
+        if pending.is_empty() {
             return None;
         }
-        flights.get(id).filter(|f| f.in_progress()).cloned()
+        pending.get(id).filter(|w| w.in_progress()).cloned()
     }
 }
 
@@ -69,13 +71,13 @@ impl Owned {
             storage,
             lanes: (0..shards)
                 .map(|_| Lane {
-                    flights: Mutex::new(HashMap::with_hasher(hasher.clone())),
-                    settled: Event::new(),
+                    pending: Mutex::new(HashMap::with_hasher(hasher.clone())),
+                    write_ended: Event::new(),
                 })
                 .collect(),
             abandoned: AtomicUsize::new(0),
             creating: AtomicUsize::new(0),
-            landed: Event::new(),
+            create_ended: Event::new(),
         }
     }
 
@@ -96,7 +98,7 @@ impl Owned {
     /// read back first, so memory shows what storage holds.
     pub(crate) async fn enter(&self, inner: &Inner) {
         if self.abandoned.load(Ordering::SeqCst) != 0 {
-            Box::pin(self.settle_abandoned(inner)).await;
+            Box::pin(self.read_back_abandoned(inner)).await;
         }
     }
 
@@ -138,14 +140,14 @@ impl Owned {
         ttl_ms: Option<u64>,
     ) -> Result<Arc<ContextState>> {
         let inner = &*m.inner;
-        let mut pending = Some(state);
+        let mut initial = Some(state);
         let creating = || self.creating.load(Ordering::SeqCst) > 0;
         let mut swept_nothing = false;
         loop {
             let mut full_at = None;
             let attempt = m
                 .write_state(id, &mut |inner, shard, map| {
-                    super::decide_create(inner, shard, map, id, &mut pending, ttl_ms, &mut full_at)
+                    super::decide_create(inner, shard, map, id, &mut initial, ttl_ms, &mut full_at)
                 })
                 .await;
             let Err(ContextError::CapacityExceeded { .. }) = attempt else {
@@ -160,15 +162,15 @@ impl Owned {
             // is in no map: a sweep of its shard in the meantime makes the
             // shard's earliest expiry exact for the contexts in the map,
             // forgetting the create's. So whenever creates are being
-            // written, wait for them to land (their expiries are noted
+            // written, wait for their writes to end (their expiries are noted
             // again) and look again. Checking for expiry before and after
             // reading `creating` covers a create that took its slot and is
             // still in its section.
             let t0 = inner.now();
             if m.may_have_expired(t0) {
-                let landed = self.landed.listen();
+                let ended = self.create_ended.listen();
                 if creating() {
-                    landed.await;
+                    ended.await;
                     swept_nothing = false;
                     continue;
                 }
@@ -184,9 +186,9 @@ impl Owned {
                 }
             } else {
                 if creating() {
-                    let landed = self.landed.listen();
+                    let ended = self.create_ended.listen();
                     if creating() {
-                        landed.await;
+                        ended.await;
                     }
                     continue;
                 }
@@ -203,14 +205,14 @@ impl Owned {
     /// Reads back every id whose storage write has an unknown outcome, so
     /// that memory (contexts, capacity, recovery-point ids) shows what storage
     /// holds. Best effort: an id storage cannot answer for stays marked.
-    async fn settle_abandoned(&self, inner: &Inner) {
+    async fn read_back_abandoned(&self, inner: &Inner) {
         for (shard, lane) in inner.shards.iter().zip(self.lanes.iter()) {
             let ids: Vec<String> = shard
                 .map
                 .read(|_| {
-                    lane.flights()
+                    lane.pending()
                         .iter()
-                        .filter(|(_, f)| f.abandoned.load(Ordering::SeqCst))
+                        .filter(|(_, w)| w.abandoned.load(Ordering::SeqCst))
                         .map(|(id, _)| id.clone())
                         .collect()
                 })
@@ -222,7 +224,7 @@ impl Owned {
     }
 
     /// Reads `id`'s shard (at `at`) with `f`, once a write of `id` in
-    /// progress has settled, so no read sees the old state after another call
+    /// progress has ended, so no read sees the old state after another call
     /// saw the new one.
     pub(crate) async fn read_id<R>(
         &self,
@@ -236,15 +238,15 @@ impl Owned {
             let read = shard
                 .map
                 .read(|map| {
-                    if let Some(flight) = lane.writing(id) {
-                        return Err((flight, lane.settled.listen()));
+                    if let Some(pending) = lane.writing(id) {
+                        return Err((pending, lane.write_ended.listen()));
                     }
                     Ok(f(map))
                 })
                 .await;
             match read {
                 Ok(r) => return r,
-                Err((flight, settled)) => wait_for(flight, settled).await,
+                Err((pending, ended)) => wait_for(pending, ended).await,
             }
         }
     }

@@ -156,11 +156,11 @@ impl Shared {
         &self,
         inner: &Inner,
         id: &str,
-        point_id: u64,
+        snapshot_id: u64,
     ) -> Result<Arc<ContextState>> {
         let write = Write::Restore {
             id: id.to_owned(),
-            point_id,
+            snapshot_id,
         };
         self.state(inner, write).await
     }
@@ -177,7 +177,7 @@ impl Shared {
             keep: inner.cfg.max_recovery_points,
         };
         match self.write(inner, write).await? {
-            Committed::Point(point) => Ok(point),
+            Committed::Snapshot(snapshot) => Ok(snapshot),
             other => Err(unexpected(&other)),
         }
     }

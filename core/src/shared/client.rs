@@ -302,7 +302,7 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
                 .inner
                 .read("ck2_points", &keys, &owned([id, ""]))
                 .await?;
-            wire::points(id, &reply, self.inner.config.parse_json)
+            wire::snapshots(id, &reply, self.inner.config.parse_json)
         })
     }
 

@@ -83,12 +83,12 @@ pub enum Write {
         /// Recovery points to keep (at least 1).
         keep: usize,
     },
-    /// Restore live `id` from its recovery point `point_id`.
+    /// Restore live `id` from its recovery point `snapshot_id`.
     Restore {
         /// Context id.
         id: String,
         /// The recovery point.
-        point_id: u64,
+        snapshot_id: u64,
     },
     /// Restart the TTL of live `id` from now: no new version, revision or
     /// event (a context without a TTL is left as it is).
@@ -116,7 +116,7 @@ pub enum Committed {
     /// The context's new state (create, update, restore).
     State(Arc<ContextState>),
     /// A new recovery point.
-    Point(Snapshot),
+    Snapshot(Snapshot),
     /// How many contexts a sweep or an eviction removed.
     Removed(usize),
     /// A delete.

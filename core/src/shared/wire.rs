@@ -5,7 +5,7 @@
 //! the calls: it turns a [`Write`] into the library's arguments with
 //! [`write_args`], and what its client received into a [`Wire`] for
 //! [`write_reply`]. Records (`c:<id>`) and recovery points (`p:<id>`) are
-//! read from their text with [`state`] and [`point`].
+//! read from their text with [`state`] and [`snapshot`].
 //!
 //! Data and metadata travel as JSON text that the library never decodes, so
 //! numbers round-trip exactly; the front-end's [`ParseJson`] reads them.
@@ -196,7 +196,7 @@ pub fn write_args(write: &Write) -> Result<Vec<String>> {
         Write::RecoveryPoint { id, keep } => {
             vec![id.clone(), count((*keep).max(1))]
         }
-        Write::Restore { id, point_id } => vec![id.clone(), point_id.to_string()],
+        Write::Restore { id, snapshot_id } => vec![id.clone(), snapshot_id.to_string()],
         Write::Sweep { max } => vec![count((*max).max(1))],
         Write::Evict { capacity } => vec![count(*capacity)],
     })
@@ -270,8 +270,8 @@ fn outcome(
         "OK" => {}
         "NOT_FOUND" => {
             let what = match (&write, d.first()) {
-                (Write::Restore { point_id, .. }, Some(_)) => {
-                    format!("recovery point {point_id} of context '{id}'")
+                (Write::Restore { snapshot_id, .. }, Some(_)) => {
+                    format!("recovery point {snapshot_id} of context '{id}'")
                 }
                 _ => format!("context '{id}'"),
             };
@@ -329,11 +329,11 @@ fn outcome(
             Committed::State(written(&id, d, data, parse)?)
         }
         Write::RecoveryPoint { .. } => {
-            let [pid, v, at, data, ..] = d else {
+            let [sid, v, at, data, ..] = d else {
                 return Err(bad("a recovery point reply"));
             };
-            Committed::Point(Snapshot {
-                id: pid.int()?,
+            Committed::Snapshot(Snapshot {
+                id: sid.int()?,
                 context_id: id.clone(),
                 version: v.int()?,
                 created_at_ms: at.int()?,
@@ -411,7 +411,7 @@ pub fn state(id: &str, record: &str, parse: ParseJson) -> Result<Arc<ContextStat
 }
 
 /// A recovery point of `id` as its list holds it: `pid\nversion\ncreated\ndata`.
-pub fn point(id: &str, raw: &str, parse: ParseJson) -> Result<Snapshot> {
+pub fn snapshot(id: &str, raw: &str, parse: ParseJson) -> Result<Snapshot> {
     let mut parts = raw.splitn(4, '\n');
     let mut num = || -> Result<u64> {
         parts
@@ -419,12 +419,12 @@ pub fn point(id: &str, raw: &str, parse: ParseJson) -> Result<Snapshot> {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("a recovery point's number"))
     };
-    let (pid, version, created) = (num()?, num()?, num()?);
+    let (sid, version, created) = (num()?, num()?, num()?);
     let data = parts
         .next()
         .ok_or_else(|| bad("a recovery point without data"))?;
     Ok(Snapshot {
-        id: pid,
+        id: sid,
         context_id: id.to_owned(),
         version,
         created_at_ms: created,
@@ -438,12 +438,12 @@ pub fn point(id: &str, raw: &str, parse: ParseJson) -> Result<Snapshot> {
 
 /// The recovery points of a `ck2_points` reply: `None` when the context is
 /// not live.
-pub fn points(id: &str, reply: &Wire, parse: ParseJson) -> Result<Option<Vec<Snapshot>>> {
+pub fn snapshots(id: &str, reply: &Wire, parse: ParseJson) -> Result<Option<Vec<Snapshot>>> {
     match reply.items()? {
         [status, list] if status.text()? == "OK" => list
             .items()?
             .iter()
-            .map(|p| point(id, p.text()?, parse))
+            .map(|s| snapshot(id, s.text()?, parse))
             .collect::<Result<Vec<_>>>()
             .map(Some),
         _ => Ok(None),

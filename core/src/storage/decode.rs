@@ -7,7 +7,7 @@
 //! error names the field that is missing or has the wrong type, as the JSON
 //! spells it (`version`, `points[].createdAtMs`).
 
-use super::{Meta, PointRecord, Record};
+use super::{Meta, Record, SnapshotRecord};
 use crate::ContextState;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -86,9 +86,9 @@ fn state(v: Value, what: &'static str) -> Decoded<ContextState> {
     })
 }
 
-fn point(v: Value) -> Decoded<PointRecord> {
+fn snapshot(v: Value) -> Decoded<SnapshotRecord> {
     let mut f = object(v, "points[]")?;
-    Ok(PointRecord {
+    Ok(SnapshotRecord {
         id: uint(take(&mut f, "id"), "points[].id")?,
         created_at_ms: uint(take(&mut f, "createdAtMs"), "points[].createdAtMs")?,
         state: Arc::new(state(take(&mut f, "state"), "points[].state")?),
@@ -128,7 +128,7 @@ impl Record {
     /// let state = ContextState::from_value(json!({
     ///     "id": "a", "version": 1, "createdAtMs": 0, "updatedAtMs": 0, "data": {},
     /// })).unwrap();
-    /// let record = Record { state: Arc::new(state), ttl_ms: None, points: vec![], next_snapshot_id: 1 };
+    /// let record = Record { state: Arc::new(state), ttl_ms: None, snapshots: vec![], next_snapshot_id: 1 };
     /// let value = serde_json::to_value(&record).unwrap();
     /// assert_eq!(Record::from_value(value), Ok(record));
     /// assert_eq!(Record::from_value(json!([])), Err("record"));
@@ -137,15 +137,18 @@ impl Record {
         let mut f = object(v, "record")?;
         let state = Arc::new(state(take(&mut f, "state"), "state")?);
         let ttl_ms = opt_uint(take(&mut f, "ttlMs"), "ttlMs")?;
-        let Value::Array(points) = take(&mut f, "points") else {
+        let Value::Array(snapshots) = take(&mut f, "points") else {
             return Err("points");
         };
-        let points = points.into_iter().map(point).collect::<Decoded<_>>()?;
+        let snapshots = snapshots
+            .into_iter()
+            .map(snapshot)
+            .collect::<Decoded<_>>()?;
         let next_snapshot_id = uint(take(&mut f, "nextSnapshotId"), "nextSnapshotId")?;
         Ok(Self {
             state,
             ttl_ms,
-            points,
+            snapshots,
             next_snapshot_id,
         })
     }
@@ -193,7 +196,7 @@ mod tests {
         Record {
             state: state(2, json!({ "x": [1, 2.5, { "y": null }] })),
             ttl_ms: Some(8_000),
-            points: vec![PointRecord {
+            snapshots: vec![SnapshotRecord {
                 id: 7,
                 created_at_ms: 101,
                 state: state(1, json!({ "x": 1 })),

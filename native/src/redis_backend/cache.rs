@@ -15,7 +15,7 @@
 //! after an invalidation: an entry is only replaced by one of a newer
 //! revision, or by a read sent later of the same revision, and never by a
 //! read sent before the last invalidation of its id (or of everything), so
-//! a read that was already under way when a write landed cannot bring back
+//! a read that was already under way when a write committed cannot bring back
 //! what the write replaced.
 
 use contextkit_core::ContextState;

@@ -485,7 +485,7 @@ impl SharedBackend for RedisBackend {
     fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>> {
         Box::pin(async move {
             let reply = self.read_fn_id("ck2_points", id).await?;
-            wire::points(id, &record::to_wire(&reply), record::parse_json)
+            wire::snapshots(id, &record::to_wire(&reply), record::parse_json)
         })
     }
 

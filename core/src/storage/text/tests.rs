@@ -2,7 +2,7 @@
 //! package's JSON parser.
 
 use super::*;
-use crate::{ContextManager, ContextState, ManagerConfig, PointRecord};
+use crate::{ContextManager, ContextState, ManagerConfig, SnapshotRecord};
 use futures::executor::block_on;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -68,7 +68,7 @@ fn record(id: &str, data: Value) -> Record {
         metadata: BTreeMap::from([("k".into(), "v".into())]),
     });
     Record {
-        points: vec![PointRecord {
+        snapshots: vec![SnapshotRecord {
             id: 4,
             created_at_ms: 1_500,
             state: Arc::clone(&state),

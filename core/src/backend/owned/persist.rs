@@ -3,38 +3,39 @@
 //! so that memory shows what storage holds.
 
 use super::{Lane, Owned};
-use crate::storage::{Meta, PointRecord, Record};
-use crate::store::{Entry, Inner, Map, Point, Removal, Shard};
+use crate::storage::{Meta, Record, SnapshotRecord};
+use crate::store::{Entry, Inner, Map, Removal, Shard, SnapshotEntry};
 use crate::sync::{AtomicBool, Ordering};
-use crate::write::{Patch, Plan, Replaced, entry_of, install, points_of};
+use crate::write::{Patch, Plan, Replaced, entry_of, install, snapshots_of};
 use crate::{ContextError, ContextEvent, ContextState, Result, validate};
 use event_listener::EventListener;
 use std::sync::Arc;
 
-/// A storage write in flight for one id. Writers of that id wait until it
-/// settles; one whose outcome is unknown (its future was dropped, or storage
+/// A storage write of one id that has begun and is not yet resolved (made
+/// durable and installed, or read back). Writers of that id wait until it
+/// ends; one whose outcome is unknown (its future was dropped, or storage
 /// failed and could not be read back) is marked abandoned, and the next call
 /// reads that id back from storage.
 #[derive(Debug, Default)]
-pub(crate) struct Flight {
+pub(crate) struct PendingWrite {
     pub(super) abandoned: AtomicBool,
     reserved: Reserved,
 }
 
-impl Flight {
+impl PendingWrite {
     /// Whether the write is still going (not abandoned).
     pub(super) fn in_progress(&self) -> bool {
         !self.abandoned.load(Ordering::SeqCst)
     }
 }
 
-/// Waits for `flight` to settle through `settled`, a listener of its shard
-/// made while the flight was seen in progress. A flight is abandoned (by a
-/// dropped future) without the shard's lock: it is marked first and notified
-/// after, so looking at the mark once the listener exists misses nothing.
-pub(super) async fn wait_for(flight: Arc<Flight>, settled: EventListener) {
-    if flight.in_progress() {
-        settled.await;
+/// Waits for `pending` to end through `ended`, a listener of its shard made
+/// while the write was seen in progress. A write is abandoned (by a dropped
+/// future) without the shard's lock: it is marked first and notified after,
+/// so looking at the mark once the listener exists misses nothing.
+pub(super) async fn wait_for(pending: Arc<PendingWrite>, ended: EventListener) {
+    if pending.in_progress() {
+        ended.await;
     }
 }
 
@@ -44,71 +45,73 @@ struct Reserved {
     /// A capacity slot (a create).
     slot: bool,
     /// A recovery-point id.
-    point: Option<u64>,
-    /// The revision of the commit (never published before the write lands;
-    /// a read-back that publishes the change uses it).
+    snapshot_id: Option<u64>,
+    /// The revision of the commit (never published before storage holds the
+    /// write; a read-back that publishes the change uses it).
     revision: Option<u64>,
 }
 
-/// Marks its flight abandoned if dropped before the write settled.
-struct FlightGuard<'a> {
-    flight: Arc<Flight>,
+/// Ends its pending write; marks it abandoned if dropped before the write
+/// was resolved.
+struct PendingWriteGuard<'a> {
+    pending: Arc<PendingWrite>,
     owned: &'a Owned,
     lane: &'a Lane,
     shard: &'a Shard,
-    settled: bool,
+    resolved: bool,
 }
 
-impl Drop for FlightGuard<'_> {
+impl Drop for PendingWriteGuard<'_> {
     fn drop(&mut self) {
-        if !self.settled {
+        if !self.resolved {
             // Counted before it is marked: whoever sees the mark sees the count.
             self.owned.abandoned.fetch_add(1, Ordering::SeqCst);
-            self.flight.abandoned.store(true, Ordering::SeqCst);
+            self.pending.abandoned.store(true, Ordering::SeqCst);
         }
-        if self.flight.reserved.slot {
+        if self.pending.reserved.slot {
             self.owned.creating.fetch_sub(1, Ordering::SeqCst);
-            self.owned.landed.notify(usize::MAX);
+            self.owned.create_ended.notify(usize::MAX);
         }
-        self.lane.settled.notify(usize::MAX);
+        self.lane.write_ended.notify(usize::MAX);
     }
 }
 
-/// Inside `shard`'s section: `id` is in flight until the returned guard settles.
-fn take_off<'a>(
+/// Inside `shard`'s section: `id` has a pending write until the returned
+/// guard is resolved.
+fn begin<'a>(
     owned: &'a Owned,
     lane: &'a Lane,
     shard: &'a Shard,
     id: &str,
     reserved: Reserved,
-) -> FlightGuard<'a> {
+) -> PendingWriteGuard<'a> {
     if reserved.slot {
         owned.creating.fetch_add(1, Ordering::SeqCst);
     }
-    let flight = Arc::new(Flight {
+    let pending = Arc::new(PendingWrite {
         abandoned: AtomicBool::new(false),
         reserved,
     });
-    lane.flights().insert(id.to_owned(), Arc::clone(&flight));
-    FlightGuard {
-        flight,
+    lane.pending().insert(id.to_owned(), Arc::clone(&pending));
+    PendingWriteGuard {
+        pending,
         owned,
         lane,
         shard,
-        settled: false,
+        resolved: false,
     }
 }
 
 enum Step<'a> {
     Done(Result<Option<Arc<ContextState>>>),
-    Wait(Arc<Flight>, EventListener),
+    Wait(Arc<PendingWrite>, EventListener),
     Persist(Box<Persist<'a>>),
-    ReadBack(FlightGuard<'a>),
+    ReadBack(PendingWriteGuard<'a>),
 }
 
 /// A write decided through a storage: made durable, then installed.
 struct Persist<'a> {
-    guard: FlightGuard<'a>,
+    guard: PendingWriteGuard<'a>,
     patch: Patch,
     durable: Durable,
     /// The commit's revision (`None` for a recovery point).
@@ -125,7 +128,7 @@ enum Durable {
 }
 
 impl Owned {
-    /// One write of `id`: waits for a write of `id` in flight, reads back one
+    /// One write of `id`: waits for a write of `id` in progress, reads back one
     /// abandoned, then decides with `plan` (nothing to decide without one),
     /// makes the change durable and applies it.
     ///
@@ -143,14 +146,14 @@ impl Owned {
             let step = shard
                 .map
                 .write(|map| {
-                    let flight = lane.flights().get(id).cloned();
-                    if let Some(flight) = flight {
-                        if flight.in_progress() {
-                            return Step::Wait(flight, lane.settled.listen());
+                    let pending = lane.pending().get(id).cloned();
+                    if let Some(pending) = pending {
+                        if pending.in_progress() {
+                            return Step::Wait(pending, lane.write_ended.listen());
                         }
-                        let reserved = flight.reserved;
+                        let reserved = pending.reserved;
                         self.abandoned.fetch_sub(1, Ordering::SeqCst);
-                        return Step::ReadBack(take_off(self, lane, shard, id, reserved));
+                        return Step::ReadBack(begin(self, lane, shard, id, reserved));
                     }
                     let Some(plan) = plan.as_mut() else {
                         return Step::Done(Ok(None));
@@ -174,13 +177,13 @@ impl Owned {
                     let durable = durable_form(inner, map.get(id), &patch, revision);
                     let reserved = Reserved {
                         slot: matches!(patch, Patch::Insert(_)),
-                        point: match &patch {
-                            Patch::PushPoint(p) => Some(p.id),
+                        snapshot_id: match &patch {
+                            Patch::PushSnapshot(s) => Some(s.id),
                             _ => None,
                         },
                         revision,
                     };
-                    let guard = take_off(self, lane, shard, id, reserved);
+                    let guard = begin(self, lane, shard, id, reserved);
                     Step::Persist(Box::new(Persist {
                         guard,
                         patch,
@@ -192,7 +195,7 @@ impl Owned {
                 .await;
             match step {
                 Step::Done(result) => return result,
-                Step::Wait(flight, listener) => wait_for(flight, listener).await,
+                Step::Wait(pending, ended) => wait_for(pending, ended).await,
                 Step::Persist(decided) => {
                     let Persist {
                         mut guard,
@@ -222,11 +225,11 @@ impl Owned {
                     let (replaced, state) = shard
                         .map
                         .write(|map| {
-                            lane.flights().remove(id);
+                            lane.pending().remove(id);
                             install(inner, shard, map, id, patch, revision)
                         })
                         .await;
-                    guard.settled = true;
+                    guard.resolved = true;
                     drop::<Replaced>(replaced);
                     if !expiry {
                         return Ok(state);
@@ -238,9 +241,14 @@ impl Owned {
     }
 
     /// Makes memory hold what storage holds for `id` after a write whose
-    /// outcome is unknown, and lands its flight. Dropping the future or
-    /// failing leaves the flight abandoned.
-    async fn read_back(&self, inner: &Inner, id: &str, mut guard: FlightGuard<'_>) -> Result<()> {
+    /// outcome is unknown, and resolves its pending write. Dropping the
+    /// future or failing leaves the write abandoned.
+    async fn read_back(
+        &self,
+        inner: &Inner,
+        id: &str,
+        mut guard: PendingWriteGuard<'_>,
+    ) -> Result<()> {
         let found = self.storage.get(id).await.map_err(as_storage_error)?;
         if let Some(record) = &found {
             validate::stored(&inner.cfg, record)
@@ -254,15 +262,15 @@ impl Owned {
                 .map_err(|e| ContextError::Storage(format!("stored record '{id}': {e}")))?;
         }
         let (shard, lane) = (guard.shard, guard.lane);
-        let reserved = guard.flight.reserved;
+        let reserved = guard.pending.reserved;
         shard
             .map
             .write(|map| {
-                lane.flights().remove(id);
+                lane.pending().remove(id);
                 reconcile(inner, shard, map, id, found, reserved);
             })
             .await;
-        guard.settled = true;
+        guard.resolved = true;
         Ok(())
     }
 }
@@ -282,35 +290,36 @@ fn durable_form(
     patch: &Patch,
     revision: Option<u64>,
 ) -> Durable {
-    // A point's own record carries the id after it without holding it: the
-    // id can still be given back if that record never lands.
+    // A snapshot's own record carries the id after it without holding it:
+    // the id can still be given back if storage never holds that record.
     let next_snapshot_id = match patch {
-        Patch::PushPoint(_) => inner.next_snapshot.peek(),
+        Patch::PushSnapshot(_) => inner.next_snapshot.peek(),
         _ => inner.next_snapshot.capture(),
     };
-    let record = |state: &Arc<ContextState>, ttl_ms, points: &mut dyn Iterator<Item = &Point>| {
-        Durable::Put(Arc::new(Record {
-            state: Arc::clone(state),
-            ttl_ms,
-            points: points
-                .map(|p| PointRecord {
-                    id: p.id,
-                    created_at_ms: p.created_at_ms,
-                    state: Arc::clone(&p.state),
-                })
-                .collect(),
-            next_snapshot_id,
-        }))
-    };
+    let record =
+        |state: &Arc<ContextState>, ttl_ms, snapshots: &mut dyn Iterator<Item = &SnapshotEntry>| {
+            Durable::Put(Arc::new(Record {
+                state: Arc::clone(state),
+                ttl_ms,
+                snapshots: snapshots
+                    .map(|s| SnapshotRecord {
+                        id: s.id,
+                        created_at_ms: s.created_at_ms,
+                        state: Arc::clone(&s.state),
+                    })
+                    .collect(),
+                next_snapshot_id,
+            }))
+        };
     match (patch, before) {
-        (Patch::Insert(e), _) => record(&e.state, e.ttl_ms(), &mut e.points().iter()),
+        (Patch::Insert(e), _) => record(&e.state, e.ttl_ms(), &mut e.snapshots().iter()),
         (Patch::SetState { state, ttl_ms, .. }, Some(e)) => {
-            record(state, *ttl_ms, &mut e.points().iter())
+            record(state, *ttl_ms, &mut e.snapshots().iter())
         }
-        (Patch::Touch(state), Some(e)) => record(state, e.ttl_ms(), &mut e.points().iter()),
-        (Patch::PushPoint(p), Some(e)) => {
+        (Patch::Touch(state), Some(e)) => record(state, e.ttl_ms(), &mut e.snapshots().iter()),
+        (Patch::PushSnapshot(s), Some(e)) => {
             let keep = inner.cfg.max_recovery_points;
-            let all: Vec<&Point> = e.points().iter().chain(std::iter::once(p)).collect();
+            let all: Vec<&SnapshotEntry> = e.snapshots().iter().chain(std::iter::once(s)).collect();
             let skip = all.len().saturating_sub(keep);
             record(&e.state, e.ttl_ms(), &mut all.into_iter().skip(skip))
         }
@@ -341,12 +350,12 @@ fn reconcile(
     if reserved.slot {
         inner.release_slot();
     }
-    if let Some(point) = reserved.point
+    if let Some(snapshot_id) = reserved.snapshot_id
         && !found
             .as_ref()
-            .is_some_and(|r| r.points.iter().any(|p| p.id == point))
+            .is_some_and(|r| r.snapshots.iter().any(|s| s.id == snapshot_id))
     {
-        inner.next_snapshot.give_back(point);
+        inner.next_snapshot.give_back(snapshot_id);
     }
     // The revision tells a state apart from another of the same version (a
     // context deleted and created again).
@@ -357,7 +366,7 @@ fn reconcile(
             inner.cover_revision(record.state.revision);
             if before == Some((version, record.state.revision)) {
                 if let Some(e) = map.get_mut(id) {
-                    e.set_points(points_of(&record));
+                    e.set_snapshots(snapshots_of(&record));
                 }
                 return;
             }
