@@ -18,6 +18,8 @@ cargo clippy -p contextkit-core -p contextkit-wasm --target wasm32-unknown-unkno
 # The npm package's JavaScript (wasm/npm): formatting and lints, as cargo fmt
 # and clippy for Rust (biome, pinned in js-tests; configuration in biome.json).
 js-tests/node_modules/.bin/biome check .
+# The wasm binding stays a thin layer over the core (wasm/npm/HACKING.md).
+node scripts/binding-lines.mjs
 
 step "native tests: unit, doc, conformance on four executors, contention, cancellation, model, linearizability"
 cargo test --workspace
