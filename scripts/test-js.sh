@@ -63,7 +63,7 @@ step "shared mode over Redis: managers, Node processes, and Node with Rust proce
 cargo build -q -p contextkit --features redis --example shared_worker
 node --test js-tests/shared/redis.test.mjs
 
-step "packed tarball: require, import, tsc --strict; runtime exports against index.d.ts and index.d.mts"
+step "packed tarball: require, import, tsc --strict; runtime exports of each entry point against its declarations (index.d.ts, index.d.mts, browser.d.mts)"
 node --test js-tests/packaging/*.test.mjs
 
 step "headless Chromium (playwright-core)"

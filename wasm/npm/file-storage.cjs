@@ -1,5 +1,5 @@
 'use strict';
-// FileStorage: a ContextStorage in a directory, for Node (see index.d.ts).
+// FileStorage: a ContextStorage in a directory, for Node (see node-only.d.cts).
 // The directory's format is the Rust crate's FileStorage's, documented at the
 // top of native/src/file.rs: a directory written by either opens in the
 // other. Its lock is file-lock.cjs (the protocol of native/src/file/lock.rs).

@@ -1,5 +1,5 @@
 'use strict';
-// RedisBackend: shared mode over Redis for Node (see index.d.ts), on the
+// RedisBackend: shared mode over Redis for Node (see node-only.d.cts), on the
 // `redis` npm package (node-redis), an optional peer dependency.
 //
 // It runs the same Redis library as the Rust crate (contextkit.lua, shipped

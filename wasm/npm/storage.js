@@ -1,7 +1,7 @@
 // Storages for ContextManager.open that work everywhere: MemoryStorage, and
 // IndexedDBStorage where the host has IndexedDB (browsers). The Node-only
 // FileStorage is in file-storage.cjs. Each implements ContextStorage (see
-// index.d.ts): async get/put/delete/list of string keys and JSON-text values,
+// common.d.cts): async get/put/delete/list of string keys and JSON-text values,
 // operations on one key taking effect in call order, plus entries() for the
 // bulk read at open.
 //
