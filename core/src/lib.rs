@@ -68,6 +68,8 @@ pub use shared::client;
 pub use shared::{Committed, EventFeed, Joined, SharedBackend, Write, WriteReply, wire};
 pub use state::{ContextState, CreateOptions, ManagerConfig, Snapshot, Stats, UpdateOptions};
 pub use state_cache::StateCache;
+#[allow(deprecated)]
+pub use storage::PointRecord;
 pub use storage::{
     Loaded, LoadedText, MaybeSend, MaybeSync, MemoryStorage, Meta, ParseText, Record,
     SnapshotRecord, Storage, StorageFuture, TextStorage, TextStore, metadata_from_value,

@@ -10,16 +10,25 @@
 //! `Weak` to it, which keeps that address from being reused while the entry
 //! exists: an entry can only ever match the state it was made for. Entries of
 //! states that were replaced or deleted are never matched again and go first.
-//! Each entry is charged the bytes its maker says it takes plus
-//! [`StateCache::ENTRY_BYTES`]; when the total passes the budget, entries go
-//! in insertion order, except that one read since the last pass earns an
-//! entry one more round (the "clock" policy).
+//! Each entry is charged the bytes its maker says it takes plus a fixed 128
+//! (about what an entry itself takes in wasm32: the map and queue slots and
+//! the state's allocation its `Weak` keeps; natively that allocation alone
+//! is larger, so count it in what you charge); when the total passes the
+//! budget, entries go in insertion order, except that one read since the
+//! last pass earns an entry one more round (the "clock" policy).
+//!
+//! `T`'s `clone` (on a hit) and `drop` (on eviction) run under the cache's
+//! lock: they must not use the cache.
 
 use crate::ContextState;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Weak};
+
+/// What an entry is charged besides the bytes given to `put`.
+const ENTRY_BYTES: usize = 128;
 
 struct Entry<T> {
     /// Keeps the key's address from being reused (never upgraded).
@@ -61,6 +70,15 @@ pub struct StateCache<T> {
     entries: Arc<Mutex<Entries<T>>>,
 }
 
+impl<T> fmt::Debug for StateCache<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateCache")
+            .field("budget", &self.budget)
+            .field("bytes", &self.bytes())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Clone for StateCache<T> {
     fn clone(&self) -> Self {
         Self {
@@ -74,11 +92,7 @@ fn key(state: &Arc<ContextState>) -> usize {
     Arc::as_ptr(state) as usize
 }
 
-impl<T: Clone> StateCache<T> {
-    /// What an entry costs besides the bytes given to [`put`](Self::put)
-    /// (its own fields, the `Weak`'s allocation, the map slot).
-    pub const ENTRY_BYTES: usize = 128;
-
+impl<T> StateCache<T> {
     /// An empty cache holding at most `budget` bytes (0: holds nothing).
     pub fn new(budget: usize) -> Self {
         Self {
@@ -96,23 +110,34 @@ impl<T: Clone> StateCache<T> {
         self.budget > 0
     }
 
+    /// The bytes charged for the entries kept.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries<T>> {
+        // What a panic interrupted is at worst a charge off by one entry.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T: Clone> StateCache<T> {
     /// The value kept for `state`, if there is one.
     pub fn get(&self, state: &Arc<ContextState>) -> Option<T> {
-        let mut entries = self.entries.lock().ok()?;
+        let mut entries = self.lock();
         let entry = entries.map.get_mut(&key(state))?;
         entry.read = true;
         Some(entry.value.clone())
     }
 
-    /// Keeps `value`, made from `state` and taking `bytes`, evicting as needed.
+    /// Keeps `value`, made from `state` and taking `bytes`, evicting as
+    /// needed; a value over the whole budget is not kept.
     pub fn put(&self, state: &Arc<ContextState>, value: T, bytes: usize) {
-        let bytes = bytes.saturating_add(Self::ENTRY_BYTES);
+        let bytes = bytes.saturating_add(ENTRY_BYTES);
         if bytes > self.budget {
             return;
         }
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
+        let mut entries = self.lock();
         let entries = &mut *entries;
         while entries.bytes + bytes > self.budget {
             let Some(old) = entries.order.pop_front() else {
@@ -144,11 +169,6 @@ impl<T: Clone> StateCache<T> {
         }
         entries.bytes += bytes;
     }
-
-    /// The bytes charged for the entries kept.
-    pub fn bytes(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.bytes)
-    }
 }
 
 #[cfg(test)]
@@ -168,7 +188,7 @@ mod tests {
         })
     }
 
-    const E: usize = StateCache::<u32>::ENTRY_BYTES;
+    const E: usize = ENTRY_BYTES;
 
     #[test]
     fn a_value_is_found_only_for_the_state_it_was_made_from() {

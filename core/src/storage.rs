@@ -63,6 +63,10 @@ pub struct Record {
     pub next_snapshot_id: u64,
 }
 
+/// The earlier name of [`SnapshotRecord`].
+#[deprecated(note = "renamed to SnapshotRecord")]
+pub type PointRecord = SnapshotRecord;
+
 /// A stored recovery point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -354,7 +354,7 @@ export function makeSnapshot(id, contextId, version, createdAtMs, data) {
 }
 
 // Calls into a storage object given to ContextManager.open (see ContextStorage
-// in index.d.ts). Whatever the object does, these return a Promise that
+// in common.d.cts). Whatever the object does, these return a Promise that
 // resolves to a checked value or rejects with a message string naming the
 // call: the wasm side turns the message into a STORAGE ContextError.
 

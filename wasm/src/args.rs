@@ -113,11 +113,12 @@ impl<'a> Options<'a> {
     }
 
     /// The value of `key` if given, read by `read`, else `INVALID_ARGUMENT`
-    /// "<what>.<key> must be <expected>".
+    /// "<what>.<key> must be <expected>, got <what `shown` says of it>".
     fn given<T>(
         &self,
         key: &str,
         expected: impl FnOnce() -> String,
+        shown: fn(&JsValue) -> String,
         read: impl FnOnce(&JsValue) -> Option<T>,
     ) -> Result<Option<T>, ContextError> {
         let v = self.get(key)?;
@@ -130,32 +131,37 @@ impl<'a> Options<'a> {
                 "{}.{key} must be {}, got {}",
                 self.what,
                 expected(),
-                describe(&v)
+                shown(&v)
             ))),
         }
     }
 
     fn int(&self, key: &str, min: u64) -> Result<Option<u64>, ContextError> {
         let expected = || format!("an integer from {min} to {MAX_SAFE}");
-        self.given(key, expected, |v| int_value(v, min))
+        self.given(key, expected, describe, |v| int_value(v, min))
     }
 
     /// `Some(None)` for `null`.
     fn int_or_null(&self, key: &str, min: u64) -> Result<Option<Option<u64>>, ContextError> {
-        let expected = || format!("an integer from {min} to {MAX_SAFE} or null");
-        self.given(key, expected, |v| match v.is_null() {
+        let expected = || format!("an integer from {min} to {MAX_SAFE}");
+        self.given(key, expected, describe, |v| match v.is_null() {
             true => Some(None),
             false => int_value(v, min).map(Some),
         })
     }
 
     fn bool(&self, key: &str) -> Result<Option<bool>, ContextError> {
-        self.given(key, || "a boolean".into(), JsValue::as_bool)
+        self.given(key, || "a boolean".into(), kind, JsValue::as_bool)
     }
 
+    /// "must be 'a', 'b' or 'c'".
     fn one_of(&self, key: &str, all: &[&str]) -> Result<Option<usize>, ContextError> {
-        let expected = || format!("one of '{}'", all.join("', '"));
-        self.given(key, expected, |v| {
+        let expected = || match all.split_last() {
+            Some((last, [])) => format!("'{last}'"),
+            Some((last, rest)) => format!("'{}' or '{last}'", rest.join("', '")),
+            None => "nothing".into(),
+        };
+        self.given(key, expected, kind, |v| {
             let s = v.as_string()?;
             all.iter().position(|n| *n == s)
         })
@@ -400,11 +406,9 @@ pub(crate) fn shared_backend(
             ))),
         }
     };
-    Ok(contextkit_core::client::ClientConfig {
-        namespace,
-        timeout_ms: option("timeoutMs", 2_000, 86_400_000)?,
-        operation_ttl_ms: option("operationTtlMs", 60_000, 1 << 45)?,
-        event_retention: option("eventRetention", 100_000, 1 << 40)?,
-        parse_json,
-    })
+    let mut cfg = contextkit_core::client::ClientConfig::new(namespace, parse_json);
+    cfg.timeout_ms = option("timeoutMs", cfg.timeout_ms, 86_400_000)?;
+    cfg.operation_ttl_ms = option("operationTtlMs", cfg.operation_ttl_ms, 1 << 45)?;
+    cfg.event_retention = option("eventRetention", cfg.event_retention, 1 << 40)?;
+    Ok(cfg)
 }

@@ -70,5 +70,7 @@ pub(crate) fn invalid(msg: impl Into<String>) -> ContextError {
 /// A short description of a JavaScript value's type for messages ("an
 /// array", "a string", "NaN"), by support.js `kindOf`, as its own messages.
 pub(crate) fn kind(v: &JsValue) -> String {
-    crate::convert::with_support(|s| s.kind_of(v)).unwrap_or_default()
+    // Before the entry point registered support.js, only `typeof`.
+    crate::convert::with_support(|s| s.kind_of(v))
+        .unwrap_or_else(|| format!("a {}", v.js_typeof().as_string().unwrap_or_default()))
 }

@@ -3,7 +3,7 @@
 //!
 //! The object has async `get(key)`, `put(key, value)`, `delete(key)` and
 //! `list()`, and optionally `entries()` for a bulk read at open (see
-//! `ContextStorage` in wasm/npm/index.d.ts). Values are JSON text in the
+//! `ContextStorage` in wasm/npm/common.d.cts). Values are JSON text in the
 //! core's layout ([`TextStorage`]: key `"c/" + id` holds a context's record,
 //! key `"meta"` the manager's meta; other keys are left alone, so a storage
 //! may be shared); this file only moves the text.

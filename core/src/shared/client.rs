@@ -63,7 +63,7 @@ impl Outcome {
 /// ```
 /// use contextkit_core::client::{ClientConfig, Outcome, SharedClient, Transport};
 /// use contextkit_core::wire::Wire;
-/// use contextkit_core::{ContextError, ContextManager, ManagerConfig, StorageFuture};
+/// use contextkit_core::{ContextError, ContextManager, MAX_DEPTH, ManagerConfig, StorageFuture};
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::time::Duration;
 ///
@@ -84,13 +84,10 @@ impl Outcome {
 ///     fn close(&self) { CLOSED.store(true, Ordering::SeqCst) }
 /// }
 ///
-/// let settings = ClientConfig {
-///     namespace: "app".into(),
-///     timeout_ms: 2_000,
-///     operation_ttl_ms: 60_000,
-///     event_retention: 100_000,
-///     parse_json: |text| serde_json::from_str(text).map_err(|e| e.to_string()),
-/// };
+/// // Data and metadata as the front-end reads JSON: exactly, and as deep as
+/// // a manager accepts (serde_json's default stops at 128 levels).
+/// let parse = |text: &str| contextkit_json::parse(text, MAX_DEPTH + 1, false).map_err(|e| e.to_string());
+/// let settings = ClientConfig::new("app", parse);
 /// let client = SharedClient::new(Down, settings);
 /// let builder = ContextManager::builder(ManagerConfig::default());
 /// let err = futures::executor::block_on(builder.connect(client)).unwrap_err();
@@ -99,7 +96,8 @@ impl Outcome {
 /// ```
 pub trait Transport: MaybeSend + MaybeSync + 'static {
     /// Connects to the store (and loads the library where it is not yet);
-    /// called once, before anything else.
+    /// called once, when a manager joins, before any other call to the
+    /// store ([`fill_random`](Self::fill_random) may come first).
     fn open(&self) -> StorageFuture<'_, ()>;
     /// Calls the library's function `function` with `keys` and `args`:
     /// [`Outcome::Replied`] with its reply, [`Outcome::Unknown`] when no
@@ -117,18 +115,21 @@ pub trait Transport: MaybeSend + MaybeSync + 'static {
     /// Up to `count` events after revision `after`, each as `[revision,
     /// type, id, version]`, waiting up to `wait_ms` when there is none yet.
     fn events(&self, after: u64, count: usize, wait_ms: u64) -> StorageFuture<'_, Wire>;
-    /// Resolves after `duration`.
+    /// Resolves after `duration` (an error is taken as the end of the wait).
     fn sleep(&self, duration: Duration) -> StorageFuture<'_, ()>;
     /// Fills `bytes` with random bytes.
     fn fill_random(&self, bytes: &mut [u8]);
     /// Runs `task` on its own until it ends (the event reader).
     fn spawn(&self, task: StorageFuture<'static, ()>);
-    /// Disconnects: called once the client and its reader are gone.
+    /// Disconnects: called once, when the client and its reader are gone,
+    /// also if [`open`](Self::open) was never called or failed.
     fn close(&self);
 }
 
-/// The settings of a [`SharedClient`].
+/// The settings of a [`SharedClient`]: [`new`](Self::new), then change the
+/// fields you need.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The namespace the transport reaches (for messages).
     pub namespace: String,
@@ -141,6 +142,20 @@ pub struct ClientConfig {
     pub event_retention: u64,
     /// How the front-end reads the JSON text of data and metadata.
     pub parse_json: ParseJson,
+}
+
+impl ClientConfig {
+    /// `namespace` with the defaults of the Redis backends: a 2 s timeout,
+    /// replies kept 60 s, about 100,000 events.
+    pub fn new(namespace: impl Into<String>, parse_json: ParseJson) -> Self {
+        Self {
+            namespace: namespace.into(),
+            timeout_ms: 2_000,
+            operation_ttl_ms: 60_000,
+            event_retention: 100_000,
+            parse_json,
+        }
+    }
 }
 
 /// A [`SharedBackend`] over a [`Transport`]; connect a manager with it:
@@ -220,7 +235,8 @@ impl<T: Transport> Inner<T> {
     /// time, and at least twice the call's timeout plus the settling time.
     fn reply_ttl_ms(&self) -> u64 {
         let c = &self.config;
-        c.operation_ttl_ms.max(c.timeout_ms * 2 + SETTLE_MS)
+        c.operation_ttl_ms
+            .max(c.timeout_ms.saturating_mul(2).saturating_add(SETTLE_MS))
     }
 
     async fn join(&self, config: &ManagerConfig) -> Result<Joined> {

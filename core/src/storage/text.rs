@@ -25,6 +25,14 @@ const RECORD_NESTING: usize = 4;
 /// Reads stored JSON text into a value, nested at most `max_depth` levels
 /// (`[]` is one). The error continues a sentence naming the value ("stored
 /// value of 'meta' …"), e.g. `is not valid JSON: … at line 1 column 9`.
+///
+/// The parser must read every value up to `max_depth` levels (data as deep
+/// as the manager accepts, inside a record: [`MAX_DEPTH`](crate::MAX_DEPTH)
+/// plus four) and numbers exactly: a context it cannot read back is
+/// reported as a problem at the next open and not loaded. serde_json's
+/// default recursion limit (128) is too low; contextkit-json's parser, or
+/// serde_json with `unbounded_depth` after a [`json_depth`](crate::json_depth)
+/// check, will do.
 pub type ParseText = fn(text: &str, max_depth: usize) -> std::result::Result<Value, String>;
 
 /// What [`TextStore::load`] found.
@@ -48,7 +56,10 @@ pub trait TextStore: MaybeSend + MaybeSync + fmt::Debug + 'static {
     fn load(&self) -> StorageFuture<'_, LoadedText>;
     /// The text stored under `key`, if any.
     fn get(&self, key: &str) -> StorageFuture<'_, Option<String>>;
-    /// Stores `text` under `key`, replacing what it held atomically.
+    /// Stores `text` under `key`, replacing what it held atomically. (The
+    /// meta's `put` is issued under a lock of the `TextStorage`, so that
+    /// metas reach the store in order: issuing must not wait for, or call
+    /// back into, the storage.)
     fn put(&self, key: &str, text: String) -> StorageFuture<'_, ()>;
     /// Removes `key`; removing an absent key is not an error.
     fn delete(&self, key: &str) -> StorageFuture<'_, ()>;
@@ -84,8 +95,8 @@ pub trait TextStore: MaybeSend + MaybeSync + fmt::Debug + 'static {
 ///     }
 /// }
 ///
-/// fn parse(text: &str, _max_depth: usize) -> Result<Value, String> {
-///     serde_json::from_str(text).map_err(|e| format!("is not valid JSON: {e}"))
+/// fn parse(text: &str, max_depth: usize) -> Result<Value, String> {
+///     contextkit_json::parse(text, max_depth, false).map_err(|e| e.to_string())
 /// }
 ///
 /// # futures::executor::block_on(async {

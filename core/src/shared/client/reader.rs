@@ -51,7 +51,7 @@ pub(super) async fn read_events<T: Transport>(s: &Inner<T>, feed: &EventFeed) {
             feed.lost(wire::lost_message(&s.config.namespace));
             return;
         }
-        if rev + 1 < next {
+        if rev.saturating_add(1) < next {
             feed.lost(format!(
                 "namespace '{}' went back to revision {rev} after this manager saw {}: the store lost acknowledged writes",
                 s.config.namespace,

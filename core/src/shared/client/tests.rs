@@ -147,13 +147,11 @@ fn parse(text: &str) -> std::result::Result<serde_json::Value, String> {
 
 /// Timeout 100 ms, so a write's reply is kept 2 × 100 + 500 ms.
 fn settings() -> ClientConfig {
-    ClientConfig {
-        namespace: "ns".into(),
-        timeout_ms: 100,
-        operation_ttl_ms: 100,
-        event_retention: 10,
-        parse_json: parse,
-    }
+    let mut cfg = ClientConfig::new("ns", parse);
+    cfg.timeout_ms = 100;
+    cfg.operation_ttl_ms = 100;
+    cfg.event_retention = 10;
+    cfg
 }
 
 /// A manager on `fake` (its reader is not running).
@@ -301,8 +299,13 @@ fn backoff_waits_less_than_its_bound() {
     for attempt in 1..=10 {
         block_on(client.backoff(attempt)).unwrap();
     }
+    let sleeps = fake.script().sleeps.clone();
+    assert_eq!(sleeps.len(), 10, "every attempt waits");
     let bounds = (1..=10_u32).map(|a| Duration::from_micros(400 << (a - 1).min(7)));
-    for (wait, bound) in fake.script().sleeps.iter().zip(bounds) {
+    for (wait, bound) in sleeps.iter().zip(bounds) {
         assert!(*wait < bound, "{wait:?} of {bound:?}");
     }
+    // The bound grows: later attempts may wait longer than the first could.
+    let first = Duration::from_micros(400);
+    assert!(sleeps[7..].iter().any(|w| *w >= first), "{sleeps:?}");
 }
