@@ -9,7 +9,8 @@
 //   node ab.mjs ... --smoke                       a few operations (no timing claims)
 //
 // Payloads are those of bench.mjs (10 fields of 8 characters, 10 fields of
-// 1,000), and 10 fields of 1,000 characters of prose with line breaks.
+// 1,000), 10 fields of 1,000 characters of prose with line breaks, and 10
+// fields of 100 doubles.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { PAYLOADS } from './payloads.mjs';
@@ -27,7 +28,7 @@ const require = createRequire(import.meta.url);
 /** Contexts present before updates are measured. */
 const CONTEXTS = smoke ? 20 : 1_000;
 /** Operations per block, per payload. */
-const BLOCK = smoke ? { small: 10, large: 2, lines: 2 } : { small: 2_000, large: 300, lines: 300 };
+const BLOCK = smoke ? { small: 10, large: 2, lines: 2, doubles: 2 } : { small: 2_000, large: 300, lines: 300, doubles: 100 };
 /** Blocks per build and operation after one warm-up block. */
 const ROUNDS = smoke ? 2 : 41;
 
@@ -87,8 +88,10 @@ async function measure(size) {
     }
   }
   const [a, b] = runs;
-  const check = (await b.m.getContext(b.ids[0])).data;
-  if (check.field0 !== data.field0 && check.field0 !== other.field0) throw new Error('B read back other data');
+  for (const run of runs) {
+    const got = JSON.stringify((await run.m.getContext(run.ids[0])).data);
+    if (got !== JSON.stringify(data) && got !== JSON.stringify(other)) throw new Error(`${run.build.name} read back other data`);
+  }
   for (const run of runs) run.m.free();
   return ['create', 'update'].map((op) => {
     const ratios = a[op].map((t, i) => b[op][i] / t);

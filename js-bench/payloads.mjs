@@ -27,9 +27,23 @@ function lines(salt) {
   return o;
 }
 
-/** 10 fields of 8 characters, of 1,000 (10 KB), and of 1,000 with line breaks. */
+/** 10 fields of 100 doubles each, as measurements have them (15 to 17 significant digits). */
+function doubles(salt) {
+  const o = {};
+  let x = salt + 1;
+  for (let i = 0; i < 10; i++) {
+    o[`field${i}`] = Array.from({ length: 100 }, () => {
+      x = (x * 48271) % 2147483647;
+      return (x / 2147483647) * 10 ** ((x % 7) - 2);
+    });
+  }
+  return o;
+}
+
+/** 10 fields of 8 characters, of 1,000 (10 KB), of 1,000 with line breaks, and of 100 doubles. */
 export const PAYLOADS = {
   small: { name: '10 fields', make: (salt) => payload(8, salt) },
   large: { name: '10 KB', make: (salt) => payload(1_000, salt) },
   lines: { name: '10 KB of lines', make: lines },
+  doubles: { name: '1,000 doubles', make: doubles },
 };
