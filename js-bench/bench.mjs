@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Keyv from 'keyv';
+import { PAYLOADS } from './payloads.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const smoke = process.argv.includes('--smoke') || !!process.env.CONTEXTKIT_BENCH_SMOKE;
@@ -26,20 +27,6 @@ const CONTEXTS = smoke ? 50 : 1_000;
 const ITERS = smoke ? { small: 20, large: 5 } : { small: 50_000, large: 5_000 };
 /** Timed rounds after one warm-up round; the median round is reported. */
 const ROUNDS = smoke ? 1 : 7;
-
-/** 10 string fields: 8 characters each (small) or 1,000 each (10 KB). */
-function payload(fieldLen, salt) {
-  const o = {};
-  for (let i = 0; i < 10; i++) {
-    o[`field${i}`] = String.fromCharCode(97 + ((i + salt) % 26)).repeat(fieldLen);
-  }
-  return o;
-}
-
-const PAYLOADS = {
-  small: { name: '10 fields', make: (salt) => payload(8, salt) },
-  large: { name: '10 KB', make: (salt) => payload(1_000, salt) },
-};
 
 /** contextkit behind the bench's interface; `readCacheBytes` 0 turns its read cache off. */
 function contextkit(name, readCacheBytes) {

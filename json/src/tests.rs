@@ -39,15 +39,46 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 /// Asserts that the parser and serde_json agree on `text`: both refuse it,
-/// or both read the same value.
+/// or both read the same value; and that with raw control characters
+/// allowed it reads `text` as serde_json reads it with those escaped.
 fn agree(text: &str) {
-    let ours = parse(text, DEPTH, false);
-    let theirs = serde_json::from_str::<Value>(text);
-    match (&ours, &theirs) {
+    judge(text, &parse(text, DEPTH, false), text);
+    let escaped = escape_raw_controls(text);
+    judge(text, &parse(text, DEPTH, true), &escaped);
+}
+
+/// Asserts that `ours`, read from `text`, is what serde_json makes of `reference`.
+fn judge(text: &str, ours: &Result<Value, Error>, reference: &str) {
+    let theirs = serde_json::from_str::<Value>(reference);
+    match (ours, &theirs) {
         (Ok(a), Ok(b)) => assert!(same(a, b), "{text:?}: {a} != {b}"),
         (Err(_), Err(_)) => {}
-        _ => panic!("{text:?}: ours {ours:?}, serde_json {theirs:?}"),
+        _ => panic!("{text:?}: ours {ours:?}, serde_json {theirs:?} of {reference:?}"),
     }
+}
+
+/// `text` with each control character inside a string written as `\u00XX`:
+/// the JSON a text with raw control characters stands for. Strings are
+/// found as a reader finds them: a quote outside one opens it, inside one
+/// closes it, and a backslash inside one takes the next character along.
+fn escape_raw_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut inside, mut after_backslash) = (false, false);
+    for c in text.chars() {
+        if inside && !after_backslash && c < ' ' {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            continue;
+        }
+        out.push(c);
+        if after_backslash {
+            after_backslash = false;
+        } else if inside && c == '\\' {
+            after_backslash = true;
+        } else if c == '"' {
+            inside = !inside;
+        }
+    }
+    out
 }
 
 fn f64_of(text: &str) -> f64 {
@@ -249,6 +280,35 @@ fn random_values_round_trip() {
             assert!(same(&got, &value), "{text}");
             agree(&text);
         }
+        let text = raw_text(&value);
+        let got = parse(&text, DEPTH, true).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert!(same(&got, &value), "{text:?}");
+        agree(&text);
+    }
+}
+
+/// `value` as `toJson` (wasm/npm/support.js) writes data with long strings:
+/// a string without `"` and `\` as it is between quotes, control characters
+/// and all; other strings, and the rest, as serde_json writes them.
+fn raw_text(value: &Value) -> String {
+    let quote = |s: &str| {
+        if s.contains(['"', '\\']) {
+            Value::from(s).to_string()
+        } else {
+            format!("\"{s}\"")
+        }
+    };
+    let join = |items: Vec<String>| items.join(",");
+    match value {
+        Value::String(s) => quote(s),
+        Value::Array(items) => format!("[{}]", join(items.iter().map(raw_text).collect())),
+        Value::Object(map) => {
+            let members = map
+                .iter()
+                .map(|(k, v)| format!("{}:{}", quote(k), raw_text(v)));
+            format!("{{{}}}", join(members.collect()))
+        }
+        other => other.to_string(),
     }
 }
 
@@ -383,7 +443,7 @@ fn invalid_texts_are_refused_like_serde_json() {
 
 #[test]
 fn random_bytes_are_judged_like_serde_json() {
-    const ALPHABET: &[u8] = b"[]{},:\"\\ 0123456789.eE+-tfnrulsaxu\n\t";
+    const ALPHABET: &[u8] = b"[]{},:\"\\ 0123456789.eE+-tfnrulsaxu\n\t\x00\x01\x1f";
     let mut rng = Rng(3);
     for _ in 0..200_000 {
         let len = rng.below(16) as usize;
@@ -442,18 +502,46 @@ fn nesting_is_limited_without_recursion() {
 
 #[test]
 fn raw_control_characters_only_inside_strings_and_only_when_allowed() {
-    let raw = "{\"a\u{1}\":\"line\nbreak\ttab\u{1f}\",\"b\":[\"\u{0}\"]}";
-    let escaped = "{\"a\\u0001\":\"line\\nbreak\\ttab\\u001f\",\"b\":[\"\\u0000\"]}";
-    assert!(parse(raw, DEPTH, false).is_err());
-    let want = parse(escaped, DEPTH, false).unwrap();
-    assert_eq!(parse(raw, DEPTH, true).unwrap(), want);
+    let long = "x".repeat(100);
+    for code in 0..0x20_u32 {
+        let c = char::from_u32(code).unwrap();
+        let e = format!("\\u{code:04x}");
+        // In a key, in a short value, and after runs longer than the scan's
+        // eight-byte steps, next to an escape.
+        for (raw, escaped) in [
+            (
+                format!(r#"{{"k{c}":"{c}"}}"#),
+                format!(r#"{{"k{e}":"{e}"}}"#),
+            ),
+            (
+                format!(r#"["{long}{c}{long}\n{c}{c}"]"#),
+                format!(r#"["{long}{e}{long}\n{e}{e}"]"#),
+            ),
+        ] {
+            assert!(parse(&raw, DEPTH, false).is_err(), "{raw:?}");
+            let want = parse(&escaped, DEPTH, false).unwrap();
+            assert_eq!(parse(&raw, DEPTH, true).unwrap(), want, "{raw:?}");
+            agree(&raw);
+        }
+        // Outside strings only JSON's whitespace may stand, in either mode.
+        let outside = format!("[1,{c}2]");
+        let whitespace = matches!(c, '\t' | '\n' | '\r');
+        for raw_controls in [false, true] {
+            let accepted = parse(&outside, DEPTH, raw_controls).is_ok();
+            assert_eq!(accepted, whitespace, "{outside:?}");
+        }
+        // An escape is a backslash and a letter, never a control character.
+        assert!(parse(&format!("\"\\{c}\""), DEPTH, true).is_err());
+    }
     for outside in ["[1,\u{1}2]", "\u{0}{}", "{\"a\":1}\u{1}", "\"a\"\u{b}"] {
         assert!(parse(outside, DEPTH, true).is_err(), "{outside:?}");
     }
-    let long = format!("\"{}\u{1}{}\\n\"", "x".repeat(100), "y".repeat(100));
     assert_eq!(
-        parse(&long, DEPTH, true).unwrap(),
-        json!(format!("{}\u{1}{}\n", "x".repeat(100), "y".repeat(100)))
+        parse(&format!("\"{long}\u{1}\""), DEPTH, false)
+            .unwrap_err()
+            .to_string(),
+        "is not valid JSON: control character (\\u0000-\\u001F) found while parsing a string \
+         at line 1 column 102"
     );
 }
 
