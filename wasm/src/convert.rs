@@ -8,7 +8,7 @@
 //! text with a plain copy. Anything else (functions, symbols, BigInt, NaN, ±Infinity, class
 //! instances, cycles, throwing getters and proxies) is `INVALID_ARGUMENT`
 //! naming the offending path. The text is written into wasm memory by the
-//! host's `TextEncoder` and parsed by the exact parser of `json.rs`, which
+//! host's `TextEncoder` and parsed by the exact parser of contextkit-json, which
 //! again refuses nesting past the limit. Strings in that text may hold
 //! control characters unescaped (for data with long strings, `toJson` leaves
 //! strings without `"` and `\` as they are), which that parser is told to allow.
