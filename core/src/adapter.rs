@@ -536,7 +536,9 @@ impl ContextAdapter {
             .trackers
             .read(|m| m.get(id).filter(|t| !t.is_released()).cloned())
             .await
-            .ok_or_else(|| ContextError::NotActive(format!(" for '{id}'")))?;
+            .ok_or_else(|| ContextError::NotActive {
+                id: Some(id.to_owned()),
+            })?;
         tracker.deactivate_context().await?;
         // Released trackers are ignored everywhere, so this only frees memory early.
         shared

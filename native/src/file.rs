@@ -125,7 +125,7 @@ impl fmt::Debug for FileStorage {
 }
 
 fn storage_error(what: &str, path: &Path, e: impl fmt::Display) -> ContextError {
-    ContextError::Storage(format!("{what} {}: {e}", path.display()))
+    ContextError::storage(format!("{what} {}: {e}", path.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -326,7 +326,7 @@ impl FileStorage {
         Box::pin(async move {
             queued?;
             rx.await
-                .map_err(|_| ContextError::Storage("file storage worker stopped".into()))?
+                .map_err(|_| ContextError::storage("file storage worker stopped"))?
         })
     }
 }

@@ -34,7 +34,9 @@ pub(crate) fn to_js(err: &ContextError) -> JsValue {
 /// "context id must be a string, got a number", not "invalid argument: …".
 fn message(err: &ContextError) -> String {
     match err {
-        ContextError::InvalidArgument(msg) | ContextError::Storage(msg) => msg.clone(),
+        ContextError::InvalidArgument(msg) | ContextError::Storage { message: msg, .. } => {
+            msg.clone()
+        }
         ContextError::CapacityExceeded { what, limit } => {
             format!("too many {what}: the limit is {limit}")
         }

@@ -124,7 +124,7 @@ impl Workers {
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
         queues[worker].send(job).map_err(|_| {
             self.shared.finished_one();
-            ContextError::Storage("file storage worker stopped".into())
+            ContextError::storage("file storage worker stopped")
         })
     }
 

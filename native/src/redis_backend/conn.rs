@@ -108,7 +108,7 @@ pub(crate) fn missing_library(e: &RedisError) -> bool {
 }
 
 pub(crate) fn storage(what: &str, e: &RedisError) -> ContextError {
-    ContextError::Storage(format!("redis {what}: {e}"))
+    ContextError::storage(format!("redis {what}: {e}"))
 }
 
 /// Loads the library unless the server has this version already.
@@ -157,7 +157,7 @@ impl Failure {
     pub(crate) fn into_error(self, what: &str, timeout: Duration) -> ContextError {
         match self {
             Failure::Refused(e) => storage(what, &e),
-            Failure::NoAnswer(last) => ContextError::Storage(format!(
+            Failure::NoAnswer(last) => ContextError::storage(format!(
                 "redis {what}: no answer within {} ms{}",
                 timeout.as_millis(),
                 last.map(|e| format!(" (last error: {e})"))

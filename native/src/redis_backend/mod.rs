@@ -193,7 +193,7 @@ impl RedisBackend {
         self.conn
             .get()
             .cloned()
-            .ok_or_else(|| ContextError::Storage("the redis backend is not connected".into()))
+            .ok_or_else(|| ContextError::storage("the redis backend is not connected"))
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -407,7 +407,7 @@ impl RedisBackend {
             .arg(self.reply_ttl_ms());
         match call(conn, &cmd, SETTLE_TIME.min(s.timeout)).await {
             Ok(reply) => Ok(reply),
-            Err(_) => Err(ContextError::Storage(format!(
+            Err(_) => Err(ContextError::storage(format!(
                 "redis ck2_write: no answer within {} ms, outcome unknown (the write may have been applied){}",
                 s.timeout.as_millis(),
                 last.map(|e| format!("; last error: {e}"))
