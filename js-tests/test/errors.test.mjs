@@ -67,3 +67,24 @@ test('NOT_ACTIVE carries the id an adapter call named; UNSYNCED_CHANGES the acti
   await failsWith(adapter.deactivateContext('b'), { code: 'UNSYNCED_CHANGES', id: 'b' }, "context 'b' has unsynced changes");
   m.free();
 });
+
+test('a config the core would refuse is refused naming the JavaScript option', async () => {
+  const m = new ContextManager();
+  const bad = [
+    [() => new ContextManager({ maxContexts: 0 }), 'maxContexts'],
+    [() => new ContextManager({ maxIdBytes: 0 }), 'maxIdBytes'],
+    [() => new ContextManager({ maxDataBytes: 1 }), 'maxDataBytes'],
+    [() => new ContextManager({ defaultTtlMs: 0 }), 'defaultTtlMs'],
+    [() => new ContextAdapter(m, { maxContexts: 0 }), 'maxContexts'],
+    [() => new ContextAdapter(m, { maxActiveContexts: 0 }), 'maxActiveContexts'],
+    [() => new ContextAdapter(m, { cleanupIntervalMs: 0 }), 'cleanupIntervalMs'],
+    [() => new ContextAdapter(m, { ttlMs: 0 }), 'ttlMs'],
+    [() => new ContextAdapter(m).updateConfig({ maxActiveContexts: 0 }), 'maxActiveContexts'],
+  ];
+  for (const [call, option] of bad) {
+    const e = await rejectsWith(call, 'INVALID_ARGUMENT');
+    assert.ok(e.message.includes(`.${option} `), e.message);
+    assert.doesNotMatch(e.message, /[a-z]_[a-z]/, 'a Rust field name');
+  }
+  m.free();
+});

@@ -155,3 +155,48 @@ fn not_active_names_the_id_an_adapter_call_gave() {
         );
     });
 }
+
+#[test]
+fn config_messages_name_the_rust_fields() {
+    let refused = |cfg: ManagerConfig| ContextManager::try_new(cfg).err().map(|e| e.to_string());
+    let base = ManagerConfig::default;
+    let cases = [
+        (
+            ManagerConfig {
+                max_contexts: 0,
+                ..base()
+            },
+            "invalid argument: max_contexts must be at least 1",
+        ),
+        (
+            ManagerConfig {
+                max_data_bytes: 1,
+                ..base()
+            },
+            "invalid argument: max_data_bytes must be at least 2 (the size of {})",
+        ),
+    ];
+    for (cfg, message) in cases {
+        assert_eq!(refused(cfg).as_deref(), Some(message));
+    }
+    let adapter = |cfg: AdapterConfig| {
+        let m = ContextManager::new(ManagerConfig::default());
+        ContextAdapter::try_new(m, cfg).err().map(|e| e.to_string())
+    };
+    assert_eq!(
+        adapter(AdapterConfig {
+            max_active_contexts: 0,
+            ..AdapterConfig::default()
+        })
+        .as_deref(),
+        Some("invalid argument: max_active_contexts must be at least 1")
+    );
+    assert_eq!(
+        adapter(AdapterConfig {
+            cleanup_interval_ms: 0,
+            ..AdapterConfig::default()
+        })
+        .as_deref(),
+        Some("invalid argument: cleanup_interval_ms must be at least 1")
+    );
+}
