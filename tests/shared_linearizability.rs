@@ -167,8 +167,7 @@ impl GetThenSet {
             } => {
                 // GET: the version to compare with.
                 let Some(state) = inner.get(&id).await? else {
-                    let what = format!("context '{id}'");
-                    return Ok(refused(ContextError::NotFound { what }));
+                    return Ok(refused(ContextError::not_found(id)));
                 };
                 let stale_version = expected_version.is_some_and(|v| v != state.version);
                 let stale_revision = expected_revision.is_some_and(|r| r != state.revision);

@@ -1326,6 +1326,33 @@ fn a_redis_that_evicts_keys_is_refused() {
     });
 }
 
+/// No server on the port: `STORAGE` at connect, whose source is the Redis
+/// client's error (a refused connection) and whose message says it.
+#[test]
+fn a_refused_connection_is_the_source_of_its_storage_error() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", free.local_addr().unwrap());
+    drop(free);
+    runtime().block_on(async {
+        let backend = RedisBackend::new(&url, "nobody")
+            .unwrap()
+            .timeout(Duration::from_secs(2));
+        let err = ContextManager::builder(ManagerConfig::default())
+            .connect(backend)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "STORAGE");
+        let source = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<redis::RedisError>())
+            .unwrap_or_else(|| panic!("no RedisError as the source of {err:?}"));
+        assert!(source.is_connection_refusal(), "{source:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("storage error: redis connect: {source}")
+        );
+    });
+}
+
 /// Ids and metadata of any text (braces, colons, newlines, emoji) and exact
 /// numbers round-trip through Redis.
 #[test]

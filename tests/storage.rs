@@ -201,7 +201,7 @@ impl Storage for Faulty {
         Box::pin(async move {
             self.pause().await;
             if self.should_fail() {
-                return Err(ContextError::Storage("injected write failure".into()));
+                return Err(ContextError::storage("injected write failure"));
             }
             let (id, version) = (record.state.id.clone(), record.state.version);
             self.inner.put(record).await?;
@@ -219,7 +219,7 @@ impl Storage for Faulty {
         Box::pin(async move {
             self.pause().await;
             if self.should_fail() {
-                return Err(ContextError::Storage("injected delete failure".into()));
+                return Err(ContextError::storage("injected delete failure"));
             }
             self.inner.delete(id).await
         })
@@ -229,7 +229,7 @@ impl Storage for Faulty {
         Box::pin(async move {
             self.pause().await;
             if self.should_fail() {
-                return Err(ContextError::Storage("injected meta failure".into()));
+                return Err(ContextError::storage("injected meta failure"));
             }
             self.inner.put_meta(meta).await
         })
@@ -601,16 +601,14 @@ impl Scripted {
                 }
                 Act::ApplyThenFail => {
                     apply().await?;
-                    Err(ContextError::Storage(
-                        "injected failure after the write".into(),
-                    ))
+                    Err(ContextError::storage("injected failure after the write"))
                 }
-                Act::Fail => Err(ContextError::Storage("injected write failure".into())),
+                Act::Fail => Err(ContextError::storage("injected write failure")),
                 Act::GateThenFail => {
                     while !self.gate.load(Ordering::SeqCst) {
                         YieldNow(false).await;
                     }
-                    Err(ContextError::Storage("injected write failure".into()))
+                    Err(ContextError::storage("injected write failure"))
                 }
             }
         })
@@ -624,7 +622,7 @@ impl Storage for Scripted {
 
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Record>> {
         if self.fail_gets.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(ContextError::Storage("injected read failure".into())) });
+            return Box::pin(async { Err(ContextError::storage("injected read failure")) });
         }
         self.inner.get(id)
     }

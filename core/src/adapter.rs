@@ -53,13 +53,13 @@ impl AdapterConfig {
     fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(ContextError::invalid(m));
         if self.max_contexts == 0 {
-            return bad("maxContexts must be at least 1");
+            return bad("max_contexts must be at least 1");
         }
         if self.max_active_contexts == 0 {
-            return bad("maxActiveContexts must be at least 1");
+            return bad("max_active_contexts must be at least 1");
         }
         if self.cleanup_interval_ms == 0 {
-            return bad("cleanupIntervalMs must be at least 1");
+            return bad("cleanup_interval_ms must be at least 1");
         }
         crate::validate::ttl(self.ttl_ms)
     }
@@ -536,7 +536,9 @@ impl ContextAdapter {
             .trackers
             .read(|m| m.get(id).filter(|t| !t.is_released()).cloned())
             .await
-            .ok_or_else(|| ContextError::NotActive(format!(" for '{id}'")))?;
+            .ok_or_else(|| ContextError::NotActive {
+                id: Some(id.to_owned()),
+            })?;
         tracker.deactivate_context().await?;
         // Released trackers are ignored everywhere, so this only frees memory early.
         shared

@@ -1,5 +1,9 @@
 //! The one error type of contextkit and its stable codes.
 
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+
 /// Shorthand for `Result<T, ContextError>`.
 ///
 /// ```
@@ -19,6 +23,9 @@ pub type Result<T, E = ContextError> = std::result::Result<T, E>;
 ///
 /// Each variant has a stable [`code`](ContextError::code) that callers (and the
 /// JavaScript package) can branch on; messages name the id and the numbers involved.
+/// The fields say the same in structured form: which context (and which
+/// recovery point) was not found, which id is not active, and for a storage
+/// failure the underlying error, if any, as its [`source`](Error::source).
 ///
 /// ```
 /// use contextkit_core::{ContextError, ContextManager, ManagerConfig};
@@ -26,26 +33,41 @@ pub type Result<T, E = ContextError> = std::result::Result<T, E>;
 /// let m = ContextManager::new(ManagerConfig::default());
 /// let err = m.get_context("missing").await.unwrap_err();
 /// assert_eq!(err.code(), "NOT_FOUND");
-/// assert!(matches!(err, ContextError::NotFound { .. }));
+/// assert!(matches!(
+///     &err,
+///     ContextError::NotFound { id, recovery_point: None } if id == "missing"
+/// ));
+/// assert_eq!(err.to_string(), "context 'missing' not found");
 /// # });
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Errors compare equal when their variant and fields are equal, except that a
+/// [`Storage`](ContextError::Storage) error compares by its message only (its
+/// `source` is not compared).
+///
+/// Changed since 0.1.0 (a breaking change of the enum's shape; codes and
+/// messages are the same): `NotFound { what }` became `NotFound { id, recovery_point }`,
+/// `NotActive(String)` became `NotActive { id }` and `Storage(String)` became
+/// `Storage { message, source }` (build one with [`storage`](ContextError::storage)
+/// or [`storage_from`](ContextError::storage_from)).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ContextError {
     /// The context (or the recovery point) does not exist or has expired.
-    #[error("{what} not found")]
+    /// Its message is "context 'a' not found" or "recovery point 3 of
+    /// context 'a' not found".
     NotFound {
-        /// What was looked for, e.g. `context 'a'`.
-        what: String,
+        /// The context id.
+        id: String,
+        /// The recovery point that was looked for, if it was one.
+        recovery_point: Option<u64>,
     },
     /// A context with this id already exists; creates never overwrite.
-    #[error("context '{id}' already exists")]
     AlreadyExists {
         /// The id that is taken.
         id: String,
     },
     /// A limit was reached: contexts, recovery points or active trackers.
-    #[error("capacity exceeded: {what} (limit {limit})")]
     CapacityExceeded {
         /// Which limit.
         what: String,
@@ -53,7 +75,6 @@ pub enum ContextError {
         limit: usize,
     },
     /// A compare-and-set found another version than the caller expected.
-    #[error("version conflict on '{id}': expected {expected}, found {actual}")]
     VersionConflict {
         /// The context id.
         id: String,
@@ -63,20 +84,37 @@ pub enum ContextError {
         actual: u64,
     },
     /// An argument was rejected (bad id, oversized or non-object data, bad option).
-    #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// A tracker operation needs an active context and there is none.
-    #[error("no active context{0}")]
-    NotActive(String),
+    /// Its message is "no active context", or "no active context for 'a'".
+    NotActive {
+        /// The id that is not active, when the call named one (an adapter's).
+        id: Option<String>,
+    },
     /// The tracker holds local edits that were neither synced nor discarded.
-    #[error("context '{id}' has unsynced changes")]
     UnsyncedChanges {
         /// The active context id.
         id: String,
     },
     /// The storage backend failed.
-    #[error("storage error: {0}")]
-    Storage(String),
+    ///
+    /// ```
+    /// use contextkit_core::ContextError;
+    /// use std::error::Error;
+    /// use std::io;
+    /// let cause = io::Error::from(io::ErrorKind::PermissionDenied);
+    /// let e = ContextError::storage_from(format!("cannot write a: {cause}"), cause);
+    /// let io = e.source().and_then(|s| s.downcast_ref::<io::Error>()).unwrap();
+    /// assert_eq!(io.kind(), io::ErrorKind::PermissionDenied);
+    /// assert_eq!(e, ContextError::storage("cannot write a: permission denied"));
+    /// ```
+    Storage {
+        /// What failed, as the message says after "storage error: ".
+        message: String,
+        /// The underlying error, when there is one (an `std::io::Error` of a
+        /// file storage, a Redis client's error, ...).
+        source: Option<Arc<dyn Error + Send + Sync>>,
+    },
 }
 
 impl ContextError {
@@ -98,9 +136,9 @@ impl ContextError {
             Self::CapacityExceeded { .. } => "CAPACITY_EXCEEDED",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Self::NotActive(_) => "NOT_ACTIVE",
+            Self::NotActive { .. } => "NOT_ACTIVE",
             Self::UnsyncedChanges { .. } => "UNSYNCED_CHANGES",
-            Self::Storage(_) => "STORAGE",
+            Self::Storage { .. } => "STORAGE",
         }
     }
 
@@ -116,9 +154,57 @@ impl ContextError {
         "STORAGE",
     ];
 
-    pub(crate) fn context_not_found(id: &str) -> Self {
+    /// `NOT_FOUND` of the context `id`.
+    ///
+    /// ```
+    /// use contextkit_core::ContextError;
+    /// assert_eq!(ContextError::not_found("a").to_string(), "context 'a' not found");
+    /// ```
+    pub fn not_found(id: impl Into<String>) -> Self {
         Self::NotFound {
-            what: format!("context '{id}'"),
+            id: id.into(),
+            recovery_point: None,
+        }
+    }
+
+    /// `NOT_FOUND` of recovery point `recovery_point` of the context `id`.
+    ///
+    /// ```
+    /// use contextkit_core::ContextError;
+    /// let e = ContextError::recovery_point_not_found("a", 3);
+    /// assert_eq!(e.to_string(), "recovery point 3 of context 'a' not found");
+    /// ```
+    pub fn recovery_point_not_found(id: impl Into<String>, recovery_point: u64) -> Self {
+        Self::NotFound {
+            id: id.into(),
+            recovery_point: Some(recovery_point),
+        }
+    }
+
+    /// `STORAGE` with `message` and no underlying error.
+    ///
+    /// ```
+    /// use contextkit_core::ContextError;
+    /// let e = ContextError::storage("disk full");
+    /// assert_eq!((e.code(), e.to_string()), ("STORAGE", "storage error: disk full".into()));
+    /// ```
+    pub fn storage(message: impl Into<String>) -> Self {
+        Self::Storage {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// `STORAGE` with `message` caused by `source`, which
+    /// [`Error::source`] returns. The message is not derived from the source:
+    /// say what failed, usually with the source's own text.
+    pub fn storage_from<E: Error + Send + Sync + 'static>(
+        message: impl Into<String>,
+        source: E,
+    ) -> Self {
+        Self::Storage {
+            message: message.into(),
+            source: Some(Arc::new(source)),
         }
     }
 
@@ -133,3 +219,92 @@ impl ContextError {
         }
     }
 }
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound {
+                id,
+                recovery_point: None,
+            } => write!(f, "context '{id}' not found"),
+            Self::NotFound {
+                id,
+                recovery_point: Some(point),
+            } => write!(f, "recovery point {point} of context '{id}' not found"),
+            Self::AlreadyExists { id } => write!(f, "context '{id}' already exists"),
+            Self::CapacityExceeded { what, limit } => {
+                write!(f, "capacity exceeded: {what} (limit {limit})")
+            }
+            Self::VersionConflict {
+                id,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "version conflict on '{id}': expected {expected}, found {actual}"
+            ),
+            Self::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
+            Self::NotActive { id: None } => f.write_str("no active context"),
+            Self::NotActive { id: Some(id) } => write!(f, "no active context for '{id}'"),
+            Self::UnsyncedChanges { id } => write!(f, "context '{id}' has unsynced changes"),
+            Self::Storage { message, .. } => write!(f, "storage error: {message}"),
+        }
+    }
+}
+
+// `Display` and `Error` are written by hand: thiserror's `#[source]` on an
+// `Option<Arc<dyn Error>>` would return the `Arc` itself as the source, which
+// callers cannot downcast to the error inside.
+impl Error for ContextError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Storage {
+                source: Some(source),
+                ..
+            } => Some(&**source),
+            _ => None,
+        }
+    }
+}
+
+/// Variants and fields compared, except a storage error's `source`.
+impl PartialEq for ContextError {
+    fn eq(&self, other: &Self) -> bool {
+        use ContextError::*;
+        match (self, other) {
+            (
+                NotFound { id, recovery_point },
+                NotFound {
+                    id: id2,
+                    recovery_point: point2,
+                },
+            ) => (id, recovery_point) == (id2, point2),
+            (AlreadyExists { id }, AlreadyExists { id: id2 })
+            | (UnsyncedChanges { id }, UnsyncedChanges { id: id2 }) => id == id2,
+            (CapacityExceeded { what, limit }, CapacityExceeded { what: w, limit: l }) => {
+                (what, limit) == (w, l)
+            }
+            (
+                VersionConflict {
+                    id,
+                    expected,
+                    actual,
+                },
+                VersionConflict {
+                    id: i,
+                    expected: e,
+                    actual: a,
+                },
+            ) => (id, expected, actual) == (i, e, a),
+            (InvalidArgument(m), InvalidArgument(m2)) => m == m2,
+            (NotActive { id }, NotActive { id: id2 }) => id == id2,
+            (Storage { message, .. }, Storage { message: m, .. }) => message == m,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ContextError {}
+
+#[cfg(test)]
+mod tests;

@@ -28,11 +28,11 @@ impl ContextManager {
                 let now = inner.now();
                 let entry = inner
                     .live_mut(map, id, now)
-                    .ok_or_else(|| ContextError::context_not_found(id))?;
+                    .ok_or_else(|| ContextError::not_found(id))?;
                 let deadline = Inner::expires_at(now, entry.ttl_ms());
                 if deadline == entry.state.expires_at_ms {
                     unchanged = Some(Arc::clone(&entry.state));
-                    return Err(ContextError::context_not_found(id));
+                    return Err(ContextError::not_found(id));
                 }
                 let mut state = ContextState::clone(&entry.state);
                 state.expires_at_ms = deadline;
@@ -164,7 +164,7 @@ impl ContextManager {
             {
                 Ok((Patch::Remove(why), ()))
             }
-            _ => Err(ContextError::context_not_found(id)),
+            _ => Err(ContextError::not_found(id)),
         })
         .await
         .is_ok()

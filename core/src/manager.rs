@@ -413,7 +413,7 @@ impl ContextManager {
             })
             .await;
         inner.shards[at].count_read(found.is_some());
-        found.ok_or_else(|| ContextError::context_not_found(id))
+        found.ok_or_else(|| ContextError::not_found(id))
     }
 
     /// A touch of `id`, counted as a read (a hit or a miss) with `read`: the
@@ -429,7 +429,7 @@ impl ContextManager {
         if read {
             inner.count_read(id, found.is_some());
         }
-        found.ok_or_else(|| ContextError::context_not_found(id))
+        found.ok_or_else(|| ContextError::not_found(id))
     }
 
     /// Replaces the data of `id`: version + 1, expiry restarted.
@@ -498,7 +498,7 @@ impl ContextManager {
             let now = inner.now();
             let entry = inner
                 .live_mut(map, id, now)
-                .ok_or_else(|| ContextError::context_not_found(id))?;
+                .ok_or_else(|| ContextError::not_found(id))?;
             inner.check_version(entry, id, opts.expected_version)?;
             let ttl_ms = opts.ttl_ms.or(entry.ttl_ms());
             let data = data.take().expect("an update commits at most once");
@@ -583,7 +583,7 @@ impl ContextManager {
             let now = inner.now();
             let entry = inner
                 .live_mut(map, id, now)
-                .ok_or_else(|| ContextError::context_not_found(id))?;
+                .ok_or_else(|| ContextError::not_found(id))?;
             let data = f(&entry.state.data)?;
             validate::data(&inner.cfg, &data)?;
             let ttl_ms = entry.ttl_ms();
@@ -652,7 +652,7 @@ impl ContextManager {
             let now = inner.now();
             inner
                 .live_mut(map, id, now)
-                .ok_or_else(|| ContextError::context_not_found(id))?;
+                .ok_or_else(|| ContextError::not_found(id))?;
             Ok((Patch::Remove(Removal::Deleted), ()))
         })
         .await

@@ -48,7 +48,7 @@ impl ManagerBuilder {
         let mut next_revision = 1;
         if let Some(m) = loaded.meta {
             if m.next_snapshot_id > validate::MAX_SAFE {
-                problems.push(ContextError::Storage(format!(
+                problems.push(ContextError::storage(format!(
                     "stored meta: next recovery point id {} is out of range",
                     m.next_snapshot_id
                 )));
@@ -56,7 +56,7 @@ impl ManagerBuilder {
                 next = m.next_snapshot_id.max(1);
             }
             if m.next_revision > validate::MAX_SAFE {
-                problems.push(ContextError::Storage(format!(
+                problems.push(ContextError::storage(format!(
                     "stored meta: next revision {} is out of range",
                     m.next_revision
                 )));
@@ -67,7 +67,7 @@ impl ManagerBuilder {
         for record in order.into_iter().filter_map(|(_, i)| records[i].take()) {
             let id = record.state.id.clone();
             if let Err(e) = validate::stored(&inner.cfg, &record) {
-                problems.push(ContextError::Storage(format!("stored record '{id}': {e}")));
+                problems.push(ContextError::storage(format!("stored record '{id}': {e}")));
                 continue;
             }
             let after_snapshots = record.snapshots.iter().map(|s| s.id + 1).max();

@@ -15,12 +15,6 @@ fn snapshot(snapshot_id: u64, created_at_ms: u64, state: &ContextState) -> Snaps
     }
 }
 
-fn snapshot_not_found(id: &str, snapshot_id: u64) -> ContextError {
-    ContextError::NotFound {
-        what: format!("recovery point {snapshot_id} of context '{id}'"),
-    }
-}
-
 impl ContextManager {
     /// Snapshots the current version of `id`. Only the newest
     /// `max_recovery_points` are kept; `CAPACITY_EXCEEDED` when that is 0.
@@ -98,11 +92,11 @@ impl ContextManager {
             let Some((snapshot_id, now)) = taken else {
                 // Absent or expired (an expired one is dropped here).
                 inner.live_mut(map, id, inner.now());
-                return Err(ContextError::context_not_found(id));
+                return Err(ContextError::not_found(id));
             };
             let entry = inner
                 .live_mut(map, id, now)
-                .ok_or_else(|| ContextError::context_not_found(id))?;
+                .ok_or_else(|| ContextError::not_found(id))?;
             let state = Arc::clone(&entry.state);
             let snapshot = SnapshotEntry {
                 id: snapshot_id,
@@ -146,7 +140,7 @@ impl ContextManager {
                     })
             })
             .await
-            .ok_or_else(|| ContextError::context_not_found(id))?;
+            .ok_or_else(|| ContextError::not_found(id))?;
         Ok(snapshots
             .iter()
             .map(|(sid, at, state)| snapshot(*sid, *at, state))
@@ -183,12 +177,12 @@ impl ContextManager {
                 let now = inner.now();
                 map.get(id)
                     .filter(|e| !e.state.is_expired_at(now))
-                    .ok_or_else(|| ContextError::context_not_found(id))?
+                    .ok_or_else(|| ContextError::not_found(id))?
                     .snapshots()
                     .iter()
                     .find(|s| s.id == snapshot_id)
                     .map(|s| Arc::clone(&s.state))
-                    .ok_or_else(|| snapshot_not_found(id, snapshot_id))
+                    .ok_or_else(|| ContextError::recovery_point_not_found(id, snapshot_id))
             })
             .await?;
         // Copy outside the lock; the write below re-checks that the snapshot is still there.
@@ -197,9 +191,9 @@ impl ContextManager {
             let now = inner.now();
             let entry = inner
                 .live_mut(map, id, now)
-                .ok_or_else(|| ContextError::context_not_found(id))?;
+                .ok_or_else(|| ContextError::not_found(id))?;
             if !entry.snapshots().iter().any(|s| s.id == snapshot_id) {
-                return Err(snapshot_not_found(id, snapshot_id));
+                return Err(ContextError::recovery_point_not_found(id, snapshot_id));
             }
             let data = data.take().expect("a restore commits at most once");
             let state = inner.next_state(entry, data, now, entry.ttl_ms())?;

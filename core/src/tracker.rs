@@ -97,7 +97,7 @@ impl Working {
     fn active(&mut self) -> Result<&mut Active> {
         self.active
             .as_mut()
-            .ok_or_else(|| ContextError::NotActive(String::new()))
+            .ok_or_else(|| ContextError::NotActive { id: None })
     }
 
     fn activate(&mut self, state: Arc<ContextState>, now: u64) {
@@ -381,7 +381,7 @@ impl ContextTracker {
             .work
             .read(|w| w.active.as_ref().map(|a| Arc::clone(a.copy())))
             .await
-            .ok_or_else(|| ContextError::NotActive(String::new()))
+            .ok_or_else(|| ContextError::NotActive { id: None })
     }
 
     /// Whether the copy has local edits (false when nothing is active).

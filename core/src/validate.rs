@@ -55,20 +55,25 @@ pub fn json_depth(text: &[u8]) -> usize {
     max
 }
 
+/// Messages name the Rust fields. The npm package refuses these values
+/// before the core sees them, naming its own options (`wasm/src/args.rs`),
+/// and so does it for [`AdapterConfig`](crate::AdapterConfig)'s.
 pub(crate) fn config(cfg: &ManagerConfig) -> Result<()> {
     if cfg.max_contexts == 0 {
-        return Err(ContextError::invalid("maxContexts must be at least 1"));
+        return Err(ContextError::invalid("max_contexts must be at least 1"));
     }
     if cfg.max_id_bytes == 0 {
-        return Err(ContextError::invalid("maxIdBytes must be at least 1"));
+        return Err(ContextError::invalid("max_id_bytes must be at least 1"));
     }
     if cfg.max_data_bytes < 2 {
         return Err(ContextError::invalid(
-            "maxDataBytes must be at least 2 (the size of {})",
+            "max_data_bytes must be at least 2 (the size of {})",
         ));
     }
     if cfg.default_ttl_ms == Some(0) {
-        return Err(ContextError::invalid("defaultTtlMs must be at least 1 ms"));
+        return Err(ContextError::invalid(
+            "default_ttl_ms must be at least 1 ms",
+        ));
     }
     Ok(())
 }
@@ -347,7 +352,7 @@ mod tests {
     /// front instead of failing every later call with another message.
     #[test]
     #[should_panic(
-        expected = "invalid ManagerConfig: invalid argument: maxIdBytes must be at least 1"
+        expected = "invalid ManagerConfig: invalid argument: max_id_bytes must be at least 1"
     )]
     fn new_refuses_an_unusable_config() {
         crate::ContextManager::new(ManagerConfig {
@@ -358,7 +363,7 @@ mod tests {
 
     #[test]
     #[should_panic(
-        expected = "invalid ManagerConfig: invalid argument: defaultTtlMs must be at least 1 ms"
+        expected = "invalid ManagerConfig: invalid argument: default_ttl_ms must be at least 1 ms"
     )]
     fn build_refuses_an_unusable_config() {
         crate::ContextManager::builder(ManagerConfig {

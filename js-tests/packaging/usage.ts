@@ -101,6 +101,11 @@ export async function usage(): Promise<void> {
       const expected: number | undefined = e.expected;
       void expected;
     }
+    if (e instanceof ContextError && e.code === 'NOT_FOUND') {
+      const id: string | undefined = e.id;
+      const point: number | undefined = e.recoveryPoint;
+      void [id, point];
+    }
   }
 
   // Interfaces (no index signature), `as const` data and readonly arrays are JSON data too.
@@ -144,6 +149,8 @@ export async function usage(): Promise<void> {
   m.subscribe((ev) => ev.missed.toFixed());
   // @ts-expect-error error codes are a closed set
   const code: ContextError['code'] = 'OOPS';
+  // @ts-expect-error a recovery point is a number
+  const point: ContextError['recoveryPoint'] = '3';
   // @ts-expect-error a storage needs put
   await ContextManager.open({ get: async () => undefined, delete: async () => {}, list: async () => [] });
   // @ts-expect-error stored values are JSON text

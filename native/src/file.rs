@@ -124,8 +124,18 @@ impl fmt::Debug for FileStorage {
     }
 }
 
-fn storage_error(what: &str, path: &Path, e: impl fmt::Display) -> ContextError {
-    ContextError::Storage(format!("{what} {}: {e}", path.display()))
+/// `STORAGE` "<what> <path>: <cause>", with `cause` as the error's source.
+fn storage_error<E>(what: &str, path: &Path, cause: E) -> ContextError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    ContextError::storage_from(format!("{what} {}: {cause}", path.display()), cause)
+}
+
+/// `STORAGE` "<what> <path>: <why>", where no error of the system or a
+/// parser is the cause (a damaged file, a lock another process holds).
+fn storage_fault(what: &str, path: &Path, why: impl fmt::Display) -> ContextError {
+    ContextError::storage(format!("{what} {}: {why}", path.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -218,29 +228,29 @@ fn create_dir(dir: &Path) -> io::Result<()> {
 /// accepts, inside a recovery point inside the record (four levels).
 const RECORD_DEPTH: usize = contextkit_core::MAX_DEPTH + 4;
 
-/// A record from its file's JSON. Data as deep as the core accepts is more
-/// than serde_json's default recursion limit allows, so the depth is checked
-/// first and the parser then runs without that limit.
-fn parse_record(json: &[u8]) -> std::result::Result<Record, String> {
+/// A record from the bytes of its file at `path`. Data as deep as the core
+/// accepts is more than serde_json's default recursion limit allows, so the
+/// depth is checked first and the parser then runs without that limit.
+fn parse_record(bytes: &[u8], path: &Path) -> Result<Record> {
+    const CORRUPT: &str = "corrupt context file";
+    let json = decode(bytes).map_err(|why| storage_fault(CORRUPT, path, why))?;
     if contextkit_core::json_depth(json) > RECORD_DEPTH {
-        return Err(format!("nested deeper than {RECORD_DEPTH} levels"));
+        let why = format!("nested deeper than {RECORD_DEPTH} levels");
+        return Err(storage_fault(CORRUPT, path, why));
     }
     let mut de = serde_json::Deserializer::from_slice(json);
     de.disable_recursion_limit();
-    let record = <Record as serde::Deserialize>::deserialize(&mut de).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
-    Ok(record)
+    <Record as serde::Deserialize>::deserialize(&mut de)
+        .and_then(|record| de.end().map(|()| record))
+        .map_err(|e| storage_error(CORRUPT, path, e))
 }
 
 fn read_record(path: &Path) -> Result<Record> {
     let bytes = fs::read(path).map_err(|e| storage_error("cannot read", path, e))?;
-    let record = decode(&bytes)
-        .map_err(str::to_owned)
-        .and_then(parse_record)
-        .map_err(|e| storage_error("corrupt context file", path, e))?;
+    let record = parse_record(&bytes, path)?;
     let expected = file_name(&record.state.id);
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
-        return Err(storage_error(
+        return Err(storage_fault(
             "misplaced context file",
             path,
             format!("it holds '{}', whose file is {expected}", record.state.id),
@@ -251,10 +261,8 @@ fn read_record(path: &Path) -> Result<Record> {
 
 fn read_meta(path: &Path) -> Result<Meta> {
     let bytes = fs::read(path).map_err(|e| storage_error("cannot read", path, e))?;
-    decode(&bytes)
-        .map_err(str::to_owned)
-        .and_then(|json| serde_json::from_slice(json).map_err(|e| e.to_string()))
-        .map_err(|e| storage_error("corrupt meta file", path, e))
+    let json = decode(&bytes).map_err(|why| storage_fault("corrupt meta file", path, why))?;
+    serde_json::from_slice(json).map_err(|e| storage_error("corrupt meta file", path, e))
 }
 
 impl FileStorage {
@@ -326,7 +334,7 @@ impl FileStorage {
         Box::pin(async move {
             queued?;
             rx.await
-                .map_err(|_| ContextError::Storage("file storage worker stopped".into()))?
+                .map_err(|_| ContextError::storage("file storage worker stopped"))?
         })
     }
 }

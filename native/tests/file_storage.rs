@@ -3,11 +3,13 @@
 //! per directory, and a directory shared with other files.
 
 use contextkit::{
-    ContextManager, ContextState, CreateOptions, FileStorage, ManagerConfig, ManualClock, Meta,
-    Snapshot, Storage, UpdateOptions, json,
+    ContextError, ContextManager, ContextState, CreateOptions, FileStorage, ManagerConfig,
+    ManualClock, Meta, Snapshot, Storage, UpdateOptions, json,
 };
 use sha2::{Digest, Sha256};
+use std::error::Error;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -521,4 +523,49 @@ async fn new_creates_missing_parent_directories() {
     m.create_context("a", json!({})).await.unwrap();
     drop(m);
     assert_eq!(open(&dir).await.manager.list_context_ids().await, ["a"]);
+}
+
+/// The `io::Error` a `STORAGE` error of the file storage has as its source.
+fn io_source(e: &ContextError) -> &io::Error {
+    assert_eq!(e.code(), "STORAGE");
+    e.source()
+        .and_then(|s| s.downcast_ref::<io::Error>())
+        .unwrap_or_else(|| panic!("no io::Error as the source of {e:?}"))
+}
+
+/// A file operation that fails is a `STORAGE` error whose source is the
+/// `io::Error`, and whose message names the path and says the same: a
+/// directory below a file cannot be made; a context whose file became a
+/// directory cannot be written (both fail for root too, unlike permissions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_io_failure_is_the_source_of_its_storage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    fs::write(&file, b"not a directory").unwrap();
+    let below = file.join("store");
+    let e = FileStorage::new(&below).unwrap_err();
+    let io = io_source(&e);
+    assert_eq!(io.kind(), io::ErrorKind::NotADirectory, "{io:?}");
+    assert_eq!(
+        e.to_string(),
+        format!("storage error: cannot create {}: {io}", below.display())
+    );
+
+    let dir = tmp.path().join("store");
+    let m = open(&dir).await.manager;
+    m.create_context("a", json!({ "v": 1 })).await.unwrap();
+    let path = file_of(&dir, "a");
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    fs::write(path.join("inside"), b"").unwrap();
+    let e = m
+        .update_context("a", json!({ "v": 2 }), None)
+        .await
+        .unwrap_err();
+    let io = io_source(&e);
+    assert_eq!(io.kind(), io::ErrorKind::IsADirectory, "{io:?}");
+    assert_eq!(
+        e.to_string(),
+        format!("storage error: cannot write {}: {io}", path.display())
+    );
 }

@@ -672,7 +672,7 @@ pub async fn every_error_code_is_reachable() {
         .await
         .unwrap();
     seen.insert(code(tracker.deactivate_context().await));
-    seen.insert(ContextError::Storage("disk full".into()).code());
+    seen.insert(ContextError::storage("disk full").code());
     let all: BTreeSet<_> = ContextError::CODES.into_iter().collect();
     assert_eq!(seen, all);
 }

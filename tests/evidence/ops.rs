@@ -48,7 +48,7 @@ impl Change {
             Self::Set(v) => next["k"] = json!(v),
             Self::NotObject => next = json!([data.clone()]),
             Self::Big => next["s"] = json!("x".repeat(64)),
-            Self::Refuse => return Err(ContextError::NotActive("refused by the function".into())),
+            Self::Refuse => return Err(ContextError::NotActive { id: None }),
         }
         Ok(next)
     }

@@ -195,6 +195,14 @@ export declare class ContextError extends Error {
   constructor(code: ContextErrorCode, message: string);
   readonly name: 'ContextError';
   code: ContextErrorCode;
+  /**
+   * The context id the error is about: set for NOT_FOUND, ALREADY_EXISTS,
+   * VERSION_CONFLICT, UNSYNCED_CHANGES, and NOT_ACTIVE of an adapter's call
+   * naming an id.
+   */
+  id?: string;
+  /** NOT_FOUND of a recovery point only: the recovery point's id. */
+  recoveryPoint?: number;
   /** VERSION_CONFLICT only: the version the caller expected. */
   expected?: number;
   /** VERSION_CONFLICT only: the version that is stored. */

@@ -15,17 +15,36 @@ pub(crate) fn set_class(class: Function) {
     CLASS.with(|c| *c.borrow_mut() = Some(class));
 }
 
-/// A JavaScript error for `err`: a `ContextError` with `code` and, for a
-/// version conflict, `expected` and `actual`.
+/// A JavaScript error for `err`: a `ContextError` with `code`, and the
+/// context's `id` where the error names one; for a missing recovery point
+/// its `recoveryPoint`, for a version conflict `expected` and `actual`.
 pub(crate) fn to_js(err: &ContextError) -> JsValue {
     let js = make(err.code(), &message(err));
-    if let ContextError::VersionConflict {
-        expected, actual, ..
-    } = err
-    {
-        // Setting plain data properties on a fresh error cannot fail.
-        let _ = Reflect::set(&js, &"expected".into(), &(*expected as f64).into());
-        let _ = Reflect::set(&js, &"actual".into(), &(*actual as f64).into());
+    // Setting plain data properties on a fresh error cannot fail.
+    let set = |key: &str, value: JsValue| {
+        let _ = Reflect::set(&js, &key.into(), &value);
+    };
+    let number = |n: u64| JsValue::from(n as f64);
+    match err {
+        ContextError::NotFound { id, recovery_point } => {
+            set("id", id.into());
+            if let Some(point) = recovery_point {
+                set("recoveryPoint", number(*point));
+            }
+        }
+        ContextError::VersionConflict {
+            id,
+            expected,
+            actual,
+        } => {
+            set("id", id.into());
+            set("expected", number(*expected));
+            set("actual", number(*actual));
+        }
+        ContextError::AlreadyExists { id }
+        | ContextError::UnsyncedChanges { id }
+        | ContextError::NotActive { id: Some(id) } => set("id", id.into()),
+        _ => {}
     }
     js
 }
@@ -34,7 +53,9 @@ pub(crate) fn to_js(err: &ContextError) -> JsValue {
 /// "context id must be a string, got a number", not "invalid argument: …".
 fn message(err: &ContextError) -> String {
     match err {
-        ContextError::InvalidArgument(msg) | ContextError::Storage(msg) => msg.clone(),
+        ContextError::InvalidArgument(msg) | ContextError::Storage { message: msg, .. } => {
+            msg.clone()
+        }
         ContextError::CapacityExceeded { what, limit } => {
             format!("too many {what}: the limit is {limit}")
         }

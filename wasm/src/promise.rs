@@ -74,8 +74,8 @@ fn settle(op: &'static str, mut fut: Operation) -> Promise {
 fn failed(op: &'static str, err: Failure) -> JsValue {
     match err {
         Failure::Thrown(thrown) => thrown,
-        Failure::Error(ContextError::Storage(msg)) => {
-            crate::error::to_js(&ContextError::Storage(format!("{op}: {msg}")))
+        Failure::Error(ContextError::Storage { message, .. }) => {
+            crate::error::to_js(&ContextError::storage(format!("{op}: {message}")))
         }
         Failure::Error(other) => crate::error::to_js(&other),
     }

@@ -40,11 +40,11 @@ struct JsTransport(JsValue);
 impl JsTransport {
     async fn request(&self, method: &str, args: &Array) -> Result<Outcome> {
         let Some(promise) = with_support(|s| s.shared_call(&self.0, method, args)) else {
-            return Err(ContextError::Storage(NOT_INITIALISED.into()));
+            return Err(ContextError::storage(NOT_INITIALISED));
         };
         let got: Array = match JsFuture::from(promise).await {
             Ok(v) => v.into(),
-            Err(_) => return Err(ContextError::Storage(format!("{method} failed"))),
+            Err(_) => return Err(ContextError::storage(format!("{method} failed"))),
         };
         let value = got.get(1);
         let message = || value.as_string().unwrap_or_default();
@@ -52,7 +52,7 @@ impl JsTransport {
             Some(0.0) => Ok(Outcome::Replied(to_wire(&value))),
             Some(2.0) => Ok(Outcome::Unknown(message())),
             Some(3.0) => Err(ContextError::InvalidArgument(message())),
-            _ => Err(ContextError::Storage(message())),
+            _ => Err(ContextError::storage(message())),
         }
     }
 

@@ -63,7 +63,7 @@ impl fmt::Debug for JsStore {
 }
 
 fn storage_error(msg: String) -> ContextError {
-    ContextError::Storage(msg)
+    ContextError::storage(msg)
 }
 
 /// Stored text as a value, with the package's exact parser.

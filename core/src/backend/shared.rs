@@ -56,7 +56,7 @@ impl Shared {
 
     fn check(&self) -> Result<()> {
         match self.seq.lost() {
-            Some(why) => Err(ContextError::Storage(why.to_owned())),
+            Some(why) => Err(ContextError::storage(why)),
             None => Ok(()),
         }
     }
@@ -130,7 +130,7 @@ impl Shared {
                 .backend
                 .get(id)
                 .await?
-                .ok_or_else(|| ContextError::context_not_found(id))?;
+                .ok_or_else(|| ContextError::not_found(id))?;
             let data = f(&current.data)?;
             crate::validate::data(&inner.cfg, &data)?;
             let write = Write::Update {
@@ -186,7 +186,7 @@ impl Shared {
         self.check()?;
         let found = self.backend.get(id).await?;
         inner.count_read(id, found.is_some());
-        found.ok_or_else(|| ContextError::context_not_found(id))
+        found.ok_or_else(|| ContextError::not_found(id))
     }
 
     pub(crate) async fn recovery_points(&self, id: &str) -> Result<Vec<Snapshot>> {
@@ -194,7 +194,7 @@ impl Shared {
         self.backend
             .recovery_points(id)
             .await?
-            .ok_or_else(|| ContextError::context_not_found(id))
+            .ok_or_else(|| ContextError::not_found(id))
     }
 
     pub(crate) async fn list_ids(&self) -> Result<Vec<String>> {
@@ -241,7 +241,7 @@ impl Shared {
 }
 
 fn unexpected(committed: &Committed) -> ContextError {
-    ContextError::Storage(format!(
+    ContextError::storage(format!(
         "the shared backend answered {committed:?} to another kind of write"
     ))
 }

@@ -44,7 +44,7 @@ impl Outcome {
     pub fn reply(self) -> Result<Wire> {
         match self {
             Self::Replied(w) => Ok(w),
-            Self::Unknown(why) => Err(ContextError::Storage(why)),
+            Self::Unknown(why) => Err(ContextError::storage(why)),
         }
     }
 }
@@ -70,7 +70,7 @@ impl Outcome {
 /// static CLOSED: AtomicBool = AtomicBool::new(false);
 /// struct Down;
 /// fn down<'a, T: 'a>() -> StorageFuture<'a, T> {
-///     Box::pin(async { Err(ContextError::Storage("connection refused".into())) })
+///     Box::pin(async { Err(ContextError::storage("connection refused")) })
 /// }
 /// impl Transport for Down {
 ///     fn open(&self) -> StorageFuture<'_, ()> { down() }
@@ -279,7 +279,7 @@ impl<T: Transport> Inner<T> {
         let args = [self.reply_ttl_ms().to_string()];
         match self.transport.call("ck2_settle", &keys, &args).await {
             Ok(Outcome::Replied(w)) => Ok(w),
-            _ => Err(ContextError::Storage(format!(
+            _ => Err(ContextError::storage(format!(
                 "no answer within {} ms, outcome unknown (the write may have been applied); {last}",
                 self.config.timeout_ms
             ))),

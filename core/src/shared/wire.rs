@@ -40,7 +40,7 @@ pub const MAX_COUNT: u64 = 1 << 40;
 pub const MAX_TTL_MS: u64 = 1 << 52;
 
 pub(crate) fn bad(what: impl std::fmt::Display) -> ContextError {
-    ContextError::Storage(format!("unexpected reply from the shared store: {what}"))
+    ContextError::storage(format!("unexpected reply from the shared store: {what}"))
 }
 
 impl Wire {
@@ -138,7 +138,7 @@ fn opt(n: Option<u64>) -> String {
 }
 
 fn to_json(v: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| ContextError::Storage(e.to_string()))
+    serde_json::to_string(v).map_err(|e| ContextError::storage(e.to_string()))
 }
 
 /// The keys a `ck2_write` of operation `op` touches, relative to the
@@ -269,13 +269,12 @@ fn outcome(
     match status {
         "OK" => {}
         "NOT_FOUND" => {
-            let what = match (&write, d.first()) {
+            return Err(match (&write, d.first()) {
                 (Write::Restore { snapshot_id, .. }, Some(_)) => {
-                    format!("recovery point {snapshot_id} of context '{id}'")
+                    ContextError::recovery_point_not_found(id, *snapshot_id)
                 }
-                _ => format!("context '{id}'"),
-            };
-            return Err(ContextError::NotFound { what });
+                _ => ContextError::not_found(id),
+            });
         }
         "ALREADY_EXISTS" => return Err(ContextError::AlreadyExists { id }),
         "CAPACITY_EXCEEDED" => {
@@ -303,16 +302,16 @@ fn outcome(
             });
         }
         "ABORTED" => {
-            return Err(ContextError::Storage(format!(
+            return Err(ContextError::storage(format!(
                 "no answer within {timeout_ms} ms; the write was not applied"
             )));
         }
-        "EPOCH" => return Err(ContextError::Storage(lost_message(namespace))),
+        "EPOCH" => return Err(ContextError::storage(lost_message(namespace))),
         other => return Err(bad(format!("status '{other}'"))),
     }
     let json = |what: &str, w: &Wire| -> Result<Value> {
         parse(w.text()?).map_err(|e| {
-            ContextError::Storage(format!(
+            ContextError::storage(format!(
                 "the {what} of '{id}' in the store is not valid JSON: {e}"
             ))
         })
@@ -351,7 +350,7 @@ fn outcome(
 /// The metadata of `id` from its JSON text (an object of strings).
 fn metadata(id: &str, text: &str, parse: ParseJson) -> Result<BTreeMap<String, String>> {
     let damaged =
-        || ContextError::Storage(format!("the metadata of '{id}' in the store is damaged"));
+        || ContextError::storage(format!("the metadata of '{id}' in the store is damaged"));
     match parse(text).map_err(|_| damaged())? {
         Value::Object(map) => map
             .into_iter()
@@ -385,7 +384,7 @@ fn written(id: &str, d: &[Wire], data: Value, parse: ParseJson) -> Result<Arc<Co
 /// A context from its record text, `"V R C U E T\n" + metadata + "\n" +
 /// data` (E and T empty for none).
 pub fn state(id: &str, record: &str, parse: ParseJson) -> Result<Arc<ContextState>> {
-    let damaged = || ContextError::Storage(format!("the record of '{id}' in the store is damaged"));
+    let damaged = || ContextError::storage(format!("the record of '{id}' in the store is damaged"));
     let mut lines = record.splitn(3, '\n');
     let (Some(head), Some(meta), Some(data)) = (lines.next(), lines.next(), lines.next()) else {
         return Err(damaged());
@@ -402,7 +401,7 @@ pub fn state(id: &str, record: &str, parse: ParseJson) -> Result<Arc<ContextStat
         updated_at_ms: number(u)?,
         expires_at_ms: if e.is_empty() { None } else { Some(number(e)?) },
         data: parse(data).map_err(|e| {
-            ContextError::Storage(format!(
+            ContextError::storage(format!(
                 "the data of '{id}' in the store is not valid JSON: {e}"
             ))
         })?,
@@ -429,7 +428,7 @@ pub fn snapshot(id: &str, raw: &str, parse: ParseJson) -> Result<Snapshot> {
         version,
         created_at_ms: created,
         data: parse(data).map_err(|e| {
-            ContextError::Storage(format!(
+            ContextError::storage(format!(
                 "a recovery point of '{id}' in the store is not valid JSON: {e}"
             ))
         })?,
@@ -548,7 +547,7 @@ pub fn joined(
         return Err(bad("ck2_join"));
     };
     let stored = parse(stored.text()?).map_err(|e| {
-        ContextError::Storage(format!(
+        ContextError::storage(format!(
             "namespace '{namespace}' has an unreadable configuration: {e}"
         ))
     })?;

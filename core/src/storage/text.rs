@@ -153,7 +153,7 @@ fn record_key(id: &str) -> String {
 /// std::io's message tables out of the npm package's module.)
 fn encode(key: &str, value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value)
-        .map_err(|_| ContextError::Storage(format!("cannot encode '{key}'")))
+        .map_err(|_| ContextError::storage(format!("cannot encode '{key}'")))
 }
 
 /// A write that failed before it was issued.
@@ -184,7 +184,7 @@ impl<S: TextStore> TextStorage<S> {
         decode: fn(Value) -> std::result::Result<T, &'static str>,
         what: &str,
     ) -> Result<T> {
-        let error = |msg| ContextError::Storage(format!("stored value of '{key}' {msg}"));
+        let error = |msg| ContextError::storage(format!("stored value of '{key}' {msg}"));
         // Data may be MAX_DEPTH levels deep inside a record.
         let value = (self.parse_text)(text, MAX_DEPTH + RECORD_NESTING).map_err(error)?;
         decode(value)
@@ -195,7 +195,7 @@ impl<S: TextStore> TextStorage<S> {
     fn read_record(&self, key: &str, id: &str, text: &str) -> Result<Record> {
         let record = self.read(key, text, Record::from_value, "a context record")?;
         if record.state.id != id {
-            return Err(ContextError::Storage(format!(
+            return Err(ContextError::storage(format!(
                 "stored value of '{key}' holds context '{}'",
                 record.state.id
             )));

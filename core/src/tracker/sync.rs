@@ -52,7 +52,7 @@ impl ContextTracker {
                     let a = w
                         .active
                         .as_ref()
-                        .ok_or_else(|| ContextError::NotActive(String::new()))?;
+                        .ok_or_else(|| ContextError::NotActive { id: None })?;
                     Ok::<_, ContextError>(match &a.local {
                         None => Err(Arc::clone(&a.base)),
                         Some(local) => Ok(Pending {
@@ -254,7 +254,7 @@ impl ContextTracker {
         let id = self
             .active_context_id()
             .await
-            .ok_or_else(|| ContextError::NotActive(String::new()))?;
+            .ok_or_else(|| ContextError::NotActive { id: None })?;
         self.shared.manager.create_recovery_point(&id).await
     }
 }

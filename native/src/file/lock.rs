@@ -75,7 +75,7 @@
 //! never taken over (the error names the file to remove once its process is
 //! gone). The directory's file system must support hard links.
 
-use super::{hex, storage_error};
+use super::{hex, storage_error, storage_fault};
 use contextkit_core::{ContextError, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -208,7 +208,7 @@ impl Drop for DirLock {
 }
 
 fn in_use(dir: &Path, holder: &str) -> ContextError {
-    storage_error(
+    storage_fault(
         "cannot open",
         dir,
         format!("in use by another FileStorage ({holder})"),
@@ -279,7 +279,7 @@ fn take_over(dir: &Path, path: &Path, temp: &Path, stale: &[u8]) -> Result<Optio
             Err(e) => return Err(storage_error("cannot lock", &claim, e)),
         }
     }
-    Err(storage_error(
+    Err(storage_fault(
         "cannot take over",
         path,
         format!("the claims on it (up to {LOCK}.claim-{key}-{k}) keep failing"),

@@ -7,7 +7,7 @@
 //! queued job sees the queues shut. Nobody waits for the threads to end, except
 //! a drop outside a tokio runtime, which waits for them (so for the queued work).
 
-use super::{lock::DirLock, storage_error};
+use super::{lock::DirLock, storage_error, storage_fault};
 use contextkit_core::{ContextError, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -115,7 +115,7 @@ impl Workers {
     pub(super) fn send(&self, worker: usize, job: Job, dir: &Path) -> Result<()> {
         let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
         let Some(queues) = queues.as_ref() else {
-            return Err(storage_error(
+            return Err(storage_fault(
                 "cannot use",
                 dir,
                 "the file storage is closed",
@@ -124,7 +124,7 @@ impl Workers {
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
         queues[worker].send(job).map_err(|_| {
             self.shared.finished_one();
-            ContextError::Storage("file storage worker stopped".into())
+            ContextError::storage("file storage worker stopped")
         })
     }
 

@@ -107,8 +107,18 @@ pub(crate) fn missing_library(e: &RedisError) -> bool {
     e.to_string().contains("Function not found")
 }
 
-pub(crate) fn storage(what: &str, e: &RedisError) -> ContextError {
-    ContextError::Storage(format!("redis {what}: {e}"))
+/// `STORAGE` "redis <what>: <e>", with `e` as the error's source.
+pub(crate) fn storage(what: &str, e: RedisError) -> ContextError {
+    ContextError::storage_from(format!("redis {what}: {e}"), e)
+}
+
+/// `STORAGE` with `message`, whose source is `last` (the last error a call
+/// without an answer saw), if there was one.
+pub(crate) fn caused_by(message: String, last: Option<RedisError>) -> ContextError {
+    match last {
+        Some(e) => ContextError::storage_from(message, e),
+        None => ContextError::storage(message),
+    }
 }
 
 /// Loads the library unless the server has this version already.
@@ -156,13 +166,17 @@ pub(crate) enum Failure {
 impl Failure {
     pub(crate) fn into_error(self, what: &str, timeout: Duration) -> ContextError {
         match self {
-            Failure::Refused(e) => storage(what, &e),
-            Failure::NoAnswer(last) => ContextError::Storage(format!(
-                "redis {what}: no answer within {} ms{}",
-                timeout.as_millis(),
-                last.map(|e| format!(" (last error: {e})"))
-                    .unwrap_or_default()
-            )),
+            Failure::Refused(e) => storage(what, e),
+            Failure::NoAnswer(last) => {
+                let message = format!(
+                    "redis {what}: no answer within {} ms{}",
+                    timeout.as_millis(),
+                    last.as_ref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                );
+                caused_by(message, last)
+            }
         }
     }
 }

@@ -193,7 +193,7 @@ impl RedisBackend {
         self.conn
             .get()
             .cloned()
-            .ok_or_else(|| ContextError::Storage("the redis backend is not connected".into()))
+            .ok_or_else(|| ContextError::storage("the redis backend is not connected"))
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -236,11 +236,11 @@ impl RedisBackend {
         let mut conn = tokio::time::timeout(s.timeout, s.target.connect(s.timeout))
             .await
             .map_err(|_| Failure::NoAnswer(None).into_error("connect", s.timeout))?
-            .map_err(|e| conn::storage("connect", &e))?;
+            .map_err(|e| conn::storage("connect", e))?;
         tokio::time::timeout(s.timeout, conn::load_library(&mut conn))
             .await
             .map_err(|_| Failure::NoAnswer(None).into_error("FUNCTION LOAD", s.timeout))?
-            .map_err(|e| conn::storage("FUNCTION LOAD", &e))?;
+            .map_err(|e| conn::storage("FUNCTION LOAD", e))?;
         check_eviction(&mut conn, s.timeout).await?;
         let cfg = wire::namespace_config(config, s.client_clock);
         let mut cmd = redis::cmd("FCALL");
@@ -407,12 +407,16 @@ impl RedisBackend {
             .arg(self.reply_ttl_ms());
         match call(conn, &cmd, SETTLE_TIME.min(s.timeout)).await {
             Ok(reply) => Ok(reply),
-            Err(_) => Err(ContextError::Storage(format!(
-                "redis ck2_write: no answer within {} ms, outcome unknown (the write may have been applied){}",
-                s.timeout.as_millis(),
-                last.map(|e| format!("; last error: {e}"))
-                    .unwrap_or_default()
-            ))),
+            Err(_) => {
+                let message = format!(
+                    "redis ck2_write: no answer within {} ms, outcome unknown (the write may have been applied){}",
+                    s.timeout.as_millis(),
+                    last.as_ref()
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
+                );
+                Err(conn::caused_by(message, last))
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use redis::Value;
 use std::sync::Arc;
 
 pub(crate) fn bad(what: impl std::fmt::Display) -> ContextError {
-    ContextError::Storage(format!("unexpected reply from Redis: {what}"))
+    ContextError::storage(format!("unexpected reply from Redis: {what}"))
 }
 
 pub(crate) fn bytes(v: &Value) -> Option<&[u8]> {

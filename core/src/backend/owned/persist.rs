@@ -254,12 +254,12 @@ impl Owned {
             validate::stored(&inner.cfg, record)
                 .and_then(|()| match record.state.id == id {
                     true => Ok(()),
-                    false => Err(ContextError::Storage(format!(
+                    false => Err(ContextError::storage(format!(
                         "get('{id}') returned the record of '{}'",
                         record.state.id
                     ))),
                 })
-                .map_err(|e| ContextError::Storage(format!("stored record '{id}': {e}")))?;
+                .map_err(|e| ContextError::storage(format!("stored record '{id}': {e}")))?;
         }
         let (shard, lane) = (guard.shard, guard.lane);
         let reserved = guard.pending.reserved;
@@ -277,8 +277,8 @@ impl Owned {
 
 fn as_storage_error(e: ContextError) -> ContextError {
     match e {
-        ContextError::Storage(_) => e,
-        other => ContextError::Storage(other.to_string()),
+        ContextError::Storage { .. } => e,
+        other => ContextError::storage(other.to_string()),
     }
 }
 

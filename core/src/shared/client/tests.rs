@@ -93,7 +93,7 @@ impl Transport for Fake {
             return ready(Ok(Outcome::Replied(reply)));
         }
         let answer = s.answers.pop_front();
-        ready(answer.unwrap_or_else(|| Err(ContextError::Storage(format!("{function}?")))))
+        ready(answer.unwrap_or_else(|| Err(ContextError::storage(format!("{function}?")))))
     }
 
     fn get<'a>(&'a self, _id: &'a str) -> StorageFuture<'a, Wire> {
@@ -219,7 +219,7 @@ fn a_write_its_settle_aborted_was_not_applied() {
 fn a_write_whose_settle_fails_too_has_an_unknown_outcome() {
     let fake = Fake::new(0);
     let m = connect(&fake);
-    let refused = Err(ContextError::Storage("down".into()));
+    let refused = Err(ContextError::storage("down"));
     fake.answer([unknown("socket closed"), unknown("again")]);
     fake.answer([unknown("socket closed"), refused]);
     for _ in 0..2 {

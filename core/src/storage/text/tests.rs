@@ -24,7 +24,7 @@ impl TextStore for Texts {
     fn load(&self) -> StorageFuture<'_, LoadedText> {
         let entries = self.with(|m| m.clone().into_iter().collect());
         let problems = (self.load_problems.iter())
-            .map(|p| ContextError::Storage(p.clone()))
+            .map(|p| ContextError::storage(p.clone()))
             .collect();
         Box::pin(async move { Ok(LoadedText { entries, problems }) })
     }

@@ -103,7 +103,7 @@ fn the_reader_reports_a_changed_epoch() {
     let err = block_on(m.get_context("a")).unwrap_err();
     assert_eq!(
         err.to_string(),
-        ContextError::Storage(wire::lost_message("ns")).to_string()
+        ContextError::storage(wire::lost_message("ns")).to_string()
     );
     assert!(fake.script().reads.is_empty());
 }
@@ -124,7 +124,7 @@ fn the_reader_reports_a_revision_that_went_back() {
 fn an_unreachable_store_stalls_the_reader_with_growing_pauses() {
     let fake = Fake::new(0);
     let mut pool = LocalPool::new();
-    let down = || Err(ContextError::Storage("down".into()));
+    let down = || Err(ContextError::storage("down"));
     fake.script().heads.extend((0..8).map(|_| down()));
     // Reachable again: the pause starts over.
     fake.script().heads.extend([head("e1", 0), down()]);
