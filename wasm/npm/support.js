@@ -94,7 +94,8 @@ const LONG_TEXT = 1024;
  * stand unescaped inside strings, which the wasm side's parser accepts there.
  * Escaping them here would mean looking at every character: writes of 10 KB
  * measured a quarter slower, and about 3 times slower with line breaks in the
- * strings (BENCHMARKS.md, "Raw control characters in argument text").
+ * strings (the repository's benchmark notes, "Raw control characters in
+ * argument text").
  */
 function quote(s) {
   return s.indexOf('"') < 0 && s.indexOf('\\') < 0 ? `"${s}"` : JSON.stringify(s);
