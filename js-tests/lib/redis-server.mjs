@@ -2,20 +2,39 @@
 // directory of its own, killed by stop() or when this process exits. Nothing
 // else is talked to.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+// Ports handed out by this process, never twice.
+const given = new Set();
+
+/**
+ * A port of 127.0.0.1 nobody listens on, below the range the system hands
+ * out to outgoing connections: a server killed and restarted on it cannot
+ * find it taken meanwhile by a client socket (a port from listen(0) could be).
+ */
+async function freePort() {
+  let ephemeral = 32768;
+  try {
+    ephemeral = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || ephemeral;
+  } catch {}
+  const low = 10000;
+  for (let attempt = 0; attempt < 10000; attempt++) {
+    const port = low + Math.floor(Math.random() * Math.max(1, ephemeral - low));
+    if (given.has(port)) continue;
+    const free = await new Promise((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      given.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port on 127.0.0.1 from ${low} to ${ephemeral}`);
 }
 
 function answers(port) {

@@ -33,11 +33,29 @@ pub struct RedisServer {
     extra: Vec<String>,
 }
 
+/// A port of 127.0.0.1 nobody listens on, below the range the system hands
+/// out to outgoing connections: a server killed and restarted on it cannot
+/// find it taken meanwhile by one of the tests' own client sockets (a port
+/// that `bind(0)` gave could be).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    use std::hash::BuildHasher;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (low, span) = (10_000_u16, ephemeral.saturating_sub(10_000).max(1));
+    // Never the same port twice in this process (tests run in parallel).
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0..10_000_u32 {
+        let port = low + (random.hash_one(attempt) % u64::from(span)) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 from {low} to {ephemeral}");
 }
 
 impl RedisServer {
