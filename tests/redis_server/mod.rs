@@ -87,7 +87,10 @@ impl RedisServer {
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--dir"])
             .arg(&self.dir)
-            .args(["--protected-mode", "no"]);
+            .args(["--protected-mode", "no"])
+            // Its log, for the message of a server that does not start.
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"));
         match self.durability {
             Durability::None => cmd.args(["--appendonly", "no"]),
             Durability::Always => cmd.args(["--appendonly", "yes", "--appendfsync", "always"]),
@@ -119,7 +122,13 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not start", self.port);
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(12).collect();
+        panic!(
+            "redis-server on port {} did not start; the end of its log:\n{}",
+            self.port,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
 
     fn ping(&self) -> bool {
