@@ -18,6 +18,8 @@ cargo clippy -p contextkit-core -p contextkit-wasm --target wasm32-unknown-unkno
 # The npm package's JavaScript (wasm/npm): formatting and lints, as cargo fmt
 # and clippy for Rust (biome, pinned in js-tests; configuration in biome.json).
 js-tests/node_modules/.bin/biome check .
+# The API docs build without a broken or private link.
+RUSTDOCFLAGS="-D warnings" cargo doc -q --workspace --no-deps
 # The wasm binding stays a thin layer over the core (wasm/npm/HACKING.md).
 node scripts/binding-lines.mjs
 

@@ -137,7 +137,14 @@ pub struct WriteReply {
     pub contexts: Option<usize>,
 }
 
-/// A store shared by many managers; see the [module docs](self).
+/// A store shared by many managers, in many processes or machines (shared
+/// mode). It decides every write atomically against what it holds, never
+/// against a manager's local view, so create-if-absent, compare-and-set,
+/// capacity and recovery-point ids hold across every manager of a
+/// namespace; each commit gets a namespace-wide revision and one entry in
+/// the backend's event log, which every manager delivers to its subscribers
+/// in revision order. The backend does its own I/O; once started it pushes
+/// the namespace's events into an [`EventFeed`].
 ///
 /// "Ok" means committed at the durability the backend is configured for. A
 /// write whose outcome the backend cannot learn (its connection dropped and
