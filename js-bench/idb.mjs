@@ -20,23 +20,15 @@
 // rotates from round to round); the median round is reported, with the
 // range of the shared / owned ratio over the rounds.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CHROMIUM, packagePage, withChromium } from '../js-tests/lib/chromium.mjs';
 import { serveStatic } from '../js-tests/lib/static-server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const smoke = process.argv.includes('--smoke') || !!process.env.CONTEXTKIT_BENCH_SMOKE;
 const pkgDir = path.resolve(process.env.CONTEXTKIT_PKG ?? path.join(here, '../wasm/pkg'));
-const { chromium } = createRequire(path.join(here, '../js-tests/package.json'))('playwright-core');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox', '--headless=new', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-];
-
 /** Contexts present before get and update are measured, per store. */
 const KEYS = smoke ? 64 : 1_000;
 /** Calls in flight: one loop, then 16. */
@@ -57,16 +49,7 @@ const NAMES = {
   raw: 'raw IndexedDB',
 };
 
-const page = `<!doctype html>
-<meta charset="utf-8">
-<title>contextkit IndexedDB benchmark</title>
-<link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "contextkit": "/pkg/browser.mjs" } }</script>
-<script type="module">
-  import * as ck from 'contextkit';
-  window.ck = ck;
-  window.ready = true;
-</script>`;
+const page = packagePage('contextkit IndexedDB benchmark', '/pkg/browser.mjs');
 
 // In the page: opens the four stores, fills each with `keys` contexts;
 // window.stores[name] = { seed(k), get(k), create(n), update(k, expected, n) → version }.
@@ -211,76 +194,77 @@ function median(xs) {
 
 async function main() {
   const server = await serveStatic({ root: pkgDir, prefix: '/pkg/', pages: { '/': page } });
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'contextkit-idb-bench-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
   const load = () => os.loadavg()[0].toFixed(2);
   const loadBefore = load();
   try {
-    const tab = context.pages()[0] ?? (await context.newPage());
-    const errors = [];
-    tab.on('pageerror', (e) => errors.push(e.message));
-    await tab.goto(server.base);
-    await tab.waitForFunction(() => window.ready === true, null, { timeout: 60_000 });
-    await tab.evaluate(setUp, { keys: KEYS, names: STORES });
-    const version = await context.browser()?.version() ?? execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).trim();
+    await withChromium((context) => run(context, server.base, load, loadBefore));
+  } finally {
+    await server.close();
+  }
+}
 
-    /** results[op][inFlight][store] = ops/s of each timed round; usage: the cells' IndexedDB counts per operation. */
-    const results = {};
-    const usage = {};
-    for (let round = 0; round < WARMUP + ROUNDS; round++) {
-      for (const op of OPS) {
-        for (const inFlight of IN_FLIGHT) {
-          for (let s = 0; s < STORES.length; s++) {
-            const name = STORES[(s + round) % STORES.length];
-            const r = await tab.evaluate(cell, { name, op, inFlight, ms: CELL_MS, smokeOps: smoke ? SMOKE_OPS : 0, keys: KEYS });
-            if (round >= WARMUP) {
-              (((results[op] ??= {})[inFlight] ??= {})[name] ??= []).push((r.ops / r.ms) * 1000);
-              (((usage[op] ??= {})[inFlight] ??= {})[name] ??= []).push(r);
-            }
+/** The benchmark in `context` (a browser ready to use) on the page at `base`. */
+async function run(context, base, load, loadBefore) {
+  const tab = context.pages()[0] ?? (await context.newPage());
+  const errors = [];
+  tab.on('pageerror', (e) => errors.push(e.message));
+  await tab.goto(base);
+  await tab.waitForFunction(() => window.ready === true, null, { timeout: 60_000 });
+  await tab.evaluate(setUp, { keys: KEYS, names: STORES });
+  const version = await context.browser()?.version() ?? execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).trim();
+
+  /** results[op][inFlight][store] = ops/s of each timed round; usage: the cells' IndexedDB counts per operation. */
+  const results = {};
+  const usage = {};
+  for (let round = 0; round < WARMUP + ROUNDS; round++) {
+    for (const op of OPS) {
+      for (const inFlight of IN_FLIGHT) {
+        for (let s = 0; s < STORES.length; s++) {
+          const name = STORES[(s + round) % STORES.length];
+          const r = await tab.evaluate(cell, { name, op, inFlight, ms: CELL_MS, smokeOps: smoke ? SMOKE_OPS : 0, keys: KEYS });
+          if (round >= WARMUP) {
+            (((results[op] ??= {})[inFlight] ??= {})[name] ??= []).push((r.ops / r.ms) * 1000);
+            (((usage[op] ??= {})[inFlight] ??= {})[name] ??= []).push(r);
           }
         }
       }
     }
-    if (errors.length > 0) throw new Error(`page errors: ${errors.join('; ')}`);
-    console.log(
-      `Chromium ${version} (headless, playwright-core), Node ${process.version}, ${os.cpus().length} CPUs; ` +
-        `load average ${loadBefore} at the start, ${load()} at the end; ${KEYS} contexts per store, 10-field JSON payload; ` +
-        `median of ${ROUNDS} rounds of ${CELL_MS} ms cells after ${WARMUP} warm-up round.\n`,
-    );
-    console.log(`| operation | in flight | ${STORES.map((s) => NAMES[s]).join(' | ')} | shared / owned | shared / owned per round | shared / raw |`);
-    console.log(`|---|---:|${STORES.map(() => '---:|').join('')}---:|---:|---:|`);
-    const label = { get: 'get (existing context)', create: 'create (new context)', update: 'compare-and-set update' };
-    for (const op of OPS) {
-      for (const inFlight of IN_FLIGHT) {
-        const r = results[op][inFlight];
-        const m = Object.fromEntries(STORES.map((s) => [s, median(r[s])]));
-        const perRound = r.shared.map((x, i) => x / r.owned[i]);
-        const ratio = (x) => `${x < 0.1 ? x.toFixed(3) : x.toFixed(2)}×`;
-        console.log(
-          `| ${label[op]} | ${inFlight} | ${STORES.map((s) => Math.round(m[s])).join(' | ')} | ${ratio(m.shared / m.owned)} | ` +
-            `${ratio(Math.min(...perRound))}–${ratio(Math.max(...perRound))} | ${ratio(m.shared / m.raw)} |`,
-        );
-      }
+  }
+  if (errors.length > 0) throw new Error(`page errors: ${errors.join('; ')}`);
+  console.log(
+    `Chromium ${version} (headless, playwright-core), Node ${process.version}, ${os.cpus().length} CPUs; ` +
+      `load average ${loadBefore} at the start, ${load()} at the end; ${KEYS} contexts per store, 10-field JSON payload; ` +
+      `median of ${ROUNDS} rounds of ${CELL_MS} ms cells after ${WARMUP} warm-up round.\n`,
+  );
+  console.log(`| operation | in flight | ${STORES.map((s) => NAMES[s]).join(' | ')} | shared / owned | shared / owned per round | shared / raw |`);
+  console.log(`|---|---:|${STORES.map(() => '---:|').join('')}---:|---:|---:|`);
+  const label = { get: 'get (existing context)', create: 'create (new context)', update: 'compare-and-set update' };
+  for (const op of OPS) {
+    for (const inFlight of IN_FLIGHT) {
+      const r = results[op][inFlight];
+      const m = Object.fromEntries(STORES.map((s) => [s, median(r[s])]));
+      const perRound = r.shared.map((x, i) => x / r.owned[i]);
+      const ratio = (x) => `${x < 0.1 ? x.toFixed(3) : x.toFixed(2)}×`;
+      console.log(
+        `| ${label[op]} | ${inFlight} | ${STORES.map((s) => Math.round(m[s])).join(' | ')} | ${ratio(m.shared / m.owned)} | ` +
+          `${ratio(Math.min(...perRound))}–${ratio(Math.max(...perRound))} | ${ratio(m.shared / m.raw)} |`,
+      );
     }
-    const idbStores = STORES.filter((s) => s !== 'memory');
-    console.log('\n#### IndexedDB transactions (readonly + readwrite) and requests per operation (medians of the same rounds)\n');
-    console.log(`| operation | in flight | ${idbStores.map((s) => NAMES[s]).join(' | ')} |`);
-    console.log(`|---|---:|${idbStores.map(() => '---|').join('')}`);
-    const n = (x) => (x >= 10 ? x.toFixed(1) : x.toFixed(2));
-    for (const op of OPS) {
-      for (const inFlight of IN_FLIGHT) {
-        const u = usage[op][inFlight];
-        const cells = idbStores.map((s) => {
-          const med = (k) => median(u[s].map((r) => r[k]));
-          return `${n(med('readonly'))} + ${n(med('readwrite'))}, ${n(med('requests'))}`;
-        });
-        console.log(`| ${label[op]} | ${inFlight} | ${cells.join(' | ')} |`);
-      }
+  }
+  const idbStores = STORES.filter((s) => s !== 'memory');
+  console.log('\n#### IndexedDB transactions (readonly + readwrite) and requests per operation (medians of the same rounds)\n');
+  console.log(`| operation | in flight | ${idbStores.map((s) => NAMES[s]).join(' | ')} |`);
+  console.log(`|---|---:|${idbStores.map(() => '---|').join('')}`);
+  const n = (x) => (x >= 10 ? x.toFixed(1) : x.toFixed(2));
+  for (const op of OPS) {
+    for (const inFlight of IN_FLIGHT) {
+      const u = usage[op][inFlight];
+      const cells = idbStores.map((s) => {
+        const med = (k) => median(u[s].map((r) => r[k]));
+        return `${n(med('readonly'))} + ${n(med('readwrite'))}, ${n(med('requests'))}`;
+      });
+      console.log(`| ${label[op]} | ${inFlight} | ${cells.join(' | ')} |`);
     }
-  } finally {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-    await server.close();
   }
 }
 

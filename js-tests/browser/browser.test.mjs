@@ -7,19 +7,12 @@
 // shared store as wasm/npm/README.md shows. Tabs of one origin racing on one
 // IndexedDBStorage are tabs.test.mjs.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { installPacked } from '../packaging/consumer.mjs';
+import { watchPage, withChromium } from '../lib/chromium.mjs';
 import { serveStatic } from '../lib/static-server.mjs';
-
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox', '--headless=new', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-];
 
 const page = `<!doctype html>
 <meta charset="utf-8">
@@ -228,13 +221,10 @@ after(async () => {
 });
 
 test('create / update / subscribe / expiry in headless Chromium', { timeout: 120_000 }, async () => {
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'contextkit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
-  try {
+  await withChromium(async (context) => {
     const tab = context.pages()[0] ?? (await context.newPage());
     const problems = [];
-    tab.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    tab.on('console', (msg) => msg.type() === 'error' && problems.push(`console error: ${msg.text()}`));
+    watchPage(tab, problems);
     await tab.goto(base);
     await tab.waitForFunction(() => window.result !== undefined, null, { timeout: 60_000 });
     const r = await tab.evaluate(() => window.result);
@@ -257,10 +247,7 @@ test('create / update / subscribe / expiry in headless Chromium', { timeout: 120
     ]);
     assert.equal(r.stats.expirations, 2);
     assert.equal(r.stats.conflicts, 1);
-  } finally {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  }
+  });
 });
 
 /** Loads `url` in `tab` and resolves to the window.result it leaves, failing on page errors. */
@@ -284,9 +271,7 @@ async function resultOf(tab, url) {
 }
 
 test('IndexedDBStorage: a second manager and a reloaded page see exactly the acknowledged state; owned mode over a plain object: a failed write changes nothing; what owned mode left is reported and copied over', { timeout: 120_000 }, async () => {
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'contextkit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
-  try {
+  await withChromium(async (context) => {
     const tab = context.pages()[0] ?? (await context.newPage());
     const written = await resultOf(tab, `${base}idb.html?step=write`);
     assert.equal(written.problems, 0);
@@ -330,8 +315,5 @@ test('IndexedDBStorage: a second manager and a reloaded page see exactly the ack
     assert.notEqual(legacy.view.contexts.b.state.expiresAtMs, null);
     assert.deepEqual(legacy.again.problems, []);
     assert.deepEqual(legacy.again.view, legacy.view);
-  } finally {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  }
+  });
 });

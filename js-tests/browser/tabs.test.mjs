@@ -13,32 +13,17 @@
 // - The auto-cleanup timers of the pages elect one sweeper with a Web Lock;
 //   when its page closes, the next one sweeps.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { installPacked } from '../packaging/consumer.mjs';
+import { packagePage, watchPage, withChromium } from '../lib/chromium.mjs';
 import { serveStatic } from '../lib/static-server.mjs';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox', '--headless=new', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-];
 const PER_PAGE = 200;
 
 // The page only loads the package; the tests drive it with evaluate().
-const page = `<!doctype html>
-<meta charset="utf-8">
-<title>contextkit in tabs</title>
-<link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "contextkit": "/node_modules/contextkit/browser.mjs" } }</script>
-<script type="module">
-  import * as ck from 'contextkit';
-  window.ck = ck;
-  window.ready = true;
-</script>`;
+const page = packagePage('contextkit in tabs', '/node_modules/contextkit/browser.mjs');
 
 let dir;
 let server;
@@ -55,26 +40,20 @@ after(async () => {
 });
 
 /** A Chromium with a profile of its own; `use(context, addPage, problems)`, then closes it. */
-async function withBrowser(use) {
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'contextkit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
-  const problems = [];
-  let first = true;
-  const addPage = async () => {
-    const tab = first && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    first = false;
-    tab.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    tab.on('console', (msg) => msg.type() === 'error' && problems.push(`console error: ${msg.text()}`));
-    await tab.goto(base);
-    await tab.waitForFunction(() => window.ready === true);
-    return tab;
-  };
-  try {
+function withBrowser(use) {
+  return withChromium(async (context) => {
+    const problems = [];
+    let first = true;
+    const addPage = async () => {
+      const tab = first && context.pages()[0] ? context.pages()[0] : await context.newPage();
+      first = false;
+      watchPage(tab, problems);
+      await tab.goto(base);
+      await tab.waitForFunction(() => window.ready === true);
+      return tab;
+    };
     await use(context, addPage, problems);
-  } finally {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  }
+  });
 }
 
 // In a page: opens the store (window.m) and logs its events (window.log);

@@ -5,19 +5,11 @@
 // VERSION_CONFLICT), 200 per page, end exact; every page reads the same
 // event sequence; a page waiting in events() wakes on another page's commit.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { watchPage, withChromium } from '../lib/chromium.mjs';
 import { serveStatic } from '../lib/static-server.mjs';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox', '--headless=new', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-];
 const MODULES = new URL('../../wasm/npm/', import.meta.url);
 const PER_PAGE = 200;
 
@@ -66,19 +58,16 @@ async function increment(per) {
 }
 
 test('pages of one origin racing on one IndexedDBShared namespace: one create wins, CAS increments end exact, everyone reads the same events', { timeout: 600_000 }, async () => {
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'contextkit-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
-  const problems = [];
-  const pages = [];
-  const addPage = async () => {
-    const tab = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
-    tab.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    tab.on('console', (msg) => msg.type() === 'error' && problems.push(`console error: ${msg.text()}`));
-    await tab.goto(base);
-    await tab.waitForFunction(() => window.ready === true);
-    pages.push(tab);
-  };
-  try {
+  await withChromium(async (context) => {
+    const problems = [];
+    const pages = [];
+    const addPage = async () => {
+      const tab = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+      watchPage(tab, problems);
+      await tab.goto(base);
+      await tab.waitForFunction(() => window.ready === true);
+      pages.push(tab);
+    };
     for (const count of [2, 4]) {
       while (pages.length < count) await addPage();
       const name = `race-${count}`;
@@ -117,8 +106,5 @@ test('pages of one origin racing on one IndexedDBShared namespace: one create wi
       console.log(`# ${count} pages: ${total} increments in ${ms} ms (${(ms / total).toFixed(2)} ms each), ${sum} tries (${sum - total} conflicts); a waiting page woke ${Math.round(woken.ms)} ms after it began waiting (the commit came ~100 ms in)`);
     }
     assert.deepEqual(problems, []);
-  } finally {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
-  }
+  });
 });
