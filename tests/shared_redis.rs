@@ -1444,3 +1444,34 @@ fn sliding_expiry_is_each_managers_choice_on_one_namespace() {
         );
     });
 }
+
+/// Data as deep as a manager accepts is read back as it was written, by the
+/// manager that wrote it and by another one (every read comes from Redis).
+#[test]
+fn the_deepest_data_accepted_reads_back() {
+    let url = server().lock().unwrap().url();
+    runtime().block_on(async {
+        let ns = fresh_namespace("deep");
+        let a = connect(&url, &ns, ManagerConfig::default()).await;
+        let b = connect(&url, &ns, ManagerConfig::default()).await;
+        // The deepest nesting a create accepts (one more level is refused).
+        let mut deep = json!({});
+        let mut levels = 1;
+        loop {
+            let deeper = json!({ "d": deep.clone() });
+            if contextkit::json_depth(deeper.to_string().as_bytes()) > contextkit::MAX_DEPTH {
+                break;
+            }
+            deep = deeper;
+            levels += 1;
+        }
+        assert_eq!(levels, contextkit::MAX_DEPTH);
+        a.create_context("deep", deep.clone()).await.unwrap();
+        a.create_recovery_point("deep").await.unwrap();
+        for m in [&a, &b] {
+            assert_eq!(m.get_context("deep").await.unwrap().data, deep);
+            assert_eq!(m.recovery_points("deep").await.unwrap()[0].data, deep);
+            assert_eq!(m.list_contexts().await.len(), 1);
+        }
+    });
+}

@@ -71,10 +71,10 @@ pub use state_cache::StateCache;
 #[allow(deprecated)]
 pub use storage::PointRecord;
 pub use storage::{
-    Loaded, LoadedText, MaybeSend, MaybeSync, MemoryStorage, Meta, ParseText, Record,
-    SnapshotRecord, Storage, StorageFuture, TextStorage, TextStore, metadata_from_value,
+    Loaded, LoadedText, MaybeSend, MaybeSync, MemoryStorage, Meta, Record, SnapshotRecord, Storage,
+    StorageFuture, TextStorage, TextStore, metadata_from_value,
 };
 pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
-pub use validate::{MAX_DEPTH, json_depth};
+pub use validate::{MAX_DEPTH, ParseJson, json_depth};
 
 pub use serde_json::{Value, json};

@@ -13,7 +13,7 @@ mod decode;
 mod text;
 
 pub use decode::metadata_from_value;
-pub use text::{LoadedText, ParseText, TextStorage, TextStore};
+pub use text::{LoadedText, TextStorage, TextStore};
 
 /// `Send` natively; nothing in single-threaded wasm, where JavaScript-backed
 /// storages cannot be `Send`.

@@ -58,6 +58,19 @@ pub fn json_depth(text: &[u8]) -> usize {
 /// Messages name the Rust fields. The npm package refuses these values
 /// before the core sees them, naming its own options (`wasm/src/args.rs`),
 /// and so does it for [`AdapterConfig`](crate::AdapterConfig)'s.
+/// How a front-end reads JSON text into a value: nested at most `max_depth`
+/// levels (`[]` is one), numbers exactly. The error continues a sentence
+/// naming the value ("stored value of 'meta' …"), e.g. `is not valid JSON:
+/// … at line 1 column 9`.
+///
+/// The core says how deep (data as deep as a manager accepts, plus what a
+/// stored record wraps around it), and the parser must read every value up
+/// to that depth: a context it could not read back would be lost to its
+/// readers. serde_json's default recursion limit (128) is too low; the
+/// contextkit-json parser, or serde_json with `unbounded_depth` after a
+/// [`json_depth`] check, will do.
+pub type ParseJson = fn(text: &str, max_depth: usize) -> std::result::Result<Value, String>;
+
 pub(crate) fn config(cfg: &ManagerConfig) -> Result<()> {
     if cfg.max_contexts == 0 {
         return Err(ContextError::invalid("max_contexts must be at least 1"));

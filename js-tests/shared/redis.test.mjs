@@ -86,6 +86,27 @@ test('two managers on one namespace are one store', async () => {
   }
 });
 
+test('data as deep as a manager accepts reads back, from another manager and from a recovery point', async () => {
+  const ns = fresh();
+  const a = await ContextManager.connect(backend(ns));
+  const b = await ContextManager.connect(backend(ns));
+  try {
+    // The deepest object createContext accepts: one level more is refused.
+    let deep = {};
+    for (let i = 1; i < 128; i++) deep = { d: deep };
+    await assert.rejects(a.createContext('over', { d: deep }), { code: 'INVALID_ARGUMENT' });
+    await a.createContext('deep', deep);
+    await a.createRecoveryPoint('deep');
+    for (const m of [a, b]) {
+      assert.deepEqual((await m.getContext('deep')).data, deep);
+      assert.deepEqual((await m.recoveryPoints('deep'))[0].data, deep);
+    }
+  } finally {
+    a.free();
+    b.free();
+  }
+});
+
 test('modify, touch and the capacity hold across managers', async () => {
   const ns = fresh();
   const managers = await Promise.all([0, 1, 2, 3].map(() => ContextManager.connect(backend(ns), { maxContexts: 5 })));

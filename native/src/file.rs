@@ -31,6 +31,7 @@
 //!   and the directory is fsynced; a delete unlinks and fsyncs the directory;
 //!   a directory is created with its missing parents, each parent fsynced.
 
+use crate::json::JsonError;
 use contextkit_core::{ContextError, Loaded, Meta, Record, Result, Storage, StorageFuture};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -228,21 +229,14 @@ fn create_dir(dir: &Path) -> io::Result<()> {
 /// accepts, inside a recovery point inside the record (four levels).
 const RECORD_DEPTH: usize = contextkit_core::MAX_DEPTH + 4;
 
-/// A record from the bytes of its file at `path`. Data as deep as the core
-/// accepts is more than serde_json's default recursion limit allows, so the
-/// depth is checked first and the parser then runs without that limit.
+/// A record from the bytes of its file at `path`.
 fn parse_record(bytes: &[u8], path: &Path) -> Result<Record> {
     const CORRUPT: &str = "corrupt context file";
     let json = decode(bytes).map_err(|why| storage_fault(CORRUPT, path, why))?;
-    if contextkit_core::json_depth(json) > RECORD_DEPTH {
-        let why = format!("nested deeper than {RECORD_DEPTH} levels");
-        return Err(storage_fault(CORRUPT, path, why));
-    }
-    let mut de = serde_json::Deserializer::from_slice(json);
-    de.disable_recursion_limit();
-    <Record as serde::Deserialize>::deserialize(&mut de)
-        .and_then(|record| de.end().map(|()| record))
-        .map_err(|e| storage_error(CORRUPT, path, e))
+    crate::json::from_json(json, RECORD_DEPTH).map_err(|e| match e {
+        JsonError::Invalid(e) => storage_error(CORRUPT, path, e),
+        too_deep => storage_fault(CORRUPT, path, too_deep.to_string()),
+    })
 }
 
 fn read_record(path: &Path) -> Result<Record> {

@@ -17,6 +17,7 @@
 //! ```
 
 mod file;
+mod json;
 #[cfg(feature = "redis")]
 mod redis_backend;
 mod tasks;

@@ -380,7 +380,7 @@ pub(crate) fn string(v: &JsValue, what: &str, max_bytes: usize) -> Result<String
 /// `backend` (a `RedisBackend`, or any object with the same properties).
 pub(crate) fn shared_backend(
     backend: &JsValue,
-    parse_json: contextkit_core::wire::ParseJson,
+    parse_json: contextkit_core::ParseJson,
 ) -> Result<contextkit_core::client::ClientConfig, ContextError> {
     let namespace = match host::get_str(backend, "namespace")
         .ok()

@@ -151,6 +151,13 @@ pub(crate) fn object_from_js(
     })
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+/// Text from a store (data, records) as a value, with the package's exact
+/// parser, as deep as the core asks.
+pub(crate) fn parse_stored(text: &str, max_depth: usize) -> Result<Value, String> {
+    json::parse(text, max_depth, false).map_err(|why| why.to_string())
+}
+
 /// `text` as a Rust string. The host's `TextEncoder` writes it straight into
 /// this module's memory: wasm-bindgen's own conversion copies ASCII one
 /// character at a time in JavaScript, which costs more than the rest of a

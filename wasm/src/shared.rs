@@ -8,14 +8,12 @@
 
 use crate::convert::{NOT_INITIALISED, Support, with_support};
 use crate::host::hash_seed;
-use crate::json;
 use crate::manager::Manager;
 use crate::promise::{reject, run_with};
 use contextkit_core::client::{Outcome, SharedClient, Transport};
 use contextkit_core::wire::Wire;
-use contextkit_core::{ContextError, ContextManager, MAX_DEPTH, Result, StorageFuture};
+use contextkit_core::{ContextError, ContextManager, Result, StorageFuture};
 use js_sys::{Array, Promise};
-use serde_json::Value;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -137,11 +135,6 @@ impl Transport for JsTransport {
     }
 }
 
-/// Data and metadata text from the store, read as the package reads JSON.
-fn parse_json(text: &str) -> std::result::Result<Value, String> {
-    json::parse(text, MAX_DEPTH + 1, false).map_err(|e| e.to_string())
-}
-
 #[wasm_bindgen(js_class = ContextManager)]
 impl Manager {
     /// `ContextManager.connect(backend, config)`: a manager in shared mode on
@@ -151,7 +144,7 @@ impl Manager {
             Ok(c) => c,
             Err(e) => return reject(e),
         };
-        let settings = crate::args::shared_backend(&backend, parse_json);
+        let settings = crate::args::shared_backend(&backend, crate::convert::parse_stored);
         run_with(
             "ContextManager.connect",
             settings,

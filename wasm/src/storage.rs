@@ -20,14 +20,12 @@
 use crate::convert::{NOT_INITIALISED, Support, with_support};
 use crate::error::kind;
 use crate::host::hash_seed;
-use crate::json;
 use crate::manager::Manager;
 use crate::promise::{reject, run};
 use contextkit_core::{
     ContextError, ContextManager, LoadedText, Result, StorageFuture, TextStorage, TextStore,
 };
 use js_sys::{Array, Object, Promise, Reflect};
-use serde_json::Value;
 use std::fmt;
 use std::future::Future;
 use wasm_bindgen::JsCast;
@@ -64,11 +62,6 @@ impl fmt::Debug for JsStore {
 
 fn storage_error(msg: String) -> ContextError {
     ContextError::storage(msg)
-}
-
-/// Stored text as a value, with the package's exact parser.
-fn parse_json(text: &str, max_depth: usize) -> std::result::Result<Value, String> {
-    json::parse(text, max_depth, false).map_err(|why| why.to_string())
 }
 
 impl JsStore {
@@ -155,7 +148,7 @@ impl Manager {
                 kind(&storage)
             )));
         }
-        let storage = TextStorage::new(JsStore { object: storage }, parse_json);
+        let storage = TextStorage::new(JsStore { object: storage }, crate::convert::parse_stored);
         run("ContextManager.open", async move {
             let opened = ContextManager::builder(cfg)
                 .hash_seed(hash_seed())

@@ -8,8 +8,9 @@
 //! if it ran, else a mark that makes a late copy of it a no-op), and the
 //! reader that delivers the namespace's events to the manager.
 
-use super::wire::{self, ParseJson, Wire};
+use super::wire::{self, Wire};
 use super::{EventFeed, Joined, SharedBackend, Write, WriteReply};
+use crate::ParseJson;
 use crate::storage::{MaybeSend, MaybeSync, StorageFuture};
 use crate::sync::{AtomicU64, Ordering};
 use crate::{Clock, ContextError, ContextState, ManagerConfig, Result, Snapshot};
@@ -63,7 +64,7 @@ impl Outcome {
 /// ```
 /// use contextkit_core::client::{ClientConfig, Outcome, SharedClient, Transport};
 /// use contextkit_core::wire::Wire;
-/// use contextkit_core::{ContextError, ContextManager, MAX_DEPTH, ManagerConfig, StorageFuture};
+/// use contextkit_core::{ContextError, ContextManager, ManagerConfig, StorageFuture};
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::time::Duration;
 ///
@@ -85,8 +86,8 @@ impl Outcome {
 /// }
 ///
 /// // Data and metadata as the front-end reads JSON: exactly, and as deep as
-/// // a manager accepts (serde_json's default stops at 128 levels).
-/// let parse = |text: &str| contextkit_json::parse(text, MAX_DEPTH + 1, false).map_err(|e| e.to_string());
+/// // the core asks (serde_json's default stops at 128 levels).
+/// let parse = |text: &str, depth| contextkit_json::parse(text, depth, false).map_err(|e| e.to_string());
 /// let settings = ClientConfig::new("app", parse);
 /// let client = SharedClient::new(Down, settings);
 /// let builder = ContextManager::builder(ManagerConfig::default());

@@ -11,7 +11,7 @@
 //! numbers round-trip exactly; the front-end's [`ParseJson`] reads them.
 
 use super::{Committed, Write, WriteReply};
-use crate::{ContextError, ContextEvent, ContextState, ManagerConfig, Result, Snapshot};
+use crate::{ContextError, ContextEvent, ContextState, MAX_DEPTH, ManagerConfig, Result, Snapshot};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,8 +29,9 @@ pub enum Wire {
     List(Vec<Wire>),
 }
 
-/// Reads JSON text into a value: the front-end's parser, with its limits.
-pub type ParseJson = fn(&str) -> std::result::Result<Value, String>;
+/// How data and metadata text is read (see [`crate::ParseJson`]); the wire
+/// functions read values at most [`MAX_DEPTH`](crate::MAX_DEPTH) deep.
+pub use crate::ParseJson;
 
 /// Counts sent to the library stay below this (exact as a double in Lua).
 pub const MAX_COUNT: u64 = 1 << 40;
@@ -310,7 +311,7 @@ fn outcome(
         other => return Err(bad(format!("status '{other}'"))),
     }
     let json = |what: &str, w: &Wire| -> Result<Value> {
-        parse(w.text()?).map_err(|e| {
+        parse(w.text()?, MAX_DEPTH).map_err(|e| {
             ContextError::storage(format!(
                 "the {what} of '{id}' in the store is not valid JSON: {e}"
             ))
@@ -351,7 +352,7 @@ fn outcome(
 fn metadata(id: &str, text: &str, parse: ParseJson) -> Result<BTreeMap<String, String>> {
     let damaged =
         || ContextError::storage(format!("the metadata of '{id}' in the store is damaged"));
-    match parse(text).map_err(|_| damaged())? {
+    match parse(text, MAX_DEPTH).map_err(|_| damaged())? {
         Value::Object(map) => map
             .into_iter()
             .map(|(k, v)| match v {
@@ -400,7 +401,7 @@ pub fn state(id: &str, record: &str, parse: ParseJson) -> Result<Arc<ContextStat
         created_at_ms: number(c)?,
         updated_at_ms: number(u)?,
         expires_at_ms: if e.is_empty() { None } else { Some(number(e)?) },
-        data: parse(data).map_err(|e| {
+        data: parse(data, MAX_DEPTH).map_err(|e| {
             ContextError::storage(format!(
                 "the data of '{id}' in the store is not valid JSON: {e}"
             ))
@@ -427,7 +428,7 @@ pub fn snapshot(id: &str, raw: &str, parse: ParseJson) -> Result<Snapshot> {
         context_id: id.to_owned(),
         version,
         created_at_ms: created,
-        data: parse(data).map_err(|e| {
+        data: parse(data, MAX_DEPTH).map_err(|e| {
             ContextError::storage(format!(
                 "a recovery point of '{id}' in the store is not valid JSON: {e}"
             ))
@@ -546,7 +547,7 @@ pub fn joined(
     let [epoch, stored, revision] = reply.items()? else {
         return Err(bad("ck2_join"));
     };
-    let stored = parse(stored.text()?).map_err(|e| {
+    let stored = parse(stored.text()?, MAX_DEPTH).map_err(|e| {
         ContextError::storage(format!(
             "namespace '{namespace}' has an unreadable configuration: {e}"
         ))
@@ -599,7 +600,7 @@ pub fn check_namespace(namespace: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> std::result::Result<Value, String> {
+    fn parse(s: &str, _max_depth: usize) -> std::result::Result<Value, String> {
         serde_json::from_str(s).map_err(|e| e.to_string())
     }
 

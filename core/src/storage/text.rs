@@ -9,7 +9,7 @@
 
 use super::{Loaded, MaybeSend, MaybeSync, Meta, Record, Storage, StorageFuture};
 use crate::sync::Mutex;
-use crate::{ContextError, MAX_DEPTH, Result};
+use crate::{ContextError, MAX_DEPTH, ParseJson, Result};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
@@ -21,19 +21,6 @@ const RECORD_PREFIX: &str = "c/";
 /// Levels a record adds above a context's data: the record, its list of
 /// recovery points, a point, and the point's state.
 const RECORD_NESTING: usize = 4;
-
-/// Reads stored JSON text into a value, nested at most `max_depth` levels
-/// (`[]` is one). The error continues a sentence naming the value ("stored
-/// value of 'meta' …"), e.g. `is not valid JSON: … at line 1 column 9`.
-///
-/// The parser must read every value up to `max_depth` levels (data as deep
-/// as the manager accepts, inside a record: [`MAX_DEPTH`](crate::MAX_DEPTH)
-/// plus four) and numbers exactly: a context it cannot read back is
-/// reported as a problem at the next open and not loaded. serde_json's
-/// default recursion limit (128) is too low; contextkit-json's parser, or
-/// serde_json with `unbounded_depth` after a [`json_depth`](crate::json_depth)
-/// check, will do.
-pub type ParseText = fn(text: &str, max_depth: usize) -> std::result::Result<Value, String>;
 
 /// What [`TextStore::load`] found.
 #[derive(Debug, Default)]
@@ -110,7 +97,7 @@ pub trait TextStore: MaybeSend + MaybeSync + fmt::Debug + 'static {
 /// ```
 pub struct TextStorage<S> {
     store: S,
-    parse_text: ParseText,
+    parse_text: ParseJson,
     /// The largest `nextSnapshotId` and `nextRevision` handed to the store
     /// so far. Two removals may store their meta concurrently, and the one
     /// decided first may be issued last: the meta written never goes back.
@@ -163,7 +150,7 @@ fn failed<'a>(e: ContextError) -> StorageFuture<'a, ()> {
 
 impl<S: TextStore> TextStorage<S> {
     /// A storage over `store`, reading its text with `parse`.
-    pub fn new(store: S, parse: ParseText) -> Self {
+    pub fn new(store: S, parse: ParseJson) -> Self {
         Self {
             store,
             parse_text: parse,

@@ -61,9 +61,13 @@ pub(crate) fn to_wire(v: &Value) -> Wire {
     }
 }
 
-/// JSON text read with serde_json (exact numbers: `float_roundtrip`).
-pub(crate) fn parse_json(text: &str) -> std::result::Result<serde_json::Value, String> {
-    serde_json::from_str(text).map_err(|e| e.to_string())
+/// JSON text read with serde_json (exact numbers: `float_roundtrip`), as
+/// deep as the core asks.
+pub(crate) fn parse_json(
+    text: &str,
+    max_depth: usize,
+) -> std::result::Result<serde_json::Value, String> {
+    crate::json::from_json(text.as_bytes(), max_depth).map_err(|e| e.to_string())
 }
 
 /// A context from its record (see [`wire::state`]); `None` for no record.

@@ -141,7 +141,7 @@ pub(super) fn int(n: u64) -> Wire {
     Wire::Int(n as i64)
 }
 
-fn parse(text: &str) -> std::result::Result<serde_json::Value, String> {
+fn parse(text: &str, _max_depth: usize) -> std::result::Result<serde_json::Value, String> {
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
