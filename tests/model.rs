@@ -355,7 +355,7 @@ mod recreated_context {
         let (m, t) = tracker_on_recreated(ConflictPolicy::Overwrite);
         block_on(async {
             let pushed = t.sync_state().await.unwrap();
-            assert_eq!((pushed.version, &pushed.data), (2, &json!({ "v": 2 })));
+            assert_eq!((pushed.version, &*pushed.data), (2, &json!({ "v": 2 })));
             assert!(!t.is_dirty().await, "the pushed edit is still pending");
             assert_eq!(*t.get_state().await.unwrap(), *pushed);
             t.sync_state().await.unwrap();
@@ -374,7 +374,7 @@ mod recreated_context {
         let (_m, t) = tracker_on_recreated(ConflictPolicy::KeepRemote);
         block_on(async {
             let remote = t.sync_state().await.unwrap();
-            assert_eq!((remote.version, &remote.data), (1, &json!({ "v": 3 })));
+            assert_eq!((remote.version, &*remote.data), (1, &json!({ "v": 3 })));
             assert!(!t.is_dirty().await, "the local edit was kept");
             assert_eq!(*t.get_state().await.unwrap(), *remote);
         });

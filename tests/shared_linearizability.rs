@@ -740,7 +740,7 @@ fn modify_is_not_fooled_by_a_context_deleted_and_created_again() {
             .await
             .unwrap();
         assert_eq!(
-            (modified.version, &modified.data),
+            (modified.version, &*modified.data),
             (3, &json!({ "w": 120 })),
             "the modify built on the deleted context's data"
         );

@@ -3,8 +3,8 @@
 use crate::storage::MaybeSend;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crate::{
-    ContextError, ContextManager, ContextState, ContextTracker, CreateOptions, Result, Scoped,
-    Snapshot, Subscription, TrackerConfig, UpdateOptions,
+    ContextError, ContextManager, ContextState, ContextTracker, CreateOptions, Data, Result,
+    Scoped, Snapshot, Subscription, TrackerConfig, UpdateOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -212,7 +212,11 @@ impl ContextAdapter {
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
-    pub async fn create_context(&self, id: &str, data: Value) -> Result<Arc<ContextState>> {
+    pub async fn create_context(
+        &self,
+        id: &str,
+        data: impl Into<Data>,
+    ) -> Result<Arc<ContextState>> {
         self.create_context_with(id, data, CreateOptions::default())
             .await
     }
@@ -235,7 +239,7 @@ impl ContextAdapter {
     pub async fn create_context_with(
         &self,
         id: &str,
-        data: Value,
+        data: impl Into<Data>,
         opts: CreateOptions,
     ) -> Result<Arc<ContextState>> {
         let cfg = self.config().await;
@@ -285,7 +289,7 @@ impl ContextAdapter {
     pub async fn update_context(
         &self,
         id: &str,
-        data: Value,
+        data: impl Into<Data>,
         expected_version: Option<u64>,
     ) -> Result<Arc<ContextState>> {
         let cfg = self.config().await;

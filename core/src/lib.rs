@@ -39,6 +39,7 @@ macro_rules! in_shared_mode {
 mod adapter;
 mod backend;
 mod clock;
+mod data;
 mod error;
 mod events;
 mod expiry;
@@ -58,6 +59,7 @@ mod write;
 
 pub use adapter::{AdapterConfig, ContextAdapter};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use data::Data;
 pub use error::{ContextError, Result};
 pub use events::{ContextEvent, DEFAULT_EVENT_CAPACITY, Subscription};
 pub use manager::{ContextManager, ManagerBuilder};

@@ -8,8 +8,8 @@ use crate::store::{Entry, Inner, Removal};
 use crate::sync::Ordering;
 use crate::write::Patch;
 use crate::{
-    Clock, ContextError, ContextState, CreateOptions, ManagerConfig, Result, Stats, SystemClock,
-    UpdateOptions, validate,
+    Clock, ContextError, ContextState, CreateOptions, Data, ManagerConfig, Result, Stats,
+    SystemClock, UpdateOptions, validate,
 };
 use serde_json::Value;
 use std::fmt;
@@ -332,7 +332,11 @@ impl ContextManager {
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
-    pub async fn create_context(&self, id: &str, data: Value) -> Result<Arc<ContextState>> {
+    pub async fn create_context(
+        &self,
+        id: &str,
+        data: impl Into<Data>,
+    ) -> Result<Arc<ContextState>> {
         self.create_context_with(id, data, CreateOptions::default())
             .await
     }
@@ -351,9 +355,10 @@ impl ContextManager {
     pub async fn create_context_with(
         &self,
         id: &str,
-        data: Value,
+        data: impl Into<Data>,
         opts: CreateOptions,
     ) -> Result<Arc<ContextState>> {
+        let data = data.into();
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
         validate::data(&inner.cfg, &data)?;
@@ -450,7 +455,7 @@ impl ContextManager {
     pub async fn update_context(
         &self,
         id: &str,
-        data: Value,
+        data: impl Into<Data>,
         expected_version: Option<u64>,
     ) -> Result<Arc<ContextState>> {
         let opts = UpdateOptions {
@@ -476,9 +481,10 @@ impl ContextManager {
     pub async fn update_context_with(
         &self,
         id: &str,
-        data: Value,
+        data: impl Into<Data>,
         opts: UpdateOptions,
     ) -> Result<Arc<ContextState>> {
+        let data = data.into();
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
         validate::data(&inner.cfg, &data)?;
@@ -540,7 +546,7 @@ impl ContextManager {
     ///         data
     ///     })
     ///     .await?;
-    /// assert_eq!((s.version, &s.data), (2, &json!({ "items": 1 })));
+    /// assert_eq!((s.version, &*s.data), (2, &json!({ "items": 1 })));
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
@@ -573,6 +579,34 @@ impl ContextManager {
     pub async fn try_modify_context<F>(&self, id: &str, mut f: F) -> Result<Arc<ContextState>>
     where
         F: FnMut(&Value) -> Result<Value> + MaybeSend,
+    {
+        self.try_modify_data(id, move |data| f(data).map(Data::from))
+            .await
+    }
+
+    /// [`try_modify_context`](Self::try_modify_context) on [`Data`] as it is
+    /// held: text-held data reaches `f` without a tree being built, and `f`
+    /// may return data held as text.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let parse = |text: &str, _: usize| serde_json::from_str(text).map_err(|e| e.to_string());
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// m.create_context("a", Data::from_json(r#"{"n":1}"#, parse)?).await?;
+    /// let s = m
+    ///     .try_modify_data("a", |data| {
+    ///         let text = data.json_text().replace("1", "2");
+    ///         Data::from_json(text, parse)
+    ///     })
+    ///     .await?;
+    /// assert_eq!(s.data.as_json(), Some(r#"{"n":2}"#));
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_modify_data<F>(&self, id: &str, mut f: F) -> Result<Arc<ContextState>>
+    where
+        F: FnMut(&Data) -> Result<Data> + MaybeSend,
     {
         let inner = &*self.inner;
         validate::id(&inner.cfg, id)?;
@@ -889,7 +923,7 @@ impl Inner {
     pub(crate) fn next_state(
         &self,
         entry: &Entry,
-        data: Value,
+        data: Data,
         now: u64,
         ttl_ms: Option<u64>,
     ) -> Result<Arc<ContextState>> {

@@ -30,7 +30,7 @@ impl ContextManager {
     /// let snapshot = m.create_recovery_point("a").await?;
     /// m.update_context("a", json!({ "step": 2 }), None).await?;
     /// let s = m.restore_recovery_point("a", snapshot.id).await?;
-    /// assert_eq!((s.version, s.data.clone()), (3, json!({ "step": 1 })));
+    /// assert_eq!((s.version, s.data.value().clone()), (3, json!({ "step": 1 })));
     /// # Ok::<(), contextkit_core::ContextError>(())
     /// # }).unwrap();
     /// ```

@@ -1,7 +1,7 @@
 //! The plain data types: states, snapshots, options, configuration and statistics.
 
+use crate::Data;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// One version of one context. Shared as `Arc<ContextState>`: reads never copy data.
@@ -39,7 +39,7 @@ pub struct ContextState {
     /// When the context expires, if it has a TTL.
     pub expires_at_ms: Option<u64>,
     /// The context's JSON object.
-    pub data: Value,
+    pub data: Data,
     /// Free-form string metadata set at creation.
     pub metadata: BTreeMap<String, String>,
 }
@@ -70,7 +70,7 @@ impl ContextState {
 /// let m = ContextManager::new(ManagerConfig::default());
 /// m.create_context("a", json!({ "x": 1 })).await?;
 /// let p = m.create_recovery_point("a").await?;
-/// assert_eq!((p.context_id.as_str(), p.version, &p.data), ("a", 1, &json!({ "x": 1 })));
+/// assert_eq!((p.context_id.as_str(), p.version, &*p.data), ("a", 1, &json!({ "x": 1 })));
 /// # Ok::<(), ContextError>(())
 /// # }).unwrap();
 /// ```
@@ -86,7 +86,7 @@ pub struct Snapshot {
     /// When the snapshot was taken.
     pub created_at_ms: u64,
     /// The data at that version.
-    pub data: Value,
+    pub data: Data,
 }
 
 /// Options of [`ContextManager::create_context_with`](crate::ContextManager::create_context_with).

@@ -330,7 +330,7 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
             expires_at_ms: None,
-            data: serde_json::Value::Object(data),
+            data: serde_json::Value::Object(data).into(),
             metadata: BTreeMap::new(),
         };
         let record = Record {

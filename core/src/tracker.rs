@@ -1,9 +1,8 @@
 //! [`ContextTracker`]: a working copy of one active context that syncs back.
 
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
-use crate::{ContextError, ContextManager, ContextState, Result, Scoped, validate};
+use crate::{ContextError, ContextManager, ContextState, Data, Result, Scoped, validate};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
 
@@ -139,7 +138,7 @@ struct Shared {
 /// t.update_state(json!({ "title": "final" })).await?;
 /// assert!(t.is_dirty().await);
 /// let s = t.sync_state().await?;
-/// assert_eq!((s.version, m.get_context("doc").await?.data.clone()), (2, json!({ "title": "final" })));
+/// assert_eq!((s.version, m.get_context("doc").await?.data.value().clone()), (2, json!({ "title": "final" })));
 /// # Ok::<(), contextkit_core::ContextError>(())
 /// # }).unwrap();
 /// ```
@@ -421,7 +420,8 @@ impl ContextTracker {
     /// # Ok::<(), ContextError>(())
     /// # }).unwrap();
     /// ```
-    pub async fn update_state(&self, data: Value) -> Result<Arc<ContextState>> {
+    pub async fn update_state(&self, data: impl Into<Data>) -> Result<Arc<ContextState>> {
+        let data = data.into();
         validate::data(self.shared.manager.config(), &data)?;
         self.shared
             .work

@@ -1,6 +1,6 @@
 //! Checks of user input: ids, data, metadata and TTLs.
 
-use crate::{ContextError, ManagerConfig, Record, Result};
+use crate::{ContextError, Data, ManagerConfig, Record, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -111,31 +111,45 @@ pub(crate) fn id(cfg: &ManagerConfig, id: &str) -> Result<()> {
 }
 
 /// Data must be a JSON object of at most `max_data_bytes` serialized bytes and
-/// at most [`MAX_DEPTH`] levels deep.
-pub(crate) fn data(cfg: &ManagerConfig, data: &Value) -> Result<()> {
+/// at most [`MAX_DEPTH`] levels deep. Data held as text is measured as that
+/// text, whose depth and length are known already.
+pub(crate) fn data(cfg: &ManagerConfig, data: &Data) -> Result<()> {
     if !data.is_object() {
         return Err(ContextError::invalid(format!(
             "context data must be a JSON object, got {}",
             kind(data)
         )));
     }
+    let too_deep = || {
+        ContextError::invalid(format!(
+            "context data is nested deeper than {MAX_DEPTH} levels"
+        ))
+    };
+    let too_large = || {
+        ContextError::invalid(format!(
+            "context data is larger than {} bytes",
+            cfg.max_data_bytes
+        ))
+    };
+    if let Some((depth, len)) = data.text_shape() {
+        return match () {
+            () if depth > MAX_DEPTH => Err(too_deep()),
+            () if len > cfg.max_data_bytes => Err(too_large()),
+            () => Ok(()),
+        };
+    }
     // Counting the exact length reads every string byte. Almost all data is
     // far under the limit, which a bound from string lengths alone (a byte
     // escapes to at most 6) proves without reading the strings. The same walk
     // checks the depth.
     let Some(bound) = len_bound(data, 1) else {
-        return Err(ContextError::invalid(format!(
-            "context data is nested deeper than {MAX_DEPTH} levels"
-        )));
+        return Err(too_deep());
     };
     if bound <= cfg.max_data_bytes {
         return Ok(());
     }
     if serialized_len(data) > cfg.max_data_bytes {
-        return Err(ContextError::invalid(format!(
-            "context data is larger than {} bytes",
-            cfg.max_data_bytes
-        )));
+        return Err(too_large());
     }
     Ok(())
 }
@@ -299,7 +313,7 @@ mod tests {
 
     #[test]
     fn data_limit_is_inclusive() {
-        let body = json!({ "k": "x".repeat(100) });
+        let body = Data::from(json!({ "k": "x".repeat(100) }));
         let exact = serde_json::to_vec(&body).unwrap().len();
         let cfg = ManagerConfig {
             max_data_bytes: exact,
@@ -319,9 +333,45 @@ mod tests {
         for _ in 0..MAX_DEPTH - 1 {
             v = json!({ "a": v });
         }
-        assert!(data(&ManagerConfig::default(), &v).is_ok());
+        let parse = |text: &str, depth| {
+            contextkit_json::parse(text, depth, false).map_err(|e| e.to_string())
+        };
+        let text = Data::from_json(v.to_string(), parse).unwrap();
+        assert!(data(&ManagerConfig::default(), &text).is_ok());
+        assert!(data(&ManagerConfig::default(), &v.clone().into()).is_ok());
         let v = json!({ "a": v });
-        assert!(data(&ManagerConfig::default(), &v).is_err());
+        let text = Data::from_json(v.to_string(), parse).unwrap();
+        let err = data(&ManagerConfig::default(), &text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: context data is nested deeper than 128 levels"
+        );
+        assert!(data(&ManagerConfig::default(), &v.into()).is_err());
+    }
+
+    #[test]
+    fn text_is_measured_as_given() {
+        let parse = |text: &str, depth| {
+            contextkit_json::parse(text, depth, false).map_err(|e| e.to_string())
+        };
+        let text = r#"{"a": 1.0}"#;
+        let at = |max_data_bytes| ManagerConfig {
+            max_data_bytes,
+            ..ManagerConfig::default()
+        };
+        let d = Data::from_json(text, parse).unwrap();
+        assert!(data(&at(text.len()), &d).is_ok());
+        let err = data(&at(text.len() - 1), &d).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: context data is larger than 9 bytes"
+        );
+        let list = Data::from_json("[1]", parse).unwrap();
+        let err = data(&at(100), &list).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: context data must be a JSON object, got an array"
+        );
     }
 
     #[test]
@@ -342,8 +392,9 @@ mod tests {
                 max_data_bytes,
                 ..ManagerConfig::default()
             };
-            assert!(data(&at(exact), &v).is_ok(), "{v}");
-            assert!(data(&at(exact - 1), &v).is_err(), "{v}");
+            let d = Data::from(v.clone());
+            assert!(data(&at(exact), &d).is_ok(), "{v}");
+            assert!(data(&at(exact - 1), &d).is_err(), "{v}");
         }
     }
 

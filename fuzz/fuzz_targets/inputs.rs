@@ -83,7 +83,7 @@ fuzz_target!(|input: (&str, &[u8])| {
             return;
         }
         let s = created.unwrap();
-        assert_eq!((s.version, &s.data, s.id.as_str()), (1, &value, id));
+        assert_eq!((s.version, &*s.data, s.id.as_str()), (1, &value, id));
         assert_eq!(m.get_context(id).await.unwrap().data, value);
         let json = serde_json::to_string(&*s).unwrap();
         assert_eq!(serde_json::from_str::<ContextState>(&json).unwrap(), *s);
@@ -94,7 +94,7 @@ fuzz_target!(|input: (&str, &[u8])| {
             .unwrap();
         assert_eq!(s2.version, 2);
         let restored = m.restore_recovery_point(id, snapshot.id).await.unwrap();
-        assert_eq!((restored.version, &restored.data), (3, &value));
+        assert_eq!((restored.version, &*restored.data), (3, &value));
         assert_eq!(m.list_context_ids().await, vec![id.to_owned()]);
         let t = ContextTracker::new(m.clone(), TrackerConfig::default());
         t.activate_context(id).await.unwrap();

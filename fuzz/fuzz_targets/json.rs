@@ -4,7 +4,9 @@
 //! bit); with raw control characters allowed in strings (the npm package's
 //! argument text), it must read a text as serde_json reads that text with
 //! those characters escaped; and its double reader against
-//! `str::parse::<f64>` on every number in JSON's grammar.
+//! `str::parse::<f64>` on every number in JSON's grammar. And the core's
+//! check of text kept as data (`Data::read_json`, no tree built): it holds
+//! exactly the texts this parser reads, and reads to the same value.
 //!
 //! `cargo +nightly fuzz run json` (from fuzz/).
 
@@ -99,10 +101,24 @@ fn compare(text: &str, raw_controls: bool, reference: &str) {
     }
 }
 
+/// The core's check of `text` as data against a reading of it.
+fn held_as_data(text: &str) {
+    let parse = |t: &str, depth| contextkit_json::parse(t, depth, false).map_err(|e| e.to_string());
+    let held = contextkit_core::Data::read_json(text.to_owned(), parse);
+    match (held, contextkit_json::parse(text, DEPTH, false)) {
+        (Ok(held), Ok(read)) => assert_eq!(*held.value(), read, "{text:?}"),
+        (Err(_), Err(_)) => {}
+        // Data has no depth limit of its own (a manager's write checks it).
+        (Ok(_), Err(contextkit_json::Error::TooDeep(_))) => {}
+        (held, read) => panic!("{text:?}: held {held:?}, read {read:?}"),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    held_as_data(text);
     compare(text, false, text);
     compare(text, true, &escape_raw_controls(text));
     let trimmed = text.trim();

@@ -25,7 +25,7 @@ async fn queue_unawaited_write(storage: &FileStorage, id: &str) {
     let mut record = storage.get(id).await.unwrap().unwrap();
     let mut state = ContextState::clone(&record.state);
     state.version = 2;
-    state.data = json!({ "v": 2 });
+    state.data = json!({ "v": 2 }).into();
     record.state = Arc::new(state);
     drop(storage.put(Arc::new(record)));
 }
@@ -66,7 +66,7 @@ async fn close_waits_for_queued_writes_then_frees_the_directory() {
     assert!(again.problems.is_empty(), "{:?}", again.problems);
     for id in &ids {
         let s = again.manager.get_context(id).await.unwrap();
-        assert_eq!((s.version, &s.data), (2, &json!({ "v": 2 })));
+        assert_eq!((s.version, &*s.data), (2, &json!({ "v": 2 })));
     }
 
     // A closed storage refuses work; closing again returns at once.

@@ -504,14 +504,14 @@ async fn a_directory_has_one_file_storage_at_a_time() {
     let mut record = storage.get("a").await.unwrap().unwrap();
     let mut state = ContextState::clone(&record.state);
     state.version = 2;
-    state.data = json!({ "v": 2 });
+    state.data = json!({ "v": 2 }).into();
     record.state = Arc::new(state);
     drop(storage.put(Arc::new(record)));
     drop(storage);
     let third = open(&dir).await;
     assert!(third.problems.is_empty(), "{:?}", third.problems);
     let a = third.manager.get_context("a").await.unwrap();
-    assert_eq!((a.version, &a.data), (2, &json!({ "v": 2 })));
+    assert_eq!((a.version, &*a.data), (2, &json!({ "v": 2 })));
 }
 
 /// A directory created by `new`, parents included, is usable at once.

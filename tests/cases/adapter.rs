@@ -68,7 +68,7 @@ pub async fn adapter_offers_modify_touch_recovery_points_and_events() {
         .modify_context("s", |d| json!({ "n": d["n"].as_u64().unwrap() + 1 }))
         .await
         .unwrap();
-    assert_eq!((s2.version, &s2.data), (2, &json!({ "n": 2 })));
+    assert_eq!((s2.version, &*s2.data), (2, &json!({ "n": 2 })));
     let refused = a
         .try_modify_context("s", |_| Err(ContextError::InvalidArgument("no".into())))
         .await;
@@ -78,7 +78,7 @@ pub async fn adapter_offers_modify_touch_recovery_points_and_events() {
     assert_eq!((t.version, t.expires_at_ms), (2, Some(1_150)));
     assert_eq!(a.recovery_points("s").await.unwrap(), vec![p.clone()]);
     let r = a.restore_recovery_point("s", p.id).await.unwrap();
-    assert_eq!((r.version, &r.data), (3, &json!({ "n": 1 })));
+    assert_eq!((r.version, &*r.data), (3, &json!({ "n": 1 })));
     assert_eq!(
         drain(&mut events),
         vec![

@@ -56,7 +56,10 @@ pub async fn create_never_overwrites() {
         .unwrap_err();
     assert_eq!(err, ContextError::AlreadyExists { id: "a".into() });
     let s = m.get_context("a").await.unwrap();
-    assert_eq!((s.version, s.data.clone()), (1, json!({ "first": true })));
+    assert_eq!(
+        (s.version, s.data.value().clone()),
+        (1, json!({ "first": true }))
+    );
 }
 
 pub async fn create_respects_capacity() {
@@ -121,7 +124,7 @@ pub async fn update_bumps_version_and_keeps_metadata() {
         (2, 1_000, 1_007)
     );
     assert_eq!(
-        (s.data.clone(), s.metadata.clone()),
+        (s.data.value().clone(), s.metadata.clone()),
         (json!({ "n": 2 }), meta)
     );
     let s = m
@@ -373,7 +376,7 @@ pub async fn modify_applies_to_the_current_data() {
         .modify_context("a", |data| json!({ "n": data["n"].as_u64().unwrap() + 1 }))
         .await
         .unwrap();
-    assert_eq!((s.version, &s.data), (2, &json!({ "n": 2 })));
+    assert_eq!((s.version, &*s.data), (2, &json!({ "n": 2 })));
     assert_eq!(s.expires_at_ms, Some(s.updated_at_ms + 100));
     assert_eq!(drain(&mut events), vec![ev("updated", "a", 2, s.revision)]);
     // What the function returns is checked like any update's data, and a
@@ -415,7 +418,7 @@ pub async fn concurrent_modifies_lose_no_update() {
     versions.sort_unstable();
     assert_eq!(versions, (2..=n + 1).collect::<Vec<_>>());
     let s = m.get_context("counter").await.unwrap();
-    assert_eq!((s.version, &s.data), (n + 1, &json!({ "n": n })));
+    assert_eq!((s.version, &*s.data), (n + 1, &json!({ "n": n })));
 }
 
 pub async fn cleanup_removes_expired_and_reports_them() {

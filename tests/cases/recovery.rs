@@ -21,7 +21,7 @@ pub async fn recovery_points_rotate_keeping_the_newest() {
         clock.advance(1);
         let p = m.create_recovery_point("a").await.unwrap();
         assert_eq!(
-            (p.context_id.as_str(), p.version, p.data.clone()),
+            (p.context_id.as_str(), p.version, p.data.value().clone()),
             ("a", n + 1, json!({ "n": n }))
         );
         ids.push(p.id);

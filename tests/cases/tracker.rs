@@ -28,7 +28,7 @@ pub async fn tracker_edits_locally_and_syncs_back() {
     assert!(!t.is_dirty().await);
     let local = t.update_state(json!({ "title": "final" })).await.unwrap();
     assert_eq!(
-        (local.version, local.data.clone()),
+        (local.version, local.data.value().clone()),
         (1, json!({ "title": "final" }))
     );
     assert!(t.is_dirty().await);
@@ -80,7 +80,10 @@ pub async fn tracker_refuses_to_drop_unsynced_changes() {
     assert_eq!(t.active_context_id().await.as_deref(), Some("a"));
     assert_eq!(t.get_state().await.unwrap().data, json!({ "n": 2 }));
     let base = t.discard_changes().await.unwrap();
-    assert_eq!((base.version, base.data.clone()), (1, json!({ "n": 1 })));
+    assert_eq!(
+        (base.version, base.data.value().clone()),
+        (1, json!({ "n": 1 }))
+    );
     assert!(!t.is_dirty().await);
     assert_eq!(t.activate_context("b").await.unwrap().id, "b");
 }
@@ -121,7 +124,10 @@ pub async fn tracker_conflict_overwrite_wins() {
         .unwrap();
     t.update_state(json!({ "n": "local" })).await.unwrap();
     let s = t.sync_state().await.unwrap();
-    assert_eq!((s.version, s.data.clone()), (3, json!({ "n": "local" })));
+    assert_eq!(
+        (s.version, s.data.value().clone()),
+        (3, json!({ "n": "local" }))
+    );
     assert!(!t.is_dirty().await);
     assert_eq!(t.get_state().await.unwrap().version, 3);
 }
@@ -136,7 +142,10 @@ pub async fn tracker_conflict_keep_remote_adopts_stored() {
         .unwrap();
     t.update_state(json!({ "n": "local" })).await.unwrap();
     let s = t.sync_state().await.unwrap();
-    assert_eq!((s.version, s.data.clone()), (2, json!({ "n": "remote" })));
+    assert_eq!(
+        (s.version, s.data.value().clone()),
+        (2, json!({ "n": "remote" }))
+    );
     assert!(!t.is_dirty().await);
     assert_eq!(t.get_state().await.unwrap().data, json!({ "n": "remote" }));
     assert_eq!(m.get_context("a").await.unwrap().version, 2);

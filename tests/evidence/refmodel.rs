@@ -224,7 +224,7 @@ impl Store {
             created_at_ms: now,
             updated_at_ms: now,
             expires_at_ms: ttl.map(|t| now.saturating_add(t)),
-            data,
+            data: data.into(),
             metadata: meta,
         };
         let touched = self.next_touch();
@@ -269,7 +269,7 @@ impl Store {
             revision,
             updated_at_ms: now.max(prev.updated_at_ms),
             expires_at_ms: e.ttl.map(|t| now.saturating_add(t)),
-            data,
+            data: data.into(),
             ..prev.clone()
         };
         e.state = state.clone();
@@ -383,7 +383,7 @@ impl Store {
             .iter()
             .find(|p| p.id == snapshot_id)
             .ok_or(err("NOT_FOUND"))?;
-        let data = p.data.clone();
+        let data = p.data.value().clone();
         let state = self.commit(id, data);
         self.events.push(ContextEvent::Restored {
             id: id.to_owned(),
@@ -437,7 +437,7 @@ impl Tracker {
         self.active.as_ref().map(|a| match &a.local {
             None => a.base.clone(),
             Some(d) => ContextState {
-                data: d.clone(),
+                data: d.clone().into(),
                 ..a.base.clone()
             },
         })

@@ -282,11 +282,12 @@ export function toJson(value, maxBytes) {
 const encoder = new TextEncoder();
 
 /**
- * Writes `text` as UTF-8 into `bytes` (a view of the wasm module's memory,
- * large enough for any text of that length); returns how many bytes it wrote.
+ * Writes `text` as UTF-8 into `bytes` (a view of the wasm module's memory);
+ * returns how many bytes it wrote, or -1 if `bytes` could not hold it all.
  */
 export function encodeInto(text, bytes) {
-  return encoder.encodeInto(text, bytes).written;
+  const { read, written } = encoder.encodeInto(text, bytes);
+  return read < text.length ? -1 : written;
 }
 
 /**

@@ -272,7 +272,7 @@ pub(crate) fn create_options(v: &JsValue, max_bytes: usize) -> Result<CreateOpti
     let meta = o.get("metadata")?;
     if !meta.is_undefined() {
         let value = object_from_js(&meta, "metadata", max_bytes)?.value;
-        opts.metadata = contextkit_core::metadata_from_value(value)
+        opts.metadata = contextkit_core::metadata_from_value(value.into_value())
             .ok_or_else(|| invalid("metadata values must be strings"))?;
     }
     Ok(opts)
@@ -355,12 +355,14 @@ pub(crate) fn snapshot_id(v: &JsValue) -> Result<u64, ContextError> {
 pub(crate) fn state(v: &JsValue, max_data_bytes: usize) -> Result<Arc<ContextState>, ContextError> {
     let budget = max_data_bytes.saturating_mul(2).saturating_add(4096);
     let value = object_from_js(v, "state", budget)?.value;
-    ContextState::from_value(value).map(Arc::new).map_err(|_| {
-        invalid(
-            "state must be a context state: { id, version, revision, createdAtMs, updatedAtMs, \
+    ContextState::from_value(value.into_value())
+        .map(Arc::new)
+        .map_err(|_| {
+            invalid(
+                "state must be a context state: { id, version, revision, createdAtMs, updatedAtMs, \
              expiresAtMs, data, metadata } as returned by contextkit",
-        )
-    })
+            )
+        })
 }
 
 /// A string argument, rejected before copying when longer than `max_bytes`.

@@ -5,11 +5,11 @@
 
 use crate::args;
 use crate::cache::ReadCache;
-use crate::convert::{read_state_to_js, snapshot_to_js, state_to_js, to_js};
+use crate::convert::{json_to_js, read_state_to_js, snapshot_to_js, state_to_js};
 use crate::error::invalid;
 use crate::promise::{Failure, run_with};
 use contextkit_core::{
-    ContextAdapter, ContextManager, ContextState, CreateOptions, Result, UpdateOptions, Value,
+    ContextAdapter, ContextManager, ContextState, CreateOptions, Data, Result, UpdateOptions,
 };
 use js_sys::Promise;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ impl Target {
         }
     }
 
-    async fn create(&self, id: &str, data: Value, o: CreateOptions) -> Result<Arc<ContextState>> {
+    async fn create(&self, id: &str, data: Data, o: CreateOptions) -> Result<Arc<ContextState>> {
         match self {
             Target::Manager(m) => m.create_context_with(id, data, o).await,
             Target::Adapter(a) => a.create_context_with(id, data, o).await,
@@ -46,7 +46,7 @@ impl Target {
     }
 
     /// An adapter's update takes no `ttl_ms` (its own TTL applies).
-    async fn update(&self, id: &str, data: Value, o: UpdateOptions) -> Result<Arc<ContextState>> {
+    async fn update(&self, id: &str, data: Data, o: UpdateOptions) -> Result<Arc<ContextState>> {
         match self {
             Target::Manager(m) => m.update_context_with(id, data, o).await,
             Target::Adapter(a) => a.update_context(id, data, o.expected_version).await,
@@ -118,11 +118,13 @@ pub(crate) fn modify(m: ContextManager, id: JsValue, f: &JsValue) -> Promise {
     run_with("modifyContext", parsed, move |(key, f)| async move {
         let (mut copy, mut thrown) = (None, None);
         let modified = m
-            .try_modify_context(&key, |data| {
-                let out = f.call1(&JsValue::UNDEFINED, &to_js(data)).map_err(|e| {
-                    thrown = Some(e);
-                    invalid("modifyContext's function threw")
-                })?;
+            .try_modify_data(&key, |data| {
+                let out = f
+                    .call1(&JsValue::UNDEFINED, &json_to_js(data))
+                    .map_err(|e| {
+                        thrown = Some(e);
+                        invalid("modifyContext's function threw")
+                    })?;
                 let what = "the data modifyContext's function returned";
                 let arg = crate::convert::object_from_js(&out, what, max_bytes)?;
                 copy = Some(arg.copy);

@@ -8,22 +8,25 @@
 //! text with a plain copy. Anything else (functions, symbols, BigInt, NaN, ±Infinity, class
 //! instances, cycles, throwing getters and proxies) is `INVALID_ARGUMENT`
 //! naming the offending path. The text is written into wasm memory by the
-//! host's `TextEncoder` and parsed by the exact parser of contextkit-json, which
-//! again refuses nesting past the limit. Strings in that text may hold
-//! control characters unescaped (for data with long strings, `toJson` leaves
-//! strings without `"` and `\` as they are), which that parser is told to allow.
+//! host's `TextEncoder` and kept as it is, as [`Data`] held as text: one
+//! check of its grammar and nesting, no tree (contextkit-json's exact parser
+//! reads it only if the core needs a tree, which a manager's writes and
+//! reads do not). Strings in that text may hold control characters
+//! unescaped (for data with long strings, `toJson` leaves strings without
+//! `"` and `\` as they are), which are escaped before the check.
 //!
 //! Out: states are assembled by the package's `makeState` from their fields,
 //! with the caller's own id string and, after a create or update, the plain
 //! copy `toJson` made of the caller's data (nothing is serialized twice);
-//! reads go through the manager's [`ReadCache`]; other values are
-//! `serde_json` text parsed by the host's `JSON.parse`: one crossing per
-//! value instead of one per property.
+//! reads go through the manager's [`ReadCache`]; data is its JSON text (as
+//! kept, or `serde_json`'s) and other values `serde_json` text, parsed by
+//! the host's `JSON.parse`: one crossing per value instead of one per
+//! property.
 
 use crate::cache::ReadCache;
 use crate::error::invalid;
 use crate::json;
-use contextkit_core::{ContextError, ContextEvent, ContextState, MAX_DEPTH, Snapshot};
+use contextkit_core::{ContextError, ContextEvent, ContextState, Data, Snapshot};
 use js_sys::{Array, Function, JsString};
 use serde::Serialize;
 use serde_json::Value;
@@ -43,10 +46,10 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = toJson)]
     fn to_json(this: &Support, value: &JsValue, max_bytes: f64) -> Result<JsValue, JsValue>;
 
-    /// Writes `text` as UTF-8 into `bytes` (a view of this module's memory, at
-    /// least three bytes per UTF-16 unit of `text`); returns the bytes written.
+    /// Writes `text` as UTF-8 into `bytes` (a view of this module's memory);
+    /// returns the bytes written, or -1 if they did not hold all of it.
     #[wasm_bindgen(method, js_name = encodeInto)]
-    fn encode_into(this: &Support, text: &JsString, bytes: &mut [u8]) -> u32;
+    fn encode_into(this: &Support, text: &JsString, bytes: &mut [u8]) -> f64;
 
     /// A state object from its fields; `data` is a ready object, or JSON text.
     #[wasm_bindgen(method, js_name = makeState)]
@@ -111,10 +114,11 @@ pub(crate) fn with_support<R>(f: impl FnOnce(&Support) -> R) -> Option<R> {
     SUPPORT.with(|s| s.borrow().as_ref().map(f))
 }
 
-/// A JSON argument: the value for the core, and a fresh plain copy of it that
-/// can be handed back to JavaScript as the data of the resulting state.
+/// A JSON argument: the data for the core, held as its text, and a fresh
+/// plain copy of it that can be handed back to JavaScript as the data of the
+/// resulting state.
 pub(crate) struct JsonArg {
-    pub(crate) value: Value,
+    pub(crate) value: Data,
     pub(crate) copy: JsValue,
 }
 
@@ -142,13 +146,68 @@ pub(crate) fn object_from_js(
         .ok()
         .and_then(text_from_js)
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
-    // Strings in `toJson`'s text may hold control characters unescaped.
-    let value =
-        json::parse(&text, MAX_DEPTH, true).map_err(|why| invalid(format!("{what} {why}")))?;
+    // Strings in `toJson`'s text may hold control characters unescaped,
+    // which the text kept as data may not.
+    let value = Data::read_json(escape_controls(text), parse_stored);
+    let value = value.map_err(|why| invalid(format!("{what} {why}")))?;
     Ok(JsonArg {
         value,
         copy: pair.get(1),
     })
+}
+
+/// The index of the first control character (below 0x20) in `bytes` at or
+/// after `from`, eight bytes at a time.
+fn next_control(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let rest = bytes.get(from..)?;
+    let mut chunks = rest.chunks_exact(8);
+    let mut at = from;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // The high bit of a byte below 0x20 survives; a borrow only flags
+        // bytes above a match, so the lowest flag is exact.
+        let found = word.wrapping_sub(ONES * 0x20) & !word & (ONES << 7);
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder().iter().position(|&b| b < 0x20)?;
+    Some(at + tail)
+}
+
+/// `text` with its control characters escaped: `toJson`'s text has them
+/// only inside strings (it has no whitespace between tokens).
+fn escape_controls(text: String) -> String {
+    let bytes = text.as_bytes();
+    let Some(mut at) = next_control(bytes, 0) else {
+        return text;
+    };
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut run = 0;
+    loop {
+        out.push_str(text.get(run..at).unwrap_or_default());
+        let b = bytes.get(at).copied().unwrap_or_default();
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+        run = at + 1;
+        match next_control(bytes, run) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    out.push_str(text.get(run..).unwrap_or_default());
+    out
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -163,10 +222,17 @@ pub(crate) fn parse_stored(text: &str, max_depth: usize) -> Result<Value, String
 /// character at a time in JavaScript, which costs more than the rest of a
 /// write for 10 KB of data.
 fn text_from_js(text: JsString) -> Option<String> {
-    // A UTF-16 code unit takes at most three bytes in UTF-8.
-    let mut bytes = vec![0_u8; (text.length() as usize).saturating_mul(3)];
-    let written = with_support(|support| support.encode_into(&text, &mut bytes))? as usize;
-    bytes.truncate(written);
+    let units = text.length() as usize;
+    // Room for ASCII first (a byte per UTF-16 unit, no copy when kept);
+    // text that does not fit is written again with room for any text (a
+    // UTF-16 unit takes at most three bytes in UTF-8).
+    let mut bytes = vec![0_u8; units];
+    let mut written = with_support(|support| support.encode_into(&text, &mut bytes))?;
+    if written < 0.0 {
+        bytes = vec![0_u8; units.saturating_mul(3)];
+        written = with_support(|support| support.encode_into(&text, &mut bytes))?;
+    }
+    bytes.truncate(written as usize);
     String::from_utf8(bytes).ok()
 }
 
@@ -219,7 +285,7 @@ fn make_state(
     let (data, len) = match copy {
         Some(data) => (data, 0),
         None => {
-            let text = serde_json::to_string(&state.data).unwrap_or_default();
+            let text = state.data.json_text();
             (JsValue::from_str(&text), text.len())
         }
     };
@@ -242,7 +308,7 @@ fn make_state(
 
 /// `snapshot` as a JavaScript object.
 pub(crate) fn snapshot_to_js(snapshot: &Snapshot) -> JsValue {
-    let data = serde_json::to_string(&snapshot.data).unwrap_or_default();
+    let data = snapshot.data.json_text();
     with_support(|support| {
         support.make_snapshot(
             snapshot.id as f64,
@@ -278,4 +344,10 @@ pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
         Ok(text) => js_sys::JSON::parse(&text).unwrap_or(JsValue::UNDEFINED),
         Err(_) => JsValue::UNDEFINED,
     }
+}
+
+/// `data` as a fresh JavaScript value, read from its JSON text by the host.
+pub(crate) fn json_to_js(data: &Data) -> JsValue {
+    // Data's text is always valid JSON.
+    js_sys::JSON::parse(&data.json_text()).unwrap_or(JsValue::UNDEFINED)
 }

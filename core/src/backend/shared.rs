@@ -7,16 +7,15 @@ use crate::shared::sequencer::{EventFeed, Sequencer};
 use crate::shared::{Committed, Joined, SharedBackend, Write};
 use crate::store::Inner;
 use crate::sync::{AtomicUsize, Ordering};
-use crate::{ContextError, ContextEvent, ContextState, Result, Snapshot};
-use serde_json::Value;
+use crate::{ContextError, ContextEvent, ContextState, Data, Result, Snapshot};
 use std::fmt;
 use std::sync::Arc;
 
 /// The function of a modify: `Send` natively, where the manager's futures are.
 #[cfg(not(target_arch = "wasm32"))]
-type ModifyFn<'a> = dyn FnMut(&Value) -> Result<Value> + Send + 'a;
+type ModifyFn<'a> = dyn FnMut(&Data) -> Result<Data> + Send + 'a;
 #[cfg(target_arch = "wasm32")]
-type ModifyFn<'a> = dyn FnMut(&Value) -> Result<Value> + 'a;
+type ModifyFn<'a> = dyn FnMut(&Data) -> Result<Data> + 'a;
 
 /// How many expired contexts one sweep step removes.
 const SWEEP_STEP: usize = 1_000;

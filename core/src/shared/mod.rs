@@ -25,8 +25,7 @@ pub mod wire;
 pub use sequencer::EventFeed;
 
 use crate::storage::{MaybeSend, MaybeSync, StorageFuture};
-use crate::{Clock, ContextState, ManagerConfig, Result, Snapshot};
-use serde_json::Value;
+use crate::{Clock, ContextState, Data, ManagerConfig, Result, Snapshot};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -48,7 +47,7 @@ pub enum Write {
         /// Context id.
         id: String,
         /// Its data.
-        data: Value,
+        data: Data,
         /// Its TTL.
         ttl_ms: Option<u64>,
         /// Its metadata.
@@ -61,7 +60,7 @@ pub enum Write {
         /// Context id.
         id: String,
         /// The new data.
-        data: Value,
+        data: Data,
         /// Commit only if the stored version is this one.
         expected_version: Option<u64>,
         /// Commit only if the stored state is the one committed at this

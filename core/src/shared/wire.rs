@@ -11,7 +11,9 @@
 //! numbers round-trip exactly; the front-end's [`ParseJson`] reads them.
 
 use super::{Committed, Write, WriteReply};
-use crate::{ContextError, ContextEvent, ContextState, MAX_DEPTH, ManagerConfig, Result, Snapshot};
+use crate::{
+    ContextError, ContextEvent, ContextState, Data, MAX_DEPTH, ManagerConfig, Result, Snapshot,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -174,7 +176,7 @@ pub fn write_args(write: &Write) -> Result<Vec<String>> {
             capacity,
         } => vec![
             id.clone(),
-            to_json(data)?,
+            data.json_text().into_owned(),
             check_ttl(*ttl_ms)?,
             to_json(metadata)?,
             count(*capacity),
@@ -187,7 +189,7 @@ pub fn write_args(write: &Write) -> Result<Vec<String>> {
             ttl_ms,
         } => vec![
             id.clone(),
-            to_json(data)?,
+            data.json_text().into_owned(),
             opt(*expected_version),
             check_ttl(*ttl_ms)?,
             opt(*expected_revision),
@@ -310,13 +312,8 @@ fn outcome(
         "EPOCH" => return Err(ContextError::storage(lost_message(namespace))),
         other => return Err(bad(format!("status '{other}'"))),
     }
-    let json = |what: &str, w: &Wire| -> Result<Value> {
-        parse(w.text()?, MAX_DEPTH).map_err(|e| {
-            ContextError::storage(format!(
-                "the {what} of '{id}' in the store is not valid JSON: {e}"
-            ))
-        })
-    };
+    let json =
+        |what: &str, w: &Wire| stored_data(&format!("the {what} of '{id}'"), w.text()?, parse);
     Ok(match write {
         Write::Create { data, .. } | Write::Update { data, .. } => {
             Committed::State(written(&id, d, data, parse)?)
@@ -348,6 +345,12 @@ fn outcome(
     })
 }
 
+/// Data as the store holds it, kept as its text; `what` names it in errors.
+fn stored_data(what: &str, text: &str, parse: ParseJson) -> Result<Data> {
+    Data::read_json(text.to_owned(), parse)
+        .map_err(|why| ContextError::storage(format!("{what} in the store {why}")))
+}
+
 /// The metadata of `id` from its JSON text (an object of strings).
 fn metadata(id: &str, text: &str, parse: ParseJson) -> Result<BTreeMap<String, String>> {
     let damaged =
@@ -366,7 +369,7 @@ fn metadata(id: &str, text: &str, parse: ParseJson) -> Result<BTreeMap<String, S
 
 /// The state a write replied with: `[version, revision, created, updated,
 /// expires, ttl, metadata, ...]`, its data being `data`.
-fn written(id: &str, d: &[Wire], data: Value, parse: ParseJson) -> Result<Arc<ContextState>> {
+fn written(id: &str, d: &[Wire], data: Data, parse: ParseJson) -> Result<Arc<ContextState>> {
     let [v, r, c, u, e, _ttl, m, ..] = d else {
         return Err(bad(format!("a state of {} fields", d.len())));
     };
@@ -401,11 +404,7 @@ pub fn state(id: &str, record: &str, parse: ParseJson) -> Result<Arc<ContextStat
         created_at_ms: number(c)?,
         updated_at_ms: number(u)?,
         expires_at_ms: if e.is_empty() { None } else { Some(number(e)?) },
-        data: parse(data, MAX_DEPTH).map_err(|e| {
-            ContextError::storage(format!(
-                "the data of '{id}' in the store is not valid JSON: {e}"
-            ))
-        })?,
+        data: stored_data(&format!("the data of '{id}'"), data, parse)?,
         metadata: metadata(id, meta, parse)?,
     }))
 }
@@ -428,11 +427,7 @@ pub fn snapshot(id: &str, raw: &str, parse: ParseJson) -> Result<Snapshot> {
         context_id: id.to_owned(),
         version,
         created_at_ms: created,
-        data: parse(data, MAX_DEPTH).map_err(|e| {
-            ContextError::storage(format!(
-                "a recovery point of '{id}' in the store is not valid JSON: {e}"
-            ))
-        })?,
+        data: stored_data(&format!("a recovery point of '{id}'"), data, parse)?,
     })
 }
 
@@ -627,7 +622,7 @@ mod tests {
     fn write_replies_decode_to_outcomes() {
         let update = || Write::Update {
             id: "a".into(),
-            data: serde_json::json!({"x": 1}),
+            data: serde_json::json!({"x": 1}).into(),
             expected_version: Some(2),
             expected_revision: None,
             ttl_ms: None,

@@ -81,7 +81,7 @@ fn state(v: Value, what: &'static str) -> Decoded<ContextState> {
         created_at_ms,
         updated_at_ms,
         expires_at_ms,
-        data,
+        data: data.into(),
         metadata,
     })
 }
@@ -181,7 +181,7 @@ mod tests {
     use serde_json::json;
 
     fn a_record() -> Record {
-        let state = |version, data| {
+        let state = |version, data: Value| {
             Arc::new(ContextState {
                 id: "a".into(),
                 version,
@@ -189,7 +189,7 @@ mod tests {
                 created_at_ms: 100,
                 updated_at_ms: 100 + version,
                 expires_at_ms: Some(9_000),
-                data,
+                data: data.into(),
                 metadata: BTreeMap::from([("owner".into(), "me".into())]),
             })
         };

@@ -64,7 +64,7 @@ fn record(id: &str, data: Value) -> Record {
         created_at_ms: 1_000,
         updated_at_ms: 2_000,
         expires_at_ms: Some(9_000),
-        data,
+        data: data.into(),
         metadata: BTreeMap::from([("k".into(), "v".into())]),
     });
     Record {

@@ -1,0 +1,265 @@
+//! A context's data: a JSON value, held either as a tree or as its text.
+
+use crate::validate::ParseJson;
+use crate::{ContextError, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+/// A context's data: a JSON value, held as a [`Value`] tree or as checked
+/// JSON text.
+///
+/// It dereferences to a [`Value`] and compares equal to one, so
+/// `state.data["x"]`, `state.data.as_object()` and
+/// `assert_eq!(state.data, json!(…))` read as they would on a `Value`.
+/// [`Data::from_json`] keeps text as it came (one allocation, no tree): the
+/// npm package's writes take this form, and a server that receives JSON text
+/// can store it without building a tree. Its tree is built the first time a
+/// caller dereferences it, and kept. A clone of text shares it.
+///
+/// ```
+/// use contextkit_core::{ContextManager, Data, ManagerConfig, json};
+/// # futures::executor::block_on(async {
+/// let m = ContextManager::new(ManagerConfig::default());
+/// let parse = |text: &str, _depth: usize| serde_json::from_str(text).map_err(|e| e.to_string());
+/// let body = Data::from_json(r#"{"title":"draft","n":1}"#, parse)?;
+/// let s = m.create_context("doc", body).await?;
+/// assert_eq!(s.data.json_text(), r#"{"title":"draft","n":1}"#);
+/// assert_eq!(s.data["n"], 1);
+/// assert_eq!(s.data, json!({ "n": 1, "title": "draft" }));
+/// # Ok::<(), contextkit_core::ContextError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Data(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Tree(Value),
+    Text(Arc<Text>),
+}
+
+struct Text {
+    /// Checked JSON text.
+    json: Box<str>,
+    /// How deeply its arrays and objects nest.
+    depth: usize,
+    /// Reads `json` into `tree`.
+    parse: ParseJson,
+    /// Boxed: 4 bytes in wasm for a tree that is rarely built there.
+    tree: OnceLock<Box<Value>>,
+}
+
+impl Data {
+    /// Data held as `json`, one JSON value, checked now (RFC 8259, strictly:
+    /// no control characters in strings, no lone surrogates, no number out
+    /// of a double's range) but not read into a tree. `parse` reads it into
+    /// one when a caller needs it: it must read every text this check
+    /// accepts, numbers exactly (see [`ParseJson`]). Whitespace around the
+    /// value is dropped. Text that is not JSON is `INVALID_ARGUMENT`.
+    ///
+    /// Whether the value is an object within the manager's limits is checked
+    /// where it is written, as for a `Value`: the byte limit applies to the
+    /// text as given.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// let parse = |text: &str, _: usize| serde_json::from_str(text).map_err(|e| e.to_string());
+    /// assert!(Data::from_json("[1, 2]", parse).is_ok());
+    /// let err = Data::from_json(r#"{"a":}"#, parse).unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid argument: context data is not valid JSON at line 1 column 6");
+    /// ```
+    pub fn from_json(json: impl Into<String>, parse: ParseJson) -> Result<Self> {
+        Self::read_json(json.into(), parse)
+            .map_err(|why| ContextError::invalid(format!("context data {why}")))
+    }
+
+    /// [`from_json`](Self::from_json) whose refusal continues a sentence
+    /// naming the text, as a [`ParseJson`]'s does (`is not valid JSON at
+    /// line 1 column 6`).
+    pub fn read_json(json: String, parse: ParseJson) -> std::result::Result<Self, String> {
+        let shape = check::check(json.as_bytes()).map_err(|refused| refused.describe(&json))?;
+        let json = match json.trim_matches([' ', '\n', '\r', '\t']) {
+            trimmed if trimmed.len() == json.len() => json.into_boxed_str(),
+            trimmed => trimmed.into(),
+        };
+        let tree = OnceLock::new();
+        // A number with an exponent or hundreds of digits may be out of a
+        // double's range, and a surrogate escape may be lone: only reading
+        // the text tells, so such text (rare: JSON.stringify writes
+        // exponents from 1e21 only, and escapes only lone surrogates) is
+        // read now.
+        if shape.read_now {
+            let _ = tree.set(Box::new(parse(&json, shape.depth)?));
+        }
+        Ok(Self(Repr::Text(Arc::new(Text {
+            json,
+            depth: shape.depth,
+            parse,
+            tree,
+        }))))
+    }
+
+    /// The value as a tree: built the first time for data held as text.
+    pub fn value(&self) -> &Value {
+        match &self.0 {
+            Repr::Tree(v) => v,
+            Repr::Text(t) => t.tree.get_or_init(|| Box::new(t.read())),
+        }
+    }
+
+    /// The value, as a tree of its own.
+    pub fn into_value(self) -> Value {
+        match self.0 {
+            Repr::Tree(v) => v,
+            Repr::Text(t) => match Arc::try_unwrap(t) {
+                Ok(mut t) => match t.tree.take() {
+                    Some(v) => *v,
+                    None => t.read(),
+                },
+                Err(shared) => Data(Repr::Text(shared)).value().clone(),
+            },
+        }
+    }
+
+    /// Its JSON text if held as text (as given to [`from_json`](Self::from_json)).
+    pub fn as_json(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Tree(_) => None,
+            Repr::Text(t) => Some(&*t.json),
+        }
+    }
+
+    /// Its compact JSON text: the text held, or the tree serialized.
+    pub fn json_text(&self) -> Cow<'_, str> {
+        match &self.0 {
+            Repr::Tree(v) => Cow::Owned(v.to_string()),
+            Repr::Text(t) => Cow::Borrowed(&*t.json),
+        }
+    }
+
+    /// Whether it is a JSON object, without building a tree.
+    pub fn is_object(&self) -> bool {
+        match &self.0 {
+            Repr::Tree(v) => v.is_object(),
+            Repr::Text(t) => t.json.starts_with('{'),
+        }
+    }
+
+    /// The nesting depth and length of text-held data, known without
+    /// reading it again (`None` for a tree).
+    pub(crate) fn text_shape(&self) -> Option<(usize, usize)> {
+        match &self.0 {
+            Repr::Tree(_) => None,
+            Repr::Text(t) => Some((t.depth, t.json.len())),
+        }
+    }
+}
+
+impl Text {
+    /// The text as a tree. It was checked as JSON (and whatever only reading
+    /// tells was read then), and it is read as deep as it nests: a parser
+    /// keeping its promise reads it.
+    fn read(&self) -> Value {
+        (self.parse)(&self.json, self.depth).unwrap_or_default()
+    }
+}
+
+impl Default for Data {
+    /// An empty object.
+    fn default() -> Self {
+        Self(Repr::Tree(Value::Object(serde_json::Map::new())))
+    }
+}
+
+impl Deref for Data {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl AsRef<Value> for Data {
+    fn as_ref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl From<Value> for Data {
+    fn from(v: Value) -> Self {
+        Self(Repr::Tree(v))
+    }
+}
+
+impl From<Data> for Value {
+    fn from(d: Data) -> Self {
+        d.into_value()
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Text(a), Repr::Text(b)) if a.json == b.json => true,
+            _ => self.value() == other.value(),
+        }
+    }
+}
+
+impl PartialEq<Value> for Data {
+    fn eq(&self, other: &Value) -> bool {
+        self.value() == other
+    }
+}
+
+impl PartialEq<Data> for Value {
+    fn eq(&self, other: &Data) -> bool {
+        self == other.value()
+    }
+}
+
+impl fmt::Debug for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Tree(v) => v.fmt(f),
+            Repr::Text(t) => f.debug_tuple("Json").field(&&*t.json).finish(),
+        }
+    }
+}
+
+impl fmt::Display for Data {
+    /// Compact JSON text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.json_text())
+    }
+}
+
+impl Serialize for Data {
+    /// As its value. (Text not yet read is read for this, and the tree
+    /// dropped after: writers of text who care, such as the shared-mode
+    /// wire, take [`json_text`](Self::json_text) instead.)
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.0 {
+            Repr::Tree(v) => v.serialize(s),
+            Repr::Text(t) => match t.tree.get() {
+                Some(v) => v.serialize(s),
+                None => t.read().serialize(s),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Value::deserialize(d).map(Self::from)
+    }
+}
+
+mod check;
+
+#[cfg(test)]
+mod tests;
