@@ -256,7 +256,7 @@ impl RedisBackend {
             &record::to_wire(&reply),
             &cfg,
             &s.namespace,
-            record::parse_json,
+            crate::parse_json,
         )?;
         let _ = self.epoch.set(epoch);
         let _ = self.conn.set(conn);
@@ -367,7 +367,7 @@ impl RedisBackend {
             &record::to_wire(&reply),
             &s.namespace,
             timeout_ms,
-            record::parse_json,
+            crate::parse_json,
         )?;
         if decoded.lost
             && let Some(feed) = self.feed.get()
@@ -489,14 +489,14 @@ impl SharedBackend for RedisBackend {
     fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>> {
         Box::pin(async move {
             let reply = self.read_fn_id("ck2_points", id).await?;
-            wire::snapshots(id, &record::to_wire(&reply), record::parse_json)
+            wire::snapshots(id, &record::to_wire(&reply), crate::parse_json)
         })
     }
 
     fn list(&self) -> StorageFuture<'_, Vec<Arc<ContextState>>> {
         Box::pin(async move {
             let reply = self.read_fn("ck2_live", "states").await?;
-            wire::live_states(&record::to_wire(&reply), record::parse_json)
+            wire::live_states(&record::to_wire(&reply), crate::parse_json)
         })
     }
 

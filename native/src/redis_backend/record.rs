@@ -61,20 +61,11 @@ pub(crate) fn to_wire(v: &Value) -> Wire {
     }
 }
 
-/// JSON text read with serde_json (exact numbers: `float_roundtrip`), as
-/// deep as the core asks.
-pub(crate) fn parse_json(
-    text: &str,
-    max_depth: usize,
-) -> std::result::Result<serde_json::Value, String> {
-    crate::json::from_json(text.as_bytes(), max_depth).map_err(|e| e.to_string())
-}
-
 /// A context from its record (see [`wire::state`]); `None` for no record.
 pub(crate) fn state(id: &str, record: &Value) -> Result<Option<Arc<ContextState>>> {
     match record {
         Value::Nil => Ok(None),
-        other => wire::state(id, text(other)?, parse_json).map(Some),
+        other => wire::state(id, text(other)?, crate::parse_json).map(Some),
     }
 }
 
