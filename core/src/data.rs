@@ -1,13 +1,13 @@
 //! A context's data: a JSON value, held either as a tree or as its text.
 
-use crate::validate::ParseJson;
+use crate::validate::{MAX_DEPTH, ParseJson};
 use crate::{ContextError, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// A context's data: a JSON value, held as a [`Value`] tree or as checked
 /// JSON text.
@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 /// [`Data::from_json`] keeps text as it came (one allocation, no tree): the
 /// npm package's writes take this form, and a server that receives JSON text
 /// can store it without building a tree. Its tree is built the first time a
-/// caller dereferences it, and kept. A clone of text shares it.
+/// caller dereferences it, and kept.
 ///
 /// ```
 /// use contextkit_core::{ContextManager, Data, ManagerConfig, json};
@@ -39,18 +39,16 @@ pub struct Data(Repr);
 #[derive(Clone)]
 enum Repr {
     Tree(Value),
-    Text(Arc<Text>),
-}
-
-struct Text {
-    /// Checked JSON text.
-    json: Box<str>,
-    /// How deeply its arrays and objects nest.
-    depth: usize,
-    /// Reads `json` into `tree`.
-    parse: ParseJson,
-    /// Boxed: 4 bytes in wasm for a tree that is rarely built there.
-    tree: OnceLock<Box<Value>>,
+    /// In place rather than behind an `Arc`: one allocation per text (a
+    /// clone, for a recovery point, copies the text).
+    Text {
+        /// Checked JSON text, nested at most [`MAX_DEPTH`] levels.
+        json: Box<str>,
+        /// Reads `json` into `tree`.
+        parse: ParseJson,
+        /// Boxed: 4 bytes in wasm for a tree that is rarely built there.
+        tree: OnceLock<Box<Value>>,
+    },
 }
 
 impl Data {
@@ -70,7 +68,7 @@ impl Data {
     /// let parse = |text: &str, _: usize| serde_json::from_str(text).map_err(|e| e.to_string());
     /// assert!(Data::from_json("[1, 2]", parse).is_ok());
     /// let err = Data::from_json(r#"{"a":}"#, parse).unwrap_err();
-    /// assert_eq!(err.to_string(), "invalid argument: context data is not valid JSON at line 1 column 6");
+    /// assert_eq!(err.to_string(), "invalid argument: context data is not valid JSON: expected value at line 1 column 6");
     /// ```
     pub fn from_json(json: impl Into<String>, parse: ParseJson) -> Result<Self> {
         Self::read_json(json.into(), parse)
@@ -78,10 +76,14 @@ impl Data {
     }
 
     /// [`from_json`](Self::from_json) whose refusal continues a sentence
-    /// naming the text, as a [`ParseJson`]'s does (`is not valid JSON at
-    /// line 1 column 6`).
+    /// naming the text, as a [`ParseJson`]'s does (`is not valid JSON:
+    /// expected value at line 1 column 6`).
     pub fn read_json(json: String, parse: ParseJson) -> std::result::Result<Self, String> {
         let shape = check::check(json.as_bytes()).map_err(|refused| refused.describe(&json))?;
+        // No manager takes deeper data, and a tree is read as deep as this.
+        if shape.depth > MAX_DEPTH {
+            return Err(format!("is nested deeper than {MAX_DEPTH} levels"));
+        }
         let json = match json.trim_matches([' ', '\n', '\r', '\t']) {
             trimmed if trimmed.len() == json.len() => json.into_boxed_str(),
             trimmed => trimmed.into(),
@@ -93,21 +95,16 @@ impl Data {
         // exponents from 1e21 only, and escapes only lone surrogates) is
         // read now.
         if shape.read_now {
-            let _ = tree.set(Box::new(parse(&json, shape.depth)?));
+            let _ = tree.set(Box::new(parse(&json, MAX_DEPTH)?));
         }
-        Ok(Self(Repr::Text(Arc::new(Text {
-            json,
-            depth: shape.depth,
-            parse,
-            tree,
-        }))))
+        Ok(Self(Repr::Text { json, parse, tree }))
     }
 
     /// The value as a tree: built the first time for data held as text.
     pub fn value(&self) -> &Value {
         match &self.0 {
             Repr::Tree(v) => v,
-            Repr::Text(t) => t.tree.get_or_init(|| Box::new(t.read())),
+            Repr::Text { json, parse, tree } => tree.get_or_init(|| Box::new(read(json, *parse))),
         }
     }
 
@@ -115,12 +112,9 @@ impl Data {
     pub fn into_value(self) -> Value {
         match self.0 {
             Repr::Tree(v) => v,
-            Repr::Text(t) => match Arc::try_unwrap(t) {
-                Ok(mut t) => match t.tree.take() {
-                    Some(v) => *v,
-                    None => t.read(),
-                },
-                Err(shared) => Data(Repr::Text(shared)).value().clone(),
+            Repr::Text { json, parse, tree } => match tree.into_inner() {
+                Some(v) => *v,
+                None => read(&json, parse),
             },
         }
     }
@@ -129,7 +123,7 @@ impl Data {
     pub fn as_json(&self) -> Option<&str> {
         match &self.0 {
             Repr::Tree(_) => None,
-            Repr::Text(t) => Some(&*t.json),
+            Repr::Text { json, .. } => Some(json),
         }
     }
 
@@ -137,7 +131,7 @@ impl Data {
     pub fn json_text(&self) -> Cow<'_, str> {
         match &self.0 {
             Repr::Tree(v) => Cow::Owned(v.to_string()),
-            Repr::Text(t) => Cow::Borrowed(&*t.json),
+            Repr::Text { json, .. } => Cow::Borrowed(json),
         }
     }
 
@@ -145,27 +139,25 @@ impl Data {
     pub fn is_object(&self) -> bool {
         match &self.0 {
             Repr::Tree(v) => v.is_object(),
-            Repr::Text(t) => t.json.starts_with('{'),
+            Repr::Text { json, .. } => json.starts_with('{'),
         }
     }
 
-    /// The nesting depth and length of text-held data, known without
-    /// reading it again (`None` for a tree).
-    pub(crate) fn text_shape(&self) -> Option<(usize, usize)> {
+    /// The length of text-held data (`None` for a tree), which nests at
+    /// most [`MAX_DEPTH`] levels.
+    pub(crate) fn text_len(&self) -> Option<usize> {
         match &self.0 {
             Repr::Tree(_) => None,
-            Repr::Text(t) => Some((t.depth, t.json.len())),
+            Repr::Text { json, .. } => Some(json.len()),
         }
     }
 }
 
-impl Text {
-    /// The text as a tree. It was checked as JSON (and whatever only reading
-    /// tells was read then), and it is read as deep as it nests: a parser
-    /// keeping its promise reads it.
-    fn read(&self) -> Value {
-        (self.parse)(&self.json, self.depth).unwrap_or_default()
-    }
+/// Checked text as a tree. It was checked as JSON and to nest at most
+/// [`MAX_DEPTH`] levels (and whatever only reading tells was read then): a
+/// parser keeping its promise reads it.
+fn read(json: &str, parse: ParseJson) -> Value {
+    parse(json, MAX_DEPTH).unwrap_or_default()
 }
 
 impl Default for Data {
@@ -204,7 +196,7 @@ impl From<Data> for Value {
 impl PartialEq for Data {
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
-            (Repr::Text(a), Repr::Text(b)) if a.json == b.json => true,
+            (Repr::Text { json: a, .. }, Repr::Text { json: b, .. }) if a == b => true,
             _ => self.value() == other.value(),
         }
     }
@@ -226,7 +218,7 @@ impl fmt::Debug for Data {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Repr::Tree(v) => v.fmt(f),
-            Repr::Text(t) => f.debug_tuple("Json").field(&&*t.json).finish(),
+            Repr::Text { json, .. } => f.debug_tuple("Json").field(json).finish(),
         }
     }
 }
@@ -245,9 +237,9 @@ impl Serialize for Data {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match &self.0 {
             Repr::Tree(v) => v.serialize(s),
-            Repr::Text(t) => match t.tree.get() {
+            Repr::Text { json, parse, tree } => match tree.get() {
                 Some(v) => v.serialize(s),
-                None => t.read().serialize(s),
+                None => read(json, *parse).serialize(s),
             },
         }
     }

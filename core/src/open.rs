@@ -83,7 +83,7 @@ impl ManagerBuilder {
                 .map
                 .write(|map| {
                     shard.note_expiry(entry.state.expires_at_ms);
-                    map.insert(id, entry).is_none()
+                    map.insert(entry).is_none()
                 })
                 .await;
             if added {

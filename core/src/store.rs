@@ -5,7 +5,7 @@ use crate::backend::owned::Owned;
 use crate::events::EventLog;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats, Storage};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
@@ -80,9 +80,11 @@ impl Entry {
     }
 }
 
+mod map;
+
 /// One shard's contexts. Only contexts: a storage's pending writes are the
 /// owned backend's (`backend/owned.rs`).
-pub(crate) type Map = HashMap<String, Entry, ahash::RandomState>;
+pub(crate) use map::Map;
 
 /// Read counters live per shard, so concurrent readers of different shards
 /// never share a cache line.

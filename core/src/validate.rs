@@ -112,7 +112,7 @@ pub(crate) fn id(cfg: &ManagerConfig, id: &str) -> Result<()> {
 
 /// Data must be a JSON object of at most `max_data_bytes` serialized bytes and
 /// at most [`MAX_DEPTH`] levels deep. Data held as text is measured as that
-/// text, whose depth and length are known already.
+/// text, whose depth was checked when it was made.
 pub(crate) fn data(cfg: &ManagerConfig, data: &Data) -> Result<()> {
     if !data.is_object() {
         return Err(ContextError::invalid(format!(
@@ -131,11 +131,11 @@ pub(crate) fn data(cfg: &ManagerConfig, data: &Data) -> Result<()> {
             cfg.max_data_bytes
         ))
     };
-    if let Some((depth, len)) = data.text_shape() {
-        return match () {
-            () if depth > MAX_DEPTH => Err(too_deep()),
-            () if len > cfg.max_data_bytes => Err(too_large()),
-            () => Ok(()),
+    // Text nests at most MAX_DEPTH levels, or it would not be data.
+    if let Some(len) = data.text_len() {
+        return match len > cfg.max_data_bytes {
+            true => Err(too_large()),
+            false => Ok(()),
         };
     }
     // Counting the exact length reads every string byte. Almost all data is
@@ -340,13 +340,17 @@ mod tests {
         assert!(data(&ManagerConfig::default(), &text).is_ok());
         assert!(data(&ManagerConfig::default(), &v.clone().into()).is_ok());
         let v = json!({ "a": v });
-        let text = Data::from_json(v.to_string(), parse).unwrap();
-        let err = data(&ManagerConfig::default(), &text).unwrap_err();
+        // Text that deep is not data at all; a tree is refused here.
+        let err = Data::from_json(v.to_string(), parse).unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid argument: context data is nested deeper than 128 levels"
         );
-        assert!(data(&ManagerConfig::default(), &v.into()).is_err());
+        let err = data(&ManagerConfig::default(), &v.into()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: context data is nested deeper than 128 levels"
+        );
     }
 
     #[test]

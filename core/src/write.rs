@@ -169,7 +169,7 @@ pub(crate) fn install(
             });
             stamp(&mut entry.state, revision);
             let state = Arc::clone(&entry.state);
-            map.insert(id.to_owned(), entry);
+            map.insert(entry);
             inner.counters.creates.fetch_add(1, Ordering::Relaxed);
             (Replaced::Nothing, Some(state))
         }

@@ -19,7 +19,7 @@ fn text_is_kept_as_given_and_reads_as_its_value() {
     assert_eq!(json!({ "a": null, "b": [1, 2.5, "x"] }), d);
     assert_eq!(d["b"][1], 2.5);
     assert!(d.is_object());
-    assert_eq!(d.text_shape(), Some((2, 26)));
+    assert_eq!(d.text_len(), Some(26));
 }
 
 #[test]
@@ -27,7 +27,7 @@ fn a_tree_is_a_value() {
     let d = Data::from(json!({ "b": 1, "a": [true] }));
     assert_eq!(d.as_json(), None);
     assert_eq!(d.json_text(), r#"{"a":[true],"b":1}"#);
-    assert_eq!(d.text_shape(), None);
+    assert_eq!(d.text_len(), None);
     assert_eq!(d.clone().into_value(), json!({ "a": [true], "b": 1 }));
     assert_eq!(Data::default(), json!({}));
 }
@@ -38,8 +38,10 @@ fn serializes_as_its_value() {
     let out = serde_json::to_string(&(&d, json!({ "k": 1 }))).unwrap();
     assert_eq!(out, r#"[{"a":"é","z":1.0},{"k":1}]"#);
     // Not kept: a storage's writes do not double the memory of its data.
-    let Repr::Text(t) = &d.0 else { panic!("text") };
-    assert!(t.tree.get().is_none());
+    let Repr::Text { tree, .. } = &d.0 else {
+        panic!("text")
+    };
+    assert!(tree.get().is_none());
     let back: Data = serde_json::from_str(r#"{"z":1.0}"#).unwrap();
     assert_eq!(back.as_json(), None);
     assert_eq!(back, json!({ "z": 1.0 }));
@@ -78,23 +80,23 @@ fn refuses_numbers_out_of_range_and_reads_wide_ones_at_once() {
         "INVALID_ARGUMENT"
     );
     let wide = text(r#"{"a":1e300,"b":"1e999","c":true}"#);
-    let Repr::Text(t) = &wide.0 else {
+    let Repr::Text { tree, .. } = &wide.0 else {
         panic!("text")
     };
-    assert!(t.tree.get().is_some(), "read when checked");
+    assert!(tree.get().is_some(), "read when checked");
     assert_eq!(wide["a"], 1e300);
     // Words and strings with an e are not numbers.
     let pair = text(r#"{"a":"\ud83d\ude00"}"#);
-    let Repr::Text(t) = &pair.0 else {
+    let Repr::Text { tree, .. } = &pair.0 else {
         panic!("text")
     };
-    assert!(t.tree.get().is_some(), "read when checked");
+    assert!(tree.get().is_some(), "read when checked");
     assert_eq!(pair["a"], "😀");
     let plain = text(r#"{"e":"1e999","t":[true,false],"n":12,"u":"\u00e9\\ud800"}"#);
-    let Repr::Text(t) = &plain.0 else {
+    let Repr::Text { tree, .. } = &plain.0 else {
         panic!("text")
     };
-    assert!(t.tree.get().is_none(), "not read until needed");
+    assert!(tree.get().is_none(), "not read until needed");
 }
 
 #[test]
@@ -107,9 +109,18 @@ fn depth_counts_containers_not_brackets_in_strings() {
     assert_eq!(shape(b"-4.5E-3"), (0, true));
     assert_eq!(shape(br#""\uD83D\uDE00""#), (0, true));
     assert_eq!(shape(br#""\u00e9\ud7ff\ue000""#), (0, false));
-    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    assert_eq!(text(&deep).text_shape(), Some((200, 400)));
-    assert_eq!(text(&deep).value().as_array().map(Vec::len), Some(1));
+    // As deep as a manager takes data, and no deeper.
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert_eq!(text(&deep(MAX_DEPTH)).text_len(), Some(2 * MAX_DEPTH));
+    assert_eq!(
+        text(&deep(MAX_DEPTH)).value().as_array().map(Vec::len),
+        Some(1)
+    );
+    let err = Data::from_json(deep(MAX_DEPTH + 1), parse).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid argument: context data is nested deeper than 128 levels"
+    );
 }
 
 /// A small deterministic generator (xorshift).
@@ -133,7 +144,10 @@ impl Rng {
 /// valid documents (bytes deleted, inserted, replaced; text cut).
 #[test]
 fn accepts_exactly_what_the_parser_reads() {
+    // At the depth limit: one more bracket is one too many.
+    let deep = format!("{}1{}", "[{\"a\":".repeat(64), "}]".repeat(64));
     let seeds = [
+        &deep,
         r#"{"a":[1,-2.5e3,true,false,null,{"b":"c\"d\\e\u00e9\ud83d\ude00"}],"":{}}"#,
         r#" [ 0 , -0.0 , 1E+2 , 12345678901234567890 , "\/\b\f\n\r\t" ] "#,
         r#"{"x":{"y":{"z":[[[]]]}},"n":123.456,"s":"long string without escapes"}"#,
@@ -172,6 +186,10 @@ fn accepts_exactly_what_the_parser_reads() {
             (Err(refused), Ok(_)) => panic!("{t:?} refused ({refused:?}) but it reads"),
         }
         let data = Data::read_json(t.clone(), parse);
+        let read = read.and_then(|v| match crate::json_depth(t.as_bytes()) <= MAX_DEPTH {
+            true => Ok(v),
+            false => Err("too deep".into()),
+        });
         assert_eq!(data.is_ok(), read.is_ok(), "{t:?}: {data:?} / {read:?}");
         if let (Ok(d), Ok(v)) = (data, read) {
             assert_eq!(*d.value(), v, "{t:?}");

@@ -377,7 +377,7 @@ fn reconcile(
             }
             // A state that has expired already is no news: a sweep removes it.
             let live = !entry.state.is_expired_at(inner.now());
-            map.insert(id.to_owned(), entry);
+            map.insert(entry);
             if !live {
                 return;
             }
