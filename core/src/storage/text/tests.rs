@@ -146,6 +146,75 @@ fn a_reopened_manager_sees_what_was_acknowledged() {
     });
 }
 
+/// Data held as text (as the npm package writes it) through every
+/// operation of a manager over a storage of text, and a reopen: the text
+/// stays text in memory, no tree is built for a write, and what is stored
+/// reads back as the same value.
+#[test]
+fn data_held_as_text_goes_through_a_manager_and_its_storage() {
+    block_on(async {
+        let texts = Arc::new(Texts::default());
+        let open = || {
+            ContextManager::builder(ManagerConfig::default())
+                .open(TextStorage::new(Arc::clone(&texts), parse))
+        };
+        let text = |t: &str| crate::Data::from_json(t, parse).unwrap();
+        let m = open().await.unwrap().manager;
+        let first = r#"{"b":[1.5,"\u00e9\n"],"a":{"deep":[[[]]]}}"#;
+        let s = m.create_context("a", text(first)).await.unwrap();
+        assert_eq!(s.data.as_json(), Some(first));
+        let point = m.create_recovery_point("a").await.unwrap();
+        assert_eq!(point.data.as_json(), Some(first));
+        let s = m
+            .update_context("a", text(r#"{"n":2}"#), Some(1))
+            .await
+            .unwrap();
+        assert_eq!((s.version, s.data.as_json()), (2, Some(r#"{"n":2}"#)));
+        let s = m
+            .try_modify_data("a", |d| Ok(text(&d.json_text().replace('2', "3"))))
+            .await
+            .unwrap();
+        assert_eq!((s.version, s.data.as_json()), (3, Some(r#"{"n":3}"#)));
+        let s = m.restore_recovery_point("a", point.id).await.unwrap();
+        assert_eq!((s.version, s.data.as_json()), (4, Some(first)));
+        let s = m
+            .modify_context("a", |v| json!({ "was": v }))
+            .await
+            .unwrap();
+        assert_eq!(s.data["was"]["b"][1], "é\n");
+        let big = crate::ManagerConfig {
+            max_data_bytes: 10,
+            ..ManagerConfig::default()
+        };
+        let small = ContextManager::new(big);
+        let err = small
+            .create_context("x", text(r#"{"ab":"cdef"}"#))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: context data is larger than 10 bytes"
+        );
+        let err = small.create_context("x", text("[]")).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: context data must be a JSON object, got an array"
+        );
+        drop(m);
+        let m = open().await.unwrap().manager;
+        let back = m.get_context("a").await.unwrap();
+        assert_eq!(back.version, 5);
+        assert_eq!(
+            back.data,
+            json!({ "was": { "a": { "deep": [[[]]] }, "b": [1.5, "é\n"] } })
+        );
+        assert_eq!(m.recovery_points("a").await.unwrap()[0].data.json_text(), {
+            let v: Value = serde_json::from_str(first).unwrap();
+            v.to_string()
+        });
+    });
+}
+
 #[test]
 fn a_value_that_does_not_read_is_a_problem_naming_its_key() {
     block_on(async {
