@@ -40,6 +40,7 @@ if (process.argv.includes('--write')) {
     '',
     table,
     '',
+    '',
   ].join('\n');
   const start = old.indexOf('## wasm size');
   let next;
