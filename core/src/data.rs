@@ -57,7 +57,8 @@ impl Data {
     /// of a double's range) but not read into a tree. `parse` reads it into
     /// one when a caller needs it: it must read every text this check
     /// accepts, numbers exactly (see [`ParseJson`]). Whitespace around the
-    /// value is dropped. Text that is not JSON is `INVALID_ARGUMENT`.
+    /// value is dropped. Text that is not JSON, or nests deeper than
+    /// [`MAX_DEPTH`] levels (no manager takes it), is `INVALID_ARGUMENT`.
     ///
     /// Whether the value is an object within the manager's limits is checked
     /// where it is written, as for a `Value`: the byte limit applies to the

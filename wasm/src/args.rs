@@ -62,6 +62,8 @@ impl<'a> Options<'a> {
     ) -> Result<Self, ContextError> {
         let names: Vec<&str> = fields.iter().map(Field::name).collect();
         let o = Self::open(v, what, &names)?;
+        // No options object: every field keeps its default.
+        let fields = if o.obj.is_some() { fields } else { &[] };
         for f in fields {
             match f {
                 Field::Int(name, min, set) => o.int(name, *min)?.map(|n| set(cfg, n)),
