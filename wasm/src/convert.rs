@@ -210,9 +210,9 @@ fn escape_controls(text: String) -> String {
     out
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 /// Text from a store (data, records) as a value, with the package's exact
-/// parser, as deep as the core asks.
+/// parser, as deep as the core asks; also what reads argument text kept as
+/// data if the core needs a tree of it.
 pub(crate) fn parse_stored(text: &str, max_depth: usize) -> Result<Value, String> {
     json::parse(text, max_depth, false).map_err(|why| why.to_string())
 }
