@@ -3,12 +3,13 @@
 //! rules in the README's "Semantics worth knowing" allow it (1..=max bytes
 //! without control characters; a JSON object within the size and depth
 //! limits), and what is stored is what was given, through reads, updates,
-//! recovery points and a JSON round trip.
+//! recovery points and a JSON round trip. The same bytes as JSON text
+//! (`Data::from_json`) are held as given, under the same rules.
 #![no_main]
 
 use contextkit_core::{
     AdapterConfig, ContextAdapter, ContextError, ContextEvent, ContextManager, ContextState,
-    ContextTracker, CreateOptions, ManagerConfig, ManualClock, TrackerConfig, MAX_DEPTH,
+    ContextTracker, CreateOptions, Data, ManagerConfig, ManualClock, TrackerConfig, MAX_DEPTH,
 };
 use futures::executor::block_on;
 use libfuzzer_sys::fuzz_target;
@@ -31,6 +32,40 @@ fn valid_id(id: &str) -> bool {
 
 fn valid_data(v: &Value) -> bool {
     v.is_object() && depth(v) <= MAX_DEPTH && serde_json::to_vec(v).unwrap().len() <= MAX_DATA
+}
+
+/// The same bytes given as JSON text (`Data::from_json`): accepted exactly
+/// when the rules allow it, the text measured as given, and kept as it is
+/// through a read, an update and a restore.
+fn held_as_text(cfg: ManagerConfig, id: &str, text: &str, value: &Value, id_ok: bool) {
+    let parse = |t: &str, d| contextkit_json::parse(t, d, false).map_err(|e| e.to_string());
+    let trimmed = text.trim_matches([' ', '\n', '\r', '\t']);
+    let Ok(data) = Data::from_json(text, parse) else {
+        // serde_json read it, so only depth can refuse it here.
+        assert!(depth(value) > MAX_DEPTH, "{text:?}");
+        return;
+    };
+    assert_eq!(data, *value);
+    let ok = id_ok && value.is_object() && trimmed.len() <= cfg.max_data_bytes;
+    let m = ContextManager::builder(cfg)
+        .clock(ManualClock::new(0))
+        .build();
+    block_on(async {
+        let created = m.create_context(id, data.clone()).await;
+        if !ok {
+            expect_invalid(created);
+            return;
+        }
+        let s = created.unwrap();
+        assert_eq!(s.data.as_json(), Some(trimmed));
+        let p = m.create_recovery_point(id).await.unwrap();
+        m.update_context(id, serde_json::json!({}), None)
+            .await
+            .unwrap();
+        let back = m.restore_recovery_point(id, p.id).await.unwrap();
+        assert_eq!(back.data.as_json(), Some(trimmed));
+        assert_eq!(m.get_context(id).await.unwrap().data, *value);
+    });
 }
 
 fn expect_invalid<T: std::fmt::Debug>(r: Result<T, ContextError>) {
@@ -56,10 +91,13 @@ fuzz_target!(|input: (&str, &[u8])| {
         max_contexts: 4,
         ..ManagerConfig::default()
     };
+    let (id_ok, data_ok) = (valid_id(id), valid_data(&value));
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        held_as_text(cfg.clone(), id, text, &value, id_ok);
+    }
     let m = ContextManager::builder(cfg)
         .clock(ManualClock::new(0))
         .build();
-    let (id_ok, data_ok) = (valid_id(id), valid_data(&value));
     block_on(async {
         let created = m.create_context(id, value.clone()).await;
         if !(id_ok && data_ok) {

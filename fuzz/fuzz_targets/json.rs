@@ -109,7 +109,8 @@ fn held_as_data(text: &str) {
         (Ok(held), Ok(read)) => assert_eq!(*held.value(), read, "{text:?}"),
         (Err(_), Err(_)) => {}
         // Data nests at most MAX_DEPTH levels.
-        (Err(_), Ok(_)) if contextkit_core::json_depth(text.as_bytes()) > contextkit_core::MAX_DEPTH => {}
+        (Err(_), Ok(_))
+            if contextkit_core::json_depth(text.as_bytes()) > contextkit_core::MAX_DEPTH => {}
         (held, read) => panic!("{text:?}: held {held:?}, read {read:?}"),
     }
 }
