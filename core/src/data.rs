@@ -21,11 +21,10 @@ use std::sync::OnceLock;
 /// caller dereferences it, and kept.
 ///
 /// ```
-/// use contextkit_core::{ContextManager, Data, ManagerConfig, json};
+/// use contextkit_core::{ContextManager, Data, ManagerConfig, json, parse_json};
 /// # futures::executor::block_on(async {
 /// let m = ContextManager::new(ManagerConfig::default());
-/// let parse = |text: &str, _depth: usize| serde_json::from_str(text).map_err(|e| e.to_string());
-/// let body = Data::from_json(r#"{"title":"draft","n":1}"#, parse)?;
+/// let body = Data::from_json(r#"{"title":"draft","n":1}"#, parse_json)?;
 /// let s = m.create_context("doc", body).await?;
 /// assert_eq!(s.data.json_text(), r#"{"title":"draft","n":1}"#);
 /// assert_eq!(s.data["n"], 1);
@@ -66,9 +65,8 @@ impl Data {
     ///
     /// ```
     /// # use contextkit_core::*;
-    /// let parse = |text: &str, _: usize| serde_json::from_str(text).map_err(|e| e.to_string());
-    /// assert!(Data::from_json("[1, 2]", parse).is_ok());
-    /// let err = Data::from_json(r#"{"a":}"#, parse).unwrap_err();
+    /// assert!(Data::from_json("[1, 2]", parse_json).is_ok());
+    /// let err = Data::from_json(r#"{"a":}"#, parse_json).unwrap_err();
     /// assert_eq!(err.to_string(), "invalid argument: context data is not valid JSON: expected value at line 1 column 6");
     /// ```
     pub fn from_json(json: impl Into<String>, parse: ParseJson) -> Result<Self> {
@@ -89,16 +87,21 @@ impl Data {
             trimmed if trimmed.len() == json.len() => json.into_boxed_str(),
             trimmed => trimmed.into(),
         };
-        let tree = OnceLock::new();
-        // A number with an exponent or hundreds of digits may be out of a
-        // double's range, and a surrogate escape may be lone: only reading
-        // the text tells, so such text (rare: JSON.stringify writes
-        // exponents from 1e21 only, and escapes only lone surrogates) is
-        // read now.
-        if shape.read_now {
-            let _ = tree.set(Box::new(parse(&json, MAX_DEPTH)?));
+        // A number with a positive exponent or hundreds of digits may be
+        // past a double's range, and a surrogate escape may be lone: only
+        // reading the text tells, so such text (rare: JSON.stringify writes
+        // positive exponents from 1e21 only, and escapes only lone
+        // surrogates) is read now, and the tree dropped. So is text as deep
+        // as data may be, which a parser with a lower limit than it
+        // promised would refuse: it fails here, not when the tree is needed.
+        if shape.read_now || shape.depth == MAX_DEPTH {
+            parse(&json, MAX_DEPTH)?;
         }
-        Ok(Self(Repr::Text { json, parse, tree }))
+        Ok(Self(Repr::Text {
+            json,
+            parse,
+            tree: OnceLock::new(),
+        }))
     }
 
     /// The value as a tree: built the first time for data held as text.
@@ -128,7 +131,8 @@ impl Data {
         }
     }
 
-    /// Its compact JSON text: the text held, or the tree serialized.
+    /// Its JSON text: the text held (as given, bar whitespace around it), or
+    /// the tree serialized compactly.
     pub fn json_text(&self) -> Cow<'_, str> {
         match &self.0 {
             Repr::Tree(v) => Cow::Owned(v.to_string()),
@@ -155,10 +159,14 @@ impl Data {
 }
 
 /// Checked text as a tree. It was checked as JSON and to nest at most
-/// [`MAX_DEPTH`] levels (and whatever only reading tells was read then): a
-/// parser keeping its promise reads it.
+/// [`MAX_DEPTH`] levels, and read when made wherever only reading could
+/// refuse it (text as deep as the limit included), so a parser keeping its
+/// promise reads it; one that does not gets `null` (a debug build stops).
 fn read(json: &str, parse: ParseJson) -> Value {
-    parse(json, MAX_DEPTH).unwrap_or_default()
+    parse(json, MAX_DEPTH).unwrap_or_else(|why| {
+        debug_assert!(false, "checked JSON text did not read: {why}");
+        Value::Null
+    })
 }
 
 impl Default for Data {
@@ -225,16 +233,17 @@ impl fmt::Debug for Data {
 }
 
 impl fmt::Display for Data {
-    /// Compact JSON text.
+    /// Its JSON text ([`json_text`](Self::json_text)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.json_text())
     }
 }
 
 impl Serialize for Data {
-    /// As its value. (Text not yet read is read for this, and the tree
-    /// dropped after: writers of text who care, such as the shared-mode
-    /// wire, take [`json_text`](Self::json_text) instead.)
+    /// As its value: text not yet read is read for this, and the tree
+    /// dropped after. (A storage's record is written so, which keeps its
+    /// JSON what serde_json writes for the value; the shared-mode wire
+    /// takes [`json_text`](Self::json_text) instead.)
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match &self.0 {
             Repr::Tree(v) => v.serialize(s),

@@ -77,6 +77,6 @@ pub use storage::{
     StorageFuture, TextStorage, TextStore, metadata_from_value,
 };
 pub use tracker::{ConflictPolicy, ContextTracker, TrackerConfig};
-pub use validate::{MAX_DEPTH, ParseJson, json_depth};
+pub use validate::{MAX_DEPTH, ParseJson, json_depth, parse_json};
 
 pub use serde_json::{Value, json};

@@ -591,13 +591,12 @@ impl ContextManager {
     /// ```
     /// # use contextkit_core::*;
     /// # futures::executor::block_on(async {
-    /// let parse = |text: &str, _: usize| serde_json::from_str(text).map_err(|e| e.to_string());
     /// let m = ContextManager::new(ManagerConfig::default());
-    /// m.create_context("a", Data::from_json(r#"{"n":1}"#, parse)?).await?;
+    /// m.create_context("a", Data::from_json(r#"{"n":1}"#, parse_json)?).await?;
     /// let s = m
     ///     .try_modify_data("a", |data| {
     ///         let text = data.json_text().replace("1", "2");
-    ///         Data::from_json(text, parse)
+    ///         Data::from_json(text, parse_json)
     ///     })
     ///     .await?;
     /// assert_eq!(s.data.as_json(), Some(r#"{"n":2}"#));

@@ -55,6 +55,35 @@ pub fn json_depth(text: &[u8]) -> usize {
     max
 }
 
+/// JSON text as a value with serde_json, nested at most `max_depth` levels:
+/// a [`ParseJson`] for [`Data::from_json`] and the storages. The depth is
+/// measured first ([`json_depth`]), then serde_json reads without its own
+/// recursion limit (128, lower than data may nest). Natively numbers are
+/// exact (serde_json's `float_roundtrip`); a wasm build reads doubles with
+/// serde_json's default, which may be one bit off (the npm package uses its
+/// own exact parser instead).
+///
+/// ```
+/// use contextkit_core::{MAX_DEPTH, parse_json};
+/// let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+/// assert!(parse_json(&deep, MAX_DEPTH).is_ok());
+/// assert_eq!(parse_json("[[1]]", 1).unwrap_err(), "is nested deeper than 1 levels");
+/// assert_eq!(
+///     parse_json("{\"a\":}", MAX_DEPTH).unwrap_err(),
+///     "is not valid JSON: expected value at line 1 column 6"
+/// );
+/// ```
+pub fn parse_json(text: &str, max_depth: usize) -> std::result::Result<Value, String> {
+    if json_depth(text.as_bytes()) > max_depth {
+        return Err(format!("is nested deeper than {max_depth} levels"));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    serde::Deserialize::deserialize(&mut de)
+        .and_then(|value| de.end().map(|()| value))
+        .map_err(|e| format!("is not valid JSON: {e}"))
+}
+
 /// Messages name the Rust fields. The npm package refuses these values
 /// before the core sees them, naming its own options (`wasm/src/args.rs`),
 /// and so does it for [`AdapterConfig`](crate::AdapterConfig)'s.
@@ -115,9 +144,17 @@ pub(crate) fn id(cfg: &ManagerConfig, id: &str) -> Result<()> {
 /// text, whose depth was checked when it was made.
 pub(crate) fn data(cfg: &ManagerConfig, data: &Data) -> Result<()> {
     if !data.is_object() {
+        // Text names its kind by its first byte, without a tree.
+        let kind = match data.as_json().map(str::as_bytes) {
+            Some([b'[', ..]) => "an array",
+            Some([b'"', ..]) => "a string",
+            Some([b't' | b'f', ..]) => "a boolean",
+            Some([b'n', ..]) => "null",
+            Some(_) => "a number",
+            None => kind(data),
+        };
         return Err(ContextError::invalid(format!(
-            "context data must be a JSON object, got {}",
-            kind(data)
+            "context data must be a JSON object, got {kind}"
         )));
     }
     let too_deep = || {
@@ -370,6 +407,18 @@ mod tests {
             err.to_string(),
             "invalid argument: context data is larger than 9 bytes"
         );
+        for (text, kind) in [
+            ("\"s\"", "a string"),
+            ("-1", "a number"),
+            ("false", "a boolean"),
+            ("null", "null"),
+        ] {
+            let err = data(&at(100), &Data::from_json(text, parse).unwrap()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("invalid argument: context data must be a JSON object, got {kind}")
+            );
+        }
         let list = Data::from_json("[1]", parse).unwrap();
         let err = data(&at(100), &list).unwrap_err();
         assert_eq!(

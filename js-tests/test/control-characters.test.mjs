@@ -95,3 +95,18 @@ for (const long of [false, true]) {
     manager.free();
   });
 }
+
+// The size limit counts a control character as JSON.stringify writes it
+// (`\b` is two bytes), whichever way toJson made the text.
+test('control characters count toward maxDataBytes as JSON.stringify writes them', async () => {
+  for (const long of [false, true]) {
+    const pad = long ? 'x'.repeat(1_100) : 'x';
+    const value = { k: `${pad}\b\f\n\r\t\u0001` };
+    const size = JSON.stringify(value).length;
+    const exact = new ContextManager({ maxDataBytes: size });
+    assert.deepEqual((await exact.createContext('a', value)).data, value);
+    assert.deepEqual((await exact.getContext('a')).data, value);
+    const under = new ContextManager({ maxDataBytes: size - 1 });
+    await assert.rejects(under.createContext('a', value), { code: 'INVALID_ARGUMENT' });
+  }
+});

@@ -36,22 +36,3 @@ pub(crate) fn from_json<T: DeserializeOwned>(
         .and_then(|value| de.end().map(|()| value))
         .map_err(JsonError::Invalid)
 }
-
-/// JSON text as a value, numbers exact (serde_json with `float_roundtrip`),
-/// nested at most `max_depth` levels: the [`ParseJson`](crate::ParseJson)
-/// of this crate, for [`Data::from_json`](crate::Data::from_json).
-///
-/// ```
-/// use contextkit::{ContextManager, Data, ManagerConfig, parse_json};
-/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// let m = ContextManager::new(ManagerConfig::default());
-/// let body = r#"{"cart":[{"sku":"a-1","price":0.1}]}"#.to_string();
-/// let s = m.create_context("s", Data::from_json(body, parse_json)?).await?;
-/// assert_eq!(s.data.json_text(), r#"{"cart":[{"sku":"a-1","price":0.1}]}"#);
-/// assert_eq!(s.data["cart"][0]["price"], 0.1);
-/// # Ok::<(), contextkit::ContextError>(())
-/// # }).unwrap();
-/// ```
-pub fn parse_json(text: &str, max_depth: usize) -> Result<serde_json::Value, String> {
-    from_json(text.as_bytes(), max_depth).map_err(|e| e.to_string())
-}

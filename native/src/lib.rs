@@ -24,7 +24,6 @@ mod tasks;
 
 pub use contextkit_core::*;
 pub use file::FileStorage;
-pub use json::parse_json;
 #[cfg(feature = "redis")]
 pub use redis_backend::RedisBackend;
 pub use tasks::{Cleanup, TaskHandle, spawn_auto_sync, spawn_auto_sync_with, spawn_cleanup};

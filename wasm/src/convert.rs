@@ -10,8 +10,9 @@
 //! naming the offending path. The text is written into wasm memory by the
 //! host's `TextEncoder` and kept as it is, as [`Data`] held as text: one
 //! check of its grammar and nesting, no tree (contextkit-json's exact parser
-//! reads it only if the core needs a tree, which a manager's writes and
-//! reads do not). Strings in that text may hold control characters
+//! reads it only where a tree is needed: a storage writing its record, a
+//! refused non-object naming its kind, a Rust caller dereferencing it; a
+//! manager's writes and reads in memory and in shared mode build none). Strings in that text may hold control characters
 //! unescaped (for data with long strings, `toJson` leaves strings without
 //! `"` and `\` as they are), which are escaped before the check.
 //!
@@ -190,9 +191,13 @@ fn escape_controls(text: String) -> String {
         out.push_str(text.get(run..at).unwrap_or_default());
         let b = bytes.get(at).copied().unwrap_or_default();
         match b {
+            // As JSON.stringify and serde_json write them, so that the
+            // byte limit counts what they count.
             b'\n' => out.push_str("\\n"),
             b'\r' => out.push_str("\\r"),
             b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
             _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.push_str("\\u00");

@@ -1,8 +1,8 @@
 //! One pass over JSON text that checks it without building anything.
 
 /// What a check of JSON text found: how deeply its arrays and objects nest,
-/// and whether only reading it tells if it is all in range (a number with
-/// an exponent or of more than 300 digits may be out of a double's range; a
+/// and whether only reading it tells if it is all in range (a number with a
+/// positive exponent or of more than 300 digits may be past a double's range; a
 /// `\u` escape of a surrogate must pair with another).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
@@ -196,10 +196,11 @@ impl Checker<'_> {
         }
         if let Some(b'e' | b'E') = self.peek() {
             self.pos += 1;
-            self.read_now = true;
-            if !self.eat(b'+') {
-                self.eat(b'-');
-            }
+            // Past a double's range only upwards (a number too small reads
+            // as 0): a negative exponent of a number of at most 300 digits
+            // is in range.
+            self.read_now |= !self.eat(b'-');
+            self.eat(b'+');
             if self.digits() == 0 {
                 return Err(self.refuse("invalid number"));
             }

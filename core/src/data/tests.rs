@@ -71,7 +71,7 @@ fn refuses_what_is_not_json() {
 }
 
 #[test]
-fn refuses_numbers_out_of_range_and_reads_wide_ones_at_once() {
+fn refuses_numbers_out_of_range_and_surrogates_alone_when_made() {
     let err = Data::from_json(r#"{"a":[1e400]}"#, parse).unwrap_err();
     assert_eq!(err.code(), "INVALID_ARGUMENT");
     let huge = format!("{{\"a\":{}}}", "9".repeat(400));
@@ -79,24 +79,36 @@ fn refuses_numbers_out_of_range_and_reads_wide_ones_at_once() {
         Data::from_json(huge, parse).unwrap_err().code(),
         "INVALID_ARGUMENT"
     );
-    let wide = text(r#"{"a":1e300,"b":"1e999","c":true}"#);
-    let Repr::Text { tree, .. } = &wide.0 else {
-        panic!("text")
-    };
-    assert!(tree.get().is_some(), "read when checked");
-    assert_eq!(wide["a"], 1e300);
-    // Words and strings with an e are not numbers.
-    let pair = text(r#"{"a":"\ud83d\ude00"}"#);
-    let Repr::Text { tree, .. } = &pair.0 else {
-        panic!("text")
-    };
-    assert!(tree.get().is_some(), "read when checked");
-    assert_eq!(pair["a"], "😀");
-    let plain = text(r#"{"e":"1e999","t":[true,false],"n":12,"u":"\u00e9\\ud800"}"#);
-    let Repr::Text { tree, .. } = &plain.0 else {
-        panic!("text")
-    };
-    assert!(tree.get().is_none(), "not read until needed");
+    let lone = Data::from_json(r#"{"a":"\ud800"}"#, parse).unwrap_err();
+    assert_eq!(lone.code(), "INVALID_ARGUMENT");
+    // In range: read when made to be sure, and no tree is kept.
+    for ok in [
+        r#"{"a":1e300}"#,
+        r#"{"a":"\ud83d\ude00"}"#,
+        r#"{"a":1e-400,"b":1e-7}"#,
+    ] {
+        let d = text(ok);
+        let Repr::Text { tree, .. } = &d.0 else {
+            panic!("text")
+        };
+        assert!(tree.get().is_none(), "{ok}");
+    }
+    assert_eq!(text(r#"{"a":"\ud83d\ude00"}"#)["a"], "😀");
+    assert_eq!(text(r#"{"a":1e-400}"#)["a"], 0.0);
+}
+
+/// A parser that reads less deep than it promised is caught when the data
+/// is made, not when a tree is needed.
+#[test]
+fn a_parser_short_of_the_depth_limit_fails_when_the_data_is_made() {
+    fn shallow(text: &str, _: usize) -> std::result::Result<Value, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    assert!(Data::from_json(deep(MAX_DEPTH - 1), shallow).is_ok());
+    let err = Data::from_json(deep(MAX_DEPTH), shallow).unwrap_err();
+    assert!(err.to_string().contains("recursion limit"), "{err}");
+    assert!(Data::from_json(deep(MAX_DEPTH), crate::parse_json).is_ok());
 }
 
 #[test]
@@ -106,7 +118,9 @@ fn depth_counts_containers_not_brackets_in_strings() {
     assert_eq!(shape(br#"{"a":"\"[","b":[]}"#), (2, false));
     assert_eq!(shape(br#" [ [ ] , { } ] "#), (2, false));
     assert_eq!(shape(b"42"), (0, false));
-    assert_eq!(shape(b"-4.5E-3"), (0, true));
+    assert_eq!(shape(b"-4.5E+3"), (0, true));
+    assert_eq!(shape(b"4e3"), (0, true));
+    assert_eq!(shape(b"-4.5E-3"), (0, false));
     assert_eq!(shape(br#""\uD83D\uDE00""#), (0, true));
     assert_eq!(shape(br#""\u00e9\ud7ff\ue000""#), (0, false));
     // As deep as a manager takes data, and no deeper.

@@ -148,7 +148,8 @@ fn a_reopened_manager_sees_what_was_acknowledged() {
 
 /// Data held as text (as the npm package writes it) through every
 /// operation of a manager over a storage of text, and a reopen: the text
-/// stays text in memory, no tree is built for a write, and what is stored
+/// stays text in memory (the record's JSON is written from a tree, read
+/// for the write and dropped), and what is stored
 /// reads back as the same value.
 #[test]
 fn data_held_as_text_goes_through_a_manager_and_its_storage() {
