@@ -78,7 +78,8 @@ impl Data {
     /// naming the text, as a [`ParseJson`]'s does (`is not valid JSON:
     /// expected value at line 1 column 6`).
     pub fn read_json(json: String, parse: ParseJson) -> std::result::Result<Self, String> {
-        let shape = check::check(json.as_bytes()).map_err(|refused| refused.describe(&json))?;
+        let shape =
+            contextkit_json::check(json.as_bytes()).map_err(|refused| refused.describe(&json))?;
         // No manager takes deeper data, and a tree is read as deep as this.
         if shape.depth > MAX_DEPTH {
             return Err(format!("is nested deeper than {MAX_DEPTH} levels"));
@@ -260,8 +261,6 @@ impl<'de> Deserialize<'de> for Data {
         Value::deserialize(d).map(Self::from)
     }
 }
-
-mod check;
 
 #[cfg(test)]
 mod tests;

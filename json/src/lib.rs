@@ -13,7 +13,10 @@
 //! input can overflow the stack; nesting past `max_depth` levels is refused
 //! as soon as it is seen. No input makes it panic.
 
+mod check;
 mod float;
+
+pub use check::{Refused, Shape, check};
 
 /// The double nearest to `text`, a number in JSON's grammar (`-`, digits,
 /// an optional fraction and exponent), correctly rounded; ±infinity past the
@@ -425,7 +428,7 @@ impl Parser<'_> {
 /// match can flag the bytes above it, so the lowest flag is exact; bytes from
 /// 0x80 up, and only they, are excluded by `!word`).
 #[inline(always)]
-fn special(bytes: &[u8], i: usize) -> usize {
+pub(crate) fn special(bytes: &[u8], i: usize) -> usize {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = ONES << 7;
     let rest = bytes.get(i..).unwrap_or_default();

@@ -113,7 +113,11 @@ fn a_parser_short_of_the_depth_limit_fails_when_the_data_is_made() {
 
 #[test]
 fn depth_counts_containers_not_brackets_in_strings() {
-    let shape = |t: &[u8]| check::check(t).map(|s| (s.depth, s.read_now)).unwrap();
+    let shape = |t: &[u8]| {
+        contextkit_json::check(t)
+            .map(|s| (s.depth, s.read_now))
+            .unwrap()
+    };
     assert_eq!(shape(br#"{"a":[1,{"b":"[[[{{"}]}"#), (3, false));
     assert_eq!(shape(br#"{"a":"\"[","b":[]}"#), (2, false));
     assert_eq!(shape(br#" [ [ ] , { } ] "#), (2, false));
@@ -189,7 +193,7 @@ fn accepts_exactly_what_the_parser_reads() {
             continue;
         };
         let read = parse(&t, 10_000);
-        match (check::check(t.as_bytes()), &read) {
+        match (contextkit_json::check(t.as_bytes()), &read) {
             (Ok(_), _) => {}
             // The parser may stop earlier, at what only reading finds.
             (Err(_), Err(why))

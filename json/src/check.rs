@@ -1,26 +1,34 @@
-//! One pass over JSON text that checks it without building anything.
+//! One pass over JSON text that checks it without building anything: it
+//! accepts exactly the texts [`parse`](crate::parse) reads, bar what only
+//! reading tells (see [`Shape::read_now`]).
+
+use crate::special;
 
 /// What a check of JSON text found: how deeply its arrays and objects nest,
 /// and whether only reading it tells if it is all in range (a number with a
 /// positive exponent or of more than 300 digits may be past a double's range; a
 /// `\u` escape of a surrogate must pair with another).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Shape {
-    pub(crate) depth: usize,
-    pub(crate) read_now: bool,
+pub struct Shape {
+    /// How deeply arrays and objects nest (`[]` is one level).
+    pub depth: usize,
+    /// Whether a number or an escape needs a reading to be sure of.
+    pub read_now: bool,
 }
 
 /// Why text was refused, and at which byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Refused {
-    pub(crate) what: &'static str,
-    pub(crate) at: usize,
+pub struct Refused {
+    /// What is wrong, in [`parse`](crate::parse)'s words.
+    pub what: &'static str,
+    /// The byte it was found at.
+    pub at: usize,
 }
 
 impl Refused {
     /// Continues a sentence naming the text: "is not valid JSON: … at line
     /// 1 column 6" (columns in bytes, from 1).
-    pub(crate) fn describe(&self, text: &str) -> String {
+    pub fn describe(&self, text: &str) -> String {
         let before = text.as_bytes().get(..self.at).unwrap_or(text.as_bytes());
         let line_start = before
             .iter()
@@ -40,7 +48,7 @@ impl Refused {
 /// no control characters in strings, no trailing commas, no leading zeros)
 /// with optional whitespace around it. Containers are counted, not
 /// recursed into, so no text can overflow the stack.
-pub(crate) fn check(text: &[u8]) -> Result<Shape, Refused> {
+pub fn check(text: &[u8]) -> Result<Shape, Refused> {
     let mut c = Checker {
         text,
         pos: 0,
@@ -260,40 +268,4 @@ impl Checker<'_> {
             None => Err(self.refuse("EOF while parsing a string")),
         }
     }
-}
-
-/// The index of the first `"`, `\` or control character at or after `i` in
-/// `bytes`, or its length. Eight bytes at a time: a byte is flagged in
-/// `found` if it is below 0x20 or equal to one of the two after an xor (each
-/// test sets the high bit of the byte it matches, and only borrows from a
-/// match can flag the bytes above it, so the lowest flag is exact; bytes from
-/// 0x80 up, and only they, are excluded by `!word`).
-#[inline(always)]
-fn special(bytes: &[u8], i: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = ONES << 7;
-    let rest = bytes.get(i..).unwrap_or_default();
-    let mut chunks = rest.chunks_exact(8);
-    let mut at = i;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        let found = (word.wrapping_sub(ONES * 0x20)
-            | quote.wrapping_sub(ONES)
-            | backslash.wrapping_sub(ONES))
-            & !word
-            & HIGH;
-        if found != 0 {
-            return at + (found.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    for &b in chunks.remainder() {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            break;
-        }
-        at += 1;
-    }
-    at
 }
