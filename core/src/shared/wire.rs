@@ -140,8 +140,11 @@ fn opt(n: Option<u64>) -> String {
     n.map(|n| n.to_string()).unwrap_or_default()
 }
 
+/// The JSON text of `v`. (It cannot fail: every map sent has string keys.
+/// Its error is not formatted, which keeps serde_json's and std::io's
+/// message tables out of the npm package's module.)
 fn to_json(v: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| ContextError::storage(e.to_string()))
+    serde_json::to_string(v).map_err(|_| ContextError::storage("cannot encode a write's arguments"))
 }
 
 /// The keys a `ck2_write` of operation `op` touches, relative to the
