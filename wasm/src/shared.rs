@@ -48,7 +48,7 @@ impl JsTransport {
         let message = || value.as_string().unwrap_or_default();
         match got.get(0).as_f64() {
             Some(0.0) => Ok(Outcome::Replied(to_wire(&value))),
-            Some(2.0) => Ok(Outcome::Unknown(message())),
+            Some(2.0) => Ok(Outcome::Unknown(ContextError::storage(message()))),
             Some(3.0) => Err(ContextError::InvalidArgument(message())),
             _ => Err(ContextError::storage(message())),
         }

@@ -1,8 +1,9 @@
 //! [`SharedClient`]: a [`SharedBackend`] over any host's [`Transport`] to
 //! contextkit's Redis library (`native/redis/contextkit.lua`).
 //!
-//! The host only moves the library's calls and replies (the npm package over
-//! Redis in Node, or over IndexedDB in browser tabs); this side decides what
+//! The host only moves the library's calls and replies (the Rust crate's
+//! `RedisBackend` over redis-rs, the npm package over Redis in Node or over
+//! IndexedDB in browser tabs); this side decides what
 //! to call and reads the replies with the [`wire`] format: the epoch joined,
 //! an operation id per write, settling a write that got no answer (its reply
 //! if it ran, else a mark that makes a late copy of it a no-op), and the
@@ -15,7 +16,9 @@ use crate::storage::{MaybeSend, MaybeSync, StorageFuture};
 use crate::sync::{AtomicU64, Ordering};
 use crate::{Clock, ContextError, ContextState, ManagerConfig, Result, Snapshot};
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 mod reader;
@@ -23,29 +26,31 @@ mod reader;
 mod tests;
 
 /// How a call of the library ended when the store did not refuse it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     /// The library's reply.
     Replied(Wire),
-    /// No answer in time (the message says why): the call may have run, may
-    /// still run, or never will.
-    Unknown(String),
+    /// No answer in time (the `STORAGE` error says why, with the transport's
+    /// last error as its source, if any): the call may have run, may still
+    /// run, or never will.
+    Unknown(ContextError),
 }
 
 impl Outcome {
-    /// The reply; no answer is a `STORAGE` error with its message.
+    /// The reply; no answer is its `STORAGE` error.
     ///
     /// ```
     /// use contextkit_core::client::Outcome;
     /// use contextkit_core::wire::Wire;
+    /// use contextkit_core::ContextError;
     /// assert_eq!(Outcome::Replied(Wire::Int(3)).reply().unwrap(), Wire::Int(3));
-    /// let unknown = Outcome::Unknown("timed out".into()).reply().unwrap_err();
-    /// assert_eq!((unknown.code(), unknown.to_string().contains("timed out")), ("STORAGE", true));
+    /// let unknown = Outcome::Unknown(ContextError::storage("timed out")).reply().unwrap_err();
+    /// assert_eq!(unknown.to_string(), "storage error: timed out");
     /// ```
     pub fn reply(self) -> Result<Wire> {
         match self {
             Self::Replied(w) => Ok(w),
-            Self::Unknown(why) => Err(ContextError::storage(why)),
+            Self::Unknown(e) => Err(e),
         }
     }
 }
@@ -143,6 +148,13 @@ pub struct ClientConfig {
     pub event_retention: u64,
     /// How the front-end reads the JSON text of data and metadata.
     pub parse_json: ParseJson,
+    /// Take every time (creation, updates, expiry) from the manager's
+    /// [`Clock`] instead of the store's, and check expiry in the library
+    /// instead of with the store's own key expiry. Every manager of the
+    /// namespace must then agree on the time: this is for tests that drive
+    /// a [`ManualClock`](crate::ManualClock). A namespace is made for one
+    /// kind of clock; joining it with the other is `INVALID_ARGUMENT`.
+    pub client_clock: bool,
 }
 
 impl ClientConfig {
@@ -155,6 +167,7 @@ impl ClientConfig {
             operation_ttl_ms: 60_000,
             event_retention: 100_000,
             parse_json,
+            client_clock: false,
         }
     }
 }
@@ -169,8 +182,12 @@ pub struct SharedClient<T: Transport> {
 struct Inner<T: Transport> {
     transport: T,
     config: ClientConfig,
-    /// The epoch of the namespace joined.
-    epoch: OnceLock<String>,
+    /// The epoch of the namespace joined, and the manager's clock (for
+    /// [`ClientConfig::client_clock`]).
+    joined: OnceLock<(String, Arc<dyn Clock>)>,
+    /// The manager's events, once the reader started: a write that finds the
+    /// namespace lost says so there too.
+    feed: OnceLock<EventFeed>,
     /// Operation ids: 64 random bits of this client, then a count.
     op_prefix: String,
     ops: AtomicU64,
@@ -201,6 +218,21 @@ fn random_hex(transport: &impl Transport, count: usize) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `fut`'s output, or `None` if `timer` ends first.
+async fn within<F: Future>(fut: F, timer: impl Future) -> Option<F::Output> {
+    let (mut fut, mut timer) = (std::pin::pin!(fut), std::pin::pin!(timer));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            Poll::Ready(Some(out))
+        } else if timer.as_mut().poll(cx).is_ready() {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 fn owned<const N: usize>(items: [&str; N]) -> [String; N] {
     items.map(str::to_owned)
 }
@@ -214,7 +246,8 @@ impl<T: Transport> SharedClient<T> {
             inner: Arc::new(Inner {
                 transport,
                 config,
-                epoch: OnceLock::new(),
+                joined: OnceLock::new(),
+                feed: OnceLock::new(),
                 op_prefix,
                 ops: AtomicU64::new(0),
             }),
@@ -222,9 +255,47 @@ impl<T: Transport> SharedClient<T> {
     }
 }
 
+impl<T: Transport> SharedClient<T> {
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.inner.transport
+    }
+
+    /// The settings and the transport, to change before the client connects
+    /// (a front-end's builder methods).
+    ///
+    /// # Panics
+    /// Once connected (a manager's event reader shares them then); a client
+    /// is handed to [`connect`](crate::ManagerBuilder::connect) by value, so
+    /// only code that made it can get here first.
+    pub fn configure(&mut self) -> (&mut ClientConfig, &mut T) {
+        let inner =
+            Arc::get_mut(&mut self.inner).expect("a client is configured before it connects");
+        (&mut inner.config, &mut inner.transport)
+    }
+}
+
 impl<T: Transport> Inner<T> {
     fn epoch(&self) -> &str {
-        self.epoch.get().map_or("", String::as_str)
+        self.joined.get().map_or("", |(epoch, _)| epoch)
+    }
+
+    /// The time argument of a call: the manager's clock, or `''` for the store's.
+    fn now_arg(&self) -> String {
+        match (self.config.client_clock, self.joined.get()) {
+            (true, Some((_, clock))) => clock.now_ms().to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// The keys `meta` and `c:<id>`: a read of one context.
+    fn context_keys(id: &str) -> [String; 2] {
+        ["meta".to_owned(), format!("c:{id}")]
     }
 
     /// A call that must be answered.
@@ -240,14 +311,14 @@ impl<T: Transport> Inner<T> {
             .max(c.timeout_ms.saturating_mul(2).saturating_add(SETTLE_MS))
     }
 
-    async fn join(&self, config: &ManagerConfig) -> Result<Joined> {
+    async fn join(&self, config: &ManagerConfig, clock: Arc<dyn Clock>) -> Result<Joined> {
         self.transport.open().await?;
         let c = &self.config;
-        let cfg = wire::namespace_config(config, false);
+        let cfg = wire::namespace_config(config, c.client_clock);
         let args = [random_hex(&self.transport, 16), cfg.to_string()];
         let reply = self.read("ck2_join", &owned(["meta"]), &args).await?;
         let (epoch, revision) = wire::joined(&reply, &cfg, &c.namespace, c.parse_json)?;
-        let _ = self.epoch.set(epoch);
+        let _ = self.joined.set((epoch, clock));
         Ok(Joined { revision })
     }
 
@@ -262,28 +333,43 @@ impl<T: Transport> Inner<T> {
             op.clone(),
             self.reply_ttl_ms().to_string(),
             c.event_retention.to_string(),
-            String::new(),
+            self.now_arg(),
         ];
         args.extend(wire::write_args(&write)?);
         let reply = match self.transport.call("ck2_write", &keys, &args).await? {
             Outcome::Replied(w) => w,
-            Outcome::Unknown(last) => self.settle(&op, &last).await?,
+            Outcome::Unknown(last) => self.settle(&op, last).await?,
         };
         let decoded = wire::write_reply(write, &reply, &c.namespace, c.timeout_ms, c.parse_json)?;
+        if decoded.lost
+            && let Some(feed) = self.feed.get()
+        {
+            feed.lost(wire::lost_message(&c.namespace));
+        }
         Ok(decoded.reply)
     }
 
     /// A write got no answer: ask once more for its reply, or mark it so
-    /// that a late copy never applies (then it was not applied).
-    async fn settle(&self, op: &str, last: &str) -> Result<Wire> {
+    /// that a late copy never applies (then it was not applied), waiting at
+    /// most [`SETTLE_MS`] (or the timeout, if shorter) for that answer.
+    async fn settle(&self, op: &str, last: ContextError) -> Result<Wire> {
         let keys = ["meta".to_owned(), format!("op:{op}")];
         let args = [self.reply_ttl_ms().to_string()];
-        match self.transport.call("ck2_settle", &keys, &args).await {
-            Ok(Outcome::Replied(w)) => Ok(w),
-            _ => Err(ContextError::storage(format!(
-                "no answer within {} ms, outcome unknown (the write may have been applied); {last}",
-                self.config.timeout_ms
-            ))),
+        let bound = Duration::from_millis(SETTLE_MS.min(self.config.timeout_ms));
+        let call = self.transport.call("ck2_settle", &keys, &args);
+        match within(call, self.transport.sleep(bound)).await {
+            Some(Ok(Outcome::Replied(w))) => Ok(w),
+            _ => {
+                let (why, source) = match last {
+                    ContextError::Storage { message, source } => (message, source),
+                    other => (other.to_string(), None),
+                };
+                let message = format!(
+                    "no answer within {} ms, outcome unknown (the write may have been applied); {why}",
+                    self.config.timeout_ms
+                );
+                Err(ContextError::Storage { message, source })
+            }
         }
     }
 }
@@ -292,9 +378,9 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
     fn join<'a>(
         &'a self,
         config: &'a ManagerConfig,
-        _clock: Arc<dyn Clock>,
+        clock: Arc<dyn Clock>,
     ) -> StorageFuture<'a, Joined> {
-        Box::pin(self.inner.join(config))
+        Box::pin(self.inner.join(config, clock))
     }
 
     fn write(&self, write: Write) -> StorageFuture<'_, WriteReply> {
@@ -303,10 +389,18 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
 
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Arc<ContextState>>> {
         Box::pin(async move {
-            match self.inner.transport.get(id).await? {
-                Wire::Text(record) => {
-                    wire::state(id, &record, self.inner.config.parse_json).map(Some)
-                }
+            let s = &self.inner;
+            let record = if s.config.client_clock {
+                // Expiry by the manager's clock: the library decides what is live.
+                let args = [id.to_owned(), s.now_arg()];
+                s.read("ck2_get", &Inner::<T>::context_keys(id), &args)
+                    .await?
+            } else {
+                // The store deletes an expired context itself: one plain read.
+                s.transport.get(id).await?
+            };
+            match record {
+                Wire::Text(record) => wire::state(id, &record, s.config.parse_json).map(Some),
                 _ => Ok(None),
             }
         })
@@ -314,10 +408,10 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
 
     fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>> {
         Box::pin(async move {
-            let keys = ["meta".to_owned(), format!("c:{id}")];
-            let reply = self
-                .inner
-                .read("ck2_points", &keys, &owned([id, ""]))
+            let s = &self.inner;
+            let args = [id.to_owned(), s.now_arg()];
+            let reply = s
+                .read("ck2_points", &Inner::<T>::context_keys(id), &args)
                 .await?;
             wire::snapshots(id, &reply, self.inner.config.parse_json)
         })
@@ -325,7 +419,7 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
 
     fn list(&self) -> StorageFuture<'_, Vec<Arc<ContextState>>> {
         Box::pin(async move {
-            let args = owned(["states", ""]);
+            let args = ["states".to_owned(), self.inner.now_arg()];
             let reply = self.inner.read("ck2_live", &owned(["meta"]), &args).await?;
             wire::live_states(&reply, self.inner.config.parse_json)
         })
@@ -333,7 +427,7 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
 
     fn list_ids(&self) -> StorageFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let args = owned(["ids", ""]);
+            let args = ["ids".to_owned(), self.inner.now_arg()];
             let reply = self.inner.read("ck2_live", &owned(["meta"]), &args).await?;
             wire::live_ids(&reply)
         })
@@ -341,7 +435,7 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
 
     fn count(&self) -> StorageFuture<'_, usize> {
         Box::pin(async move {
-            let args = owned([""]);
+            let args = [self.inner.now_arg()];
             let reply = self
                 .inner
                 .read("ck2_count", &owned(["meta"]), &args)
@@ -363,6 +457,7 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
     }
 
     fn start(&self, feed: EventFeed) {
+        let _ = self.inner.feed.set(feed.clone());
         let inner = Arc::clone(&self.inner);
         self.inner.transport.spawn(Box::pin(async move {
             reader::read_events(&inner, &feed).await;

@@ -30,6 +30,8 @@ pub(super) struct Script {
     pub(super) reads: Vec<(u64, u64)>,
     pub(super) sleeps: Vec<Duration>,
     pub(super) tasks: Vec<StorageFuture<'static, ()>>,
+    /// Functions whose calls never get an answer.
+    hang: Vec<&'static str>,
     /// The next random byte.
     random: u8,
     closed: usize,
@@ -87,6 +89,9 @@ impl Transport for Fake {
         let mut s = self.script();
         s.calls
             .push((function.into(), keys.to_vec(), args.to_vec()));
+        if s.hang.contains(&function) {
+            return Box::pin(std::future::pending());
+        }
         if function == "ck2_join" {
             // A new namespace, made with the configuration asked for.
             let reply = Wire::List(vec![t("e1"), t(&args[1]), Wire::Int(s.joined_at as i64)]);
@@ -156,8 +161,19 @@ fn settings() -> ClientConfig {
 
 /// A manager on `fake` (its reader is not running).
 pub(super) fn connect(fake: &Fake) -> ContextManager {
-    let client = SharedClient::new(fake.clone(), settings());
-    block_on(ContextManager::builder(ManagerConfig::default()).connect(client)).unwrap()
+    connect_with(
+        fake,
+        settings(),
+        ContextManager::builder(ManagerConfig::default()),
+    )
+}
+
+fn connect_with(
+    fake: &Fake,
+    config: ClientConfig,
+    builder: crate::ManagerBuilder,
+) -> ContextManager {
+    block_on(builder.connect(SharedClient::new(fake.clone(), config))).unwrap()
 }
 
 /// The `ck2_write` reply of the create of `id` at revision `rev`.
@@ -173,7 +189,7 @@ fn created(id: &str, rev: u64) -> Outcome {
 }
 
 fn unknown(why: &str) -> Result<Outcome> {
-    Ok(Outcome::Unknown(why.into()))
+    Ok(Outcome::Unknown(ContextError::storage(why)))
 }
 
 #[test]
@@ -308,4 +324,81 @@ fn backoff_waits_less_than_its_bound() {
     // The bound grows: later attempts may wait longer than the first could.
     let first = Duration::from_micros(400);
     assert!(sleeps[7..].iter().any(|w| *w >= first), "{sleeps:?}");
+}
+
+#[test]
+fn a_settle_without_an_answer_gives_up_after_its_bound() {
+    let fake = Fake::new(0);
+    let m = connect(&fake);
+    fake.script().hang.push("ck2_settle");
+    fake.answer([unknown("timed out")]);
+    let err = block_on(m.create_context("a", json!({}))).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "no answer within 100 ms, outcome unknown (the write may have been applied); timed out"
+        ),
+        "{err}"
+    );
+    // The settle waited as long as the timeout, below the 500 ms it may take.
+    assert_eq!(fake.script().sleeps, [Duration::from_millis(100)]);
+}
+
+#[test]
+fn an_unknown_outcome_keeps_the_transports_error_as_its_source() {
+    let fake = Fake::new(0);
+    let m = connect(&fake);
+    let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+    let cause = ContextError::storage_from("redis ck2_write: no answer", io);
+    fake.answer([Ok(Outcome::Unknown(cause)), unknown("again")]);
+    let err = block_on(m.create_context("a", json!({}))).unwrap_err();
+    let source = std::error::Error::source(&err).expect("a source");
+    assert_eq!(source.to_string(), "reset");
+}
+
+#[test]
+fn a_write_that_finds_the_namespace_lost_fails_every_later_call() {
+    let fake = Fake::new(0);
+    let m = connect(&fake);
+    let lost = Wire::List(vec![t("EPOCH"), Wire::List(vec![t("")]), Wire::Nil]);
+    fake.answer([Ok(Outcome::Replied(lost))]);
+    let err = block_on(m.create_context("a", json!({}))).unwrap_err();
+    assert!(err.to_string().contains("lost its data"), "{err}");
+    // The transport would say "not found"; the manager knows better now.
+    let err = block_on(m.get_context("a")).unwrap_err();
+    assert!(err.to_string().contains("lost its data"), "{err}");
+}
+
+#[test]
+fn a_client_clock_times_every_call_and_reads_through_the_library() {
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(5);
+    let mut config = settings();
+    config.client_clock = true;
+    let builder = ContextManager::builder(ManagerConfig::default()).clock(clock.clone());
+    let m = connect_with(&fake, config, builder);
+    let [(_, _, join)] = &fake.calls("ck2_join")[..] else {
+        panic!("one join");
+    };
+    assert!(join[1].contains(r#""clock":"client""#), "{join:?}");
+    clock.advance(20);
+    fake.answer([Ok(created("a", 1))]);
+    block_on(m.create_context("a", json!({}))).unwrap();
+    assert_eq!(fake.calls("ck2_write")[0].2[5], "25");
+    // A read asks the library, which decides expiry by that time.
+    clock.advance(10);
+    fake.answer([Ok(Outcome::Replied(Wire::Nil))]);
+    assert_eq!(
+        block_on(m.get_context("a")).unwrap_err().code(),
+        "NOT_FOUND"
+    );
+    let [(_, keys, args)] = &fake.calls("ck2_get")[..] else {
+        panic!("one read");
+    };
+    assert_eq!(
+        (&keys[..], &args[..]),
+        (
+            &["meta".to_owned(), "c:a".to_owned()][..],
+            &["a".to_owned(), "35".to_owned()][..]
+        )
+    );
 }
