@@ -1,6 +1,6 @@
 //! Recovery points: snapshots of a context that can be restored.
 
-use crate::store::SnapshotEntry;
+use crate::storage::SnapshotRecord;
 use crate::write::Patch;
 use crate::{ContextError, ContextManager, ContextState, Result, Snapshot, validate};
 use std::sync::Arc;
@@ -98,7 +98,7 @@ impl ContextManager {
                 .live_mut(map, id, now)
                 .ok_or_else(|| ContextError::not_found(id))?;
             let state = Arc::clone(&entry.state);
-            let snapshot = SnapshotEntry {
+            let snapshot = SnapshotRecord {
                 id: snapshot_id,
                 created_at_ms: now,
                 state: Arc::clone(&state),

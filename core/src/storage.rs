@@ -67,7 +67,9 @@ pub struct Record {
 #[deprecated(note = "renamed to SnapshotRecord")]
 pub type PointRecord = SnapshotRecord;
 
-/// A stored recovery point.
+/// A recovery point, as stored and as a manager keeps it in memory: it
+/// shares the state it was taken from (a [`Snapshot`](crate::Snapshot)
+/// carries a copy of its data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotRecord {

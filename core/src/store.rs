@@ -3,20 +3,12 @@
 use crate::backend::Backend;
 use crate::backend::owned::Owned;
 use crate::events::EventLog;
+use crate::storage::SnapshotRecord;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crate::{Clock, ContextEvent, ContextState, ManagerConfig, Scoped, Stats, Storage};
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::sync::Arc;
-
-/// A recovery point in memory: it shares the state it was taken from (a
-/// [`Snapshot`](crate::Snapshot) carries a copy of its data).
-#[derive(Debug, Clone)]
-pub(crate) struct SnapshotEntry {
-    pub id: u64,
-    pub created_at_ms: u64,
-    pub state: Arc<ContextState>,
-}
 
 /// One stored context with its recovery points: they live and die together.
 /// 32 bytes: the TTL uses its `NonZeroU64` niche (a TTL is at least 1 ms) and
@@ -30,18 +22,18 @@ pub(crate) struct Entry {
     pub touched: u64,
     /// 8 bytes in every map slot instead of a `VecDeque`'s 32.
     #[allow(clippy::box_collection)]
-    snapshots: Option<Box<VecDeque<SnapshotEntry>>>,
+    snapshots: Option<Box<VecDeque<SnapshotRecord>>>,
 }
 
 /// The recovery points of an entry that has none.
-static NO_SNAPSHOTS: VecDeque<SnapshotEntry> = VecDeque::new();
+static NO_SNAPSHOTS: VecDeque<SnapshotRecord> = VecDeque::new();
 
 impl Entry {
     pub fn new(
         state: Arc<ContextState>,
         ttl_ms: Option<u64>,
         touched: u64,
-        snapshots: VecDeque<SnapshotEntry>,
+        snapshots: VecDeque<SnapshotRecord>,
     ) -> Self {
         let mut entry = Self {
             state,
@@ -67,15 +59,15 @@ impl Entry {
     }
 
     /// Recovery points, oldest first.
-    pub fn snapshots(&self) -> &VecDeque<SnapshotEntry> {
+    pub fn snapshots(&self) -> &VecDeque<SnapshotRecord> {
         self.snapshots.as_deref().unwrap_or(&NO_SNAPSHOTS)
     }
 
-    pub fn snapshots_mut(&mut self) -> &mut VecDeque<SnapshotEntry> {
+    pub fn snapshots_mut(&mut self) -> &mut VecDeque<SnapshotRecord> {
         self.snapshots.get_or_insert_with(Box::default)
     }
 
-    pub fn set_snapshots(&mut self, snapshots: VecDeque<SnapshotEntry>) {
+    pub fn set_snapshots(&mut self, snapshots: VecDeque<SnapshotRecord>) {
         self.snapshots = (!snapshots.is_empty()).then(|| Box::new(snapshots));
     }
 }

@@ -3,8 +3,9 @@
 //! or once storage holds it through an owned storage (`backend/owned.rs`).
 
 use crate::backend::{Backend, memory};
+use crate::storage::SnapshotRecord;
 use crate::storage::{MaybeSend, Record};
-use crate::store::{Entry, Inner, Map, Removal, Shard, SnapshotEntry};
+use crate::store::{Entry, Inner, Map, Removal, Shard};
 use crate::sync::Ordering;
 use crate::{ContextEvent, ContextManager, ContextState, Result};
 use std::collections::VecDeque;
@@ -22,7 +23,7 @@ pub(crate) enum Patch {
         restored: bool,
     },
     /// A new recovery point.
-    PushSnapshot(SnapshotEntry),
+    PushSnapshot(SnapshotRecord),
     /// The same version with its expiry restarted.
     Touch(Arc<ContextState>),
     /// The context leaves the store.
@@ -65,7 +66,7 @@ pub(crate) enum Replaced {
     Nothing,
     State(#[allow(dead_code)] Arc<ContextState>),
     Entry(#[allow(dead_code)] Entry),
-    Snapshot(#[allow(dead_code)] SnapshotEntry),
+    Snapshot(#[allow(dead_code)] SnapshotRecord),
 }
 
 impl ContextManager {
@@ -234,16 +235,8 @@ pub(crate) fn install(
 }
 
 /// The recovery points of a stored record.
-pub(crate) fn snapshots_of(record: &Record) -> VecDeque<SnapshotEntry> {
-    record
-        .snapshots
-        .iter()
-        .map(|s| SnapshotEntry {
-            id: s.id,
-            created_at_ms: s.created_at_ms,
-            state: Arc::clone(&s.state),
-        })
-        .collect()
+pub(crate) fn snapshots_of(record: &Record) -> VecDeque<SnapshotRecord> {
+    record.snapshots.iter().cloned().collect()
 }
 
 /// The in-memory entry of a stored record.

@@ -4,7 +4,7 @@
 
 use super::{Lane, Owned};
 use crate::storage::{Meta, Record, SnapshotRecord};
-use crate::store::{Entry, Inner, Map, Removal, Shard, SnapshotEntry};
+use crate::store::{Entry, Inner, Map, Removal, Shard};
 use crate::sync::{AtomicBool, Ordering};
 use crate::write::{Patch, Plan, Replaced, entry_of, install, snapshots_of};
 use crate::{ContextError, ContextEvent, ContextState, Result, validate};
@@ -296,21 +296,16 @@ fn durable_form(
         Patch::PushSnapshot(_) => inner.next_snapshot.peek(),
         _ => inner.next_snapshot.capture(),
     };
-    let record =
-        |state: &Arc<ContextState>, ttl_ms, snapshots: &mut dyn Iterator<Item = &SnapshotEntry>| {
-            Durable::Put(Arc::new(Record {
-                state: Arc::clone(state),
-                ttl_ms,
-                snapshots: snapshots
-                    .map(|s| SnapshotRecord {
-                        id: s.id,
-                        created_at_ms: s.created_at_ms,
-                        state: Arc::clone(&s.state),
-                    })
-                    .collect(),
-                next_snapshot_id,
-            }))
-        };
+    let record = |state: &Arc<ContextState>,
+                  ttl_ms,
+                  snapshots: &mut dyn Iterator<Item = &SnapshotRecord>| {
+        Durable::Put(Arc::new(Record {
+            state: Arc::clone(state),
+            ttl_ms,
+            snapshots: snapshots.cloned().collect(),
+            next_snapshot_id,
+        }))
+    };
     match (patch, before) {
         (Patch::Insert(e), _) => record(&e.state, e.ttl_ms(), &mut e.snapshots().iter()),
         (Patch::SetState { state, ttl_ms, .. }, Some(e)) => {
@@ -319,7 +314,8 @@ fn durable_form(
         (Patch::Touch(state), Some(e)) => record(state, e.ttl_ms(), &mut e.snapshots().iter()),
         (Patch::PushSnapshot(s), Some(e)) => {
             let keep = inner.cfg.max_recovery_points;
-            let all: Vec<&SnapshotEntry> = e.snapshots().iter().chain(std::iter::once(s)).collect();
+            let all: Vec<&SnapshotRecord> =
+                e.snapshots().iter().chain(std::iter::once(s)).collect();
             let skip = all.len().saturating_sub(keep);
             record(&e.state, e.ttl_ms(), &mut all.into_iter().skip(skip))
         }
