@@ -176,3 +176,46 @@ test('maxStaleMs: gets served from memory, forgotten at every commit here or els
     c.free();
   }
 });
+
+test('an idle shared manager waits for commits instead of polling, and free() ends its wait at once', async () => {
+  const { IndexedDBShared } = await import('../../wasm/npm/idb-shared.js');
+  const transport = await IndexedDBShared.open('idle');
+  assert.equal(transport.eventWaitMs, 30_000, 'every commit wakes a waiting read: it may wait long');
+  const calls = { head: 0, events: 0 };
+  let closed;
+  const close = new Promise((resolve) => {
+    closed = resolve;
+  });
+  // The transport, with its calls counted.
+  const counted = new Proxy(transport, {
+    get(target, key) {
+      const v = Reflect.get(target, key);
+      if (typeof v !== 'function') return v;
+      return (...args) => {
+        if (key in calls) calls[key]++;
+        if (key === 'close') closed();
+        return v.apply(target, args);
+      };
+    },
+  });
+  const m = await ContextManager.connect(counted, {});
+  const other = await ContextManager.connect(await IndexedDBShared.open('idle'), {});
+  const events = [];
+  m.subscribe((e) => events.push([e.type, e.id]));
+  await new Promise((r) => setTimeout(r, 1500));
+  // One look at the namespace, then one read that waits (it was one every second).
+  assert.deepEqual(calls, { head: 1, events: 1 });
+  // A commit elsewhere ends the wait.
+  await other.createContext('x', {});
+  await until(() => events.length === 1);
+  assert.deepEqual(events, [['created', 'x']]);
+  // free() ends the read's wait: the transport closes now, not when it runs out.
+  m.free();
+  other.free();
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the transport closed only when its wait ran out')), 5000);
+  });
+  await Promise.race([close, late]);
+  clearTimeout(timer);
+});

@@ -462,6 +462,12 @@ export interface SharedBackend {
   readonly timeoutMs?: number;
   readonly operationTtlMs?: number;
   readonly eventRetention?: number;
+  /**
+   * How long one read of the event log may wait for a new event, in ms
+   * (default: half of `timeoutMs`, from 10 ms to 1 s). A backend whose
+   * waits every commit ends early can ask for far longer ones.
+   */
+  readonly eventWaitMs?: number;
 }
 
 /**

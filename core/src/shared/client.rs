@@ -155,6 +155,12 @@ pub struct ClientConfig {
     /// a [`ManualClock`](crate::ManualClock). A namespace is made for one
     /// kind of clock; joining it with the other is `INVALID_ARGUMENT`.
     pub client_clock: bool,
+    /// How long a read of the namespace's event log waits for a new event
+    /// before the reader checks the namespace and asks again, in ms. `None`:
+    /// half the timeout, from 10 ms to 1 s. A transport that every commit
+    /// wakes (IndexedDB's, over a `BroadcastChannel`) can wait far longer;
+    /// a wait ends at once when the manager is gone.
+    pub event_wait_ms: Option<u64>,
 }
 
 impl ClientConfig {
@@ -168,7 +174,14 @@ impl ClientConfig {
             event_retention: 100_000,
             parse_json,
             client_clock: false,
+            event_wait_ms: None,
         }
+    }
+
+    /// The wait of one read of the event log, in ms (see [`event_wait_ms`](Self::event_wait_ms)).
+    fn event_wait(&self) -> u64 {
+        self.event_wait_ms
+            .unwrap_or((self.timeout_ms / 2).clamp(10, 1_000))
     }
 }
 

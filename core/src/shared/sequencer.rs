@@ -27,6 +27,14 @@ pub(crate) struct Sequencer {
     lost: OnceLock<String>,
     moved: Event,
     log: Arc<EventLog>,
+    /// Notified when the manager is gone (see [`EventFeed::closed`]).
+    closing: Arc<Event>,
+}
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        self.closing.notify(usize::MAX);
+    }
 }
 
 impl Sequencer {
@@ -40,6 +48,7 @@ impl Sequencer {
             lost: OnceLock::new(),
             moved: Event::new(),
             log,
+            closing: Arc::new(Event::new()),
         }
     }
 
@@ -172,18 +181,34 @@ impl Sequencer {
 #[derive(Debug, Clone)]
 pub struct EventFeed {
     seq: Weak<Sequencer>,
+    closing: Arc<Event>,
 }
 
 impl EventFeed {
     pub(crate) fn new(seq: &Arc<Sequencer>) -> Self {
         Self {
             seq: Arc::downgrade(seq),
+            closing: Arc::clone(&seq.closing),
         }
     }
 
     /// Whether the manager still exists.
     pub fn is_open(&self) -> bool {
         self.seq.strong_count() > 0
+    }
+
+    /// Resolves once the manager is gone: a backend's wait for its log can
+    /// end then instead of when the wait runs out.
+    pub async fn closed(&self) {
+        while self.is_open() {
+            let listener = self.closing.listen();
+            // Dropped between the check and the listen: no notification
+            // comes, and none is needed.
+            if !self.is_open() {
+                return;
+            }
+            listener.await;
+        }
     }
 
     /// The first revision the manager still waits for (read the log from

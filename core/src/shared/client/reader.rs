@@ -35,7 +35,7 @@ async fn head<T: Transport>(s: &Inner<T>) -> Option<(String, u64)> {
 
 /// Delivers the namespace's events to `feed` until the manager is gone.
 pub(super) async fn read_events<T: Transport>(s: &Inner<T>, feed: &EventFeed) {
-    let block = (s.config.timeout_ms / 2).clamp(10, 1_000);
+    let block = s.config.event_wait();
     let mut pause = FIRST_PAUSE;
     while feed.is_open() {
         let Some(next) = feed.next_revision() else {
@@ -61,7 +61,13 @@ pub(super) async fn read_events<T: Transport>(s: &Inner<T>, feed: &EventFeed) {
         }
         // Nothing to wait for if some of it is known to be there already.
         let wait = if rev < next { block } else { 0 };
-        let Ok(entries) = s.transport.events(next - 1, BATCH, wait).await else {
+        // A wait ends when the manager is gone: the reader holds the
+        // transport, which closes only after it.
+        let read = super::within(s.transport.events(next - 1, BATCH, wait), feed.closed());
+        let Some(read) = read.await else {
+            return;
+        };
+        let Ok(entries) = read else {
             stalled(s, &mut pause, feed).await;
             continue;
         };

@@ -34,7 +34,7 @@ pub(super) struct Script {
     hang: Vec<&'static str>,
     /// The next random byte.
     random: u8,
-    closed: usize,
+    pub(super) closed: usize,
 }
 
 #[derive(Clone)]
@@ -151,7 +151,7 @@ fn parse(text: &str, _max_depth: usize) -> std::result::Result<serde_json::Value
 }
 
 /// Timeout 100 ms, so a write's reply is kept 2 × 100 + 500 ms.
-fn settings() -> ClientConfig {
+pub(super) fn settings() -> ClientConfig {
     let mut cfg = ClientConfig::new("ns", parse);
     cfg.timeout_ms = 100;
     cfg.operation_ttl_ms = 100;
@@ -168,7 +168,7 @@ pub(super) fn connect(fake: &Fake) -> ContextManager {
     )
 }
 
-fn connect_with(
+pub(super) fn connect_with(
     fake: &Fake,
     config: ClientConfig,
     builder: crate::ManagerBuilder,

@@ -1,7 +1,7 @@
 //! The reader of a [`SharedClient`](super::super::SharedClient) over the
 //! scripted transport of the client's tests.
 
-use super::super::tests::{Fake, connect, int, t};
+use super::super::tests::{Fake, connect, connect_with, int, settings, t};
 use crate::shared::wire::{self, Wire};
 use crate::{ContextError, ContextEvent, ContextManager, Result, Subscription};
 use futures::FutureExt;
@@ -138,4 +138,37 @@ fn an_unreachable_store_stalls_the_reader_with_growing_pauses() {
         .map(Duration::as_millis)
         .collect();
     assert_eq!(ms, [10, 20, 40, 80, 160, 320, 500, 500, 10]);
+}
+
+#[test]
+fn a_reader_waiting_for_events_ends_when_the_manager_is_gone() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    // Nothing new: the read waits, and its answer never comes.
+    fake.script().heads.push_back(head("e1", 0));
+    let (m, events, reader) = reading(&fake, 0, &pool);
+    pool.run_until_stalled();
+    assert_eq!(fake.script().reads, [(0, 50)]);
+    drop((m, events));
+    pool.run_until_stalled();
+    assert!(reader.now_or_never().is_some(), "the reader ended");
+    assert_eq!(fake.script().closed, 1, "and the transport closed");
+}
+
+#[test]
+fn the_event_wait_is_the_configured_one() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    fake.script().heads.push_back(head("e1", 0));
+    let mut config = settings();
+    config.event_wait_ms = Some(30_000);
+    let _m = connect_with(
+        &fake,
+        config,
+        ContextManager::builder(crate::ManagerConfig::default()),
+    );
+    let task = fake.script().tasks.pop().expect("a reader");
+    let _reader = pool.spawner().spawn_local_with_handle(task).unwrap();
+    pool.run_until_stalled();
+    assert_eq!(fake.script().reads, [(0, 30_000)]);
 }
