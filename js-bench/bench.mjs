@@ -116,7 +116,10 @@ async function round(run, r) {
   const { store, size, ids, data, other } = run;
   const n = ITERS[size];
   let x = r * 7919;
-  const pick = () => ids[(x = (x * 1103515245 + 12345) >>> 0) % ids.length];
+  const pick = () => {
+    x = (x * 1103515245 + 12345) >>> 0;
+    return ids[x % ids.length];
+  };
   const get = await timed(store, n, () => store.get(pick()));
   const update = await timed(store, n, (i) => store.update(pick(), i % 2 ? data : other));
   const base = run.fresh;
@@ -187,9 +190,7 @@ async function main() {
     const kv = r['keyv (memory)'][op];
     const clone = r['Map + structuredClone'][op];
     const cells = names.map((n) => fmt(r[n][op]));
-    out.push(
-      `| ${opName[op]} | ${PAYLOADS[size].name} | ${cells.join(' | ')} | ${(kv / ck).toFixed(2)}× | ${spread(r, op)} | ${(ck / clone).toFixed(2)}× |`,
-    );
+    out.push(`| ${opName[op]} | ${PAYLOADS[size].name} | ${cells.join(' | ')} | ${(kv / ck).toFixed(2)}× | ${spread(r, op)} | ${(ck / clone).toFixed(2)}× |`);
     const met = (ok) => (ok ? 'yes' : '**no**');
     targets.push(
       `| keyv / contextkit ≥ ${wanted[op]}× on ${opName[op]} (${PAYLOADS[size].name}) | ${(kv / ck).toFixed(2)}× | ${met(kv / ck >= wanted[op])} |`,

@@ -56,7 +56,8 @@ const page = packagePage('contextkit IndexedDB benchmark', '/pkg/browser.mjs');
 async function setUp({ keys, names }) {
   const { ContextManager, IndexedDBStorage } = window.ck;
   // Counts of what every store asks of IndexedDB (the event reader of shared mode included).
-  const counts = (window.idbCounts = { readonly: 0, readwrite: 0, requests: 0 });
+  window.idbCounts = { readonly: 0, readwrite: 0, requests: 0 };
+  const counts = window.idbCounts;
   const transaction = IDBDatabase.prototype.transaction;
   IDBDatabase.prototype.transaction = function (stores, mode, ...rest) {
     counts[mode === 'readwrite' ? 'readwrite' : 'readonly']++;
@@ -164,7 +165,8 @@ async function cell({ name, op, inFlight, ms, smokeOps, keys }) {
   window.fresh ??= {};
   window.versions ??= {};
   window.fresh[name] ??= 0;
-  const versions = (window.versions[name] ??= new Array(keys).fill(1));
+  window.versions[name] ??= new Array(keys).fill(1);
+  const versions = window.versions[name];
   const owned = Math.floor(keys / inFlight);
   let ops = 0;
   const before = { ...window.idbCounts };
@@ -185,6 +187,14 @@ async function cell({ name, op, inFlight, ms, smokeOps, keys }) {
   const elapsed = performance.now() - start;
   const per = (k) => (window.idbCounts[k] - before[k]) / ops;
   return { ops, ms: elapsed, readonly: per('readonly'), readwrite: per('readwrite'), requests: per('requests') };
+}
+
+/** The list `table[op][inFlight][name]`, made where it is missing. */
+function cellOf(table, op, inFlight, name) {
+  table[op] ??= {};
+  table[op][inFlight] ??= {};
+  table[op][inFlight][name] ??= [];
+  return table[op][inFlight][name];
 }
 
 function median(xs) {
@@ -211,7 +221,7 @@ async function run(context, base, load, loadBefore) {
   await tab.goto(base);
   await tab.waitForFunction(() => window.ready === true, null, { timeout: 60_000 });
   await tab.evaluate(setUp, { keys: KEYS, names: STORES });
-  const version = await context.browser()?.version() ?? execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).trim();
+  const version = (await context.browser()?.version()) ?? execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8' }).trim();
 
   /** results[op][inFlight][store] = ops/s of each timed round; usage: the cells' IndexedDB counts per operation. */
   const results = {};
@@ -223,8 +233,8 @@ async function run(context, base, load, loadBefore) {
           const name = STORES[(s + round) % STORES.length];
           const r = await tab.evaluate(cell, { name, op, inFlight, ms: CELL_MS, smokeOps: smoke ? SMOKE_OPS : 0, keys: KEYS });
           if (round >= WARMUP) {
-            (((results[op] ??= {})[inFlight] ??= {})[name] ??= []).push((r.ops / r.ms) * 1000);
-            (((usage[op] ??= {})[inFlight] ??= {})[name] ??= []).push(r);
+            cellOf(results, op, inFlight, name).push((r.ops / r.ms) * 1000);
+            cellOf(usage, op, inFlight, name).push(r);
           }
         }
       }

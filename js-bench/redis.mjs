@@ -64,7 +64,10 @@ return v + 1`;
 
 /** The CPUs `pid` may run on, from `taskset -c -p` ("... current affinity list: 0-2,5"). */
 function affinity(pid) {
-  const list = execFileSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' }).split(':').at(-1).trim();
+  const list = execFileSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' })
+    .split(':')
+    .at(-1)
+    .trim();
   return list.split(',').flatMap((part) => {
     const [a, b = a] = part.split('-').map(Number);
     return Array.from({ length: b - a + 1 }, (_, i) => a + i);
@@ -260,7 +263,11 @@ async function main() {
       }
     }
     for (const s of stores) await s.close();
-    print(results, stores.map((s) => s.name), { version, pinned, cpus, load0 });
+    print(
+      results,
+      stores.map((s) => s.name),
+      { version, pinned, cpus, load0 },
+    );
   } finally {
     await server.stop();
   }
