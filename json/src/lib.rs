@@ -14,9 +14,11 @@
 //! as soon as it is seen. No input makes it panic.
 
 mod check;
+mod controls;
 mod float;
 
 pub use check::{Refused, Shape, check};
+pub use controls::escape_controls;
 
 /// The double nearest to `text`, a number in JSON's grammar (`-`, digits,
 /// an optional fraction and exponent), correctly rounded; ±infinity past the

@@ -149,70 +149,12 @@ pub(crate) fn object_from_js(
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
     // Strings in `toJson`'s text may hold control characters unescaped,
     // which the text kept as data may not.
-    let value = Data::read_json(escape_controls(text), parse_stored);
+    let value = Data::read_json(json::escape_controls(text), parse_stored);
     let value = value.map_err(|why| invalid(format!("{what} {why}")))?;
     Ok(JsonArg {
         value,
         copy: pair.get(1),
     })
-}
-
-/// The index of the first control character (below 0x20) in `bytes` at or
-/// after `from`, eight bytes at a time.
-fn next_control(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    let rest = bytes.get(from..)?;
-    let mut chunks = rest.chunks_exact(8);
-    let mut at = from;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        // The high bit of a byte below 0x20 survives; a borrow only flags
-        // bytes above a match, so the lowest flag is exact.
-        let found = word.wrapping_sub(ONES * 0x20) & !word & (ONES << 7);
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = chunks.remainder().iter().position(|&b| b < 0x20)?;
-    Some(at + tail)
-}
-
-/// `text` with its control characters escaped: `toJson`'s text has them
-/// only inside strings (it has no whitespace between tokens).
-fn escape_controls(text: String) -> String {
-    let bytes = text.as_bytes();
-    let Some(mut at) = next_control(bytes, 0) else {
-        return text;
-    };
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    let mut run = 0;
-    loop {
-        out.push_str(text.get(run..at).unwrap_or_default());
-        let b = bytes.get(at).copied().unwrap_or_default();
-        match b {
-            // As JSON.stringify and serde_json write them, so that the
-            // byte limit counts what they count.
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 15)]));
-            }
-        }
-        run = at + 1;
-        match next_control(bytes, run) {
-            Some(next) => at = next,
-            None => break,
-        }
-    }
-    out.push_str(text.get(run..).unwrap_or_default());
-    out
 }
 
 /// Text from a store (data, records) as a value, with the package's exact
