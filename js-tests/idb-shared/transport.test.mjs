@@ -64,6 +64,39 @@ test('close() ends a waiting events() with []', async () => {
   await assert.rejects(a.call('ck2_count', null, ['']), /closed/);
 });
 
+test('a deleted database ends a waiting events(), and makes the next one not wait', async () => {
+  const indexedDB = new IDBFactory();
+  const name = `t${++n}`;
+  const a = await IndexedDBShared.open(name, { indexedDB, IDBKeyRange });
+  await a.call('ck2_join', null, ['E', '{"clock":"server"}']);
+  const deleted = () =>
+    new Promise((resolve, reject) => {
+      const req = indexedDB.deleteDatabase(IndexedDBShared.databaseName(name));
+      req.onsuccess = resolve;
+      req.onerror = () => reject(req.error);
+    });
+  try {
+    // Deleted while a read waits: the read ends now.
+    let t0 = Date.now();
+    const waiting = a.events(0, 10, 10_000);
+    setTimeout(deleted, 20);
+    await waiting;
+    assert.ok(Date.now() - t0 < 5000, `a waiting read ended after ${Date.now() - t0} ms`);
+    // Deleted while no read waits (the reader was looking at the head): the
+    // next read does not wait either, so the reader looks again at once and
+    // finds the namespace's epoch gone.
+    await a.call('ck2_join', null, ['E2', '{"clock":"server"}']);
+    await a.head();
+    await deleted();
+    t0 = Date.now();
+    await a.events(0, 10, 10_000);
+    assert.ok(Date.now() - t0 < 5000, `the next read returned after ${Date.now() - t0} ms`);
+    assert.deepEqual(await a.head(), [null, 0]);
+  } finally {
+    a.close();
+  }
+});
+
 test('the log keeps exactly the last maxlen entries; events() pages by count', async () => {
   const [a] = await openMany(1);
   try {

@@ -85,6 +85,8 @@ const MAX_CACHED = 10_000;
  * between its commit and its message) can delay a change's event by.
  */
 const IDLE_WAIT_MS = 30_000;
+// (Every IndexedDBShared of an origin has the BroadcastChannel, or none has:
+// the package makes them all with the global one.)
 const FORMAT = 'contextkit shared namespace, Redis library format 2';
 
 /** Creates the stores of a new database (version 1). */
@@ -108,6 +110,12 @@ export class IndexedDBShared {
   /** A Promise of the open connection, or null (opened again on the next call). */
   #db = null;
   #waiters = new Set();
+  /**
+   * Set when the database was deleted, upgraded or closed under this object:
+   * the next read of the log does not wait, so that the reader looks at the
+   * namespace again at once (a wake with no read waiting would be lost).
+   */
+  #moved = false;
   #closed = false;
   /** Records read, for `get` within `maxStaleMs`: id -> { value, pxat, at }. */
   #cached = new Map();
@@ -200,11 +208,13 @@ export class IndexedDBShared {
       db.onversionchange = () => {
         db.close();
         this.#db = null;
+        this.#moved = true;
         this.#wake();
       };
       // The browser closed it (the site's data cleared): likewise.
       db.onclose = () => {
         this.#db = null;
+        this.#moved = true;
         this.#wake();
       };
       return db;
@@ -307,7 +317,8 @@ export class IndexedDBShared {
    * to `blockMs` for a commit (here or in another tab) and reads once more.
    */
   async events(after, count, blockMs = 0) {
-    const wait = blockMs > 0 ? this.#wait(blockMs) : null;
+    const wait = blockMs > 0 && !this.#moved ? this.#wait(blockMs) : null;
+    this.#moved = false;
     const first = await this.#read(after, count).catch((e) => {
       wait?.cancel();
       throw e;

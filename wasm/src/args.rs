@@ -414,7 +414,7 @@ pub(crate) fn shared_backend(
     cfg.timeout_ms = option("timeoutMs", cfg.timeout_ms, 86_400_000)?;
     cfg.operation_ttl_ms = option("operationTtlMs", cfg.operation_ttl_ms, 1 << 45)?;
     cfg.event_retention = option("eventRetention", cfg.event_retention, 1 << 40)?;
-    // 0: the client's own choice (see ClientConfig::event_wait_ms).
+    // Unset: the client's own choice (see ClientConfig::event_wait_ms).
     cfg.event_wait_ms = Some(option("eventWaitMs", 0, 3_600_000)?).filter(|&ms| ms > 0);
     Ok(cfg)
 }

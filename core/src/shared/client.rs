@@ -26,7 +26,7 @@ mod reader;
 mod tests;
 
 /// How a call of the library ended when the store did not refuse it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The library's reply.
     Replied(Wire),
