@@ -30,9 +30,10 @@ mod tests;
 pub enum Outcome {
     /// The library's reply.
     Replied(Wire),
-    /// No answer in time (the `STORAGE` error says why, with the transport's
-    /// last error as its source, if any): the call may have run, may still
-    /// run, or never will.
+    /// No answer in time: the call may have run, may still run, or never
+    /// will. The `STORAGE` error says so as a read's error would ("redis
+    /// ck2_write: no answer within 2000 ms (...)"), with the transport's last
+    /// error as its source, if any.
     Unknown(ContextError),
 }
 
@@ -377,10 +378,7 @@ impl<T: Transport> Inner<T> {
                     ContextError::Storage { message, source } => (message, source),
                     other => (other.to_string(), None),
                 };
-                let message = format!(
-                    "no answer within {} ms, outcome unknown (the write may have been applied); {why}",
-                    self.config.timeout_ms
-                );
+                let message = format!("{why}; outcome unknown (the write may have been applied)");
                 Err(ContextError::Storage { message, source })
             }
         }
