@@ -168,7 +168,7 @@ pub(crate) fn parse_stored(text: &str, max_depth: usize) -> Result<Value, String
 /// this module's memory: wasm-bindgen's own conversion copies ASCII one
 /// character at a time in JavaScript, which costs more than the rest of a
 /// write for 10 KB of data.
-fn text_from_js(text: JsString) -> Option<String> {
+pub(crate) fn text_from_js(text: JsString) -> Option<String> {
     let units = text.length() as usize;
     // Room for ASCII first (a byte per UTF-16 unit, no copy when kept);
     // text that does not fit is written again with room for any text (a

@@ -13,7 +13,7 @@ use crate::promise::{reject, run_with};
 use contextkit_core::client::{Outcome, SharedClient, Transport};
 use contextkit_core::wire::Wire;
 use contextkit_core::{ContextError, ContextManager, Result, StorageFuture};
-use js_sys::{Array, Promise};
+use js_sys::{Array, JsString, Promise};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -62,8 +62,15 @@ impl JsTransport {
 /// A reply as support.js `sharedCall` hands it over: null, strings, numbers
 /// and arrays of them.
 fn to_wire(v: &JsValue) -> Wire {
-    if let Some(s) = v.as_string() {
-        Wire::Text(s)
+    if let Some(s) = v.dyn_ref::<JsString>() {
+        // A record is written straight into this module's memory; short
+        // strings (statuses, numbers) cost less through wasm-bindgen.
+        let text = if s.length() > 64 {
+            crate::convert::text_from_js(s.clone())
+        } else {
+            None
+        };
+        Wire::Text(text.or_else(|| s.as_string()).unwrap_or_default())
     } else if let Some(n) = v.as_f64() {
         Wire::Int(n as i64)
     } else if v.is_array() {
