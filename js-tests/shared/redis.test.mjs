@@ -148,7 +148,69 @@ test('bad backend options are refused at once', () => {
   assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a{b}' }), TypeError);
   assert.throws(() => new RedisBackend({ url: redis.url, namespace: '' }), TypeError);
   assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a', timeoutMs: 0 }), RangeError);
+  assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a', maxStaleMs: -1 }), RangeError);
+  assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a', maxStaleMs: '5' }), RangeError);
   assert.throws(() => new RedisBackend(null), TypeError);
+});
+
+test('maxStaleMs: reads from memory; own writes seen at once, other managers\' once their events arrive, and never later than the bound', async () => {
+  const ns = fresh();
+  let gets = 0;
+  const counting = (options) => {
+    const client = createClient(options);
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = (args, o) => {
+      if (args[0] === 'GET') gets++;
+      return send(args, o);
+    };
+    return client;
+  };
+  const a = await ContextManager.connect(backend(ns, { maxStaleMs: 60_000, createClient: counting }), {});
+  const b = await ContextManager.connect(backend(ns), {});
+  const seen = async (m, id, n) => {
+    const t0 = Date.now();
+    for (;;) {
+      const s = await m.getContext(id).catch((e) => e);
+      if (n === null ? s.code === 'NOT_FOUND' : s.data?.n === n) return Date.now() - t0;
+      // Far below the 60 s bound: the event of the change drops the record.
+      assert.ok(Date.now() - t0 < 5000, `still ${JSON.stringify(s.data ?? s.code)} after 5 s`);
+      await settle();
+    }
+  };
+  try {
+    await b.createContext('x', { n: 0 });
+    await a.getContext('x');
+    await a.getContext('x');
+    assert.equal(gets, 1, 'the second read came from memory');
+    // This manager's own write: the next read is of the store.
+    await a.updateContext('x', { n: 1 });
+    assert.equal((await a.getContext('x')).data.n, 1);
+    // Another manager's write, and its delete.
+    await b.updateContext('x', { n: 2 });
+    await seen(a, 'x', 2);
+    await b.deleteContext('x');
+    await seen(a, 'x', null);
+  } finally {
+    a.free();
+    b.free();
+  }
+  // A change that brings no event (written around the library): served from
+  // memory at most maxStaleMs after the read that found the old record.
+  const c = await ContextManager.connect(backend(ns, { maxStaleMs: 300 }), {});
+  const raw = createClient({ url: redis.url });
+  await raw.connect();
+  try {
+    await c.createContext('y', { n: 1 });
+    await c.getContext('y');
+    const key = `ck:{${ns}}:c:y`;
+    const record = await raw.get(key);
+    await raw.set(key, record.replace('{"n":1}', '{"n":9}'), { KEEPTTL: true });
+    await new Promise((r) => setTimeout(r, 350));
+    assert.equal((await c.getContext('y')).data.n, 9, 'read again once maxStaleMs passed');
+  } finally {
+    c.free();
+    await raw.quit();
+  }
 });
 
 test('ContextManager.connect refuses what is not a backend', async () => {

@@ -57,6 +57,14 @@ export interface RedisBackendOptions {
   operationTtlMs?: number;
   /** About how many events the namespace's stream keeps (default 100000). */
   eventRetention?: number;
+  /**
+   * Serve a record read at most this long ago from memory (default 0: every
+   * read goes to Redis). A manager sees its own writes at once, and another
+   * manager's change as soon as its event reaches this one (usually a round
+   * trip after the commit); a change whose event never comes (trimmed from
+   * the stream, or written around the library) at most `maxStaleMs` late.
+   */
+  maxStaleMs?: number;
   /** node-redis's `createClient` (default: the one of the `redis` package this package finds). */
   createClient?: (options: { url: string; socket?: object }) => unknown;
 }
