@@ -61,8 +61,9 @@ export interface RedisBackendOptions {
    * Serve a record read at most this long ago from memory (default 0: every
    * read goes to Redis). A manager sees its own writes at once, and another
    * manager's change as soon as its event reaches this one (usually a round
-   * trip after the commit); a change whose event never comes (trimmed from
-   * the stream, or written around the library) at most `maxStaleMs` late.
+   * trip after the commit); a change whose event does not come (an expiry
+   * Redis applies itself, an entry trimmed from the stream) at most
+   * `maxStaleMs` late.
    */
   maxStaleMs?: number;
   /** node-redis's `createClient` (default: the one of the `redis` package this package finds). */
