@@ -168,6 +168,10 @@ const ns: string = backend.namespace;
 const sharedManager: Promise<ContextManager> = ContextManager.connect(backend, { maxContexts: 10 });
 void ns;
 void sharedManager;
+// Reads from memory, at most a second old.
+new RedisBackend({ url: 'redis://127.0.0.1:6379', namespace: 'app', maxStaleMs: 1000 });
+// @ts-expect-error maxStaleMs is a number of milliseconds
+new RedisBackend({ url: 'redis://127.0.0.1:6379', namespace: 'app', maxStaleMs: '1s' });
 // @ts-expect-error a RedisBackend needs a namespace
 new RedisBackend({ url: 'redis://127.0.0.1:6379' });
 // @ts-expect-error connect takes a shared backend, not a storage
