@@ -316,7 +316,7 @@ fn outcome(
         other => return Err(bad(format!("status '{other}'"))),
     }
     let json =
-        |what: &str, w: &Wire| stored_data(&format!("the {what} of '{id}'"), w.text()?, parse);
+        |what: &str, w: &Wire| stored_data(|| format!("the {what} of '{id}'"), w.text()?, parse);
     Ok(match write {
         Write::Create { data, .. } | Write::Update { data, .. } => {
             Committed::State(written(&id, d, data, parse)?)
@@ -349,9 +349,10 @@ fn outcome(
 }
 
 /// Data as the store holds it, kept as its text; `what` names it in errors.
-fn stored_data(what: &str, text: &str, parse: ParseJson) -> Result<Data> {
+/// `what` names the value for the message of a refusal (made only then).
+fn stored_data(what: impl FnOnce() -> String, text: &str, parse: ParseJson) -> Result<Data> {
     Data::read_json(text.to_owned(), parse)
-        .map_err(|why| ContextError::storage(format!("{what} in the store {why}")))
+        .map_err(|why| ContextError::storage(format!("{} in the store {why}", what())))
 }
 
 /// The metadata of `id` from its JSON text (an object of strings).
@@ -407,7 +408,7 @@ pub fn state(id: &str, record: &str, parse: ParseJson) -> Result<Arc<ContextStat
         created_at_ms: number(c)?,
         updated_at_ms: number(u)?,
         expires_at_ms: if e.is_empty() { None } else { Some(number(e)?) },
-        data: stored_data(&format!("the data of '{id}'"), data, parse)?,
+        data: stored_data(|| format!("the data of '{id}'"), data, parse)?,
         metadata: metadata(id, meta, parse)?,
     }))
 }
@@ -430,7 +431,7 @@ pub fn snapshot(id: &str, raw: &str, parse: ParseJson) -> Result<Snapshot> {
         context_id: id.to_owned(),
         version,
         created_at_ms: created,
-        data: stored_data(&format!("a recovery point of '{id}'"), data, parse)?,
+        data: stored_data(|| format!("a recovery point of '{id}'"), data, parse)?,
     })
 }
 
