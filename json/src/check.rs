@@ -2,7 +2,7 @@
 //! accepts exactly the texts [`parse`](crate::parse) reads, bar what only
 //! reading tells (see [`Shape::read_now`]).
 
-use crate::special;
+use crate::{Cursor, special};
 
 /// What a check of JSON text found: how deeply its arrays and objects nest,
 /// and whether only reading it tells if it is all in range (a number with a
@@ -67,6 +67,21 @@ struct Checker<'a> {
     read_now: bool,
 }
 
+impl Cursor for Checker<'_> {
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
+        self.text
+    }
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.pos
+    }
+    #[inline(always)]
+    fn advance(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
 impl Checker<'_> {
     fn document(&mut self) -> Result<usize, Refused> {
         // The open containers, innermost last: true for an object.
@@ -125,25 +140,6 @@ impl Checker<'_> {
                 None => Ok(max),
                 Some(_) => Err(self.refuse("trailing characters")),
             };
-        }
-    }
-
-    #[inline(always)]
-    fn peek(&self) -> Option<u8> {
-        self.text.get(self.pos).copied()
-    }
-
-    #[inline(always)]
-    fn eat(&mut self, b: u8) -> bool {
-        let found = self.peek() == Some(b);
-        self.pos += usize::from(found);
-        found
-    }
-
-    #[inline(always)]
-    fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.pos += 1;
         }
     }
 

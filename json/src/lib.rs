@@ -101,6 +101,49 @@ struct Parser<'a> {
     error: Option<Error>,
 }
 
+/// A position in JSON text, as the parser and the check read it: one
+/// definition of the grammar's whitespace for both.
+pub(crate) trait Cursor {
+    fn bytes(&self) -> &[u8];
+    fn pos(&self) -> usize;
+    fn advance(&mut self, n: usize);
+
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.pos()).copied()
+    }
+
+    /// Reads the next byte if it is `b`.
+    #[inline(always)]
+    fn eat(&mut self, b: u8) -> bool {
+        let found = self.peek() == Some(b);
+        self.advance(usize::from(found));
+        found
+    }
+
+    #[inline(always)]
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.advance(1);
+        }
+    }
+}
+
+impl Cursor for Parser<'_> {
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
+        self.bytes
+    }
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.pos
+    }
+    #[inline(always)]
+    fn advance(&mut self, n: usize) {
+        self.pos += n;
+    }
+}
+
 impl Parser<'_> {
     /// The whole text: one value and whitespace (see [`parse`]).
     fn document(&mut self, max_depth: usize) -> Result<Value, Failed> {
@@ -184,26 +227,6 @@ impl Parser<'_> {
                 None => Ok(value),
                 Some(_) => Err(self.fail("trailing characters")),
             };
-        }
-    }
-
-    #[inline(always)]
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    /// Reads the next byte if it is `b`.
-    #[inline(always)]
-    fn eat(&mut self, b: u8) -> bool {
-        let found = self.peek() == Some(b);
-        self.pos += usize::from(found);
-        found
-    }
-
-    #[inline(always)]
-    fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.pos += 1;
         }
     }
 
