@@ -209,11 +209,11 @@ class RedisBackend {
     if (this.#client === null) throw new Error('the redis backend is not connected');
     const writes = fn === 'ck2_write' || fn === 'ck2_settle' || fn === 'ck2_join';
     const cmd = writes ? 'FCALL' : 'FCALL_RO';
-    if (writes) this.#forget();
     try {
       return await this.#run(cmd, fn, keys, args);
     } finally {
-      // Also after: a read sent while the write ran may have seen the old record.
+      // Once it ran: what was kept, and what reads sent meanwhile found, may
+      // be what it replaced (until then its change is not acknowledged).
       if (writes) this.#forget();
     }
   }
