@@ -14,10 +14,11 @@ pub(super) const BATCH: usize = 1_000;
 const FIRST_PAUSE: Duration = Duration::from_millis(10);
 const MAX_PAUSE: Duration = Duration::from_millis(500);
 
-/// The reader cannot reach the store: says so, and waits longer each time.
+/// The reader cannot reach the store: says so, and waits longer each time
+/// (less when the manager is gone meanwhile).
 async fn stalled<T: Transport>(s: &Inner<T>, pause: &mut Duration, feed: &EventFeed) {
     feed.stalled(true);
-    let _ = s.transport.sleep(*pause).await;
+    let _ = super::within(s.transport.sleep(*pause), feed.closed()).await;
     *pause = (*pause * 2).min(MAX_PAUSE);
 }
 
@@ -42,8 +43,13 @@ pub(super) async fn read_events<T: Transport>(s: &Inner<T>, feed: &EventFeed) {
             return;
         };
         // The namespace first: still the one joined, never behind what this
-        // manager saw, and how far it is.
-        let Some((epoch, rev)) = head(s).await else {
+        // manager saw, and how far it is. Every wait of the reader ends when
+        // the manager is gone: the reader holds the transport, which closes
+        // only after it.
+        let Some(head) = super::within(head(s), feed.closed()).await else {
+            return;
+        };
+        let Some((epoch, rev)) = head else {
             stalled(s, &mut pause, feed).await;
             continue;
         };
@@ -61,8 +67,6 @@ pub(super) async fn read_events<T: Transport>(s: &Inner<T>, feed: &EventFeed) {
         }
         // Nothing to wait for if some of it is known to be there already.
         let wait = if rev < next { block } else { 0 };
-        // A wait ends when the manager is gone: the reader holds the
-        // transport, which closes only after it.
         let read = super::within(s.transport.events(next - 1, BATCH, wait), feed.closed());
         let Some(read) = read.await else {
             return;

@@ -172,3 +172,20 @@ fn the_event_wait_is_the_configured_one() {
     pool.run_until_stalled();
     assert_eq!(fake.script().reads, [(0, 30_000)]);
 }
+
+#[test]
+fn a_reader_on_an_unreachable_store_ends_when_the_manager_is_gone() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    // The store was down, and its next answer never comes.
+    fake.script()
+        .heads
+        .push_back(Err(ContextError::storage("down")));
+    let (m, events, reader) = reading(&fake, 0, &pool);
+    pool.run_until_stalled();
+    assert_eq!(fake.script().sleeps.len(), 1, "a pause after the failure");
+    drop((m, events));
+    pool.run_until_stalled();
+    assert!(reader.now_or_never().is_some(), "the reader ended");
+    assert_eq!(fake.script().closed, 1, "and the transport closed");
+}
