@@ -178,10 +178,17 @@ test('maxStaleMs: reads from memory; own writes seen at once, other managers\' o
     }
   };
   try {
+    // Once this manager has heard of the create: an event read while a read
+    // is on its way keeps that read from being served again.
+    const heard = new Promise((resolve) => a.subscribe((e) => e.type === 'created' && resolve()));
     await b.createContext('x', { n: 0 });
-    await a.getContext('x');
-    await a.getContext('x');
+    await heard;
+    const first = await a.getContext('x');
+    first.data.n = 99;
+    const again = await a.getContext('x');
     assert.equal(gets, 1, 'the second read came from memory');
+    assert.equal(again.data.n, 0, 'a state from memory is a fresh copy');
+    assert.notEqual(again, first);
     // This manager's own write: the next read is of the store.
     await a.updateContext('x', { n: 1 });
     assert.equal((await a.getContext('x')).data.n, 1);
@@ -219,6 +226,12 @@ test('ContextManager.connect refuses what is not a backend', async () => {
   // A transport whose calls resolve to nonsense: STORAGE, no panic.
   const odd = { namespace: 'x', open: async () => {}, call: async () => ({ x: 1 }) };
   await assert.rejects(ContextManager.connect(odd, {}), { code: 'STORAGE' });
+  for (const maxStaleMs of ['5', -1, 1.5, 86_400_001, null]) {
+    await assert.rejects(ContextManager.connect({ namespace: 'x', maxStaleMs }, {}), {
+      code: 'INVALID_ARGUMENT',
+      message: /backend\.maxStaleMs must be a whole number from 0 to 86400000/,
+    });
+  }
 });
 
 test('Redis down gives STORAGE within the timeout, and the manager works again when it is back', async () => {

@@ -468,6 +468,15 @@ export interface SharedBackend {
    * waits every commit ends early can ask for far longer ones.
    */
   readonly eventWaitMs?: number;
+  /**
+   * Serve a state read at most this long ago from memory, in ms (default 0:
+   * every get asks the store). The manager forgets what it read at each of
+   * its own writes and when its event reader brings a change of that
+   * context, so it always sees its own writes and others' about a round
+   * trip after their commit; a change with no event is seen at most
+   * `maxStaleMs` late.
+   */
+  readonly maxStaleMs?: number;
 }
 
 /**
@@ -512,10 +521,11 @@ export declare class IndexedDBStorage implements ContextStorage {
   /**
    * In shared mode, a get may be served from memory, at most this many ms
    * behind what the tabs committed (0, the default: every get reads
-   * IndexedDB). Every commit of this manager, and every other tab's commit as
-   * soon as its notice arrives, empties that memory, so a manager always sees
-   * its own writes and usually others' at once; only a notice lost or late
-   * makes a read stale, by at most `maxStaleMs`.
+   * IndexedDB). Every commit of this manager empties that memory, and
+   * another tab's commit takes its context out as soon as this tab reads its
+   * event (its notice wakes the reader), so a manager always sees its own
+   * writes and usually others' at once; only a notice lost or late makes a
+   * read stale, by at most `maxStaleMs`.
    */
   readonly maxStaleMs: number;
   /** The database name given to the constructor. */

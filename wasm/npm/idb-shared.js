@@ -77,8 +77,6 @@ import { Keys, ReplyError, STORES, request } from './idb-shared-keys.js';
 export { LuaError, ReplyError } from './idb-shared-keys.js';
 
 const SUFFIX = ':contextkit-shared-2';
-/** Records kept for cached reads at most; past it the cache starts again. */
-const MAX_CACHED = 10_000;
 /**
  * How long a read of the log waits for a commit when a BroadcastChannel
  * tells of every commit (eventWaitMs): what a lost nudge (a tab that closed
@@ -117,11 +115,6 @@ export class IndexedDBShared {
    */
   #moved = false;
   #closed = false;
-  /** Records read, for `get` within `maxStaleMs`: id -> { value, pxat, at }. */
-  #cached = new Map();
-  #maxStaleMs = 0;
-  /** Counts commits seen (#forget): a read that saw one meanwhile is not kept. */
-  #generation = 0;
 
   /** The database that holds namespace `name`. */
   static databaseName(name) {
@@ -145,8 +138,11 @@ export class IndexedDBShared {
    * With a BroadcastChannel, `eventWaitMs` is IDLE_WAIT_MS: every commit in
    * any tab wakes a waiting read (see #wake), so an idle manager reads the
    * database 6 times a minute instead of 3 times a second.
-   * `maxStaleMs` (default 0: off) lets `get` serve a record read at most
-   * that long ago from memory (see #cached).
+   * `maxStaleMs` (default 0: off), a property too, lets the manager serve a
+   * state it read at most that long ago from memory: the wasm side keeps
+   * those reads (the core's ClientConfig::max_stale_ms), forgets them at the
+   * manager's every commit, and forgets a context when the reader, woken by
+   * another tab's nudge, reads its change.
    */
   constructor(
     name,
@@ -172,7 +168,7 @@ export class IndexedDBShared {
     if (typeof maxStaleMs !== 'number' || !(maxStaleMs >= 0) || maxStaleMs > 86_400_000) {
       throw new RangeError(`maxStaleMs must be a number of milliseconds from 0 to 86400000, got ${String(maxStaleMs)}`);
     }
-    this.#maxStaleMs = maxStaleMs;
+    this.maxStaleMs = maxStaleMs;
   }
 
   /** Opens (or creates) the database, and the channel of nudges; again: nothing more. */
@@ -180,10 +176,7 @@ export class IndexedDBShared {
     await this.#open();
     if (this.#channelClass && !this.#channel && !this.#closed) {
       this.#channel = new this.#channelClass(this.#name);
-      this.#channel.onmessage = () => {
-        this.#forget();
-        this.#wake();
-      };
+      this.#channel.onmessage = () => this.#wake();
       // In Node, a channel would keep the process alive.
       this.#channel.unref?.();
     }
@@ -266,7 +259,6 @@ export class IndexedDBShared {
       tx.onabort = () => reject(failure ?? tx.error ?? new Error(`IndexedDB transaction on '${this.#name}' was aborted`));
     });
     if (revision !== null) {
-      this.#forget();
       this.#channel?.postMessage(revision);
       this.#wake();
     }
@@ -276,32 +268,10 @@ export class IndexedDBShared {
   /** The record text of `id` as stored, or null: `GET ck:{NS}:c:<id>` (null from its expiry with the server's clock). */
   async get(id) {
     id = String(id);
-    const now = Date.now();
-    const hit = this.#cached.get(id);
-    if (hit !== undefined && now - hit.at <= this.#maxStaleMs && (hit.pxat === null || now <= hit.pxat)) return hit.value;
-    const generation = this.#generation;
     const db = await this.#open();
     const entry = await request(db.transaction('contexts').objectStore('contexts').get(id));
     const live = entry !== undefined && (entry.pxat === null || Date.now() <= entry.pxat);
-    // Kept only if no commit was seen since the read began: a commit of this
-    // object, or a nudge of another's, forgets everything (#forget).
-    if (this.#maxStaleMs > 0 && generation === this.#generation) {
-      if (this.#cached.size >= MAX_CACHED) this.#cached.clear();
-      this.#cached.set(id, live ? { value: entry.value, pxat: entry.pxat, at: now } : { value: null, pxat: null, at: now });
-    }
     return live ? entry.value : null;
-  }
-
-  /**
-   * Forgets every record read: after this object's commits (so a manager
-   * sees its own writes) and on every nudge of another's (a commit
-   * elsewhere). A nudge comes after the commit it announces, so a record
-   * served from memory may miss a commit of another tab made less than
-   * `maxStaleMs` ago (a nudge lost or late): never more.
-   */
-  #forget() {
-    this.#generation++;
-    this.#cached.clear();
   }
 
   /** `[epoch | null, revision]` of the namespace (revision 0 before ck2_join made it). */

@@ -24,7 +24,8 @@
 //                               to `block` ms when there are none
 //   close()                     disconnects
 //
-// and the properties namespace, timeoutMs, operationTtlMs, eventRetention.
+// and the properties namespace, timeoutMs, operationTtlMs, eventRetention,
+// maxStaleMs (reads the wasm side may serve from memory, see ClientConfig).
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -32,8 +33,6 @@ const path = require('node:path');
 const LIBRARY_FILE = path.join(__dirname, 'contextkit.lua');
 /** Entries read at most per XREAD. */
 const BATCH = 1000;
-/** Records kept for reads within maxStaleMs at most; past it the cache starts again. */
-const MAX_CACHED = 10_000;
 
 let library = null;
 function loadLibrary() {
@@ -79,19 +78,6 @@ class RedisBackend {
   #reader = null;
   #lastError = null;
   #createClient;
-  /**
-   * Records read, for `get` within `maxStaleMs`: id -> { value, at }, `at`
-   * being when the read was sent (what it found was current at some moment
-   * after that, so serving it until `at + maxStaleMs` serves a record at
-   * most `maxStaleMs` old). Emptied by every write of this object (a
-   * manager sees its own writes); an id is dropped when the event reader
-   * brings a change of it from anywhere, usually within a round trip of
-   * the commit.
-   */
-  #cached = new Map();
-  #maxStaleMs = 0;
-  /** Counts what emptied #cached: a read that saw one meanwhile is not kept. */
-  #generation = 0;
 
   /**
    * @param {object} options
@@ -100,7 +86,7 @@ class RedisBackend {
    * @param {number} [options.timeoutMs] how long one call may take before it fails with STORAGE (default 2000)
    * @param {number} [options.operationTtlMs] how long Redis remembers a write's reply for a retry (default 60000)
    * @param {number} [options.eventRetention] about how many events the namespace's stream keeps (default 100000)
-   * @param {number} [options.maxStaleMs] serve a record read at most this long ago from memory (default 0: off; see #cached)
+   * @param {number} [options.maxStaleMs] serve a record read at most this long ago from memory (default 0: off; the wasm module keeps those reads, see the core's ClientConfig::max_stale_ms)
    * @param {Function} [options.createClient] node-redis's createClient (default: require('redis').createClient)
    */
   constructor(options) {
@@ -123,7 +109,7 @@ class RedisBackend {
     if (typeof maxStaleMs !== 'number' || !(maxStaleMs >= 0) || maxStaleMs > 86_400_000) {
       throw new RangeError(`RedisBackend: maxStaleMs must be a number of milliseconds from 0 to 86400000, got ${String(maxStaleMs)}`);
     }
-    this.#maxStaleMs = maxStaleMs;
+    this.maxStaleMs = maxStaleMs;
     if (options.createClient !== undefined && typeof options.createClient !== 'function') {
       throw new TypeError('RedisBackend: createClient must be a function');
     }
@@ -208,14 +194,7 @@ class RedisBackend {
   async call(fn, keys, args) {
     if (this.#client === null) throw new Error('the redis backend is not connected');
     const writes = fn === 'ck2_write' || fn === 'ck2_settle' || fn === 'ck2_join';
-    const cmd = writes ? 'FCALL' : 'FCALL_RO';
-    try {
-      return await this.#run(cmd, fn, keys, args);
-    } finally {
-      // Once it ran: what was kept, and what reads sent meanwhile found, may
-      // be what it replaced (until then its change is not acknowledged).
-      if (writes) this.#forget();
-    }
+    return this.#run(writes ? 'FCALL' : 'FCALL_RO', fn, keys, args);
   }
 
   async #run(cmd, fn, keys, args) {
@@ -234,25 +213,8 @@ class RedisBackend {
 
   async get(id) {
     if (this.#client === null) throw new Error('the redis backend is not connected');
-    const at = Date.now();
-    if (this.#maxStaleMs > 0) {
-      const hit = this.#cached.get(id);
-      if (hit !== undefined && at - hit.at < this.#maxStaleMs) return hit.value;
-    }
-    const generation = this.#generation;
     const raw = await this.#send(this.#client, ['GET', `${this.#prefix}c:${id}`]);
-    const value = raw === null || raw === undefined ? null : String(raw);
-    if (this.#maxStaleMs > 0 && generation === this.#generation) {
-      if (this.#cached.size >= MAX_CACHED) this.#cached.clear();
-      this.#cached.set(id, { value, at });
-    }
-    return value;
-  }
-
-  /** Empties the cache of reads (see #cached). */
-  #forget() {
-    this.#generation++;
-    this.#cached.clear();
+    return raw === null || raw === undefined ? null : String(raw);
   }
 
   /** The reader's own connection: a blocking read must not hold up the calls of others. */
@@ -290,10 +252,6 @@ class RedisBackend {
         for (let i = 0; i + 1 < fields.length; i += 2) e[String(fields[i])] = String(fields[i + 1]);
         out.push([revision, e.t ?? '', e.i ?? '', Number(e.v ?? 0)]);
       }
-    }
-    if (out.length > 0 && this.#cached.size > 0) {
-      this.#generation++;
-      for (const [, , id] of out) this.#cached.delete(id);
     }
     return out;
   }

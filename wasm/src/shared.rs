@@ -147,7 +147,7 @@ impl Manager {
     /// `ContextManager.connect(backend, config)`: a manager in shared mode on
     /// `backend`'s namespace (a `RedisBackend`).
     pub fn connect(backend: JsValue, config: JsValue) -> Promise {
-        let (cfg, _) = match crate::args::manager_config(&config) {
+        let (cfg, cache_bytes) = match crate::args::manager_config(&config) {
             Ok(c) => c,
             Err(e) => return reject(e),
         };
@@ -156,13 +156,18 @@ impl Manager {
             "ContextManager.connect",
             settings,
             move |settings| async move {
+                // Only reads served from memory give the same state twice.
+                let cache_bytes = if settings.max_stale_ms > 0 {
+                    cache_bytes
+                } else {
+                    0
+                };
                 let shared = SharedClient::new(JsTransport(backend), settings);
                 let manager = ContextManager::builder(cfg)
                     .hash_seed(hash_seed())
                     .connect(shared)
                     .await?;
-                // Every read comes from the store: states are never read twice.
-                Ok(Manager::wrap(manager, 0).into())
+                Ok(Manager::wrap(manager, cache_bytes).into())
             },
         )
     }

@@ -22,6 +22,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 mod reader;
+mod recent;
 #[cfg(test)]
 mod tests;
 
@@ -162,6 +163,16 @@ pub struct ClientConfig {
     /// wakes (IndexedDB's, over a `BroadcastChannel`) can wait far longer;
     /// a wait ends at once when the manager is gone.
     pub event_wait_ms: Option<u64>,
+    /// Serve a read of a context from memory when this client read it at
+    /// most this long ago, in ms (0, the default: every read asks the
+    /// store). The client forgets what it read at each of its own writes,
+    /// so a manager always sees its own writes, and forgets a context when
+    /// the event reader brings a change of it, usually within a round trip
+    /// of the commit. A read may miss a change made elsewhere less than
+    /// `max_stale_ms` ago, never an older one (time by the manager's
+    /// clock). Only `get_context` is served so; lists, counts and writes
+    /// always go to the store.
+    pub max_stale_ms: u64,
 }
 
 impl ClientConfig {
@@ -176,6 +187,7 @@ impl ClientConfig {
             parse_json,
             client_clock: false,
             event_wait_ms: None,
+            max_stale_ms: 0,
         }
     }
 
@@ -205,6 +217,9 @@ struct Inner<T: Transport> {
     /// Operation ids: 64 random bits of this client, then a count.
     op_prefix: String,
     ops: AtomicU64,
+    /// Reads served from memory, made at the join when
+    /// [`ClientConfig::max_stale_ms`] is above 0.
+    recent: OnceLock<recent::Recent>,
 }
 
 impl<T: Transport> Drop for Inner<T> {
@@ -259,11 +274,12 @@ impl<T: Transport> SharedClient<T> {
         Self {
             inner: Arc::new(Inner {
                 transport,
-                config,
                 joined: OnceLock::new(),
                 feed: OnceLock::new(),
                 op_prefix,
                 ops: AtomicU64::new(0),
+                recent: OnceLock::new(),
+                config,
             }),
         }
     }
@@ -297,6 +313,23 @@ impl<T: Transport> SharedClient<T> {
 impl<T: Transport> Inner<T> {
     fn epoch(&self) -> &str {
         self.joined.get().map_or("", |(epoch, _)| epoch)
+    }
+
+    /// The reads served from memory, if any.
+    fn recent(&self) -> Option<&recent::Recent> {
+        self.recent.get()
+    }
+
+    /// Forgets every read served from memory.
+    fn forget_reads(&self) {
+        if let Some(recent) = self.recent() {
+            recent.forget_all();
+        }
+    }
+
+    /// The manager's clock now (0 before a manager joined).
+    fn now_ms(&self) -> u64 {
+        self.joined.get().map_or(0, |(_, clock)| clock.now_ms())
     }
 
     /// The time argument of a call: the manager's clock, or `''` for the store's.
@@ -333,6 +366,16 @@ impl<T: Transport> Inner<T> {
         let reply = self.read("ck2_join", &owned(["meta"]), &args).await?;
         let (epoch, revision) = wire::joined(&reply, &cfg, &c.namespace, c.parse_json)?;
         let _ = self.joined.set((epoch, clock));
+        if c.max_stale_ms > 0 {
+            let mut bytes = [0_u8; 32];
+            self.transport.fill_random(&mut bytes);
+            let seed = |i: usize| {
+                let chunk = bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes");
+                u64::from_le_bytes(chunk)
+            };
+            let seeds = [seed(0), seed(1), seed(2), seed(3)];
+            let _ = self.recent.set(recent::Recent::new(c.max_stale_ms, seeds));
+        }
         Ok(Joined { revision })
     }
 
@@ -350,9 +393,17 @@ impl<T: Transport> Inner<T> {
             self.now_arg(),
         ];
         args.extend(wire::write_args(&write)?);
-        let reply = match self.transport.call("ck2_write", &keys, &args).await? {
+        let outcome = self.transport.call("ck2_write", &keys, &args).await;
+        // Whatever became of the write, nothing read before it is served
+        // after it (and again once a write with no answer is settled).
+        self.forget_reads();
+        let reply = match outcome? {
             Outcome::Replied(w) => w,
-            Outcome::Unknown(last) => self.settle(&op, last).await?,
+            Outcome::Unknown(last) => {
+                let settled = self.settle(&op, last).await;
+                self.forget_reads();
+                settled?
+            }
         };
         let decoded = wire::write_reply(write, &reply, &c.namespace, c.timeout_ms, c.parse_json)?;
         if decoded.lost
@@ -401,6 +452,14 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Arc<ContextState>>> {
         Box::pin(async move {
             let s = &self.inner;
+            let mut before = None;
+            if let Some(recent) = s.recent() {
+                let now = s.now_ms();
+                if let Some(found) = recent.get(id, now) {
+                    return Ok(found);
+                }
+                before = Some((now, recent.generation()));
+            }
             let record = if s.config.client_clock {
                 // Expiry by the manager's clock: the library decides what is live.
                 let args = [id.to_owned(), s.now_arg()];
@@ -410,10 +469,14 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
                 // The store deletes an expired context itself: one plain read.
                 s.transport.get(id).await?
             };
-            match record {
-                Wire::Text(record) => wire::state(id, &record, s.config.parse_json).map(Some),
-                _ => Ok(None),
+            let found = match record {
+                Wire::Text(record) => Some(wire::state(id, &record, s.config.parse_json)?),
+                _ => None,
+            };
+            if let (Some(recent), Some((sent, generation))) = (s.recent(), before) {
+                recent.keep(id, &found, sent, generation);
             }
+            Ok(found)
         })
     }
 

@@ -34,6 +34,9 @@ pub(super) struct Script {
     hang: Vec<&'static str>,
     /// The next random byte.
     random: u8,
+    /// The records `get` finds (none: nil), and the ids it was asked for.
+    pub(super) records: std::collections::HashMap<String, String>,
+    pub(super) gets: Vec<String>,
     pub(super) closed: usize,
 }
 
@@ -49,7 +52,10 @@ impl Fake {
     }
 
     pub(super) fn script(&self) -> std::sync::MutexGuard<'_, Script> {
-        self.0.lock().unwrap()
+        // A failed assertion that held it must not abort the test run.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn answer(&self, answers: impl IntoIterator<Item = Result<Outcome>>) {
@@ -101,8 +107,10 @@ impl Transport for Fake {
         ready(answer.unwrap_or_else(|| Err(ContextError::storage(format!("{function}?")))))
     }
 
-    fn get<'a>(&'a self, _id: &'a str) -> StorageFuture<'a, Wire> {
-        ready(Ok(Wire::Nil))
+    fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Wire> {
+        let mut s = self.script();
+        s.gets.push(id.to_owned());
+        ready(Ok(s.records.get(id).map_or(Wire::Nil, |r| t(r))))
     }
 
     fn head(&self) -> StorageFuture<'_, Wire> {
@@ -402,4 +410,99 @@ fn a_client_clock_times_every_call_and_reads_through_the_library() {
             &["a".to_owned(), "35".to_owned()][..]
         )
     );
+}
+
+/// A stored record of `id`: version `v`, expiring at `expires` when given.
+pub(super) fn record(v: u64, expires: Option<u64>) -> String {
+    let e = expires.map_or(String::new(), |at| at.to_string());
+    let t = if expires.is_some() { "1000" } else { "" };
+    format!("{v} {v} 5 5 {e} {t}\n{{}}\n{{\"v\":{v}}}")
+}
+
+/// A manager on `fake` that serves reads up to 100 ms old, on `clock`.
+pub(super) fn connect_recent(fake: &Fake, clock: &crate::ManualClock) -> ContextManager {
+    let mut config = settings();
+    config.max_stale_ms = 100;
+    let builder = ContextManager::builder(ManagerConfig::default()).clock(clock.clone());
+    connect_with(fake, config, builder)
+}
+
+#[test]
+fn reads_are_served_from_memory_for_max_stale_ms() {
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    fake.script().records.insert("a".into(), record(1, None));
+    let first = block_on(m.get_context("a")).unwrap();
+    assert_eq!(first.data, json!({ "v": 1 }));
+    // A change the client hears nothing of is missed for 100 ms, not longer.
+    fake.script().records.insert("a".into(), record(2, None));
+    clock.advance(99);
+    let again = block_on(m.get_context("a")).unwrap();
+    assert!(Arc::ptr_eq(&first, &again), "the same state, from memory");
+    assert_eq!(
+        block_on(m.get_context("b")).unwrap_err().code(),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        block_on(m.get_context("b")).unwrap_err().code(),
+        "NOT_FOUND",
+        "an absent context is remembered too"
+    );
+    assert_eq!(fake.script().gets, ["a", "b"]);
+    clock.advance(1);
+    assert_eq!(block_on(m.get_context("a")).unwrap().version, 2);
+    assert_eq!(fake.script().gets, ["a", "b", "a"]);
+}
+
+#[test]
+fn a_context_read_from_memory_expires_on_time() {
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    fake.script()
+        .records
+        .insert("a".into(), record(1, Some(1_050)));
+    block_on(m.get_context("a")).unwrap();
+    clock.advance(49);
+    block_on(m.get_context("a")).unwrap();
+    clock.advance(1);
+    assert_eq!(
+        block_on(m.get_context("a")).unwrap_err().code(),
+        "NOT_FOUND"
+    );
+    assert_eq!(fake.script().gets, ["a"]);
+}
+
+#[test]
+fn a_write_of_the_client_forgets_every_read_whatever_its_outcome() {
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    fake.script().records.insert("a".into(), record(1, None));
+    let read_a = || block_on(m.get_context("a")).unwrap();
+    read_a();
+    // Answered, refused, and without an answer (then settled).
+    fake.answer([Ok(created("b", 2))]);
+    block_on(m.create_context("b", json!({}))).unwrap();
+    read_a();
+    fake.answer([Err(ContextError::storage("refused"))]);
+    block_on(m.create_context("c", json!({}))).unwrap_err();
+    read_a();
+    fake.answer([unknown("timed out"), Err(ContextError::storage("down"))]);
+    block_on(m.create_context("d", json!({}))).unwrap_err();
+    read_a();
+    read_a();
+    assert_eq!(fake.script().gets, ["a", "a", "a", "a"]);
+}
+
+#[test]
+fn without_max_stale_ms_every_read_asks_the_store() {
+    let fake = Fake::new(0);
+    let m = connect(&fake);
+    fake.script().records.insert("a".into(), record(1, None));
+    for _ in 0..3 {
+        block_on(m.get_context("a")).unwrap();
+    }
+    assert_eq!(fake.script().gets, ["a", "a", "a"]);
 }

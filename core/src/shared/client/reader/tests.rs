@@ -1,7 +1,7 @@
 //! The reader of a [`SharedClient`](super::super::SharedClient) over the
 //! scripted transport of the client's tests.
 
-use super::super::tests::{Fake, connect, connect_with, int, settings, t};
+use super::super::tests::{Fake, connect, connect_recent, connect_with, int, record, settings, t};
 use crate::shared::wire::{self, Wire};
 use crate::{ContextError, ContextEvent, ContextManager, Result, Subscription};
 use futures::FutureExt;
@@ -188,4 +188,67 @@ fn a_reader_on_an_unreachable_store_ends_when_the_manager_is_gone() {
     pool.run_until_stalled();
     assert!(reader.now_or_never().is_some(), "the reader ended");
     assert_eq!(fake.script().closed, 1, "and the transport closed");
+}
+
+/// A manager that serves reads up to 100 ms old, with "a" and "b" read
+/// once, and its reader on `pool` (which reads `batches`, then waits).
+fn reading_recent(fake: &Fake, pool: &mut LocalPool, batches: Vec<Result<Wire>>) -> ContextManager {
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(fake, &clock);
+    for id in ["a", "b"] {
+        fake.script().records.insert(id.into(), record(1, None));
+        block_on(m.get_context(id)).unwrap();
+    }
+    fake.script()
+        .heads
+        .extend(batches.iter().map(|_| head("e1", 1)));
+    fake.script().batches.extend(batches);
+    let task = fake.script().tasks.pop().expect("a reader");
+    pool.spawner()
+        .spawn_local(async move { drop(task.await) })
+        .unwrap();
+    pool.run_until_stalled();
+    m
+}
+
+#[test]
+fn an_event_forgets_the_read_of_its_context() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    let m = reading_recent(&fake, &mut pool, vec![batch(&[(1, "updated")])]);
+    for id in ["a", "b", "a"] {
+        block_on(m.get_context(id)).unwrap();
+    }
+    assert_eq!(fake.script().gets, ["a", "b", "a"]);
+}
+
+#[test]
+fn revisions_not_accounted_for_forget_every_read() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    // The head says 1, the log has nothing: revision 1 was trimmed.
+    let m = reading_recent(&fake, &mut pool, vec![batch(&[])]);
+    for id in ["a", "b"] {
+        block_on(m.get_context(id)).unwrap();
+    }
+    assert_eq!(fake.script().gets, ["a", "b", "a", "b"]);
+}
+
+#[test]
+fn an_empty_read_of_the_log_forgets_nothing() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    fake.script().records.insert("a".into(), record(1, None));
+    block_on(m.get_context("a")).unwrap();
+    fake.script().heads.push_back(head("e1", 0));
+    fake.script().batches.push_back(batch(&[]));
+    let task = fake.script().tasks.pop().expect("a reader");
+    pool.spawner()
+        .spawn_local(async move { drop(task.await) })
+        .unwrap();
+    pool.run_until_stalled();
+    block_on(m.get_context("a")).unwrap();
+    assert_eq!(fake.script().gets, ["a"]);
 }
