@@ -58,10 +58,10 @@ node --test js-tests/lock/file-lock.test.mjs
 step "one FileStorage for Rust and Node: each opens the other's directory exactly, and their locks exclude each other"
 node --test js-tests/interop/file-interop.test.mjs js-tests/interop/earlier-format.test.mjs
 
-step "shared mode over Redis: managers, Node processes, and Node with Rust processes on one namespace"
+step "shared mode over Redis: managers, Node processes, Node with Rust processes, node-redis 5 with 6 on one namespace"
 # The Rust side of the cross-language race, built before the clock of the test starts.
 cargo build -q -p contextkit --features redis --example shared_worker
-node --test js-tests/shared/redis.test.mjs
+node --test js-tests/shared/redis.test.mjs js-tests/shared/node-redis-versions.test.mjs
 
 step "packed tarball: require, import, tsc --strict; runtime exports of each entry point against its declarations (index.d.ts, index.d.mts, browser.d.mts)"
 node --test js-tests/packaging/*.test.mjs

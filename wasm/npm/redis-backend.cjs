@@ -129,6 +129,8 @@ class RedisBackend {
     const client = this.#clientFactory()({
       url: this.#url,
       socket: { connectTimeout: this.timeoutMs },
+      // The replies read below are RESP2's (node-redis 6 speaks RESP3 unless told).
+      RESP: 2,
     });
     // node-redis reconnects by itself; an error without a listener would end the process.
     client.on('error', (e) => {
@@ -244,8 +246,10 @@ class RedisBackend {
     const reply = await this.#send(reader, args, this.timeoutMs + blockMs);
     const out = [];
     if (reply === null) return out;
-    // RESP2: [[stream, [[id, [field, value, ...]], ...]]]
-    for (const [, entries] of reply) {
+    // RESP2: [[stream, [[id, [field, value, ...]], ...]]]; a client that
+    // speaks RESP3 anyway (a createClient of the caller's) gives { stream: [...] }.
+    const streams = Array.isArray(reply) ? reply : Object.entries(reply instanceof Map ? Object.fromEntries(reply) : reply);
+    for (const [, entries] of streams) {
       for (const [entryId, fields] of entries) {
         const revision = Number(String(entryId).split('-')[0]);
         const e = {};
