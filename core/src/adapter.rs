@@ -403,6 +403,23 @@ impl ContextAdapter {
         self.shared.manager.list_contexts().await
     }
 
+    /// [`list_contexts`](Self::list_contexts) that reports a failure of a
+    /// shared backend (`STORAGE`) instead of showing no contexts.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let a = ContextAdapter::new(ContextManager::new(ManagerConfig::default()), AdapterConfig::default());
+    /// assert!(a.try_list_contexts().await?.is_empty());
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_list_contexts(&self) -> Result<Vec<Arc<ContextState>>> {
+        let cfg = self.config().await;
+        self.maybe_cleanup(&cfg).await;
+        self.shared.manager.try_list_contexts().await
+    }
+
     /// Removes expired contexts now; returns how many.
     ///
     /// ```
@@ -418,9 +435,24 @@ impl ContextAdapter {
     /// # }).unwrap();
     /// ```
     pub async fn cleanup_expired_contexts(&self) -> usize {
+        self.try_cleanup_expired_contexts().await.unwrap_or(0)
+    }
+
+    /// [`cleanup_expired_contexts`](Self::cleanup_expired_contexts) that
+    /// reports a failure of the sweep (`STORAGE`) instead of counting 0.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let a = ContextAdapter::new(ContextManager::new(ManagerConfig::default()), AdapterConfig::default());
+    /// assert_eq!(a.try_cleanup_expired_contexts().await?, 0);
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn try_cleanup_expired_contexts(&self) -> Result<usize> {
         let now = self.shared.manager.inner.now();
         self.shared.last_cleanup_ms.store(now, Ordering::SeqCst);
-        self.shared.manager.cleanup_expired().await
+        self.shared.manager.try_cleanup_expired().await
     }
 
     /// The current settings.

@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { startRedis } from '../lib/redis-server.mjs';
 import { createClient } from 'redis';
-import { ContextManager, ContextError, pkgDir } from '../test/helpers.mjs';
+import { ContextAdapter, ContextManager, ContextError, pkgDir } from '../test/helpers.mjs';
 import { createRequire } from 'node:module';
 
 // The package finds `redis` where it is installed; here it lives in js-tests.
@@ -143,6 +143,31 @@ test('a namespace has one configuration', async () => {
   }
 });
 
+test('a RedisBackend serves one manager at a time', async () => {
+  const ns = fresh();
+  const shared = backend(ns);
+  const a = await ContextManager.connect(shared, {});
+  await assert.rejects(ContextManager.connect(shared, {}), {
+    code: 'INVALID_ARGUMENT',
+    message: /serves a manager already: make a new RedisBackend for each ContextManager\.connect/,
+  });
+  // The refusal took nothing from the first.
+  await a.createContext('x', { n: 1 });
+  assert.deepEqual(await a.listContextIds(), ['x']);
+  a.free();
+  // Once that manager is gone, the object can serve another.
+  const deadline = Date.now() + 5000;
+  let b;
+  while (!b) {
+    b = await ContextManager.connect(shared, {}).catch((e) => {
+      assert.ok(Date.now() < deadline, `still refused: ${e.message}`);
+      return settle();
+    });
+  }
+  assert.equal((await b.getContext('x')).data.n, 1);
+  b.free();
+});
+
 test('bad backend options are refused at once', () => {
   assert.throws(() => new RedisBackend({ url: 'http://x', namespace: 'a' }), TypeError);
   assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a{b}' }), TypeError);
@@ -234,6 +259,18 @@ test('ContextManager.connect refuses what is not a backend', async () => {
   }
 });
 
+test('a refused first connection fails at once, and its message shows no password', async () => {
+  const gone = await startRedis();
+  await gone.stop();
+  const url = gone.url.replace('redis://', 'redis://user:secret@');
+  const t0 = Date.now();
+  const err = await ContextManager.connect(new RedisBackend({ url, namespace: 'refused', timeoutMs: 10_000 }), {}).catch((e) => e);
+  assert.equal(err.code, 'STORAGE');
+  assert.match(err.message, /could not connect to redis:\/\/user:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/);
+  assert.doesNotMatch(err.message, /secret/);
+  assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms of a 10 s timeout`);
+});
+
 test('Redis down gives STORAGE within the timeout, and the manager works again when it is back', async () => {
   const own = await startRedis();
   try {
@@ -244,6 +281,18 @@ test('Redis down gives STORAGE within the timeout, and the manager works again w
       const t0 = Date.now();
       await assert.rejects(m.getContext('a'), { code: 'STORAGE' });
       assert.ok(Date.now() - t0 < 5000, 'a dead server fails fast');
+      // Lists, counts and sweeps too: an empty store and a dead one differ.
+      const adapter = new ContextAdapter(m, {});
+      for (const call of [
+        () => m.listContextIds(),
+        () => m.len(),
+        () => m.cleanupExpired(),
+        () => adapter.listContexts(),
+        () => adapter.cleanupExpiredContexts(),
+      ]) {
+        await assert.rejects(call(), { code: 'STORAGE' });
+      }
+      adapter.free();
       await own.restart();
       // Without persistence the namespace is gone: detected, not papered over.
       let last;

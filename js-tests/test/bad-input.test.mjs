@@ -266,3 +266,22 @@ test('errors are ContextError instances, never strings', async () => {
     assert.ok(r.reason instanceof ContextError);
   }
 });
+
+test('an id with a lone surrogate is refused, not made another id', async () => {
+  const m = new ContextManager({});
+  try {
+    for (const id of ['a\ud800b', 'a\udc00b', '\udbff', 'x\ud800\ud800']) {
+      for (const call of [() => m.createContext(id, {}), () => m.getContext(id), () => m.deleteContext(id)]) {
+        const err = await rejectsWith(call, 'INVALID_ARGUMENT');
+        assert.match(err.message, /context id contains a lone surrogate/);
+      }
+    }
+    // U+FFFD itself and well-formed pairs are ids like any other.
+    await m.createContext('a\ufffdb', { n: 1 });
+    await m.createContext('a\ud83d\ude00b', { n: 2 });
+    assert.deepEqual(await m.listContextIds(), ['a\ufffdb', 'a\ud83d\ude00b']);
+    assert.equal((await m.getContext('a\ufffdb')).data.n, 1);
+  } finally {
+    m.free();
+  }
+});

@@ -6,7 +6,7 @@ const wasm = require('./node/contextkit_wasm.js');
 const support = { ...require('./support.cjs') };
 const { MemoryStorage, IndexedDBStorage, isIndexedDBStorage } = require('./storage.cjs');
 const { FileStorage, closeWithManager } = require('./file-storage.cjs');
-const { RedisBackend } = require('./redis-backend.cjs');
+const { RedisBackend, oneManagerEach } = require('./redis-backend.cjs');
 const { openInTabs } = require('./idb-tabs.cjs');
 
 wasm.__init(support);
@@ -19,6 +19,8 @@ const guarded = support.guardFreed({
 const { ContextManager, ContextTracker } = guarded;
 // A FileStorage serves one open manager, and free() lets its directory go.
 closeWithManager(ContextManager, support.ContextError);
+// A RedisBackend serves one connected manager at a time.
+oneManagerEach(ContextManager, support.ContextError);
 // ContextManager.open(new IndexedDBStorage(name)) is shared mode, as in
 // browsers, where an IndexedDB polyfill (fake-indexeddb) provides indexedDB.
 const ContextAdapter = openInTabs({ ContextManager, ContextAdapter: guarded.ContextAdapter, ContextError: support.ContextError, isIndexedDBStorage });

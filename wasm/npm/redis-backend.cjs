@@ -73,11 +73,14 @@ function isErrorReply(e) {
 
 class RedisBackend {
   #url;
+  #shownUrl;
   #prefix;
   #client = null;
   #reader = null;
   #lastError = null;
   #createClient;
+  /** Set once open() connected. */
+  #connected = false;
 
   /**
    * @param {object} options
@@ -100,6 +103,8 @@ class RedisBackend {
     const problem = namespaceProblem(namespace);
     if (problem) throw new TypeError(`RedisBackend: ${problem}`);
     this.#url = url;
+    // For messages: the URL without its password.
+    this.#shownUrl = url.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
     this.namespace = namespace;
     this.#prefix = `ck:{${namespace}}:`;
     this.timeoutMs = positive('timeoutMs', options.timeoutMs, 2000, 86_400_000);
@@ -128,7 +133,13 @@ class RedisBackend {
   #newClient() {
     const client = this.#clientFactory()({
       url: this.#url,
-      socket: { connectTimeout: this.timeoutMs },
+      socket: {
+        connectTimeout: this.timeoutMs,
+        // A server that refuses the first connection is reported at once
+        // (not retried until timeoutMs); once connected, node-redis's usual
+        // retries, from 50 ms up to 500 ms apart.
+        reconnectStrategy: (retries, cause) => (this.#connected ? Math.min(50 * (retries + 1), 500) : cause),
+      },
       // The replies read below are RESP2's (node-redis 6 speaks RESP3 unless told).
       RESP: 2,
     });
@@ -158,18 +169,26 @@ class RedisBackend {
     const connect = client.connect();
     const timeout = new Promise((_, reject) => {
       const t = setTimeout(
-        () => reject(new Error(`redis: could not connect to ${this.#url} within ${this.timeoutMs} ms${this.#lastError ? `: ${this.#lastError.message}` : ''}`)),
+        () =>
+          reject(
+            new Error(`redis: could not connect to ${this.#shownUrl} within ${this.timeoutMs} ms${this.#lastError ? `: ${this.#lastError.message}` : ''}`),
+          ),
         this.timeoutMs,
       );
       t.unref?.();
       connect.finally(() => clearTimeout(t)).catch(() => {});
     });
     try {
-      await Promise.race([connect, timeout]);
+      await Promise.race([connect.catch((e) => Promise.reject(new Error(`redis: could not connect to ${this.#shownUrl}: ${e?.message ?? e}`))), timeout]);
     } catch (e) {
-      client.destroy?.();
+      try {
+        client.destroy?.();
+      } catch {
+        // Closed already: the connection was refused.
+      }
       throw e;
     }
+    this.#connected = true;
     this.#client = client;
     const info = String(await this.#send(client, ['INFO', 'memory']).catch(() => ''));
     const policy = /^maxmemory_policy:(\S+)/m.exec(info);
@@ -264,8 +283,36 @@ class RedisBackend {
     const clients = [this.#client, this.#reader].filter(Boolean);
     this.#client = null;
     this.#reader = null;
+    claimed.delete(this);
     await Promise.all(clients.map((c) => Promise.resolve(c.destroy ? c.destroy() : c.quit()).catch(() => {})));
   }
 }
 
-module.exports = { RedisBackend };
+/** RedisBackends a manager is connected with, or connecting with. */
+const claimed = new WeakSet();
+
+/**
+ * Makes `ContextManager.connect` (called once by index.cjs) refuse a
+ * RedisBackend that another manager uses: the two would share its
+ * connections, and the first one freed would close them under the other.
+ * The object serves again once its manager is gone (close() runs then).
+ */
+function oneManagerEach(ContextManager, ContextError) {
+  const connect = ContextManager.connect;
+  ContextManager.connect = function connect_(backend, config) {
+    if (!(backend instanceof RedisBackend)) return connect.call(this, backend, config);
+    if (claimed.has(backend)) {
+      return Promise.reject(
+        new ContextError(
+          'INVALID_ARGUMENT',
+          `ContextManager.connect: this RedisBackend (namespace '${backend.namespace}') serves a manager already: make a new RedisBackend for each ContextManager.connect`,
+        ),
+      );
+    }
+    claimed.add(backend);
+    return connect.call(this, backend, config);
+  };
+  Object.defineProperty(ContextManager.connect, 'name', { value: 'connect' });
+}
+
+module.exports = { RedisBackend, oneManagerEach };

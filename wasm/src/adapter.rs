@@ -88,7 +88,7 @@ impl Adapter {
     pub fn list_contexts(&self) -> Promise {
         let a = self.inner.clone();
         run("listContexts", async move {
-            let states = a.list_contexts().await;
+            let states = a.try_list_contexts().await?;
             let out = js_sys::Array::new_with_length(states.len() as u32);
             for (i, s) in states.iter().enumerate() {
                 out.set(i as u32, state_to_js(s, None, None));
@@ -102,7 +102,9 @@ impl Adapter {
     pub fn cleanup_expired_contexts(&self) -> Promise {
         let a = self.inner.clone();
         run("cleanupExpiredContexts", async move {
-            Ok(JsValue::from(a.cleanup_expired_contexts().await as f64))
+            Ok(JsValue::from(
+                a.try_cleanup_expired_contexts().await? as f64,
+            ))
         })
     }
 

@@ -376,7 +376,15 @@ pub(crate) fn string(v: &JsValue, what: &str, max_bytes: usize) -> Result<String
     if v.unchecked_ref::<JsString>().length() as usize > max_bytes {
         return Err(invalid(format!("{what} is longer than {max_bytes} bytes")));
     }
-    Ok(v.as_string().unwrap_or_default())
+    let s = v.as_string().unwrap_or_default();
+    // The crossing turns a lone surrogate into U+FFFD, which would make
+    // two different ids one; a real U+FFFD is left as it is.
+    if s.contains('\u{FFFD}') && !v.unchecked_ref::<JsString>().is_valid_utf16() {
+        return Err(invalid(format!(
+            "{what} contains a lone surrogate, which is not valid Unicode"
+        )));
+    }
+    Ok(s)
 }
 
 #[cfg(target_arch = "wasm32")]

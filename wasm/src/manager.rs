@@ -59,17 +59,16 @@ impl Manager {
     pub fn list_context_ids(&self) -> Promise {
         let m = self.inner.clone();
         run("listContextIds", async move {
-            Ok(to_js(&m.list_context_ids().await))
+            Ok(to_js(&m.try_list_context_ids().await?))
         })
     }
 
     /// Number of live contexts.
     pub fn len(&self) -> Promise {
         let m = self.inner.clone();
-        run(
-            "len",
-            async move { Ok(JsValue::from(m.len().await as f64)) },
-        )
+        run("len", async move {
+            Ok(JsValue::from(m.try_len().await? as f64))
+        })
     }
 
     /// Removes expired contexts; resolves to how many.
@@ -77,7 +76,7 @@ impl Manager {
     pub fn cleanup_expired(&self) -> Promise {
         let m = self.inner.clone();
         run("cleanupExpired", async move {
-            Ok(JsValue::from(m.cleanup_expired().await as f64))
+            Ok(JsValue::from(m.try_cleanup_expired().await? as f64))
         })
     }
 
