@@ -379,12 +379,27 @@ pub(crate) fn string(v: &JsValue, what: &str, max_bytes: usize) -> Result<String
     let s = v.as_string().unwrap_or_default();
     // The crossing turns a lone surrogate into U+FFFD, which would make
     // two different ids one; a real U+FFFD is left as it is.
-    if s.contains('\u{FFFD}') && !v.unchecked_ref::<JsString>().is_valid_utf16() {
+    let replaced = s.as_bytes().windows(3).any(|w| w == "\u{FFFD}".as_bytes());
+    if replaced && !well_formed(v.unchecked_ref()) {
         return Err(invalid(format!(
             "{what} contains a lone surrogate, which is not valid Unicode"
         )));
     }
     Ok(s)
+}
+
+/// Whether every surrogate in `s` is half of a pair.
+fn well_formed(s: &JsString) -> bool {
+    let unit = |i| s.char_code_at(i) as u32;
+    let (n, mut i) = (s.length(), 0);
+    while i < n {
+        match unit(i) {
+            0xD800..=0xDBFF if i + 1 < n && (0xDC00..=0xDFFF).contains(&unit(i + 1)) => i += 2,
+            0xD800..=0xDFFF => return false,
+            _ => i += 1,
+        }
+    }
+    true
 }
 
 #[cfg(target_arch = "wasm32")]

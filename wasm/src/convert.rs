@@ -102,7 +102,8 @@ thread_local! {
 
 /// Registers the package's JavaScript half.
 pub(crate) fn set_support(support: Support) {
-    SUPPORT.with(|s| *s.borrow_mut() = Some(support));
+    // `try_with`, as for the error class (error.rs).
+    let _ = SUPPORT.try_with(|s| *s.borrow_mut() = Some(support));
 }
 
 /// What calls made before the entry point registered the JavaScript half say.
@@ -112,7 +113,7 @@ pub(crate) const NOT_INITIALISED: &str =
 /// Runs `f` with the registered JavaScript half, borrowed in place (no
 /// reference-table traffic per call); `None` before registration.
 pub(crate) fn with_support<R>(f: impl FnOnce(&Support) -> R) -> Option<R> {
-    SUPPORT.with(|s| s.borrow().as_ref().map(f))
+    SUPPORT.try_with(|s| s.borrow().as_ref().map(f)).ok().flatten()
 }
 
 /// A JSON argument: the data for the core, held as its text, and a fresh

@@ -12,7 +12,9 @@ thread_local! {
 
 /// Registers the class errors are made of: `new Class(code, message)`.
 pub(crate) fn set_class(class: Function) {
-    CLASS.with(|c| *c.borrow_mut() = Some(class));
+    // `try_with`: a thread-local cannot be gone here, and `with` would link
+    // the panic message for that case.
+    let _ = CLASS.try_with(|c| *c.borrow_mut() = Some(class));
 }
 
 /// A JavaScript error for `err`: a `ContextError` with `code`, and the
@@ -69,7 +71,7 @@ pub(crate) fn js(err: ContextError) -> JsValue {
 }
 
 fn make(code: &str, message: &str) -> JsValue {
-    let class = CLASS.with(|c| c.borrow().clone());
+    let class = CLASS.try_with(|c| c.borrow().clone()).ok().flatten();
     if let Some(class) = class {
         let args = Array::of2(&code.into(), &message.into());
         if let Ok(err) = Reflect::construct(&class, &args) {

@@ -240,7 +240,13 @@ impl Shared {
 }
 
 fn unexpected(committed: &Committed) -> ContextError {
+    let what = match committed {
+        Committed::State(_) => "a state",
+        Committed::Snapshot(_) => "a recovery point",
+        Committed::Removed(_) => "a count",
+        Committed::Done => "done",
+    };
     ContextError::storage(format!(
-        "the shared backend answered {committed:?} to another kind of write"
+        "the shared backend answered {what} to another kind of write"
     ))
 }

@@ -455,8 +455,8 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
             let mut before = None;
             if let Some(recent) = s.recent() {
                 let now = s.now_ms();
-                if let Some(found) = recent.get(id, now) {
-                    return Ok(found);
+                if let Some(state) = recent.get(id, now) {
+                    return Ok(Some(state));
                 }
                 before = Some((now, recent.generation()));
             }
@@ -474,7 +474,7 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
                 _ => None,
             };
             if let (Some(recent), Some((sent, generation))) = (s.recent(), before) {
-                recent.keep(id, &found, sent, generation);
+                recent.keep(id, found.as_ref(), sent, generation);
             }
             Ok(found)
         })

@@ -588,8 +588,11 @@ pub fn check_namespace(namespace: &str) -> Result<()> {
         .chars()
         .find(|c| c.is_control() || *c == '{' || *c == '}')
     {
+        // The character by its code point: a control character would not show.
         return Err(ContextError::InvalidArgument(format!(
-            "namespace {namespace:?} contains {c:?} (no braces or control characters)"
+            "namespace contains U+{:04X} ('{}'): no braces or control characters",
+            c as u32,
+            c.escape_default()
         )));
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! Reads served from memory, at most [`ClientConfig::max_stale_ms`] old
 //! (see there for what a client promises with it).
 //!
-//! An entry is what a read of the store found (a state, or none) and when
-//! that read was sent: what it found was current at some moment after that,
+//! An entry is the state a read of the store found and when that read was
+//! sent (a read that found no context keeps nothing): what it found was current at some moment after that,
 //! so serving it until `sent + max_stale_ms` serves a state at most
 //! `max_stale_ms` old. What empties entries before then:
 //!
@@ -17,19 +17,18 @@
 //! [`ClientConfig::max_stale_ms`]: super::ClientConfig::max_stale_ms
 
 use crate::ContextState;
+use crate::store::{Entry, Map};
 use crate::sync::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Entries kept at most; past it the cache starts again.
 const MAX_ENTRIES: usize = 10_000;
 
-/// What a read found: the state, or `None` when the context is not there.
-pub(super) type Found = Option<Arc<ContextState>>;
-
 struct Entries {
-    /// id -> what a read found, and when it was sent (ms).
-    map: HashMap<String, (Found, u64), ahash::RandomState>,
+    /// The states reads found, each entry's `touched` being when its read
+    /// was sent (ms). A read that found no context keeps nothing.
+    map: Map,
+    len: usize,
     /// Counts what emptied entries: a read that saw one meanwhile is not kept.
     generation: u64,
 }
@@ -37,6 +36,7 @@ struct Entries {
 /// The reads of one client.
 pub(super) struct Recent {
     max_stale_ms: u64,
+    hasher: ahash::RandomState,
     entries: Mutex<Entries>,
 }
 
@@ -44,10 +44,16 @@ impl Recent {
     /// Reads kept up to `max_stale_ms` (more than 0); ids hashed with `seeds`.
     pub(super) fn new(max_stale_ms: u64, seeds: [u64; 4]) -> Self {
         let [a, b, c, d] = seeds;
-        let map = HashMap::with_hasher(ahash::RandomState::with_seeds(a, b, c, d));
+        let hasher = ahash::RandomState::with_seeds(a, b, c, d);
+        let entries = Entries {
+            map: Map::with_hasher(hasher.clone()),
+            len: 0,
+            generation: 0,
+        };
         Self {
             max_stale_ms,
-            entries: Mutex::new(Entries { map, generation: 0 }),
+            hasher,
+            entries: Mutex::new(entries),
         }
     }
 
@@ -58,16 +64,13 @@ impl Recent {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// What a read of `id` sent before `now` found, if it may be served at
-    /// `now`: `Some(None)` when the context was not there, or has expired
-    /// since.
-    pub(super) fn get(&self, id: &str, now: u64) -> Option<Found> {
+    /// The state a read of `id` sent before `now` found, if it may be
+    /// served at `now` (and has not expired since).
+    pub(super) fn get(&self, id: &str, now: u64) -> Option<Arc<ContextState>> {
         let entries = self.entries();
-        let (found, sent) = entries.map.get(id)?;
-        if now.saturating_sub(*sent) >= self.max_stale_ms || now < *sent {
-            return None;
-        }
-        Some(found.clone().filter(|s| !s.is_expired_at(now)))
+        let entry = entries.map.get(id)?;
+        let fresh = now >= entry.touched && now - entry.touched < self.max_stale_ms;
+        (fresh && !entry.state.is_expired_at(now)).then(|| Arc::clone(&entry.state))
     }
 
     /// What [`keep`](Self::keep) needs from before a read: the generation.
@@ -77,22 +80,42 @@ impl Recent {
 
     /// Keeps what a read of `id`, sent at `sent`, found, unless something
     /// was emptied since `generation`.
-    pub(super) fn keep(&self, id: &str, found: &Found, sent: u64, generation: u64) {
+    pub(super) fn keep(
+        &self,
+        id: &str,
+        found: Option<&Arc<ContextState>>,
+        sent: u64,
+        generation: u64,
+    ) {
         let mut entries = self.entries();
         if entries.generation != generation {
             return;
         }
-        if entries.map.len() >= MAX_ENTRIES {
-            entries.map.clear();
+        let Some(state) = found else {
+            if entries.map.remove(id).is_some() {
+                entries.len -= 1;
+            }
+            return;
+        };
+        if entries.len >= MAX_ENTRIES {
+            self.clear(&mut entries);
         }
-        entries.map.insert(id.to_owned(), (found.clone(), sent));
+        let entry = Entry::new(Arc::clone(state), None, sent, Default::default());
+        if entries.map.insert(entry).is_none() {
+            entries.len += 1;
+        }
+    }
+
+    fn clear(&self, entries: &mut Entries) {
+        entries.map = Map::with_hasher(self.hasher.clone());
+        entries.len = 0;
     }
 
     /// Empties every entry.
     pub(super) fn forget_all(&self) {
         let mut entries = self.entries();
         entries.generation += 1;
-        entries.map.clear();
+        self.clear(&mut entries);
     }
 
     /// Empties the entries of `ids`.
@@ -100,7 +123,9 @@ impl Recent {
         let mut entries = self.entries();
         entries.generation += 1;
         for id in ids {
-            entries.map.remove(id);
+            if entries.map.remove(id).is_some() {
+                entries.len -= 1;
+            }
         }
     }
 }
@@ -109,9 +134,9 @@ impl Recent {
 mod tests {
     use super::*;
 
-    fn state(version: u64) -> Found {
-        Some(Arc::new(ContextState {
-            id: "a".into(),
+    fn state(id: &str, version: u64) -> Arc<ContextState> {
+        Arc::new(ContextState {
+            id: id.into(),
             version,
             revision: version,
             created_at_ms: 0,
@@ -119,7 +144,15 @@ mod tests {
             expires_at_ms: None,
             data: serde_json::json!({}).into(),
             metadata: Default::default(),
-        }))
+        })
+    }
+
+    #[test]
+    fn a_read_that_found_nothing_drops_what_was_kept() {
+        let recent = Recent::new(100, [1, 2, 3, 4]);
+        recent.keep("a", Some(&state("a", 1)), 0, 0);
+        recent.keep("a", None, 0, 0);
+        assert_eq!(recent.get("a", 1), None);
     }
 
     #[test]
@@ -127,11 +160,11 @@ mod tests {
         let recent = Recent::new(100, [1, 2, 3, 4]);
         let before = recent.generation();
         recent.forget(["other"]);
-        recent.keep("a", &state(1), 10, before);
+        recent.keep("a", Some(&state("a", 1)), 10, before);
         assert_eq!(recent.get("a", 20), None);
         let before = recent.generation();
-        recent.keep("a", &state(2), 10, before);
-        assert_eq!(recent.get("a", 20).flatten().map(|s| s.version), Some(2));
+        recent.keep("a", Some(&state("a", 2)), 10, before);
+        assert_eq!(recent.get("a", 20).map(|s| s.version), Some(2));
         // An entry is served only from its read until max_stale_ms after it.
         assert_eq!(recent.get("a", 9), None);
         assert_eq!(recent.get("a", 110), None);
@@ -140,12 +173,19 @@ mod tests {
     #[test]
     fn the_entries_start_again_past_their_limit() {
         let recent = Recent::new(100, [1, 2, 3, 4]);
-        for i in 0..MAX_ENTRIES {
-            recent.keep(&i.to_string(), &None, 0, 0);
+        for i in 0..MAX_ENTRIES - 1 {
+            let id = i.to_string();
+            recent.keep(&id, Some(&state(&id, 1)), 0, 0);
         }
-        assert_eq!(recent.get("0", 1), Some(None));
-        recent.keep("new", &None, 0, 0);
+        // Keeping one again, or reading none, changes the count as it should.
+        recent.keep("0", Some(&state("0", 2)), 0, 0);
+        recent.keep("1", None, 0, 0);
+        recent.keep("1", Some(&state("1", 2)), 0, 0);
+        recent.keep("x", Some(&state("x", 1)), 0, 0);
+        assert_eq!(recent.get("0", 1).map(|s| s.version), Some(2));
+        // The limit is reached: the next one starts again.
+        recent.keep("new", Some(&state("new", 1)), 0, 0);
         assert_eq!(recent.get("0", 1), None);
-        assert_eq!(recent.get("new", 1), Some(None));
+        assert!(recent.get("new", 1).is_some());
     }
 }
