@@ -176,6 +176,13 @@ test('bad backend options are refused at once', () => {
   assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a', maxStaleMs: -1 }), RangeError);
   assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a', maxStaleMs: '5' }), RangeError);
   assert.throws(() => new RedisBackend(null), TypeError);
+  // A misspelt option is named, with the ones there are; every refusal has the code of bad input.
+  assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a', timeout: 5 }), {
+    name: 'TypeError',
+    code: 'INVALID_ARGUMENT',
+    message: /unknown option "timeout"; the options are url, namespace, timeoutMs, /,
+  });
+  assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a', timeoutMs: 0 }), { code: 'INVALID_ARGUMENT' });
 });
 
 test('maxStaleMs: reads from memory; own writes seen at once, other managers\' once their events arrive, and never later than the bound', async () => {

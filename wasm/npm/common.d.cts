@@ -470,7 +470,7 @@ export interface SharedBackend {
   readonly eventWaitMs?: number;
   /**
    * Serve a state read at most this long ago from memory, in ms (default 0:
-   * every get asks the store). The manager forgets what it read at each of
+   * every get asks the store; so does a get of a context not found). The manager forgets what it read at each of
    * its own writes and when its event reader brings a change of that
    * context, so it always sees its own writes and others' about a round
    * trip after their commit; a change with no event is seen at most

@@ -83,10 +83,16 @@ export interface RedisBackendOptions {
  * (`maxmemory-policy noeviction`): connect refuses one that evicts.
  */
 export declare class RedisBackend implements SharedBackend {
-  /** Checks the options (TypeError, RangeError); connects when a manager connects. */
+  /**
+   * Checks the options (a TypeError or RangeError with `code`
+   * 'INVALID_ARGUMENT'; an unknown option too); connects when a manager
+   * connects. One manager at a time: `ContextManager.connect` refuses a
+   * RedisBackend whose manager was not freed yet.
+   */
   constructor(options: RedisBackendOptions);
   readonly namespace: string;
   readonly timeoutMs: number;
   readonly operationTtlMs: number;
   readonly eventRetention: number;
+  readonly maxStaleMs: number;
 }

@@ -55,10 +55,20 @@ function namespaceProblem(ns) {
   return null;
 }
 
+/** The options a RedisBackend takes. */
+const OPTIONS = ['url', 'namespace', 'timeoutMs', 'operationTtlMs', 'eventRetention', 'maxStaleMs', 'createClient'];
+
+/** A TypeError or RangeError of the constructor, with the code of a ContextError for bad input. */
+function refused(Kind, message) {
+  const err = new Kind(`RedisBackend: ${message}`);
+  err.code = 'INVALID_ARGUMENT';
+  return err;
+}
+
 function positive(name, v, fallback, max) {
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
-    throw new RangeError(`RedisBackend: ${name} must be an integer from 1 to ${max}, got ${String(v)}`);
+    throw refused(RangeError, `${name} must be an integer from 1 to ${max}, got ${String(v)}`);
   }
   return v;
 }
@@ -94,14 +104,18 @@ class RedisBackend {
    */
   constructor(options) {
     if (options === null || typeof options !== 'object') {
-      throw new TypeError('RedisBackend expects { url, namespace }');
+      throw refused(TypeError, 'expects { url, namespace }');
+    }
+    const unknown = Object.keys(options).filter((k) => !OPTIONS.includes(k));
+    if (unknown.length > 0) {
+      throw refused(TypeError, `unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the options are ${OPTIONS.join(', ')}`);
     }
     const { url, namespace } = options;
     if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
-      throw new TypeError(`RedisBackend: url must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
+      throw refused(TypeError, `url must be a redis:// or rediss:// URL, got ${JSON.stringify(url)}`);
     }
     const problem = namespaceProblem(namespace);
-    if (problem) throw new TypeError(`RedisBackend: ${problem}`);
+    if (problem) throw refused(TypeError, problem);
     this.#url = url;
     // For messages: the URL without its password.
     this.#shownUrl = url.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
@@ -112,11 +126,11 @@ class RedisBackend {
     this.eventRetention = positive('eventRetention', options.eventRetention, 100_000, 2 ** 40);
     const { maxStaleMs = 0 } = options;
     if (typeof maxStaleMs !== 'number' || !(maxStaleMs >= 0) || maxStaleMs > 86_400_000) {
-      throw new RangeError(`RedisBackend: maxStaleMs must be a number of milliseconds from 0 to 86400000, got ${String(maxStaleMs)}`);
+      throw refused(RangeError, `maxStaleMs must be a number of milliseconds from 0 to 86400000, got ${String(maxStaleMs)}`);
     }
     this.maxStaleMs = maxStaleMs;
     if (options.createClient !== undefined && typeof options.createClient !== 'function') {
-      throw new TypeError('RedisBackend: createClient must be a function');
+      throw refused(TypeError, 'createClient must be a function');
     }
     this.#createClient = options.createClient ?? null;
   }
@@ -126,7 +140,9 @@ class RedisBackend {
     try {
       return require('redis').createClient;
     } catch (e) {
-      throw new Error(`RedisBackend needs the npm package "redis" (npm install redis): ${e.message}`);
+      throw new Error(
+        `RedisBackend needs the npm package "redis" (npm install redis), which it could not load from ${__dirname}; where it is installed but not found from there (contextkit installed from a file: path or linked), pass it: new RedisBackend({ url, namespace, createClient: require('redis').createClient }). ${e.message}`,
+      );
     }
   }
 

@@ -165,7 +165,7 @@ pub struct ClientConfig {
     pub event_wait_ms: Option<u64>,
     /// Serve a read of a context from memory when this client read it at
     /// most this long ago, in ms (0, the default: every read asks the
-    /// store). The client forgets what it read at each of its own writes,
+    /// store; a context a read did not find is asked for again). The client forgets what it read at each of its own writes,
     /// so a manager always sees its own writes, and forgets a context when
     /// the event reader brings a change of it, usually within a round trip
     /// of the commit. A read may miss a change made elsewhere less than
