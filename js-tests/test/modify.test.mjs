@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ContextManager, FileStorage, MemoryStorage, rejectsWith } from './helpers.mjs';
+import { ContextAdapter, ContextError, ContextManager, FileStorage, MemoryStorage, rejectsWith } from './helpers.mjs';
 
 const freshDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'contextkit-modify-'));
 
@@ -118,4 +118,45 @@ test('touchContext over FileStorage: the new expiry survives a reopen', async ()
   m.free();
   const { manager: again } = await ContextManager.open(new FileStorage(dir));
   assert.equal((await again.getContext('a')).expiresAtMs, t.expiresAtMs);
+});
+
+test('modifyContext: free() from inside the function is refused with a ContextError, and nothing is lost', async () => {
+  const m = new ContextManager({});
+  await m.createContext('a', { n: 1 });
+  let refused;
+  const s = await m.modifyContext('a', (data) => {
+    try {
+      m.free();
+    } catch (e) {
+      refused = e;
+    }
+    return { n: data.n + 1 };
+  });
+  assert.ok(refused instanceof ContextError, `got ${refused}`);
+  assert.equal(refused.code, 'INVALID_ARGUMENT');
+  assert.match(refused.message, /free\(\) of this ContextManager was called from its own modifyContext function/);
+  assert.equal(s.data.n, 2);
+  assert.equal((await m.getContext('a')).data.n, 2);
+  m.free();
+});
+
+test('modifyContext of an adapter: its own free() and dispose from the function are refused too', async () => {
+  const m = new ContextManager({});
+  const a = new ContextAdapter(m, {});
+  await a.createContext('a', { n: 1 });
+  const refusals = [];
+  await a.modifyContext('a', (data) => {
+    for (const free of [() => a.free(), () => a[Symbol.dispose]()]) {
+      try {
+        free();
+      } catch (e) {
+        refusals.push(e.code);
+      }
+    }
+    return { n: data.n + 1 };
+  });
+  assert.deepEqual(refusals, ['INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
+  assert.equal((await a.getContext('a')).data.n, 2);
+  a.free();
+  m.free();
 });

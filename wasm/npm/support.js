@@ -583,6 +583,17 @@ function classError(e) {
 }
 
 /**
+ * How many calls of an object that run the caller's function before they
+ * return (modifyContext) are under way: the object is borrowed by the wasm
+ * side meanwhile, and wasm-bindgen's free() of a borrowed object throws
+ * from inside the module, which leaves it unusable.
+ */
+const RUNNING = Symbol('contextkit running calls');
+
+const runningError = (name) =>
+  new ContextError('INVALID_ARGUMENT', `free() of this ${name} was called from its own modifyContext function: call it once that call has returned`);
+
+/**
  * Makes use after free() of the wasm-bindgen classes in `classes` ({ name:
  * class }) a ContextError (INVALID_ARGUMENT, "this ContextManager was freed")
  * instead of wasm-bindgen's bare "null pointer passed to rust": every method
@@ -601,23 +612,38 @@ export function guardFreed(classes) {
       // wasm-bindgen's own helpers (`__destroy_into_raw`) are left alone.
       if (key === 'constructor' || typeof descriptor.value !== 'function' || String(key).startsWith('__')) continue;
       const method = descriptor.value;
+      const frees = key === 'free' || key === Symbol.dispose;
       descriptor.value = SYNC_METHODS.has(key)
         ? function (a, b, c) {
             if (isFreed(this)) throw freedError(`this ${name}`);
+            if (frees && this[RUNNING] > 0) throw runningError(name);
             try {
               return method.call(this, a, b, c);
             } catch (e) {
               throw classError(e);
             }
           }
-        : function (a, b, c) {
-            if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
-            try {
-              return method.call(this, a, b, c);
-            } catch (e) {
-              throw classError(e);
+        : key === 'modifyContext'
+          ? function (a, b, c) {
+              if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
+              // Its function runs inside this very call (see RUNNING).
+              this[RUNNING] = (this[RUNNING] ?? 0) + 1;
+              try {
+                return method.call(this, a, b, c);
+              } catch (e) {
+                throw classError(e);
+              } finally {
+                this[RUNNING]--;
+              }
             }
-          };
+          : function (a, b, c) {
+              if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
+              try {
+                return method.call(this, a, b, c);
+              } catch (e) {
+                throw classError(e);
+              }
+            };
       Object.defineProperty(descriptor.value, 'name', { value: method.name });
       Object.defineProperty(proto, key, descriptor);
     }
