@@ -122,6 +122,10 @@ export async function usage(): Promise<void> {
   const frozen = { list: ['a', 'b'] as readonly string[], deep: [[1, 2], [3]] } as const;
   await m.createContext('frozen', frozen);
   await t.updateState<Plain>(plain);
+  // A parsed body whose fields are not known yet: checked when the call runs.
+  const body: Record<string, unknown> = JSON.parse('{"a":1}');
+  await m.createContext('body', body);
+  await m.updateContext('body', { nested: body, list: [body.a] });
   interface WithDate {
     when: Date;
   }

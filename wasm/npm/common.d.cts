@@ -20,8 +20,15 @@ export interface JsonObject {
  */
 export type JsonData<T> = T extends readonly unknown[] ? never : T extends object ? { [K in keyof T]: JsonField<T[K]> } : never;
 
-/** A property value of `JsonData`: `undefined` is allowed and left out, as by `JSON.stringify`. */
-export type JsonField<V> = V extends string | number | boolean | null | undefined
+/**
+ * A property value of `JsonData`: `undefined` is allowed and left out, as by
+ * `JSON.stringify`. An `unknown` (or `any`) value, such as the fields of a
+ * parsed request body typed `Record<string, unknown>`, cannot be checked
+ * here: it is accepted, and checked when the call runs (INVALID_ARGUMENT).
+ */
+export type JsonField<V> = unknown extends V
+  ? V
+  : V extends string | number | boolean | null | undefined
   ? V
   : V extends ((...args: never[]) => unknown) | bigint | symbol
     ? never
