@@ -146,6 +146,11 @@ test('a namespace has one configuration', async () => {
 test('a RedisBackend serves one manager at a time', async () => {
   const ns = fresh();
   const shared = backend(ns);
+  // A connect refused before it reached Redis (bad configuration) leaves it free.
+  await assert.rejects(ContextManager.connect(shared, { maxContexts: -1 }), { code: 'INVALID_ARGUMENT' });
+  shared.maxStaleMs = 'soon';
+  await assert.rejects(ContextManager.connect(shared, {}), { code: 'INVALID_ARGUMENT' });
+  shared.maxStaleMs = 0.5;
   const a = await ContextManager.connect(shared, {});
   await assert.rejects(ContextManager.connect(shared, {}), {
     code: 'INVALID_ARGUMENT',
@@ -258,10 +263,10 @@ test('ContextManager.connect refuses what is not a backend', async () => {
   // A transport whose calls resolve to nonsense: STORAGE, no panic.
   const odd = { namespace: 'x', open: async () => {}, call: async () => ({ x: 1 }) };
   await assert.rejects(ContextManager.connect(odd, {}), { code: 'STORAGE' });
-  for (const maxStaleMs of ['5', -1, 1.5, 86_400_001, null]) {
+  for (const maxStaleMs of ['5', -1, Number.NaN, 86_400_001, null]) {
     await assert.rejects(ContextManager.connect({ namespace: 'x', maxStaleMs }, {}), {
       code: 'INVALID_ARGUMENT',
-      message: /backend\.maxStaleMs must be a whole number from 0 to 86400000/,
+      message: /backend\.maxStaleMs must be a number of milliseconds from 0 to 86400000/,
     });
   }
 });
@@ -275,6 +280,26 @@ test('a refused first connection fails at once, and its message shows no passwor
   assert.equal(err.code, 'STORAGE');
   assert.match(err.message, /could not connect to redis:\/\/user:\*\*\*@127\.0\.0\.1:\d+: .*ECONNREFUSED/);
   assert.doesNotMatch(err.message, /secret/);
+  assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms of a 10 s timeout`);
+});
+
+test('a RedisBackend used again, after its manager was freed, fails at once too when refused', async () => {
+  const own = await startRedis();
+  const reused = new RedisBackend({ url: own.url, namespace: 'reused', timeoutMs: 10_000 });
+  const m = await ContextManager.connect(reused, {});
+  m.free();
+  await own.stop();
+  const t0 = Date.now();
+  let err;
+  while (!err || /serves a manager already/.test(err.message)) {
+    err = await ContextManager.connect(reused, {}).then(
+      (other) => other.free(),
+      (e) => e,
+    );
+    if (/serves a manager already/.test(err?.message)) await settle();
+  }
+  assert.equal(err.code, 'STORAGE');
+  assert.match(err.message, /ECONNREFUSED/);
   assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms of a 10 s timeout`);
 });
 

@@ -120,7 +120,9 @@ export interface ManagerConfig {
   /**
    * Memory for states already read, kept for the next read of the same
    * version: their data's JSON size plus 128 bytes each (default 16 MiB; 0
-   * keeps none). Every read still returns an object of its own.
+   * keeps none). Every read still returns an object of its own. A shared
+   * manager whose backend has `maxStaleMs` keeps up to as much again of
+   * the states it read for that.
    */
   readCacheBytes?: number;
 }
@@ -477,7 +479,9 @@ export interface SharedBackend {
   readonly eventWaitMs?: number;
   /**
    * Serve a state read at most this long ago from memory, in ms (default 0:
-   * every get asks the store; so does a get of a context not found). The manager forgets what it read at each of
+   * every get asks the store; so does a get of a context not found, and a
+   * get with `slidingTtl`, which is a write). `modifyContext` starts from
+   * such a read too: a stale one costs a conflict and another try. The manager forgets what it read at each of
    * its own writes and when its event reader brings a change of that
    * context, so it always sees its own writes and others' about a round
    * trip after their commit; a change with no event is seen at most

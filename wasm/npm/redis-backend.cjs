@@ -55,6 +55,27 @@ function namespaceProblem(ns) {
   return null;
 }
 
+/** `f()`, or undefined if it throws (closing what may be closed already). */
+function quietly(f) {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
+}
+
+/** `url` for messages: its password, if any, as ***. */
+function withoutPassword(url) {
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.href;
+  } catch {
+    return url.replace(/\/\/[^/]*@/, '//***@');
+  }
+}
+
 /** The options a RedisBackend takes. */
 const OPTIONS = ['url', 'namespace', 'timeoutMs', 'operationTtlMs', 'eventRetention', 'maxStaleMs', 'createClient'];
 
@@ -89,8 +110,10 @@ class RedisBackend {
   #reader = null;
   #lastError = null;
   #createClient;
-  /** Set once open() connected. */
+  /** Set once open() connected, until close(). */
   #connected = false;
+  /** Set by close(), until the next open(): a connection made since is let go. */
+  #closed = false;
 
   /**
    * @param {object} options
@@ -118,7 +141,7 @@ class RedisBackend {
     if (problem) throw refused(TypeError, problem);
     this.#url = url;
     // For messages: the URL without its password.
-    this.#shownUrl = url.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/, '$1***@');
+    this.#shownUrl = withoutPassword(url);
     this.namespace = namespace;
     this.#prefix = `ck:{${namespace}}:`;
     this.timeoutMs = positive('timeoutMs', options.timeoutMs, 2000, 86_400_000);
@@ -154,7 +177,7 @@ class RedisBackend {
         // A server that refuses the first connection is reported at once
         // (not retried until timeoutMs); once connected, node-redis's usual
         // retries, from 50 ms up to 500 ms apart.
-        reconnectStrategy: (retries, cause) => (this.#connected ? Math.min(50 * (retries + 1), 500) : cause),
+        reconnectStrategy: (retries, cause) => (this.#connected && !this.#closed ? Math.min(50 * (retries + 1), 500) : cause),
       },
       // The replies read below are RESP2's (node-redis 6 speaks RESP3 unless told).
       RESP: 2,
@@ -181,6 +204,7 @@ class RedisBackend {
   }
 
   async open() {
+    this.#closed = false;
     const client = this.#newClient();
     const connect = client.connect();
     const timeout = new Promise((_, reject) => {
@@ -197,11 +221,8 @@ class RedisBackend {
     try {
       await Promise.race([connect.catch((e) => Promise.reject(new Error(`redis: could not connect to ${this.#shownUrl}: ${e?.message ?? e}`))), timeout]);
     } catch (e) {
-      try {
-        client.destroy?.();
-      } catch {
-        // Closed already: the connection was refused.
-      }
+      // Closed already when the connection was refused.
+      quietly(() => client.destroy?.());
       throw e;
     }
     this.#connected = true;
@@ -257,11 +278,17 @@ class RedisBackend {
   /** The reader's own connection: a blocking read must not hold up the calls of others. */
   async #readerClient() {
     if (this.#reader === null) {
+      if (this.#client === null) throw new Error('the redis backend is not connected');
       const reader = this.#client.duplicate();
       reader.on('error', (e) => {
         this.#lastError = e;
       });
       await reader.connect();
+      // Closed while it connected: nobody would close it later.
+      if (this.#closed) {
+        quietly(() => reader.destroy());
+        throw new Error('the redis backend is closed');
+      }
       this.#reader = reader;
     }
     return this.#reader;
@@ -299,8 +326,10 @@ class RedisBackend {
     const clients = [this.#client, this.#reader].filter(Boolean);
     this.#client = null;
     this.#reader = null;
+    this.#closed = true;
+    this.#connected = false;
     claimed.delete(this);
-    await Promise.all(clients.map((c) => Promise.resolve(c.destroy ? c.destroy() : c.quit()).catch(() => {})));
+    await Promise.all(clients.map((c) => Promise.resolve(quietly(() => (c.destroy ? c.destroy() : c.quit()))).catch(() => {})));
   }
 }
 
@@ -326,7 +355,11 @@ function oneManagerEach(ContextManager, ContextError) {
       );
     }
     claimed.add(backend);
-    return connect.call(this, backend, config);
+    // Refused before its transport was made (bad settings): close() never runs.
+    return connect.call(this, backend, config).catch((e) => {
+      claimed.delete(backend);
+      throw e;
+    });
   };
   Object.defineProperty(ContextManager.connect, 'name', { value: 'connect' });
 }

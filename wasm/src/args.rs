@@ -439,14 +439,15 @@ pub(crate) fn shared_backend(
     cfg.event_retention = option("eventRetention", cfg.event_retention, 1 << 40)?;
     // Unset: the client's own choice (see ClientConfig::event_wait_ms).
     cfg.event_wait_ms = Some(option("eventWaitMs", 0, 3_600_000)?).filter(|&ms| ms > 0);
-    // 0 or unset: every read asks the store.
+    // 0 or unset: every read asks the store. A fraction of a ms is dropped
+    // (the bound only tightens).
     let stale = host::get_str(backend, "maxStaleMs").unwrap_or(JsValue::NULL);
     cfg.max_stale_ms = match stale.as_f64() {
         _ if stale.is_undefined() => 0,
-        Some(n) if n.fract() == 0.0 && (0.0..=86_400_000.0).contains(&n) => n as u64,
+        Some(n) if (0.0..=86_400_000.0).contains(&n) => n as u64,
         _ => {
             return Err(invalid(
-                "backend.maxStaleMs must be a whole number from 0 to 86400000",
+                "backend.maxStaleMs must be a number of milliseconds from 0 to 86400000",
             ));
         }
     };

@@ -113,7 +113,10 @@ pub(crate) const NOT_INITIALISED: &str =
 /// Runs `f` with the registered JavaScript half, borrowed in place (no
 /// reference-table traffic per call); `None` before registration.
 pub(crate) fn with_support<R>(f: impl FnOnce(&Support) -> R) -> Option<R> {
-    SUPPORT.try_with(|s| s.borrow().as_ref().map(f)).ok().flatten()
+    SUPPORT
+        .try_with(|s| s.borrow().as_ref().map(f))
+        .ok()
+        .flatten()
 }
 
 /// A JSON argument: the data for the core, held as its text, and a fresh

@@ -156,7 +156,10 @@ impl Manager {
             "ContextManager.connect",
             settings,
             move |settings| async move {
-                // Only reads served from memory give the same state twice.
+                // Only reads served from memory give the same state twice;
+                // readCacheBytes bounds what is kept for them too.
+                let mut settings = settings;
+                settings.max_stale_bytes = cache_bytes;
                 let cache_bytes = if settings.max_stale_ms > 0 {
                     cache_bytes
                 } else {

@@ -170,9 +170,15 @@ pub struct ClientConfig {
     /// the event reader brings a change of it, usually within a round trip
     /// of the commit. A read may miss a change made elsewhere less than
     /// `max_stale_ms` ago, never an older one (time by the manager's
-    /// clock). Only `get_context` is served so; lists, counts and writes
-    /// always go to the store.
+    /// clock). Reads of a context are served so: `get_context`, and the
+    /// read a modify starts from (a stale one costs a version conflict and
+    /// another try); a get that restarts a sliding TTL is a write, and
+    /// lists, counts and writes always go to the store.
     pub max_stale_ms: u64,
+    /// The most record text kept for [`max_stale_ms`](Self::max_stale_ms),
+    /// in bytes (each read charged its record's length plus 128; past it
+    /// the reads kept start again). Default 16 MiB.
+    pub max_stale_bytes: usize,
 }
 
 impl ClientConfig {
@@ -188,6 +194,7 @@ impl ClientConfig {
             client_clock: false,
             event_wait_ms: None,
             max_stale_ms: 0,
+            max_stale_bytes: 16 << 20,
         }
     }
 
@@ -234,6 +241,15 @@ impl<T: Transport> fmt::Debug for SharedClient<T> {
         f.debug_struct("SharedClient")
             .field("namespace", &self.inner.config.namespace)
             .finish_non_exhaustive()
+    }
+}
+
+/// Forgets the client's reads from memory when dropped (see [`Inner::write`]).
+struct ForgetReads<'a, T: Transport>(&'a Inner<T>);
+
+impl<T: Transport> Drop for ForgetReads<'_, T> {
+    fn drop(&mut self) {
+        self.0.forget_reads();
     }
 }
 
@@ -374,7 +390,8 @@ impl<T: Transport> Inner<T> {
                 u64::from_le_bytes(chunk)
             };
             let seeds = [seed(0), seed(1), seed(2), seed(3)];
-            let _ = self.recent.set(recent::Recent::new(c.max_stale_ms, seeds));
+            let recent = recent::Recent::new(c.max_stale_ms, c.max_stale_bytes, seeds);
+            let _ = self.recent.set(recent);
         }
         Ok(Joined { revision })
     }
@@ -393,17 +410,12 @@ impl<T: Transport> Inner<T> {
             self.now_arg(),
         ];
         args.extend(wire::write_args(&write)?);
-        let outcome = self.transport.call("ck2_write", &keys, &args).await;
-        // Whatever became of the write, nothing read before it is served
-        // after it (and again once a write with no answer is settled).
-        self.forget_reads();
-        let reply = match outcome? {
+        // Whatever becomes of the write, nothing read before it ends is
+        // served after it: not even if the caller drops it half-way.
+        let _forget = ForgetReads(self);
+        let reply = match self.transport.call("ck2_write", &keys, &args).await? {
             Outcome::Replied(w) => w,
-            Outcome::Unknown(last) => {
-                let settled = self.settle(&op, last).await;
-                self.forget_reads();
-                settled?
-            }
+            Outcome::Unknown(last) => self.settle(&op, last).await?,
         };
         let decoded = wire::write_reply(write, &reply, &c.namespace, c.timeout_ms, c.parse_json)?;
         if decoded.lost
@@ -469,12 +481,15 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
                 // The store deletes an expired context itself: one plain read.
                 s.transport.get(id).await?
             };
-            let found = match record {
-                Wire::Text(record) => Some(wire::state(id, &record, s.config.parse_json)?),
-                _ => None,
+            let (found, bytes) = match record {
+                Wire::Text(record) => (
+                    Some(wire::state(id, &record, s.config.parse_json)?),
+                    record.len(),
+                ),
+                _ => (None, 0),
             };
             if let (Some(recent), Some((sent, generation))) = (s.recent(), before) {
-                recent.keep(id, found.as_ref(), sent, generation);
+                recent.keep(id, found.as_ref(), bytes, sent, generation);
             }
             Ok(found)
         })

@@ -588,11 +588,11 @@ pub fn check_namespace(namespace: &str) -> Result<()> {
         .chars()
         .find(|c| c.is_control() || *c == '{' || *c == '}')
     {
-        // The character by its code point: a control character would not show.
+        // Escaped: a control character would not show.
         return Err(ContextError::InvalidArgument(format!(
-            "namespace contains U+{:04X} ('{}'): no braces or control characters",
-            c as u32,
-            c.escape_default()
+            "namespace '{}' contains U+{:04X}: no braces or control characters",
+            namespace.escape_default(),
+            c as u32
         )));
     }
     Ok(())

@@ -2,17 +2,21 @@
 //! (see there for what a client promises with it).
 //!
 //! An entry is the state a read of the store found and when that read was
-//! sent (a read that found no context keeps nothing): what it found was current at some moment after that,
-//! so serving it until `sent + max_stale_ms` serves a state at most
-//! `max_stale_ms` old. What empties entries before then:
+//! sent (a read that found no context keeps nothing): what it found was
+//! current at some moment after that, so serving it until `sent +
+//! max_stale_ms` serves a state at most `max_stale_ms` old. What empties
+//! entries before then:
 //!
-//! - every write of this client, once it has run (so a manager sees its own
-//!   writes);
+//! - every write of this client, when it ends however it ends (so a manager
+//!   sees its own writes);
 //! - the event reader, for each context it reads a change of, and for all
 //!   of them when it finds revisions it cannot account for (a trimmed gap);
 //!
 //! and a read is kept only if nothing was emptied while it was on its way
-//! (it may have found what a write or an event just replaced).
+//! (it may have found what a write or an event just replaced), and never
+//! over a later read or a newer state of its context. The records' text
+//! kept since the cache last started again is bounded: past the budget (or
+//! [`MAX_ENTRIES`]), it starts again.
 //!
 //! [`ClientConfig::max_stale_ms`]: super::ClientConfig::max_stale_ms
 
@@ -21,14 +25,21 @@ use crate::store::{Entry, Map};
 use crate::sync::Mutex;
 use std::sync::Arc;
 
-/// Entries kept at most; past it the cache starts again.
+/// Entries kept at most since the cache last started again; past it, it
+/// starts again.
 const MAX_ENTRIES: usize = 10_000;
+
+/// What an entry is charged besides its record's text.
+const ENTRY_BYTES: usize = 128;
 
 struct Entries {
     /// The states reads found, each entry's `touched` being when its read
     /// was sent (ms). A read that found no context keeps nothing.
     map: Map,
-    len: usize,
+    /// Entries kept, and their bytes, since the cache last started again
+    /// (what was emptied in between still counts: a bound, not a size).
+    added: usize,
+    bytes: usize,
     /// Counts what emptied entries: a read that saw one meanwhile is not kept.
     generation: u64,
 }
@@ -36,22 +47,26 @@ struct Entries {
 /// The reads of one client.
 pub(super) struct Recent {
     max_stale_ms: u64,
+    max_bytes: usize,
     hasher: ahash::RandomState,
     entries: Mutex<Entries>,
 }
 
 impl Recent {
-    /// Reads kept up to `max_stale_ms` (more than 0); ids hashed with `seeds`.
-    pub(super) fn new(max_stale_ms: u64, seeds: [u64; 4]) -> Self {
+    /// Reads kept up to `max_stale_ms` (more than 0), their records' text
+    /// up to about `max_bytes`; ids hashed with `seeds`.
+    pub(super) fn new(max_stale_ms: u64, max_bytes: usize, seeds: [u64; 4]) -> Self {
         let [a, b, c, d] = seeds;
         let hasher = ahash::RandomState::with_seeds(a, b, c, d);
         let entries = Entries {
             map: Map::with_hasher(hasher.clone()),
-            len: 0,
+            added: 0,
+            bytes: 0,
             generation: 0,
         };
         Self {
             max_stale_ms,
+            max_bytes,
             hasher,
             entries: Mutex::new(entries),
         }
@@ -65,12 +80,17 @@ impl Recent {
     }
 
     /// The state a read of `id` sent before `now` found, if it may be
-    /// served at `now` (and has not expired since).
+    /// served at `now` (and has not expired since). One that may not is
+    /// dropped: also one read "after" `now`, whose clock went back since.
     pub(super) fn get(&self, id: &str, now: u64) -> Option<Arc<ContextState>> {
-        let entries = self.entries();
+        let mut entries = self.entries();
         let entry = entries.map.get(id)?;
         let fresh = now >= entry.touched && now - entry.touched < self.max_stale_ms;
-        (fresh && !entry.state.is_expired_at(now)).then(|| Arc::clone(&entry.state))
+        if fresh && !entry.state.is_expired_at(now) {
+            return Some(Arc::clone(&entry.state));
+        }
+        entries.map.remove(id);
+        None
     }
 
     /// What [`keep`](Self::keep) needs from before a read: the generation.
@@ -78,12 +98,14 @@ impl Recent {
         self.entries().generation
     }
 
-    /// Keeps what a read of `id`, sent at `sent`, found, unless something
-    /// was emptied since `generation`.
+    /// Keeps what a read of `id`, sent at `sent`, found (its record
+    /// `bytes` long), unless something was emptied since `generation`, or
+    /// a later read or a newer state is kept already.
     pub(super) fn keep(
         &self,
         id: &str,
         found: Option<&Arc<ContextState>>,
+        bytes: usize,
         sent: u64,
         generation: u64,
     ) {
@@ -92,23 +114,31 @@ impl Recent {
             return;
         }
         let Some(state) = found else {
-            if entries.map.remove(id).is_some() {
-                entries.len -= 1;
-            }
+            entries.map.remove(id);
             return;
         };
-        if entries.len >= MAX_ENTRIES {
+        if let Some(kept) = entries.map.get(id)
+            && (kept.touched > sent || kept.state.revision > state.revision)
+        {
+            return;
+        }
+        let charged = bytes.saturating_add(ENTRY_BYTES);
+        if entries.added >= MAX_ENTRIES || entries.bytes.saturating_add(charged) > self.max_bytes {
             self.clear(&mut entries);
+            if charged > self.max_bytes {
+                return;
+            }
         }
+        entries.added += 1;
+        entries.bytes += charged;
         let entry = Entry::new(Arc::clone(state), None, sent, Default::default());
-        if entries.map.insert(entry).is_none() {
-            entries.len += 1;
-        }
+        entries.map.insert(entry);
     }
 
     fn clear(&self, entries: &mut Entries) {
         entries.map = Map::with_hasher(self.hasher.clone());
-        entries.len = 0;
+        entries.added = 0;
+        entries.bytes = 0;
     }
 
     /// Empties every entry.
@@ -123,9 +153,7 @@ impl Recent {
         let mut entries = self.entries();
         entries.generation += 1;
         for id in ids {
-            if entries.map.remove(id).is_some() {
-                entries.len -= 1;
-            }
+            entries.map.remove(id);
         }
     }
 }
@@ -134,11 +162,11 @@ impl Recent {
 mod tests {
     use super::*;
 
-    fn state(id: &str, version: u64) -> Arc<ContextState> {
+    fn state(id: &str, revision: u64) -> Arc<ContextState> {
         Arc::new(ContextState {
             id: id.into(),
-            version,
-            revision: version,
+            version: revision,
+            revision,
             created_at_ms: 0,
             updated_at_ms: 0,
             expires_at_ms: None,
@@ -147,45 +175,82 @@ mod tests {
         })
     }
 
+    fn recent() -> Recent {
+        Recent::new(100, 1 << 30, [1, 2, 3, 4])
+    }
+
+    fn revision(recent: &Recent, id: &str, now: u64) -> Option<u64> {
+        recent.get(id, now).map(|s| s.revision)
+    }
+
     #[test]
     fn a_read_that_found_nothing_drops_what_was_kept() {
-        let recent = Recent::new(100, [1, 2, 3, 4]);
-        recent.keep("a", Some(&state("a", 1)), 0, 0);
-        recent.keep("a", None, 0, 0);
+        let recent = recent();
+        recent.keep("a", Some(&state("a", 1)), 0, 0, 0);
+        recent.keep("a", None, 0, 0, 0);
         assert_eq!(recent.get("a", 1), None);
     }
 
     #[test]
     fn a_read_that_saw_something_forgotten_on_its_way_is_not_kept() {
-        let recent = Recent::new(100, [1, 2, 3, 4]);
+        let recent = recent();
         let before = recent.generation();
         recent.forget(["other"]);
-        recent.keep("a", Some(&state("a", 1)), 10, before);
+        recent.keep("a", Some(&state("a", 1)), 0, 10, before);
         assert_eq!(recent.get("a", 20), None);
         let before = recent.generation();
-        recent.keep("a", Some(&state("a", 2)), 10, before);
-        assert_eq!(recent.get("a", 20).map(|s| s.version), Some(2));
-        // An entry is served only from its read until max_stale_ms after it.
-        assert_eq!(recent.get("a", 9), None);
+        recent.keep("a", Some(&state("a", 2)), 0, 10, before);
+        assert_eq!(revision(&recent, "a", 20), Some(2));
+        // Served only from its read until max_stale_ms after it.
         assert_eq!(recent.get("a", 110), None);
     }
 
     #[test]
+    fn an_older_read_answered_late_does_not_replace_a_newer_one() {
+        let recent = recent();
+        recent.keep("a", Some(&state("a", 2)), 0, 20, 0);
+        // Sent earlier, or of an older state: kept is what is there.
+        recent.keep("a", Some(&state("a", 1)), 0, 10, 0);
+        recent.keep("a", Some(&state("a", 1)), 0, 30, 0);
+        assert_eq!(revision(&recent, "a", 40), Some(2));
+        recent.keep("a", Some(&state("a", 3)), 0, 30, 0);
+        assert_eq!(revision(&recent, "a", 40), Some(3));
+    }
+
+    #[test]
+    fn a_clock_that_went_back_drops_the_entry() {
+        let recent = recent();
+        recent.keep("a", Some(&state("a", 1)), 0, 50, 0);
+        assert_eq!(recent.get("a", 40), None);
+        // Not served later either, when the clock has caught up.
+        assert_eq!(recent.get("a", 60), None);
+    }
+
+    #[test]
     fn the_entries_start_again_past_their_limit() {
-        let recent = Recent::new(100, [1, 2, 3, 4]);
-        for i in 0..MAX_ENTRIES - 1 {
+        let recent = recent();
+        for i in 0..MAX_ENTRIES {
             let id = i.to_string();
-            recent.keep(&id, Some(&state(&id, 1)), 0, 0);
+            recent.keep(&id, Some(&state(&id, 1)), 0, 0, 0);
         }
-        // Keeping one again, or reading none, changes the count as it should.
-        recent.keep("0", Some(&state("0", 2)), 0, 0);
-        recent.keep("1", None, 0, 0);
-        recent.keep("1", Some(&state("1", 2)), 0, 0);
-        recent.keep("x", Some(&state("x", 1)), 0, 0);
-        assert_eq!(recent.get("0", 1).map(|s| s.version), Some(2));
-        // The limit is reached: the next one starts again.
-        recent.keep("new", Some(&state("new", 1)), 0, 0);
+        assert_eq!(revision(&recent, "0", 1), Some(1));
+        recent.keep("new", Some(&state("new", 1)), 0, 0, 0);
         assert_eq!(recent.get("0", 1), None);
-        assert!(recent.get("new", 1).is_some());
+        assert_eq!(revision(&recent, "new", 1), Some(1));
+    }
+
+    #[test]
+    fn the_entries_start_again_past_their_bytes() {
+        let recent = Recent::new(100, 1_000, [1, 2, 3, 4]);
+        recent.keep("a", Some(&state("a", 1)), 400, 0, 0);
+        recent.keep("b", Some(&state("b", 1)), 300, 0, 0);
+        assert!(recent.get("a", 1).is_some() && recent.get("b", 1).is_some());
+        // 528 + 428 + 228 > 1,000: the cache starts again with "c".
+        recent.keep("c", Some(&state("c", 1)), 100, 0, 0);
+        assert!(recent.get("a", 1).is_none() && recent.get("b", 1).is_none());
+        assert!(recent.get("c", 1).is_some());
+        // A record larger than the budget is not kept at all.
+        recent.keep("d", Some(&state("d", 1)), 5_000, 0, 0);
+        assert!(recent.get("d", 1).is_none());
     }
 }

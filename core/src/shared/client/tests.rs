@@ -37,6 +37,9 @@ pub(super) struct Script {
     /// The records `get` finds (none: nil), and the ids it was asked for.
     pub(super) records: std::collections::HashMap<String, String>,
     pub(super) gets: Vec<String>,
+    /// Hold every `get` until [`Fake::release`] answers it.
+    pub(super) hold_gets: bool,
+    held: Vec<futures::channel::oneshot::Sender<Result<Wire>>>,
     pub(super) closed: usize,
 }
 
@@ -56,6 +59,12 @@ impl Fake {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Answers the first held `get` with `record`.
+    pub(super) fn release(&self, record: &str) {
+        let answer = self.script().held.remove(0);
+        let _ = answer.send(Ok(t(record)));
     }
 
     fn answer(&self, answers: impl IntoIterator<Item = Result<Outcome>>) {
@@ -110,6 +119,11 @@ impl Transport for Fake {
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Wire> {
         let mut s = self.script();
         s.gets.push(id.to_owned());
+        if s.hold_gets {
+            let (answer, answered) = futures::channel::oneshot::channel();
+            s.held.push(answer);
+            return Box::pin(async move { answered.await.unwrap_or(Ok(Wire::Nil)) });
+        }
         ready(Ok(s.records.get(id).map_or(Wire::Nil, |r| t(r))))
     }
 
@@ -504,4 +518,47 @@ fn without_max_stale_ms_every_read_asks_the_store() {
         block_on(m.get_context("a")).unwrap();
     }
     assert_eq!(fake.script().gets, ["a", "a", "a"]);
+}
+
+#[test]
+fn a_read_under_way_when_a_write_of_the_client_ends_is_not_kept() {
+    use futures::FutureExt;
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    let mut pool = LocalPool::new();
+    fake.script().hold_gets = true;
+    let reader = m.clone();
+    let read = pool
+        .spawner()
+        .spawn_local_with_handle(async move { reader.get_context("a").await })
+        .unwrap();
+    pool.run_until_stalled();
+    // The write ends while the read is on its way; the read then brings
+    // what the store held before it.
+    fake.answer([Ok(created("b", 2))]);
+    block_on(m.create_context("b", json!({}))).unwrap();
+    fake.release(&record(1, None));
+    pool.run_until_stalled();
+    assert_eq!(read.now_or_never().unwrap().unwrap().version, 1);
+    fake.script().hold_gets = false;
+    fake.script().records.insert("a".into(), record(2, None));
+    assert_eq!(block_on(m.get_context("a")).unwrap().version, 2);
+    assert_eq!(fake.script().gets, ["a", "a"]);
+}
+
+#[test]
+fn a_write_dropped_half_way_forgets_the_reads_too() {
+    use futures::FutureExt;
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    fake.script().records.insert("a".into(), record(1, None));
+    block_on(m.get_context("a")).unwrap();
+    // A write that gets no answer, dropped by its caller: it may have been applied.
+    fake.script().hang.push("ck2_write");
+    let write = m.update_context("a", json!({ "v": 2 }), None);
+    assert!(write.boxed().now_or_never().is_none(), "the write waits");
+    block_on(m.get_context("a")).unwrap();
+    assert_eq!(fake.script().gets, ["a", "a"]);
 }

@@ -252,3 +252,33 @@ fn an_empty_read_of_the_log_forgets_nothing() {
     block_on(m.get_context("a")).unwrap();
     assert_eq!(fake.script().gets, ["a"]);
 }
+
+#[test]
+fn a_read_under_way_when_an_event_of_its_context_arrives_is_not_kept() {
+    let fake = Fake::new(0);
+    let mut pool = LocalPool::new();
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    fake.script().hold_gets = true;
+    let reader = m.clone();
+    let read = pool
+        .spawner()
+        .spawn_local_with_handle(async move { reader.get_context("a").await })
+        .unwrap();
+    pool.run_until_stalled();
+    // The event reader reads an update of "a" while the read is on its way.
+    fake.script().heads.push_back(head("e1", 1));
+    fake.script().batches.push_back(batch(&[(1, "updated")]));
+    let task = fake.script().tasks.pop().expect("a reader");
+    pool.spawner()
+        .spawn_local(async move { drop(task.await) })
+        .unwrap();
+    pool.run_until_stalled();
+    fake.release(&record(1, None));
+    pool.run_until_stalled();
+    assert_eq!(read.now_or_never().unwrap().unwrap().version, 1);
+    fake.script().hold_gets = false;
+    fake.script().records.insert("a".into(), record(2, None));
+    assert_eq!(block_on(m.get_context("a")).unwrap().version, 2);
+    assert_eq!(fake.script().gets, ["a", "a"]);
+}
