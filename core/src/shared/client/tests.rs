@@ -520,24 +520,32 @@ fn without_max_stale_ms_every_read_asks_the_store() {
     assert_eq!(fake.script().gets, ["a", "a", "a"]);
 }
 
-#[test]
-fn a_read_under_way_when_a_write_of_the_client_ends_is_not_kept() {
-    use futures::FutureExt;
-    let fake = Fake::new(0);
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
-    let mut pool = LocalPool::new();
+/// A `get_context("a")` of `m` on `pool`, held on its way until
+/// [`not_kept`] answers it.
+pub(super) fn read_under_way(
+    fake: &Fake,
+    m: &ContextManager,
+    pool: &mut LocalPool,
+) -> futures::future::RemoteHandle<Result<Arc<ContextState>>> {
     fake.script().hold_gets = true;
-    let reader = m.clone();
+    let m = m.clone();
     let read = pool
         .spawner()
-        .spawn_local_with_handle(async move { reader.get_context("a").await })
+        .spawn_local_with_handle(async move { m.get_context("a").await })
         .unwrap();
     pool.run_until_stalled();
-    // The write ends while the read is on its way; the read then brings
-    // what the store held before it.
-    fake.answer([Ok(created("b", 2))]);
-    block_on(m.create_context("b", json!({}))).unwrap();
+    read
+}
+
+/// Answers `read` with version 1 of "a", and checks it was not kept: the
+/// next get asks the store again (which holds version 2 by then).
+pub(super) fn not_kept(
+    fake: &Fake,
+    m: &ContextManager,
+    pool: &mut LocalPool,
+    read: futures::future::RemoteHandle<Result<Arc<ContextState>>>,
+) {
+    use futures::FutureExt;
     fake.release(&record(1, None));
     pool.run_until_stalled();
     assert_eq!(read.now_or_never().unwrap().unwrap().version, 1);
@@ -545,6 +553,20 @@ fn a_read_under_way_when_a_write_of_the_client_ends_is_not_kept() {
     fake.script().records.insert("a".into(), record(2, None));
     assert_eq!(block_on(m.get_context("a")).unwrap().version, 2);
     assert_eq!(fake.script().gets, ["a", "a"]);
+}
+
+#[test]
+fn a_read_under_way_when_a_write_of_the_client_ends_is_not_kept() {
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    let mut pool = LocalPool::new();
+    let read = read_under_way(&fake, &m, &mut pool);
+    // The write ends while the read is on its way; the read then brings
+    // what the store held before it.
+    fake.answer([Ok(created("b", 2))]);
+    block_on(m.create_context("b", json!({}))).unwrap();
+    not_kept(&fake, &m, &mut pool, read);
 }
 
 #[test]

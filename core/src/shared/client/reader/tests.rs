@@ -1,7 +1,9 @@
 //! The reader of a [`SharedClient`](super::super::SharedClient) over the
 //! scripted transport of the client's tests.
 
-use super::super::tests::{Fake, connect, connect_recent, connect_with, int, record, settings, t};
+use super::super::tests::{
+    Fake, connect, connect_recent, connect_with, int, not_kept, read_under_way, record, settings, t,
+};
 use crate::shared::wire::{self, Wire};
 use crate::{ContextError, ContextEvent, ContextManager, Result, Subscription};
 use futures::FutureExt;
@@ -244,13 +246,18 @@ fn an_empty_read_of_the_log_forgets_nothing() {
     block_on(m.get_context("a")).unwrap();
     fake.script().heads.push_back(head("e1", 0));
     fake.script().batches.push_back(batch(&[]));
+    start_reader(&fake, &mut pool);
+    block_on(m.get_context("a")).unwrap();
+    assert_eq!(fake.script().gets, ["a"]);
+}
+
+/// Starts the reader of `fake`'s manager on `pool`.
+fn start_reader(fake: &Fake, pool: &mut LocalPool) {
     let task = fake.script().tasks.pop().expect("a reader");
     pool.spawner()
         .spawn_local(async move { drop(task.await) })
         .unwrap();
     pool.run_until_stalled();
-    block_on(m.get_context("a")).unwrap();
-    assert_eq!(fake.script().gets, ["a"]);
 }
 
 #[test]
@@ -259,26 +266,10 @@ fn a_read_under_way_when_an_event_of_its_context_arrives_is_not_kept() {
     let mut pool = LocalPool::new();
     let clock = crate::ManualClock::new(1_000);
     let m = connect_recent(&fake, &clock);
-    fake.script().hold_gets = true;
-    let reader = m.clone();
-    let read = pool
-        .spawner()
-        .spawn_local_with_handle(async move { reader.get_context("a").await })
-        .unwrap();
-    pool.run_until_stalled();
+    let read = read_under_way(&fake, &m, &mut pool);
     // The event reader reads an update of "a" while the read is on its way.
     fake.script().heads.push_back(head("e1", 1));
     fake.script().batches.push_back(batch(&[(1, "updated")]));
-    let task = fake.script().tasks.pop().expect("a reader");
-    pool.spawner()
-        .spawn_local(async move { drop(task.await) })
-        .unwrap();
-    pool.run_until_stalled();
-    fake.release(&record(1, None));
-    pool.run_until_stalled();
-    assert_eq!(read.now_or_never().unwrap().unwrap().version, 1);
-    fake.script().hold_gets = false;
-    fake.script().records.insert("a".into(), record(2, None));
-    assert_eq!(block_on(m.get_context("a")).unwrap().version, 2);
-    assert_eq!(fake.script().gets, ["a", "a"]);
+    start_reader(&fake, &mut pool);
+    not_kept(&fake, &m, &mut pool, read);
 }
