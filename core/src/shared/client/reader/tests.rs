@@ -205,11 +205,7 @@ fn reading_recent(fake: &Fake, pool: &mut LocalPool, batches: Vec<Result<Wire>>)
         .heads
         .extend(batches.iter().map(|_| head("e1", 1)));
     fake.script().batches.extend(batches);
-    let task = fake.script().tasks.pop().expect("a reader");
-    pool.spawner()
-        .spawn_local(async move { drop(task.await) })
-        .unwrap();
-    pool.run_until_stalled();
+    start_reader(fake, pool);
     m
 }
 
