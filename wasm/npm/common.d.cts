@@ -481,9 +481,10 @@ export interface SharedBackend {
    * Serve a state read at most this long ago from memory, in ms (default 0:
    * every get asks the store; so does a get of a context not found, and a
    * get with `slidingTtl`, which is a write). `modifyContext` starts from
-   * such a read too: a stale one costs a conflict and another try. The manager forgets what it read at each of
-   * its own writes and when its event reader brings a change of that
-   * context, so it always sees its own writes and others' about a round
+   * such a read too: a stale one costs a conflict and another try. The
+   * manager forgets what it read of a context when its own write of it
+   * ends (of every context, for a sweep) and when its event reader brings a
+   * change of it, so it always sees its own writes and others' about a round
    * trip after their commit; a change with no event is seen at most
    * `maxStaleMs` late.
    */

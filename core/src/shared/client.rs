@@ -165,8 +165,10 @@ pub struct ClientConfig {
     pub event_wait_ms: Option<u64>,
     /// Serve a read of a context from memory when this client read it at
     /// most this long ago, in ms (0, the default: every read asks the
-    /// store; a context a read did not find is asked for again). The client forgets what it read at each of its own writes,
-    /// so a manager always sees its own writes, and forgets a context when
+    /// store; a context a read did not find is asked for again). The client
+    /// forgets what it read of a context when one of its own writes of it
+    /// ends (of every context, for a sweep), so a manager always sees its
+    /// own writes, and forgets a context when
     /// the event reader brings a change of it, usually within a round trip
     /// of the commit. A read may miss a change made elsewhere less than
     /// `max_stale_ms` ago, never an older one (time by the manager's
@@ -245,11 +247,21 @@ impl<T: Transport> fmt::Debug for SharedClient<T> {
 }
 
 /// Forgets the client's reads from memory when dropped (see [`Inner::write`]).
-struct ForgetReads<'a, T: Transport>(&'a Inner<T>);
+/// What a write changes, to forget when it ends: its context, or every
+/// context for a sweep or an eviction (`None`).
+struct ForgetReads<'a, T: Transport> {
+    inner: &'a Inner<T>,
+    id: Option<String>,
+}
 
 impl<T: Transport> Drop for ForgetReads<'_, T> {
     fn drop(&mut self) {
-        self.0.forget_reads();
+        if let Some(recent) = self.inner.recent() {
+            match &self.id {
+                Some(id) => recent.forget([id.as_str()]),
+                None => recent.forget_all(),
+            }
+        }
     }
 }
 
@@ -336,13 +348,6 @@ impl<T: Transport> Inner<T> {
         self.recent.get()
     }
 
-    /// Forgets every read served from memory.
-    fn forget_reads(&self) {
-        if let Some(recent) = self.recent() {
-            recent.forget_all();
-        }
-    }
-
     /// The manager's clock now (0 before a manager joined).
     fn now_ms(&self) -> u64 {
         self.joined.get().map_or(0, |(_, clock)| clock.now_ms())
@@ -410,9 +415,12 @@ impl<T: Transport> Inner<T> {
             self.now_arg(),
         ];
         args.extend(wire::write_args(&write)?);
-        // Whatever becomes of the write, nothing read before it ends is
-        // served after it: not even if the caller drops it half-way.
-        let _forget = ForgetReads(self);
+        // Whatever becomes of the write, nothing read of its context before
+        // it ends is served after it: not even if the caller drops it half-way.
+        let _forget = ForgetReads {
+            inner: self,
+            id: self.recent().and(wire::write_id(&write)).map(str::to_owned),
+        };
         let reply = match self.transport.call("ck2_write", &keys, &args).await? {
             Outcome::Replied(w) => w,
             Outcome::Unknown(last) => self.settle(&op, last).await?,

@@ -7,8 +7,9 @@
 //! max_stale_ms` serves a state at most `max_stale_ms` old. What empties
 //! entries before then:
 //!
-//! - every write of this client, when it ends however it ends (so a manager
-//!   sees its own writes);
+//! - each write of this client, when it ends however it ends, for its
+//!   context (so a manager sees its own writes), and for all of them a
+//!   sweep or an eviction;
 //! - the event reader, for each context it reads a change of, and for all
 //!   of them when it finds revisions it cannot account for (a trimmed gap);
 //!

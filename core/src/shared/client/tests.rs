@@ -488,7 +488,7 @@ fn a_context_read_from_memory_expires_on_time() {
 }
 
 #[test]
-fn a_write_of_the_client_forgets_every_read_whatever_its_outcome() {
+fn a_write_of_the_client_forgets_the_read_of_its_context_whatever_its_outcome() {
     let fake = Fake::new(0);
     let clock = crate::ManualClock::new(1_000);
     let m = connect_recent(&fake, &clock);
@@ -496,17 +496,42 @@ fn a_write_of_the_client_forgets_every_read_whatever_its_outcome() {
     let read_a = || block_on(m.get_context("a")).unwrap();
     read_a();
     // Answered, refused, and without an answer (then settled).
-    fake.answer([Ok(created("b", 2))]);
-    block_on(m.create_context("b", json!({}))).unwrap();
+    fake.answer([Ok(created("a", 2))]);
+    block_on(m.create_context("a", json!({}))).unwrap();
     read_a();
     fake.answer([Err(ContextError::storage("refused"))]);
-    block_on(m.create_context("c", json!({}))).unwrap_err();
+    block_on(m.create_context("a", json!({}))).unwrap_err();
     read_a();
     fake.answer([unknown("timed out"), Err(ContextError::storage("down"))]);
-    block_on(m.create_context("d", json!({}))).unwrap_err();
+    block_on(m.create_context("a", json!({}))).unwrap_err();
     read_a();
     read_a();
     assert_eq!(fake.script().gets, ["a", "a", "a", "a"]);
+}
+
+#[test]
+fn a_write_of_another_context_keeps_the_read_and_a_sweep_forgets_all() {
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    fake.script().records.insert("a".into(), record(1, None));
+    let read_a = || block_on(m.get_context("a")).unwrap();
+    read_a();
+    fake.answer([Ok(created("b", 2))]);
+    block_on(m.create_context("b", json!({}))).unwrap();
+    read_a();
+    assert_eq!(fake.script().gets, ["a"], "still from memory");
+    // A sweep may remove any context.
+    let swept = Wire::List(vec![
+        t("OK"),
+        Wire::List(vec![t("0")]),
+        Wire::List(vec![]),
+        int(1),
+    ]);
+    fake.answer([Ok(Outcome::Replied(swept))]);
+    block_on(m.try_cleanup_expired()).unwrap();
+    read_a();
+    assert_eq!(fake.script().gets, ["a", "a"]);
 }
 
 #[test]
@@ -564,8 +589,8 @@ fn a_read_under_way_when_a_write_of_the_client_ends_is_not_kept() {
     let read = read_under_way(&fake, &m, &mut pool);
     // The write ends while the read is on its way; the read then brings
     // what the store held before it.
-    fake.answer([Ok(created("b", 2))]);
-    block_on(m.create_context("b", json!({}))).unwrap();
+    fake.answer([Ok(created("a", 2))]);
+    block_on(m.create_context("a", json!({}))).unwrap();
     not_kept(&fake, &m, &mut pool, read);
 }
 
