@@ -173,6 +173,39 @@ test('a RedisBackend serves one manager at a time', async () => {
   b.free();
 });
 
+test('a reader connection still connecting when its manager is freed is let go', async () => {
+  // The reader's connection (a duplicate of the first) takes 200 ms to connect.
+  const slowReader = (options) => {
+    const client = createClient(options);
+    const duplicate = client.duplicate.bind(client);
+    client.duplicate = (...args) => {
+      const copy = duplicate(...args);
+      const connect = copy.connect.bind(copy);
+      copy.connect = () => new Promise((r) => setTimeout(r, 200)).then(connect);
+      return copy;
+    };
+    return client;
+  };
+  const raw = createClient({ url: redis.url });
+  await raw.connect();
+  const connections = async () => (await raw.sendCommand(['CLIENT', 'LIST'])).trim().split('\n').length - 1;
+  const before = await connections();
+  const reused = new RedisBackend({ url: redis.url, namespace: fresh(), createClient: slowReader });
+  try {
+    const first = await ContextManager.connect(reused, {});
+    first.free();
+    let second;
+    while (!second) second = await ContextManager.connect(reused, {}).catch(() => settle());
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(await connections(), before + 2, 'the second manager\'s two, nothing of the first');
+    second.free();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await connections(), before);
+  } finally {
+    await raw.quit();
+  }
+});
+
 test('bad backend options are refused at once', () => {
   assert.throws(() => new RedisBackend({ url: 'http://x', namespace: 'a' }), TypeError);
   assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a{b}' }), TypeError);

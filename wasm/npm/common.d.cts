@@ -483,10 +483,12 @@ export interface SharedBackend {
    * get with `slidingTtl`, which is a write). `modifyContext` starts from
    * such a read too: a stale one costs a conflict and another try. The
    * manager forgets what it read of a context when its own write of it
-   * ends (of every context, for a sweep) and when its event reader brings a
-   * change of it, so it always sees its own writes and others' about a round
-   * trip after their commit; a change with no event is seen at most
-   * `maxStaleMs` late.
+   * ends (of every context, for a sweep or an eviction) and when its event
+   * reader brings a change of it, so it always sees its own writes and
+   * others' about a round trip after their commit; a change with no event
+   * is seen at most `maxStaleMs` late. What it keeps for this is bounded by
+   * the manager's `readCacheBytes` (0 keeps nothing: every get asks the
+   * store).
    */
   readonly maxStaleMs?: number;
 }

@@ -140,9 +140,9 @@ export class IndexedDBShared {
    * database 6 times a minute instead of 3 times a second.
    * `maxStaleMs` (default 0: off), a property too, lets the manager serve a
    * state it read at most that long ago from memory: the wasm side keeps
-   * those reads (the core's ClientConfig::max_stale_ms), forgets them at the
-   * manager's every commit, and forgets a context when the reader, woken by
-   * another tab's nudge, reads its change.
+   * those reads (the core's ClientConfig::max_stale_ms), forgets a context
+   * when the manager writes it, and when the reader, woken by another tab's
+   * nudge, reads its change.
    */
   constructor(
     name,

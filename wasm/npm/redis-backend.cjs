@@ -64,6 +64,11 @@ function quietly(f) {
   }
 }
 
+/** Closes a node-redis client, whatever state it is in; never throws. */
+function end(client) {
+  return Promise.resolve(quietly(() => (client.destroy ? client.destroy() : client.quit()))).catch(() => {});
+}
+
 /** `url` for messages: its password, if any, as ***. */
 function withoutPassword(url) {
   try {
@@ -112,8 +117,13 @@ class RedisBackend {
   #createClient;
   /** Set once open() connected, until close(). */
   #connected = false;
-  /** Set by close(), until the next open(): a connection made since is let go. */
-  #closed = false;
+  /**
+   * The current open(), until close(): a connection made for an earlier one
+   * (a manager freed meanwhile) is let go, not kept.
+   */
+  #session = null;
+  /** The reader's connection while it connects (concurrent callers share it). */
+  #readerPending = null;
 
   /**
    * @param {object} options
@@ -169,7 +179,7 @@ class RedisBackend {
     }
   }
 
-  #newClient() {
+  #newClient(session) {
     const client = this.#clientFactory()({
       url: this.#url,
       socket: {
@@ -177,7 +187,7 @@ class RedisBackend {
         // A server that refuses the first connection is reported at once
         // (not retried until timeoutMs); once connected, node-redis's usual
         // retries, from 50 ms up to 500 ms apart.
-        reconnectStrategy: (retries, cause) => (this.#connected && !this.#closed ? Math.min(50 * (retries + 1), 500) : cause),
+        reconnectStrategy: (retries, cause) => (this.#connected && this.#session === session ? Math.min(50 * (retries + 1), 500) : cause),
       },
       // The replies read below are RESP2's (node-redis 6 speaks RESP3 unless told).
       RESP: 2,
@@ -204,8 +214,9 @@ class RedisBackend {
   }
 
   async open() {
-    this.#closed = false;
-    const client = this.#newClient();
+    const session = {};
+    this.#session = session;
+    const client = this.#newClient(session);
     const connect = client.connect();
     const timeout = new Promise((_, reject) => {
       const t = setTimeout(
@@ -221,9 +232,12 @@ class RedisBackend {
     try {
       await Promise.race([connect.catch((e) => Promise.reject(new Error(`redis: could not connect to ${this.#shownUrl}: ${e?.message ?? e}`))), timeout]);
     } catch (e) {
-      // Closed already when the connection was refused.
-      quietly(() => client.destroy?.());
+      end(client);
       throw e;
+    }
+    if (this.#session !== session) {
+      end(client);
+      throw new Error('the redis backend was closed while it connected');
     }
     this.#connected = true;
     this.#client = client;
@@ -277,21 +291,33 @@ class RedisBackend {
 
   /** The reader's own connection: a blocking read must not hold up the calls of others. */
   async #readerClient() {
-    if (this.#reader === null) {
+    if (this.#reader !== null) return this.#reader;
+    if (this.#readerPending === null) {
       if (this.#client === null) throw new Error('the redis backend is not connected');
+      const session = this.#session;
       const reader = this.#client.duplicate();
       reader.on('error', (e) => {
         this.#lastError = e;
       });
-      await reader.connect();
-      // Closed while it connected: nobody would close it later.
-      if (this.#closed) {
-        quietly(() => reader.destroy());
-        throw new Error('the redis backend is closed');
-      }
-      this.#reader = reader;
+      this.#readerPending = reader.connect().then(
+        () => {
+          // Closed while it connected: nobody would close it later.
+          if (this.#session !== session) {
+            end(reader);
+            throw new Error('the redis backend is closed');
+          }
+          this.#readerPending = null;
+          this.#reader = reader;
+          return reader;
+        },
+        (e) => {
+          end(reader);
+          if (this.#session === session) this.#readerPending = null;
+          throw e;
+        },
+      );
     }
-    return this.#reader;
+    return this.#readerPending;
   }
 
   async head() {
@@ -326,10 +352,12 @@ class RedisBackend {
     const clients = [this.#client, this.#reader].filter(Boolean);
     this.#client = null;
     this.#reader = null;
-    this.#closed = true;
+    // A reader still connecting lets itself go (its session ended).
+    this.#readerPending = null;
+    this.#session = null;
     this.#connected = false;
     claimed.delete(this);
-    await Promise.all(clients.map((c) => Promise.resolve(quietly(() => (c.destroy ? c.destroy() : c.quit()))).catch(() => {})));
+    await Promise.all(clients.map(end));
   }
 }
 

@@ -167,8 +167,9 @@ pub struct ClientConfig {
     /// most this long ago, in ms (0, the default: every read asks the
     /// store; a context a read did not find is asked for again). The client
     /// forgets what it read of a context when one of its own writes of it
-    /// ends (of every context, for a sweep), so a manager always sees its
-    /// own writes, and forgets a context when
+    /// ends (of every context, for a sweep or an eviction), so a manager
+    /// always sees its own writes (one whose outcome stayed unknown may
+    /// apply later: it shows once its event comes), and forgets a context when
     /// the event reader brings a change of it, usually within a round trip
     /// of the commit. A read may miss a change made elsewhere less than
     /// `max_stale_ms` ago, never an older one (time by the manager's
@@ -478,7 +479,7 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
                 if let Some(state) = recent.get(id, now) {
                     return Ok(Some(state));
                 }
-                before = Some((now, recent.generation()));
+                before = Some((now, recent.generation(id)));
             }
             let record = if s.config.client_clock {
                 // Expiry by the manager's clock: the library decides what is live.

@@ -13,9 +13,10 @@
 //! - the event reader, for each context it reads a change of, and for all
 //!   of them when it finds revisions it cannot account for (a trimmed gap);
 //!
-//! and a read is kept only if nothing was emptied while it was on its way
-//! (it may have found what a write or an event just replaced), and never
-//! over a later read or a newer state of its context. The records' text
+//! and a read is kept only if its context (or everything) was not emptied
+//! while it was on its way (it may have found what a write or an event just
+//! replaced), and never over a newer state of its context, or a later read
+//! of the same state. The records' text
 //! kept since the cache last started again is bounded: past the budget (or
 //! [`MAX_ENTRIES`]), it starts again.
 //!
@@ -33,6 +34,11 @@ const MAX_ENTRIES: usize = 10_000;
 /// What an entry is charged besides its record's text.
 const ENTRY_BYTES: usize = 128;
 
+/// Ids share this many counts of what emptied them (by their hash): a read
+/// is refused only for a forget of its own id, or of one that shares its
+/// count, or of everything.
+const COUNTS: usize = 64;
+
 struct Entries {
     /// The states reads found, each entry's `touched` being when its read
     /// was sent (ms). A read that found no context keeps nothing.
@@ -41,8 +47,10 @@ struct Entries {
     /// (what was emptied in between still counts: a bound, not a size).
     added: usize,
     bytes: usize,
-    /// Counts what emptied entries: a read that saw one meanwhile is not kept.
-    generation: u64,
+    /// Counts of what emptied entries: everything, and the ids of each
+    /// share. A read that saw one of its own meanwhile is not kept.
+    all: u64,
+    counts: [u64; COUNTS],
 }
 
 /// The reads of one client.
@@ -63,7 +71,8 @@ impl Recent {
             map: Map::with_hasher(hasher.clone()),
             added: 0,
             bytes: 0,
-            generation: 0,
+            all: 0,
+            counts: [0; COUNTS],
         };
         Self {
             max_stale_ms,
@@ -94,9 +103,16 @@ impl Recent {
         None
     }
 
-    /// What [`keep`](Self::keep) needs from before a read: the generation.
-    pub(super) fn generation(&self) -> u64 {
-        self.entries().generation
+    fn share(&self, id: &str) -> usize {
+        (self.hasher.hash_one(id) % COUNTS as u64) as usize
+    }
+
+    /// What [`keep`](Self::keep) needs from before a read of `id`: a count
+    /// that grows with every forget of `id` (or of everything).
+    pub(super) fn generation(&self, id: &str) -> u64 {
+        let share = self.share(id);
+        let entries = self.entries();
+        entries.all + entries.counts[share]
     }
 
     /// Keeps what a read of `id`, sent at `sent`, found (its record
@@ -110,25 +126,25 @@ impl Recent {
         sent: u64,
         generation: u64,
     ) {
+        let share = self.share(id);
         let mut entries = self.entries();
-        if entries.generation != generation {
-            return;
-        }
-        let Some(state) = found else {
-            entries.map.remove(id);
-            return;
-        };
-        if let Some(kept) = entries.map.get(id)
-            && (kept.touched > sent || kept.state.revision > state.revision)
-        {
+        if entries.all + entries.counts[share] != generation {
             return;
         }
         let charged = bytes.saturating_add(ENTRY_BYTES);
+        let Some(state) = found.filter(|_| charged <= self.max_bytes) else {
+            entries.map.remove(id);
+            return;
+        };
+        // The newer state wins; of one state, the later read.
+        if let Some(kept) = entries.map.get(id)
+            && (kept.state.revision > state.revision
+                || (kept.state.revision == state.revision && kept.touched >= sent))
+        {
+            return;
+        }
         if entries.added >= MAX_ENTRIES || entries.bytes.saturating_add(charged) > self.max_bytes {
             self.clear(&mut entries);
-            if charged > self.max_bytes {
-                return;
-            }
         }
         entries.added += 1;
         entries.bytes += charged;
@@ -145,15 +161,16 @@ impl Recent {
     /// Empties every entry.
     pub(super) fn forget_all(&self) {
         let mut entries = self.entries();
-        entries.generation += 1;
+        entries.all += 1;
         self.clear(&mut entries);
     }
 
     /// Empties the entries of `ids`.
     pub(super) fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
         let mut entries = self.entries();
-        entries.generation += 1;
         for id in ids {
+            let share = self.share(id);
+            entries.counts[share] += 1;
             entries.map.remove(id);
         }
     }
@@ -195,11 +212,15 @@ mod tests {
     #[test]
     fn a_read_that_saw_something_forgotten_on_its_way_is_not_kept() {
         let recent = recent();
-        let before = recent.generation();
-        recent.forget(["other"]);
+        let before = recent.generation("a");
+        recent.forget(["a"]);
         recent.keep("a", Some(&state("a", 1)), 0, 10, before);
         assert_eq!(recent.get("a", 20), None);
-        let before = recent.generation();
+        let before = recent.generation("a");
+        recent.forget_all();
+        recent.keep("a", Some(&state("a", 1)), 0, 10, before);
+        assert_eq!(recent.get("a", 20), None);
+        let before = recent.generation("a");
         recent.keep("a", Some(&state("a", 2)), 0, 10, before);
         assert_eq!(revision(&recent, "a", 20), Some(2));
         // Served only from its read until max_stale_ms after it.
@@ -216,6 +237,27 @@ mod tests {
         assert_eq!(revision(&recent, "a", 40), Some(2));
         recent.keep("a", Some(&state("a", 3)), 0, 30, 0);
         assert_eq!(revision(&recent, "a", 40), Some(3));
+    }
+
+    #[test]
+    fn a_newer_state_wins_even_when_read_before_by_the_clock() {
+        let recent = recent();
+        recent.keep("a", Some(&state("a", 1)), 0, 50, 0);
+        recent.keep("a", Some(&state("a", 2)), 0, 40, 0);
+        assert_eq!(revision(&recent, "a", 60), Some(2));
+    }
+
+    #[test]
+    fn a_forget_of_another_context_keeps_a_read_under_way() {
+        let recent = recent();
+        let other = (0..100)
+            .map(|i| i.to_string())
+            .find(|id| recent.share(id) != recent.share("a"))
+            .unwrap();
+        let before = recent.generation("a");
+        recent.forget([other.as_str()]);
+        recent.keep("a", Some(&state("a", 1)), 0, 10, before);
+        assert_eq!(revision(&recent, "a", 20), Some(1));
     }
 
     #[test]
@@ -250,8 +292,10 @@ mod tests {
         recent.keep("c", Some(&state("c", 1)), 100, 0, 0);
         assert!(recent.get("a", 1).is_none() && recent.get("b", 1).is_none());
         assert!(recent.get("c", 1).is_some());
-        // A record larger than the budget is not kept at all.
+        // A record larger than the budget is not kept at all, and takes
+        // nothing else with it.
         recent.keep("d", Some(&state("d", 1)), 5_000, 0, 0);
         assert!(recent.get("d", 1).is_none());
+        assert!(recent.get("c", 1).is_some());
     }
 }

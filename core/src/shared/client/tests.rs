@@ -595,6 +595,23 @@ fn a_read_under_way_when_a_write_of_the_client_ends_is_not_kept() {
 }
 
 #[test]
+fn a_read_under_way_when_a_write_of_another_context_ends_is_kept() {
+    let fake = Fake::new(0);
+    let clock = crate::ManualClock::new(1_000);
+    let m = connect_recent(&fake, &clock);
+    let mut pool = LocalPool::new();
+    let read = read_under_way(&fake, &m, &mut pool);
+    fake.answer([Ok(created("b", 2))]);
+    block_on(m.create_context("b", json!({}))).unwrap();
+    fake.release(&record(1, None));
+    pool.run_until_stalled();
+    drop(read);
+    fake.script().hold_gets = false;
+    block_on(m.get_context("a")).unwrap();
+    assert_eq!(fake.script().gets, ["a"], "the second read from memory");
+}
+
+#[test]
 fn a_write_dropped_half_way_forgets_the_reads_too() {
     use futures::FutureExt;
     let fake = Fake::new(0);
