@@ -206,6 +206,46 @@ test('a reader connection still connecting when its manager is freed is let go',
   }
 });
 
+test('a read of the events that fails for anything but an outage is reported once, and tried again', async () => {
+  // XREAD answers something that is not a stream: as a client of another
+  // protocol, or a key overwritten by hand, could.
+  let broken = true;
+  const garbled = (options) => {
+    const client = createClient(options);
+    const duplicate = client.duplicate.bind(client);
+    client.duplicate = (...args) => {
+      const copy = duplicate(...args);
+      const send = copy.sendCommand.bind(copy);
+      copy.sendCommand = (cmd, o) => (broken && cmd[0] === 'XREAD' ? Promise.resolve([['ev', 5]]) : send(cmd, o));
+      return copy;
+    };
+    return client;
+  };
+  const said = [];
+  const consoleError = console.error;
+  console.error = (...args) => said.push(args.join(' '));
+  const ns = fresh();
+  const m = await ContextManager.connect(new RedisBackend({ url: redis.url, namespace: ns, createClient: garbled }), {});
+  const heard = [];
+  m.subscribe((e) => heard.push(e.type));
+  try {
+    await m.createContext('a', {});
+    const deadline = Date.now() + 5000;
+    while (said.length === 0 && Date.now() < deadline) await settle();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(said.length, 1, said.join('\n'));
+    assert.match(said[0], new RegExp(`reading the events of namespace '${ns}' failed, and is tried again; until it works, this manager hears no changes: .*not iterable`));
+    // Once it reads again, the events come, in order.
+    broken = false;
+    await m.updateContext('a', { n: 1 });
+    while (heard.length < 2 && Date.now() < deadline + 5000) await settle();
+    assert.deepEqual(heard, ['created', 'updated']);
+  } finally {
+    console.error = consoleError;
+    m.free();
+  }
+});
+
 test('bad backend options are refused at once', () => {
   assert.throws(() => new RedisBackend({ url: 'http://x', namespace: 'a' }), TypeError);
   assert.throws(() => new RedisBackend({ url: redis.url, namespace: 'a{b}' }), TypeError);
@@ -338,11 +378,15 @@ test('a RedisBackend used again, after its manager was freed, fails at once too 
 
 test('Redis down gives STORAGE within the timeout, and the manager works again when it is back', async () => {
   const own = await startRedis();
+  const said = [];
+  const consoleError = console.error;
   try {
     const m = await ContextManager.connect(new RedisBackend({ url: own.url, namespace: 'down', timeoutMs: 300 }), {});
     try {
       await m.createContext('a', { n: 1 });
       await own.kill();
+      // An outage is not reported on the console: every call says it.
+      console.error = (...args) => said.push(args.join(' '));
       const t0 = Date.now();
       await assert.rejects(m.getContext('a'), { code: 'STORAGE' });
       assert.ok(Date.now() - t0 < 5000, 'a dead server fails fast');
@@ -371,6 +415,7 @@ test('Redis down gives STORAGE within the timeout, and the manager works again w
           await settle();
         }
       }
+      assert.deepEqual(said, [], 'nothing on the console during the outage');
       assert.ok(last, 'a write to a namespace that lost its data must fail');
       assert.equal(last.code, 'STORAGE');
       assert.match(last.message, /lost its data/);
@@ -378,6 +423,7 @@ test('Redis down gives STORAGE within the timeout, and the manager works again w
       m.free();
     }
   } finally {
+    console.error = consoleError;
     await own.stop();
   }
 });

@@ -80,7 +80,9 @@ export interface RedisBackendOptions {
  * exactly (an operation id makes a retry or a late copy a no-op); a Redis
  * that lost the namespace (restarted without persistence) is reported as
  * STORAGE, not papered over. The server must keep every key
- * (`maxmemory-policy noeviction`): connect refuses one that evicts.
+ * (`maxmemory-policy noeviction`): connect refuses one that evicts. A read
+ * of the event stream that fails for anything but an outage is written
+ * once to `console.error` (the reader tries again).
  */
 export declare class RedisBackend implements SharedBackend {
   /**

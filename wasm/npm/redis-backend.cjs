@@ -124,6 +124,8 @@ class RedisBackend {
   #session = null;
   /** The reader's connection while it connects (concurrent callers share it). */
   #readerPending = null;
+  /** Whether a failed read of the events was reported (once per object). */
+  #saidEventsFail = false;
 
   /**
    * @param {object} options
@@ -327,6 +329,22 @@ class RedisBackend {
   }
 
   async events(after, count, blockMs) {
+    try {
+      return await this.#readEvents(after, count, blockMs);
+    } catch (e) {
+      // The manager's reader tries again, and stays quiet about an outage
+      // (no answer); anything else is a fault it would hide: say so, once.
+      if (!e?.outcomeUnknown && !this.#saidEventsFail) {
+        this.#saidEventsFail = true;
+        console.error(
+          `contextkit: reading the events of namespace '${this.namespace}' failed, and is tried again; until it works, this manager hears no changes: ${e?.message ?? e}`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  async #readEvents(after, count, blockMs) {
     const reader = await this.#readerClient();
     const args = ['XREAD', 'COUNT', String(Math.min(count, BATCH))];
     if (blockMs > 0) args.push('BLOCK', String(blockMs));
