@@ -433,19 +433,20 @@ pub(super) fn record(v: u64, expires: Option<u64>) -> String {
     format!("{v} {v} 5 5 {e} {t}\n{{}}\n{{\"v\":{v}}}")
 }
 
-/// A manager on `fake` that serves reads up to 100 ms old, on `clock`.
-pub(super) fn connect_recent(fake: &Fake, clock: &crate::ManualClock) -> ContextManager {
+/// A fake store, a manual clock at 1,000 ms, and a manager on them that
+/// serves reads up to 100 ms old.
+pub(super) fn connect_recent() -> (Fake, crate::ManualClock, ContextManager) {
+    let (fake, clock) = (Fake::new(0), crate::ManualClock::new(1_000));
     let mut config = settings();
     config.max_stale_ms = 100;
     let builder = ContextManager::builder(ManagerConfig::default()).clock(clock.clone());
-    connect_with(fake, config, builder)
+    let m = connect_with(&fake, config, builder);
+    (fake, clock, m)
 }
 
 #[test]
 fn reads_are_served_from_memory_for_max_stale_ms() {
-    let fake = Fake::new(0);
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, clock, m) = connect_recent();
     fake.script().records.insert("a".into(), record(1, None));
     let first = block_on(m.get_context("a")).unwrap();
     assert_eq!(first.data, json!({ "v": 1 }));
@@ -467,9 +468,7 @@ fn reads_are_served_from_memory_for_max_stale_ms() {
 
 #[test]
 fn a_context_read_from_memory_expires_on_time() {
-    let fake = Fake::new(0);
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, clock, m) = connect_recent();
     fake.script()
         .records
         .insert("a".into(), record(1, Some(1_050)));
@@ -489,9 +488,7 @@ fn a_context_read_from_memory_expires_on_time() {
 
 #[test]
 fn a_write_of_the_client_forgets_the_read_of_its_context_whatever_its_outcome() {
-    let fake = Fake::new(0);
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, _clock, m) = connect_recent();
     fake.script().records.insert("a".into(), record(1, None));
     let read_a = || block_on(m.get_context("a")).unwrap();
     read_a();
@@ -511,9 +508,7 @@ fn a_write_of_the_client_forgets_the_read_of_its_context_whatever_its_outcome() 
 
 #[test]
 fn a_write_of_another_context_keeps_the_read_and_a_sweep_forgets_all() {
-    let fake = Fake::new(0);
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, _clock, m) = connect_recent();
     fake.script().records.insert("a".into(), record(1, None));
     let read_a = || block_on(m.get_context("a")).unwrap();
     read_a();
@@ -582,9 +577,7 @@ pub(super) fn not_kept(
 
 #[test]
 fn a_read_under_way_when_a_write_of_the_client_ends_is_not_kept() {
-    let fake = Fake::new(0);
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, _clock, m) = connect_recent();
     let mut pool = LocalPool::new();
     let read = read_under_way(&fake, &m, &mut pool);
     // The write ends while the read is on its way; the read then brings
@@ -596,9 +589,7 @@ fn a_read_under_way_when_a_write_of_the_client_ends_is_not_kept() {
 
 #[test]
 fn a_read_under_way_when_a_write_of_another_context_ends_is_kept() {
-    let fake = Fake::new(0);
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, _clock, m) = connect_recent();
     let mut pool = LocalPool::new();
     let read = read_under_way(&fake, &m, &mut pool);
     fake.answer([Ok(created("b", 2))]);
@@ -614,9 +605,7 @@ fn a_read_under_way_when_a_write_of_another_context_ends_is_kept() {
 #[test]
 fn a_write_dropped_half_way_forgets_the_reads_too() {
     use futures::FutureExt;
-    let fake = Fake::new(0);
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, _clock, m) = connect_recent();
     fake.script().records.insert("a".into(), record(1, None));
     block_on(m.get_context("a")).unwrap();
     // A write that gets no answer, dropped by its caller: it may have been applied.

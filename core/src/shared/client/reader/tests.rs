@@ -194,9 +194,9 @@ fn a_reader_on_an_unreachable_store_ends_when_the_manager_is_gone() {
 
 /// A manager that serves reads up to 100 ms old, with "a" and "b" read
 /// once, and its reader on `pool` (which reads `batches`, then waits).
-fn reading_recent(fake: &Fake, pool: &mut LocalPool, batches: Vec<Result<Wire>>) -> ContextManager {
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(fake, &clock);
+fn reading_recent(pool: &mut LocalPool, batches: Vec<Result<Wire>>) -> (Fake, ContextManager) {
+    let (fake, _clock, m) = connect_recent();
+    let fake = &fake;
     for id in ["a", "b"] {
         fake.script().records.insert(id.into(), record(1, None));
         block_on(m.get_context(id)).unwrap();
@@ -206,14 +206,13 @@ fn reading_recent(fake: &Fake, pool: &mut LocalPool, batches: Vec<Result<Wire>>)
         .extend(batches.iter().map(|_| head("e1", 1)));
     fake.script().batches.extend(batches);
     start_reader(fake, pool);
-    m
+    (fake.clone(), m)
 }
 
 #[test]
 fn an_event_forgets_the_read_of_its_context() {
-    let fake = Fake::new(0);
     let mut pool = LocalPool::new();
-    let m = reading_recent(&fake, &mut pool, vec![batch(&[(1, "updated")])]);
+    let (fake, m) = reading_recent(&mut pool, vec![batch(&[(1, "updated")])]);
     for id in ["a", "b", "a"] {
         block_on(m.get_context(id)).unwrap();
     }
@@ -222,10 +221,9 @@ fn an_event_forgets_the_read_of_its_context() {
 
 #[test]
 fn revisions_not_accounted_for_forget_every_read() {
-    let fake = Fake::new(0);
     let mut pool = LocalPool::new();
     // The head says 1, the log has nothing: revision 1 was trimmed.
-    let m = reading_recent(&fake, &mut pool, vec![batch(&[])]);
+    let (fake, m) = reading_recent(&mut pool, vec![batch(&[])]);
     for id in ["a", "b"] {
         block_on(m.get_context(id)).unwrap();
     }
@@ -234,10 +232,8 @@ fn revisions_not_accounted_for_forget_every_read() {
 
 #[test]
 fn an_empty_read_of_the_log_forgets_nothing() {
-    let fake = Fake::new(0);
     let mut pool = LocalPool::new();
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, _clock, m) = connect_recent();
     fake.script().records.insert("a".into(), record(1, None));
     block_on(m.get_context("a")).unwrap();
     fake.script().heads.push_back(head("e1", 0));
@@ -258,10 +254,8 @@ fn start_reader(fake: &Fake, pool: &mut LocalPool) {
 
 #[test]
 fn a_read_under_way_when_an_event_of_its_context_arrives_is_not_kept() {
-    let fake = Fake::new(0);
     let mut pool = LocalPool::new();
-    let clock = crate::ManualClock::new(1_000);
-    let m = connect_recent(&fake, &clock);
+    let (fake, _clock, m) = connect_recent();
     let read = read_under_way(&fake, &m, &mut pool);
     // The event reader reads an update of "a" while the read is on its way.
     fake.script().heads.push_back(head("e1", 1));
