@@ -613,7 +613,7 @@ export function guardFreed(classes) {
       if (key === 'constructor' || typeof descriptor.value !== 'function' || String(key).startsWith('__')) continue;
       const method = descriptor.value;
       const frees = key === 'free' || key === Symbol.dispose;
-      descriptor.value = SYNC_METHODS.has(key)
+      const checked = SYNC_METHODS.has(key)
         ? function (a, b, c) {
             if (isFreed(this)) throw freedError(`this ${name}`);
             if (frees && this[RUNNING] > 0) throw runningError(name);
@@ -623,27 +623,26 @@ export function guardFreed(classes) {
               throw classError(e);
             }
           }
-        : key === 'modifyContext'
+        : function (a, b, c) {
+            if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
+            try {
+              return method.call(this, a, b, c);
+            } catch (e) {
+              throw classError(e);
+            }
+          };
+      // modifyContext's function runs inside the call itself (see RUNNING).
+      descriptor.value =
+        key === 'modifyContext'
           ? function (a, b, c) {
-              if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
-              // Its function runs inside this very call (see RUNNING).
               this[RUNNING] = (this[RUNNING] ?? 0) + 1;
               try {
-                return method.call(this, a, b, c);
-              } catch (e) {
-                throw classError(e);
+                return checked.call(this, a, b, c);
               } finally {
                 this[RUNNING]--;
               }
             }
-          : function (a, b, c) {
-              if (isFreed(this)) return Promise.reject(freedError(`this ${name}`));
-              try {
-                return method.call(this, a, b, c);
-              } catch (e) {
-                throw classError(e);
-              }
-            };
+          : checked;
       Object.defineProperty(descriptor.value, 'name', { value: method.name });
       Object.defineProperty(proto, key, descriptor);
     }

@@ -155,12 +155,11 @@ impl Manager {
         run_with(
             "ContextManager.connect",
             settings,
-            move |settings| async move {
-                // Only reads served from memory give the same state twice;
-                // readCacheBytes bounds what is kept for them too.
-                let mut settings = settings;
+            move |mut settings| async move {
+                // readCacheBytes bounds the reads kept for maxStaleMs too; and
+                // only those give the same state twice, for its cache to hold.
                 settings.max_stale_bytes = cache_bytes;
-                let cache_bytes = if settings.max_stale_ms > 0 {
+                let read_cache = if settings.max_stale_ms > 0 {
                     cache_bytes
                 } else {
                     0
@@ -170,7 +169,7 @@ impl Manager {
                     .hash_seed(hash_seed())
                     .connect(shared)
                     .await?;
-                Ok(Manager::wrap(manager, cache_bytes).into())
+                Ok(Manager::wrap(manager, read_cache).into())
             },
         )
     }

@@ -247,9 +247,9 @@ impl<T: Transport> fmt::Debug for SharedClient<T> {
     }
 }
 
-/// Forgets the client's reads from memory when dropped (see [`Inner::write`]).
-/// What a write changes, to forget when it ends: its context, or every
-/// context for a sweep or an eviction (`None`).
+/// Forgets, when dropped, what the client read of what a write changes:
+/// its context, or every context for a sweep or an eviction (`id` `None`).
+/// A write holds one until it ends, however it ends (see [`Inner::write`]).
 struct ForgetReads<'a, T: Transport> {
     inner: &'a Inner<T>,
     id: Option<String>,
@@ -389,13 +389,12 @@ impl<T: Transport> Inner<T> {
         let (epoch, revision) = wire::joined(&reply, &cfg, &c.namespace, c.parse_json)?;
         let _ = self.joined.set((epoch, clock));
         if c.max_stale_ms > 0 {
-            let mut bytes = [0_u8; 32];
-            self.transport.fill_random(&mut bytes);
-            let seed = |i: usize| {
-                let chunk = bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes");
-                u64::from_le_bytes(chunk)
-            };
-            let seeds = [seed(0), seed(1), seed(2), seed(3)];
+            let mut seeds = [0_u64; 4];
+            for seed in &mut seeds {
+                let mut bytes = [0_u8; 8];
+                self.transport.fill_random(&mut bytes);
+                *seed = u64::from_le_bytes(bytes);
+            }
             let recent = recent::Recent::new(c.max_stale_ms, c.max_stale_bytes, seeds);
             let _ = self.recent.set(recent);
         }
