@@ -25,6 +25,7 @@
 //! ```
 
 use contextkit::{ContextManager, ManagerConfig, RedisBackend, Value, json};
+use redis::aio::MultiplexedConnection;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
@@ -97,22 +98,47 @@ impl Drop for Server {
     }
 }
 
-type Op = Arc<dyn Fn(usize, u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+/// What every task of a workload holds: its own handles, so that an
+/// operation touches no reference count or counter that another task does.
+#[derive(Clone)]
+struct Ctx {
+    conn: MultiplexedConnection,
+    manager: ContextManager,
+    cached: ContextManager,
+    memory: ContextManager,
+    /// `k0`…: the contexts' ids; `raw:0`…: the raw keys.
+    ids: Arc<Vec<String>>,
+    raw: Arc<Vec<String>>,
+    text: Arc<String>,
+    /// The last version each context was seen at (contextkit, Lua CAS).
+    versions: Arc<Vec<AtomicU64>>,
+    cas_versions: Arc<Vec<AtomicU64>>,
+    cas: Arc<redis::Script>,
+    created: Arc<AtomicU64>,
+}
 
-/// Runs `op(task, n)` from `tasks` tasks for `time`; ops/s and latencies (µs).
-async fn measure(tasks: usize, time: Duration, op: Op) -> (f64, f64, f64) {
-    let counter = Arc::new(AtomicU64::new(0));
+type Fut<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+/// One operation: `op(ctx, task, n)` for the `n`-th call of task `task`.
+type Op = for<'a> fn(&'a mut Ctx, usize, u64) -> Fut<'a>;
+
+/// Runs `op` from `tasks` tasks for `time`; ops/s and latencies (µs).
+async fn measure(ctx: &Ctx, tasks: usize, time: Duration, op: Op) -> (f64, f64, f64) {
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
-            let (op, counter) = (Arc::clone(&op), Arc::clone(&counter));
+            let mut ctx = ctx.clone();
             tokio::spawn(async move {
-                let mut lat = Vec::new();
-                while start.elapsed() < time {
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    let t0 = Instant::now();
-                    op(t, n).await;
-                    lat.push(t0.elapsed().as_secs_f64() * 1e6);
+                let mut lat = Vec::with_capacity(1 << 16);
+                let mut t0 = Instant::now();
+                for n in 0.. {
+                    op(&mut ctx, t, n * tasks as u64 + t as u64).await;
+                    // One clock read per call: its end is the next one's start.
+                    let t1 = Instant::now();
+                    lat.push((t1 - t0).as_nanos() as u32);
+                    if t1 - start >= time {
+                        break;
+                    }
+                    t0 = t1;
                 }
                 lat
             })
@@ -123,13 +149,133 @@ async fn measure(tasks: usize, time: Duration, op: Op) -> (f64, f64, f64) {
         all.extend(h.await.unwrap());
     }
     let secs = start.elapsed().as_secs_f64();
-    all.sort_by(f64::total_cmp);
+    all.sort_unstable();
     let pct = |p: f64| {
         all.get(((all.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(0.0)
+            .map_or(0.0, |&ns| f64::from(ns) / 1e3)
     };
     (all.len() as f64 / secs, pct(0.5), pct(0.99))
+}
+
+fn raw_get(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
+    Box::pin(async move {
+        let v: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&c.raw[n as usize % KEYS])
+            .query_async(&mut c.conn)
+            .await
+            .unwrap();
+        std::hint::black_box(v);
+    })
+}
+
+fn raw_set(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
+    Box::pin(async move {
+        let () = redis::cmd("SET")
+            .arg(&c.raw[n as usize % KEYS])
+            .arg(&*c.text)
+            .query_async(&mut c.conn)
+            .await
+            .unwrap();
+    })
+}
+
+fn get_then_set(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
+    Box::pin(async move {
+        let key = &c.raw[n as usize % KEYS];
+        let v: Vec<u8> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut c.conn)
+            .await
+            .unwrap();
+        let mut data: Value = serde_json::from_slice(&v).unwrap();
+        data["field0"] = json!(n.to_string());
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(serde_json::to_string(&data).unwrap())
+            .query_async(&mut c.conn)
+            .await
+            .unwrap();
+    })
+}
+
+/// The context a writing task `task` updates at its `n`-th call: each task
+/// has its own, so that every compare-and-set succeeds.
+fn own_key(task: usize, n: u64) -> usize {
+    (task + 64 * (n as usize % (KEYS / 64))) % KEYS
+}
+
+fn lua_cas(c: &mut Ctx, task: usize, n: u64) -> Fut<'_> {
+    Box::pin(async move {
+        let k = own_key(task, n);
+        let expected = c.cas_versions[k].load(Ordering::Relaxed);
+        let data = serde_json::to_string(&payload(n)).unwrap();
+        let v: i64 = c
+            .cas
+            .key(format!("cas:{k}"))
+            .arg(expected)
+            .arg(data)
+            .invoke_async(&mut c.conn)
+            .await
+            .unwrap();
+        assert!(v > 0, "the compare-and-set of cas:{k} failed");
+        c.cas_versions[k].store(v as u64, Ordering::Relaxed);
+    })
+}
+
+fn ck_get(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
+    Box::pin(async move {
+        std::hint::black_box(
+            c.manager
+                .get_context(&c.ids[n as usize % KEYS])
+                .await
+                .unwrap(),
+        );
+    })
+}
+
+fn ck_cached_get(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
+    Box::pin(async move {
+        std::hint::black_box(
+            c.cached
+                .get_context(&c.ids[n as usize % KEYS])
+                .await
+                .unwrap(),
+        );
+    })
+}
+
+fn memory_get(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
+    Box::pin(async move {
+        std::hint::black_box(
+            c.memory
+                .get_context(&c.ids[n as usize % KEYS])
+                .await
+                .unwrap(),
+        );
+    })
+}
+
+fn ck_update(c: &mut Ctx, task: usize, n: u64) -> Fut<'_> {
+    Box::pin(async move {
+        let k = own_key(task, n);
+        let expected = c.versions[k].load(Ordering::Relaxed);
+        let s = c
+            .manager
+            .update_context(&c.ids[k], payload(n), Some(expected))
+            .await
+            .unwrap();
+        c.versions[k].store(s.version, Ordering::Relaxed);
+    })
+}
+
+fn ck_create(c: &mut Ctx, _: usize, _: u64) -> Fut<'_> {
+    Box::pin(async move {
+        let n = c.created.fetch_add(1, Ordering::Relaxed);
+        c.manager
+            .create_context(&format!("new{n}"), payload(n))
+            .await
+            .unwrap();
+    })
 }
 
 fn main() {
@@ -144,6 +290,8 @@ fn main() {
     } else {
         Duration::from_secs(3)
     };
+    // `CONTEXTKIT_BENCH_ONLY="raw GET,contextkit get"`: only these rows.
+    let only = std::env::var("CONTEXTKIT_BENCH_ONLY").ok();
     let mut table = String::new();
     rt.block_on(async {
         let client = redis::Client::open(server.url()).unwrap();
@@ -152,189 +300,75 @@ fn main() {
             max_contexts: 10_000_000,
             ..ManagerConfig::default()
         };
-        let m = ContextManager::builder(config)
+        let manager = ContextManager::builder(config.clone())
             .connect(RedisBackend::new(&server.url(), "bench").unwrap())
             .await
             .unwrap();
+        let memory = ContextManager::new(config.clone());
         let text = serde_json::to_string(&payload(0)).unwrap();
+        let ids: Vec<String> = (0..KEYS).map(|k| format!("k{k}")).collect();
+        let raw: Vec<String> = (0..KEYS).map(|k| format!("raw:{k}")).collect();
         for k in 0..KEYS {
-            let mut c = conn.clone();
-            redis::cmd("SET")
-                .arg(format!("raw:{k}"))
+            let () = redis::cmd("SET")
+                .arg(&raw[k])
                 .arg(&text)
-                .query_async::<()>(&mut c)
+                .query_async(&mut conn.clone())
                 .await
                 .unwrap();
-            m.create_context(&format!("k{k}"), payload(0))
-                .await
-                .unwrap();
+            manager.create_context(&ids[k], payload(0)).await.unwrap();
+            memory.create_context(&ids[k], payload(0)).await.unwrap();
         }
-        let cached = ContextManager::builder(ManagerConfig {
-            max_contexts: 10_000_000,
-            ..ManagerConfig::default()
-        })
-        .connect(
-            RedisBackend::new(&server.url(), "bench")
-                .unwrap()
-                .cached_reads(Duration::from_millis(100)),
-        )
-        .await
-        .unwrap();
-        let versions: Arc<Vec<AtomicU64>> =
-            Arc::new((0..KEYS).map(|_| AtomicU64::new(1)).collect());
-        let created = Arc::new(AtomicU64::new(0));
-        let text = Arc::new(text);
-
-        let raw_get: Op = {
-            let conn = conn.clone();
-            Arc::new(move |_, n| {
-                let mut c = conn.clone();
-                Box::pin(async move {
-                    let v: Option<Vec<u8>> = redis::cmd("GET")
-                        .arg(format!("raw:{}", n as usize % KEYS))
-                        .query_async(&mut c)
-                        .await
-                        .unwrap();
-                    std::hint::black_box(v);
-                })
-            })
-        };
-        let raw_set: Op = {
-            let (conn, text) = (conn.clone(), Arc::clone(&text));
-            Arc::new(move |_, n| {
-                let (mut c, text) = (conn.clone(), Arc::clone(&text));
-                Box::pin(async move {
-                    let () = redis::cmd("SET")
-                        .arg(format!("raw:{}", n as usize % KEYS))
-                        .arg(&*text)
-                        .query_async(&mut c)
-                        .await
-                        .unwrap();
-                })
-            })
-        };
-        let get_then_set: Op = {
-            let conn = conn.clone();
-            Arc::new(move |_, n| {
-                let mut c = conn.clone();
-                Box::pin(async move {
-                    let key = format!("raw:{}", n as usize % KEYS);
-                    let v: Vec<u8> = redis::cmd("GET")
-                        .arg(&key)
-                        .query_async(&mut c)
-                        .await
-                        .unwrap();
-                    let mut data: Value = serde_json::from_slice(&v).unwrap();
-                    data["field0"] = json!(n.to_string());
-                    let () = redis::cmd("SET")
-                        .arg(&key)
-                        .arg(serde_json::to_string(&data).unwrap())
-                        .query_async(&mut c)
-                        .await
-                        .unwrap();
-                })
-            })
-        };
-        let cas_versions: Arc<Vec<AtomicU64>> =
-            Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect());
-        let lua_cas: Op = {
-            let (conn, versions) = (conn.clone(), Arc::clone(&cas_versions));
-            let script = Arc::new(redis::Script::new(
+        let cached = ContextManager::builder(config)
+            .connect(
+                RedisBackend::new(&server.url(), "bench")
+                    .unwrap()
+                    .cached_reads(Duration::from_millis(100)),
+            )
+            .await
+            .unwrap();
+        let ctx = Ctx {
+            conn: conn.clone(),
+            manager,
+            cached,
+            memory,
+            ids: Arc::new(ids),
+            raw: Arc::new(raw),
+            text: Arc::new(text),
+            versions: Arc::new((0..KEYS).map(|_| AtomicU64::new(1)).collect()),
+            cas_versions: Arc::new((0..KEYS).map(|_| AtomicU64::new(0)).collect()),
+            cas: Arc::new(redis::Script::new(
                 r"local cur = redis.call('GET', KEYS[1])
                 local v = cur and tonumber(string.match(cur, '^%d+')) or 0
                 if v ~= tonumber(ARGV[1]) then return -1 end
                 redis.call('SET', KEYS[1], (v + 1) .. '\n' .. ARGV[2])
                 return v + 1",
-            ));
-            Arc::new(move |task, n| {
-                let (mut c, versions) = (conn.clone(), Arc::clone(&versions));
-                let script = Arc::clone(&script);
-                Box::pin(async move {
-                    let k = (task + 64 * (n as usize % (KEYS / 64))) % KEYS;
-                    let expected = versions[k].load(Ordering::Relaxed);
-                    let data = serde_json::to_string(&payload(n)).unwrap();
-                    let v: i64 = script
-                        .key(format!("cas:{k}"))
-                        .arg(expected)
-                        .arg(data)
-                        .invoke_async(&mut c)
-                        .await
-                        .unwrap();
-                    assert!(v > 0, "the compare-and-set of cas:{k} failed");
-                    versions[k].store(v as u64, Ordering::Relaxed);
-                })
-            })
+            )),
+            created: Arc::new(AtomicU64::new(0)),
         };
-        let ck_get: Op = {
-            let m = m.clone();
-            Arc::new(move |_, n| {
-                let m = m.clone();
-                Box::pin(async move {
-                    std::hint::black_box(
-                        m.get_context(&format!("k{}", n as usize % KEYS))
-                            .await
-                            .unwrap(),
-                    );
-                })
-            })
-        };
-        let ck_cached_get: Op = {
-            let m = cached.clone();
-            Arc::new(move |_, n| {
-                let m = m.clone();
-                Box::pin(async move {
-                    std::hint::black_box(
-                        m.get_context(&format!("k{}", n as usize % KEYS))
-                            .await
-                            .unwrap(),
-                    );
-                })
-            })
-        };
-        // Each task updates its own contexts, so every compare-and-set succeeds.
-        let ck_update: Op = {
-            let (m, versions) = (m.clone(), Arc::clone(&versions));
-            Arc::new(move |task, n| {
-                let (m, versions) = (m.clone(), Arc::clone(&versions));
-                Box::pin(async move {
-                    let k = (task + 64 * (n as usize % (KEYS / 64))) % KEYS;
-                    let expected = versions[k].load(Ordering::Relaxed);
-                    let s = m
-                        .update_context(&format!("k{k}"), payload(n), Some(expected))
-                        .await
-                        .unwrap();
-                    versions[k].store(s.version, Ordering::Relaxed);
-                })
-            })
-        };
-        let ck_create: Op = {
-            let (m, created) = (m.clone(), Arc::clone(&created));
-            Arc::new(move |_, _| {
-                let (m, created) = (m.clone(), Arc::clone(&created));
-                Box::pin(async move {
-                    let n = created.fetch_add(1, Ordering::Relaxed);
-                    m.create_context(&format!("new{n}"), payload(n))
-                        .await
-                        .unwrap();
-                })
-            })
-        };
-        let rows: [(&str, &Op); 8] = [
-            ("raw GET", &raw_get),
-            ("contextkit get", &ck_get),
-            ("contextkit cached get", &ck_cached_get),
-            ("raw SET", &raw_set),
-            ("GET then SET", &get_then_set),
-            ("Lua CAS", &lua_cas),
-            ("contextkit CAS update", &ck_update),
-            ("contextkit create", &ck_create),
+
+        let rows: [(&str, Op); 9] = [
+            ("raw GET", raw_get),
+            ("contextkit get", ck_get),
+            ("contextkit cached get", ck_cached_get),
+            ("in-memory get", memory_get),
+            ("raw SET", raw_set),
+            ("GET then SET", get_then_set),
+            ("Lua CAS", lua_cas),
+            ("contextkit CAS update", ck_update),
+            ("contextkit create", ck_create),
         ];
         let _ = writeln!(table, "| operation | tasks | ops/s | p50 µs | p99 µs |");
         let _ = writeln!(table, "|---|---:|---:|---:|---:|");
         let mut results = std::collections::BTreeMap::new();
         for tasks in TASKS {
             for (name, op) in rows {
-                let (ops, p50, p99) = measure(tasks, time, Arc::clone(op)).await;
+                if only
+                    .as_ref()
+                    .is_some_and(|o| !o.split(',').any(|o| o == name))
+                {
+                    continue;
+                }
+                let (ops, p50, p99) = measure(&ctx, tasks, time, op).await;
                 results.insert((name, tasks), ops);
                 let _ = writeln!(
                     table,
@@ -382,16 +416,24 @@ fn main() {
                 "",
             ),
         ] {
-            let r: Vec<String> = TASKS
+            let Some(r) = TASKS
                 .iter()
-                .map(|t| format!("{:.2}", results[&(a, *t)] / results[&(b, *t)]))
-                .collect();
+                .map(|t| {
+                    Some(format!(
+                        "{:.2}",
+                        results.get(&(a, *t))? / results.get(&(b, *t))?
+                    ))
+                })
+                .collect::<Option<Vec<String>>>()
+            else {
+                continue;
+            };
             let _ = writeln!(table, "| {name} | {} | {target} |", r.join(" | "));
         }
         // What each kind of call cost the server itself, over the whole run.
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
-            .query_async(&mut conn.clone())
+            .query_async(&mut ctx.conn.clone())
             .await
             .unwrap();
         let _ = writeln!(
