@@ -809,6 +809,111 @@ fn cached_reads_drop_what_another_manager_changed() {
     });
 }
 
+/// How many times `server` ran `cmd` since its statistics were last reset.
+fn calls(server: &RedisServer, cmd: &str) -> u64 {
+    server
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+        .and_then(|calls| calls.split(',').next()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// While tracking works, a heartbeat keeps an entry nothing changes in
+/// memory past `max_stale`; a change elsewhere still shows within it, and a
+/// cache nobody reads sends no heartbeats.
+#[test]
+fn cached_reads_stay_in_memory_while_redis_confirms_them() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("beat");
+    runtime().block_on(async {
+        let max_stale = Duration::from_millis(100);
+        let reader = ContextManager::builder(ManagerConfig::default())
+            .connect(cached(&server.url(), &ns, max_stale))
+            .await
+            .unwrap();
+        let writer = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        writer.create_context("a", json!({ "n": 0 })).await.unwrap();
+        assert_eq!(reader.get_context("a").await.unwrap().version, 1);
+        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+        // 1 s of reads, 10 × max_stale: served by Redis 10 times or more
+        // without the heartbeat.
+        let t = Instant::now();
+        let mut reads = 0;
+        while t.elapsed() < Duration::from_secs(1) {
+            assert_eq!(reader.get_context("a").await.unwrap().version, 1);
+            reads += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let (served, beats) = (reads_served(&server), calls(&server, "time"));
+        println!("heartbeats: Redis served {served} of {reads} reads, {beats} heartbeats");
+        assert!(served <= 2, "Redis served {served} of {reads} reads");
+        assert!(beats >= 4, "{beats} heartbeats in 1 s (max_stale 100 ms)");
+        // A change elsewhere shows at once (its push), within max_stale at worst.
+        writer
+            .update_context("a", json!({ "n": 1 }), None)
+            .await
+            .unwrap();
+        let t = Instant::now();
+        while reader.get_context("a").await.unwrap().version == 1 {
+            assert!(t.elapsed() < max_stale, "served past max_stale");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Nobody reads: no heartbeats (a last one may be under way).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(calls(&server, "time") <= 1, "heartbeats of an idle cache");
+    });
+}
+
+/// A state the cache keeps alive is still not served past its expiry, even
+/// where Redis has not deleted the key yet (its active expiry off here): the
+/// heartbeat bounds Redis's clock.
+#[test]
+fn cached_reads_end_at_expiry() {
+    let server = RedisServer::start_with(Durability::None, &["--enable-debug-command", "yes"]);
+    assert_eq!(
+        server.cli(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).trim(),
+        "OK"
+    );
+    let ns = fresh_namespace("expiry");
+    runtime().block_on(async {
+        let config = ManagerConfig {
+            default_ttl_ms: Some(300),
+            ..ManagerConfig::default()
+        };
+        let reader = ContextManager::builder(config.clone())
+            .connect(cached(&server.url(), &ns, Duration::from_millis(100)))
+            .await
+            .unwrap();
+        let writer = connect(&server.url(), &ns, config).await;
+        let created = writer.create_context("a", json!({})).await.unwrap();
+        let expires_at = created.expires_at_ms.unwrap();
+        let t = Instant::now();
+        loop {
+            match reader.get_context("a").await {
+                Ok(s) => assert_eq!(s.version, 1),
+                Err(e) => {
+                    assert_eq!(e.code(), "NOT_FOUND");
+                    break;
+                }
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "served 3 s after a TTL of 300 ms"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        println!(
+            "cached read ended {:?} after the create (expiry at {expires_at})",
+            t.elapsed()
+        );
+        // The key is still there: only the reader's clock bound ended it.
+        let _ = server.cli(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    });
+}
+
 /// The reader writes `id` (creates it; with `update`, updates it too), so
 /// that its cache entry comes from its own write, then `writer` updates it:
 /// how long until the reader sees that update (it fails at 5 s; `max_stale`

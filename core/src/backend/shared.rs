@@ -183,7 +183,10 @@ impl Shared {
 
     pub(crate) async fn get(&self, inner: &Inner, id: &str) -> Result<Arc<ContextState>> {
         self.check()?;
-        let found = self.backend.get(id).await?;
+        let found = match self.backend.get_now(id) {
+            Some(found) => found,
+            None => self.backend.get(id).await?,
+        };
         inner.count_read(id, found.is_some());
         found.ok_or_else(|| ContextError::not_found(id))
     }

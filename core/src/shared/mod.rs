@@ -162,6 +162,13 @@ pub trait SharedBackend: MaybeSend + MaybeSync + Debug + 'static {
     fn write(&self, write: Write) -> StorageFuture<'_, WriteReply>;
     /// The live context `id`, as the backend holds it now.
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Arc<ContextState>>>;
+    /// What [`get`](Self::get) would answer, if the backend can answer it
+    /// at once from memory (a read cache); `None` to call `get`. The
+    /// default has no such memory.
+    fn get_now(&self, id: &str) -> Option<Option<Arc<ContextState>>> {
+        let _ = id;
+        None
+    }
     /// The recovery points of live `id`, oldest first; `None` if it is not live.
     fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>>;
     /// Every live context (any order).

@@ -136,9 +136,17 @@ impl RedisBackend {
     /// `max_stale` is served from memory, so a read may miss a change made
     /// elsewhere up to `max_stale` ago, never more; this manager always sees
     /// its own writes. Redis's client tracking (RESP3) drops an entry as soon
-    /// as its key changes anywhere, so reads are usually fresher still. On a
-    /// Redis Cluster, or with [`client_clock`](Self::client_clock), entries
-    /// are not tracked: they are served until `max_stale` runs out.
+    /// as its key changes anywhere, so reads are usually fresher still.
+    ///
+    /// While the cache is read, it asks Redis for its `TIME` on the tracking
+    /// connection every `max_stale / 4`: an answer means every change made
+    /// before it was asked has been heard of, so the entries nothing changed
+    /// are current as of then and stay in memory. If answers stop, entries
+    /// run out within `max_stale` of the last one. The answer also bounds
+    /// Redis's clock, so no state is served past its expiry.
+    ///
+    /// On a Redis Cluster, or with [`client_clock`](Self::client_clock),
+    /// entries are not tracked: they are served until `max_stale` runs out.
     pub fn cached_reads(mut self, max_stale: Duration) -> Self {
         let prefix = format!("{}c:", self.client.transport().prefix);
         self.cache = Some(Arc::new(cache::Cache::new(max_stale, prefix)));
@@ -227,6 +235,10 @@ impl SharedBackend for RedisBackend {
             Some(cache) => Box::pin(self.cached_get(cache, id)),
             None => self.client.get(id),
         }
+    }
+
+    fn get_now(&self, id: &str) -> Option<Option<Arc<ContextState>>> {
+        self.cache.as_ref()?.get(id)
     }
 
     fn recovery_points<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Option<Vec<Snapshot>>> {
