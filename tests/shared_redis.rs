@@ -827,7 +827,7 @@ fn cached_reads_stay_in_memory_while_redis_confirms_them() {
     let server = RedisServer::start(Durability::None);
     let ns = fresh_namespace("beat");
     runtime().block_on(async {
-        let max_stale = Duration::from_millis(100);
+        let max_stale = Duration::from_millis(200);
         let reader = ContextManager::builder(ManagerConfig::default())
             .connect(cached(&server.url(), &ns, max_stale))
             .await
@@ -836,40 +836,49 @@ fn cached_reads_stay_in_memory_while_redis_confirms_them() {
         writer.create_context("a", json!({ "n": 0 })).await.unwrap();
         assert_eq!(reader.get_context("a").await.unwrap().version, 1);
         assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
-        // 1 s of reads, 10 × max_stale: served by Redis 10 times or more
+        // 2 s of reads, 10 × max_stale: served by Redis 10 times or more
         // without the heartbeat.
         let t = Instant::now();
         let mut reads = 0;
-        while t.elapsed() < Duration::from_secs(1) {
+        while t.elapsed() < Duration::from_secs(2) {
             assert_eq!(reader.get_context("a").await.unwrap().version, 1);
             reads += 1;
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let (served, beats) = (reads_served(&server), calls(&server, "time"));
         println!("heartbeats: Redis served {served} of {reads} reads, {beats} heartbeats");
-        assert!(served <= 2, "Redis served {served} of {reads} reads");
-        assert!(beats >= 4, "{beats} heartbeats in 1 s (max_stale 100 ms)");
-        // A change elsewhere shows at once (its push), within max_stale at worst.
+        assert!(served <= 3, "Redis served {served} of {reads} reads");
+        assert!(beats >= 8, "{beats} heartbeats in 2 s (max_stale 200 ms)");
+        // A change elsewhere shows at once (its push), and no read that
+        // starts max_stale after it returned misses it.
         writer
             .update_context("a", json!({ "n": 1 }), None)
             .await
             .unwrap();
-        let t = Instant::now();
-        while reader.get_context("a").await.unwrap().version == 1 {
-            assert!(t.elapsed() < max_stale, "served past max_stale");
+        let updated = Instant::now();
+        loop {
+            let started = Instant::now();
+            if reader.get_context("a").await.unwrap().version == 2 {
+                break;
+            }
+            assert!(
+                started - updated < max_stale,
+                "a read {:?} after the update missed it",
+                started - updated
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // Nobody reads: no heartbeats (a last one may be under way).
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Nobody reads: after a last one, no heartbeats.
+        tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(calls(&server, "time") <= 1, "heartbeats of an idle cache");
+        assert_eq!(calls(&server, "time"), 0, "heartbeats of an idle cache");
     });
 }
 
-/// A state the cache keeps alive is still not served past its expiry, even
-/// where Redis has not deleted the key yet (its active expiry off here): the
-/// heartbeat bounds Redis's clock.
+/// A state the heartbeat keeps in memory is still not served past its
+/// expiry, even where Redis has not deleted the key yet (its active expiry
+/// off here): the heartbeat's answer bounds Redis's clock.
 #[test]
 fn cached_reads_end_at_expiry() {
     let server = RedisServer::start_with(Durability::None, &["--enable-debug-command", "yes"]);
@@ -878,39 +887,52 @@ fn cached_reads_end_at_expiry() {
         "OK"
     );
     let ns = fresh_namespace("expiry");
+    let wall_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
     runtime().block_on(async {
         let config = ManagerConfig {
-            default_ttl_ms: Some(300),
+            default_ttl_ms: Some(1_000),
             ..ManagerConfig::default()
         };
         let reader = ContextManager::builder(config.clone())
-            .connect(cached(&server.url(), &ns, Duration::from_millis(100)))
+            .connect(cached(&server.url(), &ns, Duration::from_millis(200)))
             .await
             .unwrap();
         let writer = connect(&server.url(), &ns, config).await;
         let created = writer.create_context("a", json!({})).await.unwrap();
         let expires_at = created.expires_at_ms.unwrap();
+        assert_eq!(reader.get_context("a").await.unwrap().version, 1);
+        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
         let t = Instant::now();
         loop {
+            let started = wall_ms();
             match reader.get_context("a").await {
-                Ok(s) => assert_eq!(s.version, 1),
+                // Redis's own clock (the same machine's) may lag a little.
+                Ok(_) => assert!(
+                    started < expires_at + 20,
+                    "served {} ms after its expiry",
+                    started - expires_at
+                ),
                 Err(e) => {
                     assert_eq!(e.code(), "NOT_FOUND");
                     break;
                 }
             }
             assert!(
-                t.elapsed() < Duration::from_secs(3),
-                "served 3 s after a TTL of 300 ms"
+                t.elapsed() < Duration::from_secs(5),
+                "served 5 s after a TTL of 1 s"
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        println!(
-            "cached read ended {:?} after the create (expiry at {expires_at})",
-            t.elapsed()
-        );
-        // The key is still there: only the reader's clock bound ended it.
-        let _ = server.cli(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+        // Kept in memory until it expired: Redis served the read that found
+        // it gone (5 or more without the heartbeat).
+        let served = reads_served(&server);
+        println!("expiry: Redis served {served} reads after the first");
+        assert!(served <= 3, "Redis served {served} reads");
     });
 }
 

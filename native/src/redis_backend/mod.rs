@@ -141,9 +141,10 @@ impl RedisBackend {
     /// While the cache is read, it asks Redis for its `TIME` on the tracking
     /// connection every `max_stale / 4`: an answer means every change made
     /// before it was asked has been heard of, so the entries nothing changed
-    /// are current as of then and stay in memory. If answers stop, entries
-    /// run out within `max_stale` of the last one. The answer also bounds
-    /// Redis's clock, so no state is served past its expiry.
+    /// are current as of then and stay in memory (up to 16 × `max_stale`
+    /// after their read). If answers stop, entries run out within
+    /// `max_stale` of the last one. The answer also bounds Redis's clock: an
+    /// entry kept that way is never served past its state's expiry.
     ///
     /// On a Redis Cluster, or with [`client_clock`](Self::client_clock),
     /// entries are not tracked: they are served until `max_stale` runs out.
