@@ -556,9 +556,11 @@ fn a_stopped_server_gives_storage_quickly_and_recovery_after() {
     let mut server = RedisServer::start(Durability::Always);
     let ns = fresh_namespace("down");
     runtime().block_on(async {
+        // A long timeout: nobody is there, so no call waits for it.
         let backend = RedisBackend::new(&server.url(), &ns)
             .unwrap()
-            .timeout(Duration::from_millis(500));
+            .timeout(Duration::from_secs(20))
+            .cached_reads(Duration::from_millis(100));
         let m = ContextManager::builder(ManagerConfig::default())
             .connect(backend)
             .await
@@ -571,7 +573,18 @@ fn a_stopped_server_gives_storage_quickly_and_recovery_after() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), "STORAGE");
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // A write that never reached a server was not applied, and says so.
+        let t2 = Instant::now();
+        let err = m
+            .update_context("a", json!({ "n": 1 }), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "STORAGE");
+        assert!(!err.to_string().contains("outcome unknown"), "{err}");
+        assert!(err.to_string().contains("refused"), "{err}");
+        println!("refused: {:?}, then {:?}: {err}", t2 - t, t2.elapsed());
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(m.get_context("a").await.unwrap_err().code(), "STORAGE");
         assert_eq!(m.try_len().await.unwrap_err().code(), "STORAGE");
         assert_eq!(
@@ -591,6 +604,42 @@ fn a_stopped_server_gives_storage_quickly_and_recovery_after() {
                 .version,
             2
         );
+    });
+}
+
+/// A call of a cached manager is bounded like any other when Redis does not
+/// answer: making a tracking connection again never holds it up.
+#[test]
+fn a_frozen_server_holds_cached_calls_no_longer_than_the_timeout() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("frozen");
+    runtime().block_on(async {
+        let timeout = Duration::from_secs(2);
+        let backend = RedisBackend::new(&server.url(), &ns)
+            .unwrap()
+            .timeout(timeout)
+            .cached_reads(Duration::from_millis(200));
+        let m = ContextManager::builder(ManagerConfig::default())
+            .connect(backend)
+            .await
+            .unwrap();
+        m.create_context("a", json!({})).await.unwrap();
+        m.get_context("a").await.unwrap();
+        assert_eq!(server.cli(&["CLIENT", "PAUSE", "9000", "ALL"]).trim(), "OK");
+        // The heartbeat times out and drops the tracking connection.
+        tokio::time::sleep(timeout + Duration::from_millis(700)).await;
+        let t = Instant::now();
+        let err = m
+            .update_context("a", json!({ "n": 1 }), None)
+            .await
+            .unwrap_err();
+        let took = t.elapsed();
+        assert_eq!(err.code(), "STORAGE");
+        println!("frozen: the update ended in {took:?}: {err}");
+        // The timeout, then at most 500 ms to settle; not one more timeout
+        // for a tracking connection.
+        assert!(took < timeout * 2, "{took:?}");
+        let _ = server.cli(&["CLIENT", "UNPAUSE"]);
     });
 }
 

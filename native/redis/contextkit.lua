@@ -36,7 +36,7 @@
 -- client clock (tests with a manual clock): then each call passes its time
 -- and Redis's own key expiry is not used. Integers travel as decimal strings.
 
-local LIBRARY_VERSION = '5'
+local LIBRARY_VERSION = '6'
 -- The most time a TTL or a reply's lifetime may be (about 142,000 years).
 local MAX_MS = 4503599627370496
 -- Versions and recovery-point ids stop below 2^52 (exact in every client).
@@ -344,13 +344,18 @@ local function whole(s, kind)
   -- An optional number may be left out (a client of an earlier release of
   -- this format passes fewer arguments).
   if s == nil or s == '' then
-    return kind == 'optional'
+    return kind == 'optional' or kind == 'compared'
   end
   -- Plain decimal digits, as every client writes them: a form tonumber reads
   -- but a Redis command refuses (' 5', '1e3', '0x10', '05', '+5') would make
   -- the call fail half-way, after its first write.
   if s ~= '0' and not string.match(s, '^[1-9]%d*$') then
     return false
+  end
+  -- A number only compared (an expected version or revision, a recovery
+  -- point's id) may be any: one out of range matches nothing.
+  if kind == 'compared' then
+    return #s <= 20
   end
   local n = tonumber(s)
   local least = 1
@@ -364,11 +369,11 @@ end
 -- common ones.
 local NUMBERS = {
   create = { [3] = 'optional', [5] = 'count' },
-  update = { [3] = 'optional', [4] = 'optional', [5] = 'optional' },
+  update = { [3] = 'compared', [4] = 'optional', [5] = 'compared' },
   delete = {},
   touch = {},
   point = { [2] = 'positive' },
-  restore = { [2] = 'positive' },
+  restore = { [2] = 'compared' },
   sweep = { [1] = 'positive' },
   evict = { [1] = 'count' },
 }

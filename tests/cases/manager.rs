@@ -159,6 +159,28 @@ pub async fn update_with_stale_version_conflicts() {
     assert_eq!(m.get_context("a").await.unwrap().data, json!({ "n": 2 }));
 }
 
+/// An expected version no context can have (0, past 2^52, `u64::MAX`) is
+/// a conflict like any other, not an error of the store.
+pub async fn update_with_an_impossible_version_conflicts() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    for expected in [0, (1 << 52) + 1, u64::MAX] {
+        let err = m
+            .update_context("a", json!({ "n": 2 }), Some(expected))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ContextError::VersionConflict {
+                id: "a".into(),
+                expected,
+                actual: 1
+            }
+        );
+    }
+    assert_eq!(m.get_context("a").await.unwrap().version, 1);
+}
+
 pub async fn update_of_missing_is_not_found() {
     let (m, _) = manual(ManagerConfig::default());
     assert_eq!(

@@ -75,6 +75,7 @@ macro_rules! for_each_case {
             manager::create_over_an_expired_id_starts_fresh,
             manager::update_bumps_version_and_keeps_metadata,
             manager::update_with_stale_version_conflicts,
+            manager::update_with_an_impossible_version_conflicts,
             manager::update_of_missing_is_not_found,
             manager::deleted_context_is_not_resurrected_by_update,
             manager::list_and_len_show_live_contexts_sorted,

@@ -106,5 +106,9 @@ pub async fn restore_of_unknown_snapshot_is_not_found() {
         code(m.restore_recovery_point("a", of_b.id).await),
         "NOT_FOUND"
     );
+    // Nor is an id no recovery point can have.
+    for id in [0, (1 << 52) + 1, u64::MAX] {
+        assert_eq!(code(m.restore_recovery_point("a", id).await), "NOT_FOUND");
+    }
     assert_eq!(m.get_context("a").await.unwrap().version, 1);
 }

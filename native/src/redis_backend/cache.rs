@@ -348,21 +348,30 @@ impl Cache {
         }
     }
 
-    /// Makes sure a connection receives the namespace's invalidations
-    /// (`CLIENT TRACKING ON BCAST PREFIX ck:{namespace}:c:`), trying at most
-    /// once a second while Redis refuses.
-    pub(crate) async fn track(self: &Arc<Self>, client: &redis::Client, timeout: Duration) {
-        let generation = {
-            let mut t = self.tracking();
-            self.tracked.store(true, Ordering::Relaxed);
-            if t.conn.is_some() || t.last_try.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
-                return;
-            }
-            t.last_try = Some(Instant::now());
-            t.generation += 1;
-            t.generation
-        };
-        let Some(conn) = self.connect(client, timeout, generation).await else {
+    /// Whether a tracking connection is to be made now: none is up, and
+    /// none was tried within the last second. Then the generation of the
+    /// one to make with [`track`](Self::track).
+    pub(crate) fn begin_tracking(&self) -> Option<u64> {
+        let mut t = self.tracking();
+        self.tracked.store(true, Ordering::Relaxed);
+        if t.conn.is_some() || t.last_try.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+            return None;
+        }
+        t.last_try = Some(Instant::now());
+        t.generation += 1;
+        Some(t.generation)
+    }
+
+    /// Makes tracking connection `generation`, which receives the
+    /// namespace's invalidations (`CLIENT TRACKING ON BCAST PREFIX
+    /// ck:{namespace}:c:`), and starts its heartbeat.
+    pub(crate) async fn track(
+        self: Arc<Self>,
+        client: redis::Client,
+        timeout: Duration,
+        generation: u64,
+    ) {
+        let Some(conn) = self.connect(&client, timeout, generation).await else {
             return;
         };
         // Entries filled before this connection tracked anything may have
@@ -376,7 +385,7 @@ impl Cache {
             }
             t.conn = Some(conn.clone());
         }
-        tokio::spawn(heartbeat(Arc::downgrade(self), conn, generation));
+        tokio::spawn(heartbeat(Arc::downgrade(&self), conn, generation));
     }
 
     async fn connect(

@@ -183,7 +183,10 @@ impl Failure {
 
 /// Runs `cmd` until it answers, for at most `timeout`: a dropped connection
 /// or a timeout is tried again (callers make that safe: reads, or writes
-/// carrying an operation id), a missing library is loaded.
+/// carrying an operation id), a missing library is loaded. A refused
+/// connection (no server there) ends the call at once: `Refused` if no try
+/// before it may have reached a server (nothing was applied), else
+/// `NoAnswer`.
 pub(crate) async fn call(
     conn: &mut Conn,
     cmd: &Cmd,
@@ -208,6 +211,12 @@ pub(crate) async fn call(
                     Err(_) => return Err(Failure::NoAnswer(Some(e))),
                 }
                 continue;
+            }
+            Ok(Err(e)) if e.is_connection_refusal() => {
+                return Err(match last {
+                    None => Failure::Refused(e),
+                    Some(_) => Failure::NoAnswer(Some(e)),
+                });
             }
             Ok(Err(e)) if !retriable(&e) => return Err(Failure::Refused(e)),
             Ok(Err(e)) => last = Some(e),

@@ -160,13 +160,22 @@ impl RedisBackend {
     }
 
     /// Makes sure the cache hears of every change in the namespace, where
-    /// Redis can push them (one server, Redis's clock).
-    async fn track(&self, cache: &Arc<cache::Cache>) {
+    /// Redis can push them (one server, Redis's clock): at once when the
+    /// manager joins, else in the background (a call never waits for it).
+    async fn track(&self, cache: &Arc<cache::Cache>, wait: bool) {
         let transport = self.client.transport();
-        if let (Target::Single(client), false) =
+        let (Target::Single(client), false) =
             (&transport.target, self.client.config().client_clock)
-        {
-            cache.track(client, transport.timeout).await;
+        else {
+            return;
+        };
+        let Some(generation) = cache.begin_tracking() else {
+            return;
+        };
+        let track = Arc::clone(cache).track(client.clone(), transport.timeout, generation);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !wait => drop(runtime.spawn(track)),
+            _ => track.await,
         }
     }
 
@@ -180,7 +189,7 @@ impl RedisBackend {
         if let Some(hit) = cache.get(id) {
             return Ok(hit);
         }
-        self.track(cache).await;
+        self.track(cache, false).await;
         let since = Instant::now();
         let state = self.client.get(id).await?;
         let revision = state.as_ref().map_or(0, |s| s.revision);
@@ -191,7 +200,7 @@ impl RedisBackend {
     /// A write; with the cache, what it committed is offered to it (kept
     /// only while changes of others can drop it).
     async fn cached_write(&self, cache: &Arc<cache::Cache>, write: Write) -> Result<WriteReply> {
-        self.track(cache).await;
+        self.track(cache, false).await;
         let since = Instant::now();
         let reply = self.client.write(write).await?;
         for event in &reply.events {
@@ -218,7 +227,7 @@ impl SharedBackend for RedisBackend {
         Box::pin(async move {
             let joined = self.client.join(config, clock).await?;
             if let Some(cache) = &self.cache {
-                self.track(cache).await;
+                self.track(cache, true).await;
             }
             Ok(joined)
         })
