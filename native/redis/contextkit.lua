@@ -220,7 +220,7 @@ function ops.update(w, a)
   end
   if (expected ~= '' and tonumber(expected) ~= tonumber(rec.v))
     or (revision ~= '' and tonumber(revision) ~= tonumber(rec.r)) then
-    return 'VERSION_CONFLICT', { rec.v }
+    return 'VERSION_CONFLICT', { rec.v, rec.r }
   end
   return set_data(w, id, rec, data, ttl, 'updated')
 end

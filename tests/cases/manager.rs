@@ -181,6 +181,39 @@ pub async fn update_with_an_impossible_version_conflicts() {
     assert_eq!(m.get_context("a").await.unwrap().version, 1);
 }
 
+/// A compare-and-set on the revision (an ETag): a context deleted and
+/// created again is at version 1 again, but at a new revision.
+pub async fn update_if_revision_sees_through_a_re_create() {
+    let (m, _) = manual(ManagerConfig::default());
+    let seen = m.create_context("a", json!({ "n": 1 })).await.unwrap();
+    m.delete_context("a").await.unwrap();
+    let again = m.create_context("a", json!({ "n": 2 })).await.unwrap();
+    assert_eq!(again.version, seen.version);
+    let err = m
+        .update_context_if_revision("a", json!({ "n": 3 }), seen.revision)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ContextError::VersionConflict {
+            id: "a".into(),
+            expected: seen.revision,
+            actual: again.revision
+        }
+    );
+    let s = m
+        .update_context_if_revision("a", json!({ "n": 3 }), again.revision)
+        .await
+        .unwrap();
+    assert_eq!(s.version, 2);
+    assert_eq!(s.data, json!({ "n": 3 }));
+    assert!(s.revision > again.revision);
+    assert_eq!(
+        code(m.update_context_if_revision("b", json!({}), 1).await),
+        "NOT_FOUND"
+    );
+}
+
 pub async fn update_of_missing_is_not_found() {
     let (m, _) = manual(ManagerConfig::default());
     assert_eq!(

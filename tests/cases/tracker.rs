@@ -114,6 +114,41 @@ pub async fn tracker_conflict_reject_keeps_local_edits() {
     );
 }
 
+/// A context deleted and created again under a tracker is at version 1
+/// again, but it is not the state the tracker's edits were based on.
+pub async fn tracker_conflict_after_delete_and_create() {
+    let (m, _) = manual(ManagerConfig::default());
+    m.create_context("a", json!({ "owner": "ann" }))
+        .await
+        .unwrap();
+    let t = tracker(&m, ConflictPolicy::Reject);
+    t.activate_context("a").await.unwrap();
+    m.delete_context("a").await.unwrap();
+    m.create_context("a", json!({ "owner": "bob" }))
+        .await
+        .unwrap();
+    t.update_state(json!({ "owner": "ann", "edit": 1 }))
+        .await
+        .unwrap();
+    let err = t.sync_state().await.unwrap_err();
+    assert_eq!(err.code(), "VERSION_CONFLICT");
+    assert_eq!(
+        m.get_context("a").await.unwrap().data,
+        json!({ "owner": "bob" })
+    );
+    // Keeping the remote state adopts the new context.
+    let t = tracker(&m, ConflictPolicy::KeepRemote);
+    t.activate_context("a").await.unwrap();
+    m.delete_context("a").await.unwrap();
+    let bob = m
+        .create_context("a", json!({ "owner": "bob", "n": 2 }))
+        .await
+        .unwrap();
+    t.update_state(json!({ "owner": "ann" })).await.unwrap();
+    assert_eq!(t.sync_state().await.unwrap().revision, bob.revision);
+    assert_eq!(m.get_context("a").await.unwrap().revision, bob.revision);
+}
+
 pub async fn tracker_conflict_overwrite_wins() {
     let (m, _) = manual(ManagerConfig::default());
     m.create_context("a", json!({ "n": 1 })).await.unwrap();

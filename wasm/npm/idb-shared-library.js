@@ -204,7 +204,7 @@ ops.update = async (w, [id, data, expected, ttl, revision = '']) => {
   const rec = await load(w, id, false);
   if (!rec) return ['NOT_FOUND', []];
   if ((expected !== '' && luaNumber(expected) !== luaNumber(rec.v)) || (revision !== '' && luaNumber(revision) !== luaNumber(rec.r))) {
-    return ['VERSION_CONFLICT', [rec.v]];
+    return ['VERSION_CONFLICT', [rec.v, rec.r]];
   }
   return setData(w, id, rec, data, ttl, 'updated');
 };

@@ -294,13 +294,20 @@ fn outcome(
             });
         }
         "VERSION_CONFLICT" => {
-            let expected = match &write {
+            // Versions, or revisions for an update that expected only one
+            // (the reply holds the stored version, then its revision).
+            let (expected, at) = match &write {
                 Write::Update {
-                    expected_version, ..
-                } => expected_version.unwrap_or(0),
-                _ => 0,
+                    expected_version: Some(v),
+                    ..
+                } => (*v, 0),
+                Write::Update {
+                    expected_revision: Some(r),
+                    ..
+                } => (*r, 1),
+                _ => (0, 0),
             };
-            let actual = d.first().map(Wire::int).transpose()?.unwrap_or(0);
+            let actual = d.get(at).map(Wire::int).transpose()?.unwrap_or(0);
             return Err(ContextError::VersionConflict {
                 id,
                 expected,

@@ -2,7 +2,7 @@
 
 use super::ContextTracker;
 use crate::sync::Ordering;
-use crate::{ConflictPolicy, ContextError, ContextState, Result, Snapshot};
+use crate::{ConflictPolicy, ContextError, ContextState, Result, Snapshot, UpdateOptions};
 use std::sync::Arc;
 
 /// What a sync read from the working copy before pushing it.
@@ -18,7 +18,9 @@ struct Pending {
 
 impl ContextTracker {
     /// Pushes local edits with `expected_version` = the version they were based
-    /// on. On a conflict it applies the [`ConflictPolicy`]; with `auto_recovery`
+    /// on, and only onto the very state they were based on (its revision: a
+    /// context deleted and created again since, at the same version, is a
+    /// conflict too). On a conflict it applies the [`ConflictPolicy`]; with `auto_recovery`
     /// it makes a recovery point after each successful push. A clean copy
     /// returns its state without writing. Edits made while a sync is in flight
     /// stay dirty, rebased on the pushed version.
@@ -70,9 +72,15 @@ impl ContextTracker {
                 Ok(p) => p,
                 Err(clean) => return Ok(clean),
             };
-            let expected = expected_from_base.then_some(p.base_version);
+            // The base's revision too: its version repeats if the context was
+            // deleted and created again since (0: a state stored before revisions).
+            let opts = UpdateOptions {
+                expected_version: expected_from_base.then_some(p.base_version),
+                ttl_ms: None,
+            };
+            let revision = Some(p.base.revision).filter(|&r| expected_from_base && r != 0);
             match manager
-                .update_context(&p.id, p.local.data.clone(), expected)
+                .update_expecting(&p.id, p.local.data.clone(), opts, revision)
                 .await
             {
                 Ok(state) => {
