@@ -643,6 +643,24 @@ fn a_frozen_server_holds_cached_calls_no_longer_than_the_timeout() {
     });
 }
 
+/// Recovery-point ids are one sequence for the namespace: no manager can say
+/// which is next, and says 0.
+#[test]
+fn recovery_point_ids_are_the_namespaces() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("points");
+    runtime().block_on(async {
+        let a = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        let b = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        a.create_context("x", json!({})).await.unwrap();
+        let first = a.create_recovery_point("x").await.unwrap();
+        let second = b.create_recovery_point("x").await.unwrap();
+        assert_eq!(second.id, first.id + 1);
+        assert_eq!(a.next_recovery_point_id(), 0);
+        assert_eq!(b.next_recovery_point_id(), 0);
+    });
+}
+
 /// A server restarted without persistence lost the namespace: the manager
 /// says so instead of carrying on with an empty store.
 #[test]

@@ -26,6 +26,12 @@ use std::sync::Arc;
 #[serde(rename_all = "camelCase", default)]
 pub struct AdapterConfig {
     /// Most live contexts in the wrapped manager (the smaller of this and its own limit wins).
+    ///
+    /// On a shared manager it is this manager's limit on the namespace: the
+    /// store checks each of its creates against every manager's contexts,
+    /// but the creates of other managers against their own limits. Give
+    /// every process the same adapter settings for one limit everywhere.
+    /// Lowering it evicts from the whole namespace.
     pub max_contexts: usize,
     /// TTL of contexts created or updated through the adapter (`None`: the manager's default).
     pub ttl_ms: Option<u64>,
@@ -474,7 +480,9 @@ impl ContextAdapter {
     /// Lowering `max_contexts` evicts the least recently updated contexts
     /// (an `Evicted` event each) until the new limit holds; creates are refused
     /// from the moment it is set. Lowering `max_active_contexts` keeps active
-    /// trackers but refuses new ones until fewer are active.
+    /// trackers but refuses new ones until fewer are active. On a shared
+    /// manager the evicted contexts may be any manager's (see
+    /// [`AdapterConfig::max_contexts`]).
     ///
     /// ```
     /// # use contextkit_core::*;

@@ -288,7 +288,10 @@ impl ContextManager {
         self.inner.limit.load(Ordering::SeqCst)
     }
 
-    /// The id the next recovery point will get.
+    /// The id the next recovery point will get. In shared mode the
+    /// namespace hands out the ids, to every manager from one sequence, and
+    /// no manager can say which is next: 0 there (read a point's id from
+    /// [`create_recovery_point`](Self::create_recovery_point)).
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -301,6 +304,9 @@ impl ContextManager {
     /// # }).unwrap();
     /// ```
     pub fn next_recovery_point_id(&self) -> u64 {
+        in_shared_mode!(self.inner, _shared => {
+            return 0;
+        });
         self.inner.next_snapshot.peek()
     }
 

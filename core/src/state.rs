@@ -184,8 +184,8 @@ pub struct ManagerConfig {
 
 impl ManagerConfig {
     /// `INVALID_ARGUMENT` for settings no context could satisfy: a zero id
-    /// length, a data limit below 2 bytes (`{}`), or a zero default TTL.
-    /// A zero `max_contexts` is allowed (a store that refuses creates).
+    /// length, a data limit below 2 bytes (`{}`), a zero default TTL, or a
+    /// zero `max_contexts`.
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -226,7 +226,9 @@ impl Default for ManagerConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Contexts held now (expired ones not yet swept included).
+    /// Contexts held now (expired ones not yet swept included). In shared
+    /// mode, as the store counted them at this manager's last write:
+    /// [`try_len`](crate::ContextManager::try_len) asks the store now.
     pub contexts: usize,
     /// `get_context` calls.
     pub reads: usize,

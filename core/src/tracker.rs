@@ -25,7 +25,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ConflictPolicy {
-    /// Fail with `VERSION_CONFLICT` and keep the local edits.
+    /// Fail with `VERSION_CONFLICT` and keep the local edits, still based on
+    /// the old state (each later sync fails the same way). To go on, take
+    /// what is stored: [`discard_changes`](ContextTracker::discard_changes),
+    /// then [`apply_remote`](ContextTracker::apply_remote) of a fresh
+    /// `get_context` (or activate the context again), and redo the edits.
     #[default]
     Reject,
     /// Write the local data over the newer stored version.
@@ -446,8 +450,9 @@ impl ContextTracker {
             .await
     }
 
-    /// Adopts `state` if it is a strictly newer version of the active context
-    /// and the copy is clean; returns whether it did. Never goes back a version.
+    /// Adopts `state` if it is a strictly newer state of the active context
+    /// (a later revision: also one created again since, at a lower version)
+    /// and the copy is clean; returns whether it did. Never goes back.
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -466,10 +471,17 @@ impl ContextTracker {
         self.shared
             .work
             .write(|w| match w.active.as_mut() {
+                // Newer by revision, which never repeats (a context deleted
+                // and created again is newer at a lower version); by version
+                // for states stored before revisions.
                 Some(a)
                     if a.local.is_none()
                         && a.base.id == state.id
-                        && state.version > a.base.version =>
+                        && if a.base.revision == 0 || state.revision == 0 {
+                            state.version > a.base.version
+                        } else {
+                            state.revision > a.base.revision
+                        } =>
                 {
                     a.base = state;
                     true

@@ -212,6 +212,15 @@ pub async fn tracker_apply_remote_only_moves_forward() {
         .unwrap();
     assert!(!t.apply_remote(v4).await, "dirty copy overwritten");
     assert_eq!(t.get_state().await.unwrap().data, json!({ "n": "local" }));
+    // A context created again is newer at a lower version: after a rejected
+    // sync, the copy goes on from it.
+    m.delete_context("a").await.unwrap();
+    let again = m.create_context("a", json!({ "n": "new" })).await.unwrap();
+    assert_eq!(code(t.sync_state().await), "VERSION_CONFLICT");
+    t.discard_changes().await.unwrap();
+    assert!(t.apply_remote(again).await, "the new context not adopted");
+    t.update_state(json!({ "n": "redone" })).await.unwrap();
+    assert_eq!(t.sync_state().await.unwrap().version, 2);
 }
 
 pub async fn tracker_sync_interval_follows_the_clock() {

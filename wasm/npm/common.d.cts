@@ -349,7 +349,10 @@ export declare class ContextManager {
    */
   startAutoCleanup(intervalMs?: number): void;
   stopAutoCleanup(): void;
-  /** The id the next recovery point will get (ids are never reused, also across a reopen). */
+  /**
+   * The id the next recovery point will get (ids are never reused, also across a reopen).
+   * 0 in shared mode: the namespace hands out the ids to every manager, and none can say which is next.
+   */
   nextRecoveryPointId(): number;
   /**
    * Releases the manager's memory now instead of at garbage collection.
