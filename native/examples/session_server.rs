@@ -323,14 +323,10 @@ async fn patch_session(
             .modify_context(id, |data| merge_patch(data, patch))
             .await?);
     };
-    // With If-Match, the check and the write must see the same state. The
-    // closure of modify_context gets the data but not the revision, so it
-    // cannot do the check; instead: read, check the revision, and write with
-    // a compare-and-set on the version of what was read. A write that came
-    // in between moves the version on and update_context fails with
-    // VERSION_CONFLICT (412). The version stands for one state only while the
-    // id is not deleted and created again (versions restart at 1); here ids
-    // are random and only POST /sessions creates, so that cannot happen.
+    // With If-Match, the write is a compare-and-set on the revision the
+    // ETag names: a write that came in between, or a delete and create of
+    // the id, moves the revision on and the update fails with
+    // VERSION_CONFLICT (412). (A version would not do: it restarts at 1.)
     let current = m.get_context(id).await?;
     let etag = format!("\"{}\"", current.revision);
     if !if_match.split(',').any(|tag| tag.trim() == etag) {
@@ -338,7 +334,8 @@ async fn patch_session(
         return Err(Failure::Http(412, "VERSION_CONFLICT", message));
     }
     let merged = merge_patch(&current.data, patch);
-    Ok(m.update_context(id, merged, Some(current.version)).await?)
+    Ok(m.update_context_if_revision(id, merged, current.revision)
+        .await?)
 }
 
 /// RFC 7396: objects merge key by key, null removes a key, anything else replaces.
