@@ -285,12 +285,26 @@ impl Store {
         expected: Option<u64>,
         ttl: Option<u64>,
     ) -> R<ContextState> {
+        self.update_at(id, data, expected, None, ttl)
+    }
+
+    /// An update that may also expect the state committed at `revision` (a
+    /// tracker's sync: a version repeats after a delete and a create).
+    pub fn update_at(
+        &mut self,
+        id: &str,
+        data: Value,
+        expected: Option<u64>,
+        revision: Option<u64>,
+        ttl: Option<u64>,
+    ) -> R<ContextState> {
         self.check_id(id)?;
         self.check_data(&data)?;
         Self::check_ttl(ttl)?;
         let e = self.live_for_write(id)?;
         let actual = e.state.version;
-        if expected.is_some_and(|v| v != actual) {
+        if expected.is_some_and(|v| v != actual) || revision.is_some_and(|r| r != e.state.revision)
+        {
             self.stats.conflicts += 1;
             return Err(Out::Conflict(actual));
         }
@@ -482,8 +496,16 @@ impl Tracker {
 
     pub fn apply_remote(&mut self, state: ContextState) -> bool {
         match self.active.as_mut() {
+            // Newer by revision (a context created again is newer at a lower
+            // version); by version for states stored before revisions.
             Some(a)
-                if a.local.is_none() && a.base.id == state.id && state.version > a.base.version =>
+                if a.local.is_none()
+                    && a.base.id == state.id
+                    && if a.base.revision == 0 || state.revision == 0 {
+                        state.version > a.base.version
+                    } else {
+                        state.revision > a.base.revision
+                    } =>
             {
                 a.base = state;
                 true
@@ -498,7 +520,9 @@ impl Tracker {
             return Ok(a.base);
         };
         let id = a.base.id.clone();
-        let pushed = match store.update(&id, local.clone(), Some(a.base.version), None) {
+        let revision = Some(a.base.revision).filter(|&r| r != 0);
+        let pushed = match store.update_at(&id, local.clone(), Some(a.base.version), revision, None)
+        {
             Err(Out::Conflict(actual)) => match self.cfg.conflict {
                 ConflictPolicy::Reject => return Err(Out::Conflict(actual)),
                 ConflictPolicy::Overwrite => store.update(&id, local, None, None)?,
