@@ -626,8 +626,20 @@ fn a_frozen_server_holds_cached_calls_no_longer_than_the_timeout() {
         m.create_context("a", json!({})).await.unwrap();
         m.get_context("a").await.unwrap();
         assert_eq!(server.cli(&["CLIENT", "PAUSE", "9000", "ALL"]).trim(), "OK");
-        // The heartbeat times out and drops the tracking connection.
-        tokio::time::sleep(timeout + Duration::from_millis(700)).await;
+        // Reads go on (from memory while they may), so the heartbeat asks,
+        // times out and drops the tracking connection.
+        let reads = tokio::spawn({
+            let m = m.clone();
+            async move {
+                let t = Instant::now();
+                while t.elapsed() < timeout + Duration::from_millis(700) {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(20), m.get_context("a")).await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        });
+        reads.await.unwrap();
         let t = Instant::now();
         let err = m
             .update_context("a", json!({ "n": 1 }), None)
@@ -940,6 +952,57 @@ fn cached_reads_stay_in_memory_while_redis_confirms_them() {
         assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(calls(&server, "time"), 0, "heartbeats of an idle cache");
+    });
+}
+
+/// A tracking connection that drops while its heartbeat waits for reads,
+/// and a new one made by a write: the new one's heartbeat serves the reads
+/// that follow (the old one's ends instead of taking their wake-up).
+#[test]
+fn cached_reads_heartbeat_again_after_tracking_is_made_again() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("again");
+    runtime().block_on(async {
+        let max_stale = Duration::from_millis(200);
+        let m = ContextManager::builder(ManagerConfig::default())
+            .connect(cached(&server.url(), &ns, max_stale))
+            .await
+            .unwrap();
+        m.create_context("a", json!({ "n": 0 })).await.unwrap();
+        m.get_context("a").await.unwrap();
+        // No reads: the heartbeat waits.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let list = server.cli(&["CLIENT", "LIST"]);
+        let tracking: Vec<&str> = list
+            .lines()
+            .filter(|l| {
+                l.split(' ')
+                    .any(|f| f.starts_with("flags=") && f.contains('t'))
+            })
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")))
+            .collect();
+        assert_eq!(tracking.len(), 1, "{list}");
+        server.cli(&["CLIENT", "KILL", "ID", tracking[0]]);
+        // (A tracking connection is made at most once a second.)
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        // A write makes the tracking connection again.
+        m.update_context("a", json!({ "n": 1 }), None)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(m.get_context("a").await.unwrap().version, 2);
+        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+        let t = Instant::now();
+        let mut reads = 0;
+        while t.elapsed() < Duration::from_secs(2) {
+            assert_eq!(m.get_context("a").await.unwrap().version, 2);
+            reads += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let (served, beats) = (reads_served(&server), calls(&server, "time"));
+        println!("again: Redis served {served} of {reads} reads, {beats} heartbeats");
+        assert!(beats >= 8, "{beats} heartbeats in 2 s (max_stale 200 ms)");
+        assert!(served <= 3, "Redis served {served} of {reads} reads");
     });
 }
 

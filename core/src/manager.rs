@@ -500,7 +500,8 @@ impl ContextManager {
     /// committed at `revision` (an ETag's value, say): unlike a version, a
     /// revision never repeats, also after a delete and a create of the same
     /// id. Otherwise `VERSION_CONFLICT`, whose `expected` and `actual` are
-    /// then revisions; `NOT_FOUND` if absent or expired.
+    /// then revisions; `NOT_FOUND` if absent or expired. (Revision 0 is only
+    /// that of a state an owned storage kept from before revisions existed.)
     ///
     /// ```
     /// # use contextkit_core::*;
@@ -531,8 +532,8 @@ impl ContextManager {
     }
 
     /// An update that may also expect the state committed at
-    /// `expected_revision` (with an expected version too, a conflict reports
-    /// versions).
+    /// `expected_revision` (a conflict reports versions when the version
+    /// differs, else revisions).
     pub(crate) async fn update_expecting(
         &self,
         id: &str,
@@ -963,9 +964,11 @@ impl Inner {
     ) -> Result<()> {
         let s = &entry.state;
         let revision_differs = revision.is_some_and(|r| r != s.revision);
+        // Versions, unless they match and only the revision differs (the
+        // context was deleted and created again): then revisions.
         let conflict = match version {
-            Some(v) if v != s.version || revision_differs => Some((v, s.version)),
-            None if revision_differs => revision.map(|r| (r, s.revision)),
+            Some(v) if v != s.version => Some((v, s.version)),
+            _ if revision_differs => revision.map(|r| (r, s.revision)),
             _ => None,
         };
         match conflict {

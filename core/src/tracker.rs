@@ -471,24 +471,24 @@ impl ContextTracker {
         self.shared
             .work
             .write(|w| match w.active.as_mut() {
-                // Newer by revision, which never repeats (a context deleted
-                // and created again is newer at a lower version); by version
-                // for states stored before revisions.
-                Some(a)
-                    if a.local.is_none()
-                        && a.base.id == state.id
-                        && if a.base.revision == 0 || state.revision == 0 {
-                            state.version > a.base.version
-                        } else {
-                            state.revision > a.base.revision
-                        } =>
-                {
+                Some(a) if a.local.is_none() && a.base.id == state.id && newer(&state, &a.base) => {
                     a.base = state;
                     true
                 }
                 _ => false,
             })
             .await
+    }
+}
+
+/// Whether `state` is newer than `than`, states of one id: by revision,
+/// which never repeats (a context deleted and created again is newer at a
+/// lower version); by version for states stored before revisions.
+pub(crate) fn newer(state: &ContextState, than: &ContextState) -> bool {
+    if state.revision == 0 || than.revision == 0 {
+        state.version > than.version
+    } else {
+        state.revision > than.revision
     }
 }
 

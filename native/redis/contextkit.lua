@@ -36,7 +36,7 @@
 -- client clock (tests with a manual clock): then each call passes its time
 -- and Redis's own key expiry is not used. Integers travel as decimal strings.
 
-local LIBRARY_VERSION = '6'
+local LIBRARY_VERSION = '7'
 -- The most time a TTL or a reply's lifetime may be (about 142,000 years).
 local MAX_MS = 4503599627370496
 -- Versions and recovery-point ids stop below 2^52 (exact in every client).
@@ -344,7 +344,7 @@ local function whole(s, kind)
   -- An optional number may be left out (a client of an earlier release of
   -- this format passes fewer arguments).
   if s == nil or s == '' then
-    return kind == 'optional' or kind == 'compared'
+    return kind == 'optional' or kind == 'expected'
   end
   -- Plain decimal digits, as every client writes them: a form tonumber reads
   -- but a Redis command refuses (' 5', '1e3', '0x10', '05', '+5') would make
@@ -352,9 +352,9 @@ local function whole(s, kind)
   if s ~= '0' and not string.match(s, '^[1-9]%d*$') then
     return false
   end
-  -- A number only compared (an expected version or revision, a recovery
-  -- point's id) may be any: one out of range matches nothing.
-  if kind == 'compared' then
+  -- A number only compared (an expected version or revision, '' for none;
+  -- a recovery point's id) may be any: one out of range matches nothing.
+  if kind == 'expected' or kind == 'compared' then
     return #s <= 20
   end
   local n = tonumber(s)
@@ -369,7 +369,7 @@ end
 -- common ones.
 local NUMBERS = {
   create = { [3] = 'optional', [5] = 'count' },
-  update = { [3] = 'compared', [4] = 'optional', [5] = 'compared' },
+  update = { [3] = 'expected', [4] = 'optional', [5] = 'expected' },
   delete = {},
   touch = {},
   point = { [2] = 'positive' },

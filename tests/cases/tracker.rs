@@ -131,11 +131,17 @@ pub async fn tracker_conflict_after_delete_and_create() {
         .await
         .unwrap();
     let err = t.sync_state().await.unwrap_err();
-    assert_eq!(err.code(), "VERSION_CONFLICT");
-    assert_eq!(
-        m.get_context("a").await.unwrap().data,
-        json!({ "owner": "bob" })
-    );
+    // The versions match (1 and 1): the conflict names the revisions.
+    let bob = m.get_context("a").await.unwrap();
+    let ContextError::VersionConflict {
+        expected, actual, ..
+    } = err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!(actual, bob.revision);
+    assert!(expected < actual, "{expected} / {actual}");
+    assert_eq!(bob.data, json!({ "owner": "bob" }));
     // Keeping the remote state adopts the new context.
     let t = tracker(&m, ConflictPolicy::KeepRemote);
     t.activate_context("a").await.unwrap();

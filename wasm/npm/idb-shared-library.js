@@ -13,7 +13,7 @@
 
 import { LuaError, ReplyError } from './idb-shared-keys.js';
 
-export const LIBRARY_VERSION = '6';
+export const LIBRARY_VERSION = '7';
 // The most time a TTL or a reply's lifetime may be (about 142,000 years).
 const MAX_MS = 4503599627370496;
 // Versions and recovery-point ids stop below 2^52 (exact in every client).
@@ -295,14 +295,15 @@ ops.evict = async (w, [limitArg]) => {
 
 // Whether s is a whole number in `least`..MAX_MS, or '' when `kind` is
 // 'optional'. Kinds: 'optional' (1.. or ''), 'positive' (1..), 'count' (0..),
-// 'compared' (any, or ''; only compared: one out of range matches nothing).
+// 'expected' (any, or ''; only compared: one out of range matches nothing),
+// 'compared' (the same, not '').
 function whole(s, kind) {
   // An optional number may be left out (a client of an earlier release of
   // this format passes fewer arguments).
-  if (s === undefined || s === '') return kind === 'optional' || kind === 'compared';
+  if (s === undefined || s === '') return kind === 'optional' || kind === 'expected';
   // Plain decimal digits, as every client writes them (see contextkit.lua).
   if (s !== '0' && !/^[1-9][0-9]*$/.test(s)) return false;
-  if (kind === 'compared') return s.length <= 20;
+  if (kind === 'expected' || kind === 'compared') return s.length <= 20;
   const n = luaNumber(s);
   const least = kind === 'count' ? 0 : 1;
   return n !== null && n >= least && n <= MAX_MS && n === Math.floor(n);
@@ -312,7 +313,7 @@ function whole(s, kind) {
 // common ones.
 const NUMBERS = {
   create: { 3: 'optional', 5: 'count' },
-  update: { 3: 'compared', 4: 'optional', 5: 'compared' },
+  update: { 3: 'expected', 4: 'optional', 5: 'expected' },
   delete: {},
   touch: {},
   point: { 2: 'positive' },

@@ -294,20 +294,22 @@ fn outcome(
             });
         }
         "VERSION_CONFLICT" => {
-            // Versions, or revisions for an update that expected only one
-            // (the reply holds the stored version, then its revision).
-            let (expected, at) = match &write {
+            // The reply holds the stored version, then its revision: versions
+            // unless the expected one matched (then the revision differed).
+            let version = d.first().map(Wire::int).transpose()?.unwrap_or(0);
+            let (expected, actual) = match &write {
                 Write::Update {
-                    expected_version: Some(v),
-                    ..
-                } => (*v, 0),
-                Write::Update {
+                    expected_version,
                     expected_revision: Some(r),
                     ..
-                } => (*r, 1),
-                _ => (0, 0),
+                } if expected_version.is_none_or(|v| v == version) => {
+                    (*r, d.get(1).map(Wire::int).transpose()?.unwrap_or(0))
+                }
+                Write::Update {
+                    expected_version, ..
+                } => (expected_version.unwrap_or(0), version),
+                _ => (0, version),
             };
-            let actual = d.get(at).map(Wire::int).transpose()?.unwrap_or(0);
             return Err(ContextError::VersionConflict {
                 id,
                 expected,

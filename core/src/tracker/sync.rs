@@ -122,9 +122,8 @@ impl ContextTracker {
                     return;
                 };
                 // A base moved on by a concurrent sync of this tracker is only
-                // replaced by a newer version; an untouched base always is (the
-                // context may have been deleted and created again, restarting versions).
-                if !Arc::ptr_eq(&a.base, &p.base) && state.version <= a.base.version {
+                // replaced by a newer state; an untouched base always is.
+                if !Arc::ptr_eq(&a.base, &p.base) && !super::newer(state, &a.base) {
                     return;
                 }
                 a.base = Arc::clone(state);
@@ -145,9 +144,9 @@ impl ContextTracker {
         self.shared
             .work
             .read(|w| {
-                w.active.as_ref().is_some_and(|a| {
-                    a.generation == p.generation && a.base.version != p.base_version
-                })
+                w.active
+                    .as_ref()
+                    .is_some_and(|a| a.generation == p.generation && !Arc::ptr_eq(&a.base, &p.base))
             })
             .await
     }
@@ -159,7 +158,7 @@ impl ContextTracker {
             .write(|w| {
                 let now = self.now();
                 if let Some(a) = w.active.as_mut().filter(|a| a.generation == p.generation)
-                    && (Arc::ptr_eq(&a.base, &p.base) || remote.version >= a.base.version)
+                    && (Arc::ptr_eq(&a.base, &p.base) || !super::newer(&a.base, &remote))
                 {
                     a.base = Arc::clone(&remote);
                     a.local = None;

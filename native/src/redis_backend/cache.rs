@@ -28,8 +28,9 @@
 //! calls, which Redis pushes as above); when pushes stop arriving (a stalled
 //! connection), so do the answers, and entries run out within `max_stale`.
 //! A heartbeat that fails drops the connection, to track again on a new
-//! one. Its answer also bounds Redis's clock from above: an entry kept past
-//! `max_stale` is never served past its state's expiry.
+//! one. Its answer also bounds Redis's clock from above: once one came, no
+//! entry is served past its state's expiry, and before, none is kept past
+//! `max_stale` if its state expires.
 //!
 //! A manager sees its own writes, and no read answers older than one sent
 //! after an invalidation: an entry is only replaced by one of a newer
@@ -135,7 +136,7 @@ pub(crate) struct Cache {
 
 impl Drop for Cache {
     fn drop(&mut self) {
-        self.wake.notify_one();
+        self.wake.notify_waiters();
     }
 }
 
@@ -188,7 +189,7 @@ impl Cache {
         // Read first: a store on every read would bounce the line between cores.
         if !self.used.load(Ordering::Relaxed) {
             self.used.store(true, Ordering::Relaxed);
-            self.wake.notify_one();
+            self.wake.notify_waiters();
         }
         let slots = self.shard(id).read().unwrap_or_else(|e| e.into_inner());
         let slot = slots.map.get(id)?;
@@ -201,32 +202,38 @@ impl Cache {
         self.base + Duration::from_nanos(self.verified.load(Ordering::Acquire))
     }
 
-    /// Whether `slot` may be served at `now`: valid, and current as of less
-    /// than `max_stale` ago (see the module's doc).
+    /// Whether `slot` may be served at `now`: valid, not expired by Redis's
+    /// clock as far as it is known, and current as of less than
+    /// `max_stale` ago (see the module's doc).
     fn servable(&self, slot: &Slot, now: Instant) -> bool {
         let read = now.saturating_duration_since(slot.since);
-        if !slot.valid() || read >= self.max_stale * EXTEND {
+        if !slot.valid() || read >= self.max_stale.saturating_mul(EXTEND) {
             return false;
         }
+        let expired = self.expired(slot, now);
+        if expired == Some(true) {
+            return false;
+        }
+        // Kept past its read only with a known clock (or no expiry).
         read < self.max_stale
             || (now.saturating_duration_since(self.verified()) < self.max_stale
-                && !self.expired(slot, now))
+                && expired.is_some())
     }
 
     /// Whether the state of `slot` may have expired by Redis's clock, which
-    /// is at most ours plus what the last heartbeat measured (`true` for a
-    /// state that expires when no heartbeat has measured it).
-    fn expired(&self, slot: &Slot, now: Instant) -> bool {
+    /// is at most ours plus what the last heartbeat measured: `None` for a
+    /// state that expires when no heartbeat has measured that clock yet.
+    fn expired(&self, slot: &Slot, now: Instant) -> Option<bool> {
         let Some(expires_at) = slot.state.as_ref().and_then(|s| s.expires_at_ms) else {
-            return false;
+            return Some(false);
         };
         let ahead = self.server_ahead_us.load(Ordering::Relaxed);
         if ahead == i64::MIN {
-            return true;
+            return None;
         }
         let local_us = now.duration_since(self.base).as_micros() as i64;
         let server_ms = local_us.saturating_add(ahead).div_euclid(1_000);
-        u64::try_from(server_ms).is_ok_and(|now_ms| expires_at <= now_ms)
+        Some(u64::try_from(server_ms).is_ok_and(|now_ms| expires_at <= now_ms))
     }
 
     /// Records a heartbeat sent at `sent` that Redis answered with its
@@ -428,6 +435,8 @@ impl Cache {
             t.generation += 1;
         }
         self.invalidate_all();
+        // Its heartbeat, if waiting, ends.
+        self.wake.notify_waiters();
     }
 }
 
@@ -481,23 +490,32 @@ async fn heartbeat(cache: Weak<Cache>, mut conn: MultiplexedConnection, generati
         Some(cache) => (cache.max_stale / 4).max(Duration::from_millis(1)),
         None => return,
     };
+    let Some(wake) = cache.upgrade().map(|c| Arc::clone(&c.wake)) else {
+        return;
+    };
     let mut first = true;
     loop {
         if !first {
             tokio::time::sleep(every).await;
         }
-        let idle = {
+        // Listening before the checks: a read, a drop of the connection or
+        // the cache's end that comes after them wakes it (they wake every
+        // heartbeat waiting, also one of an older connection on its way out).
+        let woken = wake.notified();
+        let mut woken = std::pin::pin!(woken);
+        woken.as_mut().enable();
+        {
             let Some(cache) = cache.upgrade() else { return };
             if cache.tracking().generation != generation {
                 return;
             }
             let used = std::mem::take(&mut first) || cache.used.swap(false, Ordering::Relaxed);
-            (!used).then(|| Arc::clone(&cache.wake))
-        };
-        if let Some(wake) = idle {
-            // Until the next read (or the cache's end).
-            wake.notified().await;
-            continue;
+            if !used {
+                drop(cache);
+                // Until the next read.
+                woken.await;
+                continue;
+            }
         }
         let sent = Instant::now();
         let time: redis::RedisResult<(i64, i64)> = redis::cmd("TIME").query_async(&mut conn).await;
@@ -629,7 +647,7 @@ mod tests {
 
     #[test]
     fn heartbeats_keep_an_entry_for_extend_times_max_stale_at_most() {
-        let max_stale = Duration::from_millis(50);
+        let max_stale = Duration::from_millis(100);
         let c = cache(max_stale);
         c.offer("a", Some(state(3, None)), 3, Instant::now());
         std::thread::sleep(Duration::from_millis(300));
@@ -650,9 +668,9 @@ mod tests {
     fn no_kept_state_is_served_past_its_expiry_by_the_servers_clock() {
         let c = cache(MAX_STALE);
         let server_now_ms = 1_800_000_000_000_u64;
-        c.offer("a", Some(state(3, Some(server_now_ms + 500))), 3, ago(990));
-        c.offer("b", Some(state(4, None)), 4, ago(990));
-        std::thread::sleep(Duration::from_millis(20));
+        c.offer("a", Some(state(3, Some(server_now_ms + 500))), 3, ago(900));
+        c.offer("b", Some(state(4, None)), 4, ago(900));
+        std::thread::sleep(Duration::from_millis(120));
         // Kept past max_stale by a heartbeat, but Redis's clock is unknown:
         // only the state that cannot expire is served.
         c.verified.store(
@@ -667,6 +685,14 @@ mod tests {
         c.verify(ago(1), ((server_now_ms + 499) * 1_000) as i64);
         assert_eq!(served(&c, "a"), None, "served at its expiry");
         assert_eq!(served(&c, "b"), Some(4), "a state with no expiry expired");
+        // Once the clock is known, not even a fresh read is served past it.
+        c.offer(
+            "c",
+            Some(state(5, Some(server_now_ms + 300))),
+            5,
+            Instant::now(),
+        );
+        assert_eq!(served(&c, "c"), None, "a fresh read served past its expiry");
     }
 
     #[test]

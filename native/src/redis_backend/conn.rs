@@ -185,8 +185,8 @@ impl Failure {
 /// or a timeout is tried again (callers make that safe: reads, or writes
 /// carrying an operation id), a missing library is loaded. A refused
 /// connection (no server there) ends the call at once: `Refused` if no try
-/// before it may have reached a server (nothing was applied), else
-/// `NoAnswer`.
+/// before it may have reached a server (nothing was applied: one server's
+/// first try), else `NoAnswer`.
 pub(crate) async fn call(
     conn: &mut Conn,
     cmd: &Cmd,
@@ -213,9 +213,13 @@ pub(crate) async fn call(
                 continue;
             }
             Ok(Err(e)) if e.is_connection_refusal() => {
-                return Err(match last {
-                    None => Failure::Refused(e),
-                    Some(_) => Failure::NoAnswer(Some(e)),
+                // One server's connection never retries by itself: nothing
+                // was sent. A cluster's may have sent it to a node before.
+                let first = last.is_none() && matches!(conn, Conn::Single(_));
+                return Err(if first {
+                    Failure::Refused(e)
+                } else {
+                    Failure::NoAnswer(Some(e))
                 });
             }
             Ok(Err(e)) if !retriable(&e) => return Err(Failure::Refused(e)),
