@@ -222,37 +222,24 @@ fn lua_cas(c: &mut Ctx, task: usize, n: u64) -> Fut<'_> {
     })
 }
 
-fn ck_get(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
+/// A get of the `n`-th id from the manager `pick` chooses.
+fn get_from(c: &mut Ctx, n: u64, pick: fn(&Ctx) -> &ContextManager) -> Fut<'_> {
     Box::pin(async move {
-        std::hint::black_box(
-            c.manager
-                .get_context(&c.ids[n as usize % KEYS])
-                .await
-                .unwrap(),
-        );
+        let id = &c.ids[n as usize % KEYS];
+        std::hint::black_box(pick(c).get_context(id).await.unwrap());
     })
+}
+
+fn ck_get(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
+    get_from(c, n, |c| &c.manager)
 }
 
 fn ck_cached_get(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
-    Box::pin(async move {
-        std::hint::black_box(
-            c.cached
-                .get_context(&c.ids[n as usize % KEYS])
-                .await
-                .unwrap(),
-        );
-    })
+    get_from(c, n, |c| &c.cached)
 }
 
 fn memory_get(c: &mut Ctx, _: usize, n: u64) -> Fut<'_> {
-    Box::pin(async move {
-        std::hint::black_box(
-            c.memory
-                .get_context(&c.ids[n as usize % KEYS])
-                .await
-                .unwrap(),
-        );
-    })
+    get_from(c, n, |c| &c.memory)
 }
 
 fn ck_update(c: &mut Ctx, task: usize, n: u64) -> Fut<'_> {
