@@ -97,6 +97,36 @@ mod conformance_on_cluster {
 
 // ---- namespaces over the slots -----------------------------------------
 
+/// A newer release's library (the same functions, a higher version) stays
+/// on every primary: a manager of this release loads its own only where a
+/// node has none or an older one.
+#[test]
+fn a_newer_library_stays_on_every_primary() {
+    let cluster = cluster();
+    let library = include_str!("../native/redis/contextkit.lua");
+    let line = library
+        .lines()
+        .find(|l| l.starts_with("local LIBRARY_VERSION = '"))
+        .unwrap();
+    let newer = library.replace(line, "local LIBRARY_VERSION = '1000000'");
+    for node in &cluster.nodes {
+        let loaded = node.command(&["FUNCTION", "LOAD", "REPLACE", &newer]);
+        assert_eq!(loaded.text(), "contextkit_2");
+    }
+    let urls = cluster.urls();
+    runtime().block_on(async {
+        let m = ContextManager::builder(ManagerConfig::default())
+            .connect(backend(&urls, &fresh_namespace("newer")))
+            .await
+            .unwrap();
+        m.create_context("a", json!({})).await.unwrap();
+    });
+    for node in &cluster.nodes {
+        let version = node.command(&["FCALL_RO", "ck2_version", "0"]);
+        assert_eq!(version.text(), "1000000", "port {}", node.port);
+    }
+}
+
 /// Twelve namespaces, four on each primary: each is served by the node of
 /// its slot and sees only its own contexts.
 #[test]

@@ -673,6 +673,46 @@ fn recovery_point_ids_are_the_namespaces() {
     });
 }
 
+/// A newer release's library (the same functions, a higher version) stays;
+/// an older one is replaced.
+#[test]
+fn the_newest_library_stays() {
+    let server = RedisServer::start(Durability::None);
+    let library = include_str!("../native/redis/contextkit.lua");
+    let line = library
+        .lines()
+        .find(|l| l.starts_with("local LIBRARY_VERSION = '"))
+        .unwrap();
+    let ours = line.split('\'').nth(1).unwrap();
+    for (loaded, kept) in [("1000000", "1000000"), ("1", ours)] {
+        let other = library.replace(line, &format!("local LIBRARY_VERSION = '{loaded}'"));
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", server.url().rsplit(':').next().unwrap()])
+            .args(["-x", "FUNCTION", "LOAD", "REPLACE"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child.stdin.take().unwrap().write_all(other.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "contextkit_2");
+        runtime().block_on(async {
+            let m = connect(
+                &server.url(),
+                &fresh_namespace("library"),
+                ManagerConfig::default(),
+            )
+            .await;
+            m.create_context("a", json!({})).await.unwrap();
+        });
+        let version = server.cli(&["FCALL_RO", "ck2_version", "0"]);
+        assert_eq!(version.trim(), kept, "after {loaded} was loaded");
+    }
+}
+
 /// A server restarted without persistence lost the namespace: the manager
 /// says so instead of carrying on with an empty store.
 #[test]

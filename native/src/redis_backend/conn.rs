@@ -121,36 +121,65 @@ pub(crate) fn caused_by(message: String, last: Option<RedisError>) -> ContextErr
     }
 }
 
-/// Loads the library unless the server has this version already.
+/// Loads the library unless the server has this version (or a newer one)
+/// already; on a cluster, on every primary that lacks it.
 pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), RedisError> {
     let mut load = redis::cmd("FUNCTION");
     load.arg("LOAD").arg("REPLACE").arg(LIBRARY);
-    if let Conn::Cluster(c) = conn {
-        // Every primary needs it (a namespace may live on any of them), and
-        // asking one node its version says nothing of the others: load it
-        // everywhere (REPLACE of the same source is harmless).
-        let routing = redis::cluster_routing::RoutingInfo::MultiNode((
-            redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
-            Some(redis::cluster_routing::ResponsePolicy::AllSucceeded),
-        ));
-        return c.route_command(load, routing).await.map(drop);
-    }
     let mut version = redis::cmd("FCALL_RO");
     version.arg("ck2_version").arg(0);
-    let loaded = match conn.query(&version).await {
-        Ok(v) => crate::redis_backend::record::text(&v)
-            .ok()
-            .map(str::to_owned),
-        Err(e) if missing_library(&e) => None,
-        Err(e) => return Err(e),
+    let c = match conn {
+        Conn::Single(_) => {
+            let loaded = match conn.query(&version).await {
+                Ok(v) => Some(v),
+                Err(e) if missing_library(&e) => None,
+                Err(e) => return Err(e),
+            };
+            if loaded.as_ref().is_some_and(up_to_date) {
+                return Ok(());
+            }
+            return conn.query(&load).await.map(drop);
+        }
+        Conn::Cluster(c) => c,
     };
-    // A newer release's library (more operations, the same format) stays:
-    // replacing it would take operations from the processes that use them.
-    let number = |v: &str| v.parse::<u64>().unwrap_or(0);
-    if loaded.is_some_and(|v| number(&v) >= number(library_version())) {
-        return Ok(());
+    // Every primary needs it (a namespace may live on any of them), and one
+    // node's version says nothing of the others': each is asked, and each
+    // whose version is older, or that has none, gets it.
+    use redis::cluster_routing::{
+        MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+    };
+    let everywhere = |policy| RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, policy));
+    // (No policy: a map of each node's address to its reply or error.)
+    let versions = c.route_command(version, everywhere(None)).await?;
+    let Value::Map(nodes) = versions else {
+        let all = Some(ResponsePolicy::AllSucceeded);
+        return c.route_command(load, everywhere(all)).await.map(drop);
+    };
+    for (address, reply) in nodes {
+        if up_to_date(&reply) {
+            continue;
+        }
+        let address = crate::redis_backend::record::text(&address).map_err(|_| {
+            RedisError::from((redis::ErrorKind::Client, "a node address that is not text"))
+        })?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse().ok()?)))
+            .ok_or_else(|| {
+                RedisError::from((redis::ErrorKind::Client, "a node address without a port"))
+            })?;
+        let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+        c.route_command(load.clone(), node).await?;
     }
-    conn.query(&load).await.map(drop)
+    Ok(())
+}
+
+/// Whether `reply` to `ck2_version` names this library's version or a newer
+/// one: a newer release's library (more operations, the same format) stays,
+/// since replacing it would take operations from the processes that use them.
+fn up_to_date(reply: &Value) -> bool {
+    let number = |v: &str| v.parse::<u64>().unwrap_or(0);
+    crate::redis_backend::record::text(reply).is_ok_and(|v| number(v) >= number(library_version()))
 }
 
 /// Why [`call`] failed.
