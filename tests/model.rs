@@ -314,6 +314,52 @@ mod regressions {
         ];
         check(&setup(), &ops).unwrap();
     }
+
+    /// Found by the random search: a tracker's context expired and was
+    /// created again at version 1; the sync of an edit based on the old one
+    /// is a conflict (it wrote over the new context before revisions were
+    /// checked), as the model says.
+    #[test]
+    fn sync_after_the_context_expired_and_was_created_again() {
+        let setup = Setup {
+            manager: ManagerConfig {
+                max_contexts: 1,
+                max_recovery_points: 0,
+                default_ttl_ms: None,
+                max_id_bytes: 4,
+                max_data_bytes: 40,
+                sliding_ttl: false,
+            },
+            shards: 1,
+            tracker: TrackerConfig {
+                sync_interval_ms: 0,
+                auto_recovery: false,
+                conflict: ConflictPolicy::Reject,
+            },
+            adapter: AdapterConfig {
+                max_contexts: 2,
+                ttl_ms: None,
+                auto_cleanup: false,
+                cleanup_interval_ms: 1,
+                max_active_contexts: 1,
+            },
+        };
+        let create = |ttl| Op::Create {
+            id: "b".into(),
+            data: Data::Small(0),
+            ttl,
+            meta: false,
+        };
+        let ops = vec![
+            create(Some(1)),
+            Op::TActivate("b".into()),
+            Op::Advance(1),
+            create(None),
+            Op::TUpdate(Data::Small(0)),
+            Op::TSync,
+        ];
+        check(&setup, &ops).unwrap();
+    }
 }
 
 /// Regression tests, on the real objects, for a tracker whose context was

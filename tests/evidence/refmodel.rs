@@ -303,8 +303,16 @@ impl Store {
         Self::check_ttl(ttl)?;
         let e = self.live_for_write(id)?;
         let actual = e.state.version;
-        if expected.is_some_and(|v| v != actual) || revision.is_some_and(|r| r != e.state.revision)
-        {
+        // Versions, unless they match and only the revision differs: then
+        // the conflict names revisions.
+        let conflict = if expected.is_some_and(|v| v != actual) {
+            Some(actual)
+        } else {
+            revision
+                .filter(|&r| r != e.state.revision)
+                .map(|_| e.state.revision)
+        };
+        if let Some(actual) = conflict {
             self.stats.conflicts += 1;
             return Err(Out::Conflict(actual));
         }
