@@ -333,6 +333,11 @@ test('maxStaleMs: reads from memory; own writes seen at once, other managers\' o
 test('ContextManager.connect refuses what is not a backend', async () => {
   await assert.rejects(ContextManager.connect({}, {}), { code: 'INVALID_ARGUMENT' });
   await assert.rejects(ContextManager.connect(null, {}), { code: 'INVALID_ARGUMENT' });
+  // A plain object: the method it lacks is named.
+  await assert.rejects(ContextManager.connect({ namespace: 'x' }, {}), {
+    code: 'INVALID_ARGUMENT',
+    message: /the backend has no open\(\) method/,
+  });
   // A transport whose calls resolve to nonsense: STORAGE, no panic.
   const odd = { namespace: 'x', open: async () => {}, call: async () => ({ x: 1 }) };
   await assert.rejects(ContextManager.connect(odd, {}), { code: 'STORAGE' });
@@ -424,6 +429,41 @@ test('Redis down gives STORAGE within the timeout, and the manager works again w
     }
   } finally {
     console.error = consoleError;
+    await own.stop();
+  }
+});
+
+test('a server that stops answering holds no call longer than the timeout (and the settle bound for a write)', async () => {
+  const own = await startRedis();
+  const raw = createClient({ url: own.url });
+  await raw.connect();
+  try {
+    const m = await ContextManager.connect(new RedisBackend({ url: own.url, namespace: 'stalled', timeoutMs: 500 }), {});
+    try {
+      await m.createContext('a', { n: 1 });
+      // Commands already sent get no answer for 4 s.
+      await raw.sendCommand(['CLIENT', 'PAUSE', '4000', 'ALL']);
+      let t0 = Date.now();
+      await assert.rejects(m.getContext('a'), { code: 'STORAGE', message: /no answer within 500 ms/ });
+      const read = Date.now() - t0;
+      t0 = Date.now();
+      await assert.rejects(m.updateContext('a', { n: 2 }), { code: 'STORAGE', message: /outcome unknown/ });
+      const write = Date.now() - t0;
+      assert.ok(read < 2000, `a read waited ${read} ms (timeout 500 ms)`);
+      assert.ok(write < 3000, `a write waited ${write} ms (timeout 500 ms, then at most 500 ms to settle)`);
+      // Once the server answers again, so does the manager (the write above
+      // may have applied: either version).
+      await new Promise((r) => setTimeout(r, 4000 - read - write));
+      let s;
+      for (let i = 0; i < 100 && !s; i++) {
+        s = await m.getContext('a').catch(() => settle());
+      }
+      assert.ok(s && [1, 2].includes(s.version), `after the pause: ${s?.version}`);
+    } finally {
+      m.free();
+    }
+  } finally {
+    await raw.quit().catch(() => {});
     await own.stop();
   }
 });

@@ -149,6 +149,7 @@ export type AdapterUpdateOptions = Omit<UpdateOptions, 'ttlMs'>;
 
 /** Counters of a manager since it was created. */
 export interface Stats {
+  /** Contexts held now; in shared mode as the store counted them at this manager's last write (`len()` asks the store). */
   contexts: number;
   reads: number;
   hits: number;
@@ -212,9 +213,13 @@ export declare class ContextError extends Error {
   id?: string;
   /** NOT_FOUND of a recovery point only: the recovery point's id. */
   recoveryPoint?: number;
-  /** VERSION_CONFLICT only: the version the caller expected. */
+  /**
+   * VERSION_CONFLICT only: the version the caller expected. Revisions instead
+   * (here and in `actual`) when the versions matched but the context was
+   * deleted and created again since (a tracker's sync checks both).
+   */
   expected?: number;
-  /** VERSION_CONFLICT only: the version that is stored. */
+  /** VERSION_CONFLICT only: the version that is stored (or its revision, see `expected`). */
   actual?: number;
   static readonly CODES: readonly ContextErrorCode[];
 }
@@ -302,9 +307,12 @@ export declare class ContextManager {
   /** Replaces the data: version + 1, expiry restarted (or set by `ttlMs`). NOT_FOUND, VERSION_CONFLICT. */
   updateContext<T extends object>(id: string, data: T & JsonData<T>, options?: UpdateOptions): Promise<ContextState<T>>;
   /**
-   * Replaces the data with `fn(data)` in one step, with no retry loop: `fn`
-   * gets a copy of the current data and runs inside the context's critical
-   * section, so concurrent modifies never lose an update. Version + 1,
+   * Replaces the data with `fn(data)` in one step, with no retry loop of
+   * yours: `fn` gets a copy of the current data and runs inside the context's
+   * critical section, so concurrent modifies never lose an update. In shared
+   * mode `fn` runs on a fresh read and its result is committed by
+   * compare-and-set: when another process wrote in between, `fn` runs again
+   * on the newer data (keep it free of side effects). Version + 1,
    * expiry restarted. What `fn` throws rejects the call as thrown, and
    * nothing changes; `fn` must be synchronous and must not call the manager.
    * NOT_FOUND; INVALID_ARGUMENT if `fn` returns what `updateContext` refuses.
@@ -358,7 +366,9 @@ export declare class ContextManager {
    * Releases the manager's memory now instead of at garbage collection.
    * Afterwards every method (free() included) fails with INVALID_ARGUMENT,
    * "this ContextManager was freed": those that return a Promise reject, the
-   * others throw. Trackers and adapters made from it keep working.
+   * others throw. Trackers and adapters made from it keep working, and keep
+   * the manager open: its connections (shared mode) close when the last of
+   * them is freed too.
    */
   free(): void;
 }

@@ -201,17 +201,28 @@ class RedisBackend {
     return client;
   }
 
-  /** Runs `args` with the call's timeout; no answer (a timeout, a lost connection) is an unknown outcome. */
+  /**
+   * Runs `args` with the call's timeout; no answer (a timeout, a lost connection) is an unknown outcome.
+   * node-redis's own `timeout` ends a command only while it waits to be sent: a timer of ours bounds
+   * the wait for its reply too (a stalled server, a partition).
+   */
   async #send(client, args, timeoutMs = this.timeoutMs) {
+    let timer;
+    const noAnswer = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no reply')), timeoutMs);
+    });
     try {
-      return await client.sendCommand(args, { timeout: timeoutMs });
+      return await Promise.race([client.sendCommand(args, { timeout: timeoutMs }), noAnswer]);
     } catch (e) {
       const what = `redis ${args[0]} ${args[1] ?? ''}`;
       if (isErrorReply(e)) throw new Error(`${what}: ${e.message}`);
       const last = this.#lastError ? `; last error: ${this.#lastError.message}` : '';
-      const err = new Error(`${what}: no answer within ${timeoutMs} ms (${e instanceof Error ? e.message : String(e)})${last}`);
+      const why = e instanceof Error && e.message ? ` (${e.message})` : '';
+      const err = new Error(`${what}: no answer within ${timeoutMs} ms${why}${last}`);
       err.outcomeUnknown = true;
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -519,6 +519,10 @@ function plainReply(v, depth = 0) {
  */
 export function sharedCall(transport, method, args) {
   const name = `backend.${method}()`;
+  if (typeof transport?.[method] !== 'function') {
+    // Not a backend (a plain object, say): say what it lacks.
+    return Promise.resolve([3, `the backend has no ${method}() method: pass a RedisBackend (or IndexedDBStorage in a browser)`]);
+  }
   let started;
   try {
     started = Promise.resolve(Reflect.apply(transport[method], transport, args));
