@@ -713,6 +713,26 @@ fn the_newest_library_stays() {
     }
 }
 
+/// A default TTL past what a shared namespace takes is refused at connect,
+/// not by every create after it.
+#[test]
+fn a_default_ttl_no_create_could_take_is_refused_at_connect() {
+    let server = RedisServer::start(Durability::None);
+    runtime().block_on(async {
+        let config = ManagerConfig {
+            default_ttl_ms: Some((1 << 52) + 1),
+            ..ManagerConfig::default()
+        };
+        let backend = RedisBackend::new(&server.url(), &fresh_namespace("ttl")).unwrap();
+        let err = ContextManager::builder(config)
+            .connect(backend)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        assert!(err.to_string().contains("a TTL of"), "{err}");
+    });
+}
+
 /// A server restarted without persistence lost the namespace: the manager
 /// says so instead of carrying on with an empty store.
 #[test]

@@ -333,6 +333,11 @@ test('maxStaleMs: reads from memory; own writes seen at once, other managers\' o
 test('ContextManager.connect refuses what is not a backend', async () => {
   await assert.rejects(ContextManager.connect({}, {}), { code: 'INVALID_ARGUMENT' });
   await assert.rejects(ContextManager.connect(null, {}), { code: 'INVALID_ARGUMENT' });
+  // A default TTL no create in a shared namespace could take.
+  await assert.rejects(ContextManager.connect(backend(fresh()), { defaultTtlMs: 2 ** 53 - 1 }), {
+    code: 'INVALID_ARGUMENT',
+    message: /a TTL of 9007199254740991 ms; a shared namespace takes at most 4503599627370496/,
+  });
   // A plain object: the method it lacks is named.
   await assert.rejects(ContextManager.connect({ namespace: 'x' }, {}), {
     code: 'INVALID_ARGUMENT',

@@ -205,6 +205,8 @@ impl crate::ManagerBuilder {
     /// manager of the namespace: the backend decides each write atomically.
     pub async fn connect(self, backend: impl SharedBackend) -> Result<crate::ContextManager> {
         self.config.validate()?;
+        // A default TTL no create could take, refused now rather than by each.
+        wire::check_ttl(self.config.default_ttl_ms)?;
         let mut manager = self.build_with(None);
         let backend: Arc<dyn SharedBackend> = Arc::new(backend);
         let clock = Arc::clone(&manager.inner.clock);

@@ -119,10 +119,10 @@ pub fn write_id(write: &Write) -> Option<&str> {
     }
 }
 
-fn check_ttl(ttl_ms: Option<u64>) -> Result<String> {
+pub(crate) fn check_ttl(ttl_ms: Option<u64>) -> Result<String> {
     match ttl_ms {
         Some(ttl) if ttl > MAX_TTL_MS => Err(ContextError::InvalidArgument(format!(
-            "ttl_ms is {ttl}; a shared namespace takes at most {MAX_TTL_MS}"
+            "a TTL of {ttl} ms; a shared namespace takes at most {MAX_TTL_MS}"
         ))),
         other => Ok(opt(other)),
     }
