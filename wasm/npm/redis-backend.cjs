@@ -208,8 +208,9 @@ class RedisBackend {
    */
   async #send(client, args, timeoutMs = this.timeoutMs) {
     let timer;
+    const late = new Error(`no answer within ${timeoutMs} ms`);
     const noAnswer = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error('no reply')), timeoutMs);
+      timer = setTimeout(() => reject(late), timeoutMs);
     });
     try {
       return await Promise.race([client.sendCommand(args, { timeout: timeoutMs }), noAnswer]);
@@ -217,8 +218,9 @@ class RedisBackend {
       const what = `redis ${args[0]} ${args[1] ?? ''}`;
       if (isErrorReply(e)) throw new Error(`${what}: ${e.message}`);
       const last = this.#lastError ? `; last error: ${this.#lastError.message}` : '';
-      const why = e instanceof Error && e.message ? ` (${e.message})` : '';
-      const err = new Error(`${what}: no answer within ${timeoutMs} ms${why}${last}`);
+      // Our timer, or the client's own failure (a lost connection) as it says it.
+      const why = e === late ? late.message : `no answer: ${e instanceof Error && e.message ? e.message : String(e)}`;
+      const err = new Error(`${what}: ${why}${last}`);
       err.outcomeUnknown = true;
       throw err;
     } finally {
