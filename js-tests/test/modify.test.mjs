@@ -58,6 +58,14 @@ test('modifyContext refuses what updateContext refuses, and a missing id or func
   await rejectsWith(m.modifyContext('a'), 'INVALID_ARGUMENT');
   await rejectsWith(m.modifyContext('missing', (d) => d), 'NOT_FOUND');
   await rejectsWith(m.modifyContext('', (d) => d), 'INVALID_ARGUMENT');
+  // An async function is named as one (its rejection is not left unhandled).
+  await assert.rejects(m.modifyContext('a', async (d) => d), { code: 'INVALID_ARGUMENT', message: /fn returned a Promise/ });
+  await assert.rejects(
+    m.modifyContext('a', async () => {
+      throw new Error('later');
+    }),
+    { code: 'INVALID_ARGUMENT', message: /fn returned a Promise/ },
+  );
   assert.equal((await m.getContext('a')).version, 1);
 });
 

@@ -376,7 +376,7 @@ export declare class ContextManager {
 /** A working copy of one active context that syncs back to its manager. */
 export declare class ContextTracker {
   constructor(manager: ContextManager, config?: TrackerConfig);
-  /** Loads `id` and makes it active. UNSYNCED_CHANGES if the current copy is dirty. */
+  /** Loads `id` and makes it active. NOT_FOUND first; then UNSYNCED_CHANGES if the current copy is dirty. */
   activateContext<T extends object = JsonObject>(id: string): Promise<ContextState<T>>;
   /** UNSYNCED_CHANGES if dirty, NOT_ACTIVE if nothing is active. */
   deactivateContext(): Promise<void>;

@@ -551,6 +551,19 @@ export function sharedCall(transport, method, args) {
   );
 }
 
+/** modifyContext's `fn`, refusing a Promise by name (an async function) rather than as data. */
+function synchronous(fn) {
+  return function (data) {
+    const out = Reflect.apply(fn, this, [data]);
+    if (out !== null && typeof out === 'object' && typeof out.then === 'function') {
+      // What it settles to is not used: a rejection of it is not unhandled.
+      Promise.resolve(out).catch(() => {});
+      throw new ContextError('INVALID_ARGUMENT', 'modifyContext: fn returned a Promise: it must be synchronous (no async function)');
+    }
+    return out;
+  };
+}
+
 /** A Promise that resolves after `ms` milliseconds, on a timer that keeps no process alive. */
 export function sleep(ms) {
   return new Promise((resolve) => {
@@ -641,7 +654,7 @@ export function guardFreed(classes) {
           ? function (a, b, c) {
               this[RUNNING] = (this[RUNNING] ?? 0) + 1;
               try {
-                return checked.call(this, a, b, c);
+                return checked.call(this, a, typeof b === 'function' ? synchronous(b) : b, c);
               } finally {
                 this[RUNNING]--;
               }
