@@ -321,28 +321,25 @@ mod regressions {
     /// checked), as the model says.
     #[test]
     fn sync_after_the_context_expired_and_was_created_again() {
+        let base = setup();
         let setup = Setup {
             manager: ManagerConfig {
                 max_contexts: 1,
                 max_recovery_points: 0,
-                default_ttl_ms: None,
-                max_id_bytes: 4,
-                max_data_bytes: 40,
-                sliding_ttl: false,
+                ..base.manager
             },
-            shards: 1,
             tracker: TrackerConfig {
                 sync_interval_ms: 0,
                 auto_recovery: false,
                 conflict: ConflictPolicy::Reject,
             },
             adapter: AdapterConfig {
-                max_contexts: 2,
                 ttl_ms: None,
                 auto_cleanup: false,
                 cleanup_interval_ms: 1,
-                max_active_contexts: 1,
+                ..base.adapter
             },
+            ..base
         };
         let create = |ttl| Op::Create {
             id: "b".into(),

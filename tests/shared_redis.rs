@@ -958,6 +958,24 @@ fn calls(server: &RedisServer, cmd: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// 2 s of reads of "a" at `version` by `m` (cached, `max_stale` 200 ms):
+/// Redis serves 10 or more of them without the heartbeat, 3 at most with it,
+/// and sees 8 heartbeats or more.
+async fn read_from_memory(server: &RedisServer, m: &ContextManager, version: u64, what: &str) {
+    assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+    let t = Instant::now();
+    let mut reads = 0;
+    while t.elapsed() < Duration::from_secs(2) {
+        assert_eq!(m.get_context("a").await.unwrap().version, version);
+        reads += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (served, beats) = (reads_served(server), calls(server, "time"));
+    println!("{what}: Redis served {served} of {reads} reads, {beats} heartbeats");
+    assert!(served <= 3, "Redis served {served} of {reads} reads");
+    assert!(beats >= 8, "{beats} heartbeats in 2 s (max_stale 200 ms)");
+}
+
 /// While tracking works, a heartbeat keeps an entry nothing changes in
 /// memory past `max_stale`; a change elsewhere still shows within it, and a
 /// cache nobody reads sends no heartbeats.
@@ -974,20 +992,7 @@ fn cached_reads_stay_in_memory_while_redis_confirms_them() {
         let writer = connect(&server.url(), &ns, ManagerConfig::default()).await;
         writer.create_context("a", json!({ "n": 0 })).await.unwrap();
         assert_eq!(reader.get_context("a").await.unwrap().version, 1);
-        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
-        // 2 s of reads, 10 × max_stale: served by Redis 10 times or more
-        // without the heartbeat.
-        let t = Instant::now();
-        let mut reads = 0;
-        while t.elapsed() < Duration::from_secs(2) {
-            assert_eq!(reader.get_context("a").await.unwrap().version, 1);
-            reads += 1;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let (served, beats) = (reads_served(&server), calls(&server, "time"));
-        println!("heartbeats: Redis served {served} of {reads} reads, {beats} heartbeats");
-        assert!(served <= 3, "Redis served {served} of {reads} reads");
-        assert!(beats >= 8, "{beats} heartbeats in 2 s (max_stale 200 ms)");
+        read_from_memory(&server, &reader, 1, "heartbeats").await;
         // A change elsewhere shows at once (its push), and no read that
         // starts max_stale after it returned misses it.
         writer
@@ -1051,18 +1056,7 @@ fn cached_reads_heartbeat_again_after_tracking_is_made_again() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(m.get_context("a").await.unwrap().version, 2);
-        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
-        let t = Instant::now();
-        let mut reads = 0;
-        while t.elapsed() < Duration::from_secs(2) {
-            assert_eq!(m.get_context("a").await.unwrap().version, 2);
-            reads += 1;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let (served, beats) = (reads_served(&server), calls(&server, "time"));
-        println!("again: Redis served {served} of {reads} reads, {beats} heartbeats");
-        assert!(beats >= 8, "{beats} heartbeats in 2 s (max_stale 200 ms)");
-        assert!(served <= 3, "Redis served {served} of {reads} reads");
+        read_from_memory(&server, &m, 2, "again").await;
     });
 }
 

@@ -239,12 +239,12 @@ impl Cache {
     /// Records a heartbeat sent at `sent` that Redis answered with its
     /// clock at `server_us` (µs since the Unix epoch).
     fn verify(&self, sent: Instant, server_us: i64) {
+        let sent = sent.duration_since(self.base);
         // Redis read its clock after `sent`: it reads at most this much ahead.
-        let sent_us = sent.duration_since(self.base).as_micros() as i64;
-        self.server_ahead_us
-            .store(server_us.saturating_sub(sent_us), Ordering::Relaxed);
-        let sent_ns = sent.duration_since(self.base).as_nanos() as u64;
-        self.verified.fetch_max(sent_ns, Ordering::AcqRel);
+        let ahead = server_us.saturating_sub(sent.as_micros() as i64);
+        self.server_ahead_us.store(ahead, Ordering::Relaxed);
+        self.verified
+            .fetch_max(sent.as_nanos() as u64, Ordering::AcqRel);
     }
 
     /// Offers what a read or write sent at `since` found for `id`.

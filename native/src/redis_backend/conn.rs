@@ -128,46 +128,41 @@ pub(crate) async fn load_library(conn: &mut Conn) -> std::result::Result<(), Red
     load.arg("LOAD").arg("REPLACE").arg(LIBRARY);
     let mut version = redis::cmd("FCALL_RO");
     version.arg("ck2_version").arg(0);
-    let c = match conn {
-        Conn::Single(_) => {
-            let loaded = match conn.query(&version).await {
-                Ok(v) => Some(v),
-                Err(e) if missing_library(&e) => None,
-                Err(e) => return Err(e),
-            };
-            if loaded.as_ref().is_some_and(up_to_date) {
-                return Ok(());
-            }
-            return conn.query(&load).await.map(drop);
-        }
-        Conn::Cluster(c) => c,
-    };
-    // Every primary needs it (a namespace may live on any of them), and one
-    // node's version says nothing of the others': each is asked, and each
-    // whose version is older, or that has none, gets it.
-    use redis::cluster_routing::{
-        MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
-    };
-    let everywhere = |policy| RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, policy));
-    // (No policy: a map of each node's address to its reply or error.)
-    let versions = c.route_command(version, everywhere(None)).await?;
-    let Value::Map(nodes) = versions else {
-        let all = Some(ResponsePolicy::AllSucceeded);
-        return c.route_command(load, everywhere(all)).await.map(drop);
+    if let Conn::Cluster(c) = conn {
+        return load_on_primaries(c, &version, &load).await;
+    }
+    match conn.query(&version).await {
+        Ok(v) if up_to_date(&v) => Ok(()),
+        Ok(_) => conn.query(&load).await.map(drop),
+        Err(e) if missing_library(&e) => conn.query(&load).await.map(drop),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every primary needs the library (a namespace may live on any of them),
+/// and one node's version says nothing of the others': each is asked, and
+/// each whose version is older, or that has none, gets it.
+async fn load_on_primaries(
+    c: &mut ClusterConnection,
+    version: &Cmd,
+    load: &Cmd,
+) -> std::result::Result<(), RedisError> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+    let bad = |what| RedisError::from((redis::ErrorKind::Client, what));
+    // (No response policy: a map of each node's address to its reply or error.)
+    let everywhere = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+    let Value::Map(nodes) = c.route_command(version.clone(), everywhere).await? else {
+        return Err(bad("a reply of every primary that is not a map"));
     };
     for (address, reply) in nodes {
         if up_to_date(&reply) {
             continue;
         }
-        let address = crate::redis_backend::record::text(&address).map_err(|_| {
-            RedisError::from((redis::ErrorKind::Client, "a node address that is not text"))
-        })?;
-        let (host, port) = address
-            .rsplit_once(':')
+        let (host, port) = crate::redis_backend::record::text(&address)
+            .ok()
+            .and_then(|a| a.rsplit_once(':'))
             .and_then(|(h, p)| Some((h.to_owned(), p.parse().ok()?)))
-            .ok_or_else(|| {
-                RedisError::from((redis::ErrorKind::Client, "a node address without a port"))
-            })?;
+            .ok_or_else(|| bad("a node address that is not host:port"))?;
         let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
         c.route_command(load.clone(), node).await?;
     }
