@@ -355,7 +355,35 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
             }
         })
     });
-    let tasks: Vec<_> = incrementers.chain(creators).collect();
+    // Readers of several contexts at once (their gets go as one MGET, whose
+    // keys may be split between two nodes while the slot moves): each
+    // answers its own id.
+    let readers = (0..2).map(|_| {
+        let (m, stop, tally) = (m.clone(), Arc::clone(&stop), Arc::clone(&tally));
+        rt.spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let mut ids: Vec<String> = tally
+                    .lock()
+                    .unwrap()
+                    .creates
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .cloned()
+                    .collect();
+                ids.push("counter".to_owned());
+                let reads = futures::future::join_all(ids.iter().map(|id| m.get_context(id))).await;
+                let mut tl = tally.lock().unwrap();
+                for (id, read) in ids.iter().zip(reads) {
+                    match read {
+                        Ok(s) => assert_eq!(&s.id, id),
+                        Err(e) => tl.errors.push((e.code(), e.to_string())),
+                    }
+                }
+            }
+        })
+    });
+    let tasks: Vec<_> = incrementers.chain(creators).chain(readers).collect();
     // Away to another primary and on to the third, under the workload, in
     // batches of 10 keys, the namespace's meta key first (the key every
     // function of the library is routed by). A write declares the keys it
@@ -435,6 +463,18 @@ fn a_namespace_keeps_working_while_its_slot_moves() {
         tally.slowest(),
     );
     assert_eq!(cluster.owner(slot), (home + 2) % 3);
+    let mgets: u64 = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let stats = n.command(&["INFO", "commandstats"]).text();
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix("cmdstat_mget:calls="))
+                .map_or(0, |c| c.split(',').next().unwrap().parse().unwrap())
+        })
+        .sum();
+    assert!(mgets > 0, "the readers' gets went together");
     // The workload met each migration: the source redirected calls (ASK)
     // or the target had writes retried (TRYAGAIN: a write declares its
     // keys, and some were not there yet).

@@ -1790,3 +1790,117 @@ fn the_deepest_data_accepted_reads_back() {
         }
     });
 }
+
+// ---- reads sent together ---------------------------------------------------
+
+/// 64 tasks read 120 ids (100 there, 20 not) while another task updates
+/// them: every read answers its own id at a version no older than what it
+/// saw of that id before, and concurrent reads went to Redis together
+/// (fewer commands than reads, some of them `MGET`).
+#[test]
+fn concurrent_gets_go_together_and_each_answers_its_own_id() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("mget");
+    runtime().block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        for i in 0..100 {
+            m.create_context(&format!("k{i}"), json!({ "i": i }))
+                .await
+                .unwrap();
+        }
+        assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+        let writer = {
+            let m = m.clone();
+            tokio::spawn(async move {
+                for n in 0..300u64 {
+                    let i = n % 100;
+                    m.update_context(&format!("k{i}"), json!({ "i": i, "n": n }), None)
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let readers: Vec<_> = (0..64u64)
+            .map(|t| {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    let mut seen = [0u64; 100];
+                    for r in 0..100u64 {
+                        let i = (t * 7 + r * 13) % 120;
+                        let got = m.get_context(&format!("k{i}")).await;
+                        if i >= 100 {
+                            assert_eq!(got.unwrap_err().code(), "NOT_FOUND", "k{i}");
+                            continue;
+                        }
+                        let state = got.unwrap();
+                        assert_eq!(state.id, format!("k{i}"));
+                        assert_eq!(state.data["i"], json!(i), "k{i} answered another id's data");
+                        let at = state.version;
+                        assert!(
+                            at >= seen[i as usize],
+                            "k{i} went back from {} to {at}",
+                            seen[i as usize]
+                        );
+                        seen[i as usize] = at;
+                    }
+                })
+            })
+            .collect();
+        for r in readers {
+            r.await.unwrap();
+        }
+        writer.await.unwrap();
+        let (gets, mgets) = (calls(&server, "get"), calls(&server, "mget"));
+        println!("6,400 reads: {gets} GET and {mgets} MGET");
+        assert!(mgets > 0, "no reads went together");
+        assert!(
+            gets + mgets < 6_400,
+            "{gets} GET and {mgets} MGET for 6,400 reads"
+        );
+    });
+}
+
+/// A get that waits for another to send it keeps its answer when that other
+/// get is dropped, before it sent or while its command is on its way: it
+/// reads on its own. (Polled by hand on one thread: the first get leads, the
+/// second joins it.)
+#[test]
+fn a_get_whose_leader_is_dropped_reads_on_its_own() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("lead");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        m.create_context("a", json!({ "n": "a" })).await.unwrap();
+        m.create_context("b", json!({ "n": "b" })).await.unwrap();
+        for sent in [false, true] {
+            assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
+            let mut lead = Box::pin(m.get_context("a"));
+            assert!(futures::poll!(&mut lead).is_pending());
+            let mut join = Box::pin(m.get_context("b"));
+            assert!(futures::poll!(&mut join).is_pending());
+            if sent {
+                // Past its yield: it sends both, and Redis answers (the
+                // connection's own task runs meanwhile).
+                assert!(futures::poll!(&mut lead).is_pending());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            drop(lead);
+            let b = tokio::time::timeout(Duration::from_secs(5), join)
+                .await
+                .expect("a get whose leader was dropped still answers")
+                .unwrap();
+            assert_eq!(b.data, json!({ "n": "b" }));
+            // Sent: the batch of both, then "b" alone; not sent: "b" alone.
+            let mgets = u64::from(sent);
+            assert_eq!(
+                (calls(&server, "get"), calls(&server, "mget")),
+                (1, mgets),
+                "sent: {sent}"
+            );
+        }
+    });
+}

@@ -330,6 +330,45 @@ test('maxStaleMs: reads from memory; own writes seen at once, other managers\' o
   }
 });
 
+test('reads made together go as one MGET, and each answers its own id', async () => {
+  const ns = fresh();
+  const sent = [];
+  const counting = (options) => {
+    const client = createClient(options);
+    const send = client.sendCommand.bind(client);
+    client.sendCommand = (args, o) => {
+      if (args[0] === 'GET' || args[0] === 'MGET') sent.push(args.length - 1);
+      return send(args, o);
+    };
+    return client;
+  };
+  const m = await ContextManager.connect(backend(ns, { createClient: counting }), {});
+  const w = await ContextManager.connect(backend(ns), {});
+  try {
+    for (let i = 0; i < 50; i++) await w.createContext(`k${i}`, { i });
+    // 60 reads at once, 10 of ids that are not there, while another manager updates.
+    const ids = Array.from({ length: 60 }, (_, i) => `k${(i * 7) % 60}`);
+    const writes = Array.from({ length: 20 }, (_, i) => w.updateContext(`k${i}`, { i, n: 1 }));
+    const got = await Promise.all(ids.map((id) => m.getContext(id).catch((e) => e)));
+    await Promise.all(writes);
+    got.forEach((s, k) => {
+      const i = Number(ids[k].slice(1));
+      if (i >= 50) return assert.equal(s.code, 'NOT_FOUND', ids[k]);
+      assert.equal(s.id, ids[k]);
+      assert.equal(s.data.i, i, `${ids[k]} answered another id's data`);
+    });
+    assert.equal(sent.reduce((a, b) => a + b, 0), 60, 'each read sent once');
+    assert.ok(sent.length < 60 && Math.max(...sent) > 1, `keys per command: ${sent.join(' ')}`);
+    // A read alone is one GET of one key.
+    sent.length = 0;
+    assert.equal((await m.getContext('k1')).data.i, 1);
+    assert.deepEqual(sent, [1]);
+  } finally {
+    m.free();
+    w.free();
+  }
+});
+
 test('ContextManager.connect refuses what is not a backend', async () => {
   await assert.rejects(ContextManager.connect({}, {}), { code: 'INVALID_ARGUMENT' });
   await assert.rejects(ContextManager.connect(null, {}), { code: 'INVALID_ARGUMENT' });

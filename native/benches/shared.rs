@@ -435,7 +435,11 @@ fn main() {
             else {
                 continue;
             };
-            if !["get", "set", "evalsha", "fcall", "fcall_ro", "xread"].contains(&name) {
+            if ![
+                "get", "mget", "set", "evalsha", "fcall", "fcall_ro", "xread",
+            ]
+            .contains(&name)
+            {
                 continue;
             }
             let field = |key: &str| {

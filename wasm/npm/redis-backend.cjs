@@ -126,6 +126,8 @@ class RedisBackend {
   #readerPending = null;
   /** Whether a failed read of the events was reported (once per object). */
   #saidEventsFail = false;
+  /** Reads waiting to be sent together: { key, resolve, reject } each. */
+  #gets = [];
 
   /**
    * @param {object} options
@@ -298,10 +300,37 @@ class RedisBackend {
     }
   }
 
-  async get(id) {
-    if (this.#client === null) throw new Error('the redis backend is not connected');
-    const raw = await this.#send(this.#client, ['GET', `${this.#prefix}c:${id}`]);
-    return raw === null || raw === undefined ? null : String(raw);
+  /**
+   * Reads made in one turn of the event loop go as one MGET (one GET when alone): one command, one
+   * timer and one reply for them all, which answers each as of one instant inside the call.
+   */
+  get(id) {
+    if (this.#client === null) return Promise.reject(new Error('the redis backend is not connected'));
+    return new Promise((resolve, reject) => {
+      if (this.#gets.push({ key: `${this.#prefix}c:${id}`, resolve, reject }) === 1) {
+        queueMicrotask(() => this.#sendGets());
+      }
+    });
+  }
+
+  async #sendGets() {
+    const batch = this.#gets;
+    this.#gets = [];
+    const text = (raw) => (raw === null || raw === undefined ? null : String(raw));
+    try {
+      if (this.#client === null) throw new Error('the redis backend is not connected');
+      if (batch.length === 1) {
+        batch[0].resolve(text(await this.#send(this.#client, ['GET', batch[0].key])));
+        return;
+      }
+      const raws = await this.#send(this.#client, ['MGET', ...batch.map((g) => g.key)]);
+      if (!Array.isArray(raws) || raws.length !== batch.length) {
+        throw new Error(`redis MGET: a reply of ${batch.length} keys that is not a list of ${batch.length}`);
+      }
+      for (let i = 0; i < batch.length; i++) batch[i].resolve(text(raws[i]));
+    } catch (e) {
+      for (const g of batch) g.reject(e);
+    }
   }
 
   /** The reader's own connection: a blocking read must not hold up the calls of others. */

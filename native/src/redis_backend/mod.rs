@@ -3,6 +3,7 @@
 
 mod cache;
 mod conn;
+mod gets;
 mod record;
 mod transport;
 

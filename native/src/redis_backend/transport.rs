@@ -3,6 +3,7 @@
 //! the replies, settles writes that got no answer and runs the event reader.
 
 use super::conn::{self, Conn, Failure, Target, call};
+use super::gets::Gets;
 use super::record::{self, into_wire};
 use contextkit_core::client::{Outcome, Transport};
 use contextkit_core::wire::Wire;
@@ -24,6 +25,8 @@ pub(crate) struct RedisTransport {
     /// How long one call may take, retries included.
     pub(super) timeout: Duration,
     conn: OnceLock<Conn>,
+    /// Gets waiting to be sent together.
+    gets: Gets,
     /// The event reader's own connection (a blocking read must not hold up
     /// the calls of others); made again after a failure.
     reader: Mutex<Option<Conn>>,
@@ -37,6 +40,7 @@ impl RedisTransport {
             prefix: format!("ck:{{{namespace}}}:"),
             timeout: Duration::from_secs(2),
             conn: OnceLock::new(),
+            gets: Gets::default(),
             reader: Mutex::new(None),
             runtime: OnceLock::new(),
         }
@@ -47,12 +51,6 @@ impl RedisTransport {
             .get()
             .cloned()
             .ok_or_else(|| ContextError::storage("the redis backend is not connected"))
-    }
-
-    async fn query(&self, what: &str, cmd: &redis::Cmd) -> Result<Value> {
-        call(&mut self.conn()?, cmd, self.timeout)
-            .await
-            .map_err(|f| f.into_error(what, self.timeout))
     }
 
     async fn connect(&self) -> Result<Conn> {
@@ -149,9 +147,8 @@ impl Transport for RedisTransport {
 
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Wire> {
         Box::pin(async move {
-            let mut cmd = redis::cmd("GET");
-            cmd.arg(format!("{}c:{id}", self.prefix));
-            self.query("GET", &cmd).await.map(into_wire)
+            let conn = self.conn()?;
+            self.gets.get(&conn, (&self.prefix, id), self.timeout).await
         })
     }
 
