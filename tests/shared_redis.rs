@@ -1846,10 +1846,15 @@ fn concurrent_gets_go_together_and_each_answers_its_own_id() {
                 })
             })
             .collect();
-        for r in readers {
-            r.await.unwrap();
-        }
-        writer.await.unwrap();
+        let all = async {
+            for r in readers {
+                r.await.unwrap();
+            }
+            writer.await.unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(60), all)
+            .await
+            .expect("every read answered");
         let (gets, mgets) = (calls(&server, "get"), calls(&server, "mget"));
         println!("6,400 reads: {gets} GET and {mgets} MGET");
         assert!(mgets > 0, "no reads went together");
@@ -1860,12 +1865,11 @@ fn concurrent_gets_go_together_and_each_answers_its_own_id() {
     });
 }
 
-/// A get that waits for another to send it keeps its answer when that other
-/// get is dropped, before it sent or while its command is on its way: it
-/// reads on its own. (Polled by hand on one thread: the first get leads, the
-/// second joins it.)
+/// A get is not held up by another made at the same time that its caller
+/// dropped, or holds without polling: the task that sends them answers
+/// both. (Polled by hand on one thread: the two go as one `MGET`.)
 #[test]
-fn a_get_whose_leader_is_dropped_reads_on_its_own() {
+fn a_get_is_not_held_up_by_another_dropped_or_not_polled() {
     let server = RedisServer::start(Durability::None);
     let ns = fresh_namespace("lead");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -1876,31 +1880,50 @@ fn a_get_whose_leader_is_dropped_reads_on_its_own() {
         let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
         m.create_context("a", json!({ "n": "a" })).await.unwrap();
         m.create_context("b", json!({ "n": "b" })).await.unwrap();
-        for sent in [false, true] {
+        for hold in [false, true] {
             assert_eq!(server.cli(&["CONFIG", "RESETSTAT"]).trim(), "OK");
-            let mut lead = Box::pin(m.get_context("a"));
-            assert!(futures::poll!(&mut lead).is_pending());
-            let mut join = Box::pin(m.get_context("b"));
-            assert!(futures::poll!(&mut join).is_pending());
-            if sent {
-                // Past its yield: it sends both, and Redis answers (the
-                // connection's own task runs meanwhile).
-                assert!(futures::poll!(&mut lead).is_pending());
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            drop(lead);
-            let b = tokio::time::timeout(Duration::from_secs(5), join)
+            let mut first = Box::pin(m.get_context("a"));
+            assert!(futures::poll!(&mut first).is_pending());
+            let mut second = Box::pin(m.get_context("b"));
+            assert!(futures::poll!(&mut second).is_pending());
+            let first = hold.then_some(first);
+            let b = tokio::time::timeout(Duration::from_secs(5), second)
                 .await
-                .expect("a get whose leader was dropped still answers")
+                .expect("a get answers whatever became of the other")
                 .unwrap();
             assert_eq!(b.data, json!({ "n": "b" }));
-            // Sent: the batch of both, then "b" alone; not sent: "b" alone.
-            let mgets = u64::from(sent);
             assert_eq!(
                 (calls(&server, "get"), calls(&server, "mget")),
-                (1, mgets),
-                "sent: {sent}"
+                (0, 1),
+                "hold: {hold}"
             );
+            if let Some(first) = first {
+                assert_eq!(first.await.unwrap().data, json!({ "n": "a" }));
+            }
         }
+    });
+}
+
+/// Gets sent together that get no answer each end with `STORAGE`, within
+/// the timeout.
+#[test]
+fn gets_sent_together_fail_together_within_the_timeout() {
+    let mut server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("down");
+    runtime().block_on(async {
+        let timeout = Duration::from_millis(500);
+        let m = connect_with(&server.url(), &ns, ManagerConfig::default(), timeout).await;
+        m.create_context("a", json!({})).await.unwrap();
+        server.kill();
+        let t = Instant::now();
+        let reads = (0..32).map(|i| {
+            let m = m.clone();
+            tokio::spawn(async move { m.get_context(&format!("k{i}")).await.map(|_| ()) })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            let e = read.await.unwrap().unwrap_err();
+            assert_eq!(e.code(), "STORAGE", "{e}");
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     });
 }

@@ -99,6 +99,9 @@ function positive(name, v, fallback, max) {
   return v;
 }
 
+/** What the timer of a call that got no answer in time rejects with. */
+const LATE = Symbol('no answer in time');
+
 /** Whether `e` is an error reply of the server (it answered), as node-redis's ErrorReply and its subclasses. */
 function isErrorReply(e) {
   for (let p = e; p !== null && typeof p === 'object'; p = Object.getPrototypeOf(p)) {
@@ -210,18 +213,18 @@ class RedisBackend {
    */
   async #send(client, args, timeoutMs = this.timeoutMs) {
     let timer;
-    const late = new Error(`no answer within ${timeoutMs} ms`);
+    // Not an Error made up front: capturing its stack cost more than the rest of the call.
     const noAnswer = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(late), timeoutMs);
+      timer = setTimeout(() => reject(LATE), timeoutMs);
     });
     try {
       return await Promise.race([client.sendCommand(args, { timeout: timeoutMs }), noAnswer]);
     } catch (e) {
-      const what = `redis ${args[0]} ${args[1] ?? ''}`;
+      const what = args[0] === 'MGET' ? `redis MGET of ${args.length - 1} keys` : `redis ${args[0]} ${args[1] ?? ''}`;
       if (isErrorReply(e)) throw new Error(`${what}: ${e.message}`);
       const last = this.#lastError ? `; last error: ${this.#lastError.message}` : '';
       // Our timer, or the client's own failure (a lost connection) as it says it.
-      const why = e === late ? late.message : `no answer: ${e instanceof Error && e.message ? e.message : String(e)}`;
+      const why = e === LATE ? `no answer within ${timeoutMs} ms` : `no answer: ${e instanceof Error && e.message ? e.message : String(e)}`;
       const err = new Error(`${what}: ${why}${last}`);
       err.outcomeUnknown = true;
       throw err;
@@ -301,8 +304,9 @@ class RedisBackend {
   }
 
   /**
-   * Reads made in one turn of the event loop go as one MGET (one GET when alone): one command, one
-   * timer and one reply for them all, which answers each as of one instant inside the call.
+   * Reads made before the microtask that the first of them queues go as one MGET (one GET when
+   * alone): one command, one timer and one reply for them all, which answers each as of one instant
+   * inside the call. (Reads made in one loop, or woken by one reply, are among them.)
    */
   get(id) {
     if (this.#client === null) return Promise.reject(new Error('the redis backend is not connected'));

@@ -1,19 +1,22 @@
-//! Reads of single contexts sent together. A get that reaches the transport
-//! while no other is waiting leads: it lets its worker run the tasks that are
-//! ready before it (it yields once, to the back of the worker's queue), then
-//! sends what gathered meanwhile as one `MGET` (one `GET` when it is alone)
-//! and hands each waiting get its reply.
+//! Reads of single contexts sent together. A get that finds no other
+//! waiting starts a sender task and waits, as every get does, for its
+//! answer. The sender yields once, to the back of its worker's queue, so
+//! that the tasks ready before it run first and add their gets; then it
+//! takes what gathered and sends it as one `MGET` (one `GET` when alone;
+//! chunks of [`MAX_KEYS`] at once when many), and answers each get.
 //!
 //! Linearizable as each `GET` is: the one command runs after every get in it
 //! began and before any of them returns. Under load this trades one
 //! command, one timer and one reply frame per get for one per batch (the
-//! keys of a namespace share its hash tag, so an `MGET` stays in one slot
-//! of a cluster). A lone get only pays the yield.
+//! keys of a namespace share its hash tag, so an `MGET` stays in one slot).
+//! A lone get pays a task and a yield; nothing a caller does with its own
+//! get (drop it, or hold it without polling) holds up another's, and each
+//! ends within the backend's timeout.
 //!
-//! Nothing waits on a leader that is gone: a leader dropped before it sent
-//! drops the batch, and a leader dropped while its command is on its way
-//! drops its waiters' senders with it; a get whose reply sender is dropped
-//! sends its own `GET`.
+//! On a cluster every get goes alone: while a slot moves, Redis answers a
+//! command of several keys `TRYAGAIN` until all of them are on one node,
+//! which a key that does not exist never is, so an `MGET` of a context that
+//! is not there would wait for the whole move.
 
 use super::conn::{Conn, call};
 use super::record::into_wire;
@@ -22,114 +25,108 @@ use contextkit_core::{ContextError, Result};
 use redis::Value;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-type Reply = oneshot::Sender<Result<Wire>>;
+/// Keys per `MGET` at most: a larger batch goes as several, at once.
+const MAX_KEYS: usize = 128;
 
-/// The gets waiting for their leader to send them.
+type Reply = oneshot::Sender<Result<Wire>>;
+type Batch = Vec<(String, Reply)>;
+
+/// The gets waiting for their sender.
 #[derive(Default)]
 pub(super) struct Gets {
-    waiting: Mutex<Vec<(String, Reply)>>,
+    waiting: Mutex<Batch>,
 }
 
 impl Gets {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, Reply)>> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The value of the key `prefix` + `id`, read by `conn` with its batch
-    /// within `timeout`.
+    /// The value of `key`, read by `conn` (with the gets made meanwhile,
+    /// sent by a task on `runtime`) within `timeout`.
     pub(super) async fn get(
-        &self,
+        self: &Arc<Self>,
         conn: &Conn,
-        (prefix, id): (&str, &str),
+        runtime: &Handle,
+        key: String,
         timeout: Duration,
     ) -> Result<Wire> {
-        let key = || format!("{prefix}c:{id}");
+        if let Conn::Cluster(_) = conn {
+            return read(conn, vec![key], timeout).await.remove(0);
+        }
         let (reply, answer) = oneshot::channel();
-        let leads = {
-            let mut waiting = self.lock();
-            waiting.push((key(), reply));
+        let first = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            waiting.push((key, reply));
             waiting.len() == 1
         };
-        if leads {
-            let lead = Lead(Some(self));
-            YieldOnce(false).await;
-            let batch = lead.take();
-            send(conn, batch, timeout).await;
+        if first {
+            let (gets, conn) = (Arc::clone(self), conn.clone());
+            runtime.spawn(async move {
+                YieldOnce(false).await;
+                let batch =
+                    std::mem::take(&mut *gets.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+                send(conn, batch, timeout).await;
+            });
         }
-        match answer.await {
-            Ok(result) => result,
-            // Its leader was dropped (the caller of that get gave up): on
-            // its own.
-            Err(_) => {
-                let (reply, answer) = oneshot::channel();
-                send(conn, vec![(key(), reply)], timeout).await;
-                answer
-                    .await
-                    .unwrap_or_else(|_| unreachable!("send answers every get"))
-            }
-        }
+        answer.await.unwrap_or_else(|_| {
+            Err(ContextError::storage(
+                "redis GET: no answer (the runtime is shutting down)",
+            ))
+        })
     }
 }
 
-/// The leader until it takes its batch; dropped before, it drops the batch,
-/// so that the gets in it read on their own.
-struct Lead<'a>(Option<&'a Gets>);
-
-impl Lead<'_> {
-    fn take(mut self) -> Vec<(String, Reply)> {
-        self.0
-            .take()
-            .map(|g| std::mem::take(&mut *g.lock()))
-            .unwrap_or_default()
+/// Reads `batch` and answers each of its gets: one command per
+/// [`MAX_KEYS`], the first here and the others on tasks of their own.
+async fn send(conn: Conn, mut batch: Batch, timeout: Duration) {
+    while batch.len() > MAX_KEYS {
+        let rest = batch.split_off(MAX_KEYS);
+        let chunk = std::mem::replace(&mut batch, rest);
+        let conn = conn.clone();
+        tokio::spawn(async move { answer(&conn, chunk, timeout).await });
     }
+    answer(&conn, batch, timeout).await;
 }
 
-impl Drop for Lead<'_> {
-    fn drop(&mut self) {
-        if let Some(gets) = self.0 {
-            drop(std::mem::take(&mut *gets.lock()));
-        }
-    }
-}
-
-/// Reads `batch` (one command, however many: no more than the gets under way)
-/// and answers each of its gets.
-async fn send(conn: &Conn, batch: Vec<(String, Reply)>, timeout: Duration) {
-    let what = if batch.len() == 1 { "GET" } else { "MGET" };
-    let mut cmd = redis::cmd(what);
-    for (key, _) in &batch {
-        cmd.arg(key);
-    }
-    let answer = call(&mut conn.clone(), &cmd, timeout).await;
-    let replies: Vec<Result<Wire>> = match answer {
-        Ok(Value::Array(items)) if what == "MGET" && items.len() == batch.len() => {
-            items.into_iter().map(|v| Ok(into_wire(v))).collect()
-        }
-        Ok(value) if what == "GET" => vec![Ok(into_wire(value))],
-        Ok(other) => {
-            let e = ContextError::storage(format!(
-                "redis MGET: a reply of {} keys that is not a list of {}: {other:?}",
-                batch.len(),
-                batch.len()
-            ));
-            vec![Err(e); batch.len()]
-        }
-        Err(f) => vec![Err(f.into_error(what, timeout)); batch.len()],
-    };
-    for ((_, reply), result) in batch.into_iter().zip(replies) {
+async fn answer(conn: &Conn, batch: Batch, timeout: Duration) {
+    let (keys, replies): (Vec<String>, Vec<Reply>) = batch.into_iter().unzip();
+    let results = read(conn, keys, timeout).await;
+    for (reply, result) in replies.into_iter().zip(results) {
         // A get that gave up no longer listens.
         let _ = reply.send(result);
     }
 }
 
+/// The values of `keys` (one command: `GET` for one, else `MGET`), one
+/// result per key.
+async fn read(conn: &Conn, keys: Vec<String>, timeout: Duration) -> Vec<Result<Wire>> {
+    let n = keys.len();
+    let what = if n == 1 { "GET" } else { "MGET" };
+    let mut cmd = redis::cmd(what);
+    for key in keys {
+        cmd.arg(key);
+    }
+    match call(&mut conn.clone(), &cmd, timeout).await {
+        Ok(Value::Array(items)) if n > 1 && items.len() == n => {
+            items.into_iter().map(|v| Ok(into_wire(v))).collect()
+        }
+        Ok(value) if n == 1 => vec![Ok(into_wire(value))],
+        Ok(other) => {
+            let e = ContextError::storage(format!(
+                "redis MGET: a reply of {n} keys that is not a list of {n}: {other:?}"
+            ));
+            vec![Err(e); n]
+        }
+        Err(f) => vec![Err(f.into_error(what, timeout)); n],
+    }
+}
+
 /// Pending once, woken at once: the task goes to the back of its worker's
 /// queue. (`tokio::task::yield_now` waits for the worker's next look at
-/// its I/O as well: a read of the socket and later, which measured slower.)
+/// its sockets as well, which measured slower.)
 struct YieldOnce(bool);
 
 impl Future for YieldOnce {

@@ -9,7 +9,7 @@ use contextkit_core::client::{Outcome, Transport};
 use contextkit_core::wire::Wire;
 use contextkit_core::{ContextError, Result, StorageFuture};
 use redis::Value;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Entries read at most per `XREAD`, whatever the reader asks.
@@ -26,7 +26,7 @@ pub(crate) struct RedisTransport {
     pub(super) timeout: Duration,
     conn: OnceLock<Conn>,
     /// Gets waiting to be sent together.
-    gets: Gets,
+    gets: Arc<Gets>,
     /// The event reader's own connection (a blocking read must not hold up
     /// the calls of others); made again after a failure.
     reader: Mutex<Option<Conn>>,
@@ -40,7 +40,7 @@ impl RedisTransport {
             prefix: format!("ck:{{{namespace}}}:"),
             timeout: Duration::from_secs(2),
             conn: OnceLock::new(),
-            gets: Gets::default(),
+            gets: Arc::default(),
             reader: Mutex::new(None),
             runtime: OnceLock::new(),
         }
@@ -50,6 +50,14 @@ impl RedisTransport {
         self.conn
             .get()
             .cloned()
+            .ok_or_else(|| ContextError::storage("the redis backend is not connected"))
+    }
+
+    /// The caller's runtime, else the one the backend connected on.
+    fn runtime(&self) -> Result<tokio::runtime::Handle> {
+        tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.get().cloned())
             .ok_or_else(|| ContextError::storage("the redis backend is not connected"))
     }
 
@@ -147,8 +155,9 @@ impl Transport for RedisTransport {
 
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Wire> {
         Box::pin(async move {
-            let conn = self.conn()?;
-            self.gets.get(&conn, (&self.prefix, id), self.timeout).await
+            let (conn, runtime) = (self.conn()?, self.runtime()?);
+            let key = format!("{}c:{id}", self.prefix);
+            self.gets.get(&conn, &runtime, key, self.timeout).await
         })
     }
 
