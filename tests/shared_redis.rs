@@ -752,6 +752,44 @@ fn lost_data_is_detected_and_reported() {
     });
 }
 
+/// A store flushed under a manager (no restart, so no dropped connection
+/// tells it) is reported by its very next read, also once another manager
+/// joined the empty store and made a context of the same id: a read never
+/// answers from a store other than the one its manager's writes went to.
+#[test]
+fn a_read_reports_a_flushed_store_at_once() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("flushed");
+    runtime().block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        let cached = ContextManager::builder(ManagerConfig::default())
+            .connect(cached(&server.url(), &ns, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        m.create_context("a", json!({ "by": "m" })).await.unwrap();
+        assert_eq!(cached.get_context("a").await.unwrap().data["by"], "m");
+        assert_eq!(server.cli(&["FLUSHALL"]).trim(), "OK");
+        for who in [&m, &cached] {
+            let err = who.get_context("a").await.unwrap_err();
+            assert_eq!(err.code(), "STORAGE");
+            assert!(err.to_string().contains("lost its data"), "{err}");
+        }
+        let other = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        other
+            .create_context("a", json!({ "by": "other" }))
+            .await
+            .unwrap();
+        for who in [&m, &cached] {
+            let reads = futures::future::join_all((0..8).map(|_| who.get_context("a"))).await;
+            for read in reads {
+                let err = read.unwrap_err();
+                assert!(err.to_string().contains("lost its data"), "{err}");
+            }
+        }
+        assert_eq!(other.get_context("a").await.unwrap().data["by"], "other");
+    });
+}
+
 /// SIGKILL of a server with `appendfsync always`, 20 rounds, under writes:
 /// nothing acknowledged is lost, no recovery-point id is handed out twice,
 /// the stream's revisions have no duplicate and no hole.

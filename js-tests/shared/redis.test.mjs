@@ -369,6 +369,28 @@ test('reads made together go as one MGET, and each answers its own id', async ()
   }
 });
 
+test('a read reports a flushed store at once, also once another manager made the same id there', async () => {
+  const ns = fresh();
+  const m = await ContextManager.connect(backend(ns), {});
+  const raw = createClient({ url: redis.url });
+  await raw.connect();
+  let other = null;
+  try {
+    await m.createContext('a', { by: 'm' });
+    await raw.sendCommand(['FLUSHALL']);
+    await assert.rejects(m.getContext('a'), (e) => e.code === 'STORAGE' && /lost its data/.test(e.message));
+    other = await ContextManager.connect(backend(ns), {});
+    await other.createContext('a', { by: 'other' });
+    const reads = await Promise.all(Array.from({ length: 8 }, () => m.getContext('a').catch((e) => e)));
+    for (const e of reads) assert.match(String(e.message), /lost its data/);
+    assert.equal((await other.getContext('a')).data.by, 'other');
+  } finally {
+    m.free();
+    other?.free();
+    await raw.quit();
+  }
+});
+
 test('ContextManager.connect refuses what is not a backend', async () => {
   await assert.rejects(ContextManager.connect({}, {}), { code: 'INVALID_ARGUMENT' });
   await assert.rejects(ContextManager.connect(null, {}), { code: 'INVALID_ARGUMENT' });

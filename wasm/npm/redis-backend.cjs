@@ -131,6 +131,8 @@ class RedisBackend {
   #saidEventsFail = false;
   /** Reads waiting to be sent together: { key, resolve, reject } each. */
   #gets = [];
+  /** The epoch of the namespace joined (from ck2_join's reply), which every read checks. */
+  #epoch = null;
 
   /**
    * @param {object} options
@@ -286,7 +288,10 @@ class RedisBackend {
   async call(fn, keys, args) {
     if (this.#client === null) throw new Error('the redis backend is not connected');
     const writes = fn === 'ck2_write' || fn === 'ck2_settle' || fn === 'ck2_join';
-    return this.#run(writes ? 'FCALL' : 'FCALL_RO', fn, keys, args);
+    const reply = await this.#run(writes ? 'FCALL' : 'FCALL_RO', fn, keys, args);
+    // The namespace's epoch ([epoch, …]): what every read checks from now on.
+    if (fn === 'ck2_join' && Array.isArray(reply) && reply[0] != null) this.#epoch = String(reply[0]);
+    return reply;
   }
 
   async #run(cmd, fn, keys, args) {
@@ -323,11 +328,24 @@ class RedisBackend {
     const text = (raw) => (raw === null || raw === undefined ? null : String(raw));
     try {
       if (this.#client === null) throw new Error('the redis backend is not connected');
-      if (batch.length === 1) {
-        batch[0].resolve(text(await this.#send(this.#client, ['GET', batch[0].key])));
+      const one = batch.length === 1;
+      const read = this.#send(this.#client, one ? ['GET', batch[0].key] : ['MGET', ...batch.map((g) => g.key)]);
+      // The epoch after the keys, on the same connection: a store that lost its data (restarted
+      // without persistence, flushed) has none, or another manager's; a read of it would answer
+      // from a store other than the one this manager's writes went to.
+      const epoch = this.#epoch === null ? null : this.#send(this.#client, ['HGET', `${this.#prefix}meta`, 'epoch']);
+      read.catch(() => {});
+      epoch?.catch(() => {});
+      const raws = await read;
+      if (epoch !== null && text(await epoch) !== this.#epoch) {
+        throw new Error(
+          `namespace '${this.namespace}' is not the one this manager joined: the store lost its data (restarted without persistence, flushed or failed over to an empty replica)`,
+        );
+      }
+      if (one) {
+        batch[0].resolve(text(raws));
         return;
       }
-      const raws = await this.#send(this.#client, ['MGET', ...batch.map((g) => g.key)]);
       if (!Array.isArray(raws) || raws.length !== batch.length) {
         throw new Error(`redis MGET: a reply of ${batch.length} keys that is not a list of ${batch.length}`);
       }
@@ -420,6 +438,7 @@ class RedisBackend {
     this.#readerPending = null;
     this.#session = null;
     this.#connected = false;
+    this.#epoch = null;
     claimed.delete(this);
     await Promise.all(clients.map(end));
   }

@@ -5,7 +5,7 @@
 use contextkit_core::ContextError;
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, RedisError, Value};
+use redis::{Cmd, Pipeline, RedisError, Value};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -73,6 +73,27 @@ impl Conn {
         match self {
             Conn::Single(c) => cmd.query_async(c).await,
             Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+}
+
+/// What [`call`] sends: a command, or a pipeline of them (its replies as
+/// one list).
+pub(crate) trait Request {
+    fn run(&self, conn: &mut Conn) -> impl Future<Output = redis::RedisResult<Value>> + Send;
+}
+
+impl Request for Cmd {
+    fn run(&self, conn: &mut Conn) -> impl Future<Output = redis::RedisResult<Value>> + Send {
+        conn.query(self)
+    }
+}
+
+impl Request for Pipeline {
+    async fn run(&self, conn: &mut Conn) -> redis::RedisResult<Value> {
+        match conn {
+            Conn::Single(c) => self.query_async(c).await,
+            Conn::Cluster(c) => self.query_async(c).await,
         }
     }
 }
@@ -213,7 +234,7 @@ impl Failure {
 /// first try), else `NoAnswer`.
 pub(crate) async fn call(
     conn: &mut Conn,
-    cmd: &Cmd,
+    cmd: &impl Request,
     timeout: Duration,
 ) -> std::result::Result<Value, Failure> {
     let deadline = Instant::now() + timeout;
@@ -224,7 +245,7 @@ pub(crate) async fn call(
         if left.is_zero() {
             return Err(Failure::NoAnswer(last));
         }
-        match tokio::time::timeout(left, conn.query(cmd)).await {
+        match tokio::time::timeout(left, cmd.run(conn)).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) if missing_library(&e) => {
                 let left = deadline.saturating_duration_since(Instant::now());

@@ -25,7 +25,7 @@ use contextkit_core::{ContextError, Result};
 use redis::Value;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::runtime::Handle;
@@ -41,9 +41,29 @@ type Batch = Vec<(String, Reply)>;
 #[derive(Default)]
 pub(super) struct Gets {
     waiting: Mutex<Batch>,
+    joined: OnceLock<Joined>,
+}
+
+/// The namespace a read must find: the epoch the manager joined, in the
+/// meta key's hash. A store that lost its data has none, or another one
+/// (made by a manager that joined after the loss); a read of it would
+/// answer from a store other than the one the manager's writes went to.
+struct Joined {
+    meta: String,
+    epoch: String,
+    /// The error a read that finds another epoch ends with.
+    lost: String,
 }
 
 impl Gets {
+    /// From now on every read also reads the namespace's epoch, in the same
+    /// pipeline and after its keys, and ends with `STORAGE` `lost` unless
+    /// it is `epoch`. (A store that lost its data could only hold `epoch`
+    /// again if a manager drew the same 64 random bits.)
+    pub(super) fn joined(&self, meta: String, epoch: String, lost: String) {
+        let _ = self.joined.set(Joined { meta, epoch, lost });
+    }
+
     /// The value of `key`, read by `conn` (with the gets made meanwhile,
     /// sent by a task on `runtime`) within `timeout`.
     pub(super) async fn get(
@@ -54,7 +74,9 @@ impl Gets {
         timeout: Duration,
     ) -> Result<Wire> {
         if let Conn::Cluster(_) = conn {
-            return read(conn, vec![key], timeout).await.remove(0);
+            return read(conn, self.joined.get(), vec![key], timeout)
+                .await
+                .remove(0);
         }
         let (reply, answer) = oneshot::channel();
         let first = {
@@ -68,7 +90,7 @@ impl Gets {
                 YieldOnce(false).await;
                 let batch =
                     std::mem::take(&mut *gets.waiting.lock().unwrap_or_else(|e| e.into_inner()));
-                send(conn, batch, timeout).await;
+                send(conn, &gets, batch, timeout).await;
             });
         }
         answer.await.unwrap_or_else(|_| {
@@ -81,42 +103,65 @@ impl Gets {
 
 /// Reads `batch` and answers each of its gets: one command per
 /// [`MAX_KEYS`], the first here and the others on tasks of their own.
-async fn send(conn: Conn, mut batch: Batch, timeout: Duration) {
+async fn send(conn: Conn, gets: &Arc<Gets>, mut batch: Batch, timeout: Duration) {
     while batch.len() > MAX_KEYS {
         let rest = batch.split_off(MAX_KEYS);
         let chunk = std::mem::replace(&mut batch, rest);
-        let conn = conn.clone();
-        tokio::spawn(async move { answer(&conn, chunk, timeout).await });
+        let (conn, gets) = (conn.clone(), Arc::clone(gets));
+        tokio::spawn(async move { answer(&conn, &gets, chunk, timeout).await });
     }
-    answer(&conn, batch, timeout).await;
+    answer(&conn, gets, batch, timeout).await;
 }
 
-async fn answer(conn: &Conn, batch: Batch, timeout: Duration) {
+async fn answer(conn: &Conn, gets: &Gets, batch: Batch, timeout: Duration) {
     let (keys, replies): (Vec<String>, Vec<Reply>) = batch.into_iter().unzip();
-    let results = read(conn, keys, timeout).await;
+    let results = read(conn, gets.joined.get(), keys, timeout).await;
     for (reply, result) in replies.into_iter().zip(results) {
         // A get that gave up no longer listens.
         let _ = reply.send(result);
     }
 }
 
-/// The values of `keys` (one command: `GET` for one, else `MGET`), one
-/// result per key.
-async fn read(conn: &Conn, keys: Vec<String>, timeout: Duration) -> Vec<Result<Wire>> {
+/// The values of `keys` (one command: `GET` for one, else `MGET`, then
+/// the namespace's epoch where it is `joined`), one result per key.
+async fn read(
+    conn: &Conn,
+    joined: Option<&Joined>,
+    keys: Vec<String>,
+    timeout: Duration,
+) -> Vec<Result<Wire>> {
     let n = keys.len();
     let what = if n == 1 { "GET" } else { "MGET" };
     let mut cmd = redis::cmd(what);
     for key in keys {
         cmd.arg(key);
     }
-    match call(&mut conn.clone(), &cmd, timeout).await {
+    let reply = match joined {
+        None => call(&mut conn.clone(), &cmd, timeout).await,
+        Some(j) => {
+            let mut pipe = redis::pipe();
+            pipe.add_command(cmd).cmd("HGET").arg(&j.meta).arg("epoch");
+            match call(&mut conn.clone(), &pipe, timeout).await {
+                Ok(Value::Array(mut both)) if both.len() == 2 => {
+                    let epoch = both.pop();
+                    if !matches!(&epoch, Some(Value::BulkString(e)) if *e == j.epoch.as_bytes()) {
+                        return vec![Err(ContextError::storage(j.lost.clone())); n];
+                    }
+                    Ok(both.pop().unwrap_or(Value::Nil))
+                }
+                Ok(other) => Ok(other),
+                Err(f) => Err(f),
+            }
+        }
+    };
+    match reply {
         Ok(Value::Array(items)) if n > 1 && items.len() == n => {
             items.into_iter().map(|v| Ok(into_wire(v))).collect()
         }
-        Ok(value) if n == 1 => vec![Ok(into_wire(value))],
+        Ok(value) if n == 1 && !matches!(value, Value::Array(_)) => vec![Ok(into_wire(value))],
         Ok(other) => {
             let e = ContextError::storage(format!(
-                "redis MGET: a reply of {n} keys that is not a list of {n}: {other:?}"
+                "redis {what}: a reply of {n} keys that is not {n} values: {other:?}"
             ));
             vec![Err(e); n]
         }

@@ -53,6 +53,21 @@ impl RedisTransport {
             .ok_or_else(|| ContextError::storage("the redis backend is not connected"))
     }
 
+    /// The namespace's epoch from a `ck2_join` reply (`[epoch, …]`): what
+    /// every read checks from now on.
+    fn joined(&self, reply: &Wire) {
+        if let Wire::List(items) = reply
+            && let Some(Wire::Text(epoch)) = items.first()
+        {
+            let namespace = &self.prefix["ck:{".len()..self.prefix.len() - "}:".len()];
+            self.gets.joined(
+                format!("{}meta", self.prefix),
+                epoch.clone(),
+                contextkit_core::wire::lost_message(namespace),
+            );
+        }
+    }
+
     /// The caller's runtime, else the one the backend connected on.
     fn runtime(&self) -> Result<tokio::runtime::Handle> {
         tokio::runtime::Handle::try_current()
@@ -144,7 +159,13 @@ impl Transport for RedisTransport {
             }
             cmd.arg(args);
             match call(&mut self.conn()?, &cmd, self.timeout).await {
-                Ok(reply) => Ok(Outcome::Replied(into_wire(reply))),
+                Ok(reply) => {
+                    let reply = into_wire(reply);
+                    if function == "ck2_join" {
+                        self.joined(&reply);
+                    }
+                    Ok(Outcome::Replied(reply))
+                }
                 Err(Failure::Refused(e)) => Err(conn::storage(function, e)),
                 Err(no_answer) => Ok(Outcome::Unknown(
                     no_answer.into_error(function, self.timeout),
