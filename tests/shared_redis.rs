@@ -1942,6 +1942,36 @@ fn a_get_is_not_held_up_by_another_dropped_or_not_polled() {
     });
 }
 
+/// A get made from a runtime that then shuts down (its caller gave up at
+/// once) holds up no later get of the manager.
+#[test]
+fn a_get_from_a_runtime_that_shuts_down_holds_up_no_other() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("runtimes");
+    let rt = runtime();
+    let m = rt.block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        m.create_context("y", json!({ "n": 1 })).await.unwrap();
+        m
+    });
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        let mut get = Box::pin(m.get_context("x"));
+        assert!(futures::poll!(&mut get).is_pending());
+    });
+    drop(other);
+    rt.block_on(async {
+        let y = tokio::time::timeout(Duration::from_secs(5), m.get_context("y"))
+            .await
+            .expect("a later get answers")
+            .unwrap();
+        assert_eq!(y.data, json!({ "n": 1 }));
+    });
+}
+
 /// Gets sent together that get no answer each end with `STORAGE`, within
 /// the timeout.
 #[test]

@@ -310,8 +310,9 @@ class RedisBackend {
 
   /**
    * Reads made before the microtask that the first of them queues go as one MGET (one GET when
-   * alone): one command, one timer and one reply for them all, which answers each as of one instant
-   * inside the call. (Reads made in one loop, or woken by one reply, are among them.)
+   * alone), followed by the namespace's epoch: two commands and two timers for them all, the MGET
+   * answering each read as of one instant inside the call. (Reads made in one loop, or woken by one
+   * reply, are among them.)
    */
   get(id) {
     if (this.#client === null) return Promise.reject(new Error('the redis backend is not connected'));
@@ -333,11 +334,12 @@ class RedisBackend {
       // The epoch after the keys, on the same connection: a store that lost its data (restarted
       // without persistence, flushed) has none, or another manager's; a read of it would answer
       // from a store other than the one this manager's writes went to.
-      const epoch = this.#epoch === null ? null : this.#send(this.#client, ['HGET', `${this.#prefix}meta`, 'epoch']);
+      const joined = this.#epoch;
+      const epoch = joined === null ? null : this.#send(this.#client, ['HGET', `${this.#prefix}meta`, 'epoch']);
       read.catch(() => {});
       epoch?.catch(() => {});
       const raws = await read;
-      if (epoch !== null && text(await epoch) !== this.#epoch) {
+      if (epoch !== null && text(await epoch) !== joined) {
         throw new Error(
           `namespace '${this.namespace}' is not the one this manager joined: the store lost its data (restarted without persistence, flushed or failed over to an empty replica)`,
         );

@@ -13,10 +13,11 @@
 //! get (drop it, or hold it without polling) holds up another's, and each
 //! ends within the backend's timeout.
 //!
-//! On a cluster every get goes alone: while a slot moves, Redis answers a
-//! command of several keys `TRYAGAIN` until all of them are on one node,
-//! which a key that does not exist never is, so an `MGET` of a context that
-//! is not there would wait for the whole move.
+//! On a cluster every get goes alone, and without the epoch (below):
+//! while a slot moves, Redis answers a command of several keys `TRYAGAIN`
+//! until all of them are on one node, which a key that does not exist never
+//! is, and a pipeline sent on by `ASK` is `ASK`ed or `MOVED` again at its
+//! second command; either would wait for the whole move.
 
 use super::conn::{Conn, call};
 use super::record::into_wire;
@@ -64,6 +65,10 @@ impl Gets {
         let _ = self.joined.set(Joined { meta, epoch, lost });
     }
 
+    fn take(&self) -> Batch {
+        std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// The value of `key`, read by `conn` (with the gets made meanwhile,
     /// sent by a task on `runtime`) within `timeout`.
     pub(super) async fn get(
@@ -74,9 +79,8 @@ impl Gets {
         timeout: Duration,
     ) -> Result<Wire> {
         if let Conn::Cluster(_) = conn {
-            return read(conn, self.joined.get(), vec![key], timeout)
-                .await
-                .remove(0);
+            // Alone, and without the epoch: see the module's doc.
+            return read(conn, None, vec![key], timeout).await.remove(0);
         }
         let (reply, answer) = oneshot::channel();
         let first = {
@@ -87,17 +91,30 @@ impl Gets {
         if first {
             let (gets, conn) = (Arc::clone(self), conn.clone());
             runtime.spawn(async move {
+                // Dropped before it takes the list (its runtime shut down),
+                // the sender empties it: nothing waits for it, and the next
+                // get starts a sender again.
+                let guard = Sender(&gets);
                 YieldOnce(false).await;
-                let batch =
-                    std::mem::take(&mut *gets.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+                std::mem::forget(guard);
+                let batch = gets.take();
                 send(conn, &gets, batch, timeout).await;
             });
         }
         answer.await.unwrap_or_else(|_| {
             Err(ContextError::storage(
-                "redis GET: no answer (the runtime is shutting down)",
+                "redis GET: no answer (the runtime that sends it shut down)",
             ))
         })
+    }
+}
+
+/// A sender that has not taken the list yet.
+struct Sender<'a>(&'a Gets);
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        drop(self.0.take());
     }
 }
 
@@ -149,7 +166,12 @@ async fn read(
                     }
                     Ok(both.pop().unwrap_or(Value::Nil))
                 }
-                Ok(other) => Ok(other),
+                Ok(other) => {
+                    let e = ContextError::storage(format!(
+                        "redis {what} and HGET: a reply that is not two: {other:?}"
+                    ));
+                    return vec![Err(e); n];
+                }
                 Err(f) => Err(f),
             }
         }

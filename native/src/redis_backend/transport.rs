@@ -68,11 +68,13 @@ impl RedisTransport {
         }
     }
 
-    /// The caller's runtime, else the one the backend connected on.
+    /// The runtime the backend connected on (its connections' tasks run
+    /// there), else the caller's.
     fn runtime(&self) -> Result<tokio::runtime::Handle> {
-        tokio::runtime::Handle::try_current()
-            .ok()
-            .or_else(|| self.runtime.get().cloned())
+        self.runtime
+            .get()
+            .cloned()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
             .ok_or_else(|| ContextError::storage("the redis backend is not connected"))
     }
 
