@@ -122,17 +122,15 @@ async function patchSession(id, req) {
   // With If-Match, the check and the write must see the same state. The
   // function given to modifyContext gets the data but not the revision, so
   // it cannot do the check; instead: read, check the revision, and write
-  // with a compare-and-set on the version of what was read. A write that
-  // came in between moves the version on, and updateContext fails with
-  // VERSION_CONFLICT (412). The version stands for one state only while
-  // the id is not deleted and created again (versions restart at 1); here
-  // ids are random UUIDs that only POST /sessions creates, so that cannot
-  // happen.
+  // with a compare-and-set on the revision of what was read. A write that
+  // came in between, or a delete and a create of the id (which a version
+  // would not show: versions restart at 1), moves the revision on, and
+  // updateContext fails with VERSION_CONFLICT (412).
   const current = await manager.getContext(id);
   if (!revisions.includes(String(current.revision))) {
     throw new HttpError(412, 'VERSION_CONFLICT', `If-Match ${req.headers['if-match']} is not the current revision "${current.revision}"`);
   }
-  return manager.updateContext(id, mergePatch(current.data, patch), { expectedVersion: current.version });
+  return manager.updateContext(id, mergePatch(current.data, patch), { expectedRevision: current.revision });
 }
 
 async function route(req, res) {

@@ -531,6 +531,36 @@ impl ContextManager {
             .await
     }
 
+    /// [`update_context_with`](Self::update_context_with) that may also
+    /// expect the state committed at `expected_revision`, as
+    /// [`update_context_if_revision`](Self::update_context_if_revision) does
+    /// (a conflict reports versions when the version differs, else
+    /// revisions).
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let m = ContextManager::new(ManagerConfig::default());
+    /// let s = m.create_context("a", json!({})).await?;
+    /// let opts = UpdateOptions { ttl_ms: Some(60_000), ..UpdateOptions::default() };
+    /// let u = m.update_context_expecting("a", json!({ "n": 1 }), opts, Some(s.revision)).await?;
+    /// assert_eq!(u.expires_at_ms, Some(u.updated_at_ms + 60_000));
+    /// let stale = m.update_context_expecting("a", json!({}), opts, Some(s.revision)).await;
+    /// assert_eq!(stale.unwrap_err().code(), "VERSION_CONFLICT");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    // (Not an `async fn`, as `update_context_with`.)
+    pub fn update_context_expecting<'a>(
+        &'a self,
+        id: &'a str,
+        data: impl Into<Data>,
+        opts: UpdateOptions,
+        expected_revision: Option<u64>,
+    ) -> impl Future<Output = Result<Arc<ContextState>>> + 'a {
+        self.update_expecting(id, data.into(), opts, expected_revision)
+    }
+
     /// An update that may also expect the state committed at
     /// `expected_revision` (a conflict reports versions when the version
     /// differs, else revisions).

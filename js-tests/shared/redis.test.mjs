@@ -107,6 +107,27 @@ test('data as deep as a manager accepts reads back, from another manager and fro
   }
 });
 
+test('expectedRevision across managers: a revision read before a delete and create elsewhere conflicts', async () => {
+  const ns = fresh();
+  const a = await ContextManager.connect(backend(ns), {});
+  const b = await ContextManager.connect(backend(ns), {});
+  try {
+    const seen = await a.createContext('doc', { by: 'a' });
+    await b.deleteContext('doc');
+    const again = await b.createContext('doc', { by: 'b' });
+    assert.equal(again.version, seen.version);
+    const err = await a.updateContext('doc', { by: 'stale' }, { expectedRevision: seen.revision }).catch((e) => e);
+    assert.equal(err.code, 'VERSION_CONFLICT');
+    assert.equal(err.expected, seen.revision);
+    assert.equal(err.actual, again.revision);
+    assert.equal((await a.updateContext('doc', { by: 'a' }, { expectedRevision: again.revision })).version, 2);
+    assert.equal((await b.getContext('doc')).data.by, 'a');
+  } finally {
+    a.free();
+    b.free();
+  }
+});
+
 test('modify, touch and the capacity hold across managers', async () => {
   const ns = fresh();
   const managers = await Promise.all([0, 1, 2, 3].map(() => ContextManager.connect(backend(ns), { maxContexts: 5 })));

@@ -80,6 +80,34 @@ test('updateContext bumps the version; expectedVersion is a compare-and-set', as
   assert.equal(m.stats().conflicts, 1);
 });
 
+test('updateContext with expectedRevision: a compare-and-set that a delete and a create of the id cannot fool', async () => {
+  const m = new ContextManager();
+  const seen = await m.createContext('a', { owner: 'ann' });
+  await m.deleteContext('a');
+  const again = await m.createContext('a', { owner: 'bob' });
+  assert.equal(again.version, seen.version, 'the version repeats');
+  // expectedVersion would take the stale read for the new context; the revision does not.
+  const err = await rejectsWith(m.updateContext('a', { owner: 'eve' }, { expectedRevision: seen.revision }), 'VERSION_CONFLICT');
+  assert.equal(err.expected, seen.revision);
+  assert.equal(err.actual, again.revision);
+  assert.equal((await m.getContext('a')).data.owner, 'bob');
+  const u = await m.updateContext('a', { owner: 'bob', n: 1 }, { expectedRevision: again.revision, ttlMs: 60_000 });
+  assert.equal(u.version, 2);
+  assert.equal(u.expiresAtMs, u.updatedAtMs + 60_000);
+  // Both expectations: the version is compared first.
+  const both = await rejectsWith(m.updateContext('a', {}, { expectedVersion: 1, expectedRevision: u.revision }), 'VERSION_CONFLICT');
+  assert.equal(both.expected, 1);
+  assert.equal(both.actual, 2);
+  assert.equal((await m.updateContext('a', {}, { expectedVersion: 2, expectedRevision: u.revision })).version, 3);
+  for (const bad of [-1, 1.5, '3', 2 ** 53]) {
+    await rejectsWith(m.updateContext('a', {}, { expectedRevision: bad }), 'INVALID_ARGUMENT');
+  }
+  await rejectsWith(m.updateContext('gone', {}, { expectedRevision: u.revision }), 'NOT_FOUND');
+  // An adapter applies its own rules: no revision there.
+  const a = new ContextAdapter(m, {});
+  await rejectsWith(a.updateContext('a', {}, { expectedRevision: u.revision }), 'INVALID_ARGUMENT');
+});
+
 test('updateContext never creates and never resurrects: NOT_FOUND', async () => {
   const m = new ContextManager();
   await rejectsWith(m.updateContext('a', {}), 'NOT_FOUND');

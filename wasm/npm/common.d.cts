@@ -142,10 +142,17 @@ export interface UpdateOptions {
    * or null keeps its TTL, which the update restarts.
    */
   ttlMs?: number | null;
+  /**
+   * Commit only if the stored state is the one committed at this revision
+   * (an ETag's value): unlike a version, a revision never repeats, also
+   * after a delete and a create of the id. Else VERSION_CONFLICT, whose
+   * `expected` and `actual` are revisions when the versions are equal.
+   */
+  expectedRevision?: number | null;
 }
 
 /** Options of `ContextAdapter.updateContext`: the adapter's TTL applies. */
-export type AdapterUpdateOptions = Omit<UpdateOptions, 'ttlMs'>;
+export type AdapterUpdateOptions = Omit<UpdateOptions, 'ttlMs' | 'expectedRevision'>;
 
 /** Counters of a manager since it was created. */
 export interface Stats {

@@ -280,20 +280,29 @@ pub(crate) fn create_options(v: &JsValue, max_bytes: usize) -> Result<CreateOpti
     Ok(opts)
 }
 
-/// `updateContext(id, data, { expectedVersion, ttlMs })`: `ttlMs` absent or
-/// null keeps (and restarts) the context's TTL. An adapter's update
-/// (`with_ttl` false) takes no `ttlMs`: the adapter's TTL applies.
-pub(crate) fn update_options(v: &JsValue, with_ttl: bool) -> Result<UpdateOptions, ContextError> {
-    let mut opts = UpdateOptions::default();
+/// `updateContext` options: the core's, and the revision expected.
+#[derive(Default)]
+pub(crate) struct Update {
+    pub(crate) opts: UpdateOptions,
+    pub(crate) revision: Option<u64>,
+}
+
+/// `updateContext(id, data, { expectedVersion, ttlMs, expectedRevision })`:
+/// `ttlMs` absent or null keeps (and restarts) the context's TTL. An
+/// adapter's update (`with_ttl` false) takes `expectedVersion` only: the
+/// adapter's TTL applies.
+pub(crate) fn update_options(v: &JsValue, with_ttl: bool) -> Result<Update, ContextError> {
+    let mut u = Update::default();
     let fields = [
-        Field::IntOrNull("expectedVersion", 0, |c: &mut UpdateOptions, n| {
-            c.expected_version = n
+        Field::IntOrNull("expectedVersion", 0, |c: &mut Update, n| {
+            c.opts.expected_version = n
         }),
-        Field::IntOrNull("ttlMs", 1, |c, ttl| c.ttl_ms = ttl),
+        Field::IntOrNull("ttlMs", 1, |c, ttl| c.opts.ttl_ms = ttl),
+        Field::IntOrNull("expectedRevision", 0, |c, n| c.revision = n),
     ];
     let fields = if with_ttl { &fields[..] } else { &fields[..1] };
-    Options::read(v, "updateContext options", &mut opts, fields)?;
-    Ok(opts)
+    Options::read(v, "updateContext options", &mut u, fields)?;
+    Ok(u)
 }
 
 /// `startAutoCleanup(intervalMs)` of a manager: default one minute.

@@ -8,9 +8,7 @@ use crate::cache::ReadCache;
 use crate::convert::{json_to_js, read_state_to_js, snapshot_to_js, state_to_js};
 use crate::error::invalid;
 use crate::promise::{Failure, run_with};
-use contextkit_core::{
-    ContextAdapter, ContextManager, ContextState, CreateOptions, Data, Result, UpdateOptions,
-};
+use contextkit_core::{ContextAdapter, ContextManager, ContextState, CreateOptions, Data, Result};
 use js_sys::Promise;
 use std::sync::Arc;
 use wasm_bindgen::prelude::*;
@@ -45,11 +43,15 @@ impl Target {
         }
     }
 
-    /// An adapter's update takes no `ttl_ms` (its own TTL applies).
-    async fn update(&self, id: &str, data: Data, o: UpdateOptions) -> Result<Arc<ContextState>> {
+    /// An adapter's update takes no `ttl_ms` (its own TTL applies) and no
+    /// revision.
+    async fn update(&self, id: &str, data: Data, o: args::Update) -> Result<Arc<ContextState>> {
         match self {
-            Target::Manager(m) => m.update_context_with(id, data, o).await,
-            Target::Adapter(a) => a.update_context(id, data, o.expected_version).await,
+            Target::Manager(m) => {
+                m.update_context_expecting(id, data, o.opts, o.revision)
+                    .await
+            }
+            Target::Adapter(a) => a.update_context(id, data, o.opts.expected_version).await,
         }
     }
 }

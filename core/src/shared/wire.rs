@@ -368,16 +368,8 @@ fn stored_data(what: impl FnOnce() -> String, text: &str, parse: ParseJson) -> R
 fn metadata(id: &str, text: &str, parse: ParseJson) -> Result<BTreeMap<String, String>> {
     let damaged =
         || ContextError::storage(format!("the metadata of '{id}' in the store is damaged"));
-    match parse(text, MAX_DEPTH).map_err(|_| damaged())? {
-        Value::Object(map) => map
-            .into_iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k, s)),
-                _ => Err(damaged()),
-            })
-            .collect(),
-        _ => Err(damaged()),
-    }
+    let value = parse(text, MAX_DEPTH).map_err(|_| damaged())?;
+    crate::storage::metadata_from_value(value).ok_or_else(damaged)
 }
 
 /// The state a write replied with: `[version, revision, created, updated,
