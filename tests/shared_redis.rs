@@ -1943,7 +1943,8 @@ fn a_get_is_not_held_up_by_another_dropped_or_not_polled() {
 }
 
 /// A get made from a runtime that then shuts down (its caller gave up at
-/// once) holds up no later get of the manager.
+/// once; the task that would send it was dropped before it ran) holds up
+/// no later get of the manager.
 #[test]
 fn a_get_from_a_runtime_that_shuts_down_holds_up_no_other() {
     let server = RedisServer::start(Durability::None);

@@ -146,7 +146,8 @@ export interface UpdateOptions {
    * Commit only if the stored state is the one committed at this revision
    * (an ETag's value): unlike a version, a revision never repeats, also
    * after a delete and a create of the id. Else VERSION_CONFLICT, whose
-   * `expected` and `actual` are revisions when the versions are equal.
+   * `expected` and `actual` are revisions (versions if `expectedVersion` is
+   * given too and differs: it is compared first).
    */
   expectedRevision?: number | null;
 }
@@ -222,8 +223,10 @@ export declare class ContextError extends Error {
   recoveryPoint?: number;
   /**
    * VERSION_CONFLICT only: the version the caller expected. Revisions instead
-   * (here and in `actual`) when the versions matched but the context was
-   * deleted and created again since (a tracker's sync checks both).
+   * (here and in `actual`) when the conflict is on a revision: an
+   * `expectedRevision` with no `expectedVersion` or a matching one, or a
+   * tracker's sync whose version matched but whose context was deleted and
+   * created again since (it checks both).
    */
   expected?: number;
   /** VERSION_CONFLICT only: the version that is stored (or its revision, see `expected`). */

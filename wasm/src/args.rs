@@ -289,9 +289,9 @@ pub(crate) struct Update {
 
 /// `updateContext(id, data, { expectedVersion, ttlMs, expectedRevision })`:
 /// `ttlMs` absent or null keeps (and restarts) the context's TTL. An
-/// adapter's update (`with_ttl` false) takes `expectedVersion` only: the
+/// adapter's update (`manager` false) takes `expectedVersion` only: the
 /// adapter's TTL applies.
-pub(crate) fn update_options(v: &JsValue, with_ttl: bool) -> Result<Update, ContextError> {
+pub(crate) fn update_options(v: &JsValue, manager: bool) -> Result<Update, ContextError> {
     let mut u = Update::default();
     let fields = [
         Field::IntOrNull("expectedVersion", 0, |c: &mut Update, n| {
@@ -300,7 +300,7 @@ pub(crate) fn update_options(v: &JsValue, with_ttl: bool) -> Result<Update, Cont
         Field::IntOrNull("ttlMs", 1, |c, ttl| c.opts.ttl_ms = ttl),
         Field::IntOrNull("expectedRevision", 0, |c, n| c.revision = n),
     ];
-    let fields = if with_ttl { &fields[..] } else { &fields[..1] };
+    let fields = if manager { &fields[..] } else { &fields[..1] };
     Options::read(v, "updateContext options", &mut u, fields)?;
     Ok(u)
 }

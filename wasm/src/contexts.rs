@@ -84,15 +84,15 @@ pub(crate) fn get(t: Target, id: JsValue, cache: &ReadCache) -> Promise {
     })
 }
 
-/// `updateContext(id, data, { expectedVersion, ttlMs })`; an adapter's
-/// takes no `ttlMs`.
+/// `updateContext(id, data, { expectedVersion, ttlMs, expectedRevision })`;
+/// an adapter's takes `expectedVersion` only.
 pub(crate) fn update(t: Target, id: JsValue, data: &JsValue, options: &JsValue) -> Promise {
     let cfg = t.manager().config();
-    let with_ttl = matches!(t, Target::Manager(_));
+    let manager = matches!(t, Target::Manager(_));
     let parsed = (|| {
         let key = args::id(&id, cfg)?;
         let data = args::data(data, cfg)?;
-        Ok((key, data, args::update_options(options, with_ttl)?))
+        Ok((key, data, args::update_options(options, manager)?))
     })();
     run_with("updateContext", parsed, move |(key, data, o)| async move {
         let s = t.update(&key, data.value, o).await?;

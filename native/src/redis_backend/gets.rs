@@ -9,9 +9,12 @@
 //! began and before any of them returns. Under load this trades one
 //! command, one timer and one reply frame per get for one per batch (the
 //! keys of a namespace share its hash tag, so an `MGET` stays in one slot).
-//! A lone get pays a task and a yield; nothing a caller does with its own
-//! get (drop it, or hold it without polling) holds up another's, and each
-//! ends within the backend's timeout.
+//! A lone get pays a task and a yield. Nothing a caller does with its own
+//! get (drop it, or hold it without polling) holds up another's, and a
+//! runtime that shuts down before its sender took the gets ends them with
+//! `STORAGE` at once; a sender's runtime must run for its gets to end
+//! within the backend's timeout (the sender runs on the runtime of the
+//! get that started it, which other runtimes' gets may join).
 //!
 //! On a cluster every get goes alone, and without the epoch (below):
 //! while a slot moves, Redis answers a command of several keys `TRYAGAIN`
@@ -70,7 +73,7 @@ impl Gets {
     }
 
     /// The value of `key`, read by `conn` (with the gets made meanwhile,
-    /// sent by a task on `runtime`) within `timeout`.
+    /// sent by a task on `runtime`: the caller's) within `timeout`.
     pub(super) async fn get(
         self: &Arc<Self>,
         conn: &Conn,
@@ -89,15 +92,13 @@ impl Gets {
             waiting.len() == 1
         };
         if first {
-            let (gets, conn) = (Arc::clone(self), conn.clone());
+            // Dropped before it takes the list (its runtime shut down before
+            // it ran, or while it yielded), the sender empties it: nothing
+            // waits for it, and the next get starts a sender again.
+            let (sender, conn) = (Sender(Some(Arc::clone(self))), conn.clone());
             runtime.spawn(async move {
-                // Dropped before it takes the list (its runtime shut down),
-                // the sender empties it: nothing waits for it, and the next
-                // get starts a sender again.
-                let guard = Sender(&gets);
                 YieldOnce(false).await;
-                std::mem::forget(guard);
-                let batch = gets.take();
+                let (gets, batch) = sender.take();
                 send(conn, &gets, batch, timeout).await;
             });
         }
@@ -110,11 +111,21 @@ impl Gets {
 }
 
 /// A sender that has not taken the list yet.
-struct Sender<'a>(&'a Gets);
+struct Sender(Option<Arc<Gets>>);
 
-impl Drop for Sender<'_> {
+impl Sender {
+    fn take(mut self) -> (Arc<Gets>, Batch) {
+        let gets = self.0.take().expect("taken once");
+        let batch = gets.take();
+        (gets, batch)
+    }
+}
+
+impl Drop for Sender {
     fn drop(&mut self) {
-        drop(self.0.take());
+        if let Some(gets) = self.0.take() {
+            drop(gets.take());
+        }
     }
 }
 

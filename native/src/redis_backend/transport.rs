@@ -68,13 +68,12 @@ impl RedisTransport {
         }
     }
 
-    /// The runtime the backend connected on (its connections' tasks run
-    /// there), else the caller's.
+    /// The caller's runtime (a get's batch is sent there, so it waits on
+    /// nothing another runtime does), else the one the backend connected on.
     fn runtime(&self) -> Result<tokio::runtime::Handle> {
-        self.runtime
-            .get()
-            .cloned()
-            .or_else(|| tokio::runtime::Handle::try_current().ok())
+        tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.get().cloned())
             .ok_or_else(|| ContextError::storage("the redis backend is not connected"))
     }
 
