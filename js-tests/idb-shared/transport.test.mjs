@@ -5,7 +5,7 @@
 // compare-and-set writers on two connections end exact.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { IDBDatabase, IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { IndexedDBShared } from '../../wasm/npm/idb-shared.js';
 
 let n = 0;
@@ -149,6 +149,32 @@ test('arguments that are not strings, and unknown functions, are refused before 
     await assert.rejects(a.call('FLUSHALL', null, []), /ERR Function not found/);
     await assert.rejects(a.call('ck2_write', null, ['create']), { name: 'ReplyError', message: 'contextkit: a malformed create' });
   } finally {
+    a.close();
+  }
+});
+
+test('gets made together are read in one transaction, each answering its own id', async () => {
+  const [a] = await openMany(1);
+  const transaction = IDBDatabase.prototype.transaction;
+  let transactions = 0;
+  try {
+    for (let i = 0; i < 10; i++) await create(a, `k${i}`);
+    IDBDatabase.prototype.transaction = function (...args) {
+      transactions++;
+      return transaction.apply(this, args);
+    };
+    const ids = Array.from({ length: 12 }, (_, i) => `k${11 - i}`);
+    const got = await Promise.all(ids.map((id) => a.get(id)));
+    assert.equal(transactions, 1, 'one transaction for the twelve');
+    got.forEach((record, k) => {
+      const i = 11 - k;
+      if (i >= 10) return assert.equal(record, null, ids[k]);
+      assert.equal(typeof record, 'string');
+    });
+    // Each its own record: the same as read alone.
+    for (const [k, id] of ids.entries()) assert.equal(got[k], await a.get(id), id);
+  } finally {
+    IDBDatabase.prototype.transaction = transaction;
     a.close();
   }
 });
