@@ -773,6 +773,10 @@ fn a_read_reports_a_flushed_store_at_once() {
             let err = who.get_context("a").await.unwrap_err();
             assert_eq!(err.code(), "STORAGE");
             assert!(err.to_string().contains("lost its data"), "{err}");
+            // And from then on every call of that manager says so: a list
+            // too, which does not read the epoch itself.
+            let err = who.try_list_context_ids().await.unwrap_err();
+            assert!(err.to_string().contains("lost its data"), "{err}");
         }
         let other = connect(&server.url(), &ns, ManagerConfig::default()).await;
         other

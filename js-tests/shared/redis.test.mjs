@@ -400,6 +400,8 @@ test('a read reports a flushed store at once, also once another manager made the
     await m.createContext('a', { by: 'm' });
     await raw.sendCommand(['FLUSHALL']);
     await assert.rejects(m.getContext('a'), (e) => e.code === 'STORAGE' && /lost its data/.test(e.message));
+    // From then on every call says so: a list too, which does not read the epoch itself.
+    await assert.rejects(m.listContextIds(), (e) => e.code === 'STORAGE' && /lost its data/.test(e.message));
     other = await ContextManager.connect(backend(ns), {});
     await other.createContext('a', { by: 'other' });
     const reads = await Promise.all(Array.from({ length: 8 }, () => m.getContext('a').catch((e) => e)));

@@ -17,7 +17,8 @@
 //                               'c:<id>', ...); resolves to the raw reply,
 //                               rejects with an Error whose `outcomeUnknown`
 //                               is true when no answer came in time
-//   get(id)                     the record text of live `id`, or null
+//   get(id)                     the record text of live `id`, or null; ['EPOCH'] if the
+//                               namespace is not the one joined
 //   head()                      [epoch or null, last revision]
 //   events(after, count, block) the stream entries after revision `after`
 //                               as [revision, type, id, version], waiting up
@@ -340,9 +341,9 @@ class RedisBackend {
       epoch?.catch(() => {});
       const raws = await read;
       if (epoch !== null && text(await epoch) !== joined) {
-        throw new Error(
-          `namespace '${this.namespace}' is not the one this manager joined: the store lost its data (restarted without persistence, flushed or failed over to an empty replica)`,
-        );
+        // Not the namespace joined: the wasm side reports the manager lost.
+        for (const g of batch) g.resolve(['EPOCH']);
+        return;
       }
       if (one) {
         batch[0].resolve(text(raws));

@@ -116,7 +116,9 @@ pub trait Transport: MaybeSend + MaybeSync + 'static {
         keys: &'a [String],
         args: &'a [String],
     ) -> StorageFuture<'a, Outcome>;
-    /// The record text of `c:<id>` as stored now, or nil.
+    /// The record text of `c:<id>` as stored now, or nil; or `["EPOCH"]`
+    /// where the transport checks the namespace's epoch (the one `ck2_join`
+    /// answered) and finds another or none: the manager is then lost.
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Wire>;
     /// The namespace's `[epoch, last revision]` (nil where it has none).
     fn head(&self) -> StorageFuture<'_, Wire>;
@@ -494,6 +496,14 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
                     Some(wire::state(id, &record, s.config.parse_json)?),
                     record.len(),
                 ),
+                // The transport found the namespace is not the one joined.
+                Wire::List(l) if matches!(l.first(), Some(Wire::Text(t)) if t == "EPOCH") => {
+                    let why = wire::lost_message(&s.config.namespace);
+                    if let Some(feed) = s.feed.get() {
+                        feed.lost(why.clone());
+                    }
+                    return Err(ContextError::storage(why));
+                }
                 _ => (None, 0),
             };
             if let (Some(recent), Some((sent, generation))) = (s.recent(), before) {

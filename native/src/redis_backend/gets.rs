@@ -55,17 +55,16 @@ pub(super) struct Gets {
 struct Joined {
     meta: String,
     epoch: String,
-    /// The error a read that finds another epoch ends with.
-    lost: String,
 }
 
 impl Gets {
     /// From now on every read also reads the namespace's epoch, in the same
-    /// pipeline and after its keys, and ends with `STORAGE` `lost` unless
-    /// it is `epoch`. (A store that lost its data could only hold `epoch`
-    /// again if a manager drew the same 64 random bits.)
-    pub(super) fn joined(&self, meta: String, epoch: String, lost: String) {
-        let _ = self.joined.set(Joined { meta, epoch, lost });
+    /// pipeline and after its keys, and answers `["EPOCH"]` unless it is
+    /// `epoch`: the client then reports the manager lost. (A store that
+    /// lost its data could only hold `epoch` again if a manager drew the
+    /// same 64 random bits.)
+    pub(super) fn joined(&self, meta: String, epoch: String) {
+        let _ = self.joined.set(Joined { meta, epoch });
     }
 
     fn take(&self) -> Batch {
@@ -173,7 +172,7 @@ async fn read(
                 Ok(Value::Array(mut both)) if both.len() == 2 => {
                     let epoch = both.pop();
                     if !matches!(&epoch, Some(Value::BulkString(e)) if *e == j.epoch.as_bytes()) {
-                        return vec![Err(ContextError::storage(j.lost.clone())); n];
+                        return vec![Ok(Wire::List(vec![Wire::Text("EPOCH".into())])); n];
                     }
                     Ok(both.pop().unwrap_or(Value::Nil))
                 }

@@ -59,12 +59,8 @@ impl RedisTransport {
         if let Wire::List(items) = reply
             && let Some(Wire::Text(epoch)) = items.first()
         {
-            let namespace = &self.prefix["ck:{".len()..self.prefix.len() - "}:".len()];
-            self.gets.joined(
-                format!("{}meta", self.prefix),
-                epoch.clone(),
-                contextkit_core::wire::lost_message(namespace),
-            );
+            self.gets
+                .joined(format!("{}meta", self.prefix), epoch.clone());
         }
     }
 
