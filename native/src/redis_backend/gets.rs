@@ -170,8 +170,8 @@ async fn read(
             pipe.add_command(cmd).cmd("HGET").arg(&j.meta).arg("epoch");
             match call(&mut conn.clone(), &pipe, timeout).await {
                 Ok(Value::Array(mut both)) if both.len() == 2 => {
-                    let epoch = both.pop();
-                    if !matches!(&epoch, Some(Value::BulkString(e)) if *e == j.epoch.as_bytes()) {
+                    if !matches!(both.pop(), Some(Value::BulkString(e)) if e == j.epoch.as_bytes())
+                    {
                         return vec![Ok(Wire::List(vec![Wire::Text("EPOCH".into())])); n];
                     }
                     Ok(both.pop().unwrap_or(Value::Nil))
@@ -190,7 +190,7 @@ async fn read(
         Ok(Value::Array(items)) if n > 1 && items.len() == n => {
             items.into_iter().map(|v| Ok(into_wire(v))).collect()
         }
-        Ok(value) if n == 1 && !matches!(value, Value::Array(_)) => vec![Ok(into_wire(value))],
+        Ok(value) if n == 1 => vec![Ok(into_wire(value))],
         Ok(other) => {
             let e = ContextError::storage(format!(
                 "redis {what}: a reply of {n} keys that is not {n} values: {other:?}"
