@@ -78,8 +78,33 @@ impl Data {
     /// naming the text, as a [`ParseJson`]'s does (`is not valid JSON:
     /// expected value at line 1 column 6`).
     pub fn read_json(json: String, parse: ParseJson) -> std::result::Result<Self, String> {
-        let shape =
-            contextkit_json::check(json.as_bytes()).map_err(|refused| refused.describe(&json))?;
+        match contextkit_json::check(json.as_bytes()) {
+            Ok(shape) => Self::checked(json, shape, parse),
+            Err(refused) => Err(refused.describe(&json)),
+        }
+    }
+
+    /// [`read_json`](Self::read_json) of text whose strings may hold
+    /// control characters raw (the npm package's argument text): they are
+    /// escaped as `JSON.stringify` writes them (see
+    /// [`contextkit_json::escape_controls`]), found by the check itself.
+    pub fn read_json_escaping_controls(
+        json: String,
+        parse: ParseJson,
+    ) -> std::result::Result<Self, String> {
+        match contextkit_json::check_allowing_controls(json.as_bytes()) {
+            Ok(Some(shape)) => Self::checked(json, shape, parse),
+            Ok(None) => Self::read_json(contextkit_json::escape_controls(json), parse),
+            Err(refused) => Err(refused.describe(&json)),
+        }
+    }
+
+    /// Text `check` accepted as `shape`, kept.
+    fn checked(
+        json: String,
+        shape: contextkit_json::Shape,
+        parse: ParseJson,
+    ) -> std::result::Result<Self, String> {
         // No manager takes deeper data, and a tree is read as deep as this.
         if shape.depth > MAX_DEPTH {
             return Err(format!("is nested deeper than {MAX_DEPTH} levels"));

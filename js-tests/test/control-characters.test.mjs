@@ -6,7 +6,7 @@
 // MemoryStorage reopened (records written and parsed as strict JSON).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ContextManager, ContextTracker, MemoryStorage } from './helpers.mjs';
+import { ContextManager, ContextTracker, MemoryStorage, wasmModule } from './helpers.mjs';
 
 const CONTROLS = Array.from({ length: 32 }, (_, i) => String.fromCharCode(i));
 
@@ -109,4 +109,33 @@ test('control characters count toward maxDataBytes as JSON.stringify writes them
     const under = new ContextManager({ maxDataBytes: size - 1 });
     await assert.rejects(under.createContext('a', value), { code: 'INVALID_ARGUMENT' });
   }
+});
+
+// Argument text is written by the host's TextEncoder straight into wasm
+// memory, at an address the module reserved: text of every width (ASCII, two,
+// three and four bytes a character) arrives exactly while the memory grows
+// under it many times, and a string only as long as the room reserved for
+// ASCII is written again with room for more.
+test('text of every width arrives exactly while wasm memory grows', async () => {
+  const m = new ContextManager({ maxDataBytes: 8 * 1024 * 1024, maxContexts: 1_000 });
+  const widths = ['a', 'é', '€', '😀'];
+  const made = [];
+  const before = wasmModule.__memoryBytes();
+  let grew = 0;
+  for (let i = 0; i < 24; i++) {
+    const c = widths[i % widths.length];
+    // From 512 to a million UTF-16 units (up to 3 MB of UTF-8): the
+    // largest outgrow what the module had reserved so far.
+    const long = `${i}:${c.repeat((2 ** (i % 12) * 512) / c.length)}`;
+    const d = { long, short: `${c}${i}`, [c.repeat(i)]: [c, i, { [c]: long.length }] };
+    made.push(d);
+    const size = wasmModule.__memoryBytes();
+    assert.deepEqual((await m.createContext(`t${i}`, d)).data, d);
+    if (wasmModule.__memoryBytes() > size) grew++;
+  }
+  assert.ok(grew >= 3 && wasmModule.__memoryBytes() > before, `the memory grew ${grew} times`);
+  for (let i = 0; i < made.length; i++) {
+    assert.deepEqual((await m.getContext(`t${i}`)).data, made[i]);
+  }
+  m.free();
 });

@@ -49,22 +49,33 @@ impl Refused {
 /// with optional whitespace around it. Containers are counted, not
 /// recursed into, so no text can overflow the stack.
 pub fn check(text: &[u8]) -> Result<Shape, Refused> {
-    let mut c = Checker {
-        text,
-        pos: 0,
-        read_now: false,
-    };
+    let mut c = Checker::new(text, false);
     let depth = c.document()?;
-    Ok(Shape {
-        depth,
-        read_now: c.read_now,
-    })
+    Ok(c.shape(depth))
+}
+
+/// [`check`] of text whose strings may also hold control characters raw
+/// (the npm package's argument text: see
+/// [`escape_controls`](crate::escape_controls)): `None` at the first one,
+/// for such text needs them escaped and then a check of its own. So text
+/// without any costs one pass, as for [`check`].
+pub fn check_allowing_controls(text: &[u8]) -> Result<Option<Shape>, Refused> {
+    let mut c = Checker::new(text, true);
+    match c.document() {
+        Ok(depth) => Ok(Some(c.shape(depth))),
+        Err(_) if c.saw_control => Ok(None),
+        Err(refused) => Err(refused),
+    }
 }
 
 struct Checker<'a> {
     text: &'a [u8],
     pos: usize,
     read_now: bool,
+    /// Whether a control character in a string ends the check with
+    /// `saw_control` rather than refusing the text.
+    stop_at_control: bool,
+    saw_control: bool,
 }
 
 impl Cursor for Checker<'_> {
@@ -82,7 +93,24 @@ impl Cursor for Checker<'_> {
     }
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    fn new(text: &'a [u8], stop_at_control: bool) -> Self {
+        Self {
+            text,
+            pos: 0,
+            read_now: false,
+            stop_at_control,
+            saw_control: false,
+        }
+    }
+
+    fn shape(&self, depth: usize) -> Shape {
+        Shape {
+            depth,
+            read_now: self.read_now,
+        }
+    }
+
     fn document(&mut self) -> Result<usize, Refused> {
         // The open containers, innermost last: true for an object.
         let mut open: Vec<bool> = Vec::new();
@@ -227,6 +255,7 @@ impl Checker<'_> {
                     self.escape()?;
                 }
                 Some(_) => {
+                    self.saw_control = self.stop_at_control;
                     return Err(self.refuse(
                         "control character (\\u0000-\\u001F) found while parsing a string",
                     ));

@@ -1,66 +1,61 @@
 //! [`escape_controls`]: raw control characters in JSON strings, escaped.
 
-/// The index of the first control character (below 0x20) in `bytes` at or
-/// after `from`, eight bytes at a time.
-fn next_control(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    let rest = bytes.get(from..)?;
-    let mut chunks = rest.chunks_exact(8);
-    let mut at = from;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        // The high bit of a byte below 0x20 survives; a borrow only flags
-        // bytes above a match, so the lowest flag is exact.
-        let found = word.wrapping_sub(ONES * 0x20) & !word & (ONES << 7);
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = chunks.remainder().iter().position(|&b| b < 0x20)?;
-    Some(at + tail)
-}
+use crate::special;
 
-/// `text` with every control character (below 0x20) escaped as
-/// `JSON.stringify` and serde_json write it (`\n`, `\r`, `\t`, `\b`, `\f`,
-/// else `\u00XX`), so that a byte limit counts what they count. For JSON
-/// text whose strings may hold such characters raw and which has none
-/// between tokens (the npm package's `toJson` writes its long strings so);
-/// text without any is returned as it is.
+/// `text` with every control character (below 0x20) inside its strings
+/// escaped as `JSON.stringify` and serde_json write it (`\n`, `\r`, `\t`,
+/// `\b`, `\f`, else `\u00XX`), so that a byte limit counts what they
+/// count; whitespace between tokens stays as it is. For JSON text whose
+/// strings may hold such characters raw (the npm package's `toJson` writes
+/// its long strings so); text without any is returned as it is. Strings are
+/// found eight bytes at a time, as a reader finds them: a quote outside one
+/// opens it, inside one closes it, and a backslash inside one takes the next
+/// byte along (a control character there stays, for the check to refuse).
 ///
 /// ```
 /// use contextkit_json::escape_controls;
 /// assert_eq!(escape_controls("{\"a\":\"x\ny\u{1}\"}".into()), r#"{"a":"x\ny\u0001"}"#);
-/// assert_eq!(escape_controls("[1]".into()), "[1]");
+/// assert_eq!(escape_controls("[1,\n2]".into()), "[1,\n2]");
 /// ```
 pub fn escape_controls(text: String) -> String {
     let bytes = text.as_bytes();
-    let Some(mut at) = next_control(bytes, 0) else {
-        return text;
-    };
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    let mut run = 0;
+    let mut out = String::new();
+    // Bytes before `run` are in `out`; `at` is where the scan goes on.
+    let (mut run, mut at, mut inside) = (0, 0, false);
     loop {
-        out.push_str(text.get(run..at).unwrap_or_default());
-        let b = bytes.get(at).copied().unwrap_or_default();
+        at = special(bytes, at);
+        let Some(&b) = bytes.get(at) else {
+            break;
+        };
+        at += 1;
         match b {
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
+            b'"' => inside = !inside,
+            b'\\' if inside => at += 1,
+            _ if !inside || b >= 0x20 => {}
             _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 15)]));
+                if out.is_empty() {
+                    out.reserve(text.len() + text.len() / 8);
+                }
+                out.push_str(text.get(run..at - 1).unwrap_or_default());
+                run = at;
+                match b {
+                    b'\n' => out.push_str("\\n"),
+                    b'\r' => out.push_str("\\r"),
+                    b'\t' => out.push_str("\\t"),
+                    0x08 => out.push_str("\\b"),
+                    0x0c => out.push_str("\\f"),
+                    _ => {
+                        const HEX: &[u8; 16] = b"0123456789abcdef";
+                        out.push_str("\\u00");
+                        out.push(char::from(HEX[usize::from(b >> 4)]));
+                        out.push(char::from(HEX[usize::from(b & 15)]));
+                    }
+                }
             }
         }
-        run = at + 1;
-        match next_control(bytes, run) {
-            Some(next) => at = next,
-            None => break,
-        }
+    }
+    if run == 0 {
+        return text;
     }
     out.push_str(text.get(run..).unwrap_or_default());
     out
@@ -92,5 +87,16 @@ mod tests {
             .collect();
         let want = serde_json::to_string(&s).unwrap();
         assert_eq!(escape_controls(format!("\"{s}\"")), want);
+    }
+
+    /// Only what is inside strings: whitespace between tokens stays, and
+    /// so does a control character after a backslash (not JSON either way).
+    #[test]
+    fn only_inside_strings() {
+        let raw = "{\"a\n\":\t[\"\\\"\u{1}\", \"\\\\\u{1f}\"],\r\n\"b\":\"\\\u{1}\"}\n";
+        let want = "{\"a\\n\":\t[\"\\\"\\u0001\", \"\\\\\\u001f\"],\r\n\"b\":\"\\\u{1}\"}\n";
+        assert_eq!(escape_controls(raw.into()), want);
+        let plain = "[1,\n2]".to_string();
+        assert_eq!(escape_controls(plain.clone()), plain);
     }
 }

@@ -17,7 +17,7 @@ mod check;
 mod controls;
 mod float;
 
-pub use check::{Refused, Shape, check};
+pub use check::{Refused, Shape, check, check_allowing_controls};
 pub use controls::escape_controls;
 
 /// The double nearest to `text`, a number in JSON's grammar (`-`, digits,

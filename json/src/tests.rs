@@ -1,7 +1,7 @@
 //! The parser against serde_json, which natively has `float_roundtrip` on
 //! (through contextkit-core's non-wasm dependency), so its numbers are exact.
 
-use super::{Error, parse, special};
+use super::{Error, check, check_allowing_controls, parse, special};
 use serde_json::{Map, Number, Value, json};
 
 /// Deep enough for anything generated here; serde_json itself stops at 128.
@@ -519,6 +519,11 @@ fn raw_control_characters_only_inside_strings_and_only_when_allowed() {
             ),
         ] {
             assert!(parse(&raw, DEPTH, false).is_err(), "{raw:?}");
+            // The check that lets them through stops at the first one.
+            assert!(check(raw.as_bytes()).is_err(), "{raw:?}");
+            assert_eq!(check_allowing_controls(raw.as_bytes()), Ok(None), "{raw:?}");
+            let shape = check(escaped.as_bytes());
+            assert_eq!(check_allowing_controls(escaped.as_bytes()), shape.map(Some));
             let want = parse(&escaped, DEPTH, false).unwrap();
             assert_eq!(parse(&raw, DEPTH, true).unwrap(), want, "{raw:?}");
             agree(&raw);
@@ -530,6 +535,10 @@ fn raw_control_characters_only_inside_strings_and_only_when_allowed() {
             let accepted = parse(&outside, DEPTH, raw_controls).is_ok();
             assert_eq!(accepted, whitespace, "{outside:?}");
         }
+        assert_eq!(check(outside.as_bytes()).is_ok(), whitespace, "{outside:?}");
+        let checked = check_allowing_controls(outside.as_bytes());
+        assert_eq!(checked.is_ok(), whitespace, "{outside:?}");
+        assert!(!matches!(checked, Ok(None)), "{outside:?}");
         // An escape is a backslash and a letter, never a control character.
         assert!(parse(&format!("\"\\{c}\""), DEPTH, true).is_err());
     }

@@ -281,13 +281,31 @@ export function toJson(value, maxBytes) {
 }
 
 const encoder = new TextEncoder();
+// The host's own encoder, whatever is done to TextEncoder.prototype later:
+// the wasm side keeps what it writes as UTF-8 without looking again (as
+// wasm-bindgen keeps every string it passes in).
+const utf8Into = TextEncoder.prototype.encodeInto.bind(encoder);
+
+/** The wasm module's memory (see `useMemory`), and a view of all of it. */
+let memory = null;
+let memoryBytes = new Uint8Array(0);
+
+/** Registers the wasm module's memory, which `encodeInto` writes into. */
+export function useMemory(m) {
+  memory = m;
+  memoryBytes = new Uint8Array(0);
+}
 
 /**
- * Writes `text` as UTF-8 into `bytes` (a view of the wasm module's memory);
- * returns how many bytes it wrote, or -1 if `bytes` could not hold it all.
+ * Writes `text` as UTF-8 into the wasm module's memory, at most `room` bytes
+ * from address `at` (room the wasm side reserved and has not filled, so that
+ * it need not zero it first); returns how many bytes it wrote, or -1 if
+ * `room` could not hold it all.
  */
-export function encodeInto(text, bytes) {
-  const { read, written } = encoder.encodeInto(text, bytes);
+export function encodeInto(text, at, room) {
+  // Memory that grew has a new buffer, and the old one reads as empty.
+  if (memoryBytes.byteLength === 0) memoryBytes = new Uint8Array(memory.buffer);
+  const { read, written } = utf8Into(text, memoryBytes.subarray(at, at + room));
   return read < text.length ? -1 : written;
 }
 

@@ -47,10 +47,15 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = toJson)]
     fn to_json(this: &Support, value: &JsValue, max_bytes: f64) -> Result<JsValue, JsValue>;
 
-    /// Writes `text` as UTF-8 into `bytes` (a view of this module's memory);
-    /// returns the bytes written, or -1 if they did not hold all of it.
+    /// Writes `text` as UTF-8 into this module's memory, at most `room`
+    /// bytes from address `at`; returns the bytes written, or -1 if `room`
+    /// did not hold all of it.
     #[wasm_bindgen(method, js_name = encodeInto)]
-    fn encode_into(this: &Support, text: &JsString, bytes: &mut [u8]) -> f64;
+    fn encode_into(this: &Support, text: &JsString, at: usize, room: usize) -> f64;
+
+    /// Registers this module's memory, which `encodeInto` writes into.
+    #[wasm_bindgen(method, js_name = useMemory)]
+    fn use_memory(this: &Support, memory: &JsValue);
 
     /// A state object from its fields; `data` is a ready object, or JSON text.
     #[wasm_bindgen(method, js_name = makeState)]
@@ -102,6 +107,7 @@ thread_local! {
 
 /// Registers the package's JavaScript half.
 pub(crate) fn set_support(support: Support) {
+    support.use_memory(&wasm_bindgen::memory());
     // `try_with`, as for the error class (error.rs).
     let _ = SUPPORT.try_with(|s| *s.borrow_mut() = Some(support));
 }
@@ -153,7 +159,7 @@ pub(crate) fn object_from_js(
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
     // Strings in `toJson`'s text may hold control characters unescaped,
     // which the text kept as data may not.
-    let value = Data::read_json(json::escape_controls(text), parse_stored);
+    let value = Data::read_json_escaping_controls(text, parse_stored);
     let value = value.map_err(|why| invalid(format!("{what} {why}")))?;
     Ok(JsonArg {
         value,
@@ -172,19 +178,43 @@ pub(crate) fn parse_stored(text: &str, max_depth: usize) -> Result<Value, String
 /// this module's memory: wasm-bindgen's own conversion copies ASCII one
 /// character at a time in JavaScript, which costs more than the rest of a
 /// write for 10 KB of data.
+#[allow(unsafe_code)]
 pub(crate) fn text_from_js(text: JsString) -> Option<String> {
     let units = text.length() as usize;
     // Room for ASCII first (a byte per UTF-16 unit, no copy when kept);
     // text that does not fit is written again with room for any text (a
     // UTF-16 unit takes at most three bytes in UTF-8).
-    let mut bytes = vec![0_u8; units];
-    let mut written = with_support(|support| support.encode_into(&text, &mut bytes))?;
+    let bytes = match utf8(&text, units)? {
+        Some(bytes) => bytes,
+        None => utf8(&text, units.saturating_mul(3))??,
+    };
+    // SAFETY: the bytes are what the host's `TextEncoder.encodeInto` (taken
+    // by support.js when it loads) wrote of the whole string (it answers -1
+    // for less), which is UTF-8: a lone surrogate becomes U+FFFD.
+    // wasm-bindgen takes every string argument so.
+    Some(unsafe { String::from_utf8_unchecked(bytes) })
+}
+
+/// `text` as UTF-8 in a vector of `room` bytes' capacity, or `Some(None)` if
+/// it needs more room. The host writes into the vector's spare capacity,
+/// which is therefore not zeroed first (as `vec![0; room]` would).
+#[allow(unsafe_code)]
+fn utf8(text: &JsString, room: usize) -> Option<Option<Vec<u8>>> {
+    let mut bytes = Vec::<u8>::with_capacity(room);
+    let at = bytes.as_mut_ptr() as usize;
+    let written = with_support(|support| support.encode_into(text, at, room))?;
     if written < 0.0 {
-        bytes = vec![0_u8; units.saturating_mul(3)];
-        written = with_support(|support| support.encode_into(&text, &mut bytes))?;
+        return Some(None);
     }
-    bytes.truncate(written as usize);
-    String::from_utf8(bytes).ok()
+    // `as` saturates, and NaN is 0.
+    let written = written as usize;
+    if written > room {
+        return None;
+    }
+    // SAFETY: the host wrote `written` bytes, at most `room` (checked), at
+    // the start of the vector's spare capacity.
+    unsafe { bytes.set_len(written) };
+    Some(Some(bytes))
 }
 
 /// `state` as a JavaScript object. `id` is the caller's own id string when at

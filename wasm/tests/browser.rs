@@ -21,6 +21,8 @@ extern "C" {
     static TO_JSON: Function;
     #[wasm_bindgen(thread_local_v2, js_name = encodeInto)]
     static ENCODE_INTO: Function;
+    #[wasm_bindgen(thread_local_v2, js_name = useMemory)]
+    static USE_MEMORY: Function;
     #[wasm_bindgen(thread_local_v2, js_name = makeState)]
     static MAKE_STATE: Function;
     #[wasm_bindgen(thread_local_v2, js_name = copyState)]
@@ -49,6 +51,7 @@ fn setup() {
         ("ContextError", CONTEXT_ERROR.with(Clone::clone).into()),
         ("toJson", TO_JSON.with(Clone::clone).into()),
         ("encodeInto", ENCODE_INTO.with(Clone::clone).into()),
+        ("useMemory", USE_MEMORY.with(Clone::clone).into()),
         ("makeState", MAKE_STATE.with(Clone::clone).into()),
         ("copyState", COPY_STATE.with(Clone::clone).into()),
         ("makeEvent", MAKE_EVENT.with(Clone::clone).into()),

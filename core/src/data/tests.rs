@@ -203,15 +203,29 @@ fn accepts_exactly_what_the_parser_reads() {
             (Err(refused), Err(why)) => assert_eq!(&refused.describe(&t), why, "{t:?}"),
             (Err(refused), Ok(_)) => panic!("{t:?} refused ({refused:?}) but it reads"),
         }
+        let within = |read: std::result::Result<Value, String>| {
+            read.and_then(|v| match crate::json_depth(t.as_bytes()) <= MAX_DEPTH {
+                true => Ok(v),
+                false => Err("too deep".into()),
+            })
+        };
+        let read = within(read);
         let data = Data::read_json(t.clone(), parse);
-        let read = read.and_then(|v| match crate::json_depth(t.as_bytes()) <= MAX_DEPTH {
-            true => Ok(v),
-            false => Err("too deep".into()),
-        });
         assert_eq!(data.is_ok(), read.is_ok(), "{t:?}: {data:?} / {read:?}");
         if let (Ok(d), Ok(v)) = (data, read) {
             assert_eq!(*d.value(), v, "{t:?}");
             held += 1;
+        }
+        // The npm package's argument text: a control character in a
+        // string stands for itself.
+        let data = Data::read_json_escaping_controls(t.clone(), parse);
+        let read = within(contextkit_json::parse(&t, 10_000, true).map_err(|e| e.to_string()));
+        assert_eq!(data.is_ok(), read.is_ok(), "{t:?}: {data:?} / {read:?}");
+        if let (Ok(d), Ok(v)) = (data, read) {
+            assert_eq!(*d.value(), v, "{t:?}");
+            // What is kept is JSON as it stands.
+            let kept = d.as_json().map(|j| contextkit_json::check(j.as_bytes()));
+            assert!(matches!(kept, Some(Ok(_))), "{t:?}: {kept:?}");
         }
     }
     assert!(held > 1_000, "only {held} mutations were JSON");
