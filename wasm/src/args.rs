@@ -60,10 +60,12 @@ impl<'a> Options<'a> {
         cfg: &mut C,
         fields: &[Field<C>],
     ) -> Result<Self, ContextError> {
+        // No options object: every field keeps its default.
+        if v.is_undefined() || v.is_null() {
+            return Ok(Self { obj: None, what });
+        }
         let names: Vec<&str> = fields.iter().map(Field::name).collect();
         let o = Self::open(v, what, &names)?;
-        // No options object: every field keeps its default.
-        let fields = if o.obj.is_some() { fields } else { &[] };
         for f in fields {
             match f {
                 Field::Int(name, min, set) => o.int(name, *min)?.map(|n| set(cfg, n)),
