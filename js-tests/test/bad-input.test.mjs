@@ -2,7 +2,7 @@
 // TypeError from the binding layer), never a panic, and the object keeps working.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ContextAdapter, ContextError, ContextManager, ContextTracker, rejectsWith } from './helpers.mjs';
+import { ContextAdapter, ContextError, ContextManager, ContextTracker, MemoryStorage, rejectsWith } from './helpers.mjs';
 
 const big = 'x'.repeat(10 * 1024 * 1024);
 
@@ -283,5 +283,33 @@ test('an id with a lone surrogate is refused, not made another id', async () => 
     assert.equal((await m.getContext('a\ufffdb')).data.n, 1);
   } finally {
     m.free();
+  }
+});
+
+// toJson hands the wasm side JSON.stringify's text of the copy it checked,
+// which is kept without a check of its own. A toJSON on the prototypes of
+// the copy's objects and arrays would stand in for them, so then the text
+// is checked like any other: what such a toJSON writes (here a lone
+// surrogate) is refused, and nothing unchecked reaches a storage.
+test('a toJSON on Object.prototype or Array.prototype slips no unchecked text in', async () => {
+  for (const proto of [Object.prototype, Array.prototype]) {
+    const storage = new MemoryStorage();
+    const { manager: m } = await ContextManager.open(storage);
+    Object.defineProperty(proto, 'toJSON', {
+      value: () => ({ lone: '\ud800' }),
+      configurable: true,
+      writable: true,
+    });
+    try {
+      await assert.rejects(m.createContext('a', { list: [1] }), { code: 'INVALID_ARGUMENT' });
+    } finally {
+      delete proto.toJSON;
+    }
+    assert.deepEqual((await m.createContext('a', { list: [1] })).data, { list: [1] });
+    m.free();
+    const { manager, problems } = await ContextManager.open(storage);
+    assert.deepEqual(problems, []);
+    assert.deepEqual((await manager.getContext('a')).data, { list: [1] });
+    manager.free();
   }
 });

@@ -9,7 +9,9 @@
 //! instances, cycles, throwing getters and proxies) is `INVALID_ARGUMENT`
 //! naming the offending path. The text is written into wasm memory by the
 //! host's `TextEncoder` and kept as it is, as [`Data`] held as text: one
-//! check of its grammar and nesting, no tree (contextkit-json's exact parser
+//! check of its grammar and nesting (none for `JSON.stringify`'s text of the
+//! checked copy, unless a `toJSON` on `Object.prototype` or `Array.prototype`
+//! could have written it), no tree (contextkit-json's exact parser
 //! reads it only where a tree is needed: a storage writing its record, a
 //! refused non-object naming its kind, a Rust caller dereferencing it; a
 //! manager's writes and reads in memory and in shared mode build none). Strings in that text may hold control characters
@@ -42,8 +44,9 @@ extern "C" {
     #[derive(Clone)]
     pub type Support;
 
-    /// `[jsonText, plainCopy]` of a plain object, or throws an Error whose
-    /// message continues "<what>…".
+    /// `[jsonText, plainCopy, stringified]` of a plain object (`stringified`:
+    /// the text is `JSON.stringify`'s of the copy it checked), or throws an
+    /// Error whose message continues "<what>…".
     #[wasm_bindgen(method, catch, js_name = toJson)]
     fn to_json(this: &Support, value: &JsValue, max_bytes: f64) -> Result<JsValue, JsValue>;
 
@@ -157,10 +160,15 @@ pub(crate) fn object_from_js(
         .ok()
         .and_then(text_from_js)
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
-    // Strings in `toJson`'s text may hold control characters unescaped,
-    // which the text kept as data may not.
-    let value = Data::read_json_escaping_controls(text, parse_stored);
-    let value = value.map_err(|why| invalid(format!("{what} {why}")))?;
+    let value = if pair.get(2).is_truthy() {
+        // `JSON.stringify`'s text of the copy `toJson` checked.
+        Data::from_stringified(text, parse_stored)
+    } else {
+        // Strings in `toJson`'s own text may hold control characters
+        // unescaped, which the text kept as data may not.
+        Data::read_json_escaping_controls(text, parse_stored)
+            .map_err(|why| invalid(format!("{what} {why}")))?
+    };
     Ok(JsonArg {
         value,
         copy: pair.get(1),
