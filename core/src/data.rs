@@ -99,20 +99,6 @@ impl Data {
         }
     }
 
-    /// Text that `JSON.stringify` wrote of plain JSON data (finite numbers,
-    /// well-formed strings) nested at most [`MAX_DEPTH`] levels: the npm
-    /// package's argument text, made of a copy it checked as it made it.
-    /// Kept as it is, without a check of its own; text that is not such
-    /// reads as `null`.
-    #[doc(hidden)]
-    pub fn from_stringified(json: String, parse: ParseJson) -> Self {
-        Self(Repr::Text {
-            json: json.into_boxed_str(),
-            parse,
-            tree: OnceLock::new(),
-        })
-    }
-
     /// Text `check` accepted as `shape`, kept.
     fn checked(
         json: String,

@@ -286,11 +286,10 @@ test('an id with a lone surrogate is refused, not made another id', async () => 
   }
 });
 
-// toJson hands the wasm side JSON.stringify's text of the copy it checked,
-// which is kept without a check of its own. A toJSON on the prototypes of
-// the copy's objects and arrays would stand in for them, so then the text
-// is checked like any other: what such a toJSON writes (here a lone
-// surrogate) is refused, and nothing unchecked reaches a storage.
+// A toJSON on the prototypes of the copy's objects and arrays stands in for
+// them when JSON.stringify writes the argument's text: what it writes (here
+// a lone surrogate) is checked like any argument text and refused, and
+// nothing unchecked reaches a storage.
 test('a toJSON on Object.prototype or Array.prototype slips no unchecked text in', async () => {
   for (const proto of [Object.prototype, Array.prototype]) {
     const storage = new MemoryStorage();

@@ -34,14 +34,9 @@ ContextError.CODES = Object.freeze([
   'STORAGE',
 ]);
 
-// The host's own, whatever is done to JSON later: the wasm side keeps the
-// text it writes of a checked copy without checking it again.
-const stringify = JSON.stringify;
-
 /** Deepest nesting of objects and arrays (contextkit_core::MAX_DEPTH). */
 const MAX_DEPTH = 128;
 const objectPrototype = Object.prototype;
-const arrayPrototype = Array.prototype;
 const wellFormed = typeof ''.isWellFormed === 'function' ? (s) => s.isWellFormed() : () => true;
 
 /** Why a value was refused, and where (keys collected while unwinding). */
@@ -256,15 +251,13 @@ function locate(e, segment) {
 }
 
 /**
- * `[jsonText, copy, stringified]` of `value`, which must be a plain object of
- * JSON values taking at most `maxBytes` bytes as JSON; `copy` is a fresh
- * plain object with the same content, `jsonText` its JSON text for the wasm
- * side: `JSON.stringify`'s when `stringified` (which the wasm side keeps
- * without checking it again), else its own (control characters may stand
- * unescaped inside its strings: see `quote`). Each property is read once;
- * the text is made from the copy. On refusal it throws an Error whose
- * message continues the phrase "<what>…", e.g. " at .a[2] is NaN, not a
- * finite number".
+ * `[jsonText, copy]` of `value`, which must be a plain object of JSON values
+ * taking at most `maxBytes` bytes as JSON; `copy` is a fresh plain object with
+ * the same content, `jsonText` its JSON text for the wasm side (control
+ * characters may stand unescaped inside its strings: see `quote`). Each
+ * property is read once; the text is made from the copy. On refusal it throws an Error
+ * whose message continues the phrase "<what>…", e.g.
+ * " at .a[2] is NaN, not a finite number".
  */
 export function toJson(value, maxBytes) {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -284,12 +277,7 @@ export function toJson(value, maxBytes) {
     long = copier.long;
     idle = copier;
   }
-  if (long >= LONG_TEXT) return [jsonText(copy), copy];
-  // JSON.stringify's text of the copy is JSON of data the walk checked
-  // (the wasm side keeps it as it is, flagged by the third element), unless
-  // a toJSON it would call stands in for the objects: then it is checked there.
-  const own = objectPrototype.toJSON === undefined && arrayPrototype.toJSON === undefined;
-  return [stringify(copy), copy, own];
+  return [long >= LONG_TEXT ? jsonText(copy) : JSON.stringify(copy), copy];
 }
 
 const encoder = new TextEncoder();

@@ -9,14 +9,13 @@
 //! instances, cycles, throwing getters and proxies) is `INVALID_ARGUMENT`
 //! naming the offending path. The text is written into wasm memory by the
 //! host's `TextEncoder` and kept as it is, as [`Data`] held as text: one
-//! check of its grammar and nesting (none for `JSON.stringify`'s text of the
-//! checked copy, unless a `toJSON` on `Object.prototype` or `Array.prototype`
-//! could have written it), no tree (contextkit-json's exact parser
+//! check of its grammar and nesting, no tree (contextkit-json's exact parser
 //! reads it only where a tree is needed: a storage writing its record, a
 //! refused non-object naming its kind, a Rust caller dereferencing it; a
 //! manager's writes and reads in memory and in shared mode build none). Strings in that text may hold control characters
 //! unescaped (for data with long strings, `toJson` leaves strings without
-//! `"` and `\` as they are), which are escaped before the check.
+//! `"` and `\` as they are): the check finds the first, and they are
+//! escaped and the text checked again.
 //!
 //! Out: states are assembled by the package's `makeState` from their fields,
 //! with the caller's own id string and, after a create or update, the plain
@@ -44,9 +43,8 @@ extern "C" {
     #[derive(Clone)]
     pub type Support;
 
-    /// `[jsonText, plainCopy, stringified]` of a plain object (`stringified`:
-    /// the text is `JSON.stringify`'s of the copy it checked), or throws an
-    /// Error whose message continues "<what>…".
+    /// `[jsonText, plainCopy]` of a plain object, or throws an Error whose
+    /// message continues "<what>…".
     #[wasm_bindgen(method, catch, js_name = toJson)]
     fn to_json(this: &Support, value: &JsValue, max_bytes: f64) -> Result<JsValue, JsValue>;
 
@@ -160,15 +158,10 @@ pub(crate) fn object_from_js(
         .ok()
         .and_then(text_from_js)
         .ok_or_else(|| invalid(format!("{what} could not be converted")))?;
-    let value = if pair.get(2).is_truthy() {
-        // `JSON.stringify`'s text of the copy `toJson` checked.
-        Data::from_stringified(text, parse_stored)
-    } else {
-        // Strings in `toJson`'s own text may hold control characters
-        // unescaped, which the text kept as data may not.
-        Data::read_json_escaping_controls(text, parse_stored)
-            .map_err(|why| invalid(format!("{what} {why}")))?
-    };
+    // Strings in `toJson`'s text may hold control characters unescaped,
+    // which the text kept as data may not.
+    let value = Data::read_json_escaping_controls(text, parse_stored);
+    let value = value.map_err(|why| invalid(format!("{what} {why}")))?;
     Ok(JsonArg {
         value,
         copy: pair.get(1),
@@ -198,8 +191,10 @@ pub(crate) fn text_from_js(text: JsString) -> Option<String> {
     };
     // SAFETY: the bytes are what the host's `TextEncoder.encodeInto` (taken
     // by support.js when it loads) wrote of the whole string (it answers -1
-    // for less), which is UTF-8: a lone surrogate becomes U+FFFD.
-    // wasm-bindgen takes every string argument so.
+    // for less), which is UTF-8: a lone surrogate becomes U+FFFD. This
+    // trusts the realm's built-ins (typed arrays, the memory's buffer) as
+    // wasm-bindgen's own glue does for every string it passes in, which it
+    // keeps with `String::from_utf8_unchecked` too.
     Some(unsafe { String::from_utf8_unchecked(bytes) })
 }
 
