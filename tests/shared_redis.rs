@@ -794,6 +794,50 @@ fn a_read_reports_a_flushed_store_at_once() {
     });
 }
 
+/// Every read of the library checks the namespace's epoch too: a list, a
+/// count or the recovery points read first after a `FLUSHALL` report the
+/// loss (they answered from the empty store until the event reader
+/// noticed), and a context whose id is the word the transport answers then
+/// is listed as any other.
+#[test]
+fn a_list_count_or_points_read_first_reports_a_flushed_store() {
+    let server = RedisServer::start(Durability::None);
+    let ns = fresh_namespace("flushed-reads");
+    runtime().block_on(async {
+        let first = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        first.create_context("EPOCH", json!({})).await.unwrap();
+        first.create_recovery_point("EPOCH").await.unwrap();
+        assert_eq!(first.try_list_context_ids().await.unwrap(), ["EPOCH"]);
+        assert_eq!(first.recovery_points("EPOCH").await.unwrap().len(), 1);
+        for read in 0..4 {
+            let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+            assert_eq!(m.try_len().await.unwrap(), 1);
+            assert_eq!(server.cli(&["FLUSHALL"]).trim(), "OK");
+            let err = match read {
+                0 => m.try_list_context_ids().await.map(drop).unwrap_err(),
+                1 => m.try_list_contexts().await.map(drop).unwrap_err(),
+                2 => m.try_len().await.map(drop).unwrap_err(),
+                _ => m.recovery_points("EPOCH").await.map(drop).unwrap_err(),
+            };
+            assert_eq!(err.code(), "STORAGE", "read {read}: {err}");
+            assert!(
+                err.to_string().contains("lost its data"),
+                "read {read}: {err}"
+            );
+            // The manager is lost from then on.
+            let err = m.get_context("EPOCH").await.unwrap_err();
+            assert!(
+                err.to_string().contains("lost its data"),
+                "read {read}: {err}"
+            );
+            // Made again for the next round.
+            let again = connect(&server.url(), &ns, ManagerConfig::default()).await;
+            again.create_context("EPOCH", json!({})).await.unwrap();
+            again.create_recovery_point("EPOCH").await.unwrap();
+        }
+    });
+}
+
 /// SIGKILL of a server with `appendfsync always`, 20 rounds, under writes:
 /// nothing acknowledged is lost, no recovery-point id is handed out twice,
 /// the stream's revisions have no duplicate and no hole.

@@ -414,6 +414,42 @@ test('a read reports a flushed store at once, also once another manager made the
   }
 });
 
+// Every read of the library checks the namespace's epoch too: a list, a
+// count or the recovery points read first after a FLUSHALL report the loss,
+// and a context whose id is the word the backend answers then is listed as
+// any other.
+test('a list, count or recovery points read first reports a flushed store', async () => {
+  const ns = fresh();
+  const raw = createClient({ url: redis.url });
+  await raw.connect();
+  const made = [];
+  const make = async () => {
+    const m = await ContextManager.connect(backend(ns), {});
+    made.push(m);
+    await m.createContext('EPOCH', {});
+    await m.createRecoveryPoint('EPOCH');
+    return m;
+  };
+  try {
+    const first = await make();
+    assert.deepEqual(await first.listContextIds(), ['EPOCH']);
+    assert.equal((await first.recoveryPoints('EPOCH')).length, 1);
+    const reads = [(m) => m.listContextIds(), (m) => m.len(), (m) => m.recoveryPoints('EPOCH')];
+    for (const read of reads) {
+      const m = await ContextManager.connect(backend(ns), {});
+      made.push(m);
+      assert.equal(await m.len(), 1);
+      await raw.sendCommand(['FLUSHALL']);
+      await assert.rejects(read(m), (e) => e.code === 'STORAGE' && /lost its data/.test(e.message), String(read));
+      await assert.rejects(m.getContext('EPOCH'), (e) => e.code === 'STORAGE' && /lost its data/.test(e.message));
+      await make();
+    }
+  } finally {
+    for (const m of made) m.free();
+    await raw.quit();
+  }
+});
+
 test('ContextManager.connect refuses what is not a backend', async () => {
   await assert.rejects(ContextManager.connect({}, {}), { code: 'INVALID_ARGUMENT' });
   await assert.rejects(ContextManager.connect(null, {}), { code: 'INVALID_ARGUMENT' });

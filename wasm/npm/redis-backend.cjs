@@ -16,8 +16,10 @@
 //                               are relative to the namespace ('meta',
 //                               'c:<id>', ...); resolves to the raw reply,
 //                               rejects with an Error whose `outcomeUnknown`
-//                               is true when no answer came in time
-//   get(id)                     the record text of live `id`, or null; ['EPOCH'] if the
+//                               is true when no answer came in time; a read
+//                               (FCALL_RO) answers ['EPOCH', null] if the
+//                               namespace is not the one joined
+//   get(id)                     the record text of live `id`, or null; ['EPOCH', null] if the
 //                               namespace is not the one joined
 //   head()                      [epoch or null, last revision]
 //   events(after, count, block) the stream entries after revision `after`
@@ -32,6 +34,12 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const LIBRARY_FILE = path.join(__dirname, 'contextkit.lua');
+/**
+ * What a read answers when the namespace is not the one joined (its epoch is
+ * another, or none): the store lost its data. No read of the library answers
+ * it (the core's wire::lost_reply); the wasm side then reports the manager lost.
+ */
+const LOST = Object.freeze(['EPOCH', null]);
 /** Entries read at most per XREAD. */
 const BATCH = 1000;
 
@@ -289,10 +297,34 @@ class RedisBackend {
   async call(fn, keys, args) {
     if (this.#client === null) throw new Error('the redis backend is not connected');
     const writes = fn === 'ck2_write' || fn === 'ck2_settle' || fn === 'ck2_join';
-    const reply = await this.#run(writes ? 'FCALL' : 'FCALL_RO', fn, keys, args);
+    const joined = writes ? null : this.#epoch;
+    const running = this.#run(writes ? 'FCALL' : 'FCALL_RO', fn, keys, args);
+    if (joined !== null) {
+      // A read checks the namespace's epoch after it, on the same connection, as get does.
+      const epoch = this.#epochNow();
+      running.catch(() => {});
+      epoch.catch(() => {});
+      let reply;
+      let failure = null;
+      try {
+        reply = await running;
+      } catch (e) {
+        failure = e;
+      }
+      if ((await epoch) !== joined) return LOST;
+      if (failure !== null) throw failure;
+      return reply;
+    }
+    const reply = await running;
     // The namespace's epoch ([epoch, …]): what every read checks from now on.
     if (fn === 'ck2_join' && Array.isArray(reply) && reply[0] != null) this.#epoch = String(reply[0]);
     return reply;
+  }
+
+  /** The namespace's epoch as Redis holds it now (null for none), read on the calls' connection. */
+  async #epochNow() {
+    const epoch = await this.#send(this.#client, ['HGET', `${this.#prefix}meta`, 'epoch']);
+    return epoch === null || epoch === undefined ? null : String(epoch);
   }
 
   async #run(cmd, fn, keys, args) {
@@ -336,13 +368,13 @@ class RedisBackend {
       // without persistence, flushed) has none, or another manager's; a read of it would answer
       // from a store other than the one this manager's writes went to.
       const joined = this.#epoch;
-      const epoch = joined === null ? null : this.#send(this.#client, ['HGET', `${this.#prefix}meta`, 'epoch']);
+      const epoch = joined === null ? null : this.#epochNow();
       read.catch(() => {});
       epoch?.catch(() => {});
       const raws = await read;
-      if (epoch !== null && text(await epoch) !== joined) {
+      if (epoch !== null && (await epoch) !== joined) {
         // Not the namespace joined: the wasm side reports the manager lost.
-        for (const g of batch) g.resolve(['EPOCH']);
+        for (const g of batch) g.resolve(LOST);
         return;
       }
       if (one) {

@@ -116,9 +116,11 @@ pub trait Transport: MaybeSend + MaybeSync + 'static {
         keys: &'a [String],
         args: &'a [String],
     ) -> StorageFuture<'a, Outcome>;
-    /// The record text of `c:<id>` as stored now, or nil; or `["EPOCH"]`
-    /// where the transport checks the namespace's epoch (the one `ck2_join`
-    /// answered) and finds another or none: the manager is then lost.
+    /// The record text of `c:<id>` as stored now, or nil; or
+    /// [`wire::lost_reply`] where the transport checks the namespace's epoch
+    /// (the one `ck2_join` answered) and finds another or none: the manager
+    /// is then lost. A transport may check the epoch of the read-only calls
+    /// (all but `ck2_write`, `ck2_settle` and `ck2_join`) so too.
     fn get<'a>(&'a self, id: &'a str) -> StorageFuture<'a, Wire>;
     /// The namespace's `[epoch, last revision]` (nil where it has none).
     fn head(&self) -> StorageFuture<'_, Wire>;
@@ -371,7 +373,21 @@ impl<T: Transport> Inner<T> {
 
     /// A call that must be answered.
     async fn read(&self, function: &str, keys: &[String], args: &[String]) -> Result<Wire> {
-        self.transport.call(function, keys, args).await?.reply()
+        let reply = self.transport.call(function, keys, args).await?.reply()?;
+        self.found(reply)
+    }
+
+    /// `reply`, unless it is the transport's word that the namespace is not
+    /// the one joined: then the manager is lost, from this call on.
+    fn found(&self, reply: Wire) -> Result<Wire> {
+        if !wire::is_lost_reply(&reply) {
+            return Ok(reply);
+        }
+        let why = wire::lost_message(&self.config.namespace);
+        if let Some(feed) = self.feed.get() {
+            feed.lost(why.clone());
+        }
+        Err(ContextError::storage(why))
     }
 
     /// How long the store keeps a write's reply for a retry: the configured
@@ -489,21 +505,13 @@ impl<T: Transport> SharedBackend for SharedClient<T> {
                     .await?
             } else {
                 // The store deletes an expired context itself: one plain read.
-                s.transport.get(id).await?
+                s.found(s.transport.get(id).await?)?
             };
             let (found, bytes) = match record {
                 Wire::Text(record) => (
                     Some(wire::state(id, &record, s.config.parse_json)?),
                     record.len(),
                 ),
-                // The transport found the namespace is not the one joined.
-                Wire::List(l) if matches!(l.first(), Some(Wire::Text(t)) if t == "EPOCH") => {
-                    let why = wire::lost_message(&s.config.namespace);
-                    if let Some(feed) = s.feed.get() {
-                        feed.lost(why.clone());
-                    }
-                    return Err(ContextError::storage(why));
-                }
                 _ => (None, 0),
             };
             if let (Some(recent), Some((sent, generation))) = (s.recent(), before) {

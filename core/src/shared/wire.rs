@@ -216,6 +216,19 @@ pub fn lost_message(namespace: &str) -> String {
     )
 }
 
+/// What a transport answers for a read that found the namespace is not the
+/// one the manager joined (its epoch is another, or there is none):
+/// `["EPOCH", nil]`, which no read of the library answers. The client then
+/// reports the manager lost ([`lost_message`]).
+pub fn lost_reply() -> Wire {
+    Wire::List(vec![Wire::Text("EPOCH".into()), Wire::Nil])
+}
+
+/// Whether `reply` is [`lost_reply`].
+pub fn is_lost_reply(reply: &Wire) -> bool {
+    matches!(reply, Wire::List(l) if matches!(l.as_slice(), [Wire::Text(t), Wire::Nil] if t == "EPOCH"))
+}
+
 /// A decoded `ck2_write` (or `ck2_settle`) reply.
 #[derive(Debug)]
 pub struct Decoded {

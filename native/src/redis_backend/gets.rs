@@ -52,19 +52,57 @@ pub(super) struct Gets {
 /// meta key's hash. A store that lost its data has none, or another one
 /// (made by a manager that joined after the loss); a read of it would
 /// answer from a store other than the one the manager's writes went to.
-struct Joined {
+pub(super) struct Joined {
     meta: String,
     epoch: String,
 }
 
+impl Joined {
+    /// `cmd`, then a read of the namespace's epoch: one pipeline.
+    pub(super) fn with_epoch(&self, cmd: redis::Cmd) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd)
+            .cmd("HGET")
+            .arg(&self.meta)
+            .arg("epoch");
+        pipe
+    }
+
+    /// The command's reply from the reply of [`with_epoch`](Self::with_epoch)'s
+    /// pipeline, or `None` if the epoch is not the one joined.
+    pub(super) fn reply(&self, both: Value, what: &str) -> Result<Option<Value>> {
+        match both {
+            Value::Array(mut both) if both.len() == 2 => {
+                let epoch = both.pop();
+                if !matches!(epoch, Some(Value::BulkString(e)) if e == self.epoch.as_bytes()) {
+                    return Ok(None);
+                }
+                Ok(both.pop())
+            }
+            other => Err(ContextError::storage(format!(
+                "redis {what} and HGET: a reply that is not two: {other:?}"
+            ))),
+        }
+    }
+}
+
 impl Gets {
     /// From now on every read also reads the namespace's epoch, in the same
-    /// pipeline and after its keys, and answers `["EPOCH"]` unless it is
+    /// pipeline and after its keys, and answers `["EPOCH", nil]` unless it is
     /// `epoch`: the client then reports the manager lost. (A store that
     /// lost its data could only hold `epoch` again if a manager drew the
     /// same 64 random bits.)
     pub(super) fn joined(&self, meta: String, epoch: String) {
         let _ = self.joined.set(Joined { meta, epoch });
+    }
+
+    /// The epoch a read on `conn` checks: none before the manager joined,
+    /// and none on a cluster (see the module's doc).
+    pub(super) fn checked_on(&self, conn: &Conn) -> Option<&Joined> {
+        match conn {
+            Conn::Cluster(_) => None,
+            _ => self.joined.get(),
+        }
     }
 
     fn take(&self) -> Batch {
@@ -142,7 +180,7 @@ async fn send(conn: Conn, gets: &Arc<Gets>, mut batch: Batch, timeout: Duration)
 
 async fn answer(conn: &Conn, gets: &Gets, batch: Batch, timeout: Duration) {
     let (keys, replies): (Vec<String>, Vec<Reply>) = batch.into_iter().unzip();
-    let results = read(conn, gets.joined.get(), keys, timeout).await;
+    let results = read(conn, gets.checked_on(conn), keys, timeout).await;
     for (reply, result) in replies.into_iter().zip(results) {
         // A get that gave up no longer listens.
         let _ = reply.send(result);
@@ -165,26 +203,14 @@ async fn read(
     }
     let reply = match joined {
         None => call(&mut conn.clone(), &cmd, timeout).await,
-        Some(j) => {
-            let mut pipe = redis::pipe();
-            pipe.add_command(cmd).cmd("HGET").arg(&j.meta).arg("epoch");
-            match call(&mut conn.clone(), &pipe, timeout).await {
-                Ok(Value::Array(mut both)) if both.len() == 2 => {
-                    if !matches!(both.pop(), Some(Value::BulkString(e)) if e == j.epoch.as_bytes())
-                    {
-                        return vec![Ok(Wire::List(vec![Wire::Text("EPOCH".into())])); n];
-                    }
-                    Ok(both.pop().unwrap_or(Value::Nil))
-                }
-                Ok(other) => {
-                    let e = ContextError::storage(format!(
-                        "redis {what} and HGET: a reply that is not two: {other:?}"
-                    ));
-                    return vec![Err(e); n];
-                }
-                Err(f) => Err(f),
-            }
-        }
+        Some(j) => match call(&mut conn.clone(), &j.with_epoch(cmd), timeout).await {
+            Ok(both) => match j.reply(both, what) {
+                Ok(Some(reply)) => Ok(reply),
+                Ok(None) => return vec![Ok(contextkit_core::wire::lost_reply()); n],
+                Err(e) => return vec![Err(e); n],
+            },
+            Err(f) => Err(f),
+        },
     };
     match reply {
         Ok(Value::Array(items)) if n > 1 && items.len() == n => {

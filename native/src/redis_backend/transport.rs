@@ -122,6 +122,18 @@ impl RedisTransport {
     }
 }
 
+impl RedisTransport {
+    /// How a call that failed ends: refused (nothing happened), or unknown.
+    fn failed(&self, function: &str, f: Failure) -> Result<Outcome> {
+        match f {
+            Failure::Refused(e) => Err(conn::storage(function, e)),
+            no_answer => Ok(Outcome::Unknown(
+                no_answer.into_error(function, self.timeout),
+            )),
+        }
+    }
+}
+
 /// The library's functions that change nothing, called with `FCALL_RO`
 /// (served by replicas too, and allowed where writes are not).
 fn read_only(function: &str) -> bool {
@@ -155,19 +167,28 @@ impl Transport for RedisTransport {
                 cmd.arg(format!("{}{key}", self.prefix));
             }
             cmd.arg(args);
-            match call(&mut self.conn()?, &cmd, self.timeout).await {
-                Ok(reply) => {
-                    let reply = into_wire(reply);
-                    if function == "ck2_join" {
-                        self.joined(&reply);
+            let mut conn = self.conn()?;
+            // A read checks the namespace's epoch as a get does (gets.rs).
+            let replied = match self.gets.checked_on(&conn) {
+                Some(j) if read_only(function) => {
+                    match call(&mut conn, &j.with_epoch(cmd), self.timeout).await {
+                        Ok(both) => j.reply(both, function)?,
+                        Err(f) => return self.failed(function, f),
                     }
-                    Ok(Outcome::Replied(reply))
                 }
-                Err(Failure::Refused(e)) => Err(conn::storage(function, e)),
-                Err(no_answer) => Ok(Outcome::Unknown(
-                    no_answer.into_error(function, self.timeout),
-                )),
+                _ => match call(&mut conn, &cmd, self.timeout).await {
+                    Ok(reply) => Some(reply),
+                    Err(f) => return self.failed(function, f),
+                },
+            };
+            let Some(reply) = replied else {
+                return Ok(Outcome::Replied(contextkit_core::wire::lost_reply()));
+            };
+            let reply = into_wire(reply);
+            if function == "ck2_join" {
+                self.joined(&reply);
             }
+            Ok(Outcome::Replied(reply))
         })
     }
 
