@@ -86,13 +86,14 @@ pub(super) async fn read_events<T: Transport>(s: &Inner<T>, feed: &EventFeed) {
         if entries.len() < BATCH {
             through = through.max(rev);
         }
-        // Reads served from memory: the changed contexts go, or all of
-        // them when some revisions in between are not accounted for.
+        // Reads served from memory: the changed contexts go (unless what is
+        // kept is as new as the change), or all of them when some
+        // revisions in between are not accounted for.
         if let Some(recent) = s.recent() {
             match through.saturating_sub(next - 1) {
                 0 => {}
                 seen if seen == events.len() as u64 => {
-                    recent.forget(events.iter().filter_map(crate::ContextEvent::id));
+                    recent.forget_older(events.iter().filter_map(|e| e.id().zip(e.revision())));
                 }
                 _ => recent.forget_all(),
             }

@@ -48,9 +48,19 @@ struct Entries {
     added: usize,
     bytes: usize,
     /// Counts of what emptied entries: everything, and the ids of each
-    /// share. A read that saw one of its own meanwhile is not kept.
+    /// share, with the revision of the share's last change (`u64::MAX`
+    /// when not known). A read that saw one of its own meanwhile is not
+    /// kept, unless that was one change its state is as new as.
     all: u64,
     counts: [u64; COUNTS],
+    last: [u64; COUNTS],
+}
+
+/// Where the counts of [`Recent`] stood when a read was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Generation {
+    all: u64,
+    share: u64,
 }
 
 /// The reads of one client.
@@ -73,6 +83,7 @@ impl Recent {
             bytes: 0,
             all: 0,
             counts: [0; COUNTS],
+            last: [0; COUNTS],
         };
         Self {
             max_stale_ms,
@@ -109,10 +120,13 @@ impl Recent {
 
     /// What [`keep`](Self::keep) needs from before a read of `id`: a count
     /// that grows with every forget of `id` (or of everything).
-    pub(super) fn generation(&self, id: &str) -> u64 {
+    pub(super) fn generation(&self, id: &str) -> Generation {
         let share = self.share(id);
         let entries = self.entries();
-        entries.all + entries.counts[share]
+        Generation {
+            all: entries.all,
+            share: entries.counts[share],
+        }
     }
 
     /// Keeps what a read of `id`, sent at `sent`, found (its record
@@ -124,11 +138,19 @@ impl Recent {
         found: Option<&Arc<ContextState>>,
         bytes: usize,
         sent: u64,
-        generation: u64,
+        generation: Generation,
     ) {
         let share = self.share(id);
         let mut entries = self.entries();
-        if entries.all + entries.counts[share] != generation {
+        let changes = entries.counts[share] - generation.share;
+        // One change on its way (the reader's event of the commit a read
+        // found, typically) that the state found is as new as is no reason
+        // to drop it; more, or a change of unknown revision, are.
+        let newer = |last| found.is_none_or(|s| s.revision < last);
+        if entries.all != generation.all
+            || changes > 1
+            || (changes == 1 && newer(entries.last[share]))
+        {
             return;
         }
         let charged = bytes.saturating_add(ENTRY_BYTES);
@@ -167,11 +189,26 @@ impl Recent {
 
     /// Empties the entries of `ids`.
     pub(super) fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        self.forget_older(ids.into_iter().map(|id| (id, u64::MAX)));
+    }
+
+    /// Empties the entry of each id changed at a revision, unless it holds
+    /// that revision's state or a newer one (the reader's events: a read
+    /// kept after the commit it reports is as new as that already). Reads
+    /// of those ids on their way are not kept either way.
+    pub(super) fn forget_older<'a>(&self, changes: impl IntoIterator<Item = (&'a str, u64)>) {
         let mut entries = self.entries();
-        for id in ids {
+        for (id, revision) in changes {
             let share = self.share(id);
             entries.counts[share] += 1;
-            entries.map.remove(id);
+            entries.last[share] = revision;
+            if entries
+                .map
+                .get(id)
+                .is_some_and(|kept| kept.state.revision < revision)
+            {
+                entries.map.remove(id);
+            }
         }
     }
 }
@@ -193,6 +230,9 @@ mod tests {
         })
     }
 
+    /// Where the counts stand before any forget.
+    const START: Generation = Generation { all: 0, share: 0 };
+
     fn recent() -> Recent {
         Recent::new(100, 1 << 30, [1, 2, 3, 4])
     }
@@ -204,9 +244,47 @@ mod tests {
     #[test]
     fn a_read_that_found_nothing_drops_what_was_kept() {
         let recent = recent();
-        recent.keep("a", Some(&state("a", 1)), 0, 0, 0);
-        recent.keep("a", None, 0, 0, 0);
+        let start = recent.generation("a");
+        recent.keep("a", Some(&state("a", 1)), 0, 0, start);
+        recent.keep("a", None, 0, 0, start);
         assert_eq!(recent.get("a", 1), None);
+    }
+
+    /// An event of a commit the kept state already holds (the reader
+    /// reading the manager's own create after a get kept it) leaves it; a
+    /// later one takes it out; either way a read on its way is not kept.
+    #[test]
+    fn an_event_no_newer_than_the_kept_state_leaves_it() {
+        let recent = recent();
+        recent.keep("a", Some(&state("a", 5)), 0, 0, recent.generation("a"));
+        recent.forget_older([("a", 4), ("a", 5)]);
+        assert_eq!(revision(&recent, "a", 1), Some(5));
+        recent.forget_older([("b", 9), ("a", 6)]);
+        assert_eq!(recent.get("a", 2), None);
+    }
+
+    /// A read on its way when the event of the very commit it found comes
+    /// is kept; one that an event of a newer commit, two events, an
+    /// unknown change (a write of this manager) or a forget of everything
+    /// came across is not.
+    #[test]
+    fn a_read_is_kept_across_one_event_it_is_as_new_as() {
+        let recent = recent();
+        let kept = |changes: &dyn Fn(&Recent), found: u64| {
+            let before = recent.generation("a");
+            changes(&recent);
+            recent.keep("a", Some(&state("a", found)), 0, 1, before);
+            let got = revision(&recent, "a", 2);
+            recent.forget(["a"]);
+            got
+        };
+        assert_eq!(kept(&|r| r.forget_older([("a", 7)]), 7), Some(7));
+        assert_eq!(kept(&|r| r.forget_older([("a", 7)]), 8), Some(8));
+        assert_eq!(kept(&|r| r.forget_older([("a", 8)]), 7), None);
+        assert_eq!(kept(&|r| r.forget_older([("a", 6), ("a", 7)]), 7), None);
+        assert_eq!(kept(&|r| r.forget(["a"]), 7), None);
+        assert_eq!(kept(&|r| r.forget_all(), 7), None);
+        assert_eq!(kept(&|_| {}, 7), Some(7));
     }
 
     #[test]
@@ -230,20 +308,20 @@ mod tests {
     #[test]
     fn an_older_read_answered_late_does_not_replace_a_newer_one() {
         let recent = recent();
-        recent.keep("a", Some(&state("a", 2)), 0, 20, 0);
+        recent.keep("a", Some(&state("a", 2)), 0, 20, START);
         // Sent earlier, or of an older state: kept is what is there.
-        recent.keep("a", Some(&state("a", 1)), 0, 10, 0);
-        recent.keep("a", Some(&state("a", 1)), 0, 30, 0);
+        recent.keep("a", Some(&state("a", 1)), 0, 10, START);
+        recent.keep("a", Some(&state("a", 1)), 0, 30, START);
         assert_eq!(revision(&recent, "a", 40), Some(2));
-        recent.keep("a", Some(&state("a", 3)), 0, 30, 0);
+        recent.keep("a", Some(&state("a", 3)), 0, 30, START);
         assert_eq!(revision(&recent, "a", 40), Some(3));
     }
 
     #[test]
     fn a_newer_state_wins_even_when_read_before_by_the_clock() {
         let recent = recent();
-        recent.keep("a", Some(&state("a", 1)), 0, 50, 0);
-        recent.keep("a", Some(&state("a", 2)), 0, 40, 0);
+        recent.keep("a", Some(&state("a", 1)), 0, 50, START);
+        recent.keep("a", Some(&state("a", 2)), 0, 40, START);
         assert_eq!(revision(&recent, "a", 60), Some(2));
     }
 
@@ -263,7 +341,7 @@ mod tests {
     #[test]
     fn a_clock_that_went_back_drops_the_entry() {
         let recent = recent();
-        recent.keep("a", Some(&state("a", 1)), 0, 50, 0);
+        recent.keep("a", Some(&state("a", 1)), 0, 50, START);
         assert_eq!(recent.get("a", 40), None);
         // Not served later either, when the clock has caught up.
         assert_eq!(recent.get("a", 60), None);
@@ -274,10 +352,10 @@ mod tests {
         let recent = recent();
         for i in 0..MAX_ENTRIES {
             let id = i.to_string();
-            recent.keep(&id, Some(&state(&id, 1)), 0, 0, 0);
+            recent.keep(&id, Some(&state(&id, 1)), 0, 0, START);
         }
         assert_eq!(revision(&recent, "0", 1), Some(1));
-        recent.keep("new", Some(&state("new", 1)), 0, 0, 0);
+        recent.keep("new", Some(&state("new", 1)), 0, 0, START);
         assert_eq!(recent.get("0", 1), None);
         assert_eq!(revision(&recent, "new", 1), Some(1));
     }
@@ -285,16 +363,16 @@ mod tests {
     #[test]
     fn the_entries_start_again_past_their_bytes() {
         let recent = Recent::new(100, 1_000, [1, 2, 3, 4]);
-        recent.keep("a", Some(&state("a", 1)), 400, 0, 0);
-        recent.keep("b", Some(&state("b", 1)), 300, 0, 0);
+        recent.keep("a", Some(&state("a", 1)), 400, 0, START);
+        recent.keep("b", Some(&state("b", 1)), 300, 0, START);
         assert!(recent.get("a", 1).is_some() && recent.get("b", 1).is_some());
         // 528 + 428 + 228 > 1,000: the cache starts again with "c".
-        recent.keep("c", Some(&state("c", 1)), 100, 0, 0);
+        recent.keep("c", Some(&state("c", 1)), 100, 0, START);
         assert!(recent.get("a", 1).is_none() && recent.get("b", 1).is_none());
         assert!(recent.get("c", 1).is_some());
         // A record larger than the budget is not kept at all, and takes
         // nothing else with it.
-        recent.keep("d", Some(&state("d", 1)), 5_000, 0, 0);
+        recent.keep("d", Some(&state("d", 1)), 5_000, 0, START);
         assert!(recent.get("d", 1).is_none());
         assert!(recent.get("c", 1).is_some());
     }
