@@ -231,3 +231,37 @@ test("the shared-transport shape the wasm side expects (redis-backend.cjs): new 
     s.close();
   }
 });
+
+test("every read checks the namespace's epoch: after the database is deleted and made again, reads answer ['EPOCH', null]", async () => {
+  const indexedDB = new IDBFactory();
+  const name = `t${++n}`;
+  const a = await IndexedDBShared.open(name, { indexedDB, IDBKeyRange });
+  const b = await IndexedDBShared.open(name, { indexedDB, IDBKeyRange });
+  try {
+    await a.call('ck2_join', null, ['E', '{"clock":"server"}']);
+    await create(a, 'EPOCH');
+    // A context whose id is the word is read and listed as any other.
+    const reads = (s) => Promise.all([s.get('EPOCH'), s.call('ck2_live', null, ['ids', '']), s.call('ck2_count', null, ['']), s.call('ck2_points', null, ['EPOCH', ''])]);
+    const [record, ids, count, points] = await reads(a);
+    assert.match(record, /^1 1 /);
+    assert.deepEqual([ids, count, points], [['EPOCH'], 1, ['OK', []]]);
+    // b has not joined: it checks nothing.
+    assert.deepEqual((await reads(b)).slice(1), [['EPOCH'], 1, ['OK', []]]);
+    await new Promise((resolve, reject) => {
+      const req = indexedDB.deleteDatabase(IndexedDBShared.databaseName(name));
+      req.onsuccess = resolve;
+      req.onerror = () => reject(req.error);
+    });
+    // Made again by another tab, with the same id in it.
+    await b.call('ck2_join', null, ['E2', '{"clock":"server"}']);
+    const [made] = await b.call('ck2_write', null, ['create', 'E2', 'op', '60000', '1000', '', 'EPOCH', '{}', '', '{}', '1000']);
+    assert.equal(made, 'OK');
+    const lost = ['EPOCH', null];
+    assert.deepEqual(await reads(a), [lost, lost, lost, lost]);
+    assert.deepEqual(await Promise.all([a.get('x'), a.get('EPOCH')]), [lost, lost]);
+    assert.deepEqual((await reads(b)).slice(1), [['EPOCH'], 1, ['OK', []]]);
+  } finally {
+    a.close();
+    b.close();
+  }
+});

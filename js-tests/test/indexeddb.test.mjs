@@ -129,12 +129,13 @@ test('without Web Locks every auto-cleanup timer sweeps (each expiry once); othe
 });
 
 test('maxStaleMs: gets served from memory, forgotten at every commit here or elsewhere, never older than the bound', async () => {
-  // Counts the transactions that read a record (what a get costs without the cache).
+  // Counts the transactions that read a record (what a get costs without the
+  // cache): the records, and the store's epoch once the manager joined.
   const proto = globalThis.IDBDatabase.prototype;
   const transaction = proto.transaction;
   let reads = 0;
   proto.transaction = function (stores, ...rest) {
-    if (stores === 'contexts') reads++;
+    if (String(stores) === 'contexts' || String(stores) === 'contexts,meta') reads++;
     return transaction.call(this, stores, ...rest);
   };
   const a = (await ContextManager.open(new IndexedDBStorage('cached', { maxStaleMs: 60_000 }))).manager;
@@ -218,4 +219,23 @@ test('an idle shared manager waits for commits instead of polling, and free() en
   });
   await Promise.race([close, late]);
   clearTimeout(timer);
+});
+
+test('a store deleted under a manager is reported as lost by its next read, and on every call after', async () => {
+  const m = await open('wiped');
+  await m.createContext('x', { n: 1 });
+  await new Promise((resolve, reject) => {
+    const req = indexedDB.deleteDatabase('wiped:contextkit-shared-2');
+    req.onsuccess = resolve;
+    req.onerror = () => reject(req.error);
+  });
+  // Another tab made the store again, with the same id in it.
+  const other = await open('wiped');
+  await other.createContext('x', { n: 2 });
+  for (const read of [() => m.listContextIds(), () => m.getContext('x'), () => m.len()]) {
+    await assert.rejects(read(), (e) => e.code === 'STORAGE' && /lost its data/.test(e.message));
+  }
+  assert.deepEqual((await other.getContext('x')).data, { n: 2 });
+  m.free();
+  other.free();
 });

@@ -77,6 +77,19 @@ import { Keys, ReplyError, STORES, request } from './idb-shared-keys.js';
 export { LuaError, ReplyError } from './idb-shared-keys.js';
 
 const SUFFIX = ':contextkit-shared-2';
+
+/**
+ * What a read answers when the namespace is not the one joined (its epoch is
+ * another, or none): as RedisBackend answers (see redis-backend.cjs), and no
+ * read of the library does; the wasm side then reports the manager lost.
+ */
+const LOST = Object.freeze(['EPOCH', null]);
+
+/** The namespace's epoch in transaction `tx` (null for none). */
+async function epochIn(tx) {
+  const hash = await request(tx.objectStore('meta').get('hash'));
+  return typeof hash?.epoch === 'string' ? hash.epoch : null;
+}
 /**
  * How long a read of the log waits for a commit when a BroadcastChannel
  * tells of every commit (eventWaitMs): what a lost nudge (a tab that closed
@@ -117,6 +130,13 @@ export class IndexedDBShared {
   /** Gets waiting to be read together: { id, resolve, reject } each. */
   #gets = [];
   #closed = false;
+  /**
+   * The namespace's epoch as ck2_join answered it, or null: from then on
+   * every read also reads the epoch, in its own transaction, and answers
+   * LOST unless it is this one (the database was deleted, or its site data
+   * cleared, and made again).
+   */
+  #epoch = null;
 
   /** The database that holds namespace `name`. */
   static databaseName(name) {
@@ -239,6 +259,7 @@ export class IndexedDBShared {
     }
     if (fn === 'ck2_settle' && typeof id !== 'string') throw new TypeError('ck2_settle needs the operation id');
     const db = await this.#open();
+    const joined = f.writes ? null : this.#epoch;
     const { reply, revision } = await new Promise((resolve, reject) => {
       const tx = db.transaction(STORES, f.writes ? 'readwrite' : 'readonly', f.writes ? { durability: 'strict' } : undefined);
       const keys = new Keys(tx, Date.now(), this.#keyRange);
@@ -248,6 +269,7 @@ export class IndexedDBShared {
         .then(async (r) => {
           if (f.writes) await keys.finish();
           done = { reply: r, revision: keys.revision };
+          if (joined !== null && (await epochIn(tx)) !== joined) done.reply = LOST;
         })
         .catch((e) => {
           failure = e;
@@ -264,6 +286,8 @@ export class IndexedDBShared {
       this.#channel?.postMessage(revision);
       this.#wake();
     }
+    // The namespace's epoch ([epoch, …]): what every read checks from now on.
+    if (fn === 'ck2_join' && Array.isArray(reply) && typeof reply[0] === 'string') this.#epoch = reply[0];
     return reply;
   }
 
@@ -283,8 +307,16 @@ export class IndexedDBShared {
     this.#gets = [];
     try {
       const db = await this.#open();
-      const store = db.transaction('contexts').objectStore('contexts');
-      const entries = await Promise.all(batch.map((g) => request(store.get(g.id))));
+      const joined = this.#epoch;
+      const tx = db.transaction(joined === null ? ['contexts'] : ['contexts', 'meta']);
+      const store = tx.objectStore('contexts');
+      const reads = Promise.all(batch.map((g) => request(store.get(g.id))));
+      const epoch = joined === null ? null : epochIn(tx);
+      const entries = await reads;
+      if (epoch !== null && (await epoch) !== joined) {
+        for (const g of batch) g.resolve(LOST);
+        return;
+      }
       const now = Date.now();
       for (let i = 0; i < batch.length; i++) {
         const entry = entries[i];
@@ -353,6 +385,7 @@ export class IndexedDBShared {
   /** Closes the connection and the channel; waiting events() calls resolve to []. */
   close() {
     this.#closed = true;
+    this.#epoch = null;
     this.#channel?.close();
     this.#channel = null;
     this.#wake();
