@@ -232,7 +232,7 @@ test("the shared-transport shape the wasm side expects (redis-backend.cjs): new 
   }
 });
 
-test("every read checks the namespace's epoch: after the database is deleted and made again, reads answer ['EPOCH', null]", async () => {
+test("a store deleted and made again: every read answers ['EPOCH', null] (the epoch compared when the database opens again)", async () => {
   const indexedDB = new IDBFactory();
   const name = `t${++n}`;
   const a = await IndexedDBShared.open(name, { indexedDB, IDBKeyRange });

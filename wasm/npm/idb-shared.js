@@ -131,12 +131,15 @@ export class IndexedDBShared {
   #gets = [];
   #closed = false;
   /**
-   * The namespace's epoch as ck2_join answered it, or null: from then on
-   * every read also reads the epoch, in its own transaction, and answers
-   * LOST unless it is this one (the database was deleted, or its site data
-   * cleared, and made again).
+   * The namespace's epoch as ck2_join answered it, or null. A database can
+   * only be deleted (or its site data cleared) once every connection to it
+   * closed, which this object's does at once (see #open): so the store can
+   * only be another one when this object opens it again, and that is where
+   * its epoch is compared. `#lost` is set when it is not this one; every
+   * read answers LOST from then on (writes learn it from the library).
    */
   #epoch = null;
+  #lost = false;
 
   /** The database that holds namespace `name`. */
   static databaseName(name) {
@@ -232,6 +235,8 @@ export class IndexedDBShared {
         this.#moved = true;
         this.#wake();
       };
+      // Opened again after the one joined was deleted: another store.
+      if (this.#epoch !== null && (await epochIn(db.transaction('meta'))) !== this.#epoch) this.#lost = true;
       return db;
     })().catch((e) => {
       this.#db = null;
@@ -259,7 +264,7 @@ export class IndexedDBShared {
     }
     if (fn === 'ck2_settle' && typeof id !== 'string') throw new TypeError('ck2_settle needs the operation id');
     const db = await this.#open();
-    const joined = f.writes ? null : this.#epoch;
+    if (this.#lost && !f.writes) return LOST;
     const { reply, revision } = await new Promise((resolve, reject) => {
       const tx = db.transaction(STORES, f.writes ? 'readwrite' : 'readonly', f.writes ? { durability: 'strict' } : undefined);
       const keys = new Keys(tx, Date.now(), this.#keyRange);
@@ -269,7 +274,6 @@ export class IndexedDBShared {
         .then(async (r) => {
           if (f.writes) await keys.finish();
           done = { reply: r, revision: keys.revision };
-          if (joined !== null && (await epochIn(tx)) !== joined) done.reply = LOST;
         })
         .catch((e) => {
           failure = e;
@@ -287,7 +291,10 @@ export class IndexedDBShared {
       this.#wake();
     }
     // The namespace's epoch ([epoch, …]): what every read checks from now on.
-    if (fn === 'ck2_join' && Array.isArray(reply) && typeof reply[0] === 'string') this.#epoch = reply[0];
+    if (fn === 'ck2_join' && Array.isArray(reply) && typeof reply[0] === 'string') {
+      this.#epoch = reply[0];
+      this.#lost = false;
+    }
     return reply;
   }
 
@@ -307,16 +314,12 @@ export class IndexedDBShared {
     this.#gets = [];
     try {
       const db = await this.#open();
-      const joined = this.#epoch;
-      const tx = db.transaction(joined === null ? ['contexts'] : ['contexts', 'meta']);
-      const store = tx.objectStore('contexts');
-      const reads = Promise.all(batch.map((g) => request(store.get(g.id))));
-      const epoch = joined === null ? null : epochIn(tx);
-      const entries = await reads;
-      if (epoch !== null && (await epoch) !== joined) {
+      if (this.#lost) {
         for (const g of batch) g.resolve(LOST);
         return;
       }
+      const store = db.transaction('contexts').objectStore('contexts');
+      const entries = await Promise.all(batch.map((g) => request(store.get(g.id))));
       const now = Date.now();
       for (let i = 0; i < batch.length; i++) {
         const entry = entries[i];
