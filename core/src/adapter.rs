@@ -298,6 +298,38 @@ impl ContextAdapter {
         data: impl Into<Data>,
         expected_version: Option<u64>,
     ) -> Result<Arc<ContextState>> {
+        self.update_context_expecting(id, data, expected_version, None)
+            .await
+    }
+
+    /// [`update_context`](Self::update_context) that may also expect the
+    /// state committed at `expected_revision`, as the manager's
+    /// [`update_context_if_revision`](ContextManager::update_context_if_revision)
+    /// does: a version repeats after a delete and a create of the id, a
+    /// revision never, so a revision read earlier (an HTTP ETag) cannot
+    /// overwrite a context made since. A conflict reports versions when the
+    /// version differs, else revisions.
+    ///
+    /// ```
+    /// # use contextkit_core::*;
+    /// # futures::executor::block_on(async {
+    /// let a = ContextAdapter::new(ContextManager::new(ManagerConfig::default()), AdapterConfig::default());
+    /// let old = a.create_context("a", json!({ "n": 1 })).await?;
+    /// a.delete_context("a").await?;
+    /// a.create_context("a", json!({ "n": 2 })).await?;
+    /// // The same version, another context: refused.
+    /// let stale = a.update_context_expecting("a", json!({}), Some(old.version), Some(old.revision)).await;
+    /// assert_eq!(stale.unwrap_err().code(), "VERSION_CONFLICT");
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn update_context_expecting(
+        &self,
+        id: &str,
+        data: impl Into<Data>,
+        expected_version: Option<u64>,
+        expected_revision: Option<u64>,
+    ) -> Result<Arc<ContextState>> {
         let cfg = self.config().await;
         self.maybe_cleanup(&cfg).await;
         let opts = UpdateOptions {
@@ -306,7 +338,7 @@ impl ContextAdapter {
         };
         self.shared
             .manager
-            .update_context_with(id, data, opts)
+            .update_expecting(id, data.into(), opts, expected_revision)
             .await
     }
 

@@ -58,6 +58,7 @@ export async function usage(): Promise<void> {
   a.subscribe((ev: ContextEvent) => ev.type)();
   // @ts-expect-error the adapter's TTL applies to its updates
   await a.updateContext('doc', {}, { ttlMs: 5 });
+  await a.updateContext('doc', {}, { expectedVersion: 1, expectedRevision: ar.revision });
   await m.updateContext('doc', { title: 't', tags: [] }, { ttlMs: 60_000, expectedVersion: null });
   m.startAutoCleanup(30_000);
   m.startAutoCleanup();

@@ -103,9 +103,16 @@ test('updateContext with expectedRevision: a compare-and-set that a delete and a
     await rejectsWith(m.updateContext('a', {}, { expectedRevision: bad }), 'INVALID_ARGUMENT');
   }
   await rejectsWith(m.updateContext('gone', {}, { expectedRevision: u.revision }), 'NOT_FOUND');
-  // An adapter applies its own rules: no revision there.
-  const a = new ContextAdapter(m, {});
-  await rejectsWith(a.updateContext('a', {}, { expectedRevision: u.revision }), 'INVALID_ARGUMENT');
+  // An adapter takes it too, with its own TTL (and no ttlMs of the caller's).
+  const a = new ContextAdapter(m, { ttlMs: 5_000 });
+  const current = await m.getContext('a');
+  const stale = await rejectsWith(a.updateContext('a', {}, { expectedRevision: u.revision }), 'VERSION_CONFLICT');
+  assert.equal(stale.expected, u.revision);
+  assert.equal(stale.actual, current.revision);
+  const viaAdapter = await a.updateContext('a', { by: 'adapter' }, { expectedRevision: current.revision });
+  assert.equal(viaAdapter.version, current.version + 1);
+  assert.equal(viaAdapter.expiresAtMs, viaAdapter.updatedAtMs + 5_000);
+  await rejectsWith(a.updateContext('a', {}, { expectedRevision: current.revision, ttlMs: 10 }), 'INVALID_ARGUMENT');
 });
 
 test('updateContext never creates and never resurrects: NOT_FOUND', async () => {

@@ -153,7 +153,7 @@ export interface UpdateOptions {
 }
 
 /** Options of `ContextAdapter.updateContext`: the adapter's TTL applies. */
-export type AdapterUpdateOptions = Omit<UpdateOptions, 'ttlMs' | 'expectedRevision'>;
+export type AdapterUpdateOptions = Omit<UpdateOptions, 'ttlMs'>;
 
 /** Counters of a manager since it was created. */
 export interface Stats {

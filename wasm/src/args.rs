@@ -289,20 +289,21 @@ pub(crate) struct Update {
     pub(crate) revision: Option<u64>,
 }
 
-/// `updateContext(id, data, { expectedVersion, ttlMs, expectedRevision })`:
+/// `updateContext(id, data, { expectedVersion, expectedRevision, ttlMs })`:
 /// `ttlMs` absent or null keeps (and restarts) the context's TTL. An
-/// adapter's update (`manager` false) takes `expectedVersion` only: the
-/// adapter's TTL applies.
+/// adapter's update (`manager` false) takes no `ttlMs`: the adapter's TTL
+/// applies.
 pub(crate) fn update_options(v: &JsValue, manager: bool) -> Result<Update, ContextError> {
     let mut u = Update::default();
     let fields = [
         Field::IntOrNull("expectedVersion", 0, |c: &mut Update, n| {
             c.opts.expected_version = n
         }),
-        Field::IntOrNull("ttlMs", 1, |c, ttl| c.opts.ttl_ms = ttl),
         Field::IntOrNull("expectedRevision", 0, |c, n| c.revision = n),
+        Field::IntOrNull("ttlMs", 1, |c, ttl| c.opts.ttl_ms = ttl),
     ];
-    let fields = if manager { &fields[..] } else { &fields[..1] };
+    // An adapter's own TTL applies to every update.
+    let fields = if manager { &fields[..] } else { &fields[..2] };
     Options::read(v, "updateContext options", &mut u, fields)?;
     Ok(u)
 }

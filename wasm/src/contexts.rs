@@ -43,15 +43,17 @@ impl Target {
         }
     }
 
-    /// An adapter's update takes no `ttl_ms` (its own TTL applies) and no
-    /// revision.
+    /// An adapter's update takes no `ttl_ms` (its own TTL applies).
     async fn update(&self, id: &str, data: Data, o: args::Update) -> Result<Arc<ContextState>> {
         match self {
             Target::Manager(m) => {
                 m.update_context_expecting(id, data, o.opts, o.revision)
                     .await
             }
-            Target::Adapter(a) => a.update_context(id, data, o.opts.expected_version).await,
+            Target::Adapter(a) => {
+                a.update_context_expecting(id, data, o.opts.expected_version, o.revision)
+                    .await
+            }
         }
     }
 }
