@@ -1545,6 +1545,52 @@ fn a_write_without_an_answer_settles_to_its_real_outcome() {
     });
 }
 
+/// While a script keeps Redis busy (it answers `BUSY` to everything else),
+/// reads wait for it within their timeout: also those sent as a pipeline
+/// with the namespace's epoch, whose `BUSY` redis-rs reports without a code
+/// (they failed at once with `STORAGE`).
+#[test]
+fn reads_wait_out_a_busy_script() {
+    const SCRIPT: &str = "local s = redis.call('TIME') \
+        local start = s[1] * 1000000 + s[2] \
+        while true do \
+          local n = redis.call('TIME') \
+          if n[1] * 1000000 + n[2] - start > 800000 then return 1 end \
+        end";
+    let server = RedisServer::start_with(Durability::None, &["--busy-reply-threshold", "20"]);
+    let ns = fresh_namespace("busy");
+    runtime().block_on(async {
+        let m = connect(&server.url(), &ns, ManagerConfig::default()).await;
+        m.create_context("a", json!({})).await.unwrap();
+        m.create_recovery_point("a").await.unwrap();
+        let port = server.port.to_string();
+        let script = std::thread::spawn(move || {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &port, "EVAL", SCRIPT, "0"])
+                .output()
+                .unwrap()
+        });
+        // Until Redis answers BUSY: the script runs.
+        let t = Instant::now();
+        while !server.cli(&["PING"]).contains("BUSY") {
+            assert!(t.elapsed() < Duration::from_secs(5), "the script never ran");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (len, ids, points, got) = tokio::join!(
+            m.try_len(),
+            m.try_list_context_ids(),
+            m.recovery_points("a"),
+            m.get_context("a"),
+        );
+        assert_eq!(len.unwrap(), 1);
+        assert_eq!(ids.unwrap(), ["a"]);
+        assert_eq!(points.unwrap().len(), 1);
+        assert_eq!(got.unwrap().version, 1);
+        let out = script.join().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    });
+}
+
 /// An operation given up by ck2_settle never applies, even if its write
 /// arrives afterwards.
 #[test]

@@ -450,6 +450,30 @@ test('a list, count or recovery points read first reports a flushed store', asyn
   }
 });
 
+// A library that Redis lost while the data stayed (FUNCTION DELETE, or a
+// FUNCTION FLUSH) is loaded again by the next call: a read that checks the
+// epoch too, and a write.
+test('reads and writes load a lost library again, and answer from the data that stayed', async () => {
+  const ns = fresh();
+  const m = await ContextManager.connect(backend(ns), {});
+  const raw = createClient({ url: redis.url });
+  await raw.connect();
+  try {
+    await m.createContext('a', { n: 1 });
+    for (const read of [() => m.listContextIds(), () => m.len(), () => m.recoveryPoints('a')]) {
+      await raw.sendCommand(['FUNCTION', 'DELETE', 'contextkit_2']);
+      await read();
+    }
+    assert.deepEqual(await m.listContextIds(), ['a']);
+    await raw.sendCommand(['FUNCTION', 'DELETE', 'contextkit_2']);
+    assert.equal((await m.updateContext('a', { n: 2 })).version, 2);
+    assert.equal(await m.len(), 1);
+  } finally {
+    m.free();
+    await raw.quit();
+  }
+});
+
 test('ContextManager.connect refuses what is not a backend', async () => {
   await assert.rejects(ContextManager.connect({}, {}), { code: 'INVALID_ARGUMENT' });
   await assert.rejects(ContextManager.connect(null, {}), { code: 'INVALID_ARGUMENT' });

@@ -298,9 +298,21 @@ class RedisBackend {
     if (this.#client === null) throw new Error('the redis backend is not connected');
     const writes = fn === 'ck2_write' || fn === 'ck2_settle' || fn === 'ck2_join';
     const joined = writes ? null : this.#epoch;
-    const running = this.#run(writes ? 'FCALL' : 'FCALL_RO', fn, keys, args);
-    if (joined !== null) {
-      // A read checks the namespace's epoch after it, on the same connection, as get does.
+    if (joined !== null) return this.#checkedRead(fn, keys, args, joined);
+    const reply = await this.#run(writes ? 'FCALL' : 'FCALL_RO', fn, keys, args);
+    // The namespace's epoch ([epoch, …]): what every read checks from now on.
+    if (fn === 'ck2_join' && Array.isArray(reply) && reply[0] != null) this.#epoch = String(reply[0]);
+    return reply;
+  }
+
+  /**
+   * A read of the library followed by the namespace's epoch on the same connection, as get does:
+   * LOST unless the epoch is `joined`. A library that is missing (a server that restarted without
+   * persistence lost it too, and then surely the epoch) is loaded again, and both are sent again.
+   */
+  async #checkedRead(fn, keys, args, joined) {
+    for (let attempt = 0; ; attempt++) {
+      const running = this.#send(this.#client, this.#fcall('FCALL_RO', fn, keys, args));
       const epoch = this.#epochNow();
       running.catch(() => {});
       epoch.catch(() => {});
@@ -312,13 +324,14 @@ class RedisBackend {
         failure = e;
       }
       if ((await epoch) !== joined) return LOST;
-      if (failure !== null) throw failure;
-      return reply;
+      if (failure === null) return reply;
+      if (attempt > 0 || failure.outcomeUnknown || !/Function not found/i.test(failure.message)) throw failure;
+      await this.#send(this.#client, ['FUNCTION', 'LOAD', 'REPLACE', loadLibrary().source]);
     }
-    const reply = await running;
-    // The namespace's epoch ([epoch, …]): what every read checks from now on.
-    if (fn === 'ck2_join' && Array.isArray(reply) && reply[0] != null) this.#epoch = String(reply[0]);
-    return reply;
+  }
+
+  #fcall(cmd, fn, keys, args) {
+    return [cmd, fn, String(keys.length), ...keys.map((k) => this.#prefix + k), ...args];
   }
 
   /** The namespace's epoch as Redis holds it now (null for none), read on the calls' connection. */
@@ -328,7 +341,7 @@ class RedisBackend {
   }
 
   async #run(cmd, fn, keys, args) {
-    const full = [cmd, fn, String(keys.length), ...keys.map((k) => this.#prefix + k), ...args];
+    const full = this.#fcall(cmd, fn, keys, args);
     try {
       return await this.#send(this.#client, full);
     } catch (e) {

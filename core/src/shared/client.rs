@@ -174,8 +174,8 @@ pub struct ClientConfig {
     /// ends (of every context, for a sweep or an eviction), so a manager
     /// always sees its own writes (one whose outcome stayed unknown may
     /// apply later: it shows once its event comes), and forgets a context when
-    /// the event reader brings a change of it, usually within a round trip
-    /// of the commit. A read may miss a change made elsewhere less than
+    /// the event reader brings a change of it that what it read does not
+    /// hold, usually within a round trip of the commit. A read may miss a change made elsewhere less than
     /// `max_stale_ms` ago, never an older one (time by the manager's
     /// clock). Reads of a context are served so: `get_context`, and the
     /// read a modify starts from (a stale one costs a version conflict and

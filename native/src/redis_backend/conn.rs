@@ -101,15 +101,18 @@ impl Request for Pipeline {
 /// Whether a failed call may be tried again: the connection dropped or timed
 /// out (the call may or may not have run), or the server is not ready yet.
 pub(crate) fn retriable(e: &RedisError) -> bool {
+    const NOT_READY: [&str; 5] = ["LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "BUSY"];
     e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_cluster_error()
-        || matches!(
-            e.code(),
-            Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "BUSY")
-        )
+        || e.code().is_some_and(|code| NOT_READY.contains(&code))
+        // A pipeline's error has a code only where redis-rs has a kind for it
+        // (not `BUSY`): look at the replies that failed.
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|failed| failed.iter().any(|(_, s)| NOT_READY.contains(&s.code())))
         || slot_moving(e)
 }
 

@@ -10,13 +10,15 @@
 //! - each write of this client, when it ends however it ends, for its
 //!   context (so a manager sees its own writes), and for all of them a
 //!   sweep or an eviction;
-//! - the event reader, for each context it reads a change of, and for all
-//!   of them when it finds revisions it cannot account for (a trimmed gap);
+//! - the event reader, for each context it reads a change of (unless what
+//!   is kept holds that change already), and for all of them when it finds
+//!   revisions it cannot account for (a trimmed gap);
 //!
 //! and a read is kept only if its context (or everything) was not emptied
 //! while it was on its way (it may have found what a write or an event just
-//! replaced), and never over a newer state of its context, or a later read
-//! of the same state. The records' text
+//! replaced), bar one event of its share whose change the state it found
+//! holds, and never over a newer state of its context, or a later read of
+//! the same state. The records' text
 //! kept since the cache last started again is bounded: past the budget (or
 //! [`MAX_ENTRIES`]), it starts again.
 //!
@@ -194,8 +196,9 @@ impl Recent {
 
     /// Empties the entry of each id changed at a revision, unless it holds
     /// that revision's state or a newer one (the reader's events: a read
-    /// kept after the commit it reports is as new as that already). Reads
-    /// of those ids on their way are not kept either way.
+    /// kept after the commit it reports is as new as that already). A read
+    /// of the share on its way is kept only if this was the one change it
+    /// crossed and the state it found is as new (see [`keep`](Self::keep)).
     pub(super) fn forget_older<'a>(&self, changes: impl IntoIterator<Item = (&'a str, u64)>) {
         let mut entries = self.entries();
         for (id, revision) in changes {

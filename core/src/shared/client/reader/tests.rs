@@ -193,8 +193,13 @@ fn a_reader_on_an_unreachable_store_ends_when_the_manager_is_gone() {
 }
 
 /// A manager that serves reads up to 100 ms old, with "a" and "b" read
-/// once, and its reader on `pool` (which reads `batches`, then waits).
-fn reading_recent(pool: &mut LocalPool, batches: Vec<Result<Wire>>) -> (Fake, ContextManager) {
+/// once (at revision 1), and its reader on `pool` (which reads `batches`,
+/// the namespace at revision `last`, then waits).
+fn reading_recent(
+    pool: &mut LocalPool,
+    last: u64,
+    batches: Vec<Result<Wire>>,
+) -> (Fake, ContextManager) {
     let (fake, _clock, m) = connect_recent();
     let fake = &fake;
     for id in ["a", "b"] {
@@ -203,7 +208,7 @@ fn reading_recent(pool: &mut LocalPool, batches: Vec<Result<Wire>>) -> (Fake, Co
     }
     fake.script()
         .heads
-        .extend(batches.iter().map(|_| head("e1", 1)));
+        .extend(batches.iter().map(|_| head("e1", last)));
     fake.script().batches.extend(batches);
     start_reader(fake, pool);
     (fake.clone(), m)
@@ -212,18 +217,31 @@ fn reading_recent(pool: &mut LocalPool, batches: Vec<Result<Wire>>) -> (Fake, Co
 #[test]
 fn an_event_forgets_the_read_of_its_context() {
     let mut pool = LocalPool::new();
-    let (fake, m) = reading_recent(&mut pool, vec![batch(&[(1, "updated")])]);
+    let batches = vec![batch(&[(1, "created"), (2, "updated")])];
+    let (fake, m) = reading_recent(&mut pool, 2, batches);
     for id in ["a", "b", "a"] {
         block_on(m.get_context(id)).unwrap();
     }
     assert_eq!(fake.script().gets, ["a", "b", "a"]);
 }
 
+/// The event of the very commit a kept read found (the manager's own
+/// create, read back by its reader) leaves it: no read more.
+#[test]
+fn an_event_of_the_commit_a_read_found_leaves_it() {
+    let mut pool = LocalPool::new();
+    let (fake, m) = reading_recent(&mut pool, 1, vec![batch(&[(1, "created")])]);
+    for id in ["a", "b", "a"] {
+        block_on(m.get_context(id)).unwrap();
+    }
+    assert_eq!(fake.script().gets, ["a", "b"]);
+}
+
 #[test]
 fn revisions_not_accounted_for_forget_every_read() {
     let mut pool = LocalPool::new();
     // The head says 1, the log has nothing: revision 1 was trimmed.
-    let (fake, m) = reading_recent(&mut pool, vec![batch(&[])]);
+    let (fake, m) = reading_recent(&mut pool, 1, vec![batch(&[])]);
     for id in ["a", "b"] {
         block_on(m.get_context(id)).unwrap();
     }
@@ -257,9 +275,30 @@ fn a_read_under_way_when_an_event_of_its_context_arrives_is_not_kept() {
     let mut pool = LocalPool::new();
     let (fake, _clock, m) = connect_recent();
     let read = read_under_way(&fake, &m, &mut pool);
-    // The event reader reads an update of "a" while the read is on its way.
-    fake.script().heads.push_back(head("e1", 1));
-    fake.script().batches.push_back(batch(&[(1, "updated")]));
+    // The event reader reads the create of "a" and an update the read did
+    // not see, while the read is on its way.
+    fake.script().heads.push_back(head("e1", 2));
+    fake.script()
+        .batches
+        .push_back(batch(&[(1, "created"), (2, "updated")]));
     start_reader(&fake, &mut pool);
     not_kept(&fake, &m, &mut pool, read);
+}
+
+/// A read on its way when the event of the very commit it finds comes is
+/// kept: the next get is served from memory.
+#[test]
+fn a_read_under_way_when_the_event_of_what_it_finds_arrives_is_kept() {
+    let mut pool = LocalPool::new();
+    let (fake, _clock, m) = connect_recent();
+    let read = read_under_way(&fake, &m, &mut pool);
+    fake.script().heads.push_back(head("e1", 1));
+    fake.script().batches.push_back(batch(&[(1, "created")]));
+    start_reader(&fake, &mut pool);
+    fake.release(&record(1, None));
+    pool.run_until_stalled();
+    assert_eq!(read.now_or_never().unwrap().unwrap().version, 1);
+    fake.script().hold_gets = false;
+    assert_eq!(block_on(m.get_context("a")).unwrap().version, 1);
+    assert_eq!(fake.script().gets, ["a"]);
 }
