@@ -2,7 +2,8 @@
 // TypeError from the binding layer), never a panic, and the object keeps working.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ContextAdapter, ContextError, ContextManager, ContextTracker, MemoryStorage, rejectsWith } from './helpers.mjs';
+import { execFileSync } from 'node:child_process';
+import { ContextAdapter, ContextError, ContextManager, ContextTracker, MemoryStorage, pkgDir, rejectsWith } from './helpers.mjs';
 
 const big = 'x'.repeat(10 * 1024 * 1024);
 
@@ -311,4 +312,27 @@ test('a toJSON on Object.prototype or Array.prototype slips no unchecked text in
     assert.deepEqual((await manager.getContext('a')).data, { list: [1] });
     manager.free();
   }
+});
+
+// An engine without String.prototype.isWellFormed (Safari before 16.4,
+// Chrome before 111) lets the argument walk pass a lone surrogate; the text
+// JSON.stringify writes of short data then holds it as an escape, which the
+// wasm side's check refuses: nothing that reads back as null is stored.
+test('without String.prototype.isWellFormed, a lone surrogate in short data is still refused', () => {
+  const script = `
+    delete String.prototype.isWellFormed;
+    const { ContextManager, MemoryStorage } = require(${JSON.stringify(pkgDir)});
+    (async () => {
+      const storage = new MemoryStorage();
+      const { manager } = await ContextManager.open(storage);
+      const refused = await manager.createContext('a', { s: '\\ud800' }).then(() => 'stored', (e) => e.code);
+      await manager.createContext('b', { s: 'ok' });
+      manager.free();
+      const { manager: again, problems } = await ContextManager.open(storage);
+      console.log(JSON.stringify({ refused, problems: problems.length, ids: await again.listContextIds() }));
+      again.free();
+    })();
+  `;
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
+  assert.deepEqual(out, { refused: 'INVALID_ARGUMENT', problems: 0, ids: ['b'] });
 });
