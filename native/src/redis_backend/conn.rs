@@ -232,9 +232,11 @@ impl Failure {
 /// Runs `cmd` until it answers, for at most `timeout`: a dropped connection
 /// or a timeout is tried again (callers make that safe: reads, or writes
 /// carrying an operation id), a missing library is loaded. A refused
-/// connection (no server there) ends the call at once: `Refused` if no try
-/// before it may have reached a server (nothing was applied: one server's
-/// first try), else `NoAnswer`.
+/// connection (no server there) is tried once more at once (the refusal
+/// may be that of a reconnection made while the server was down, which the
+/// connection hands to the first call after it came back), then ends the
+/// call: `Refused` if no try may have reached a server (nothing was
+/// applied: one server's tries, all refused), else `NoAnswer`.
 pub(crate) async fn call(
     conn: &mut Conn,
     cmd: &impl Request,
@@ -243,6 +245,7 @@ pub(crate) async fn call(
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(5);
     let mut last = None;
+    let mut refused_once = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -263,8 +266,11 @@ pub(crate) async fn call(
             Ok(Err(e)) if e.is_connection_refusal() => {
                 // One server's connection never retries by itself: nothing
                 // was sent. A cluster's may have sent it to a node before.
-                let first = last.is_none() && matches!(conn, Conn::Single(_));
-                return Err(if first {
+                let single = matches!(conn, Conn::Single(_));
+                if single && !std::mem::replace(&mut refused_once, true) {
+                    continue;
+                }
+                return Err(if single && last.is_none() {
                     Failure::Refused(e)
                 } else {
                     Failure::NoAnswer(Some(e))
