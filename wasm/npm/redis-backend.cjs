@@ -54,6 +54,9 @@ function loadLibrary() {
   return library;
 }
 
+/** Whether `e` is Redis refusing a call because the library is not loaded (answered: nothing ran). */
+const missingLibrary = (e) => !e?.outcomeUnknown && /Function not found/i.test(e?.message);
+
 function namespaceProblem(ns) {
   if (typeof ns !== 'string') return `namespace must be a string, got ${ns === null ? 'null' : typeof ns}`;
   const bytes = Buffer.byteLength(ns);
@@ -286,7 +289,7 @@ class RedisBackend {
     try {
       loaded = Number(await this.#send(client, ['FCALL_RO', 'ck2_version', '0']));
     } catch (e) {
-      if (!/Function not found/i.test(e.message)) throw e;
+      if (!missingLibrary(e)) throw e;
     }
     // A newer release's library (more operations, the same format) stays.
     if (!(loaded >= lib.version)) {
@@ -325,8 +328,8 @@ class RedisBackend {
       }
       if ((await epoch) !== joined) return LOST;
       if (failure === null) return reply;
-      if (attempt > 0 || failure.outcomeUnknown || !/Function not found/i.test(failure.message)) throw failure;
-      await this.#send(this.#client, ['FUNCTION', 'LOAD', 'REPLACE', loadLibrary().source]);
+      if (attempt > 0 || !missingLibrary(failure)) throw failure;
+      await this.#reloadLibrary();
     }
   }
 
@@ -348,10 +351,14 @@ class RedisBackend {
       // A server that restarted without persistence lost the library too:
       // load it again, so that the call reaches the library and learns what
       // else was lost (the namespace's epoch), instead of failing on this.
-      if (e.outcomeUnknown || !/Function not found/i.test(e.message)) throw e;
-      await this.#send(this.#client, ['FUNCTION', 'LOAD', 'REPLACE', loadLibrary().source]);
+      if (!missingLibrary(e)) throw e;
+      await this.#reloadLibrary();
       return this.#send(this.#client, full);
     }
+  }
+
+  #reloadLibrary() {
+    return this.#send(this.#client, ['FUNCTION', 'LOAD', 'REPLACE', loadLibrary().source]);
   }
 
   /**

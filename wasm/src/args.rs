@@ -78,10 +78,9 @@ impl<'a> Options<'a> {
         Ok(o)
     }
 
+    /// `v`, which is neither undefined nor null, as an object of options
+    /// with only the keys `known`.
     fn open(v: &'a JsValue, what: &'static str, known: &[&str]) -> Result<Self, ContextError> {
-        if v.is_undefined() || v.is_null() {
-            return Ok(Self { obj: None, what });
-        }
         if !v.is_object() || host::is_array(v).unwrap_or(true) {
             return Err(invalid(format!(
                 "{what} must be an object, got {}",

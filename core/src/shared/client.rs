@@ -173,11 +173,11 @@ pub struct ClientConfig {
     /// forgets what it read of a context when one of its own writes of it
     /// ends (of every context, for a sweep or an eviction), so a manager
     /// always sees its own writes (one whose outcome stayed unknown may
-    /// apply later: it shows once its event comes), and forgets a context when
-    /// the event reader brings a change of it that what it read does not
-    /// hold, usually within a round trip of the commit. A read may miss a change made elsewhere less than
-    /// `max_stale_ms` ago, never an older one (time by the manager's
-    /// clock). Reads of a context are served so: `get_context`, and the
+    /// apply later: it shows once its event comes), and forgets a context
+    /// when the event reader brings a change of it that what it read does
+    /// not hold, usually within a round trip of the commit. A read may miss
+    /// a change made elsewhere less than `max_stale_ms` ago, never an older
+    /// one (time by the manager's clock). Reads of a context are served so: `get_context`, and the
     /// read a modify starts from (a stale one costs a version conflict and
     /// another try); a get that restarts a sliding TTL is a write, and
     /// lists, counts and writes always go to the store.

@@ -120,9 +120,7 @@ impl RedisTransport {
             }
         }
     }
-}
 
-impl RedisTransport {
     /// How a call that failed ends: refused (nothing happened), or unknown.
     fn failed(&self, function: &str, f: Failure) -> Result<Outcome> {
         match f {
@@ -157,11 +155,8 @@ impl Transport for RedisTransport {
         args: &'a [String],
     ) -> StorageFuture<'a, Outcome> {
         Box::pin(async move {
-            let mut cmd = redis::cmd(if read_only(function) {
-                "FCALL_RO"
-            } else {
-                "FCALL"
-            });
+            let read = read_only(function);
+            let mut cmd = redis::cmd(if read { "FCALL_RO" } else { "FCALL" });
             cmd.arg(function).arg(keys.len());
             for key in keys {
                 cmd.arg(format!("{}{key}", self.prefix));
@@ -170,12 +165,10 @@ impl Transport for RedisTransport {
             let mut conn = self.conn()?;
             // A read checks the namespace's epoch as a get does (gets.rs).
             let replied = match self.gets.checked_on(&conn) {
-                Some(j) if read_only(function) => {
-                    match call(&mut conn, &j.with_epoch(cmd), self.timeout).await {
-                        Ok(both) => j.reply(both, function)?,
-                        Err(f) => return self.failed(function, f),
-                    }
-                }
+                Some(j) if read => match call(&mut conn, &j.with_epoch(cmd), self.timeout).await {
+                    Ok(both) => j.reply(both, function)?,
+                    Err(f) => return self.failed(function, f),
+                },
                 _ => match call(&mut conn, &cmd, self.timeout).await {
                     Ok(reply) => Some(reply),
                     Err(f) => return self.failed(function, f),
